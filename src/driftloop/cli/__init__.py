@@ -1,0 +1,1 @@
+"""Entry point: the `driftloop` command (Typer + Rich)."""

@@ -1,0 +1,1 @@
+"""Core: the config spec, errors, the clock and shared types. Imports nothing else of driftloop."""

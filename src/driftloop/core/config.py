@@ -1,0 +1,258 @@
+"""The pipeline spec: `driftloop.yaml` read into pydantic models.
+
+`load_spec(path)` is the one entry point; the CLI (`driftloop check`, `run`, `tick`, ...) and the
+controller call it. Every error it raises is a `ConfigError` whose message names the file, the
+line and the field, e.g. ``driftloop.yaml:7: trainer.timeout: Input should be a valid number``.
+
+Durations are written ``90s``, ``15m``, ``12h``, ``7d``, ``2w`` (or a number of seconds).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import pydantic
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from driftloop.core import errors
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(value: Any) -> Any:
+    """``"7d"`` -> 7 days; numbers are seconds; anything else is left to pydantic.
+
+    >>> parse_duration("36h")
+    datetime.timedelta(days=1, seconds=43200)
+    """
+    if isinstance(value, str):
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", value)
+        if match:
+            return timedelta(seconds=float(match[1]) * _UNITS[match[2]])
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+class Spec(BaseModel):
+    """Base of every spec model: unknown fields are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FileSourceSpec(Spec):
+    """A folder or glob of CSV / Parquet files, local or any fsspec URL."""
+
+    kind: Literal["files"] = "files"
+    path: str = Field(description="Glob or fsspec URL, e.g. data/*.csv or s3://bucket/in/*.parquet")
+    format: Literal["csv", "parquet", "auto"] = "auto"
+
+
+class SqlSourceSpec(Spec):
+    """A table or query read incrementally by a timestamp column."""
+
+    kind: Literal["sql"] = "sql"
+    url: str = Field(description="SQLAlchemy URL of the database to read from")
+    table: str | None = None
+    query: str | None = None
+    timestamp: str = Field(description="Column that orders rows; the cursor remembers the last")
+    batch_rows: int = Field(default=50_000, gt=0)
+
+    @pydantic.model_validator(mode="after")
+    def _table_or_query(self) -> SqlSourceSpec:
+        if (self.table is None) == (self.query is None):
+            raise ValueError("give exactly one of `table` or `query`")
+        return self
+
+
+SourceSpec = Annotated[FileSourceSpec | SqlSourceSpec, Field(discriminator="kind")]
+
+
+class ValidationSpec(Spec):
+    """How strictly batches are checked against the schema inferred from the first data."""
+
+    range_tolerance: float = Field(default=0.5, ge=0, description="Share of the seen range allowed beyond min/max")
+    missing_rate_slack: float = Field(default=0.05, ge=0, le=1, description="Extra missing share allowed per column")
+    allow_new_categories: bool = False
+    min_rows: int = Field(default=1, ge=1)
+
+
+class ColumnDrift(Spec):
+    """The drift test for one column (or the default for a column type)."""
+
+    test: Literal["ks", "chi2", "psi", "wasserstein", "jensenshannon"]
+    threshold: float | None = Field(default=None, gt=0, description="Effect-size threshold; test default if unset")
+
+
+class DriftSpec(Spec):
+    """Data drift: a default test per column type, per-column overrides, and the decision rule."""
+
+    numeric: ColumnDrift = ColumnDrift(test="ks")
+    categorical: ColumnDrift = ColumnDrift(test="chi2")
+    per_column: dict[str, ColumnDrift] = {}
+    alpha: float = Field(default=0.05, gt=0, lt=1)
+    correction: Literal["holm", "bonferroni", "fdr_bh", "none"] = "holm"
+    columns_share: float = Field(default=0.3, gt=0, le=1, description="Share of drifted columns that means the dataset drifted")
+    ignore: list[str] = []
+
+
+class WindowSpec(Spec):
+    """Which labelled rows a training uses."""
+
+    kind: Literal["all", "last_rows", "last_duration", "since_drift"] = "all"
+    rows: int | None = Field(default=None, gt=0)
+    duration: Duration | None = None
+
+
+class TrainerSpec(Spec):
+    """The trainer: a `module:function` that returns (or fits) a scikit-learn estimator."""
+
+    function: str = Field(pattern=r"^[\w.]+:\w+$", description="module:function, e.g. train:make_model")
+    params: dict[str, Any] = {}
+    window: WindowSpec = WindowSpec()
+    timeout: Duration = timedelta(minutes=30)
+    executor: Literal["local", "inline"] = "local"
+
+
+class ScheduleTrigger(Spec):
+    kind: Literal["schedule"] = "schedule"
+    cron: str
+    timezone: str = "UTC"
+
+
+class DriftTrigger(Spec):
+    kind: Literal["drift"] = "drift"
+
+
+class PerformanceTrigger(Spec):
+    kind: Literal["performance"] = "performance"
+    metric: str = "accuracy"
+    floor: float | None = None
+    drop: float | None = Field(default=None, gt=0, description="Fire when live metric < champion validation - drop")
+    window: int = Field(default=500, gt=0, description="Labelled rows the live metric is computed over")
+
+
+class VolumeTrigger(Spec):
+    kind: Literal["volume"] = "volume"
+    rows: int = Field(gt=0, description="Fire after this many new labelled rows since the last training")
+
+
+class ManualTrigger(Spec):
+    kind: Literal["manual"] = "manual"
+
+
+TriggerSpec = Annotated[
+    ScheduleTrigger | DriftTrigger | PerformanceTrigger | VolumeTrigger | ManualTrigger,
+    Field(discriminator="kind"),
+]
+
+
+class GateSpec(Spec):
+    """Challenger vs champion on the same recent labelled holdout."""
+
+    metric: str = "accuracy"
+    min_improvement: float = Field(default=0.0, ge=0)
+    confidence: float = Field(default=0.95, gt=0, lt=1)
+    bootstrap: int = Field(default=1000, ge=100)
+    holdout_rows: int = Field(default=2000, gt=0)
+
+
+class RolloutSpec(Spec):
+    """How a promoted model goes live. Only `replace` (move the champion alias) acts today."""
+
+    strategy: Literal["replace"] = "replace"
+
+
+class PipelineSpec(Spec):
+    """One pipeline: where data comes from, how it is checked, when and how models are retrained."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    store: str = "sqlite:///driftloop.db"
+    artifacts: str = "./artifacts"
+    source: SourceSpec
+    target: str
+    timestamp: str | None = None
+    id: str | None = Field(default=None, description="Row id column, to join late labels")
+    task: Literal["classification", "regression"] = "classification"
+    validation: ValidationSpec = ValidationSpec()
+    drift: DriftSpec = DriftSpec()
+    trainer: TrainerSpec
+    triggers: list[TriggerSpec] = [DriftTrigger()]
+    cooldown: Duration = timedelta(0)
+    gate: GateSpec = GateSpec()
+    rollout: RolloutSpec = RolloutSpec()
+
+
+def load_spec(path: str | Path) -> PipelineSpec:
+    """Read and validate a spec file; any problem is a `ConfigError` naming file:line: field."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise errors.ConfigError(f"{path}: cannot read spec: {exc.strerror}") from exc
+    return parse_spec(text, str(path))
+
+
+def parse_spec(text: str, filename: str = "<spec>") -> PipelineSpec:
+    """Validate spec text; `filename` only appears in error messages."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        line = mark.line + 1 if mark else 0
+        raise errors.ConfigError(f"{filename}:{line}: malformed YAML: {exc.problem}") from exc
+    if not isinstance(data, dict):
+        raise errors.ConfigError(f"{filename}:1: the spec must be a mapping of fields")
+    try:
+        return PipelineSpec.model_validate(data)
+    except pydantic.ValidationError as exc:
+        problems = [_describe(error, node, filename) for error in exc.errors()]
+        raise errors.ConfigError("\n".join(problems)) from exc
+
+
+def _describe(error: Any, node: yaml.Node | None, filename: str) -> str:
+    loc = _strip_union_tags(list(error["loc"]))
+    field = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc)
+    field = field.lstrip(".") or "(top level)"
+    line = _line_of(node, loc)
+    return f"{filename}:{line}: {field}: {error['msg']}"
+
+
+def _strip_union_tags(loc: list[Any]) -> list[Any]:
+    """pydantic puts the discriminator value (`sql`, `schedule`, ...) into `loc` after the field
+    of a tagged union (`source`, or a list index under `triggers`); the user never wrote it."""
+    kept: list[Any] = []
+    for part in loc:
+        after_union = bool(kept) and (kept[-1] == "source" or isinstance(kept[-1], int))
+        if after_union and isinstance(part, str) and part in _UNION_TAGS:
+            continue
+        kept.append(part)
+    return kept
+
+
+_UNION_TAGS = {"files", "sql", "schedule", "drift", "performance", "volume", "manual"}
+
+
+def _line_of(node: yaml.Node | None, loc: list[Any]) -> int:
+    """1-based line of the deepest node on `loc` that exists in the YAML tree."""
+    line = node.start_mark.line + 1 if node is not None else 1
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if key.value == part:
+                    line, node = key.start_mark.line + 1, value
+                    break
+            else:
+                return line
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line

@@ -1,0 +1,13 @@
+"""Type aliases shared across layers, in one place."""
+
+from __future__ import annotations
+
+from typing import Any, Literal, TypeAlias
+
+JSON: TypeAlias = dict[str, Any]
+"""A JSON object as stored in the metadata store (evidence, metrics, params, profiles)."""
+
+BatchStatus: TypeAlias = Literal["accepted", "quarantined"]
+RunStatus: TypeAlias = Literal["running", "succeeded", "failed"]
+AliasName: TypeAlias = Literal["champion", "challenger", "shadow", "canary"]
+Task: TypeAlias = Literal["classification", "regression"]

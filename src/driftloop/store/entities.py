@@ -1,0 +1,137 @@
+"""What the metadata store hands out: frozen dataclasses, one per stored concept.
+
+Every layer above the store reads these; none of them sees a database row. Times are aware UTC.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from driftloop.core.types import JSON, BatchStatus, RunStatus
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    id: int
+    name: str
+    spec: JSON
+    schema: JSON | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One ingested unit of data. Accepted batches keep their rows as a Parquet artifact."""
+
+    id: int
+    pipeline: str
+    source_uri: str
+    fingerprint: str
+    rows: int
+    start: datetime | None
+    end: datetime | None
+    status: BatchStatus
+    reasons: dict[str, list[str]]
+    data_uri: str | None
+    data_sha256: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A statistical summary of some data (a batch, or a model's training set)."""
+
+    id: int
+    pipeline: str
+    batch_id: int | None
+    profile: JSON
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    id: int
+    pipeline: str
+    trainer: str
+    params: JSON
+    batch_ids: tuple[int, ...]
+    decision_id: int | None
+    status: RunStatus
+    compute_seconds: float | None
+    error: str | None
+    started_at: datetime
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True)
+class MetricPoint:
+    run_id: int
+    key: str
+    value: float
+    step: int
+    at: datetime
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """A trained model: its artifact, its metrics, and what it came from."""
+
+    id: int
+    pipeline: str
+    version: int
+    run_id: int | None
+    artifact_uri: str
+    sha256: str
+    metrics: JSON
+    profile_id: int | None
+    gate_report: JSON | None
+    created_at: datetime
+    batch_ids: tuple[int, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class AliasMove:
+    """One move of an alias (champion, challenger, shadow, canary); the history is all moves."""
+
+    id: int
+    pipeline: str
+    alias: str
+    version: int | None
+    previous: int | None
+    actor: str
+    reason: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the policy decided at one point, fired or not, and the evidence it went on."""
+
+    id: int
+    pipeline: str
+    kind: str
+    fired: bool
+    evidence: JSON
+    caused_by: JSON
+    at: datetime
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: int
+    actor: str
+    action: str
+    target: str
+    details: JSON
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Lease:
+    """Who may act on a pipeline until when; `token` grows with every new holder (fencing)."""
+
+    pipeline: str
+    holder: str
+    token: int
+    expires_at: datetime
