@@ -1,12 +1,18 @@
-"""The `driftloop` command. Each sub-command lives in a module of its own beside this one."""
+"""The `driftloop` command: sub-commands are defined in the modules beside this one and
+registered here. Heavy imports happen inside the commands, so `driftloop --help` is fast."""
 
 from __future__ import annotations
 
 import typer
+
+from driftloop.cli import project
 
 app = typer.Typer(
     name="driftloop",
     help="Continuous training: ingest, validate, detect drift, retrain, gate, version, loop.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    add_completion=False,
 )
+app.command()(project.init)
+app.command()(project.check)

@@ -178,6 +178,7 @@ class PipelineSpec(Spec):
     target: str
     timestamp: str | None = None
     id: str | None = Field(default=None, description="Row id column, to join late labels")
+    features: list[str] | None = Field(default=None, description="Model inputs; default: all but target, timestamp, id")
     task: Literal["classification", "regression"] = "classification"
     validation: ValidationSpec = ValidationSpec()
     drift: DriftSpec = DriftSpec()
@@ -186,6 +187,13 @@ class PipelineSpec(Spec):
     cooldown: Duration = timedelta(0)
     gate: GateSpec = GateSpec()
     rollout: RolloutSpec = RolloutSpec()
+
+    def feature_columns(self, columns: list[str]) -> list[str]:
+        """The model's input columns among `columns`."""
+        if self.features is not None:
+            return list(self.features)
+        excluded = {self.target, self.timestamp, self.id}
+        return [column for column in columns if column not in excluded]
 
 
 def load_spec(path: str | Path) -> PipelineSpec:

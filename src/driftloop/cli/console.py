@@ -1,0 +1,50 @@
+"""Terminal output for every command: one Rich console, tables, and error exits.
+
+Every command prints through here so that messages look the same and a `DriftloopError` turns
+into a red one-line message and exit code 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from driftloop.core import errors
+
+T = TypeVar("T")
+stdout = Console()
+stderr = Console(stderr=True)
+print = stdout.print  # noqa: A001
+
+
+def ok(message: str) -> None:
+    stdout.print(f"[green]✓[/green] {message}")
+
+
+def info(message: str) -> None:
+    stdout.print(f"[dim]{message}[/dim]")
+
+
+def fail(message: str) -> NoReturn:
+    stderr.print(Text("error: ", style="red") + Text(message), highlight=False)
+    raise typer.Exit(1)
+
+
+def guard(action: Callable[[], T]) -> T:
+    """Run `action`; a driftloop error becomes a clean message and exit code 1."""
+    try:
+        return action()
+    except errors.DriftloopError as exc:
+        fail(str(exc))
+
+
+def table(*columns: str, title: str | None = None) -> Table:
+    grid = Table(title=title, header_style="bold")
+    for column in columns:
+        grid.add_column(column)
+    return grid

@@ -1,0 +1,75 @@
+"""Ingest: poll the source, validate each new batch, keep accepted rows, quarantine the rest.
+
+Called by the tick (first step) and by `driftloop ingest`. Each raw batch is recorded before the
+source cursor moves past it, and batches are deduplicated by fingerprint in the store, so a crash
+anywhere re-reads at most one batch and never records it twice. A malformed batch is quarantined
+with per-column reasons and the loop goes on.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from driftloop.controller import project as projects
+from driftloop.data import frames
+from driftloop.data.sources import base as sources
+from driftloop.store import entities
+from driftloop.validation import schema as schemas
+
+
+def ingest(project: projects.Project) -> list[entities.Batch]:
+    """Record every new batch of the source; returns the batches recorded now (both kinds)."""
+    store, name = project.store, project.name
+    recorded = []
+    for raw in project.source.poll(store.get_cursor(name, project.source.key)):
+        if store.find_batch(name, raw.fingerprint) is None:
+            recorded.append(record_batch(project, raw))
+        store.set_cursor(name, project.source.key, raw.cursor)
+    return recorded
+
+
+def record_batch(project: projects.Project, raw: sources.RawBatch) -> entities.Batch:
+    """Validate one raw batch against the schema (inferred from the first good batch) and store it."""
+    frame, schema = raw.frame, None
+    if frame is None:
+        reasons = {"*": [raw.error or "no data"]}
+    else:
+        reasons, schema = _validate(project, frame)
+    start = end = None
+    data_uri = data_sha = None
+    if frame is not None and project.spec.timestamp in frame.columns:
+        start, end = frames.time_range(frame, project.spec.timestamp)
+    if frame is not None and schema is not None and not reasons:
+        stored = project.artifacts.put_frame(schemas.coerce(frame, schema))
+        data_uri, data_sha = stored.uri, stored.sha256
+    batch, _ = project.store.add_batch(
+        project.name,
+        source_uri=raw.source_uri,
+        fingerprint=raw.fingerprint,
+        rows=0 if frame is None else len(frame),
+        start=start,
+        end=end,
+        status="quarantined" if reasons else "accepted",
+        reasons=reasons,
+        data_uri=data_uri,
+        data_sha256=data_sha,
+    )
+    return batch
+
+
+def _validate(
+    project: projects.Project, frame: pd.DataFrame
+) -> tuple[dict[str, list[str]], schemas.Schema | None]:
+    """Reasons to quarantine `frame` (empty: accept) and the schema it was checked against."""
+    spec = project.spec
+    stored = project.store.get_pipeline(project.name).schema
+    if stored is None:
+        missing = [c for c in (spec.target, spec.timestamp) if c is not None and c not in frame.columns]
+        if missing or frame.empty:
+            why = f"missing column(s) {', '.join(missing)}" if missing else "empty batch"
+            return {"*": [f"{why}: the first accepted batch defines the schema"]}, None
+        inferred = schemas.infer_schema(frame, target=spec.target, timestamp=spec.timestamp)
+        project.store.set_schema(project.name, inferred.to_json())
+        stored = inferred.to_json()
+    schema = schemas.Schema.from_json(stored)
+    return schemas.check_batch(frame, schema, spec.validation), schema

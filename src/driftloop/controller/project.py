@@ -1,0 +1,80 @@
+"""A pipeline ready to act on: its spec, its folder, its stores and its source.
+
+`open_project(path)` is what the CLI calls; backtests build a `Project` directly with an
+in-memory store, a frame source and a fake clock. Relative store and artifact locations in the
+spec resolve against the spec's folder, so a project folder can be moved or run from anywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from driftloop.core import clock as clocks
+from driftloop.core import config
+from driftloop.data.sources import base as sources
+from driftloop.store import artifacts as artifact_store
+from driftloop.store import metadata
+
+
+@dataclass
+class Project:
+    spec: config.PipelineSpec
+    base_dir: Path
+    store: metadata.MetadataStore
+    artifacts: artifact_store.ArtifactStore
+    source: sources.Source
+    clock: clocks.Clock
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def open_project(path: str | Path = "driftloop.yaml", clock: clocks.Clock | None = None) -> Project:
+    """Load the spec at `path` and open its store, artifacts and source."""
+    path = Path(path)
+    spec = config.load_spec(path)
+    base_dir = path.resolve().parent
+    clock = clock or clocks.SystemClock()
+    store = metadata.MetadataStore.open(resolve_store_url(spec.store, base_dir), clock=clock)
+    project = Project(
+        spec=spec,
+        base_dir=base_dir,
+        store=store,
+        artifacts=artifact_store.ArtifactStore(resolve_path_url(spec.artifacts, base_dir)),
+        source=sources.build_source(spec.source, base_dir),
+        clock=clock,
+    )
+    store.ensure_pipeline(spec.name, spec.model_dump(mode="json"))
+    return project
+
+
+def resolve_store_url(url: str, base_dir: Path) -> str:
+    """`sqlite:///relative.db` is relative to the project folder; other URLs are kept.
+
+    >>> resolve_store_url("sqlite:///state.db", Path("/srv/p"))
+    'sqlite:////srv/p/state.db'
+    >>> resolve_store_url("sqlite:////abs/state.db", Path("/srv/p"))
+    'sqlite:////abs/state.db'
+    """
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/"):
+        return prefix + str(base_dir / url[len(prefix):])
+    return url
+
+
+def resolve_path_url(url: str, base_dir: Path) -> str:
+    """A relative local path is relative to the project folder; URLs (`s3://…`) are kept.
+
+    >>> resolve_path_url("./artifacts", Path("/srv/p"))
+    '/srv/p/artifacts'
+    >>> resolve_path_url("s3://bucket/a", Path("/srv/p"))
+    's3://bucket/a'
+    """
+    if "://" in url or Path(url).is_absolute():
+        return url
+    return str((base_dir / url).resolve())
