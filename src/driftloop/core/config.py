@@ -70,7 +70,17 @@ class SqlSourceSpec(Spec):
         return self
 
 
-SourceSpec = Annotated[FileSourceSpec | SqlSourceSpec, Field(discriminator="kind")]
+def _source_kind(value: Any) -> str:
+    """The tag of a source: its `kind`, `files` when left out."""
+    if isinstance(value, dict):
+        return str(value.get("kind", "files"))
+    return str(getattr(value, "kind", "files"))
+
+
+SourceSpec = Annotated[
+    Annotated[FileSourceSpec, pydantic.Tag("files")] | Annotated[SqlSourceSpec, pydantic.Tag("sql")],
+    pydantic.Discriminator(_source_kind),
+]
 
 
 class ValidationSpec(Spec):
@@ -78,6 +88,7 @@ class ValidationSpec(Spec):
 
     range_tolerance: float = Field(default=0.5, ge=0, description="Share of the seen range allowed beyond min/max")
     missing_rate_slack: float = Field(default=0.05, ge=0, le=1, description="Extra missing share allowed per column")
+    bounds: dict[str, tuple[float, float]] = Field(default={}, description="Known [low, high] per column; replaces the inferred range")
     allow_new_categories: bool = False
     min_rows: int = Field(default=1, ge=1)
 
@@ -89,8 +100,16 @@ class ColumnDrift(Spec):
     threshold: float | None = Field(default=None, gt=0, description="Effect-size threshold; test default if unset")
 
 
+class ConceptDriftSpec(Spec):
+    """A streaming detector (river) over the champion's per-row error once labels arrive."""
+
+    detector: Literal["adwin", "page_hinkley", "none"] = "adwin"
+    params: dict[str, Any] = {}
+
+
 class DriftSpec(Spec):
-    """Data drift: a default test per column type, per-column overrides, and the decision rule."""
+    """Data drift: a default test per column type, per-column overrides, and the decision rule;
+    concept drift: a detector over the live error stream."""
 
     numeric: ColumnDrift = ColumnDrift(test="ks")
     categorical: ColumnDrift = ColumnDrift(test="chi2")
@@ -99,6 +118,7 @@ class DriftSpec(Spec):
     correction: Literal["holm", "bonferroni", "fdr_bh", "none"] = "holm"
     columns_share: float = Field(default=0.3, gt=0, le=1, description="Share of drifted columns that means the dataset drifted")
     ignore: list[str] = []
+    concept: ConceptDriftSpec = ConceptDriftSpec()
 
 
 class WindowSpec(Spec):

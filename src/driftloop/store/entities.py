@@ -118,6 +118,22 @@ class Decision:
 
 
 @dataclass(frozen=True)
+class Evaluation:
+    """How a model version scored on one batch's labelled rows, with the per-row errors
+    (0/1 misclassification or absolute error) that feed the concept-drift detector."""
+
+    id: int
+    pipeline: str
+    batch_id: int | None
+    version: int
+    metric: str
+    value: float | None
+    rows: int
+    errors: tuple[float, ...]
+    at: datetime
+
+
+@dataclass(frozen=True)
 class AuditEntry:
     id: int
     actor: str

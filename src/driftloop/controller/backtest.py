@@ -1,0 +1,160 @@
+"""Backtest: replay history through the very tick that runs in production, on a fake clock.
+
+`driftloop backtest` and `driftloop demo` call `backtest(...)`. Each policy gets its own
+in-memory store and artifact root, a `ReplaySource` that releases one batch per step as the
+clock reaches its end, and an in-process executor (its CPU seconds are what is compared).
+Every batch is scored by the live champion before anything learns from it (test-then-train);
+the first `warmup` of data is one batch that only trains the first model.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import multiprocessing
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import pandas as pd
+
+from driftloop.controller import project as projects
+from driftloop.controller import tick
+from driftloop.core import clock as clocks
+from driftloop.core import config
+from driftloop.data.sources import replay
+from driftloop.store import artifacts, metadata
+from driftloop.train import executor as executors
+
+BASELINES: dict[str, dict[str, Any]] = {
+    "never": {"triggers": []},
+    "every-batch": {"triggers": [{"kind": "volume", "rows": 1}], "gate": {"always_promote": True}},
+    "weekly": {"triggers": [{"kind": "schedule", "cron": "0 0 * * 1"}], "gate": {"always_promote": True}},
+}
+
+
+@dataclass(frozen=True)
+class Step:
+    """One replayed batch: its end, the live accuracy on it, what the policy did."""
+
+    end: str
+    rows: int
+    metric: float | None
+    retrained: bool
+    promoted: bool
+    drift_share: float | None
+    drift: dict[str, float]
+
+
+@dataclass(frozen=True)
+class PolicyResult:
+    """One policy's replay: the headline numbers and the timeline."""
+
+    policy: str
+    metric: str
+    score: float
+    trainings: int
+    promotions: int
+    cpu_seconds: float
+    wall_seconds: float
+    steps: tuple[Step, ...]
+
+
+def batch_ends(frame: pd.DataFrame, timestamp: str, every: timedelta, warmup: timedelta) -> list[pd.Timestamp]:
+    """Ends of the warm-up batch, then of one batch per `every`, up to the last row."""
+    times = frame[timestamp]
+    first, last = times.iloc[0], times.iloc[-1]
+    ends = [first + warmup - pd.Timedelta(microseconds=1)]
+    while ends[-1] < last:
+        ends.append(ends[-1] + every)
+    return ends
+
+
+def replay_policy(
+    frame: pd.DataFrame, spec: config.PipelineSpec, name: str, ends: Sequence[pd.Timestamp],
+    on_step: Callable[[], None] | None = None,
+) -> PolicyResult:
+    """Run one policy over the whole frame through `Controller.tick`."""
+    started = time.perf_counter()
+    assert spec.timestamp is not None
+    clock = clocks.FakeClock(ends[0].to_pydatetime())
+    store = metadata.MetadataStore.open("sqlite://", clock=clock)
+    project = projects.Project(
+        spec=spec, base_dir=projects.Path.cwd(), store=store,
+        artifacts=artifacts.ArtifactStore(f"memory://backtest-{uuid.uuid4().hex}"),
+        source=replay.ReplaySource(frame, spec.timestamp, ends, clock), clock=clock,
+    )
+    store.ensure_pipeline(spec.name, spec.model_dump(mode="json"))
+    controller = tick.Controller(project, holder=f"backtest:{name}", executor=executors.InlineExecutor())
+    steps = []
+    for end in ends:
+        clock.set(end.to_pydatetime())
+        result = controller.tick()
+        steps.append(_step(end, result))
+        if on_step is not None:
+            on_step()
+    runs = store.list_runs(spec.name, status="succeeded")
+    evaluations = [e for e in store.list_evaluations(spec.name) if e.value is not None]
+    rows = sum(e.rows for e in evaluations)
+    score = sum(e.value * e.rows for e in evaluations) / rows if rows else float("nan")
+    promotions = len(store.alias_history(spec.name, "champion"))
+    store.close()
+    return PolicyResult(
+        policy=name, metric=spec.gate.metric, score=score, trainings=len(runs), promotions=promotions,
+        cpu_seconds=sum(run.compute_seconds or 0.0 for run in runs),
+        wall_seconds=time.perf_counter() - started, steps=tuple(steps),
+    )
+
+
+def _step(end: pd.Timestamp, result: tick.TickResult) -> Step:
+    evaluation = result.evaluations[-1] if result.evaluations else None
+    drift = (result.decision.evidence.get("drift") if result.decision else None) or {}
+    columns = {c["column"]: float(c["effect"]) for c in drift.get("columns", []) if c.get("effect") is not None}
+    return Step(
+        end=end.isoformat(),
+        rows=evaluation.rows if evaluation else 0,
+        metric=evaluation.value if evaluation else None,
+        retrained=result.outcome is not None and result.outcome.version is not None,
+        promoted=bool(result.outcome and result.outcome.promoted),
+        drift_share=drift.get("drifted_share"),
+        drift=columns,
+    )
+
+
+def policy_spec(base: config.PipelineSpec, overrides: dict[str, Any]) -> config.PipelineSpec:
+    """`base` with top-level fields replaced (nested mappings merged one level deep)."""
+    data = base.model_dump(mode="json")
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            data[key] = {**data[key], **value}
+        else:
+            data[key] = value
+    return config.PipelineSpec.model_validate(data)
+
+
+def backtest(
+    frame: pd.DataFrame,
+    spec: config.PipelineSpec,
+    policies: dict[str, dict[str, Any]],
+    *,
+    every: timedelta = timedelta(days=1),
+    warmup: timedelta = timedelta(days=30),
+    workers: int = 1,
+    on_step: Callable[[str], None] | None = None,
+) -> list[PolicyResult]:
+    """Replay each named policy (spec overrides) plus the baselines; results in input order."""
+    if spec.timestamp is None:
+        raise config.errors.ConfigError("a backtest needs `timestamp`: the column that orders rows in time")
+    ends = batch_ends(frame, spec.timestamp, every, warmup)
+    named = {**BASELINES, **policies}
+    specs = {name: policy_spec(spec, overrides) for name, overrides in named.items()}
+    if workers <= 1:
+        return [replay_policy(frame, s, n, ends, (lambda n=n: on_step(n)) if on_step else None) for n, s in specs.items()]
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+        futures = {n: pool.submit(replay_policy, frame, s, n, ends) for n, s in specs.items()}
+        for n, future in futures.items():
+            future.add_done_callback(lambda _f, n=n: on_step and [on_step(n) for _ in ends])
+        return [futures[n].result() for n in specs]

@@ -1,0 +1,78 @@
+"""Live performance: the champion scores each new labelled batch before anything learns from it.
+
+Called by the tick right after ingest (test-then-train: in a backtest this is the accuracy that
+counts). Each evaluation is stored with the per-row errors, which feed the streaming
+concept-drift detector (river ADWIN / Page-Hinkley) and the performance trigger's window.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from driftloop.controller import project as projects
+from driftloop.drift import detectors
+from driftloop.gate import metrics
+from driftloop.store import entities
+
+
+def errors_of(task: str, y_true: pd.Series, y_pred: np.ndarray) -> list[float]:
+    """Per-row error: 0/1 misclassification, or absolute error for regression."""
+    if task == "classification":
+        return (np.asarray(y_true) != np.asarray(y_pred)).astype(float).tolist()
+    return np.abs(np.asarray(y_true, dtype=float) - np.asarray(y_pred, dtype=float)).tolist()
+
+
+def evaluate_batch(
+    project: projects.Project, model: Any, version: int, batch: entities.Batch, rows: pd.DataFrame
+) -> entities.Evaluation:
+    """Score the champion on one batch's labelled rows and store the result."""
+    spec = project.spec
+    labelled = rows[rows[spec.target].notna()]
+    features = labelled[spec.feature_columns([c for c in labelled.columns if not c.startswith("__")])]
+    value, errors = None, []
+    if len(labelled):
+        metric = metrics.get_metric(spec.gate.metric, spec.task)
+        y_pred = model.predict(features)
+        predictions = metric.predict(model, features) if metric.needs_proba else metrics.Predictions(y_pred)
+        value = metric.score(labelled[spec.target], predictions)
+        errors = errors_of(spec.task, labelled[spec.target], y_pred)
+    return project.store.add_evaluation(
+        project.name, batch_id=batch.id, version=version, metric=spec.gate.metric,
+        value=value, rows=len(labelled), errors=errors,
+    )
+
+
+class ConceptMonitor:
+    """The concept-drift detector over the current champion's error stream.
+
+    Kept in memory between ticks; rebuilt from stored evaluations when the champion changes or
+    the process is new, so its state is always what the store implies.
+    """
+
+    def __init__(self, project: projects.Project) -> None:
+        self.project = project
+        self.version_: int | None = None
+        self.detector_: detectors.ErrorStreamDetector | None = None
+        self.last_evaluation_: int = 0
+        self.detections_: list[int] = []
+
+    def update(self, version: int) -> list[int]:
+        """Feed new evaluations of `version`; returns ids of evaluations where drift was detected."""
+        concept = self.project.spec.drift.concept
+        if concept.detector == "none":
+            return []
+        if version != self.version_:
+            self.version_, self.last_evaluation_, self.detections_ = version, 0, []
+            self.detector_ = detectors.ErrorStreamDetector(concept.detector, **concept.params)
+        assert self.detector_ is not None
+        fresh = self.project.store.list_evaluations(
+            self.project.name, version=version, after_id=self.last_evaluation_
+        )
+        for evaluation in fresh:
+            if any([self.detector_.update(error) for error in evaluation.errors]):
+                self.detections_.append(evaluation.id)
+            self.last_evaluation_ = evaluation.id
+        return self.detections_

@@ -1,0 +1,123 @@
+"""Act on a fired decision: select the training window, train, gate against the champion on a
+recent holdout, store the version with its evidence, and promote it if it passed.
+
+Called by the tick. The order of writes makes every crash repairable by the next tick: the run
+is opened first, the version is stored with its gate report in one step, and only then does the
+champion alias move (`promote_pending` finishes a promotion a crash interrupted).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from driftloop.controller import project as projects
+from driftloop.controller.history import BATCH_COLUMN
+from driftloop.core import errors
+from driftloop.data import profile as profiles
+from driftloop.gate import gate
+from driftloop.store import entities
+from driftloop.train import executor as executors
+from driftloop.train import window as windows
+from driftloop.validation import schema as schemas
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one retraining produced."""
+
+    run: entities.TrainingRun
+    version: entities.ModelVersion | None
+    promoted: bool
+    reason: str
+
+
+def retrain(
+    project: projects.Project,
+    decision: entities.Decision,
+    rows: pd.DataFrame,
+    champion: tuple[entities.ModelVersion, Any] | None,
+    executor: executors.Executor,
+    actor: str,
+) -> Outcome:
+    """Train a challenger for `decision`, gate it, store it, promote it if it passed."""
+    spec, store = project.spec, project.store
+    labelled = rows[rows[spec.target].notna()]
+    window = windows.select_window(
+        labelled, spec.trainer.window, timestamp=spec.timestamp,
+        now=project.clock.now(), last_drift_at=_last_drift_at(project),
+    )
+    holdout_rows = min(spec.gate.holdout_rows, len(window) // 5) if champion else 0
+    train_part = window.iloc[: len(window) - holdout_rows]
+    holdout = window.iloc[len(window) - holdout_rows :]
+    features = spec.feature_columns([c for c in rows.columns if not c.startswith("__")])
+    batch_ids = tuple(int(b) for b in train_part[BATCH_COLUMN].unique())
+    run = store.start_run(
+        project.name, trainer=spec.trainer.function, params=dict(spec.trainer.params),
+        batch_ids=batch_ids, decision_id=decision.id,
+    )
+    try:
+        result = executor.train(spec.trainer, train_part[features], train_part[spec.target], project.base_dir)
+    except errors.DriftloopError as exc:
+        failed = store.finish_run(run.id, status="failed", compute_seconds=None, error=str(exc))
+        return Outcome(failed, None, False, f"training failed: {exc}")
+
+    report = gate.evaluate_gate(
+        result.estimator, champion[1] if champion else None,
+        holdout[features], holdout[spec.target], spec.gate, spec.task,
+    )
+    artifact = project.artifacts.put_model(result.estimator)
+    profile = store.add_profile(project.name, _profile(project, train_part, features))
+    metrics = {spec.gate.metric: report.challenger_score, "train_rows": len(train_part),
+               "holdout_rows": len(holdout), "cpu_seconds": result.cpu_seconds}
+    version = store.add_model_version(
+        project.name, run_id=run.id, artifact_uri=artifact.uri, sha256=artifact.sha256,
+        metrics=metrics, profile_id=profile.id, gate_report=report.to_json(),
+    )
+    run = store.finish_run(run.id, status="succeeded", compute_seconds=result.cpu_seconds)
+    promoted = report.passed and promote(project, version, actor)
+    return Outcome(run, version, promoted, report.reason)
+
+
+def promote(project: projects.Project, version: entities.ModelVersion, actor: str) -> bool:
+    """Move the champion alias to `version` (the gate passed); records the audit row."""
+    report = version.gate_report or {}
+    project.store.set_alias(
+        project.name, "champion", version.version, actor=actor,
+        reason=f"gate passed: {report.get('reason', '')}", action="promote",
+    )
+    return True
+
+
+def promote_pending(project: projects.Project, actor: str) -> entities.ModelVersion | None:
+    """Repair: a version newer than the champion that passed its gate but was never promoted."""
+    store = project.store
+    versions = store.list_model_versions(project.name)
+    if not versions:
+        return None
+    newest = versions[-1]
+    moved = {move.version for move in store.alias_history(project.name, "champion")}
+    passed = bool((newest.gate_report or {}).get("passed"))
+    if passed and newest.version not in moved:
+        promote(project, newest, actor)
+        return newest
+    return None
+
+
+def _profile(project: projects.Project, frame: pd.DataFrame, features: list[str]) -> dict[str, Any]:
+    """The training data's profile, stored with the version: later batches are tested against it."""
+    schema = schemas.Schema.from_json(project.store.get_pipeline(project.name).schema or {})
+    kinds = {c.name: ("numeric" if c.kind == "numeric" else "categorical")
+             for c in schema.columns if c.name in features and c.kind in {"numeric", "categorical", "boolean"}}
+    return profiles.build_profile(frame[list(kinds)], columns=kinds)
+
+
+def _last_drift_at(project: projects.Project) -> Any:
+    """When the policy last saw drift (data or concept), for the `since_drift` window."""
+    for decision in reversed(project.store.list_decisions(project.name, kind="retrain", fired=True, limit=50)):
+        fired = {r["kind"] for r in decision.evidence.get("policy", {}).get("results", []) if r["fired"]}
+        if "drift" in fired:
+            return decision.at
+    return None

@@ -1,0 +1,192 @@
+"""`FileSource`: CSV and Parquet files matched by a glob, local or on any fsspec filesystem.
+
+Built by `base.build_source` from a `core.config.FileSourceSpec`; polled by the controller.
+Each file is one batch, named by the sha256 of its bytes. The cursor remembers, per file, the
+fingerprint it was read with, so a new file or a file whose content changed is read again and
+nothing else is. A file that cannot be read is still a batch (frame None, `error` says why):
+one bad file never stops the others.
+
+Files whose name starts with ``.`` are skipped: writers often write ``.name.tmp`` and rename it
+into place when complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import posixpath
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import fsspec
+import pandas as pd
+
+from driftloop.core import config, errors
+from driftloop.core.types import JSON
+from driftloop.data.sources import base
+
+Format = Literal["csv", "parquet", "auto"]
+
+_COMPRESSION = {".gz": "gzip", ".bz2": "bz2", ".zip": "zip", ".xz": "xz", ".zst": "zstd"}
+_CSV_SUFFIXES = {".csv", ".txt"}
+_PARQUET_SUFFIXES = {".parquet", ".pq", ".parq"}
+
+
+class FileSource(base.Source):
+    """Files matching `path` (a glob, folder, or fsspec URL); relative paths are under `base_dir`.
+
+    >>> FileSource("in/*.csv", base_dir="/srv/pipe").location
+    '/srv/pipe/in/*.csv'
+    >>> FileSource("s3://bucket/in/*.parquet").location
+    's3://bucket/in/*.parquet'
+    """
+
+    kind: ClassVar[str] = "files"
+
+    def __init__(self, path: str, format: Format = "auto", base_dir: str | Path = ".") -> None:
+        if format not in ("csv", "parquet", "auto"):
+            raise errors.ConfigError(
+                f"`format` of FileSource must be csv, parquet or auto; got {format!r}"
+            )
+        self.path = path
+        self.format = format
+        self.base_dir = base_dir
+
+    @classmethod
+    def from_spec(cls, spec: config.FileSourceSpec, base_dir: Path) -> FileSource:
+        return cls(spec.path, format=spec.format, base_dir=str(base_dir))
+
+    @property
+    def location(self) -> str:
+        """`path` with a relative local path resolved against `base_dir`."""
+        if "://" in self.path or "::" in self.path or Path(self.path).is_absolute():
+            return self.path
+        return str(Path(self.base_dir) / self.path)
+
+    @property
+    def key(self) -> str:
+        return f"files:{self.location}"
+
+    def poll(self, cursor: JSON | None) -> Iterator[base.RawBatch]:
+        """Yield new or changed files in sorted path order; cursor = ``{"seen": {path: sha}}``."""
+        seen: dict[str, str] = dict((cursor or {}).get("seen", {}))
+        fs, paths = self._list()
+        for path in paths:
+            uri = fs.unstrip_protocol(path)
+            try:
+                data = fs.cat_file(path)
+            except FileNotFoundError:
+                continue  # removed between listing and reading; the next poll will know
+            except OSError as exc:
+                raise errors.TemporaryError(
+                    f"cannot read {uri}: {exc}; will retry", delay=30.0, source=self.key
+                ) from exc
+            sha = hashlib.sha256(data).hexdigest()
+            if seen.get(path) == sha:
+                continue
+            seen[path] = sha
+            frame, error = read_frame(data, path, self.format)
+            yield base.RawBatch(
+                source_uri=uri,
+                fingerprint=sha,
+                frame=frame,
+                error=error,
+                cursor={"seen": dict(seen)},
+            )
+
+    def _list(self) -> tuple[Any, list[str]]:
+        fs, pattern = fsspec.core.url_to_fs(self.location)
+        if not fsspec.core.has_magic(pattern) and fs.isdir(pattern):
+            pattern = posixpath.join(pattern, "*")
+        found = fs.glob(pattern, detail=True)
+        paths = [
+            path
+            for path, info in found.items()
+            if info.get("type") == "file" and not posixpath.basename(path).startswith(".")
+        ]
+        return fs, sorted(paths)
+
+
+def read_frame(
+    data: bytes, name: str, format: Format = "auto"
+) -> tuple[pd.DataFrame | None, str | None]:
+    """Parse file bytes into a frame, or say why not; never raises on bad content.
+
+    >>> read_frame(b"a,b\\n1,2\\n", "x.csv")[0].to_dict("list")
+    {'a': [1], 'b': [2]}
+    >>> read_frame(b"", "x.csv")
+    (None, 'empty file')
+    >>> read_frame(b"a,b\\n1,2\\n3,4,5\\n", "x.csv")[1]
+    'not valid CSV: Error tokenizing data. C error: Expected 2 fields in line 3, saw 3'
+    """
+    if not data.strip():
+        return None, "empty file"
+    stem, compression = _split_compression(name)
+    kind = format if format != "auto" else _format_of(stem)
+    if kind is None:
+        return None, (
+            f"unknown file type {posixpath.basename(name)!r}: name it .csv or .parquet, "
+            "or set source.format"
+        )
+    if kind == "parquet":
+        return _read_parquet(data)
+    return _read_csv(data, compression)
+
+
+def _split_compression(name: str) -> tuple[str, str | None]:
+    root, suffix = posixpath.splitext(name)
+    if suffix.lower() in _COMPRESSION:
+        return root, _COMPRESSION[suffix.lower()]
+    return name, None
+
+
+def _format_of(name: str) -> Literal["csv", "parquet"] | None:
+    suffix = posixpath.splitext(name)[1].lower()
+    if suffix in _CSV_SUFFIXES:
+        return "csv"
+    if suffix in _PARQUET_SUFFIXES:
+        return "parquet"
+    return None
+
+
+def _read_csv(data: bytes, compression: str | None) -> tuple[pd.DataFrame | None, str | None]:
+    if compression is None and b"\x00" in data:
+        offset = data.index(b"\x00")
+        return None, f"not valid CSV: binary data (a NUL byte at offset {offset})"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            # A row longer than the header must not silently become the index or lose a field.
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            frame = pd.read_csv(
+                io.BytesIO(data), compression=compression, low_memory=False, index_col=False
+            )
+    except pd.errors.ParserWarning:
+        return None, "not valid CSV: a row has more fields than the header"
+    except UnicodeDecodeError as exc:
+        byte = exc.object[exc.start]
+        return None, f"not valid CSV: not UTF-8 text (byte {byte:#04x} at offset {exc.start})"
+    except pd.errors.EmptyDataError:
+        return None, "empty file"
+    except (ValueError, OSError, EOFError) as exc:  # ParserError is a ValueError
+        return None, f"not valid CSV: {_first_line(exc)}"
+    return frame, None
+
+
+def _read_parquet(data: bytes) -> tuple[pd.DataFrame | None, str | None]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(io.BytesIO(data))
+        frame = table.to_pandas()
+    except (pa.ArrowException, ValueError, OSError) as exc:
+        return None, f"not valid Parquet: {_first_line(exc)}"
+    return frame, None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,284 @@
+"""Two-sample tests and distances, vectorised across columns.
+
+Called by `drift.report` (which feeds it a profile's reference and a current batch) and usable on
+its own. Matrices are 2-D, one column per feature, NaN meaning missing (dropped per column).
+Every function returns one value per column and equals its scipy counterpart on the same data:
+
+- `ks_2samp`: statistic and p-value of ``scipy.stats.ks_2samp`` (two-sided, method "auto":
+  the exact distribution when ``max(n1, n2) <= 10000``, else ``scipy.stats.kstwo`` at
+  ``round(n1*n2/(n1+n2))``; the exact path calls scipy's own routine, and where scipy would warn
+  and fall back to the asymptotic p-value this does the same without the warning).
+- `chi2_counts`: ``scipy.stats.chi2_contingency(table, correction=False)`` on the 2×k table of
+  reference and current counts. Yates' correction is never applied (scipy would apply it only
+  for k = 2); categories seen on one side only are kept, categories seen on neither are dropped.
+  Also returns Cramér's V, ``sqrt(chi2 / N)`` for a 2×k table.
+- `psi`: population stability index ``sum((c - r) * ln(c / r))`` over bin proportions, a
+  proportion of 0 replaced by `PSI_EPSILON` (1e-4) so empty bins stay finite.
+- `jensenshannon`: ``scipy.spatial.distance.jensenshannon(ref, cur, base=2)`` per row of counts.
+- `wasserstein`: ``scipy.stats.wasserstein_distance`` per column (the caller normalises it).
+
+How it is fast: all columns are sorted in one ``np.sort`` call; the KS statistic then needs one
+``searchsorted`` of the current values into the reference per column (the fix-ups for ties are
+vectorised), and the asymptotic p-values are one vectorised ``kstwo.sf`` call. The short loop
+over columns only dispatches O(n log n) C calls; flattening all columns into one lexicographic
+(complex) searchsorted was measured slower than that loop.
+
+>>> import numpy as np
+>>> rng = np.random.default_rng(0)
+>>> ref, cur = rng.normal(size=(500, 3)), rng.normal(size=(400, 3)) + [0, 0, 1]
+>>> result = ks_2samp(ref, cur)
+>>> [bool(p < 0.01) for p in result.pvalue]
+[False, False, True]
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import scipy.spatial.distance
+import scipy.stats
+from scipy.stats import _stats_py
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+PSI_EPSILON = 1e-4
+"""Proportion used in place of an empty bin's 0 in `psi` (no renormalisation)."""
+
+EXACT_MAX_N = 10_000
+"""Largest sample size for which KS uses the exact distribution (scipy's ``MAX_AUTO_N``)."""
+
+
+@dataclass(frozen=True)
+class TestResult:
+    """Per-column statistic and p-value (NaN where a column had no values on one side)."""
+
+    statistic: FloatArray
+    pvalue: FloatArray
+
+
+@dataclass(frozen=True)
+class Chi2Result:
+    """Per-column chi-square statistic, p-value, degrees of freedom and Cramér's V."""
+
+    statistic: FloatArray
+    pvalue: FloatArray
+    dof: IntArray
+    cramers_v: FloatArray
+
+
+def sorted_columns(matrix: npt.ArrayLike) -> list[FloatArray]:
+    """Each column of a 2-D matrix, sorted, without its NaNs; one ``np.sort`` call for all.
+
+    >>> [c.tolist() for c in sorted_columns([[3.0, 1.0], [np.nan, 0.0], [1.0, 2.0]])]
+    [[1.0, 3.0], [0.0, 1.0, 2.0]]
+    """
+    return sort_rows(_rows(matrix))
+
+
+def sort_rows(rows: FloatArray) -> list[FloatArray]:
+    """Sort a (features, rows) matrix in place along its rows; views of each row without NaNs."""
+    valid = rows.shape[1] - np.isnan(rows).sum(axis=1)
+    rows.sort(axis=1)  # NaN sorts last
+    return [rows[j, : valid[j]] for j in range(rows.shape[0])]
+
+
+def _rows(matrix: npt.ArrayLike) -> FloatArray:
+    """A fresh (features, rows) C-contiguous float64 copy of a (rows, features) matrix."""
+    array = np.asarray(matrix, dtype=np.float64)
+    if array.ndim != 2:
+        raise ValueError(f"expected a 2-D matrix (rows, columns); got shape {array.shape}.")
+    return np.array(array.T, order="C", copy=True)
+
+
+def ks_2samp(reference: npt.ArrayLike, current: npt.ArrayLike) -> TestResult:
+    """Two-sided two-sample KS test of each column, equal to ``scipy.stats.ks_2samp``."""
+    return ks_sorted(sorted_columns(reference), sorted_columns(current))
+
+
+def ks_sorted(references: Sequence[FloatArray], currents: Sequence[FloatArray]) -> TestResult:
+    """KS test on pre-sorted, NaN-free columns (`references[j]` against `currents[j]`)."""
+    if len(references) != len(currents):
+        raise ValueError(f"{len(references)} reference columns but {len(currents)} current ones.")
+    m = len(references)
+    n1 = np.array([r.size for r in references], dtype=np.int64)
+    n2 = np.array([c.size for c in currents], dtype=np.int64)
+    d = np.full(m, np.nan)
+    for j in range(m):
+        if n1[j] and n2[j]:
+            d[j] = _ks_statistic(references[j], currents[j])
+    return TestResult(*_ks_pvalues(d, n1, n2))
+
+
+def _ks_statistic(a: FloatArray, b: FloatArray) -> float:
+    """max |F_a - F_b| over the pooled points, with scipy's arithmetic (count/n - count/n).
+
+    Only the current points need searching: on each interval [b[k], b[k+1]) the ECDF of `b` is
+    constant, so F_a - F_b is smallest at b[k] (a-count ``<= b[k]``) and largest just before
+    b[k+1] (a-count ``< b[k+1]``), which is the value at the last pooled point before b[k+1].
+    In exact integers (times n1*n2) those are ``lo[k] = right[k]*n2 - (k+1)*n1`` and
+    ``hi[k] = left[k]*n2 - k*n1``.
+
+    Branch and bound: the counts are first found at every `_BLOCK`-th point only; since they
+    rise with k, they bound `lo` and `hi` inside each block, and only the blocks whose bound
+    reaches the best value found are searched in full. The result is exact; on 1 M points it
+    searches a few percent of them.
+    """
+    n1, n2 = a.size, b.size
+    ends = np.unique(np.concatenate((np.arange(0, n2, _BLOCK), [n2 - 1])))
+    right_e, left_e = _counts(a, b, ends)
+    lo_e = right_e * n2 - (ends + 1) * n1
+    hi_e = left_e * n2 - ends * n1
+    best = max(int(hi_e.max()), int(-lo_e.min()), 0)
+    # bounds inside block (ends[i], ends[i+1]): k+1 <= ends[i+1], k >= ends[i] + 1
+    lo_bound = right_e[:-1] * n2 - ends[1:] * n1
+    hi_bound = right_e[1:] * n2 - (ends[:-1] + 1) * n1
+    open_ = (ends[1:] - ends[:-1] > 1) & ((-lo_bound >= best) | (hi_bound >= best))
+    starts, stops = ends[:-1][open_] + 1, ends[1:][open_]
+    lengths = stops - starts
+    inner = np.repeat(starts - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths)
+    inner += np.arange(lengths.sum())
+    right_i, left_i = _counts(a, b, inner)
+    ks = np.concatenate((ends, inner))
+    right = np.concatenate((right_e, right_i))
+    left = np.concatenate((left_e, left_i))
+    lo = right * n2 - (ks + 1) * n1
+    hi = left * n2 - ks * n1
+    best = max(int(hi.max()), int(-lo.min()), 0)
+    if best == 0:
+        return 0.0
+    # the float value exactly as scipy computes it, at every point reaching the exact maximum
+    min_s = -(right[lo == -best] / n1 - (ks[lo == -best] + 1) / n2)
+    max_s = left[hi == best] / n1 - ks[hi == best] / n2
+    return float(max(min_s.max(initial=0.0), max_s.max(initial=0.0)))
+
+
+_BLOCK = 64
+
+
+def _counts(
+    a: FloatArray, b: FloatArray, ks: npt.NDArray[np.intp]
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """a-counts ``<= b[k]`` and ``< b[k]`` for the (sorted) indices `ks`."""
+    keys = b[ks]
+    right = np.searchsorted(a, keys, side="right").astype(np.int64)
+    left = right.copy()
+    # b[k] equal to some reference value: its a-count "< b[k]" is smaller than "<= b[k]".
+    hit = right > 0
+    hit[hit] = a[right[hit] - 1] == keys[hit]
+    if hit.any():
+        left[hit] = np.searchsorted(a, keys[hit], side="left")
+    return right, left
+
+
+def _ks_pvalues(d: FloatArray, n1: IntArray, n2: IntArray) -> tuple[FloatArray, FloatArray]:
+    """scipy's method="auto" p-values; exact statistics are rounded as scipy rounds them."""
+    d = d.copy()
+    p = np.full(d.shape, np.nan)
+    asymp = ~np.isnan(d)
+    for j in np.flatnonzero(asymp & (np.maximum(n1, n2) <= EXACT_MAX_N)):
+        a, b = int(n1[j]), int(n2[j])
+        ok, d_exact, prob = _stats_py._attempt_exact_2kssamp(
+            a, b, math.gcd(a, b), float(d[j]), "two-sided"
+        )
+        d[j] = d_exact
+        if ok:
+            p[j], asymp[j] = prob, False
+    if asymp.any():
+        big = np.maximum(n1[asymp], n2[asymp]).astype(np.float64)
+        small = np.minimum(n1[asymp], n2[asymp]).astype(np.float64)
+        en = big * small / (big + small)
+        p[asymp] = scipy.stats.kstwo.sf(d[asymp], np.round(en))
+    return d, np.clip(p, 0.0, 1.0)
+
+
+def chi2_counts(reference: npt.ArrayLike, current: npt.ArrayLike) -> Chi2Result:
+    """Chi-square test of independence of each row's 2×k table [reference; current].
+
+    `reference` and `current` are (columns, categories) count matrices, aligned by category and
+    padded with zeros. Equals ``chi2_contingency(table, correction=False)`` on the table without
+    its all-zero categories; a table with one category left has statistic 0 and p-value 1.
+
+    >>> r = chi2_counts([[30, 10, 0]], [[20, 10, 5]])
+    >>> float(round(r.statistic[0], 6)), int(r.dof[0])
+    (6.696429, 2)
+    """
+    ref = np.atleast_2d(np.asarray(reference, dtype=np.float64))
+    cur = np.atleast_2d(np.asarray(current, dtype=np.float64))
+    if ref.shape != cur.shape:
+        raise ValueError(f"count matrices differ in shape: {ref.shape} vs {cur.shape}.")
+    observed = np.stack([ref, cur], axis=1)  # (columns, 2, k)
+    row_sums = observed.sum(axis=2, keepdims=True)
+    col_sums = observed.sum(axis=1, keepdims=True)
+    total = row_sums.sum(axis=1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        expected = row_sums * col_sums / total
+        terms = np.where(expected > 0, (observed - expected) ** 2 / expected, 0.0)
+    statistic = terms.sum(axis=(1, 2))
+    dof = np.maximum((col_sums[:, 0, :] > 0).sum(axis=1) - 1, 0).astype(np.int64)
+    empty = (row_sums[:, :, 0] == 0).any(axis=1)
+    statistic = np.where(dof == 0, 0.0, statistic)
+    pvalue = np.where(dof == 0, 1.0, scipy.stats.chi2.sf(statistic, np.maximum(dof, 1)))
+    n = total[:, 0, 0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cramers_v = np.where(dof == 0, 0.0, np.sqrt(statistic / n))
+    nan = np.full(statistic.shape, np.nan)
+    return Chi2Result(
+        statistic=np.where(empty, nan, statistic),
+        pvalue=np.where(empty, nan, pvalue),
+        dof=dof,
+        cramers_v=np.where(empty, nan, cramers_v),
+    )
+
+
+def _proportions(counts: npt.ArrayLike) -> FloatArray:
+    array = np.atleast_2d(np.asarray(counts, dtype=np.float64))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        result: FloatArray = array / array.sum(axis=1, keepdims=True)
+    return result
+
+
+def psi(reference: npt.ArrayLike, current: npt.ArrayLike) -> FloatArray:
+    """Population stability index of each row of bin counts; empty bins count as `PSI_EPSILON`.
+
+    >>> float(psi([[50, 50]], [[50, 50]])[0]), float(round(psi([[90, 10]], [[50, 50]])[0], 4))
+    (0.0, 0.8789)
+    """
+    r = _proportions(reference)
+    c = _proportions(current)
+    r = np.where(r == 0, PSI_EPSILON, r)
+    c = np.where(c == 0, PSI_EPSILON, c)
+    result: FloatArray = ((c - r) * np.log(c / r)).sum(axis=1)
+    return result
+
+
+def jensenshannon(reference: npt.ArrayLike, current: npt.ArrayLike) -> FloatArray:
+    """Jensen-Shannon distance (base 2, in [0, 1]) between each row's binned distributions."""
+    ref = np.atleast_2d(np.asarray(reference, dtype=np.float64))
+    cur = np.atleast_2d(np.asarray(current, dtype=np.float64))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        result: FloatArray = scipy.spatial.distance.jensenshannon(ref, cur, base=2, axis=1)
+    return result
+
+
+def wasserstein(references: Sequence[FloatArray], currents: Sequence[FloatArray]) -> FloatArray:
+    """Wasserstein-1 distance of each sorted column pair (``scipy.stats.wasserstein_distance``).
+
+    >>> float(wasserstein([np.array([0.0, 1.0])], [np.array([1.0, 2.0])])[0])
+    1.0
+    """
+    out = np.full(len(references), np.nan)
+    for j, (u, v) in enumerate(zip(references, currents, strict=True)):
+        if u.size and v.size:
+            pooled = np.concatenate((u, v))
+            pooled.sort(kind="mergesort")
+            deltas = np.diff(pooled)
+            u_cdf = u.searchsorted(pooled[:-1], "right") / u.size
+            v_cdf = v.searchsorted(pooled[:-1], "right") / v.size
+            out[j] = np.sum(np.multiply(np.abs(u_cdf - v_cdf), deltas))
+    return out
+

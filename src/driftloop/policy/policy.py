@@ -1,0 +1,87 @@
+"""The retraining policy: the spec's triggers combined, with a cooldown.
+
+The controller calls `Policy.from_spec(spec).decide(signals)` once per tick and records the
+`PolicyDecision` (with `to_json()` as its evidence) whether it fires or not.
+
+Rules, in order:
+
+1. no champion yet: fire (bootstrap training), reason "no champion";
+2. no trigger fired: do not fire;
+3. a trigger that ignores the cooldown fired (manual): fire;
+4. the cooldown since the last training has not passed: do not fire, `blocked_by_cooldown`;
+5. otherwise fire.
+
+Every decision carries all trigger results, fired or not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from driftloop.core import config
+from driftloop.core.types import JSON
+from driftloop.policy import signals as sig
+from driftloop.policy import triggers as trig
+
+
+@dataclass(frozen=True)
+class PolicyDecision:
+    """Whether to train now, why, and every trigger's answer as evidence."""
+
+    fire: bool
+    results: tuple[sig.TriggerResult, ...]
+    blocked_by_cooldown: bool
+    reason: str
+
+    @property
+    def fired_kinds(self) -> tuple[str, ...]:
+        return tuple(result.kind for result in self.results if result.fired)
+
+    def to_json(self) -> JSON:
+        return {"fire": self.fire, "reason": self.reason,
+                "blocked_by_cooldown": self.blocked_by_cooldown,
+                "results": [result.to_json() for result in self.results]}
+
+
+class Policy:
+    """The triggers of one pipeline and its cooldown.
+
+    >>> from datetime import UTC, datetime
+    >>> policy = Policy([trig.VolumeTrigger(rows=100)], cooldown=timedelta(hours=1))
+    >>> now = datetime(2024, 1, 1, 12, tzinfo=UTC)
+    >>> policy.decide(sig.Signals(now, new_labelled_rows=150,
+    ...                           last_training_at=now - timedelta(minutes=10))).reason
+    'cooldown: last training 0:10:00 ago < 1:00:00; would fire on volume'
+    """
+
+    def __init__(self, triggers: Iterable[trig.Trigger],
+                 cooldown: timedelta = timedelta(0)) -> None:
+        self.triggers = tuple(triggers)
+        self.cooldown = cooldown
+
+    def __repr__(self) -> str:
+        return f"Policy(triggers={list(self.triggers)!r}, cooldown={self.cooldown!r})"
+
+    @classmethod
+    def from_spec(cls, spec: config.PipelineSpec) -> Policy:
+        return cls([trig.build_trigger(entry) for entry in spec.triggers], spec.cooldown)
+
+    def decide(self, signals: sig.Signals) -> PolicyDecision:
+        results = tuple(trigger.evaluate(signals) for trigger in self.triggers)
+        fired = [r for r, t in zip(results, self.triggers, strict=True) if r.fired]
+        if not signals.has_champion:
+            return PolicyDecision(True, results, False, "no champion")
+        if not fired:
+            return PolicyDecision(False, results, False, "no trigger fired")
+        summary = "; ".join(f"{r.kind}: {r.reason}" for r in fired)
+        urgent = [t.kind for r, t in zip(results, self.triggers, strict=True)
+                  if r.fired and t.bypasses_cooldown]
+        last = signals.last_training_at
+        if urgent or last is None or signals.now - last >= self.cooldown:
+            return PolicyDecision(True, results, False, summary)
+        kinds = ", ".join(r.kind for r in fired)
+        reason = (f"cooldown: last training {signals.now - last} ago < {self.cooldown}; "
+                  f"would fire on {kinds}")
+        return PolicyDecision(False, results, True, reason)

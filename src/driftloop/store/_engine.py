@@ -1,0 +1,130 @@
+"""Engines and transactions for the metadata store; `store.metadata.MetadataStore` calls these.
+
+`create_engine(url)` understands `sqlite:///path.db` (WAL, synchronous=NORMAL, foreign keys,
+busy timeout), `sqlite://` (in memory, one shared connection) and `postgresql://...` (psycopg 3).
+`transaction(engine, write=...)` is one transaction; on SQLite a writing one starts with
+`BEGIN IMMEDIATE`, so two writers queue on the busy timeout instead of failing when a read
+lock cannot be upgraded. `bulk_insert` is the fast path for many rows (metric points).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import operator
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event, pool
+
+from driftloop.core import errors
+
+BUSY_TIMEOUT_MS = 30_000
+
+
+def create_engine(url: str) -> sa.Engine:
+    """An engine for a store URL; raises `ConfigError` for a scheme the store does not speak."""
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError as exc:
+        raise errors.ConfigError(
+            f"store URL {url!r} is not a database URL; use sqlite:///path.db or "
+            "postgresql://user@host/db",
+            url=url,
+        ) from exc
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return _sqlite(parsed)
+    if backend in ("postgresql", "postgres"):
+        if parsed.drivername in ("postgresql", "postgres"):
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        return sa.create_engine(parsed, pool_pre_ping=True)
+    raise errors.ConfigError(
+        f"store URL scheme {parsed.drivername!r} is not supported; use sqlite:///path.db, "
+        "sqlite:// (in memory) or postgresql://user@host/db",
+        url=parsed.render_as_string(hide_password=True),
+    )
+
+
+def _sqlite(url: sa.URL) -> sa.Engine:
+    memory = url.database in (None, "", ":memory:")
+    kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False}}
+    if memory:
+        kwargs["poolclass"] = pool.StaticPool
+    else:
+        Path(str(url.database)).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(url, **kwargs)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy (the "begin" hook below) own BEGIN/COMMIT instead of pysqlite.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        if not memory:
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: sa.Connection) -> None:
+        write = connection.get_execution_options().get("driftloop_write", False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    return engine
+
+
+@contextlib.contextmanager
+def transaction(engine: sa.Engine, *, write: bool) -> Iterator[sa.Connection]:
+    """One transaction: committed when the block ends, rolled back if it raises."""
+    with engine.connect() as connection:
+        if write:
+            connection.execution_options(driftloop_write=True)
+        with connection.begin():
+            yield connection
+
+
+def bulk_insert(
+    conn: sa.Connection, table: sa.Table, columns: Sequence[str], rows: Iterable[tuple[Any, ...]],
+    constants: dict[str, Any],
+) -> None:
+    """INSERT `rows` (values of `columns`) plus `constants` (the same in every row) through the
+    driver's executemany.
+
+    Core's executemany converts every value of every row through its column type; here the
+    constants are converted once and per-row values only where their type needs it (plain
+    strings and numbers do not), which makes bulk metric logging several times faster.
+    """
+    dialect = conn.dialect
+    names = [*columns, *constants]
+    compiled = sa.insert(table).compile(dialect=dialect, column_keys=names)
+    bound = tuple(
+        _converter(table, name, dialect)(value) for name, value in constants.items())
+    converters = [(i, _converter(table, name, dialect)) for i, name in enumerate(columns)]
+    converters = [(i, convert) for i, convert in converters if convert is not _same]
+    params: list[tuple[Any, ...]] = []
+    for row in rows:
+        if converters:
+            values = list(row)
+            for i, convert in converters:
+                values[i] = convert(values[i])
+            row = tuple(values)
+        params.append(tuple(row) + bound)
+    if compiled.positional:
+        order = [names.index(name) for name in compiled.positiontup or ()]
+        pick = operator.itemgetter(*order)
+        driver: list[Any] = [pick(values) for values in params] if len(order) > 1 else params
+    else:
+        driver = [dict(zip(names, values, strict=True)) for values in params]
+    conn.exec_driver_sql(compiled.string, driver)
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _converter(table: sa.Table, name: str, dialect: sa.Dialect) -> Any:
+    processor = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+    return _same if processor is None else processor

@@ -1,0 +1,333 @@
+"""First half of the metadata store: connection plumbing and the append-only records —
+alias moves, decisions, evaluations, the audit log — plus the controller lease.
+
+`store.metadata.MetadataStore` inherits from `HistoryStore` and adds pipelines, batches,
+profiles, runs, metrics and model versions; callers only ever use `MetadataStore`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any, Self
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from driftloop.core import clock as clocks
+from driftloop.core import errors, types
+from driftloop.store import _engine, _rows, entities, migrations, tables
+
+T = tables
+
+
+def with_pipeline(table: sa.Table) -> sa.Select[Any]:
+    """`table`'s columns plus the owning pipeline's name as ``pipeline``."""
+    return sa.select(table, T.pipelines.c.name.label("pipeline")).join(
+        T.pipelines, T.pipelines.c.id == table.c.pipeline_id,
+    )
+
+
+class HistoryStore:
+    """Engine, transactions, and the alias / decision / evaluation / audit / lease records."""
+
+    def __init__(self, url: str, clock: clocks.Clock | None = None) -> None:
+        self.url = url
+        self.clock = clock if clock is not None else clocks.SystemClock()
+        self.engine_ = _engine.create_engine(url)
+        self.pipeline_ids_: dict[str, int] = {}
+
+    @classmethod
+    def open(cls, url: str, clock: clocks.Clock | None = None) -> Self:
+        """A store on `url` with its schema migrated to the newest revision (Alembic)."""
+        store = cls(url, clock)
+        migrations.upgrade(store.engine_)
+        return store
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self.engine_.dispose()
+
+    def schema_revision(self) -> str | None:
+        """The Alembic revision the database is at."""
+        return migrations.current_revision(self.engine_)
+
+    def __repr__(self) -> str:
+        shown = sa.engine.make_url(self.url).render_as_string(hide_password=True)
+        return f"{type(self).__name__}({shown!r})"
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def _read(self) -> Any:
+        return _engine.transaction(self.engine_, write=False)
+
+    def _write(self) -> Any:
+        return _engine.transaction(self.engine_, write=True)
+
+    def _insert(self, table: sa.Table) -> Any:
+        """An INSERT that knows ON CONFLICT on this backend."""
+        dialect = postgresql if self.engine_.dialect.name == "postgresql" else sqlite
+        return dialect.insert(table)
+
+    def _pid(self, conn: sa.Connection, pipeline: str) -> int:
+        """The id of `pipeline` (cached: pipelines are never deleted); NotFoundError if absent."""
+        pid = self.pipeline_ids_.get(pipeline)
+        if pid is None:
+            pid = conn.scalar(sa.select(T.pipelines.c.id).where(T.pipelines.c.name == pipeline))
+            if pid is None:
+                raise errors.NotFoundError(
+                    f"pipeline {pipeline!r} does not exist; create it first "
+                    "(driftloop run does, from driftloop.yaml)",
+                    pipeline=pipeline,
+                )
+            self.pipeline_ids_[pipeline] = pid
+        return pid
+
+    def _audit(
+        self, conn: sa.Connection, actor: str, action: str, target: str,
+        details: types.JSON | None,
+    ) -> entities.AuditEntry:
+        at = self.clock.now()
+        details = _rows.plain(details) if details is not None else None
+        values = {"actor": actor, "action": action, "target": target, "details": details, "at": at}
+        new_id = conn.scalar(sa.insert(T.audit_log).values(values).returning(T.audit_log.c.id))
+        return entities.AuditEntry(
+            id=int(new_id), actor=actor, action=action, target=target, details=details or {},
+            at=clocks.as_utc(at),
+        )
+
+    # -- aliases --------------------------------------------------------------------------------
+
+    def set_alias(
+        self, pipeline: str, alias: str, version: int | None, *, actor: str, reason: str,
+        action: str = "promote",
+    ) -> entities.AliasMove:
+        """Point `alias` at `version` (None clears it); the move and its audit row are written
+        in the same transaction."""
+        with self._write() as conn:
+            return self._move(conn, pipeline, alias, version, actor, reason, action)
+
+    def rollback(self, pipeline: str, alias: str, *, actor: str, reason: str) -> entities.AliasMove:
+        """Move `alias` back to the version it held before its current one."""
+        with self._write() as conn:
+            pid = self._lock_pipeline(conn, pipeline)
+            m = T.alias_moves
+            last = conn.execute(sa.select(m.c.previous).where(
+                m.c.pipeline_id == pid, m.c.alias == alias,
+            ).order_by(m.c.id.desc()).limit(1)).first()
+            if last is None or last.previous is None:
+                raise errors.ConflictError(
+                    f"alias {alias!r} of pipeline {pipeline!r} has no earlier version to roll "
+                    "back to; set it explicitly instead",
+                    pipeline=pipeline, alias=alias)
+            return self._move(conn, pipeline, alias, last.previous, actor, reason, "rollback")
+
+    def _lock_pipeline(self, conn: sa.Connection, pipeline: str) -> int:
+        """The pipeline's id, with its row locked until commit (PostgreSQL; SQLite's write
+        transactions are exclusive already)."""
+        pid = self._pid(conn, pipeline)
+        conn.execute(sa.select(T.pipelines.c.id).where(T.pipelines.c.id == pid).with_for_update())
+        return pid
+
+    def _move(
+        self, conn: sa.Connection, pipeline: str, alias: str, version: int | None, actor: str,
+        reason: str, action: str,
+    ) -> entities.AliasMove:
+        pid = self._lock_pipeline(conn, pipeline)
+        mv = T.model_versions
+        if version is not None and conn.scalar(sa.select(mv.c.id).where(
+                mv.c.pipeline_id == pid, mv.c.version == version)) is None:
+            raise errors.NotFoundError(
+                f"cannot point alias {alias!r} at model version {version} of pipeline "
+                f"{pipeline!r}: no such version",
+                pipeline=pipeline, alias=alias, version=version)
+        a = T.aliases
+        previous = conn.scalar(
+            sa.select(a.c.version).where(a.c.pipeline_id == pid, a.c.alias == alias))
+        at = self.clock.now()
+        conn.execute(self._insert(a).values(
+            pipeline_id=pid, alias=alias, version=version, updated_at=at,
+        ).on_conflict_do_update(
+            index_elements=["pipeline_id", "alias"], set_={"version": version, "updated_at": at}))
+        new_id = conn.scalar(sa.insert(T.alias_moves).values(
+            pipeline_id=pid, alias=alias, version=version, previous=previous, actor=actor,
+            reason=reason, at=at,
+        ).returning(T.alias_moves.c.id))
+        self._audit(conn, actor, action, f"{pipeline}/{alias}",
+                    {"from": previous, "to": version, "reason": reason})
+        return entities.AliasMove(
+            id=int(new_id), pipeline=pipeline, alias=alias, version=version, previous=previous,
+            actor=actor, reason=reason, at=clocks.as_utc(at),
+        )
+
+    def get_alias(self, pipeline: str, alias: str) -> int | None:
+        """The version `alias` points at, or None if it was never set or is cleared."""
+        with self._read() as conn:
+            pid = self._pid(conn, pipeline)
+            a = T.aliases
+            version: int | None = conn.scalar(
+                sa.select(a.c.version).where(a.c.pipeline_id == pid, a.c.alias == alias))
+        return version
+
+    def aliases(self, pipeline: str) -> dict[str, int]:
+        """Every alias of `pipeline` that points at a version."""
+        with self._read() as conn:
+            pid = self._pid(conn, pipeline)
+            a = T.aliases
+            rows = conn.execute(sa.select(a.c.alias, a.c.version).where(
+                a.c.pipeline_id == pid, a.c.version.is_not(None)).order_by(a.c.alias))
+            return {row.alias: row.version for row in rows}
+
+    def alias_history(self, pipeline: str, alias: str | None = None) -> list[entities.AliasMove]:
+        """Every move of `alias` (or of all aliases), oldest first."""
+        m = T.alias_moves
+        with self._read() as conn:
+            query = with_pipeline(m).where(m.c.pipeline_id == self._pid(conn, pipeline))
+            if alias is not None:
+                query = query.where(m.c.alias == alias)
+            rows = conn.execute(query.order_by(m.c.id)).all()
+        return [_rows.alias_move(row) for row in rows]
+
+    # -- decisions ------------------------------------------------------------------------------
+
+    def add_decision(
+        self, pipeline: str, *, kind: str, fired: bool, evidence: types.JSON,
+        caused_by: types.JSON | None = None,
+    ) -> entities.Decision:
+        """Record what the policy decided (fired or not) and the evidence it went on."""
+        evidence = _rows.plain(evidence)
+        caused = _rows.plain(caused_by) if caused_by is not None else None
+        with self._write() as conn:
+            at = self.clock.now()
+            new_id = conn.scalar(sa.insert(T.decisions).values(
+                pipeline_id=self._pid(conn, pipeline), kind=kind, fired=bool(fired),
+                evidence=evidence, caused_by=caused, at=at,
+            ).returning(T.decisions.c.id))
+        return entities.Decision(
+            id=int(new_id), pipeline=pipeline, kind=kind, fired=bool(fired), evidence=evidence,
+            caused_by=caused or {}, at=clocks.as_utc(at),
+        )
+
+    def get_decision(self, decision_id: int) -> entities.Decision:
+        with self._read() as conn:
+            query = with_pipeline(T.decisions).where(T.decisions.c.id == decision_id)
+            row = conn.execute(query).first()
+        if row is None:
+            raise errors.NotFoundError(f"decision {decision_id} does not exist",
+                                       decision=decision_id)
+        return _rows.decision(row)
+
+    def list_decisions(
+        self, pipeline: str, kind: str | None = None, fired: bool | None = None,
+        limit: int | None = None,
+    ) -> list[entities.Decision]:
+        """Decisions of `pipeline`, oldest first; with `limit`, only the newest `limit`."""
+        d = T.decisions
+        with self._read() as conn:
+            query = with_pipeline(d).where(d.c.pipeline_id == self._pid(conn, pipeline))
+            if kind is not None:
+                query = query.where(d.c.kind == kind)
+            if fired is not None:
+                query = query.where(d.c.fired == bool(fired))
+            rows = conn.execute(query.order_by(d.c.id.desc()).limit(limit)).all()
+        return [_rows.decision(row) for row in reversed(rows)]
+
+    # -- evaluations ----------------------------------------------------------------------------
+
+    def add_evaluation(
+        self, pipeline: str, *, batch_id: int | None, version: int, metric: str,
+        value: float | None, rows: int, errors: Sequence[float],
+    ) -> entities.Evaluation:
+        """Record how model `version` scored (`metric` = `value`) on a batch's labelled rows."""
+        per_row = tuple(float(e) for e in errors)
+        with self._write() as conn:
+            at = self.clock.now()
+            new_id = conn.scalar(sa.insert(T.evaluations).values(
+                pipeline_id=self._pid(conn, pipeline), batch_id=batch_id, version=version,
+                metric=metric, value=value, rows=int(rows), errors=list(per_row), at=at,
+            ).returning(T.evaluations.c.id))
+        return entities.Evaluation(
+            id=int(new_id), pipeline=pipeline, batch_id=batch_id, version=version, metric=metric,
+            value=None if value is None else float(value), rows=int(rows), errors=per_row,
+            at=clocks.as_utc(at),
+        )
+
+    def list_evaluations(
+        self, pipeline: str, version: int | None = None, after_id: int | None = None,
+        last: int | None = None,
+    ) -> list[entities.Evaluation]:
+        """Evaluations of `pipeline` (of one `version`), oldest first; only those after
+        `after_id`; with `last`, only the newest `last`."""
+        e = T.evaluations
+        with self._read() as conn:
+            query = with_pipeline(e).where(e.c.pipeline_id == self._pid(conn, pipeline))
+            if version is not None:
+                query = query.where(e.c.version == version)
+            if after_id is not None:
+                query = query.where(e.c.id > after_id)
+            rows = conn.execute(query.order_by(e.c.id.desc()).limit(last)).all()
+        return [_rows.evaluation(row) for row in reversed(rows)]
+
+    # -- audit ----------------------------------------------------------------------------------
+
+    def audit(
+        self, actor: str, action: str, target: str, details: types.JSON | None = None,
+    ) -> entities.AuditEntry:
+        """Append one entry to the audit log."""
+        with self._write() as conn:
+            return self._audit(conn, actor, action, target, details)
+
+    def list_audit(
+        self, action: str | None = None, target_prefix: str | None = None,
+    ) -> list[entities.AuditEntry]:
+        """Audit entries, oldest first, filtered by action and by the start of the target."""
+        log = T.audit_log
+        query = sa.select(log)
+        if action is not None:
+            query = query.where(log.c.action == action)
+        if target_prefix is not None:
+            query = query.where(log.c.target.startswith(target_prefix, autoescape=True))
+        with self._read() as conn:
+            rows = conn.execute(query.order_by(log.c.id)).all()
+        return [_rows.audit(row) for row in rows]
+
+    # -- lease ----------------------------------------------------------------------------------
+
+    def acquire_lease(self, pipeline: str, holder: str, ttl: timedelta) -> entities.Lease | None:
+        """Take or renew the lease on `pipeline` for `ttl`; None while another holder's is live.
+
+        One atomic statement per step: insert if there is no lease row, else update it if it is
+        ours or expired. The fencing `token` grows by one whenever the holder changes.
+        """
+        if not holder:
+            raise errors.ConfigError("a lease holder needs a non-empty name", pipeline=pipeline)
+        if ttl <= timedelta(0):
+            raise errors.ConfigError(f"lease ttl must be positive; got {ttl}", pipeline=pipeline)
+        lease = T.leases
+        now = self.clock.now()
+        expires = now + ttl
+        with self._write() as conn:
+            taken = conn.execute(self._insert(lease).values(
+                pipeline=pipeline, holder=holder, token=1, expires_at=expires,
+            ).on_conflict_do_nothing(index_elements=["pipeline"]).returning(lease.c.token)).first()
+            if taken is None:
+                taken = conn.execute(sa.update(lease).where(
+                    lease.c.pipeline == pipeline,
+                    sa.or_(lease.c.holder == holder, lease.c.expires_at <= now),
+                ).values(
+                    token=sa.case((lease.c.holder == holder, lease.c.token),
+                                  else_=lease.c.token + 1),
+                    holder=holder, expires_at=expires,
+                ).returning(lease.c.token)).first()
+        if taken is None:
+            return None
+        return entities.Lease(pipeline, holder, int(taken.token), clocks.as_utc(expires))
+
+    def release_lease(self, pipeline: str, holder: str) -> bool:
+        """Give the lease up if `holder` has it; the next taker gets a new token."""
+        lease = T.leases
+        with self._write() as conn:
+            done = conn.execute(sa.update(lease).where(
+                lease.c.pipeline == pipeline, lease.c.holder == holder,
+            ).values(holder="", expires_at=self.clock.now()))
+        return bool(done.rowcount)

@@ -1,0 +1,140 @@
+"""Content-addressed artifact store on fsspec: batches (Parquet) and models (skops), sha256-checked.
+
+The controller puts accepted batches and trained models here and records the returned
+`Artifact` (uri + sha256) in the metadata store; training, the gate and the server read them back
+through `get_frame` / `get_model`, which refuse bytes that no longer match their hash.
+
+Layout: ``<root>/<sha[:2]>/<sha><suffix>``. The root is a local folder (default ``./artifacts``)
+or any fsspec URL (``memory://``, ``file://``, ``s3://``...). The same bytes are written once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import posixpath
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import fsspec
+import pandas as pd
+
+from driftloop.core import errors
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """Where some stored bytes live, their sha256 and their size in bytes."""
+
+    uri: str
+    sha256: str
+    size: int
+
+
+class ArtifactStore:
+    """Immutable, content-addressed files under one fsspec root.
+
+    >>> store = ArtifactStore("memory://doctest-artifacts")
+    >>> artifact = store.put_bytes(b"hello", suffix=".txt")
+    >>> artifact.uri
+    'memory:///doctest-artifacts/2c/2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824.txt'
+    >>> store.get_bytes(artifact.uri, artifact.sha256)
+    b'hello'
+    """
+
+    def __init__(self, url: str = "./artifacts", **storage_options: Any) -> None:
+        self.url = url
+        self.storage_options = storage_options
+        self.fs_, root = fsspec.core.url_to_fs(url, **storage_options)
+        self.root_: str = root.rstrip("/") or "/"
+
+    def __repr__(self) -> str:
+        return f"ArtifactStore({self.url!r})"
+
+    # -- bytes -----------------------------------------------------------------------------
+
+    def put_bytes(self, data: bytes, suffix: str = "") -> Artifact:
+        """Store `data` under its sha256; if the same bytes are already there, write nothing.
+
+        The write goes to a temporary name first and is moved into place, so a crash never
+        leaves a partial file under a content address.
+        """
+        sha = hashlib.sha256(data).hexdigest()
+        path = posixpath.join(self.root_, sha[:2], sha + suffix)
+        if not (self.fs_.exists(path) and self.fs_.size(path) == len(data)):
+            self.fs_.makedirs(posixpath.dirname(path), exist_ok=True)
+            partial = f"{path}.partial-{uuid.uuid4().hex}"
+            self.fs_.pipe_file(partial, data)
+            self.fs_.mv(partial, path)
+        return Artifact(uri=self.fs_.unstrip_protocol(path), sha256=sha, size=len(data))
+
+    def get_bytes(self, uri: str, sha256: str) -> bytes:
+        """The bytes at `uri`, only if their sha256 is `sha256`.
+
+        Raises `errors.NotFoundError` if nothing is there and `errors.IntegrityError` if the
+        bytes differ from what was stored.
+        """
+        path = self._path(uri)
+        try:
+            data: bytes = self.fs_.cat_file(path)
+        except (FileNotFoundError, IsADirectoryError) as exc:
+            raise errors.NotFoundError(
+                f"artifact {uri} does not exist in the store {self.url}; it was deleted or the "
+                "store URL changed. Restore the file or retrain",
+                uri=uri,
+            ) from exc
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != sha256:
+            raise errors.IntegrityError(
+                f"artifact {uri} does not match its recorded hash: expected sha256 {sha256}, "
+                f"got {actual}; the file was changed after it was stored; restore it or retrain",
+                uri=uri,
+            )
+        return data
+
+    # -- frames ----------------------------------------------------------------------------
+
+    def put_frame(self, frame: pd.DataFrame) -> Artifact:
+        """Store a frame as Parquet (pyarrow)."""
+        buffer = io.BytesIO()
+        frame.to_parquet(buffer, engine="pyarrow")
+        return self.put_bytes(buffer.getvalue(), suffix=".parquet")
+
+    def get_frame(self, uri: str, sha256: str) -> pd.DataFrame:
+        """Read back a frame stored by `put_frame`, after checking its hash."""
+        return pd.read_parquet(io.BytesIO(self.get_bytes(uri, sha256)), engine="pyarrow")
+
+    # -- models ----------------------------------------------------------------------------
+
+    def put_model(self, estimator: Any) -> Artifact:
+        """Store a scikit-learn compatible estimator in the skops format (never plain pickle)."""
+        import skops.io
+
+        return self.put_bytes(skops.io.dumps(estimator), suffix=".skops")
+
+    def get_model(self, uri: str, sha256: str) -> Any:
+        """Load a model stored by `put_model`.
+
+        skops refuses to build any type it is not told to trust. Which types to trust: the
+        bytes are first checked against the sha256 recorded when driftloop wrote them (a
+        mismatch raises `errors.IntegrityError` before skops sees a single byte), so they are
+        exactly the bytes `put_model` produced from an estimator driftloop trained itself.
+        Trusting the types skops lists for those verified bytes
+        (`skops.io.get_untrusted_types(data=...)`) therefore trusts only what driftloop put
+        there; a file altered by anyone else never reaches deserialisation. The trust rests on
+        the sha256 in the metadata store, so that store must be writable only by driftloop.
+        """
+        data = self.get_bytes(uri, sha256)
+        import skops.io
+
+        trusted = skops.io.get_untrusted_types(data=data)
+        return skops.io.loads(data, trusted=trusted)
+
+    # -- paths -----------------------------------------------------------------------------
+
+    def _path(self, uri: str) -> str:
+        """The filesystem path of a URI this store handed out (or a key relative to its root)."""
+        if "://" in uri or uri.startswith("/"):
+            return str(self.fs_._strip_protocol(uri))
+        return posixpath.join(self.root_, uri)

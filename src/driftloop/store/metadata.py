@@ -1,0 +1,398 @@
+"""The metadata store: pipelines, batches, profiles, runs, metrics, model versions, aliases,
+decisions, the audit log and leases, behind one class on SQLAlchemy Core.
+
+The controller, the policy, the gate, the CLI and the server call `MetadataStore`; every method
+is one transaction and returns the frozen dataclasses of `store.entities` (rows never leave).
+Every timestamp written comes from the injected clock, so a backtest runs in simulated time.
+
+    >>> from datetime import UTC, datetime
+    >>> from driftloop.core.clock import FakeClock
+    >>> store = MetadataStore.open("sqlite://", clock=FakeClock(datetime(2024, 1, 1, tzinfo=UTC)))
+    >>> store.ensure_pipeline("churn", {"trainer": "sklearn"}).name
+    'churn'
+    >>> store.close()
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from driftloop.core import clock as clocks
+from driftloop.core import errors, types
+from driftloop.store import _engine, _history, _rows, entities, tables
+
+T = tables
+BATCH_STATUSES = ("accepted", "quarantined")
+FINISHED_STATUSES = ("succeeded", "failed")
+
+# Statements of the hot path, built once (building one costs as much as running it on SQLite).
+_BUMP_VERSION = (
+    sa.update(T.pipelines).where(T.pipelines.c.name == sa.bindparam("pipeline"))
+    .values(last_version=T.pipelines.c.last_version + 1)
+    .returning(T.pipelines.c.id, T.pipelines.c.last_version)
+)
+_RUN_LINEAGE = (
+    sa.select(T.runs.c.pipeline_id, T.run_batches.c.batch_id)
+    .select_from(T.runs.outerjoin(T.run_batches, T.run_batches.c.run_id == T.runs.c.id))
+    .where(T.runs.c.id == sa.bindparam("run")).order_by(T.run_batches.c.position)
+)
+_INSERT_VERSION = sa.insert(T.model_versions).returning(T.model_versions.c.id)
+
+
+class MetadataStore(_history.HistoryStore):
+    """Stored state of every pipeline, on SQLite (default) or PostgreSQL, chosen by `url`."""
+
+    def _batch_ids(self, conn: sa.Connection, run_ids: Sequence[int]) -> dict[int, list[int]]:
+        rb = T.run_batches
+        rows = conn.execute(
+            sa.select(rb.c.run_id, rb.c.batch_id)
+            .where(rb.c.run_id.in_(run_ids)).order_by(rb.c.run_id, rb.c.position)
+        )
+        return _rows.group((row.run_id, row.batch_id) for row in rows)
+
+    # -- pipelines ------------------------------------------------------------------------------
+
+    def ensure_pipeline(
+        self, name: str, spec: types.JSON, actor: str = "system",
+    ) -> entities.Pipeline:
+        """Create pipeline `name`, or update its spec if it changed (audited as `config.change`)."""
+        spec = _rows.plain(spec)
+        try:
+            with self._write() as conn:
+                row = conn.execute(sa.select(T.pipelines).where(T.pipelines.c.name == name)).first()
+                if row is None:
+                    conn.execute(sa.insert(T.pipelines).values(
+                        name=name, spec=spec, created_at=self.clock.now()))
+                    self._audit(conn, actor, "pipeline.create", name, {"spec": spec})
+                elif row.spec != spec:
+                    changed = _rows.diff_keys(row.spec, spec)
+                    conn.execute(sa.update(T.pipelines).where(T.pipelines.c.id == row.id)
+                                 .values(spec=spec))
+                    self._audit(conn, actor, "config.change", name, {"changed": changed})
+                else:
+                    return _rows.pipeline(row)
+                return self._get_pipeline(conn, name)
+        except sa.exc.IntegrityError:
+            with self._read() as conn:  # created concurrently? then it exists: compare again
+                raced = conn.scalar(sa.select(T.pipelines.c.id).where(T.pipelines.c.name == name))
+            if raced is None:
+                raise
+            return self.ensure_pipeline(name, spec, actor)
+
+    def get_pipeline(self, name: str) -> entities.Pipeline:
+        with self._read() as conn:
+            return self._get_pipeline(conn, name)
+
+    def _get_pipeline(self, conn: sa.Connection, name: str) -> entities.Pipeline:
+        row = conn.execute(sa.select(T.pipelines).where(T.pipelines.c.name == name)).first()
+        if row is None:
+            raise errors.NotFoundError(f"pipeline {name!r} does not exist", pipeline=name)
+        return _rows.pipeline(row)
+
+    def list_pipelines(self) -> list[entities.Pipeline]:
+        with self._read() as conn:
+            rows = conn.execute(sa.select(T.pipelines).order_by(T.pipelines.c.name)).all()
+        return [_rows.pipeline(row) for row in rows]
+
+    def set_schema(self, name: str, schema: types.JSON) -> entities.Pipeline:
+        with self._write() as conn:
+            pid = self._pid(conn, name)
+            conn.execute(sa.update(T.pipelines).where(T.pipelines.c.id == pid)
+                         .values(schema=_rows.plain(schema)))
+            return self._get_pipeline(conn, name)
+
+    # -- cursors --------------------------------------------------------------------------------
+
+    def get_cursor(self, pipeline: str, key: str) -> Any:
+        """The value stored under `key` for `pipeline` (a source's high-water mark), or None."""
+        with self._read() as conn:
+            pid = self._pid(conn, pipeline)
+            return conn.scalar(sa.select(T.cursors.c.value).where(
+                T.cursors.c.pipeline_id == pid, T.cursors.c.key == key))
+
+    def set_cursor(self, pipeline: str, key: str, value: Any) -> None:
+        with self._write() as conn:
+            pid = self._pid(conn, pipeline)
+            now = self.clock.now()
+            stmt = self._insert(T.cursors).values(
+                pipeline_id=pid, key=key, value=value, updated_at=now)
+            conn.execute(stmt.on_conflict_do_update(
+                index_elements=["pipeline_id", "key"], set_={"value": value, "updated_at": now}))
+
+    # -- batches --------------------------------------------------------------------------------
+
+    def add_batch(
+        self, pipeline: str, *, source_uri: str, fingerprint: str, rows: int,
+        start: Any, end: Any, status: types.BatchStatus, reasons: dict[str, list[str]],
+        data_uri: str | None = None, data_sha256: str | None = None,
+    ) -> tuple[entities.Batch, bool]:
+        """Record a batch once per (pipeline, fingerprint): `(batch, True)` if new, else
+        `(the stored batch, False)` — also when another writer wins a race for it."""
+        if status not in BATCH_STATUSES:
+            raise errors.ConfigError(
+                f"batch status must be one of {BATCH_STATUSES}; got {status!r}", pipeline=pipeline)
+        values = {
+            "source_uri": source_uri, "fingerprint": fingerprint, "rows": int(rows),
+            "start": start, "end": end, "status": status, "reasons": _rows.plain(reasons),
+            "data_uri": data_uri, "data_sha256": data_sha256, "created_at": self.clock.now(),
+        }
+        try:
+            with self._write() as conn:
+                existing = self._find_batch(conn, pipeline, fingerprint)
+                if existing is not None:
+                    return existing, False
+                new_id = conn.scalar(sa.insert(T.batches).values(
+                    pipeline_id=self._pid(conn, pipeline), **values).returning(T.batches.c.id))
+        except sa.exc.IntegrityError:  # another writer added it between our read and insert
+            raced = self.find_batch(pipeline, fingerprint)
+            if raced is None:
+                raise
+            return raced, False
+        for name in ("start", "end", "created_at"):
+            values[name] = None if values[name] is None else clocks.as_utc(values[name])
+        return entities.Batch(id=int(new_id), pipeline=pipeline, **values), True
+
+    def find_batch(self, pipeline: str, fingerprint: str) -> entities.Batch | None:
+        with self._read() as conn:
+            return self._find_batch(conn, pipeline, fingerprint)
+
+    def _find_batch(
+        self, conn: sa.Connection, pipeline: str, fingerprint: str,
+    ) -> entities.Batch | None:
+        pid = self._pid(conn, pipeline)
+        row = conn.execute(_history.with_pipeline(T.batches).where(
+            T.batches.c.pipeline_id == pid, T.batches.c.fingerprint == fingerprint)).first()
+        return None if row is None else _rows.batch(row)
+
+    def get_batch(self, batch_id: int) -> entities.Batch:
+        with self._read() as conn:
+            query = _history.with_pipeline(T.batches).where(T.batches.c.id == batch_id)
+            row = conn.execute(query).first()
+        if row is None:
+            raise errors.NotFoundError(f"batch {batch_id} does not exist", batch=batch_id)
+        return _rows.batch(row)
+
+    def list_batches(
+        self, pipeline: str, status: types.BatchStatus | None = None,
+        after_id: int | None = None, limit: int | None = None,
+    ) -> list[entities.Batch]:
+        """Batches of `pipeline` in id (arrival) order, optionally only those after `after_id`."""
+        with self._read() as conn:
+            pid = self._pid(conn, pipeline)
+            query = _history.with_pipeline(T.batches).where(T.batches.c.pipeline_id == pid)
+            if status is not None:
+                query = query.where(T.batches.c.status == status)
+            if after_id is not None:
+                query = query.where(T.batches.c.id > after_id)
+            rows = conn.execute(query.order_by(T.batches.c.id).limit(limit)).all()
+        return [_rows.batch(row) for row in rows]
+
+    # -- profiles -------------------------------------------------------------------------------
+
+    def add_profile(
+        self, pipeline: str, profile: types.JSON, batch_id: int | None = None,
+    ) -> entities.Profile:
+        profile = _rows.plain(profile)
+        with self._write() as conn:
+            pid = self._pid(conn, pipeline)
+            if batch_id is not None:
+                self._check_batches(conn, pipeline, pid, [batch_id])
+            at = self.clock.now()
+            new_id = conn.scalar(sa.insert(T.profiles).values(
+                pipeline_id=pid, batch_id=batch_id, profile=profile, created_at=at,
+            ).returning(T.profiles.c.id))
+        return entities.Profile(int(new_id), pipeline, batch_id, profile, clocks.as_utc(at))
+
+    def get_profile(self, profile_id: int) -> entities.Profile:
+        with self._read() as conn:
+            query = _history.with_pipeline(T.profiles).where(T.profiles.c.id == profile_id)
+            row = conn.execute(query).first()
+        if row is None:
+            raise errors.NotFoundError(f"profile {profile_id} does not exist", profile=profile_id)
+        return _rows.profile(row)
+
+    def _check_batches(
+        self, conn: sa.Connection, pipeline: str, pid: int, batch_ids: Sequence[int],
+    ) -> None:
+        found = set(conn.scalars(sa.select(T.batches.c.id).where(
+            T.batches.c.pipeline_id == pid, T.batches.c.id.in_(batch_ids))))
+        missing = sorted(set(batch_ids) - found)
+        if missing:
+            raise errors.NotFoundError(
+                f"batches {missing} do not exist in pipeline {pipeline!r}",
+                pipeline=pipeline, batch=missing[0])
+
+    # -- runs and metrics -----------------------------------------------------------------------
+
+    def start_run(
+        self, pipeline: str, *, trainer: str, params: types.JSON, batch_ids: Sequence[int],
+        decision_id: int | None = None,
+    ) -> entities.TrainingRun:
+        """Record a training run on `batch_ids` (its lineage), in state ``running``."""
+        batch_ids = [int(b) for b in dict.fromkeys(batch_ids)]
+        params = _rows.plain(params)
+        with self._write() as conn:
+            pid = self._pid(conn, pipeline)
+            self._check_batches(conn, pipeline, pid, batch_ids)
+            at = self.clock.now()
+            run_id = int(conn.scalar(sa.insert(T.runs).values(
+                pipeline_id=pid, trainer=trainer, params=params, decision_id=decision_id,
+                status="running", started_at=at,
+            ).returning(T.runs.c.id)))
+            if batch_ids:
+                conn.execute(sa.insert(T.run_batches), [
+                    {"run_id": run_id, "batch_id": b, "position": i}
+                    for i, b in enumerate(batch_ids)])
+        return entities.TrainingRun(
+            id=run_id, pipeline=pipeline, trainer=trainer, params=params,
+            batch_ids=tuple(batch_ids), decision_id=decision_id, status="running",
+            compute_seconds=None, error=None, started_at=clocks.as_utc(at), finished_at=None,
+        )
+
+    def finish_run(
+        self, run_id: int, *, status: types.RunStatus, compute_seconds: float | None,
+        error: str | None = None,
+    ) -> entities.TrainingRun:
+        if status not in FINISHED_STATUSES:
+            raise errors.ConfigError(
+                f"a run finishes as one of {FINISHED_STATUSES}; got {status!r}", run=run_id)
+        with self._write() as conn:
+            done = conn.execute(sa.update(T.runs).where(T.runs.c.id == run_id).values(
+                status=status, error=error,
+                compute_seconds=None if compute_seconds is None else float(compute_seconds),
+                finished_at=self.clock.now()))
+            if done.rowcount == 0:
+                raise errors.NotFoundError(f"training run {run_id} does not exist", run=run_id)
+            return self._get_run(conn, run_id)
+
+    def get_run(self, run_id: int) -> entities.TrainingRun:
+        with self._read() as conn:
+            return self._get_run(conn, run_id)
+
+    def _get_run(self, conn: sa.Connection, run_id: int) -> entities.TrainingRun:
+        row = conn.execute(_history.with_pipeline(T.runs).where(T.runs.c.id == run_id)).first()
+        if row is None:
+            raise errors.NotFoundError(f"training run {run_id} does not exist", run=run_id)
+        return _rows.run(row, self._batch_ids(conn, [run_id]).get(run_id, []))
+
+    def list_runs(
+        self, pipeline: str, status: types.RunStatus | None = None,
+    ) -> list[entities.TrainingRun]:
+        with self._read() as conn:
+            pid = self._pid(conn, pipeline)
+            query = _history.with_pipeline(T.runs).where(T.runs.c.pipeline_id == pid)
+            if status is not None:
+                query = query.where(T.runs.c.status == status)
+            rows = conn.execute(query.order_by(T.runs.c.id)).all()
+            lineage = self._batch_ids(conn, [row.id for row in rows])
+        return [_rows.run(row, lineage.get(row.id, [])) for row in rows]
+
+    def log_metrics(self, run_id: int, points: Sequence[tuple[str, float, int]]) -> None:
+        """Append `(key, value, step)` points to a run, in one bulk insert."""
+        if not points:
+            return
+        at = self.clock.now()
+        with self._write() as conn:
+            if conn.scalar(sa.select(T.runs.c.id).where(T.runs.c.id == run_id)) is None:
+                raise errors.NotFoundError(f"training run {run_id} does not exist", run=run_id)
+            _engine.bulk_insert(
+                conn, T.metrics, ("key", "value", "step"),
+                ((str(key), float(value), int(step)) for key, value, step in points),
+                constants={"run_id": run_id, "at": at})
+
+    def get_metrics(self, run_id: int, key: str | None = None) -> list[entities.MetricPoint]:
+        """A run's metric points ordered by key, step and arrival."""
+        m = T.metrics
+        query = sa.select(m).where(m.c.run_id == run_id)
+        if key is not None:
+            query = query.where(m.c.key == key)
+        with self._read() as conn:
+            rows = conn.execute(query.order_by(m.c.key, m.c.step, m.c.id)).all()
+        return [_rows.metric(row) for row in rows]
+
+    # -- model versions -------------------------------------------------------------------------
+
+    def add_model_version(
+        self, pipeline: str, *, run_id: int | None, artifact_uri: str, sha256: str,
+        metrics: types.JSON, profile_id: int | None = None, gate_report: types.JSON | None = None,
+    ) -> entities.ModelVersion:
+        """Register a model as the pipeline's next version (1, 2, 3, ...); its batch_ids are
+        the lineage of `run_id`."""
+        metrics = _rows.plain(metrics)
+        report = None if gate_report is None else _rows.plain(gate_report)
+        with self._write() as conn:
+            # Bumping the counter locks the pipeline row: versions are handed out one at a time.
+            bumped = conn.execute(_BUMP_VERSION, {"pipeline": pipeline}).first()
+            if bumped is None:
+                raise errors.NotFoundError(f"pipeline {pipeline!r} does not exist",
+                                           pipeline=pipeline)
+            batch_ids: list[int] = []
+            if run_id is not None:
+                lineage = conn.execute(_RUN_LINEAGE, {"run": run_id}).all()
+                if not lineage or lineage[0].pipeline_id != bumped.id:
+                    raise errors.NotFoundError(
+                        f"training run {run_id} does not exist in pipeline {pipeline!r}",
+                        pipeline=pipeline, run=run_id)
+                batch_ids = [row.batch_id for row in lineage if row.batch_id is not None]
+            at = self.clock.now()
+            new_id = conn.execute(_INSERT_VERSION, {
+                "pipeline_id": bumped.id, "version": bumped.last_version, "run_id": run_id,
+                "artifact_uri": artifact_uri, "sha256": sha256, "metrics": metrics,
+                "profile_id": profile_id, "gate_report": report, "created_at": at,
+            }).scalar_one()
+        return entities.ModelVersion(
+            id=int(new_id), pipeline=pipeline, version=bumped.last_version, run_id=run_id,
+            artifact_uri=artifact_uri, sha256=sha256, metrics=metrics, profile_id=profile_id,
+            gate_report=report, created_at=clocks.as_utc(at), batch_ids=tuple(batch_ids),
+        )
+
+    def _versions(self, conn: sa.Connection, query: sa.Select[Any]) -> list[entities.ModelVersion]:
+        rows = conn.execute(query.order_by(T.model_versions.c.version)).all()
+        lineage = self._batch_ids(conn, sorted({r.run_id for r in rows if r.run_id is not None}))
+        return [_rows.model_version(r, lineage.get(r.run_id, [])) for r in rows]
+
+    def get_model_version(self, pipeline: str, version: int) -> entities.ModelVersion:
+        with self._read() as conn:
+            return self._get_version(conn, pipeline, version)
+
+    def _get_version(
+        self, conn: sa.Connection, pipeline: str, version: int,
+    ) -> entities.ModelVersion:
+        mv = T.model_versions
+        found = self._versions(conn, _history.with_pipeline(mv).where(
+            mv.c.pipeline_id == self._pid(conn, pipeline), mv.c.version == version))
+        if not found:
+            raise errors.NotFoundError(
+                f"model version {version} of pipeline {pipeline!r} does not exist",
+                pipeline=pipeline, version=version)
+        return found[0]
+
+    def list_model_versions(self, pipeline: str) -> list[entities.ModelVersion]:
+        mv = T.model_versions
+        with self._read() as conn:
+            return self._versions(conn, _history.with_pipeline(mv).where(
+                mv.c.pipeline_id == self._pid(conn, pipeline)))
+
+    def model_version_for_run(self, run_id: int) -> entities.ModelVersion | None:
+        """The newest model version trained by run `run_id`, or None if it registered none."""
+        mv = T.model_versions
+        with self._read() as conn:
+            found = self._versions(conn, _history.with_pipeline(mv).where(mv.c.run_id == run_id))
+        return found[-1] if found else None
+
+    def set_gate_report(
+        self, pipeline: str, version: int, report: types.JSON,
+    ) -> entities.ModelVersion:
+        mv = T.model_versions
+        with self._write() as conn:
+            done = conn.execute(sa.update(mv).where(
+                mv.c.pipeline_id == self._pid(conn, pipeline), mv.c.version == version,
+            ).values(gate_report=_rows.plain(report)))
+            if done.rowcount == 0:
+                raise errors.NotFoundError(
+                    f"model version {version} of pipeline {pipeline!r} does not exist",
+                    pipeline=pipeline, version=version)
+            return self._get_version(conn, pipeline, version)

@@ -1,0 +1,230 @@
+"""The metadata schema: every table of the store, on one `MetaData`.
+
+`store.metadata.MetadataStore` queries these tables; the Alembic migrations in
+`store/migrations/versions/` create them (a test checks that both agree). Times are stored
+through `UTCDateTime`, which hands back aware UTC datetimes on every backend (SQLite keeps no
+time zone, PostgreSQL uses `timestamptz`). JSON goes to `JSON` on SQLite and `JSONB` on
+PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+from driftloop.core import clock
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = sa.MetaData(naming_convention=NAMING)
+
+Json = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+"""A JSON document column: JSONB on PostgreSQL, JSON text elsewhere."""
+
+Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+"""A surrogate key: BIGINT, except INTEGER on SQLite so it aliases the rowid."""
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """A timestamp that goes in and comes out as an aware UTC datetime.
+
+    Naive input is taken to be UTC already. SQLite stores naive UTC text; PostgreSQL stores
+    `timestamptz`.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        when = clock.as_utc(value)
+        return when.replace(tzinfo=None) if dialect.name == "sqlite" else when
+
+    def process_result_value(self, value: Any, dialect: sa.Dialect) -> datetime | None:
+        return None if value is None else clock.as_utc(value)
+
+
+def _pipeline_fk(**kwargs: Any) -> sa.Column[int]:
+    return sa.Column(
+        "pipeline_id", Id, sa.ForeignKey("pipelines.id", ondelete="CASCADE"), nullable=False,
+        **kwargs,
+    )
+
+
+pipelines = sa.Table(
+    "pipelines", metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("spec", Json, nullable=False),
+    sa.Column("schema", Json, nullable=True),
+    sa.Column("last_version", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+cursors = sa.Table(
+    "cursors", metadata,
+    _pipeline_fk(primary_key=True),
+    sa.Column("key", sa.String(200), primary_key=True),
+    sa.Column("value", Json, nullable=True),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+batches = sa.Table(
+    "batches", metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    _pipeline_fk(),
+    sa.Column("source_uri", sa.Text, nullable=False),
+    sa.Column("fingerprint", sa.String(128), nullable=False),
+    sa.Column("rows", sa.BigInteger, nullable=False),
+    sa.Column("start", UTCDateTime, nullable=True),
+    sa.Column("end", UTCDateTime, nullable=True),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("reasons", Json, nullable=False),
+    sa.Column("data_uri", sa.Text, nullable=True),
+    sa.Column("data_sha256", sa.String(64), nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("pipeline_id", "fingerprint"),
+    sa.Index(None, "pipeline_id", "status", "id"),
+)
+
+profiles = sa.Table(
+    "profiles", metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    _pipeline_fk(),
+    sa.Column("batch_id", Id, sa.ForeignKey("batches.id", ondelete="SET NULL"), nullable=True),
+    sa.Column("profile", Json, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+decisions = sa.Table(
+    "decisions", metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    _pipeline_fk(),
+    sa.Column("kind", sa.String(50), nullable=False),
+    sa.Column("fired", sa.Boolean, nullable=False),
+    sa.Column("evidence", Json, nullable=False),
+    sa.Column("caused_by", Json, nullable=True),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Index(None, "pipeline_id", "kind", "id"),
+)
+
+runs = sa.Table(
+    "runs", metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    _pipeline_fk(),
+    sa.Column("trainer", sa.String(200), nullable=False),
+    sa.Column("params", Json, nullable=False),
+    sa.Column(
+        "decision_id", Id, sa.ForeignKey("decisions.id", ondelete="SET NULL"), nullable=True,
+    ),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("compute_seconds", sa.Double, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("finished_at", UTCDateTime, nullable=True),
+    sa.Index(None, "pipeline_id", "status"),
+)
+
+run_batches = sa.Table(
+    "run_batches", metadata,
+    sa.Column(
+        "run_id", Id, sa.ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True,
+    ),
+    sa.Column(
+        "batch_id", Id, sa.ForeignKey("batches.id", ondelete="CASCADE"), primary_key=True,
+    ),
+    sa.Column("position", sa.Integer, nullable=False),
+)
+
+metrics = sa.Table(
+    "metrics", metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("run_id", Id, sa.ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("key", sa.String(250), nullable=False),
+    sa.Column("value", sa.Double, nullable=True),  # SQLite stores NaN as NULL
+    sa.Column("step", sa.BigInteger, nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Index(None, "run_id", "key", "step"),
+)
+
+model_versions = sa.Table(
+    "model_versions", metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    _pipeline_fk(),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("run_id", Id, sa.ForeignKey("runs.id", ondelete="SET NULL"), nullable=True),
+    sa.Column("artifact_uri", sa.Text, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("metrics", Json, nullable=False),
+    sa.Column(
+        "profile_id", Id, sa.ForeignKey("profiles.id", ondelete="SET NULL"), nullable=True,
+    ),
+    sa.Column("gate_report", Json, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("pipeline_id", "version"),
+    sa.Index(None, "run_id"),
+)
+
+aliases = sa.Table(
+    "aliases", metadata,
+    _pipeline_fk(primary_key=True),
+    sa.Column("alias", sa.String(50), primary_key=True),
+    sa.Column("version", sa.Integer, nullable=True),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+alias_moves = sa.Table(
+    "alias_moves", metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    _pipeline_fk(),
+    sa.Column("alias", sa.String(50), nullable=False),
+    sa.Column("version", sa.Integer, nullable=True),
+    sa.Column("previous", sa.Integer, nullable=True),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Index(None, "pipeline_id", "alias", "id"),
+)
+
+evaluations = sa.Table(
+    "evaluations", metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    _pipeline_fk(),
+    sa.Column("batch_id", Id, sa.ForeignKey("batches.id", ondelete="SET NULL"), nullable=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("metric", sa.String(100), nullable=False),
+    sa.Column("value", sa.Double, nullable=True),
+    sa.Column("rows", sa.BigInteger, nullable=False),
+    sa.Column("errors", Json, nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Index(None, "pipeline_id", "version", "id"),
+)
+
+audit_log = sa.Table(
+    "audit_log", metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("action", sa.String(100), nullable=False),
+    sa.Column("target", sa.String(400), nullable=False),
+    sa.Column("details", Json, nullable=True),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Index(None, "action"),
+    sa.Index(None, "target"),
+)
+
+leases = sa.Table(
+    "leases", metadata,
+    sa.Column("pipeline", sa.String(200), primary_key=True),
+    sa.Column("holder", sa.String(200), nullable=False),
+    sa.Column("token", sa.BigInteger, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+)

@@ -1,0 +1,176 @@
+"""Executors: where a training runs. Chosen by name (`trainer.executor` in the spec).
+
+The controller calls `build_executor(spec.trainer.executor).train(spec.trainer, X, y, base_dir)`
+and records the `TrainResult`'s compute time with the training run.
+
+- ``inline`` trains in this process (fast; used by backtests). A runaway trainer cannot be
+  stopped, so it has no timeout.
+- ``local`` trains in a child process, so a trainer that hangs or leaks is killed at its
+  timeout and a crash cannot take the controller down.
+
+Each executor registers itself under its `name` when its class is defined.
+"""
+
+from __future__ import annotations
+
+import abc
+import multiprocessing
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any, ClassVar
+
+from driftloop.core import config, errors
+from driftloop.train import trainer
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """A fitted estimator and what it cost (CPU seconds of the training, wall seconds)."""
+
+    estimator: Any
+    cpu_seconds: float
+    wall_seconds: float
+
+
+class Executor(abc.ABC):
+    """Runs a trainer. Subclasses set `name` and register themselves."""
+
+    name: ClassVar[str]
+    registry_: ClassVar[dict[str, type[Executor]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        name = cls.__dict__.get("name")
+        if name is not None:
+            Executor.registry_[name] = cls
+
+    @abc.abstractmethod
+    def train(self, spec: config.TrainerSpec, X: Any, y: Any, base_dir: Path) -> TrainResult:
+        """Fit the model `spec` describes on `X`, `y`; `TrainingError` if it fails."""
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{key}={value!r}" for key, value in vars(self).items()
+                           if not key.endswith("_"))
+        return f"{type(self).__name__}({fields})"
+
+
+def build_executor(name: str, **params: Any) -> Executor:
+    """The executor registered as `name` (`local`, `inline`, ...).
+
+    >>> build_executor("local", timeout=60)
+    LocalExecutor(timeout=60)
+    """
+    cls = Executor.registry_.get(name)
+    if cls is None:
+        raise errors.ConfigError(
+            f"trainer.executor: unknown executor {name!r}; known: "
+            f"{', '.join(sorted(Executor.registry_))}")
+    return cls(**params)
+
+
+class InlineExecutor(Executor):
+    """Trains in the calling process; CPU time from `time.process_time`."""
+
+    name = "inline"
+
+    def train(self, spec: config.TrainerSpec, X: Any, y: Any, base_dir: Path) -> TrainResult:
+        cpu, wall = time.process_time(), time.perf_counter()
+        estimator = trainer.fit_model(spec, X, y, base_dir)
+        return TrainResult(estimator, time.process_time() - cpu, time.perf_counter() - wall)
+
+
+class LocalExecutor(Executor):
+    """Trains in a child process and kills it after `timeout` seconds (default: the spec's).
+
+    The child is started with the "forkserver" context (a fresh interpreter image, no copied
+    threads or locks; "spawn" where forkserver is missing). It receives the rows and the spec,
+    fits, and sends back the fitted estimator and its own CPU seconds through a Pipe. That
+    pipe carries pickles, which is acceptable here: both ends are our own processes, started
+    for this call; nothing read from the store or the network is unpickled. Model files in
+    the store use skops, never pickle.
+
+    As with any multiprocessing code, a script that trains through this executor must keep
+    its top-level work under ``if __name__ == "__main__":`` (the child re-imports it).
+    """
+
+    name = "local"
+
+    def __init__(self, timeout: float | timedelta | None = None) -> None:
+        self.timeout = timeout
+
+    def train(self, spec: config.TrainerSpec, X: Any, y: Any, base_dir: Path) -> TrainResult:
+        timeout = self.timeout if self.timeout is not None else spec.timeout
+        seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
+        context = _context()
+        receive, send = context.Pipe(duplex=False)
+        wall = time.perf_counter()
+        child = context.Process(target=_train_in_child, args=(send, spec, X, y, Path(base_dir)),
+                                name=f"driftloop-train-{spec.function}", daemon=True)
+        child.start()
+        send.close()  # the child holds the only sending end: its exit means end of file
+        try:
+            if not receive.poll(seconds):
+                raise errors.TrainingError(
+                    f"training exceeded its timeout of {seconds:g}s ({spec.function}); the "
+                    "training process was killed. Raise trainer.timeout or train on fewer rows")
+            try:
+                message = receive.recv()
+            except EOFError:
+                child.join(5)
+                raise errors.TrainingError(
+                    f"the training process for {spec.function!r} died without a result (exit "
+                    f"code {child.exitcode}); it may have run out of memory, or a script that "
+                    "calls driftloop lacks the `if __name__ == '__main__':` guard that "
+                    "multiprocessing needs") from None
+        finally:
+            receive.close()
+            if child.is_alive():
+                child.kill()
+            child.join()
+            child.close()
+        status, payload, cpu = message
+        if status == "ok":
+            return TrainResult(payload, cpu, time.perf_counter() - wall)
+        kind, text = payload
+        error = errors.ConfigError if kind == "ConfigError" else errors.TrainingError
+        raise error(text)
+
+
+def _context() -> Any:
+    """The forkserver context, its server preloaded with what every training imports."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(list(_PRELOAD))  # no effect once the server runs
+    return context
+
+
+# Imported once by the fork server, so a training child starts without importing them again.
+_PRELOAD = ("numpy", "pandas", "sklearn.base", "sklearn.pipeline", "driftloop.train.trainer")
+
+
+def _train_in_child(send: Connection, spec: config.TrainerSpec, X: Any, y: Any,
+                    base_dir: Path) -> None:
+    """The child's side: fit, then send ("ok", estimator, cpu) or ("error", (kind, text), cpu)."""
+    start = time.process_time()
+    try:
+        estimator = trainer.fit_model(spec, X, y, base_dir)
+    except errors.DriftloopError as exc:
+        outcome: tuple[str, Any] = ("error", (type(exc).__name__, str(exc)))
+    except BaseException as exc:  # the trainer's own failure, reported to the parent
+        outcome = ("error", ("TrainingError",
+                             f"trainer {spec.function!r} failed: {type(exc).__name__}: {exc}"))
+    else:
+        outcome = ("ok", estimator)
+    cpu = time.process_time() - start
+    try:
+        send.send((*outcome, cpu))
+    except Exception as exc:  # the fitted model cannot be pickled (a lambda inside, ...)
+        send.send(("error", ("TrainingError",
+                             f"the model from {spec.function!r} cannot be sent back from the "
+                             f"training process: {type(exc).__name__}: {exc}"), cpu))
+    finally:
+        send.close()

@@ -1,0 +1,161 @@
+"""The trainer contract: a user's `module:function` that makes (or fits) a scikit-learn model.
+
+`fit_model` is what every executor (`train.executor`) runs, in-process or in a child process.
+The function named by `TrainerSpec.function` has one of two forms:
+
+- ``def make_model(**params)``: returns an *unfitted* estimator (a Pipeline is fine) that
+  driftloop fits on the training window; scikit-learn classes work as they are, e.g.
+  ``sklearn.linear_model:LogisticRegression``;
+- ``def fit(X, y, **params)``: fits and returns a fitted estimator itself.
+
+The module is imported with the project folder (where ``train.py`` lives) first on sys.path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import inspect
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from driftloop.core import config, errors
+
+
+def load_trainer(function: str, base_dir: Path) -> Callable[..., Any]:
+    """Import `module:function` with `base_dir` first on sys.path and return the function.
+
+    >>> load_trainer("sklearn.linear_model:Ridge", Path(".")).__name__
+    'Ridge'
+    >>> load_trainer("sklearn.linear_model:Nope", Path("."))
+    Traceback (most recent call last):
+    ...
+    driftloop.core.errors.ConfigError: trainer.function 'sklearn.linear_model:Nope': module ...
+    """
+    module_name, sep, attr = function.partition(":")
+    if not sep or not module_name or not attr:
+        raise errors.ConfigError(
+            f"trainer.function {function!r} must be 'module:function', e.g. 'train:make_model'")
+    with _on_path(base_dir):
+        _forget_stale(module_name, base_dir)
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name is not None and (module_name == exc.name
+                                         or module_name.startswith(exc.name + ".")):
+                raise errors.ConfigError(
+                    f"trainer.function {function!r}: no module {module_name!r} in {base_dir} "
+                    f"or on the Python path; create {base_dir / (module_name.replace('.', '/'))}"
+                    ".py or fix the name") from exc
+            raise errors.ConfigError(
+                f"trainer.function {function!r}: importing {module_name!r} failed: {exc}; "
+                "install the missing package") from exc
+        except Exception as exc:
+            raise errors.ConfigError(
+                f"trainer.function {function!r}: importing {module_name!r} raised "
+                f"{type(exc).__name__}: {exc}") from exc
+    target = getattr(module, attr, None)
+    if target is None:
+        public = sorted(name for name, value in vars(module).items()
+                        if callable(value) and not name.startswith("_"))[:10]
+        raise errors.ConfigError(
+            f"trainer.function {function!r}: module {module_name!r} "
+            f"({getattr(module, '__file__', '?')}) has no {attr!r}; it defines: "
+            f"{', '.join(public) or 'no public functions'}")
+    if not callable(target):
+        raise errors.ConfigError(
+            f"trainer.function {function!r}: {attr!r} is a {type(target).__name__}, not a function")
+    return target  # type: ignore[no-any-return]
+
+
+def fits_itself(function: Callable[..., Any]) -> bool:
+    """Does the trainer take `X` and `y` (and so fit the model itself)?"""
+    try:
+        names = inspect.signature(function).parameters
+    except (TypeError, ValueError):
+        return False
+    return "X" in names and "y" in names
+
+
+def fit_model(spec: config.TrainerSpec, X: Any, y: Any, base_dir: Path) -> Any:
+    """A fitted estimator from the trainer `spec.function`, trained on `X`, `y`.
+
+    >>> import numpy as np
+    >>> spec = config.TrainerSpec(function="sklearn.linear_model:Ridge", params={"alpha": 0.5})
+    >>> model = fit_model(spec, np.arange(10.0).reshape(-1, 1), np.arange(10.0), Path("."))
+    >>> round(float(model.predict([[20.0]])[0]), 1)
+    19.9
+    """
+    with _on_path(base_dir):
+        function = load_trainer(spec.function, base_dir)
+        itself = fits_itself(function)
+        arguments = {"X": X, "y": y, **spec.params} if itself else dict(spec.params)
+        _check_params(spec, function, arguments)
+        try:
+            model = function(**arguments)
+        except Exception as exc:
+            raise errors.TrainingError(
+                f"trainer {spec.function!r} raised {type(exc).__name__}: {exc}") from exc
+        if not itself:
+            if not callable(getattr(model, "fit", None)):
+                raise errors.TrainingError(
+                    f"trainer {spec.function!r} returned {type(model).__name__}, which has no "
+                    "`fit`; return an unfitted scikit-learn estimator, or take X and y and "
+                    "return a fitted one")
+            try:
+                fitted = model.fit(X, y)
+            except Exception as exc:
+                raise errors.TrainingError(
+                    f"fitting the estimator from {spec.function!r} ({type(model).__name__}) "
+                    f"raised {type(exc).__name__}: {exc}") from exc
+            model = model if fitted is None else fitted
+    if not callable(getattr(model, "predict", None)):
+        raise errors.TrainingError(
+            f"trainer {spec.function!r} produced {type(model).__name__}, which has no "
+            "`predict`; it must give a scikit-learn-compatible estimator")
+    return model
+
+
+def _check_params(spec: config.TrainerSpec, function: Callable[..., Any],
+                  arguments: dict[str, Any]) -> None:
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):
+        return
+    try:
+        signature.bind(**arguments)
+    except TypeError as exc:
+        raise errors.ConfigError(
+            f"trainer.params do not fit {spec.function!r}{signature}: {exc}") from exc
+
+
+@contextlib.contextmanager
+def _on_path(base_dir: Path) -> Iterator[None]:
+    """`base_dir` first on sys.path for the duration (the trainer may import its neighbours)."""
+    entry = str(Path(base_dir).resolve())
+    sys.path.insert(0, entry)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ValueError):
+            sys.path.remove(entry)
+
+
+def _forget_stale(module_name: str, base_dir: Path) -> None:
+    """Drop a cached module of the same name from another project folder.
+
+    Two pipelines may both have a ``train.py``; a module already imported from elsewhere
+    would otherwise shadow this project's. Only names that exist in `base_dir` are dropped.
+    """
+    top = module_name.split(".")[0]
+    root = Path(base_dir).resolve()
+    if not ((root / f"{top}.py").exists() or (root / top).is_dir()):
+        return
+    cached = sys.modules.get(top)
+    origin = getattr(cached, "__file__", None)
+    if cached is None or (origin is not None and Path(origin).resolve().is_relative_to(root)):
+        return
+    for name in [n for n in sys.modules if n == top or n.startswith(top + ".")]:
+        del sys.modules[name]

@@ -1,0 +1,192 @@
+"""`check_batch`: why a batch does not fit its pipeline's schema, column by column.
+
+The controller calls it (also reachable as `validation.schema.check_batch`) on every new batch
+after the first, which defines the schema, and quarantines the batch when the answer is not
+empty. Each reason says what is wrong and where: ``"nswprice: 3 values above the allowed maximum
+1.23 (max seen 0.98, tolerance 50%): rows 4, 9, 12"``. Rows are the batch's index labels (for a
+file read by `FileSource`: the data row number counted from 0, header excluded). Every check is
+vectorised over the column; only columns are looped over.
+
+The allowed range of a numeric column is the range seen, widened by `range_tolerance` times its
+width on each side. A column that was constant in the first data has no width to widen and is
+not range-checked: in Elec2, for instance, `vicprice`, `vicdemand` and `transfer` hold one
+imputed value for the first ~17 000 rows and only then start to vary.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from driftloop.core import config
+from driftloop.data import frames
+
+if TYPE_CHECKING:  # `schema` re-exports `check_batch`, so it imports this module
+    from driftloop.validation import schema as schema_
+
+SHOWN = 5
+"""How many rows or values a reason lists before saying how many more there are."""
+
+_BOOLEAN_TEXT = {"true", "false", "1", "0", "1.0", "0.0"}
+
+
+def check_batch(
+    frame: pd.DataFrame, schema: schema_.Schema, spec: config.ValidationSpec
+) -> dict[str, list[str]]:
+    """Reasons per column ("*" for the whole batch) why `frame` breaks `schema`; {} = valid.
+
+    Extra columns, not in the schema, are allowed and not checked.
+
+    >>> from driftloop.validation import schema as schema_
+    >>> schema = schema_.infer_schema(pd.DataFrame({"x": [0.0, 1.0], "y": [0, 1]}), target="y")
+    >>> check_batch(pd.DataFrame({"x": [0.5, 9.0], "y": [1, 0]}), schema, config.ValidationSpec())
+    {'x': ['x: 1 value above the allowed maximum 1.5 (max seen 1, tolerance 50%): row 1']}
+    >>> check_batch(pd.DataFrame({"x": [0.5], "y": [1]}), schema, config.ValidationSpec())
+    {}
+    """
+    reasons: dict[str, list[str]] = {}
+
+    def add(column: str, message: str) -> None:
+        reasons.setdefault(column, []).append(message)
+
+    rows = len(frame)
+    if rows == 0:
+        add("*", "empty batch: it has no rows")
+    elif rows < spec.min_rows:
+        add("*", f"only {rows} rows; validation.min_rows asks for at least {spec.min_rows}")
+    for column in schema.columns:
+        if column.name not in frame.columns:
+            if column.required:
+                add(
+                    column.name,
+                    f"{column.name}: required column is missing "
+                    f"(expected {column.kind}, dtype {column.dtype})",
+                )
+            continue
+        if rows == 0:
+            continue
+        for message in _check_column(frame[column.name], column, spec):
+            add(column.name, f"{column.name}: {message}")
+    return reasons
+
+
+def _check_column(
+    values: pd.Series, column: schema_.ColumnSchema, spec: config.ValidationSpec
+) -> list[str]:
+    found: list[str] = []
+    missing = values.isna()
+    if column.kind == "numeric":
+        found += _check_numeric(values, column, spec)
+    elif column.kind == "categorical":
+        found += _check_categorical(values, column, spec)
+    elif column.kind == "boolean":
+        found += _check_boolean(values)
+    else:
+        parsed = frames.parse_times(values)
+        found += _bad_values(values, ~missing & parsed.isna(), "unparseable timestamp")
+    allowed = column.missing_rate + spec.missing_rate_slack
+    rate = float(missing.mean())
+    if rate > allowed + 1e-12:
+        found.append(
+            f"{_count(int(missing.sum()), 'missing value')} ({rate:.1%}), more than the allowed "
+            f"{allowed:.1%} ({column.missing_rate:.1%} seen + {spec.missing_rate_slack:.1%} "
+            f"slack): {_rows(missing)}"
+        )
+    return found
+
+
+def _check_numeric(
+    values: pd.Series, column: schema_.ColumnSchema, spec: config.ValidationSpec
+) -> list[str]:
+    found: list[str] = []
+    if pd.api.types.is_numeric_dtype(values.dtype):
+        numbers = pd.Series(values.to_numpy(dtype="float64", na_value=np.nan), index=values.index)
+    else:
+        numbers = pd.to_numeric(values.astype("object"), errors="coerce")
+        not_numbers = values.notna() & numbers.isna()
+        found += _bad_values(
+            values, not_numbers, "non-numeric value", f" (expected numbers; read as {values.dtype})"
+        )
+        numbers = numbers.astype("float64")
+    infinite = pd.Series(np.isinf(numbers.to_numpy()), index=values.index)
+    if infinite.any():
+        found.append(f"{_count(int(infinite.sum()), 'infinite value')}: {_rows(infinite)}")
+    finite = numbers.where(~infinite)
+    if column.name in spec.bounds:
+        low, high = spec.bounds[column.name]
+        tolerance = "validation.bounds"
+    elif column.minimum is None or column.maximum is None or column.minimum == column.maximum:
+        return found  # a column constant in the first data has no range to extend
+    else:
+        slack = spec.range_tolerance * (column.maximum - column.minimum)
+        low, high = column.minimum - slack, column.maximum + slack
+        tolerance = f"tolerance {spec.range_tolerance:.0%}"
+    below, above = finite < low, finite > high
+    if below.any():
+        found.append(
+            f"{_count(int(below.sum()), 'value')} below the allowed minimum {low:.6g} "
+            f"(min seen {_number(column.minimum)}, {tolerance}): {_rows(below)}"
+        )
+    if above.any():
+        found.append(
+            f"{_count(int(above.sum()), 'value')} above the allowed maximum {high:.6g} "
+            f"(max seen {_number(column.maximum)}, {tolerance}): {_rows(above)}"
+        )
+    return found
+
+
+def _number(value: float | None) -> str:
+    return "none" if value is None else f"{value:.6g}"
+
+
+def _check_categorical(
+    values: pd.Series, column: schema_.ColumnSchema, spec: config.ValidationSpec
+) -> list[str]:
+    if column.categories is None or spec.allow_new_categories:
+        return []
+    text = values.astype("str").where(values.notna())
+    new = text.notna() & ~text.isin(column.categories)
+    if not new.any():
+        return []
+    counts = text[new].value_counts()
+    shown = ", ".join(f"{value!r} ({count}x)" for value, count in counts.head(SHOWN).items())
+    more = f" and {len(counts) - SHOWN} more" if len(counts) > SHOWN else ""
+    seen = ", ".join(column.categories[:SHOWN]) + (
+        ", ..." if len(column.categories) > SHOWN else ""
+    )
+    return [
+        f"{_count(int(new.sum()), 'value')} in categories never seen: {shown}{more} "
+        f"(seen: {seen}); set validation.allow_new_categories to accept them: {_rows(new)}"
+    ]
+
+
+def _check_boolean(values: pd.Series) -> list[str]:
+    if pd.api.types.is_bool_dtype(values.dtype):
+        return []
+    text = values.astype("str").str.strip().str.lower()
+    bad = values.notna() & ~text.isin(_BOOLEAN_TEXT)
+    return _bad_values(values, bad, "non-boolean value")
+
+
+def _bad_values(values: pd.Series, mask: pd.Series, noun: str, detail: str = "") -> list[str]:
+    """``"2 <noun>s<detail>: row 17: 'abc', row 20: 'x'"`` for the rows in `mask`, or nothing."""
+    count = int(mask.sum())
+    if not count:
+        return []
+    examples = ", ".join(f"row {row}: {value!r}" for row, value in values[mask].head(SHOWN).items())
+    more = f" and {count - SHOWN} more" if count > SHOWN else ""
+    return [f"{_count(count, noun)}{detail}: {examples}{more}"]
+
+
+def _rows(mask: pd.Series) -> str:
+    """``"rows 4, 9, 12"`` (at most `SHOWN`, then how many more)."""
+    labels = mask.index[mask.to_numpy(dtype=bool, na_value=False)]
+    shown = ", ".join(str(label) for label in labels[:SHOWN])
+    more = f" and {len(labels) - SHOWN} more" if len(labels) > SHOWN else ""
+    return f"{'row' if len(labels) == 1 else 'rows'} {shown}{more}"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

@@ -1,0 +1,276 @@
+"""Schema inference, batch checks and coercion, on Elec2 and on small hand-made frames."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from driftloop.core import config, errors
+from driftloop.validation import checks, schema
+
+ELEC2 = Path("/work/shared/data/elec2.csv")
+SPEC = config.ValidationSpec()
+
+
+@pytest.fixture(scope="module")
+def elec2() -> pd.DataFrame:
+    if not ELEC2.exists():
+        pytest.skip(f"{ELEC2} is not here")
+    return pd.read_csv(ELEC2)
+
+
+@pytest.fixture
+def first(elec2: pd.DataFrame) -> pd.DataFrame:
+    return elec2.iloc[:2000].reset_index(drop=True)
+
+
+@pytest.fixture
+def elec_schema(first: pd.DataFrame) -> schema.Schema:
+    return schema.infer_schema(first, target="class")
+
+
+@pytest.fixture
+def batch(elec2: pd.DataFrame) -> pd.DataFrame:
+    return elec2.iloc[2000:2100].reset_index(drop=True)
+
+
+@pytest.fixture
+def mixed() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "at": pd.date_range("2024-01-01", periods=6, freq="h").astype("str"),
+            "size": [1.0, 2.0, np.nan, 4.0, 5.0, 6.0],
+            "color": ["red", "blue", "red", "blue", "red", None],
+            "flag": [True, False, True, True, False, False],
+            "y": [0, 1, 0, 1, 0, 1],
+        }
+    )
+
+
+def test_infer_on_clean_elec2(first: pd.DataFrame, elec_schema: schema.Schema) -> None:
+    assert elec_schema.names == tuple(first.columns)
+    assert elec_schema.target == "class" and elec_schema.timestamp is None
+    assert elec_schema.features == (
+        "period",
+        "nswprice",
+        "nswdemand",
+        "vicprice",
+        "vicdemand",
+        "transfer",
+    )
+    for column in elec_schema.columns:
+        assert column.kind == "numeric"
+        assert column.dtype == str(first[column.name].dtype)
+        assert column.minimum == first[column.name].min()
+        assert column.maximum == first[column.name].max()
+        assert column.missing_rate == 0.0 and column.required
+    assert elec_schema.column("class").dtype == "int64"
+
+
+def test_infer_kinds_categories_and_missing(mixed: pd.DataFrame) -> None:
+    inferred = schema.infer_schema(mixed, target="y", timestamp="at")
+    kinds = {c.name: c.kind for c in inferred.columns}
+    assert kinds == {
+        "at": "datetime",
+        "size": "numeric",
+        "color": "categorical",
+        "flag": "boolean",
+        "y": "numeric",
+    }
+    assert inferred.column("color").categories == ("blue", "red")
+    assert inferred.column("color").missing_rate == pytest.approx(1 / 6)
+    assert inferred.column("size").missing_rate == pytest.approx(1 / 6)
+    assert inferred.features == ("size", "color", "flag")
+
+
+def test_high_cardinality_text_has_no_categories() -> None:
+    frame = pd.DataFrame({"id": [f"u{i}" for i in range(100)], "y": [0, 1] * 50})
+    inferred = schema.infer_schema(frame, target="y")
+    assert inferred.column("id").categories is None
+    new_ids = pd.DataFrame({"id": ["u999"], "y": [1]})
+    assert checks.check_batch(new_ids, inferred, SPEC) == {}
+
+
+def test_infer_names_a_missing_target(first: pd.DataFrame) -> None:
+    with pytest.raises(errors.ValidationError, match="'label' is not in the data"):
+        schema.infer_schema(first, target="label")
+
+
+def test_clean_batch_passes(elec_schema: schema.Schema, batch: pd.DataFrame) -> None:
+    assert checks.check_batch(batch, elec_schema, SPEC) == {}
+    assert checks.check_batch(batch.assign(extra="ignored"), elec_schema, SPEC) == {}
+
+
+def test_non_numeric_values(elec_schema: schema.Schema, batch: pd.DataFrame) -> None:
+    bad = batch.astype({"nswprice": "object"})
+    bad.loc[17, "nswprice"] = "abc"
+    bad.loc[40, "nswprice"] = "n/a?"
+    reasons = checks.check_batch(bad, elec_schema, SPEC)
+    assert list(reasons) == ["nswprice"]
+    (message,) = reasons["nswprice"]
+    assert message.startswith("nswprice: 2 non-numeric values")
+    assert "row 17: 'abc'" in message and "row 40: 'n/a?'" in message
+
+
+def test_whole_column_read_as_text_of_numbers_is_fine(
+    elec_schema: schema.Schema, batch: pd.DataFrame
+) -> None:
+    as_text = batch.astype({"nswdemand": "str"})
+    assert checks.check_batch(as_text, elec_schema, SPEC) == {}
+
+
+def test_missing_values_beyond_the_allowed_rate(
+    elec_schema: schema.Schema, batch: pd.DataFrame
+) -> None:
+    few = batch.copy()
+    few.loc[[3], "nswdemand"] = np.nan  # 1% <= 0% seen + 5% slack
+    assert checks.check_batch(few, elec_schema, SPEC) == {}
+    many = batch.copy()
+    many.loc[list(range(0, 100, 10)), "nswdemand"] = np.nan  # 10%
+    reasons = checks.check_batch(many, elec_schema, SPEC)
+    assert list(reasons) == ["nswdemand"]
+    assert reasons["nswdemand"] == [
+        "nswdemand: 10 missing values (10.0%), more than the allowed 5.0% (0.0% seen + 5.0% "
+        "slack): rows 0, 10, 20, 30, 40 and 5 more"
+    ]
+
+
+def test_infinite_values_are_always_reported(
+    elec_schema: schema.Schema, batch: pd.DataFrame
+) -> None:
+    bad = batch.copy()
+    bad.loc[5, "transfer"] = np.inf
+    bad.loc[6, "transfer"] = -np.inf
+    reasons = checks.check_batch(bad, elec_schema, SPEC)
+    assert reasons == {"transfer": ["transfer: 2 infinite values: rows 5, 6"]}
+
+
+def test_missing_columns(elec_schema: schema.Schema, batch: pd.DataFrame) -> None:
+    reasons = checks.check_batch(batch.drop(columns=["vicprice", "class"]), elec_schema, SPEC)
+    assert set(reasons) == {"vicprice", "class"}
+    assert reasons["vicprice"] == [
+        "vicprice: required column is missing (expected numeric, dtype float64)"
+    ]
+
+
+def test_out_of_range(elec_schema: schema.Schema, batch: pd.DataFrame) -> None:
+    column = elec_schema.column("nswprice")
+    assert column.minimum is not None and column.maximum is not None
+    span = column.maximum - column.minimum
+    bad = batch.copy()
+    bad.loc[[4, 9, 12], "nswprice"] = column.maximum + 0.6 * span
+    bad.loc[2, "nswprice"] = column.minimum - 0.4 * span  # inside the 50% tolerance
+    reasons = checks.check_batch(bad, elec_schema, SPEC)
+    high = column.maximum + 0.5 * span
+    assert reasons == {
+        "nswprice": [
+            f"nswprice: 3 values above the allowed maximum {high:.6g} (max seen "
+            f"{column.maximum:.6g}, tolerance 50%): rows 4, 9, 12"
+        ]
+    }
+    strict = config.ValidationSpec(range_tolerance=0.0)
+    assert (
+        "below the allowed minimum" in checks.check_batch(bad, elec_schema, strict)["nswprice"][0]
+    )
+
+
+def test_constant_column_is_not_range_checked(
+    elec2: pd.DataFrame, elec_schema: schema.Schema
+) -> None:
+    assert elec_schema.column("vicprice").minimum == elec_schema.column("vicprice").maximum
+    later = elec2.iloc[30000:30100].reset_index(drop=True)
+    assert "vicprice" not in checks.check_batch(later, elec_schema, SPEC)
+
+
+def test_new_categories(mixed: pd.DataFrame) -> None:
+    inferred = schema.infer_schema(mixed, target="y", timestamp="at")
+    new = mixed.assign(color=["red", "green", "green", "blue", "mauve", "red"])
+    reasons = checks.check_batch(new, inferred, SPEC)
+    assert list(reasons) == ["color"]
+    (message,) = reasons["color"]
+    assert message.startswith("color: 3 values in categories never seen: 'green' (2x), 'mauve'")
+    assert message.endswith("rows 1, 2, 4")
+    allowing = config.ValidationSpec(allow_new_categories=True)
+    assert checks.check_batch(new, inferred, allowing) == {}
+
+
+def test_unparseable_timestamps_and_booleans(mixed: pd.DataFrame) -> None:
+    inferred = schema.infer_schema(mixed, target="y", timestamp="at")
+    assert checks.check_batch(mixed, inferred, SPEC) == {}
+    bad = mixed.copy()
+    bad["at"] = bad["at"].where(bad.index != 3, "soon")
+    bad["flag"] = ["yes", "true", "0", "1", "False", "false"]
+    reasons = checks.check_batch(bad, inferred, SPEC)
+    assert reasons == {
+        "at": ["at: 1 unparseable timestamp: row 3: 'soon'"],
+        "flag": ["flag: 1 non-boolean value: row 0: 'yes'"],
+    }
+
+
+def test_empty_and_small_batches(elec_schema: schema.Schema, batch: pd.DataFrame) -> None:
+    assert checks.check_batch(batch.iloc[:0], elec_schema, SPEC) == {
+        "*": ["empty batch: it has no rows"]
+    }
+    assert checks.check_batch(pd.DataFrame(), elec_schema, SPEC)["*"] == [
+        "empty batch: it has no rows"
+    ]
+    reasons = checks.check_batch(batch.iloc[:3], elec_schema, config.ValidationSpec(min_rows=10))
+    assert reasons == {"*": ["only 3 rows; validation.min_rows asks for at least 10"]}
+
+
+def test_json_round_trip(mixed: pd.DataFrame, elec_schema: schema.Schema) -> None:
+    for original in (elec_schema, schema.infer_schema(mixed, target="y", timestamp="at")):
+        text = json.dumps(original.to_json(), allow_nan=False)
+        assert schema.Schema.from_json(json.loads(text)) == original
+    with pytest.raises(errors.ConfigError, match="malformed"):
+        schema.Schema.from_json(
+            {"columns": [{"name": "x", "kind": "vector", "dtype": "f"}], "target": "x"}
+        )
+
+
+def test_coerce_to_schema_dtypes(mixed: pd.DataFrame) -> None:
+    inferred = schema.infer_schema(mixed.astype({"color": "category"}), target="y", timestamp="at")
+    incoming = pd.DataFrame(
+        {
+            "extra": [1, 2],
+            "y": ["1", "0"],
+            "flag": ["True", "False"],
+            "color": ["green", "red"],
+            "size": ["3.5", "4"],
+            "at": ["2024-02-01T00:00", "2024-02-01T01:00"],
+        }
+    )
+    assert (
+        checks.check_batch(incoming, inferred, config.ValidationSpec(allow_new_categories=True))
+        == {}
+    )
+    out = schema.coerce(incoming, inferred)
+    assert list(out.columns) == ["at", "size", "color", "flag", "y"]
+    assert str(out["at"].dtype).startswith("datetime64") and str(out["at"].dt.tz) == "UTC"
+    assert out["size"].tolist() == [3.5, 4.0] and out["size"].dtype == "float64"
+    assert out["y"].dtype == "int64"
+    assert out["flag"].dtype == "bool"
+    assert list(out["color"].cat.categories) == ["blue", "red", "green"]
+
+
+def test_coerce_int_with_missing_becomes_float(
+    elec_schema: schema.Schema, batch: pd.DataFrame
+) -> None:
+    holed = batch.astype({"class": "float64"})
+    holed.loc[0, "class"] = np.nan
+    out = schema.coerce(holed, elec_schema)
+    assert out["class"].dtype == "float64"
+    assert out.drop(columns="class").dtypes.equals(batch.drop(columns="class").dtypes)
+
+
+def test_check_is_vectorised(elec2: pd.DataFrame, elec_schema: schema.Schema) -> None:
+    import time
+
+    big = pd.concat([elec2] * 5, ignore_index=True)
+    start = time.perf_counter()
+    checks.check_batch(big, elec_schema, SPEC)
+    assert time.perf_counter() - start < 2.0  # a Python loop over 226 560 rows takes far longer
