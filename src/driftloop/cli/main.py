@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from driftloop.cli import project
+from driftloop.cli import data, models, project
 
 app = typer.Typer(
     name="driftloop",
@@ -16,3 +16,6 @@ app = typer.Typer(
 )
 app.command()(project.init)
 app.command()(project.check)
+app.command()(data.ingest)
+app.command()(data.batches)
+app.add_typer(models.app, name="models")

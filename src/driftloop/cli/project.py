@@ -47,7 +47,7 @@ def _write_faulty_file(week: object, data: Path) -> None:
 
     bad = pd.DataFrame(week).copy()
     bad["nswprice"] = bad["nswprice"].astype(object)
-    bad.iloc[5:9, bad.columns.get_loc("nswprice")] = "n/a"
+    bad.iloc[5:9, bad.columns.get_loc("nswprice")] = "ERR"
     bad = bad.drop(columns=["vicdemand"])
     bad.to_csv(data / f"{bad['time'].iloc[0]:%Y-%m-%d}-meter-fault.csv", index=False)
 

@@ -47,9 +47,10 @@ def retrain(
     labelled = rows[rows[spec.target].notna()]
     window = windows.select_window(
         labelled, spec.trainer.window, timestamp=spec.timestamp,
-        now=project.clock.now(), last_drift_at=_last_drift_at(project),
+        now=_newest(labelled, spec.timestamp, project.clock.now()),
+        last_drift_at=_last_drift_at(project),
     )
-    holdout_rows = min(spec.gate.holdout_rows, len(window) // 5) if champion else 0
+    holdout_rows = min(spec.gate.holdout_rows, len(window) // 5)
     train_part = window.iloc[: len(window) - holdout_rows]
     holdout = window.iloc[len(window) - holdout_rows :]
     features = spec.feature_columns([c for c in rows.columns if not c.startswith("__")])
@@ -58,6 +59,10 @@ def retrain(
         project.name, trainer=spec.trainer.function, params=dict(spec.trainer.params),
         batch_ids=batch_ids, decision_id=decision.id,
     )
+    if train_part.empty:
+        failed = store.finish_run(run.id, status="failed", compute_seconds=None,
+                                  error="no labelled rows in the training window")
+        return Outcome(failed, None, False, failed.error or "")
     try:
         result = executor.train(spec.trainer, train_part[features], train_part[spec.target], project.base_dir)
     except errors.DriftloopError as exc:
@@ -112,6 +117,13 @@ def _profile(project: projects.Project, frame: pd.DataFrame, features: list[str]
     kinds = {c.name: ("numeric" if c.kind == "numeric" else "categorical")
              for c in schema.columns if c.name in features and c.kind in {"numeric", "categorical", "boolean"}}
     return profiles.build_profile(frame[list(kinds)], columns=kinds)
+
+
+def _newest(frame: pd.DataFrame, timestamp: str | None, default: Any) -> Any:
+    """Time windows end at the newest row, so a replayed history trains as it did live."""
+    if timestamp is None or frame.empty:
+        return default
+    return pd.Timestamp(frame[timestamp].max()).to_pydatetime()
 
 
 def _last_drift_at(project: projects.Project) -> Any:

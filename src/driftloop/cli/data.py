@@ -1,0 +1,60 @@
+"""`driftloop ingest` (read new data now) and `driftloop batches` (what came in, and why a batch
+was quarantined). Called by `cli.main`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from driftloop.cli import console
+
+SPEC = typer.Option(Path("driftloop.yaml"), "--spec", "-s", help="The pipeline spec.")
+
+
+def ingest(spec: Path = SPEC) -> None:
+    """Read new data from the source, validate it, and record accepted / quarantined batches."""
+    from driftloop.controller import ingest as ingesting
+    from driftloop.controller import project as projects
+
+    project = console.guard(lambda: projects.open_project(spec))
+    with console.stdout.status("reading the source ..."):
+        batches = console.guard(lambda: ingesting.ingest(project))
+    accepted = sum(batch.status == "accepted" for batch in batches)
+    console.ok(f"{len(batches)} new batch(es): {accepted} accepted, {len(batches) - accepted} quarantined")
+    if batches:
+        show_batches(batches)
+    project.close()
+
+
+def batches(
+    spec: Path = SPEC,
+    quarantined: bool = typer.Option(False, "--quarantined", "-q", help="Only quarantined batches."),
+) -> None:
+    """List the pipeline's batches with their status and, for quarantined ones, the reasons."""
+    from driftloop.controller import project as projects
+
+    project = console.guard(lambda: projects.open_project(spec))
+    listed = project.store.list_batches(project.name, status="quarantined" if quarantined else None)
+    if not listed:
+        console.info("no batches yet: run `driftloop ingest`")
+    else:
+        show_batches(listed)
+    project.close()
+
+
+def show_batches(listed: list) -> None:
+    """A table of batches, then the reasons of each quarantined one (long lines fit no column)."""
+    table = console.table("id", "file", "rows", "period", "status", "reasons")
+    for batch in listed:
+        status = "[green]accepted[/green]" if batch.status == "accepted" else "[red]quarantined[/red]"
+        period = f"{batch.start:%Y-%m-%d} → {batch.end:%m-%d}" if batch.start and batch.end else ""
+        found = sum(len(reasons) for reasons in batch.reasons.values())
+        table.add_row(str(batch.id), Path(batch.source_uri).name, str(batch.rows), period, status,
+                      str(found) if found else "")
+    console.print(table)
+    for batch in listed:
+        if batch.reasons:
+            console.print(f"[red]batch {batch.id}[/red] ({Path(batch.source_uri).name}) quarantined:")
+            for reason in (r for reasons in batch.reasons.values() for r in reasons):
+                console.print(f"  • {reason}", highlight=False)

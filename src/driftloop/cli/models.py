@@ -1,0 +1,106 @@
+"""`driftloop models`: the registry — list versions, show one with its lineage, promote, roll back.
+
+Every alias move goes through the store, which writes the audit row with the actor.
+"""
+
+from __future__ import annotations
+
+import getpass
+from pathlib import Path
+
+import typer
+
+from driftloop.cli import console
+
+app = typer.Typer(help="The model registry: versions, lineage, promotion and rollback.", no_args_is_help=True)
+SPEC = typer.Option(Path("driftloop.yaml"), "--spec", "-s", help="The pipeline spec.")
+ACTOR = typer.Option(None, "--actor", help="Who does this (for the audit log); default: the OS user.")
+
+
+def _open(spec: Path):  # noqa: ANN202
+    from driftloop.controller import project as projects
+
+    return console.guard(lambda: projects.open_project(spec))
+
+
+@app.command("list")
+def list_versions(spec: Path = SPEC) -> None:
+    """Every version with its metrics, gate result and aliases."""
+    project = _open(spec)
+    store, name = project.store, project.name
+    aliases: dict[int, list[str]] = {}
+    for alias, version in store.aliases(name).items():
+        aliases.setdefault(version, []).append(alias)
+    table = console.table("version", "created", "aliases", project.spec.gate.metric, "gate", "train rows", "run")
+    for version in store.list_model_versions(name):
+        gate = version.gate_report or {}
+        score = version.metrics.get(project.spec.gate.metric)
+        table.add_row(
+            str(version.version), f"{version.created_at:%Y-%m-%d %H:%M}",
+            ", ".join(aliases.get(version.version, [])),
+            "" if score is None else f"{score:.4f}",
+            "[green]passed[/green]" if gate.get("passed") else "[red]failed[/red]",
+            str(version.metrics.get("train_rows", "")), str(version.run_id or ""),
+        )
+    console.print(table)
+    project.close()
+
+
+@app.command()
+def show(version: int = typer.Argument(..., help="Version number."), spec: Path = SPEC) -> None:
+    """One version and its lineage: batches → run → gate report → alias history → decision."""
+    project = _open(spec)
+    store, name = project.store, project.name
+    found = console.guard(lambda: store.get_model_version(name, version))
+    console.print(f"[bold]{name} v{found.version}[/bold]  sha256 {found.sha256[:16]}…  {found.artifact_uri}")
+    if found.run_id is not None:
+        run = store.get_run(found.run_id)
+        console.print(f"run {run.id}: {run.trainer} {run.params}  {run.status}, {run.compute_seconds or 0:.2f} CPU s")
+        if run.decision_id is not None:
+            decision = store.get_decision(run.decision_id)
+            reason = decision.evidence.get("policy", {}).get("reason", "")
+            console.print(f"caused by decision {decision.id} at {decision.at:%Y-%m-%d %H:%M}: {reason}")
+    console.print(f"trained on batches: {', '.join(map(str, found.batch_ids)) or '-'}")
+    gate = found.gate_report or {}
+    console.print(
+        f"gate: {'passed' if gate.get('passed') else 'failed'} — {gate.get('reason', '')}"
+    )
+    history = console.table("at", "alias", "from", "to", "actor", "reason")
+    for move in store.alias_history(name):
+        if found.version in (move.version, move.previous):
+            history.add_row(f"{move.at:%Y-%m-%d %H:%M}", move.alias, str(move.previous or "-"),
+                            str(move.version or "-"), move.actor, move.reason)
+    console.print(history)
+    project.close()
+
+
+@app.command()
+def promote(
+    version: int = typer.Argument(..., help="Version to make champion."),
+    alias: str = typer.Option("champion", help="Alias to move."),
+    reason: str = typer.Option("manual promotion", help="Why (kept in the audit log)."),
+    actor: str | None = ACTOR,
+    spec: Path = SPEC,
+) -> None:
+    """Move an alias to a version (recorded in the audit log)."""
+    project = _open(spec)
+    console.guard(lambda: project.store.get_model_version(project.name, version))
+    move = console.guard(lambda: project.store.set_alias(
+        project.name, alias, version, actor=actor or getpass.getuser(), reason=reason, action="promote"))
+    console.ok(f"{alias}: v{move.previous or '-'} → v{move.version} by {move.actor}")
+    project.close()
+
+
+@app.command()
+def rollback(
+    alias: str = typer.Option("champion", help="Alias to move back."),
+    reason: str = typer.Option("manual rollback", help="Why (kept in the audit log)."),
+    actor: str | None = ACTOR,
+    spec: Path = SPEC,
+) -> None:
+    """Move an alias back to the version it held before (recorded in the audit log)."""
+    project = _open(spec)
+    move = console.guard(lambda: project.store.rollback(
+        project.name, alias, actor=actor or getpass.getuser(), reason=reason))
+    console.ok(f"{alias}: v{move.previous or '-'} → v{move.version} by {move.actor}")
+    project.close()
