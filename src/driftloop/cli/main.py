@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from driftloop.cli import data, models, project
+from driftloop.cli import data, loop, models, project
 
 app = typer.Typer(
     name="driftloop",
@@ -19,3 +19,6 @@ app.command()(project.check)
 app.command()(data.ingest)
 app.command()(data.batches)
 app.add_typer(models.app, name="models")
+app.command()(loop.tick)
+app.command()(loop.run)
+app.command()(loop.retrain)

@@ -76,6 +76,7 @@ def retrain(
     artifact = project.artifacts.put_model(result.estimator)
     profile = store.add_profile(project.name, _profile(project, train_part, features))
     metrics = {spec.gate.metric: report.challenger_score, "train_rows": len(train_part),
+               "data_upto_batch": int(window[BATCH_COLUMN].max()),
                "holdout_rows": len(holdout), "cpu_seconds": result.cpu_seconds}
     version = store.add_model_version(
         project.name, run_id=run.id, artifact_uri=artifact.uri, sha256=artifact.sha256,

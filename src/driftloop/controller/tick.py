@@ -105,7 +105,7 @@ class Controller:
         store, name = self.project.store, self.project.name
         last = store.list_evaluations(name, last=1)
         done_upto = max([last[0].batch_id] if last else [0])
-        trained_upto = max(version.batch_ids, default=0)
+        trained_upto = int(version.metrics.get("data_upto_batch", max(version.batch_ids, default=0)))
         scored = []
         for batch in store.list_batches(name, status="accepted", after_id=max(done_upto, trained_upto)):
             batch_rows = rows[rows[history.BATCH_COLUMN] == batch.id]

@@ -66,7 +66,11 @@ class Policy:
 
     @classmethod
     def from_spec(cls, spec: config.PipelineSpec) -> Policy:
-        return cls([trig.build_trigger(entry) for entry in spec.triggers], spec.cooldown)
+        """The spec's triggers; a manual request is always honoured, listed or not."""
+        triggers = [trig.build_trigger(entry) for entry in spec.triggers]
+        if not any(isinstance(trigger, trig.ManualTrigger) for trigger in triggers):
+            triggers.append(trig.ManualTrigger())
+        return cls(triggers, spec.cooldown)
 
     def decide(self, signals: sig.Signals) -> PolicyDecision:
         results = tuple(trigger.evaluate(signals) for trigger in self.triggers)

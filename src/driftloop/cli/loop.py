@@ -1,0 +1,113 @@
+"""`driftloop tick` (one reconcile step), `driftloop run` (tick forever), `driftloop retrain`
+(ask for a retraining; the next tick acts on it). Called by `cli.main`."""
+
+from __future__ import annotations
+
+import getpass
+import time
+from pathlib import Path
+
+import typer
+
+from driftloop.cli import console
+
+SPEC = typer.Option(Path("driftloop.yaml"), "--spec", "-s", help="The pipeline spec.")
+
+
+def tick(spec: Path = SPEC) -> None:
+    """Run one step of the loop: ingest → validate → evaluate → decide → train → gate → promote."""
+    from driftloop.controller import project as projects
+    from driftloop.controller import tick as ticking
+
+    project = console.guard(lambda: projects.open_project(spec))
+    controller = ticking.Controller(project)
+    try:
+        with console.stdout.status("ticking ..."):
+            result = console.guard(controller.tick)
+    finally:
+        project.store.release_lease(project.name, controller.holder)
+    show_tick(result)
+    project.close()
+
+
+def run(
+    spec: Path = SPEC,
+    every: float = typer.Option(60.0, "--every", help="Seconds between ticks."),
+    ticks: int = typer.Option(0, "--ticks", help="Stop after this many ticks (0: never)."),
+) -> None:
+    """Tick every `--every` seconds until stopped (Ctrl-C) or `--ticks` are done."""
+    from driftloop.controller import project as projects
+    from driftloop.controller import tick as ticking
+    from driftloop.core import errors
+
+    project = console.guard(lambda: projects.open_project(spec))
+    controller = ticking.Controller(project)
+    done = 0
+    try:
+        while ticks == 0 or done < ticks:
+            try:
+                show_tick(controller.tick())
+            except errors.TemporaryError as exc:
+                console.info(f"temporary problem, retrying in {exc.delay:.0f}s: {exc}")
+                time.sleep(exc.delay)
+                continue
+            done += 1
+            if ticks == 0 or done < ticks:
+                time.sleep(every)
+    except KeyboardInterrupt:
+        console.info("stopped")
+    finally:
+        project.store.release_lease(project.name, controller.holder)
+        project.close()
+
+
+def retrain(
+    spec: Path = SPEC,
+    reason: str = typer.Option("manual request", help="Why (kept with the decision)."),
+    actor: str | None = typer.Option(None, help="Who asks; default: the OS user."),
+) -> None:
+    """Ask for a retraining now; the next tick trains, gates and (if better) promotes."""
+    from driftloop.controller import project as projects
+
+    project = console.guard(lambda: projects.open_project(spec))
+    who = actor or getpass.getuser()
+    request = project.store.add_decision(
+        project.name, kind="request", fired=True, evidence={"reason": reason, "actor": who}
+    )
+    project.store.audit(who, "retrain.request", project.name, {"decision": request.id, "reason": reason})
+    console.ok(f"retraining requested (decision {request.id}); the next tick acts on it")
+    project.close()
+
+
+def show_tick(result: object) -> None:
+    """One line per thing the tick did."""
+    from driftloop.controller import tick as ticking
+
+    assert isinstance(result, ticking.TickResult)
+    if result.skipped:
+        console.info(f"skipped: {result.skipped}")
+        return
+    accepted = sum(b.status == "accepted" for b in result.batches)
+    if result.batches:
+        console.ok(f"ingested {len(result.batches)} batch(es): {accepted} accepted, "
+                   f"{len(result.batches) - accepted} quarantined")
+    for line in result.repaired:
+        console.ok(f"repaired: {line}")
+    for evaluation in result.evaluations:
+        if evaluation.value is not None:
+            console.ok(f"champion v{evaluation.version} on batch {evaluation.batch_id}: "
+                       f"{evaluation.metric} {evaluation.value:.4f} ({evaluation.rows} rows)")
+    if result.decision is not None:
+        verdict = result.decision.evidence.get("policy", {})
+        mark = "[yellow]retrain[/yellow]" if result.decision.fired else "no retrain"
+        console.print(f"decision {result.decision.id}: {mark} — {verdict.get('reason', '')}")
+    if result.outcome is not None:
+        outcome = result.outcome
+        if outcome.version is None:
+            console.print(f"[red]training failed[/red]: {outcome.reason}")
+        elif outcome.promoted:
+            console.ok(f"v{outcome.version.version} promoted to champion ({outcome.reason})")
+        else:
+            console.print(f"v{outcome.version.version} kept as challenger: {outcome.reason}")
+    if not result.acted:
+        console.info("nothing new")
