@@ -165,7 +165,7 @@ triggers:
 """)
     built = policy.Policy.from_spec(spec)
     assert built.cooldown == timedelta(hours=12)
-    assert [t.kind for t in built.triggers] == ["schedule", "performance", "volume"]
+    assert [t.kind for t in built.triggers] == ["schedule", "performance", "volume", "manual"]
     rising = _signals(live_metric=3.0, live_rows=50, champion_metric=2.0,
                       last_training_at=NOW - timedelta(hours=12))
     decision = built.decide(rising)

@@ -12,13 +12,14 @@ from __future__ import annotations
 import concurrent.futures
 import multiprocessing
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from datetime import timedelta
 from typing import Any
 
 import pandas as pd
+import threadpoolctl
 
 from driftloop.controller import project as projects
 from driftloop.controller import tick
@@ -30,8 +31,8 @@ from driftloop.train import executor as executors
 
 BASELINES: dict[str, dict[str, Any]] = {
     "never": {"triggers": []},
-    "every-batch": {"triggers": [{"kind": "volume", "rows": 1}], "gate": {"always_promote": True}},
-    "weekly": {"triggers": [{"kind": "schedule", "cron": "0 0 * * 1"}], "gate": {"always_promote": True}},
+    "every-batch": {"triggers": [{"kind": "volume", "rows": 1}], "gate": {"enabled": False}},
+    "weekly": {"triggers": [{"kind": "schedule", "cron": "0 0 * * 1"}], "gate": {"enabled": False}},
 }
 
 
@@ -74,16 +75,24 @@ def batch_ends(frame: pd.DataFrame, timestamp: str, every: timedelta, warmup: ti
 
 def replay_policy(
     frame: pd.DataFrame, spec: config.PipelineSpec, name: str, ends: Sequence[pd.Timestamp],
-    on_step: Callable[[], None] | None = None,
+    base_dir: Path, on_step: Callable[[], None] | None = None,
 ) -> PolicyResult:
-    """Run one policy over the whole frame through `Controller.tick`."""
+    """Run one policy over the whole frame through `Controller.tick`, on one CPU thread
+    (so that policies run side by side and CPU seconds compare)."""
+    with threadpoolctl.threadpool_limits(1):
+        return _replay(frame, spec, name, ends, base_dir, on_step)
+
+
+def _replay(
+    frame: pd.DataFrame, spec: config.PipelineSpec, name: str, ends: Sequence[pd.Timestamp],
+    base_dir: Path, on_step: Callable[[], None] | None,
+) -> PolicyResult:
     started = time.perf_counter()
     assert spec.timestamp is not None
     clock = clocks.FakeClock(ends[0].to_pydatetime())
     store = metadata.MetadataStore.open("sqlite://", clock=clock)
     project = projects.Project(
-        spec=spec, base_dir=projects.Path.cwd(), store=store,
-        artifacts=artifacts.ArtifactStore(f"memory://backtest-{uuid.uuid4().hex}"),
+        spec=spec, base_dir=base_dir, store=store, artifacts=artifacts.ReplayArtifactStore(),
         source=replay.ReplaySource(frame, spec.timestamp, ends, clock), clock=clock,
     )
     store.ensure_pipeline(spec.name, spec.model_dump(mode="json"))
@@ -111,7 +120,7 @@ def replay_policy(
 def _step(end: pd.Timestamp, result: tick.TickResult) -> Step:
     evaluation = result.evaluations[-1] if result.evaluations else None
     drift = (result.decision.evidence.get("drift") if result.decision else None) or {}
-    columns = {c["column"]: float(c["effect"]) for c in drift.get("columns", []) if c.get("effect") is not None}
+    columns = {c["name"]: float(c["effect"]) for c in drift.get("columns", []) if c.get("effect") is not None}
     return Step(
         end=end.isoformat(),
         rows=evaluation.rows if evaluation else 0,

@@ -45,6 +45,33 @@ def evaluate_batch(
     )
 
 
+class Evaluations:
+    """The pipeline's stored evaluations, read incrementally and kept in memory, oldest first."""
+
+    def __init__(self, project: projects.Project) -> None:
+        self.project = project
+        self.items_: list[entities.Evaluation] = []
+
+    def refresh(self) -> list[entities.Evaluation]:
+        """Read evaluations stored since the last call; returns all of them."""
+        after = self.items_[-1].id if self.items_ else 0
+        self.items_ += self.project.store.list_evaluations(self.project.name, after_id=after)
+        return self.items_
+
+    def last(self) -> entities.Evaluation | None:
+        return self.items_[-1] if self.items_ else None
+
+    def of(self, version: int, after_id: int = 0) -> list[entities.Evaluation]:
+        """Evaluations of one model version with id > `after_id` (newest last)."""
+        found = []
+        for evaluation in reversed(self.items_):
+            if evaluation.id <= after_id:
+                break
+            if evaluation.version == version:
+                found.append(evaluation)
+        return found[::-1]
+
+
 class ConceptMonitor:
     """The concept-drift detector over the current champion's error stream.
 
@@ -52,8 +79,9 @@ class ConceptMonitor:
     the process is new, so its state is always what the store implies.
     """
 
-    def __init__(self, project: projects.Project) -> None:
+    def __init__(self, project: projects.Project, evaluations: Evaluations) -> None:
         self.project = project
+        self.evaluations = evaluations
         self.version_: int | None = None
         self.detector_: detectors.ErrorStreamDetector | None = None
         self.last_evaluation_: int = 0
@@ -64,14 +92,10 @@ class ConceptMonitor:
         concept = self.project.spec.drift.concept
         if concept.detector == "none":
             return []
-        if version != self.version_:
+        if version != self.version_ or self.detector_ is None:
             self.version_, self.last_evaluation_, self.detections_ = version, 0, []
             self.detector_ = detectors.ErrorStreamDetector(concept.detector, **concept.params)
-        assert self.detector_ is not None
-        fresh = self.project.store.list_evaluations(
-            self.project.name, version=version, after_id=self.last_evaluation_
-        )
-        for evaluation in fresh:
+        for evaluation in self.evaluations.of(version, after_id=self.last_evaluation_):
             if any([self.detector_.update(error) for error in evaluation.errors]):
                 self.detections_.append(evaluation.id)
             self.last_evaluation_ = evaluation.id

@@ -23,6 +23,11 @@ class History:
         self.project = project
         self.frame_: pd.DataFrame | None = None
         self.last_batch_: int = 0
+        self.pending_: dict[int, pd.DataFrame] = {}
+
+    def add(self, batch: entities.Batch, rows: pd.DataFrame) -> None:
+        """Hand over the rows of a batch just accepted (saves reading them back)."""
+        self.pending_[batch.id] = rows
 
     def rows(self) -> pd.DataFrame:
         """Every accepted row so far, oldest first."""
@@ -34,11 +39,15 @@ class History:
             parts += [self.batch_rows(batch) for batch in batches]
             self.frame_ = pd.concat(parts, ignore_index=True)
             self.last_batch_ = batches[-1].id
+            self.pending_.clear()
         return self.frame_ if self.frame_ is not None else pd.DataFrame()
 
     def batch_rows(self, batch: entities.Batch) -> pd.DataFrame:
         """The rows of one accepted batch, tagged with its id."""
-        if batch.data_uri is None or batch.data_sha256 is None:
+        if batch.id in self.pending_:
+            frame = self.pending_[batch.id]
+        elif batch.data_uri is None or batch.data_sha256 is None:
             return pd.DataFrame()
-        frame = self.project.artifacts.get_frame(batch.data_uri, batch.data_sha256)
+        else:
+            frame = self.project.artifacts.get_frame(batch.data_uri, batch.data_sha256)
         return frame.assign(**{BATCH_COLUMN: batch.id})

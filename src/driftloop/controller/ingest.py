@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from collections.abc import Callable
+
 from driftloop.controller import project as projects
 from driftloop.data import frames
 from driftloop.data.sources import base as sources
@@ -17,18 +19,26 @@ from driftloop.store import entities
 from driftloop.validation import schema as schemas
 
 
-def ingest(project: projects.Project) -> list[entities.Batch]:
-    """Record every new batch of the source; returns the batches recorded now (both kinds)."""
+Accepted = Callable[[entities.Batch, pd.DataFrame], None]
+
+
+def ingest(project: projects.Project, on_accepted: Accepted | None = None) -> list[entities.Batch]:
+    """Record every new batch of the source; returns the batches recorded now (both kinds).
+
+    `on_accepted(batch, rows)` sees each accepted batch's stored rows, so a caller that keeps
+    them in memory need not read them back."""
     store, name = project.store, project.name
     recorded = []
     for raw in project.source.poll(store.get_cursor(name, project.source.key)):
         if store.find_batch(name, raw.fingerprint) is None:
-            recorded.append(record_batch(project, raw))
+            recorded.append(record_batch(project, raw, on_accepted))
         store.set_cursor(name, project.source.key, raw.cursor)
     return recorded
 
 
-def record_batch(project: projects.Project, raw: sources.RawBatch) -> entities.Batch:
+def record_batch(
+    project: projects.Project, raw: sources.RawBatch, on_accepted: Accepted | None = None
+) -> entities.Batch:
     """Validate one raw batch against the schema (inferred from the first good batch) and store it."""
     frame, schema = raw.frame, None
     if frame is None:
@@ -40,7 +50,8 @@ def record_batch(project: projects.Project, raw: sources.RawBatch) -> entities.B
     if frame is not None and project.spec.timestamp in frame.columns:
         start, end = frames.time_range(frame, project.spec.timestamp)
     if frame is not None and schema is not None and not reasons:
-        stored = project.artifacts.put_frame(schemas.coerce(frame, schema))
+        frame = schemas.coerce(frame, schema)
+        stored = project.artifacts.put_frame(frame)
         data_uri, data_sha = stored.uri, stored.sha256
     batch, _ = project.store.add_batch(
         project.name,
@@ -54,6 +65,8 @@ def record_batch(project: projects.Project, raw: sources.RawBatch) -> entities.B
         data_uri=data_uri,
         data_sha256=data_sha,
     )
+    if on_accepted is not None and frame is not None and batch.status == "accepted":
+        on_accepted(batch, frame)
     return batch
 
 

@@ -32,6 +32,7 @@ class Outcome:
     version: entities.ModelVersion | None
     promoted: bool
     reason: str
+    model: Any = None
 
 
 def retrain(
@@ -50,7 +51,8 @@ def retrain(
         now=_newest(labelled, spec.timestamp, project.clock.now()),
         last_drift_at=_last_drift_at(project),
     )
-    holdout_rows = min(spec.gate.holdout_rows, len(window) // 5)
+    # The gate needs rows the challenger has not seen; without a gate, train on all of them.
+    holdout_rows = min(spec.gate.holdout_rows, len(window) // 5) if spec.gate.enabled else 0
     train_part = window.iloc[: len(window) - holdout_rows]
     holdout = window.iloc[len(window) - holdout_rows :]
     features = spec.feature_columns([c for c in rows.columns if not c.startswith("__")])
@@ -84,7 +86,7 @@ def retrain(
     )
     run = store.finish_run(run.id, status="succeeded", compute_seconds=result.cpu_seconds)
     promoted = report.passed and promote(project, version, actor)
-    return Outcome(run, version, promoted, report.reason)
+    return Outcome(run, version, promoted, report.reason, result.estimator)
 
 
 def promote(project: projects.Project, version: entities.ModelVersion, actor: str) -> bool:
@@ -100,16 +102,20 @@ def promote(project: projects.Project, version: entities.ModelVersion, actor: st
 def promote_pending(project: projects.Project, actor: str) -> entities.ModelVersion | None:
     """Repair: a version newer than the champion that passed its gate but was never promoted."""
     store = project.store
-    versions = store.list_model_versions(project.name)
-    if not versions:
+    versions = store.list_model_versions(project.name, last=1)
+    if not versions or not (versions[0].gate_report or {}).get("passed"):
         return None
-    newest = versions[-1]
-    moved = {move.version for move in store.alias_history(project.name, "champion")}
-    passed = bool((newest.gate_report or {}).get("passed"))
-    if passed and newest.version not in moved:
+    newest = versions[0]
+    champion = store.get_alias(project.name, "champion")
+    if champion is None or (champion < newest.version and not _was_champion(project, newest.version)):
         promote(project, newest, actor)
         return newest
     return None
+
+
+def _was_champion(project: projects.Project, version: int) -> bool:
+    """Whether the champion alias ever pointed at `version` (then a rollback moved it away)."""
+    return any(move.version == version for move in project.store.alias_history(project.name, "champion"))
 
 
 def _profile(project: projects.Project, frame: pd.DataFrame, features: list[str]) -> dict[str, Any]:

@@ -56,7 +56,7 @@ def gather(
             report = drift_report.detect_drift(profile, fresh, spec.drift)
             drift = report.to_json()
             caused_by["profile"] = champion.profile_id
-        live_metric, live_rows, used = _live_window(project, champion.version)
+        live_metric, live_rows, used = _live_window(project, monitor.evaluations, champion.version)
         caused_by["evaluations"] = used
         detections = [e for e in monitor.update(champion.version) if e > _last_evaluation(last_decision)]
         concept = bool(detections)
@@ -81,16 +81,17 @@ def gather(
     return Gathered(signals, caused_by, last_batch)
 
 
-def _live_window(project: projects.Project, version: int) -> tuple[float | None, int, list[int]]:
+def _live_window(
+    project: projects.Project, evaluations: evaluate.Evaluations, version: int
+) -> tuple[float | None, int, list[int]]:
     """The champion's metric over its newest evaluations covering the performance window.
 
     Batch values are weighted by rows: exact for per-row-mean metrics (accuracy, log loss, MAE),
     an approximation for AUC and F1.
     """
     window = max((t.window for t in project.spec.triggers if t.kind == "performance"), default=0)
-    evaluations = project.store.list_evaluations(project.name, version=version, last=64)
     used, rows, total = [], 0, 0.0
-    for evaluation in reversed(evaluations):
+    for evaluation in reversed(evaluations.of(version)):
         if evaluation.value is None:
             continue
         used.append(evaluation.id)

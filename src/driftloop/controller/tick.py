@@ -59,7 +59,8 @@ class Controller:
         self.executor = executor or executors.build_executor(project.spec.trainer.executor)
         self.policy = policies.Policy.from_spec(project.spec)
         self.history_ = history.History(project)
-        self.monitor_ = evaluate.ConceptMonitor(project)
+        self.evaluations_ = evaluate.Evaluations(project)
+        self.monitor_ = evaluate.ConceptMonitor(project, self.evaluations_)
         self.models_: dict[int, Any] = {}
 
     def tick(self) -> TickResult:
@@ -83,7 +84,7 @@ class Controller:
     def ingest(self) -> list[entities.Batch]:
         from driftloop.controller import ingest
 
-        return ingest.ingest(self.project)
+        return ingest.ingest(self.project, on_accepted=self.history_.add)
 
     def champion(self) -> tuple[entities.ModelVersion, Any] | None:
         """The champion version and its model (loaded once, hash-verified)."""
@@ -98,18 +99,20 @@ class Controller:
 
     def evaluate(self, rows: Any) -> list[entities.Evaluation]:
         """Score the champion on every accepted batch newer than its training data and not yet scored."""
+        self.evaluations_.refresh()
         live = self.champion()
         if live is None or not len(rows):
             return []
         version, model = live
         store, name = self.project.store, self.project.name
-        last = store.list_evaluations(name, last=1)
-        done_upto = max([last[0].batch_id] if last else [0])
+        last = self.evaluations_.last()
+        done_upto = last.batch_id if last else 0
         trained_upto = int(version.metrics.get("data_upto_batch", max(version.batch_ids, default=0)))
         scored = []
         for batch in store.list_batches(name, status="accepted", after_id=max(done_upto, trained_upto)):
             batch_rows = rows[rows[history.BATCH_COLUMN] == batch.id]
             scored.append(evaluate.evaluate_batch(self.project, model, version.version, batch, batch_rows))
+        self.evaluations_.refresh()
         return scored
 
     def decide(self, rows: Any) -> entities.Decision | None:
@@ -127,11 +130,11 @@ class Controller:
             return None
         if last is None and not len(rows):
             return None
-        last_eval = store.list_evaluations(name, last=1)
+        last_eval = self.evaluations_.last()
         evidence = {
             "policy": verdict.to_json(),
             "last_batch_id": gathered.last_batch_id,
-            "last_evaluation_id": last_eval[0].id if last_eval else 0,
+            "last_evaluation_id": last_eval.id if last_eval else 0,
             "signals": _signals_json(gathered.signals),
             "drift": gathered.signals.drift,
         }
@@ -140,7 +143,10 @@ class Controller:
         )
 
     def act(self, decision: entities.Decision, rows: Any) -> retrain.Outcome:
-        return retrain.retrain(self.project, decision, rows, self.champion(), self.executor, self.holder)
+        outcome = retrain.retrain(self.project, decision, rows, self.champion(), self.executor, self.holder)
+        if outcome.promoted and outcome.version is not None:
+            self.models_ = {outcome.version.version: outcome.model}  # the bytes just stored
+        return outcome
 
     def repair(self) -> list[str]:
         """Finish what a crashed tick left: close orphaned runs, promote a passed version."""
@@ -160,7 +166,7 @@ class Controller:
         last_fired = _last(store.list_decisions(name, kind="retrain", fired=True, limit=1))
         if last_fired is None:
             return None
-        runs = [run for run in store.list_runs(name) if run.decision_id == last_fired.id]
+        runs = store.list_runs(name, decision_id=last_fired.id)
         if any(run.status == "succeeded" for run in runs) or len(runs) >= MAX_ATTEMPTS:
             return None
         return self.act(last_fired, rows)

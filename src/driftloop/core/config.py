@@ -173,7 +173,10 @@ TriggerSpec = Annotated[
 
 
 class GateSpec(Spec):
-    """Challenger vs champion on the same recent labelled holdout."""
+    """Challenger vs champion on the same recent labelled holdout. `enabled: false` promotes every
+    trained model (the report is still computed and stored)."""
+
+    enabled: bool = True
 
     metric: str = "accuracy"
     min_improvement: float = Field(default=0.0, ge=0)

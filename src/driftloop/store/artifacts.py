@@ -138,3 +138,47 @@ class ArtifactStore:
         if "://" in uri or uri.startswith("/"):
             return str(self.fs_._strip_protocol(uri))
         return posixpath.join(self.root_, uri)
+
+
+class ReplayArtifactStore(ArtifactStore):
+    """Keeps frames and models as live objects in this process; for backtests only.
+
+    A backtest replays hundreds of trainings whose artifacts nobody reads after the replay, so
+    serialising each model (skops) and each batch (Parquet) would only cost time. Objects are
+    addressed by a fresh random sha256 each; nothing is written, nothing outlives the process.
+
+    >>> store = ReplayArtifactStore()
+    >>> artifact = store.put_model({"weights": [1, 2]})
+    >>> store.get_model(artifact.uri, artifact.sha256)
+    {'weights': [1, 2]}
+    """
+
+    def __init__(self) -> None:
+        super().__init__("memory://replay")
+        self.objects_: dict[str, Any] = {}
+
+    def __repr__(self) -> str:
+        return "ReplayArtifactStore()"
+
+    def _keep(self, value: Any) -> Artifact:
+        key = hashlib.sha256(uuid.uuid4().bytes).hexdigest()
+        self.objects_[key] = value
+        return Artifact(uri=f"replay:///{key}", sha256=key, size=0)
+
+    def _take(self, uri: str, sha256: str) -> Any:
+        if sha256 not in self.objects_ or not uri.endswith(sha256):
+            raise errors.NotFoundError(f"no replayed artifact {uri}", uri=uri)
+        return self.objects_[sha256]
+
+    def put_frame(self, frame: pd.DataFrame) -> Artifact:
+        return self._keep(frame)
+
+    def get_frame(self, uri: str, sha256: str) -> pd.DataFrame:
+        frame: pd.DataFrame = self._take(uri, sha256)
+        return frame
+
+    def put_model(self, estimator: Any) -> Artifact:
+        return self._keep(estimator)
+
+    def get_model(self, uri: str, sha256: str) -> Any:
+        return self._take(uri, sha256)

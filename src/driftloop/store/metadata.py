@@ -279,13 +279,15 @@ class MetadataStore(_history.HistoryStore):
         return _rows.run(row, self._batch_ids(conn, [run_id]).get(run_id, []))
 
     def list_runs(
-        self, pipeline: str, status: types.RunStatus | None = None,
+        self, pipeline: str, status: types.RunStatus | None = None, decision_id: int | None = None,
     ) -> list[entities.TrainingRun]:
         with self._read() as conn:
             pid = self._pid(conn, pipeline)
             query = _history.with_pipeline(T.runs).where(T.runs.c.pipeline_id == pid)
             if status is not None:
                 query = query.where(T.runs.c.status == status)
+            if decision_id is not None:
+                query = query.where(T.runs.c.decision_id == decision_id)
             rows = conn.execute(query.order_by(T.runs.c.id)).all()
             lineage = self._batch_ids(conn, [row.id for row in rows])
         return [_rows.run(row, lineage.get(row.id, [])) for row in rows]
@@ -349,8 +351,14 @@ class MetadataStore(_history.HistoryStore):
             gate_report=report, created_at=clocks.as_utc(at), batch_ids=tuple(batch_ids),
         )
 
-    def _versions(self, conn: sa.Connection, query: sa.Select[Any]) -> list[entities.ModelVersion]:
-        rows = conn.execute(query.order_by(T.model_versions.c.version)).all()
+    def _versions(
+        self, conn: sa.Connection, query: sa.Select[Any], last: int | None = None,
+    ) -> list[entities.ModelVersion]:
+        if last is None:
+            rows = conn.execute(query.order_by(T.model_versions.c.version)).all()
+        else:
+            newest = conn.execute(query.order_by(T.model_versions.c.version.desc()).limit(last))
+            rows = newest.all()[::-1]
         lineage = self._batch_ids(conn, sorted({r.run_id for r in rows if r.run_id is not None}))
         return [_rows.model_version(r, lineage.get(r.run_id, [])) for r in rows]
 
@@ -370,11 +378,14 @@ class MetadataStore(_history.HistoryStore):
                 pipeline=pipeline, version=version)
         return found[0]
 
-    def list_model_versions(self, pipeline: str) -> list[entities.ModelVersion]:
+    def list_model_versions(
+        self, pipeline: str, last: int | None = None,
+    ) -> list[entities.ModelVersion]:
+        """The pipeline's versions, oldest first; only the newest `last` if given."""
         mv = T.model_versions
         with self._read() as conn:
             return self._versions(conn, _history.with_pipeline(mv).where(
-                mv.c.pipeline_id == self._pid(conn, pipeline)))
+                mv.c.pipeline_id == self._pid(conn, pipeline)), last)
 
     def model_version_for_run(self, run_id: int) -> entities.ModelVersion | None:
         """The newest model version trained by run `run_id`, or None if it registered none."""
