@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from driftloop.cli import data, loop, models, project
+from driftloop.cli import backtest, data, demo, loop, models, project
 
 app = typer.Typer(
     name="driftloop",
@@ -22,3 +22,5 @@ app.add_typer(models.app, name="models")
 app.command()(loop.tick)
 app.command()(loop.run)
 app.command()(loop.retrain)
+app.command()(demo.demo)
+app.command()(backtest.backtest)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import multiprocessing
+import queue as queues
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ import threadpoolctl
 from driftloop.controller import project as projects
 from driftloop.controller import tick
 from driftloop.core import clock as clocks
-from driftloop.core import config
+from driftloop.core import config, errors
 from driftloop.data.sources import replay
 from driftloop.store import artifacts, metadata
 from driftloop.train import executor as executors
@@ -88,7 +89,8 @@ def _replay(
     base_dir: Path, on_step: Callable[[], None] | None,
 ) -> PolicyResult:
     started = time.perf_counter()
-    assert spec.timestamp is not None
+    if spec.timestamp is None:
+        raise errors.ConfigError("a backtest needs `timestamp`: the column that orders rows in time")
     clock = clocks.FakeClock(ends[0].to_pydatetime())
     store = metadata.MetadataStore.open("sqlite://", clock=clock)
     project = projects.Project(
@@ -143,27 +145,76 @@ def policy_spec(base: config.PipelineSpec, overrides: dict[str, Any]) -> config.
     return config.PipelineSpec.model_validate(data)
 
 
+Progress = Callable[[str, int], None]
+"""Called with (policy, batches replayed so far)."""
+
+
 def backtest(
     frame: pd.DataFrame,
     spec: config.PipelineSpec,
     policies: dict[str, dict[str, Any]],
     *,
+    base_dir: Path,
     every: timedelta = timedelta(days=1),
     warmup: timedelta = timedelta(days=30),
     workers: int = 1,
-    on_step: Callable[[str], None] | None = None,
+    progress: Progress | None = None,
 ) -> list[PolicyResult]:
-    """Replay each named policy (spec overrides) plus the baselines; results in input order."""
+    """Replay the baselines and each named policy (spec overrides); results in that order.
+
+    With `workers` > 1 the policies run in that many processes, one CPU thread each.
+    """
     if spec.timestamp is None:
-        raise config.errors.ConfigError("a backtest needs `timestamp`: the column that orders rows in time")
+        raise errors.ConfigError("a backtest needs `timestamp`: the column that orders rows in time")
     ends = batch_ends(frame, spec.timestamp, every, warmup)
-    named = {**BASELINES, **policies}
-    specs = {name: policy_spec(spec, overrides) for name, overrides in named.items()}
+    specs = {name: policy_spec(spec, overrides) for name, overrides in {**BASELINES, **policies}.items()}
     if workers <= 1:
-        return [replay_policy(frame, s, n, ends, (lambda n=n: on_step(n)) if on_step else None) for n, s in specs.items()]
-    context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
-        futures = {n: pool.submit(replay_policy, frame, s, n, ends) for n, s in specs.items()}
-        for n, future in futures.items():
-            future.add_done_callback(lambda _f, n=n: on_step and [on_step(n) for _ in ends])
-        return [futures[n].result() for n in specs]
+        return [
+            replay_policy(frame, policy, name, ends, base_dir, _reporter(progress, name))
+            for name, policy in specs.items()
+        ]
+    with multiprocessing.Manager() as manager:
+        queue = manager.Queue()
+        context = multiprocessing.get_context("spawn")
+        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+            futures = [
+                pool.submit(replay_policy, frame, policy, name, ends, base_dir, _Enqueue(queue, name))
+                for name, policy in specs.items()
+            ]
+            while not all(future.done() for future in futures):
+                _drain(queue, progress, timeout=0.2)
+            _drain(queue, progress, timeout=0)
+            return [future.result() for future in futures]
+
+
+def _reporter(progress: Progress | None, name: str) -> Callable[[], None] | None:
+    if progress is None:
+        return None
+    count = iter(range(1, 1 << 62))
+    return lambda: progress(name, next(count))
+
+
+class _Enqueue:
+    """A picklable step callback for worker processes: reports every 10th step to a queue."""
+
+    def __init__(self, queue: Any, name: str) -> None:
+        self.queue = queue
+        self.name = name
+        self.done_ = 0
+
+    def __call__(self) -> None:
+        self.done_ += 1
+        if self.done_ % 10 == 0:
+            self.queue.put((self.name, self.done_))
+
+
+def _drain(queue: Any, progress: Progress | None, timeout: float) -> None:
+    """Pass on every queued step report; wait up to `timeout` for the first."""
+    while True:
+        try:
+            name, done = queue.get(timeout=timeout) if timeout else queue.get_nowait()
+        except queues.Empty:
+            return
+        timeout = 0
+        if progress is not None:
+            progress(name, done)

@@ -7,6 +7,7 @@ profiles, runs, metrics and model versions; callers only ever use `MetadataStore
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any, Self
@@ -26,6 +27,75 @@ def with_pipeline(table: sa.Table) -> sa.Select[Any]:
     return sa.select(table, T.pipelines.c.name.label("pipeline")).join(
         T.pipelines, T.pipelines.c.id == table.c.pipeline_id,
     )
+
+
+def param(name: str) -> sa.BindParameter[Any]:
+    """A bound parameter: hot-path statements are built once with these and executed with
+    values (building a statement costs about as much as running it on SQLite)."""
+    return sa.bindparam(name)
+
+
+def newest_first(query: sa.Select[Any], id_column: Any, limit: bool) -> sa.Select[Any]:
+    """`query` ordered newest first, limited to ``:limit`` rows if `limit`."""
+    query = query.order_by(id_column.desc())
+    return query.limit(param("limit")) if limit else query
+
+
+@functools.cache
+def _decisions_query(kind: bool, fired: bool, limit: bool) -> sa.Select[Any]:
+    d = T.decisions
+    query = with_pipeline(d).where(d.c.pipeline_id == param("pid"))
+    if kind:
+        query = query.where(d.c.kind == param("kind"))
+    if fired:
+        query = query.where(d.c.fired == param("fired"))
+    return newest_first(query, d.c.id, limit)
+
+
+@functools.cache
+def _latest_decisions_query(filtered: tuple[bool, ...]) -> sa.Select[Any]:
+    """The newest decision of each slot: slot i matches ``:kind<i>`` (and ``:fired<i>`` if
+    `filtered[i]`); one `id IN (...)` of per-slot index lookups."""
+    d = T.decisions
+    newest = []
+    for i, fired in enumerate(filtered):
+        one = sa.select(d.c.id).where(d.c.pipeline_id == param("pid"), d.c.kind == param(f"kind{i}"))
+        if fired:
+            one = one.where(d.c.fired == param(f"fired{i}"))
+        newest.append(one.order_by(d.c.id.desc()).limit(1).scalar_subquery())
+    return with_pipeline(d).where(d.c.id.in_(newest))
+
+
+@functools.cache
+def _evaluations_query(version: bool, after: bool, limit: bool) -> sa.Select[Any]:
+    e = T.evaluations
+    query = with_pipeline(e).where(e.c.pipeline_id == param("pid"))
+    if version:
+        query = query.where(e.c.version == param("version"))
+    if after:
+        query = query.where(e.c.id > param("after"))
+    return newest_first(query, e.c.id, limit)
+
+
+_GET_ALIAS = sa.select(T.aliases.c.version).where(
+    T.aliases.c.pipeline_id == param("pid"), T.aliases.c.alias == param("alias"))
+_INSERT_DECISION = sa.insert(T.decisions).returning(T.decisions.c.id)
+_INSERT_EVALUATION = sa.insert(T.evaluations).returning(T.evaluations.c.id)
+_RENEW_LEASE = sa.update(T.leases).where(
+    T.leases.c.pipeline == param("pipeline"),
+    sa.or_(T.leases.c.holder == param("holder"), T.leases.c.expires_at <= param("now")),
+).values(
+    token=sa.case((T.leases.c.holder == param("holder"), T.leases.c.token),
+                  else_=T.leases.c.token + 1),
+    holder=param("holder"), expires_at=param("expires"),
+).returning(T.leases.c.token)
+
+
+@functools.cache
+def _take_lease(dialect: str) -> Any:
+    insert = (postgresql if dialect == "postgresql" else sqlite).insert
+    return insert(T.leases).on_conflict_do_nothing(
+        index_elements=["pipeline"]).returning(T.leases.c.token)
 
 
 class HistoryStore:
@@ -68,6 +138,10 @@ class HistoryStore:
         """An INSERT that knows ON CONFLICT on this backend."""
         dialect = postgresql if self.engine_.dialect.name == "postgresql" else sqlite
         return dialect.insert(table)
+
+    @property
+    def _dialect(self) -> str:
+        return str(self.engine_.dialect.name)
 
     def _pid(self, conn: sa.Connection, pipeline: str) -> int:
         """The id of `pipeline` (cached: pipelines are never deleted); NotFoundError if absent."""
@@ -164,9 +238,7 @@ class HistoryStore:
         """The version `alias` points at, or None if it was never set or is cleared."""
         with self._read() as conn:
             pid = self._pid(conn, pipeline)
-            a = T.aliases
-            version: int | None = conn.scalar(
-                sa.select(a.c.version).where(a.c.pipeline_id == pid, a.c.alias == alias))
+            version: int | None = conn.scalar(_GET_ALIAS, {"pid": pid, "alias": alias})
         return version
 
     def aliases(self, pipeline: str) -> dict[str, int]:
@@ -199,10 +271,10 @@ class HistoryStore:
         caused = _rows.plain(caused_by) if caused_by is not None else None
         with self._write() as conn:
             at = self.clock.now()
-            new_id = conn.scalar(sa.insert(T.decisions).values(
-                pipeline_id=self._pid(conn, pipeline), kind=kind, fired=bool(fired),
-                evidence=evidence, caused_by=caused, at=at,
-            ).returning(T.decisions.c.id))
+            new_id = conn.scalar(_INSERT_DECISION, {
+                "pipeline_id": self._pid(conn, pipeline), "kind": kind, "fired": bool(fired),
+                "evidence": evidence, "caused_by": caused, "at": at,
+            })
         return entities.Decision(
             id=int(new_id), pipeline=pipeline, kind=kind, fired=bool(fired), evidence=evidence,
             caused_by=caused or {}, at=clocks.as_utc(at),
@@ -222,15 +294,43 @@ class HistoryStore:
         limit: int | None = None,
     ) -> list[entities.Decision]:
         """Decisions of `pipeline`, oldest first; with `limit`, only the newest `limit`."""
-        d = T.decisions
+        query = _decisions_query(kind is not None, fired is not None, limit is not None)
         with self._read() as conn:
-            query = with_pipeline(d).where(d.c.pipeline_id == self._pid(conn, pipeline))
-            if kind is not None:
-                query = query.where(d.c.kind == kind)
-            if fired is not None:
-                query = query.where(d.c.fired == bool(fired))
-            rows = conn.execute(query.order_by(d.c.id.desc()).limit(limit)).all()
+            params = {"pid": self._pid(conn, pipeline), "kind": kind, "limit": limit,
+                      "fired": None if fired is None else bool(fired)}
+            rows = conn.execute(query, params).all()
         return [_rows.decision(row) for row in reversed(rows)]
+
+    def latest_decisions(
+        self, pipeline: str, *slots: tuple[str, bool | None],
+    ) -> list[entities.Decision | None]:
+        """The newest decision of each `(kind, fired)` slot (fired None: fired or not), read
+        in one query; None for a slot nothing matches.
+
+        >>> from datetime import UTC, datetime
+        >>> from driftloop.core.clock import FakeClock
+        >>> store = HistoryStore.open("sqlite://", clock=FakeClock(datetime(2024, 1, 1, tzinfo=UTC)))
+        >>> _ = store.ensure_pipeline("p", {})
+        >>> first = store.add_decision("p", kind="retrain", fired=True, evidence={})
+        >>> second = store.add_decision("p", kind="retrain", fired=False, evidence={})
+        >>> [d and d.id for d in store.latest_decisions(
+        ...     "p", ("retrain", None), ("retrain", True), ("request", None))]
+        [2, 1, None]
+        >>> store.close()
+        """
+        query = _latest_decisions_query(tuple(fired is not None for _, fired in slots))
+        with self._read() as conn:
+            params: dict[str, Any] = {"pid": self._pid(conn, pipeline)}
+            for i, (kind, fired) in enumerate(slots):
+                params[f"kind{i}"] = kind
+                if fired is not None:
+                    params[f"fired{i}"] = bool(fired)
+            found = [_rows.decision(row) for row in conn.execute(query, params)]
+        return [
+            max((d for d in found if d.kind == kind and fired in (None, d.fired)),
+                key=lambda d: d.id, default=None)
+            for kind, fired in slots
+        ]
 
     # -- evaluations ----------------------------------------------------------------------------
 
@@ -242,10 +342,11 @@ class HistoryStore:
         per_row = tuple(float(e) for e in errors)
         with self._write() as conn:
             at = self.clock.now()
-            new_id = conn.scalar(sa.insert(T.evaluations).values(
-                pipeline_id=self._pid(conn, pipeline), batch_id=batch_id, version=version,
-                metric=metric, value=value, rows=int(rows), errors=list(per_row), at=at,
-            ).returning(T.evaluations.c.id))
+            new_id = conn.scalar(_INSERT_EVALUATION, {
+                "pipeline_id": self._pid(conn, pipeline), "batch_id": batch_id,
+                "version": version, "metric": metric, "value": value, "rows": int(rows),
+                "errors": list(per_row), "at": at,
+            })
         return entities.Evaluation(
             id=int(new_id), pipeline=pipeline, batch_id=batch_id, version=version, metric=metric,
             value=None if value is None else float(value), rows=int(rows), errors=per_row,
@@ -258,14 +359,11 @@ class HistoryStore:
     ) -> list[entities.Evaluation]:
         """Evaluations of `pipeline` (of one `version`), oldest first; only those after
         `after_id`; with `last`, only the newest `last`."""
-        e = T.evaluations
+        query = _evaluations_query(version is not None, after_id is not None, last is not None)
         with self._read() as conn:
-            query = with_pipeline(e).where(e.c.pipeline_id == self._pid(conn, pipeline))
-            if version is not None:
-                query = query.where(e.c.version == version)
-            if after_id is not None:
-                query = query.where(e.c.id > after_id)
-            rows = conn.execute(query.order_by(e.c.id.desc()).limit(last)).all()
+            params = {"pid": self._pid(conn, pipeline), "version": version, "after": after_id,
+                      "limit": last}
+            rows = conn.execute(query, params).all()
         return [_rows.evaluation(row) for row in reversed(rows)]
 
     # -- audit ----------------------------------------------------------------------------------
@@ -303,22 +401,16 @@ class HistoryStore:
             raise errors.ConfigError("a lease holder needs a non-empty name", pipeline=pipeline)
         if ttl <= timedelta(0):
             raise errors.ConfigError(f"lease ttl must be positive; got {ttl}", pipeline=pipeline)
-        lease = T.leases
         now = self.clock.now()
         expires = now + ttl
         with self._write() as conn:
-            taken = conn.execute(self._insert(lease).values(
-                pipeline=pipeline, holder=holder, token=1, expires_at=expires,
-            ).on_conflict_do_nothing(index_elements=["pipeline"]).returning(lease.c.token)).first()
+            taken = conn.execute(_take_lease(self._dialect), {
+                "pipeline": pipeline, "holder": holder, "token": 1, "expires_at": expires,
+            }).first()
             if taken is None:
-                taken = conn.execute(sa.update(lease).where(
-                    lease.c.pipeline == pipeline,
-                    sa.or_(lease.c.holder == holder, lease.c.expires_at <= now),
-                ).values(
-                    token=sa.case((lease.c.holder == holder, lease.c.token),
-                                  else_=lease.c.token + 1),
-                    holder=holder, expires_at=expires,
-                ).returning(lease.c.token)).first()
+                taken = conn.execute(_RENEW_LEASE, {
+                    "pipeline": pipeline, "holder": holder, "now": now, "expires": expires,
+                }).first()
         if taken is None:
             return None
         return entities.Lease(pipeline, holder, int(taken.token), clocks.as_utc(expires))
