@@ -82,12 +82,12 @@ _GET_ALIAS = sa.select(T.aliases.c.version).where(
 _INSERT_DECISION = sa.insert(T.decisions).returning(T.decisions.c.id)
 _INSERT_EVALUATION = sa.insert(T.evaluations).returning(T.evaluations.c.id)
 _RENEW_LEASE = sa.update(T.leases).where(
-    T.leases.c.pipeline == param("pipeline"),
-    sa.or_(T.leases.c.holder == param("holder"), T.leases.c.expires_at <= param("now")),
+    T.leases.c.pipeline == param("b_pipeline"),
+    sa.or_(T.leases.c.holder == param("b_holder"), T.leases.c.expires_at <= param("now")),
 ).values(
-    token=sa.case((T.leases.c.holder == param("holder"), T.leases.c.token),
+    token=sa.case((T.leases.c.holder == param("b_holder"), T.leases.c.token),
                   else_=T.leases.c.token + 1),
-    holder=param("holder"), expires_at=param("expires"),
+    holder=param("b_holder"), expires_at=param("expires"),
 ).returning(T.leases.c.token)
 
 
@@ -309,7 +309,8 @@ class HistoryStore:
 
         >>> from datetime import UTC, datetime
         >>> from driftloop.core.clock import FakeClock
-        >>> store = HistoryStore.open("sqlite://", clock=FakeClock(datetime(2024, 1, 1, tzinfo=UTC)))
+        >>> from driftloop.store.metadata import MetadataStore
+        >>> store = MetadataStore.open("sqlite://", clock=FakeClock(datetime(2024, 1, 1, tzinfo=UTC)))
         >>> _ = store.ensure_pipeline("p", {})
         >>> first = store.add_decision("p", kind="retrain", fired=True, evidence={})
         >>> second = store.add_decision("p", kind="retrain", fired=False, evidence={})
@@ -409,7 +410,7 @@ class HistoryStore:
             }).first()
             if taken is None:
                 taken = conn.execute(_RENEW_LEASE, {
-                    "pipeline": pipeline, "holder": holder, "now": now, "expires": expires,
+                    "b_pipeline": pipeline, "b_holder": holder, "now": now, "expires": expires,
                 }).first()
         if taken is None:
             return None

@@ -15,6 +15,7 @@ Every timestamp written comes from the injected clock, so a backtest runs in sim
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -40,17 +41,67 @@ _RUN_LINEAGE = (
     .where(T.runs.c.id == sa.bindparam("run")).order_by(T.run_batches.c.position)
 )
 _INSERT_VERSION = sa.insert(T.model_versions).returning(T.model_versions.c.id)
+_param = _history.param
+_GET_PIPELINE = sa.select(T.pipelines).where(T.pipelines.c.name == _param("name"))
+_GET_CURSOR = sa.select(T.cursors.c.value).where(
+    T.cursors.c.pipeline_id == _param("pid"), T.cursors.c.key == _param("key"))
+_FIND_BATCH = _history.with_pipeline(T.batches).where(
+    T.batches.c.pipeline_id == _param("pid"), T.batches.c.fingerprint == _param("fingerprint"))
+_INSERT_BATCH = sa.insert(T.batches).returning(T.batches.c.id)
+_GET_PROFILE = _history.with_pipeline(T.profiles).where(T.profiles.c.id == _param("id"))
+_LINEAGE = (
+    sa.select(T.run_batches.c.run_id, T.run_batches.c.batch_id)
+    .where(T.run_batches.c.run_id.in_(sa.bindparam("runs", expanding=True)))
+    .order_by(T.run_batches.c.run_id, T.run_batches.c.position)
+)
+_VERSIONS = _history.with_pipeline(T.model_versions).where(
+    T.model_versions.c.pipeline_id == _param("pid"))
+_ALL_VERSIONS = _VERSIONS.order_by(T.model_versions.c.version)
+_NEWEST_VERSIONS = _VERSIONS.order_by(T.model_versions.c.version.desc()).limit(_param("limit"))
+_ONE_VERSION = _VERSIONS.where(T.model_versions.c.version == _param("version"))
+_RUN_VERSIONS = _history.with_pipeline(T.model_versions).where(
+    T.model_versions.c.run_id == _param("run")).order_by(T.model_versions.c.version)
+
+
+@functools.cache
+def _set_cursor(dialect: str) -> Any:
+    insert = (sa.dialects.postgresql if dialect == "postgresql" else sa.dialects.sqlite).insert
+    stmt = insert(T.cursors)
+    return stmt.on_conflict_do_update(
+        index_elements=["pipeline_id", "key"],
+        set_={"value": stmt.excluded.value, "updated_at": stmt.excluded.updated_at})
+
+
+@functools.cache
+def _batches_query(status: bool, after: bool, limit: bool) -> sa.Select[Any]:
+    b = T.batches
+    query = _history.with_pipeline(b).where(b.c.pipeline_id == _param("pid"))
+    if status:
+        query = query.where(b.c.status == _param("status"))
+    if after:
+        query = query.where(b.c.id > _param("after"))
+    query = query.order_by(b.c.id)
+    return query.limit(_param("limit")) if limit else query
+
+
+@functools.cache
+def _runs_query(status: bool, decision: bool) -> sa.Select[Any]:
+    r = T.runs
+    query = _history.with_pipeline(r).where(r.c.pipeline_id == _param("pid"))
+    if status:
+        query = query.where(r.c.status == _param("status"))
+    if decision:
+        query = query.where(r.c.decision_id == _param("decision"))
+    return query.order_by(r.c.id)
 
 
 class MetadataStore(_history.HistoryStore):
     """Stored state of every pipeline, on SQLite (default) or PostgreSQL, chosen by `url`."""
 
     def _batch_ids(self, conn: sa.Connection, run_ids: Sequence[int]) -> dict[int, list[int]]:
-        rb = T.run_batches
-        rows = conn.execute(
-            sa.select(rb.c.run_id, rb.c.batch_id)
-            .where(rb.c.run_id.in_(run_ids)).order_by(rb.c.run_id, rb.c.position)
-        )
+        if not run_ids:
+            return {}
+        rows = conn.execute(_LINEAGE, {"runs": list(run_ids)})
         return _rows.group((row.run_id, row.batch_id) for row in rows)
 
     # -- pipelines ------------------------------------------------------------------------------
@@ -87,7 +138,7 @@ class MetadataStore(_history.HistoryStore):
             return self._get_pipeline(conn, name)
 
     def _get_pipeline(self, conn: sa.Connection, name: str) -> entities.Pipeline:
-        row = conn.execute(sa.select(T.pipelines).where(T.pipelines.c.name == name)).first()
+        row = conn.execute(_GET_PIPELINE, {"name": name}).first()
         if row is None:
             raise errors.NotFoundError(f"pipeline {name!r} does not exist", pipeline=name)
         return _rows.pipeline(row)
@@ -109,18 +160,13 @@ class MetadataStore(_history.HistoryStore):
     def get_cursor(self, pipeline: str, key: str) -> Any:
         """The value stored under `key` for `pipeline` (a source's high-water mark), or None."""
         with self._read() as conn:
-            pid = self._pid(conn, pipeline)
-            return conn.scalar(sa.select(T.cursors.c.value).where(
-                T.cursors.c.pipeline_id == pid, T.cursors.c.key == key))
+            return conn.scalar(_GET_CURSOR, {"pid": self._pid(conn, pipeline), "key": key})
 
     def set_cursor(self, pipeline: str, key: str, value: Any) -> None:
         with self._write() as conn:
-            pid = self._pid(conn, pipeline)
-            now = self.clock.now()
-            stmt = self._insert(T.cursors).values(
-                pipeline_id=pid, key=key, value=value, updated_at=now)
-            conn.execute(stmt.on_conflict_do_update(
-                index_elements=["pipeline_id", "key"], set_={"value": value, "updated_at": now}))
+            conn.execute(_set_cursor(self._dialect), {
+                "pipeline_id": self._pid(conn, pipeline), "key": key, "value": value,
+                "updated_at": self.clock.now()})
 
     # -- batches --------------------------------------------------------------------------------
 
@@ -144,8 +190,8 @@ class MetadataStore(_history.HistoryStore):
                 existing = self._find_batch(conn, pipeline, fingerprint)
                 if existing is not None:
                     return existing, False
-                new_id = conn.scalar(sa.insert(T.batches).values(
-                    pipeline_id=self._pid(conn, pipeline), **values).returning(T.batches.c.id))
+                new_id = conn.scalar(
+                    _INSERT_BATCH, {"pipeline_id": self._pid(conn, pipeline), **values})
         except sa.exc.IntegrityError:  # another writer added it between our read and insert
             raced = self.find_batch(pipeline, fingerprint)
             if raced is None:
@@ -162,9 +208,8 @@ class MetadataStore(_history.HistoryStore):
     def _find_batch(
         self, conn: sa.Connection, pipeline: str, fingerprint: str,
     ) -> entities.Batch | None:
-        pid = self._pid(conn, pipeline)
-        row = conn.execute(_history.with_pipeline(T.batches).where(
-            T.batches.c.pipeline_id == pid, T.batches.c.fingerprint == fingerprint)).first()
+        params = {"pid": self._pid(conn, pipeline), "fingerprint": fingerprint}
+        row = conn.execute(_FIND_BATCH, params).first()
         return None if row is None else _rows.batch(row)
 
     def get_batch(self, batch_id: int) -> entities.Batch:
@@ -180,14 +225,11 @@ class MetadataStore(_history.HistoryStore):
         after_id: int | None = None, limit: int | None = None,
     ) -> list[entities.Batch]:
         """Batches of `pipeline` in id (arrival) order, optionally only those after `after_id`."""
+        query = _batches_query(status is not None, after_id is not None, limit is not None)
         with self._read() as conn:
-            pid = self._pid(conn, pipeline)
-            query = _history.with_pipeline(T.batches).where(T.batches.c.pipeline_id == pid)
-            if status is not None:
-                query = query.where(T.batches.c.status == status)
-            if after_id is not None:
-                query = query.where(T.batches.c.id > after_id)
-            rows = conn.execute(query.order_by(T.batches.c.id).limit(limit)).all()
+            params = {"pid": self._pid(conn, pipeline), "status": status, "after": after_id,
+                      "limit": limit}
+            rows = conn.execute(query, params).all()
         return [_rows.batch(row) for row in rows]
 
     # -- profiles -------------------------------------------------------------------------------
@@ -208,8 +250,7 @@ class MetadataStore(_history.HistoryStore):
 
     def get_profile(self, profile_id: int) -> entities.Profile:
         with self._read() as conn:
-            query = _history.with_pipeline(T.profiles).where(T.profiles.c.id == profile_id)
-            row = conn.execute(query).first()
+            row = conn.execute(_GET_PROFILE, {"id": profile_id}).first()
         if row is None:
             raise errors.NotFoundError(f"profile {profile_id} does not exist", profile=profile_id)
         return _rows.profile(row)
@@ -281,14 +322,10 @@ class MetadataStore(_history.HistoryStore):
     def list_runs(
         self, pipeline: str, status: types.RunStatus | None = None, decision_id: int | None = None,
     ) -> list[entities.TrainingRun]:
+        query = _runs_query(status is not None, decision_id is not None)
         with self._read() as conn:
-            pid = self._pid(conn, pipeline)
-            query = _history.with_pipeline(T.runs).where(T.runs.c.pipeline_id == pid)
-            if status is not None:
-                query = query.where(T.runs.c.status == status)
-            if decision_id is not None:
-                query = query.where(T.runs.c.decision_id == decision_id)
-            rows = conn.execute(query.order_by(T.runs.c.id)).all()
+            params = {"pid": self._pid(conn, pipeline), "status": status, "decision": decision_id}
+            rows = conn.execute(query, params).all()
             lineage = self._batch_ids(conn, [row.id for row in rows])
         return [_rows.run(row, lineage.get(row.id, [])) for row in rows]
 
@@ -352,13 +389,12 @@ class MetadataStore(_history.HistoryStore):
         )
 
     def _versions(
-        self, conn: sa.Connection, query: sa.Select[Any], last: int | None = None,
+        self, conn: sa.Connection, query: sa.Select[Any], params: dict[str, Any],
+        newest_first: bool = False,
     ) -> list[entities.ModelVersion]:
-        if last is None:
-            rows = conn.execute(query.order_by(T.model_versions.c.version)).all()
-        else:
-            newest = conn.execute(query.order_by(T.model_versions.c.version.desc()).limit(last))
-            rows = newest.all()[::-1]
+        rows = conn.execute(query, params).all()
+        if newest_first:
+            rows.reverse()
         lineage = self._batch_ids(conn, sorted({r.run_id for r in rows if r.run_id is not None}))
         return [_rows.model_version(r, lineage.get(r.run_id, [])) for r in rows]
 
@@ -369,9 +405,8 @@ class MetadataStore(_history.HistoryStore):
     def _get_version(
         self, conn: sa.Connection, pipeline: str, version: int,
     ) -> entities.ModelVersion:
-        mv = T.model_versions
-        found = self._versions(conn, _history.with_pipeline(mv).where(
-            mv.c.pipeline_id == self._pid(conn, pipeline), mv.c.version == version))
+        params = {"pid": self._pid(conn, pipeline), "version": version}
+        found = self._versions(conn, _ONE_VERSION, params)
         if not found:
             raise errors.NotFoundError(
                 f"model version {version} of pipeline {pipeline!r} does not exist",
@@ -382,16 +417,16 @@ class MetadataStore(_history.HistoryStore):
         self, pipeline: str, last: int | None = None,
     ) -> list[entities.ModelVersion]:
         """The pipeline's versions, oldest first; only the newest `last` if given."""
-        mv = T.model_versions
         with self._read() as conn:
-            return self._versions(conn, _history.with_pipeline(mv).where(
-                mv.c.pipeline_id == self._pid(conn, pipeline)), last)
+            params = {"pid": self._pid(conn, pipeline), "limit": last}
+            if last is None:
+                return self._versions(conn, _ALL_VERSIONS, params)
+            return self._versions(conn, _NEWEST_VERSIONS, params, newest_first=True)
 
     def model_version_for_run(self, run_id: int) -> entities.ModelVersion | None:
         """The newest model version trained by run `run_id`, or None if it registered none."""
-        mv = T.model_versions
         with self._read() as conn:
-            found = self._versions(conn, _history.with_pipeline(mv).where(mv.c.run_id == run_id))
+            found = self._versions(conn, _RUN_VERSIONS, {"run": run_id})
         return found[-1] if found else None
 
     def set_gate_report(

@@ -1,0 +1,159 @@
+"""The controller on a real project folder (the `driftloop init` scaffold): ingest with
+quarantine, idempotent ticks, crash repair, manual requests, backtest determinism."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from driftloop.cli import project as scaffold
+from driftloop.controller import backtest, retrain, tick
+from driftloop.controller import project as projects
+from driftloop.core import clock as clocks
+from driftloop.core import config
+from driftloop.data import elec2
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    """A scaffolded project that trains in-process (fast) on the built-in trainer."""
+    root = tmp_path / "pipeline"
+    scaffold.init(root, weeks=6)
+    spec = root / "driftloop.yaml"
+    spec.write_text(spec.read_text().replace("executor: local", "executor: inline"))
+    return root
+
+
+def open_project(folder: Path) -> projects.Project:
+    return projects.open_project(folder / "driftloop.yaml")
+
+
+def test_ingest_quarantines_the_faulty_file_with_reasons(folder: Path) -> None:
+    project = open_project(folder)
+    result = tick.Controller(project).tick()
+    statuses = {Path(b.source_uri).name: b for b in result.batches}
+    assert len(statuses) == 7
+    faulty = statuses["1996-05-21-meter-fault.csv"]
+    assert faulty.status == "quarantined"
+    assert any("non-numeric" in r for r in faulty.reasons["nswprice"])
+    assert any("missing" in r for r in faulty.reasons["vicdemand"])
+    assert all(b.status == "accepted" for n, b in statuses.items() if "fault" not in n)
+
+
+def test_two_ticks_one_action(folder: Path) -> None:
+    project = open_project(folder)
+    controller = tick.Controller(project)
+    first = controller.tick()
+    assert first.decision is not None and first.decision.fired
+    assert first.outcome is not None and first.outcome.promoted
+    second = controller.tick()
+    assert not second.acted
+    again = tick.Controller(open_project(folder)).tick()  # a new process: same answer
+    assert not again.acted
+    store = project.store
+    assert len(store.list_runs(project.name)) == 1
+    assert len(store.list_decisions(project.name, kind="retrain")) == 1
+    assert store.get_alias(project.name, "champion") == 1
+
+
+def test_new_data_is_scored_by_the_champion_before_training(folder: Path) -> None:
+    project = open_project(folder)
+    controller = tick.Controller(project)
+    controller.tick()
+    more = elec2.load_elec2().iloc[6 * 336 : 7 * 336]
+    more.to_csv(folder / "data" / "1996-06-18.csv", index=False)
+    result = controller.tick()
+    assert len(result.batches) == 1 and len(result.evaluations) == 1
+    evaluation = result.evaluations[0]
+    assert evaluation.version == 1 and evaluation.rows == 336
+    assert 0.4 < evaluation.value < 1.0
+    assert result.decision is not None  # new data: the policy was asked, and its answer stored
+    assert result.decision.evidence["signals"]["live_rows"] >= 48
+
+
+def test_crash_between_train_and_promote_is_repaired(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    project = open_project(folder)
+
+    def crash(*args: object, **kwargs: object) -> bool:
+        raise KeyboardInterrupt("the controller died here")
+
+    monkeypatch.setattr(retrain, "promote", crash)
+    with pytest.raises(KeyboardInterrupt):
+        tick.Controller(project, holder="controller-a").tick()
+    assert project.store.get_alias(project.name, "champion") is None
+    assert len(project.store.list_model_versions(project.name)) == 1
+    monkeypatch.undo()
+
+    fresh = open_project(folder)  # the same controller, restarted: it holds its own lease
+    result = tick.Controller(fresh, holder="controller-a").tick()
+    assert any("promoted" in line for line in result.repaired)
+    assert fresh.store.get_alias(fresh.name, "champion") == 1
+    assert len(fresh.store.list_runs(fresh.name)) == 1  # repaired, not retrained
+    moves = fresh.store.list_audit(action="promote")
+    assert len(moves) == 1 and moves[0].target == f"{fresh.name}/champion"
+
+
+def test_crash_during_training_is_retried_by_another_controller_after_the_lease(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = clocks.FakeClock(datetime(2024, 1, 1, tzinfo=UTC))
+    project = projects.open_project(folder / "driftloop.yaml", clock=clock)
+    controller = tick.Controller(project, lease_ttl=timedelta(minutes=5))
+
+    def die(*args: object, **kwargs: object) -> object:
+        raise KeyboardInterrupt("killed mid-training")
+
+    monkeypatch.setattr(controller.executor, "train", die)
+    with pytest.raises(KeyboardInterrupt):
+        controller.tick()
+    monkeypatch.undo()
+    other = tick.Controller(projects.open_project(folder / "driftloop.yaml", clock=clock))
+    assert other.tick().skipped == "another controller holds the lease"
+    clock.advance(timedelta(minutes=6))
+    result = other.tick()
+    assert any("interrupted" in line for line in result.repaired)
+    assert result.outcome is not None and result.outcome.promoted
+    runs = project.store.list_runs(project.name)
+    assert [run.status for run in runs] == ["failed", "succeeded"]
+
+
+def test_a_manual_request_retrains_once(folder: Path) -> None:
+    project = open_project(folder)
+    controller = tick.Controller(project)
+    controller.tick()
+    project.store.add_decision(project.name, kind="request", fired=True, evidence={"actor": "ops"})
+    result = controller.tick()
+    assert result.decision is not None and result.decision.fired
+    assert "manual" in result.decision.evidence["policy"]["reason"]
+    assert result.outcome is not None and result.outcome.version is not None
+    assert not controller.tick().acted
+
+
+def test_a_failing_trainer_is_recorded_not_raised(folder: Path) -> None:
+    (folder / "train.py").write_text("def make_model(max_iter=1):\n    raise RuntimeError('no GPU here')\n")
+    project = open_project(folder)
+    result = tick.Controller(project).tick()
+    assert result.outcome is not None and result.outcome.version is None
+    assert "no GPU here" in result.outcome.reason
+    assert project.store.list_runs(project.name)[0].status == "failed"
+
+
+def test_backtest_is_deterministic() -> None:
+    frame = elec2.load_elec2().iloc[: 48 * 60]
+    text = (Path(scaffold.__file__).parent / "scaffold" / "driftloop.yaml").read_text()
+    spec = backtest.policy_spec(config.parse_spec(text), {"trainer": {
+        "function": "driftloop.train.models:hist_gradient_boosting", "params": {"max_iter": 20},
+        "window": {"kind": "last_duration", "duration": "14d"}, "executor": "inline"}})
+    policies = {"floor": {"triggers": [{"kind": "performance", "floor": 0.8, "window": 48}]}}
+
+    def table() -> list[tuple[str, float, int]]:
+        results = backtest.backtest(frame, spec, policies, base_dir=Path.cwd())
+        return [(r.policy, r.score, r.trainings) for r in results]
+
+    first = table()
+    assert first == table()
+    names = [row[0] for row in first]
+    assert names == ["never", "every-batch", "weekly", "floor"]
+    assert dict((n, t) for n, _, t in first)["every-batch"] == 31  # warm-up + one per day
