@@ -7,6 +7,7 @@ concept-drift detector (river ADWIN / Page-Hinkley) and the performance trigger'
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -30,7 +31,8 @@ def evaluate_batch(
 ) -> entities.Evaluation:
     """Score the champion on one batch's labelled rows and store the result."""
     spec = project.spec
-    labelled = rows[rows[spec.target].notna()]
+    known = rows[spec.target].notna()
+    labelled = rows if known.all() else rows[known]
     features = labelled[spec.feature_columns([c for c in labelled.columns if not c.startswith("__")])]
     value, errors = None, []
     if len(labelled):
@@ -58,18 +60,24 @@ class Evaluations:
         self.items_ += self.project.store.list_evaluations(self.project.name, after_id=after)
         return self.items_
 
+    def add(self, evaluation: entities.Evaluation) -> None:
+        """Keep an evaluation this process just stored (the newest one: saves reading it back)."""
+        self.items_.append(evaluation)
+
     def last(self) -> entities.Evaluation | None:
         return self.items_[-1] if self.items_ else None
 
-    def of(self, version: int, after_id: int = 0) -> list[entities.Evaluation]:
-        """Evaluations of one model version with id > `after_id` (newest last)."""
-        found = []
+    def newest(self, version: int, after_id: int = 0) -> Iterator[entities.Evaluation]:
+        """Evaluations of one model version with id > `after_id`, newest first."""
         for evaluation in reversed(self.items_):
             if evaluation.id <= after_id:
-                break
+                return
             if evaluation.version == version:
-                found.append(evaluation)
-        return found[::-1]
+                yield evaluation
+
+    def of(self, version: int, after_id: int = 0) -> list[entities.Evaluation]:
+        """Evaluations of one model version with id > `after_id` (newest last)."""
+        return list(self.newest(version, after_id))[::-1]
 
 
 class ConceptMonitor:

@@ -1,12 +1,18 @@
 """The rows of a pipeline's accepted batches, read back from the artifact store once.
 
 Training and evaluation both need "the labelled rows so far". The tick asks `History` for them;
-it reads each batch's Parquet artifact (hash-verified) the first time and keeps an append-only
-frame in memory, so a long-running controller or a backtest does not re-read old batches.
-The store stays the truth: a fresh `History` rebuilds the same frame from it.
+it reads each batch's Parquet artifact (hash-verified) the first time and keeps the rows in
+memory, so a long-running controller or a backtest does not re-read old batches. The store
+stays the truth: a fresh `History` rebuilds the same rows from it.
+
+A tick mostly needs only the newest batch (to score it and test it for drift) and a few counts,
+so new batches wait in `tail_` and join the one big frame only when all rows are asked for
+(`rows()`, for training): a tick that does not train copies no old rows.
 """
 
 from __future__ import annotations
+
+import bisect
 
 import pandas as pd
 
@@ -17,30 +23,82 @@ BATCH_COLUMN = "__batch__"
 
 
 class History:
-    """Accepted rows in batch order, each tagged with its batch id in `BATCH_COLUMN`."""
+    """Accepted rows in batch order, each tagged with its batch id in `BATCH_COLUMN`.
+
+    `refresh()` picks up batches accepted since the last call (one store query); the readers
+    (`rows`, `batches`, `batch_ids`, `of`, `since`, `labelled_after`) then answer from memory.
+    """
 
     def __init__(self, project: projects.Project) -> None:
         self.project = project
-        self.frame_: pd.DataFrame | None = None
-        self.last_batch_: int = 0
+        self.batches_: list[entities.Batch] = []  # accepted batches, oldest first
+        self.ids_: list[int] = []  # their ids
+        self.starts_: list[int] = [0]  # row offset of each batch, then the total
+        self.labelled_: list[int] = [0]  # labelled rows before each batch, then the total
+        self.frame_: pd.DataFrame | None = None  # rows of all batches but the tail
+        self.tail_: list[pd.DataFrame] = []  # rows of the newest batches, one frame each
         self.pending_: dict[int, pd.DataFrame] = {}
 
     def add(self, batch: entities.Batch, rows: pd.DataFrame) -> None:
         """Hand over the rows of a batch just accepted (saves reading them back)."""
         self.pending_[batch.id] = rows
 
+    def refresh(self) -> None:
+        """Take in the batches accepted since the last call."""
+        after = self.ids_[-1] if self.ids_ else 0
+        target = self.project.spec.target
+        for batch in self.project.store.list_batches(
+            self.project.name, status="accepted", after_id=after
+        ):
+            part = self.batch_rows(batch)
+            labelled = int(part[target].notna().sum()) if target in part.columns else 0
+            self.batches_.append(batch)
+            self.ids_.append(batch.id)
+            self.starts_.append(self.starts_[-1] + len(part))
+            self.labelled_.append(self.labelled_[-1] + labelled)
+            self.tail_.append(part)
+        self.pending_.clear()
+
+    def __len__(self) -> int:
+        """How many rows there are."""
+        return self.starts_[-1]
+
     def rows(self) -> pd.DataFrame:
         """Every accepted row so far, oldest first."""
-        batches = self.project.store.list_batches(
-            self.project.name, status="accepted", after_id=self.last_batch_
-        )
-        if batches:
+        if self.tail_:
             parts = [] if self.frame_ is None else [self.frame_]
-            parts += [self.batch_rows(batch) for batch in batches]
-            self.frame_ = pd.concat(parts, ignore_index=True)
-            self.last_batch_ = batches[-1].id
-            self.pending_.clear()
+            self.frame_ = pd.concat(parts + self.tail_, ignore_index=True)
+            self.tail_ = []
         return self.frame_ if self.frame_ is not None else pd.DataFrame()
+
+    def batches(self, after_id: int = 0) -> list[entities.Batch]:
+        """The accepted batches with id > `after_id`, oldest first."""
+        return self.batches_[bisect.bisect_right(self.ids_, after_id) :]
+
+    def batch_ids(self, after_id: int = 0) -> list[int]:
+        """Ids of the batches with id > `after_id` that have rows, oldest first."""
+        first = bisect.bisect_right(self.ids_, after_id)
+        starts = self.starts_
+        return [self.ids_[i] for i in range(first, len(self.ids_)) if starts[i + 1] > starts[i]]
+
+    def labelled_after(self, after_id: int) -> int:
+        """How many rows of the batches with id > `after_id` have a target value."""
+        return self.labelled_[-1] - self.labelled_[bisect.bisect_right(self.ids_, after_id)]
+
+    def of(self, batch_id: int) -> pd.DataFrame:
+        """The rows of one accepted batch (tagged)."""
+        i = bisect.bisect_left(self.ids_, batch_id)
+        first_in_tail = len(self.ids_) - len(self.tail_)
+        if i >= first_in_tail:
+            return self.tail_[i - first_in_tail]
+        return self.rows().iloc[self.starts_[i] : self.starts_[i + 1]]
+
+    def since(self, after_id: int) -> pd.DataFrame:
+        """The rows of the batches with id > `after_id`."""
+        first = bisect.bisect_right(self.ids_, after_id)
+        if first == len(self.ids_) - 1 and self.tail_:
+            return self.tail_[-1]
+        return self.rows().iloc[self.starts_[first] :]
 
     def batch_rows(self, batch: entities.Batch) -> pd.DataFrame:
         """The rows of one accepted batch, tagged with its id."""

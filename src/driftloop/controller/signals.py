@@ -1,18 +1,18 @@
 """Gather the policy's `Signals` from the store: drift of the new rows against the champion's
 training profile, the live metric window, concept-drift detections, volume, manual requests.
 
-Called by the tick once per step, after ingest and evaluation.
+Called by the tick once per step, after ingest and evaluation, with what the tick already read
+this step (the accepted rows, the newest decisions, the champion and its profile).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
-import pandas as pd
-
 from driftloop.controller import evaluate
+from driftloop.controller import history as histories
 from driftloop.controller import project as projects
-from driftloop.controller.history import BATCH_COLUMN
 from driftloop.core.types import JSON
 from driftloop.drift import report as drift_report
 from driftloop.policy import signals as policy_signals
@@ -30,20 +30,23 @@ class Gathered:
 
 def gather(
     project: projects.Project,
-    rows: pd.DataFrame,
+    history: histories.History,
     champion: entities.ModelVersion | None,
+    profile_of: Callable[[int], JSON],
     monitor: evaluate.ConceptMonitor,
     last_decision: entities.Decision | None,
     last_fired: entities.Decision | None,
+    last_request: entities.Decision | None,
 ) -> Gathered:
-    """Everything the policy needs, computed from stored state only (level-triggered)."""
-    store, spec, name = project.store, project.spec, project.name
+    """Everything the policy needs, computed from stored state only (level-triggered).
+
+    `profile_of(id)` is the stored profile `id`; `last_request` the newest manual request."""
+    spec = project.spec
     seen = int(last_decision.evidence.get("last_batch_id", 0)) if last_decision else 0
-    new_batches = [int(b) for b in rows[BATCH_COLUMN].unique() if b > seen] if len(rows) else []
+    new_batches = history.batch_ids(after_id=seen)
     last_batch = max(new_batches, default=seen)
     trained_upto = int(last_fired.evidence.get("last_batch_id", 0)) if last_fired else 0
-    labelled = rows[rows[spec.target].notna()] if len(rows) else rows
-    new_labelled = int((labelled[BATCH_COLUMN] > trained_upto).sum()) if len(labelled) else 0
+    new_labelled = history.labelled_after(trained_upto)
     caused_by: JSON = {"batches": new_batches}
 
     drift = None
@@ -51,8 +54,8 @@ def gather(
     if champion is not None:
         champion_metric = champion.metrics.get(spec.gate.metric)
         if new_batches and champion.profile_id is not None:
-            fresh = rows[rows[BATCH_COLUMN].isin(new_batches)]
-            profile = store.get_profile(champion.profile_id).profile
+            fresh = history.since(seen)
+            profile = profile_of(champion.profile_id)
             report = drift_report.detect_drift(profile, fresh, spec.drift)
             drift = report.to_json()
             caused_by["profile"] = champion.profile_id
@@ -62,7 +65,7 @@ def gather(
         concept = bool(detections)
         if concept:
             caused_by["concept_drift_at"] = detections
-    manual = _pending_request(project, last_decision)
+    manual = _pending(last_request, last_decision)
     if manual is not None:
         caused_by["request"] = manual.id
     signals = policy_signals.Signals(
@@ -91,7 +94,7 @@ def _live_window(
     """
     window = max((t.window for t in project.spec.triggers if t.kind == "performance"), default=0)
     used, rows, total = [], 0, 0.0
-    for evaluation in reversed(evaluations.of(version)):
+    for evaluation in evaluations.newest(version):
         if evaluation.value is None:
             continue
         used.append(evaluation.id)
@@ -106,11 +109,10 @@ def _last_evaluation(decision: entities.Decision | None) -> int:
     return int(decision.evidence.get("last_evaluation_id", 0)) if decision else 0
 
 
-def _pending_request(
-    project: projects.Project, last_decision: entities.Decision | None
+def _pending(
+    request: entities.Decision | None, last_decision: entities.Decision | None
 ) -> entities.Decision | None:
-    """A manual retrain request made after the last retrain decision."""
-    requests = project.store.list_decisions(project.name, kind="request", limit=1)
-    if requests and (last_decision is None or requests[-1].id > last_decision.id):
-        return requests[-1]
+    """The newest manual retrain request if it was made after the last retrain decision."""
+    if request is not None and (last_decision is None or request.id > last_decision.id):
+        return request
     return None

@@ -1,0 +1,65 @@
+"""The `driftloop` command as a new user runs it: init, check, ingest, batches, tick, models."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from driftloop.cli.main import app
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Iterator[Path]:
+    folder = tmp_path / "demo-project"
+    result = runner.invoke(app, ["init", str(folder)])
+    assert result.exit_code == 0, result.output
+    spec = folder / "driftloop.yaml"
+    spec.write_text(spec.read_text().replace("executor: local", "executor: inline"))
+    old = Path.cwd()
+    os.chdir(folder)
+    yield folder
+    os.chdir(old)
+
+
+def invoke(*args: str) -> str:
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_init_ingest_batches_shows_accepted_and_quarantined(project: Path) -> None:
+    assert "is valid" in invoke("check")
+    assert "7 new batch(es): 6 accepted, 1 quarantined" in invoke("ingest")
+    listed = invoke("batches")
+    assert listed.count("accepted") == 6 and "quarantined" in listed
+    assert "non-numeric" in listed and "vicdemand" in listed
+    assert "0 new batch(es)" in invoke("ingest")  # same files: no new batch
+
+
+def test_tick_models_and_audited_rollback(project: Path) -> None:
+    assert "promoted to champion" in invoke("tick")
+    assert "nothing new" in invoke("tick")
+    invoke("retrain", "--actor", "alice")
+    invoke("tick")
+    versions = invoke("models", "list")
+    assert "champion" in versions and "2" in versions
+    invoke("models", "promote", "2", "--actor", "alice", "--reason", "checked by hand")
+    shown = invoke("models", "show", "2")
+    assert "alice" in shown and "caused by decision" in shown
+    assert "v2 → v1" in invoke("models", "rollback", "--actor", "bob")
+
+
+def test_errors_are_messages_not_tracebacks(project: Path) -> None:
+    (project / "driftloop.yaml").write_text("name: x\nsource: {path: '*.csv'}\ntarget: y\ntrainer: {function: 1}\n")
+    result = runner.invoke(app, ["check"])
+    assert result.exit_code == 1
+    assert "driftloop.yaml:4: trainer.function" in result.output
+    assert "Traceback" not in result.output
+    missing = runner.invoke(app, ["models", "show", "9"])
+    assert missing.exit_code == 1 and "Traceback" not in missing.output
