@@ -28,16 +28,26 @@ def peer_python(peer: str) -> Path:
     if not python.exists():
         print(f"building the {peer} venv in {home} (once) ...", file=sys.stderr)
         venv.create(home, with_pip=True, clear=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "-r", str(requirements)], check=True)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", "-r", str(requirements)], check=True
+        )
     return python
 
 
-def run_peer(peer: str, script: Path, payload: dict[str, object], timeout: float = 3600) -> dict[str, object]:
-    """Run `script` with the peer's python; `payload` goes in as JSON on stdin, a JSON object comes back on stdout's last line."""
+def run_peer(
+    peer: str, script: Path, payload: dict[str, object], timeout: float = 3600
+) -> dict[str, object]:
+    """Run `script` with the peer's python: `payload` goes in as JSON on stdin, and a JSON
+    object comes back as the last line of stdout."""
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1"}
     done = subprocess.run(
         [str(peer_python(peer)), str(script)],
-        input=json.dumps(payload), capture_output=True, text=True, timeout=timeout, env=env, check=False,
+        input=json.dumps(payload),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        check=False,
     )
     if done.returncode != 0:
         raise RuntimeError(f"{peer} run failed ({done.returncode}):\n{done.stderr[-4000:]}")

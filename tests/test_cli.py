@@ -56,7 +56,9 @@ def test_tick_models_and_audited_rollback(project: Path) -> None:
 
 
 def test_errors_are_messages_not_tracebacks(project: Path) -> None:
-    (project / "driftloop.yaml").write_text("name: x\nsource: {path: '*.csv'}\ntarget: y\ntrainer: {function: 1}\n")
+    (project / "driftloop.yaml").write_text(
+        "name: x\nsource: {path: '*.csv'}\ntarget: y\ntrainer: {function: 1}\n"
+    )
     result = runner.invoke(app, ["check"])
     assert result.exit_code == 1
     assert "driftloop.yaml:4: trainer.function" in result.output

@@ -73,7 +73,9 @@ def test_new_data_is_scored_by_the_champion_before_training(folder: Path) -> Non
     assert result.decision.evidence["signals"]["live_rows"] >= 48
 
 
-def test_crash_between_train_and_promote_is_repaired(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_crash_between_train_and_promote_is_repaired(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     project = open_project(folder)
 
     def crash(*args: object, **kwargs: object) -> bool:
@@ -132,7 +134,9 @@ def test_a_manual_request_retrains_once(folder: Path) -> None:
 
 
 def test_a_failing_trainer_is_recorded_not_raised(folder: Path) -> None:
-    (folder / "train.py").write_text("def make_model(max_iter=1):\n    raise RuntimeError('no GPU here')\n")
+    (folder / "train.py").write_text(
+        "def make_model(max_iter=1):\n    raise RuntimeError('no GPU here')\n"
+    )
     project = open_project(folder)
     result = tick.Controller(project).tick()
     assert result.outcome is not None and result.outcome.version is None
@@ -143,9 +147,17 @@ def test_a_failing_trainer_is_recorded_not_raised(folder: Path) -> None:
 def test_backtest_is_deterministic() -> None:
     frame = elec2.load_elec2().iloc[: 48 * 60]
     text = (Path(scaffold.__file__).parent / "scaffold" / "driftloop.yaml").read_text()
-    spec = backtest.policy_spec(config.parse_spec(text), {"trainer": {
-        "function": "driftloop.train.models:hist_gradient_boosting", "params": {"max_iter": 20},
-        "window": {"kind": "last_duration", "duration": "14d"}, "executor": "inline"}})
+    spec = backtest.policy_spec(
+        config.parse_spec(text),
+        {
+            "trainer": {
+                "function": "driftloop.train.models:hist_gradient_boosting",
+                "params": {"max_iter": 20},
+                "window": {"kind": "last_duration", "duration": "14d"},
+                "executor": "inline",
+            }
+        },
+    )
     policies = {"floor": {"triggers": [{"kind": "performance", "floor": 0.8, "window": 48}]}}
 
     def table() -> list[tuple[str, float, int]]:

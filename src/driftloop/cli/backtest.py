@@ -20,11 +20,15 @@ SPEC = typer.Option(Path("driftloop.yaml"), "--spec", "-s", help="The pipeline s
 
 def backtest(
     spec: Path = SPEC,
-    data: Path | None = typer.Option(None, help="CSV or Parquet file to replay; default: the spec's source from the start."),
+    data: Path | None = typer.Option(
+        None, help="CSV or Parquet file to replay; default: the spec's source from the start."
+    ),
     every: str = typer.Option("1d", help="Batch length, e.g. 1d, 12h."),
     warmup: str = typer.Option("30d", help="History used to train the first model."),
     report: Path | None = typer.Option(None, help="Also write an HTML report here."),
-    workers: int = typer.Option(min(2, os.cpu_count() or 1), min=1, help="Policies replayed in parallel."),
+    workers: int = typer.Option(
+        min(2, os.cpu_count() or 1), min=1, help="Policies replayed in parallel."
+    ),
 ) -> None:
     """Backtest the spec's retraining policy against the baselines on history."""
     from driftloop.cli import demo
@@ -34,9 +38,19 @@ def backtest(
     if loaded.timestamp is None:
         console.fail(f"{spec}: a backtest needs `timestamp:` (the column that orders rows in time)")
     frame = console.guard(lambda: _history(loaded, spec.resolve().parent, data))
-    step, warm = (_duration(value, name) for value, name in ((every, "--every"), (warmup, "--warmup")))
-    demo.replay_and_report(frame, loaded, base_dir=spec.resolve().parent, every=step, warmup=warm,
-                           report=report, workers=workers, title=f"driftloop backtest: {loaded.name}")
+    step, warm = (
+        _duration(value, name) for value, name in ((every, "--every"), (warmup, "--warmup"))
+    )
+    demo.replay_and_report(
+        frame,
+        loaded,
+        base_dir=spec.resolve().parent,
+        every=step,
+        warmup=warm,
+        report=report,
+        workers=workers,
+        title=f"driftloop backtest: {loaded.name}",
+    )
 
 
 def _duration(value: str, option: str) -> timedelta:

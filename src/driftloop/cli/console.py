@@ -19,7 +19,7 @@ from driftloop.core import errors
 T = TypeVar("T")
 stdout = Console()
 stderr = Console(stderr=True)
-print = stdout.print  # noqa: A001
+print = stdout.print
 
 
 def ok(message: str) -> None:

@@ -21,7 +21,9 @@ def ingest(spec: Path = SPEC) -> None:
     with console.stdout.status("reading the source ..."):
         batches = console.guard(lambda: ingesting.ingest(project))
     accepted = sum(batch.status == "accepted" for batch in batches)
-    console.ok(f"{len(batches)} new batch(es): {accepted} accepted, {len(batches) - accepted} quarantined")
+    console.ok(
+        f"{len(batches)} new batch(es): {accepted} accepted, {len(batches) - accepted} quarantined"
+    )
     if batches:
         show_batches(batches)
     project.close()
@@ -29,7 +31,9 @@ def ingest(spec: Path = SPEC) -> None:
 
 def batches(
     spec: Path = SPEC,
-    quarantined: bool = typer.Option(False, "--quarantined", "-q", help="Only quarantined batches."),
+    quarantined: bool = typer.Option(
+        False, "--quarantined", "-q", help="Only quarantined batches."
+    ),
 ) -> None:
     """List the pipeline's batches with their status and, for quarantined ones, the reasons."""
     from driftloop.controller import project as projects
@@ -47,14 +51,24 @@ def show_batches(listed: list) -> None:
     """A table of batches, then the reasons of each quarantined one (long lines fit no column)."""
     table = console.table("id", "file", "rows", "period", "status", "reasons")
     for batch in listed:
-        status = "[green]accepted[/green]" if batch.status == "accepted" else "[red]quarantined[/red]"
+        status = (
+            "[green]accepted[/green]" if batch.status == "accepted" else "[red]quarantined[/red]"
+        )
         period = f"{batch.start:%Y-%m-%d} → {batch.end:%m-%d}" if batch.start and batch.end else ""
         found = sum(len(reasons) for reasons in batch.reasons.values())
-        table.add_row(str(batch.id), Path(batch.source_uri).name, str(batch.rows), period, status,
-                      str(found) if found else "")
+        table.add_row(
+            str(batch.id),
+            Path(batch.source_uri).name,
+            str(batch.rows),
+            period,
+            status,
+            str(found) if found else "",
+        )
     console.print(table)
     for batch in listed:
         if batch.reasons:
-            console.print(f"[red]batch {batch.id}[/red] ({Path(batch.source_uri).name}) quarantined:")
+            console.print(
+                f"[red]batch {batch.id}[/red] ({Path(batch.source_uri).name}) quarantined:"
+            )
             for reason in (r for reasons in batch.reasons.values() for r in reasons):
                 console.print(f"  • {reason}", highlight=False)

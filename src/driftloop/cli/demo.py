@@ -27,8 +27,12 @@ TRAINER = {
 
 
 def demo(
-    report: Path = typer.Option(Path("driftloop-demo.html"), help="Where to write the HTML report."),
-    workers: int = typer.Option(min(2, os.cpu_count() or 1), min=1, help="Policies replayed in parallel."),
+    report: Path = typer.Option(
+        Path("driftloop-demo.html"), help="Where to write the HTML report."
+    ),
+    workers: int = typer.Option(
+        min(2, os.cpu_count() or 1), min=1, help="Policies replayed in parallel."
+    ),
 ) -> None:
     """Backtest driftloop's default retraining policy on real drifting data (Elec2)."""
     from driftloop.controller import backtest
@@ -37,21 +41,37 @@ def demo(
 
     scaffold = resources.files("driftloop.cli").joinpath("scaffold", "driftloop.yaml").read_text()
     spec = config.parse_spec(scaffold, "driftloop.yaml (demo)")
-    spec = backtest.policy_spec(spec, {"trainer": {**spec.trainer.model_dump(mode="json"), **TRAINER}})
+    spec = backtest.policy_spec(
+        spec, {"trainer": {**spec.trainer.model_dump(mode="json"), **TRAINER}}
+    )
     frame = elec2.load_elec2()
     console.print(
         f"[bold]Elec2[/bold]: {len(frame):,} half-hourly rows from 1996-05-07 (NSW electricity "
         "market), a new batch every day, 30-day warm-up; each day is scored by the live model "
         "before anything learns from it."
     )
-    replay_and_report(frame, spec, base_dir=Path.cwd(), every=timedelta(days=1),
-                      warmup=timedelta(days=30), report=report, workers=workers,
-                      title="driftloop demo: retraining policies on Elec2")
+    replay_and_report(
+        frame,
+        spec,
+        base_dir=Path.cwd(),
+        every=timedelta(days=1),
+        warmup=timedelta(days=30),
+        report=report,
+        workers=workers,
+        title="driftloop demo: retraining policies on Elec2",
+    )
 
 
 def replay_and_report(
-    frame: Any, spec: Any, *, base_dir: Path, every: timedelta, warmup: timedelta,
-    report: Path | None, workers: int, title: str,
+    frame: Any,
+    spec: Any,
+    *,
+    base_dir: Path,
+    every: timedelta,
+    warmup: timedelta,
+    report: Path | None,
+    workers: int,
+    title: str,
 ) -> None:
     """Backtest the spec's policy and the baselines with a progress bar; table; HTML report."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -63,23 +83,38 @@ def replay_and_report(
     ends = backtest.batch_ends(frame, spec.timestamp, every, warmup)
     policies: dict[str, dict[str, Any]] = {DEFAULT_POLICY: {}}
     names = [*backtest.BASELINES, *policies]
-    with Progress(TextColumn("{task.description:<18}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=console.stdout) as bar:
+    with Progress(
+        TextColumn("{task.description:<18}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console.stdout,
+    ) as bar:
         tasks = {name: bar.add_task(name, total=len(ends)) for name in names}
-        results = console.guard(lambda: backtest.backtest(
-            frame, spec, policies, base_dir=base_dir, every=every, warmup=warmup, workers=workers,
-            progress=lambda name, done: bar.update(tasks[name], completed=done),
-        ))
+        results = console.guard(
+            lambda: backtest.backtest(
+                frame,
+                spec,
+                policies,
+                base_dir=base_dir,
+                every=every,
+                warmup=warmup,
+                workers=workers,
+                progress=lambda name, done: bar.update(tasks[name], completed=done),
+            )
+        )
         for name in names:
             bar.update(tasks[name], completed=len(ends))
     show_results(reports.summary_rows(results), spec.gate.metric)
     if report is not None:
         window = spec.trainer.window
         html = reports.render_backtest(
-            results, title=title, focus=DEFAULT_POLICY,
+            results,
+            title=title,
+            focus=DEFAULT_POLICY,
             description=f"{len(ends) - 1} batches of {every} after a {warmup} warm-up, "
-                        f"test-then-train; trainer {spec.trainer.function}, window {window.kind}"
-                        + (f" {window.duration}" if window.duration else ""),
+            f"test-then-train; trainer {spec.trainer.function}, window {window.kind}"
+            + (f" {window.duration}" if window.duration else ""),
         )
         report.write_text(html)
         console.ok(f"report: {report} ({len(html) // 1024} KB)")
@@ -87,13 +122,17 @@ def replay_and_report(
 
 
 def show_results(rows: list[dict[str, Any]], metric: str) -> None:
-    table = console.table("policy", metric, "vs every-batch", "trainings", "CPU s", "CPU vs every-batch")
+    table = console.table(
+        "policy", metric, "vs every-batch", "trainings", "CPU s", "CPU vs every-batch"
+    )
     for row in rows:
         style = "bold" if row["policy"] == DEFAULT_POLICY else ""
         table.add_row(
-            row["policy"], f"{row['score']:.4f}",
+            row["policy"],
+            f"{row['score']:.4f}",
             f"{row['relative_score']:.1%}" if row["relative_score"] else "",
-            str(row["trainings"]), f"{row['cpu_seconds']:.1f}",
+            str(row["trainings"]),
+            f"{row['cpu_seconds']:.1f}",
             f"{row['relative_cpu']:.1%}" if row["relative_cpu"] is not None else "",
             style=style,
         )

@@ -74,7 +74,9 @@ def retrain(
     request = project.store.add_decision(
         project.name, kind="request", fired=True, evidence={"reason": reason, "actor": who}
     )
-    project.store.audit(who, "retrain.request", project.name, {"decision": request.id, "reason": reason})
+    project.store.audit(
+        who, "retrain.request", project.name, {"decision": request.id, "reason": reason}
+    )
     console.ok(f"retraining requested (decision {request.id}); the next tick acts on it")
     project.close()
 
@@ -89,14 +91,18 @@ def show_tick(result: object) -> None:
         return
     accepted = sum(b.status == "accepted" for b in result.batches)
     if result.batches:
-        console.ok(f"ingested {len(result.batches)} batch(es): {accepted} accepted, "
-                   f"{len(result.batches) - accepted} quarantined")
+        console.ok(
+            f"ingested {len(result.batches)} batch(es): {accepted} accepted, "
+            f"{len(result.batches) - accepted} quarantined"
+        )
     for line in result.repaired:
         console.ok(f"repaired: {line}")
     for evaluation in result.evaluations:
         if evaluation.value is not None:
-            console.ok(f"champion v{evaluation.version} on batch {evaluation.batch_id}: "
-                       f"{evaluation.metric} {evaluation.value:.4f} ({evaluation.rows} rows)")
+            console.ok(
+                f"champion v{evaluation.version} on batch {evaluation.batch_id}: "
+                f"{evaluation.metric} {evaluation.value:.4f} ({evaluation.rows} rows)"
+            )
     if result.decision is not None:
         verdict = result.decision.evidence.get("policy", {})
         mark = "[yellow]retrain[/yellow]" if result.decision.fired else "no retrain"

@@ -12,12 +12,16 @@ import typer
 
 from driftloop.cli import console
 
-app = typer.Typer(help="The model registry: versions, lineage, promotion and rollback.", no_args_is_help=True)
+app = typer.Typer(
+    help="The model registry: versions, lineage, promotion and rollback.", no_args_is_help=True
+)
 SPEC = typer.Option(Path("driftloop.yaml"), "--spec", "-s", help="The pipeline spec.")
-ACTOR = typer.Option(None, "--actor", help="Who does this (for the audit log); default: the OS user.")
+ACTOR = typer.Option(
+    None, "--actor", help="Who does this (for the audit log); default: the OS user."
+)
 
 
-def _open(spec: Path):  # noqa: ANN202
+def _open(spec: Path):
     from driftloop.controller import project as projects
 
     return console.guard(lambda: projects.open_project(spec))
@@ -31,16 +35,20 @@ def list_versions(spec: Path = SPEC) -> None:
     aliases: dict[int, list[str]] = {}
     for alias, version in store.aliases(name).items():
         aliases.setdefault(version, []).append(alias)
-    table = console.table("version", "created", "aliases", project.spec.gate.metric, "gate", "train rows", "run")
+    table = console.table(
+        "version", "created", "aliases", project.spec.gate.metric, "gate", "train rows", "run"
+    )
     for version in store.list_model_versions(name):
         gate = version.gate_report or {}
         score = version.metrics.get(project.spec.gate.metric)
         table.add_row(
-            str(version.version), f"{version.created_at:%Y-%m-%d %H:%M}",
+            str(version.version),
+            f"{version.created_at:%Y-%m-%d %H:%M}",
             ", ".join(aliases.get(version.version, [])),
             "" if score is None else f"{score:.4f}",
             "[green]passed[/green]" if gate.get("passed") else "[red]failed[/red]",
-            str(version.metrics.get("train_rows", "")), str(version.run_id or ""),
+            str(version.metrics.get("train_rows", "")),
+            str(version.run_id or ""),
         )
     console.print(table)
     project.close()
@@ -52,14 +60,21 @@ def show(version: int = typer.Argument(..., help="Version number."), spec: Path 
     project = _open(spec)
     store, name = project.store, project.name
     found = console.guard(lambda: store.get_model_version(name, version))
-    console.print(f"[bold]{name} v{found.version}[/bold]  sha256 {found.sha256[:16]}…  {found.artifact_uri}")
+    console.print(
+        f"[bold]{name} v{found.version}[/bold]  sha256 {found.sha256[:16]}…  {found.artifact_uri}"
+    )
     if found.run_id is not None:
         run = store.get_run(found.run_id)
-        console.print(f"run {run.id}: {run.trainer} {run.params}  {run.status}, {run.compute_seconds or 0:.2f} CPU s")
+        console.print(
+            f"run {run.id}: {run.trainer} {run.params}  {run.status}, "
+            f"{run.compute_seconds or 0:.2f} CPU s"
+        )
         if run.decision_id is not None:
             decision = store.get_decision(run.decision_id)
             reason = decision.evidence.get("policy", {}).get("reason", "")
-            console.print(f"caused by decision {decision.id} at {decision.at:%Y-%m-%d %H:%M}: {reason}")
+            console.print(
+                f"caused by decision {decision.id} at {decision.at:%Y-%m-%d %H:%M}: {reason}"
+            )
     console.print(f"trained on batches: {', '.join(map(str, found.batch_ids)) or '-'}")
     gate = found.gate_report or {}
     console.print(
@@ -68,8 +83,14 @@ def show(version: int = typer.Argument(..., help="Version number."), spec: Path 
     history = console.table("at", "alias", "from", "to", "actor", "reason")
     for move in store.alias_history(name):
         if found.version in (move.version, move.previous):
-            history.add_row(f"{move.at:%Y-%m-%d %H:%M}", move.alias, str(move.previous or "-"),
-                            str(move.version or "-"), move.actor, move.reason)
+            history.add_row(
+                f"{move.at:%Y-%m-%d %H:%M}",
+                move.alias,
+                str(move.previous or "-"),
+                str(move.version or "-"),
+                move.actor,
+                move.reason,
+            )
     console.print(history)
     project.close()
 
@@ -85,8 +106,16 @@ def promote(
     """Move an alias to a version (recorded in the audit log)."""
     project = _open(spec)
     console.guard(lambda: project.store.get_model_version(project.name, version))
-    move = console.guard(lambda: project.store.set_alias(
-        project.name, alias, version, actor=actor or getpass.getuser(), reason=reason, action="promote"))
+    move = console.guard(
+        lambda: project.store.set_alias(
+            project.name,
+            alias,
+            version,
+            actor=actor or getpass.getuser(),
+            reason=reason,
+            action="promote",
+        )
+    )
     console.ok(f"{alias}: v{move.previous or '-'} → v{move.version} by {move.actor}")
     project.close()
 
@@ -100,7 +129,10 @@ def rollback(
 ) -> None:
     """Move an alias back to the version it held before (recorded in the audit log)."""
     project = _open(spec)
-    move = console.guard(lambda: project.store.rollback(
-        project.name, alias, actor=actor or getpass.getuser(), reason=reason))
+    move = console.guard(
+        lambda: project.store.rollback(
+            project.name, alias, actor=actor or getpass.getuser(), reason=reason
+        )
+    )
     console.ok(f"{alias}: v{move.previous or '-'} → v{move.version} by {move.actor}")
     project.close()

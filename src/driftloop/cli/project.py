@@ -6,7 +6,6 @@ the bundled Elec2 stream at init time.
 
 from __future__ import annotations
 
-import shutil
 from importlib import resources
 from pathlib import Path
 
@@ -37,7 +36,9 @@ def init(
         part = frame.iloc[week * WEEK : (week + 1) * WEEK]
         part.to_csv(data / f"{part['time'].iloc[0]:%Y-%m-%d}.csv", index=False)
     _write_faulty_file(frame.iloc[2 * WEEK : 3 * WEEK], data)
-    console.ok(f"created {folder}: driftloop.yaml, train.py, data/ ({weeks} weekly files + 1 faulty)")
+    console.ok(
+        f"created {folder}: driftloop.yaml, train.py, data/ ({weeks} weekly files + 1 faulty)"
+    )
     console.info(f"next: cd {folder} && driftloop check && driftloop ingest && driftloop batches")
 
 
@@ -59,7 +60,10 @@ def check(spec: Path = typer.Argument(Path("driftloop.yaml"), help="The spec fil
     loaded = console.guard(lambda: config.load_spec(spec))
     console.ok(f"{spec}: pipeline '{loaded.name}' is valid")
     table = console.table("field", "value")
-    table.add_row("source", f"{loaded.source.kind}: {getattr(loaded.source, 'path', None) or getattr(loaded.source, 'url', '')}")
+    table.add_row(
+        "source",
+        f"{loaded.source.kind}: {getattr(loaded.source, 'path', '') or loaded.source.kind}",
+    )
     table.add_row("target", loaded.target)
     table.add_row("trainer", loaded.trainer.function)
     table.add_row("triggers", ", ".join(trigger.kind for trigger in loaded.triggers))

@@ -8,9 +8,9 @@ with per-column reasons and the loop goes on.
 
 from __future__ import annotations
 
-import pandas as pd
-
 from collections.abc import Callable
+
+import pandas as pd
 
 from driftloop.controller import project as projects
 from driftloop.data import frames
@@ -29,22 +29,45 @@ def ingest(project: projects.Project, on_accepted: Accepted | None = None) -> li
     them in memory need not read them back."""
     store, name = project.store, project.name
     recorded = []
+    schemas_ = _Schemas(project)
     for raw in project.source.poll(store.get_cursor(name, project.source.key)):
         if store.find_batch(name, raw.fingerprint) is None:
-            recorded.append(record_batch(project, raw, on_accepted))
+            recorded.append(record_batch(project, raw, on_accepted, schemas_))
         store.set_cursor(name, project.source.key, raw.cursor)
     return recorded
 
 
+class _Schemas:
+    """The pipeline's stored schema, read at most once per `ingest` call (it is set once, by
+    the first accepted batch, and never changes after)."""
+
+    def __init__(self, project: projects.Project) -> None:
+        self.project = project
+        self.schema_: schemas.Schema | None = None
+
+    def get(self) -> schemas.Schema | None:
+        if self.schema_ is None:
+            stored = self.project.store.get_pipeline(self.project.name).schema
+            self.schema_ = None if stored is None else schemas.Schema.from_json(stored)
+        return self.schema_
+
+    def set(self, schema: schemas.Schema) -> schemas.Schema:
+        """Store `schema`; returns it as read back."""
+        stored = self.project.store.set_schema(self.project.name, schema.to_json()).schema
+        self.schema_ = schemas.Schema.from_json(stored or {})
+        return self.schema_
+
+
 def record_batch(
-    project: projects.Project, raw: sources.RawBatch, on_accepted: Accepted | None = None
+    project: projects.Project, raw: sources.RawBatch, on_accepted: Accepted | None = None,
+    schemas_: _Schemas | None = None,
 ) -> entities.Batch:
     """Validate one raw batch against the schema (inferred from the first good batch) and store it."""
     frame, schema = raw.frame, None
     if frame is None:
         reasons = {"*": [raw.error or "no data"]}
     else:
-        reasons, schema = _validate(project, frame)
+        reasons, schema = _validate(project, frame, schemas_ or _Schemas(project))
     start = end = None
     data_uri = data_sha = None
     if frame is not None and project.spec.timestamp in frame.columns:
@@ -71,18 +94,16 @@ def record_batch(
 
 
 def _validate(
-    project: projects.Project, frame: pd.DataFrame
+    project: projects.Project, frame: pd.DataFrame, schemas_: _Schemas
 ) -> tuple[dict[str, list[str]], schemas.Schema | None]:
     """Reasons to quarantine `frame` (empty: accept) and the schema it was checked against."""
     spec = project.spec
-    stored = project.store.get_pipeline(project.name).schema
-    if stored is None:
+    schema = schemas_.get()
+    if schema is None:
         missing = [c for c in (spec.target, spec.timestamp) if c is not None and c not in frame.columns]
         if missing or frame.empty:
             why = f"missing column(s) {', '.join(missing)}" if missing else "empty batch"
             return {"*": [f"{why}: the first accepted batch defines the schema"]}, None
         inferred = schemas.infer_schema(frame, target=spec.target, timestamp=spec.timestamp)
-        project.store.set_schema(project.name, inferred.to_json())
-        stored = inferred.to_json()
-    schema = schemas.Schema.from_json(stored)
+        schema = schemas_.set(inferred)
     return schemas.check_batch(frame, schema, spec.validation), schema

@@ -7,7 +7,8 @@ source. A tick reads stored state, decides, acts and records; run twice on the s
 does nothing new, because it decides only when there is something new (batches, a schedule
 occurrence, a manual request) and every fired decision is marked done by its run's outcome.
 In-memory caches (rows, loaded models, the concept detector) are rebuilt from the store by a
-new process, so they never hold state the store does not.
+new process, so they never hold state the store does not. Within one step, what may change
+between steps (the champion alias, the newest decisions) is read once and passed down.
 """
 
 from __future__ import annotations
@@ -20,13 +21,27 @@ from datetime import timedelta
 from typing import Any
 
 from driftloop.controller import evaluate, history, retrain
+from driftloop.controller import ingest as ingesting
 from driftloop.controller import project as projects
 from driftloop.controller import signals as gathering
+from driftloop.core.types import JSON
 from driftloop.policy import policy as policies
 from driftloop.store import entities
 from driftloop.train import executor as executors
 
 MAX_ATTEMPTS = 3
+
+Champion = tuple[entities.ModelVersion, Any]
+"""The champion version and its loaded model."""
+
+
+@dataclass(frozen=True)
+class Latest:
+    """The newest retrain decision, the newest fired one, and the newest manual request."""
+
+    decision: entities.Decision | None
+    fired: entities.Decision | None
+    request: entities.Decision | None
 
 
 @dataclass(frozen=True)
@@ -61,7 +76,9 @@ class Controller:
         self.history_ = history.History(project)
         self.evaluations_ = evaluate.Evaluations(project)
         self.monitor_ = evaluate.ConceptMonitor(project, self.evaluations_)
-        self.models_: dict[int, Any] = {}
+        self.champion_: Champion | None = None
+        self.profiles_: dict[int, JSON] = {}
+        self.settled_: set[int] = set()  # fired decisions with a succeeded or a last run
 
     def tick(self) -> TickResult:
         """One reconcile step; returns what it did."""
@@ -70,65 +87,76 @@ class Controller:
             return TickResult(acted=False, skipped="another controller holds the lease")
         batches = tuple(self.ingest())
         repaired = tuple(self.repair())
-        rows = self.history_.rows()
-        evaluations = tuple(self.evaluate(rows))
-        decision = self.decide(rows)
+        self.history_.refresh()
+        live = self.champion()
+        evaluations = tuple(self.evaluate(live))
+        latest = self.latest()
+        decision = self.decide(live, latest)
         outcome = None
         if decision is not None and decision.fired:
-            outcome = self.act(decision, rows)
+            outcome = self.act(decision, live)
         else:
-            outcome = self.retry_unfinished(rows)
+            outcome = self.retry_unfinished(latest.fired, live)
         acted = bool(batches or repaired or evaluations or decision or outcome)
         return TickResult(acted, None, batches, evaluations, decision, outcome, repaired)
 
     def ingest(self) -> list[entities.Batch]:
-        from driftloop.controller import ingest
+        return ingesting.ingest(self.project, on_accepted=self.history_.add)
 
-        return ingest.ingest(self.project, on_accepted=self.history_.add)
-
-    def champion(self) -> tuple[entities.ModelVersion, Any] | None:
+    def champion(self) -> Champion | None:
         """The champion version and its model (loaded once, hash-verified)."""
         store, name = self.project.store, self.project.name
         number = store.get_alias(name, "champion")
         if number is None:
             return None
-        version = store.get_model_version(name, number)
-        if number not in self.models_:
-            self.models_ = {number: self.project.artifacts.get_model(version.artifact_uri, version.sha256)}
-        return version, self.models_[number]
+        if self.champion_ is None or self.champion_[0].version != number:
+            version = store.get_model_version(name, number)  # versions never change
+            model = self.project.artifacts.get_model(version.artifact_uri, version.sha256)
+            self.champion_ = (version, model)
+        return self.champion_
 
-    def evaluate(self, rows: Any) -> list[entities.Evaluation]:
+    def latest(self) -> Latest:
+        """The newest retrain decision, fired retrain decision and manual request (one read)."""
+        found = self.project.store.latest_decisions(
+            self.project.name, ("retrain", None), ("retrain", True), ("request", None)
+        )
+        return Latest(*found)
+
+    def profile(self, profile_id: int) -> JSON:
+        """A stored profile (profiles never change: the champion's is read once)."""
+        if profile_id not in self.profiles_:
+            self.profiles_ = {profile_id: self.project.store.get_profile(profile_id).profile}
+        return self.profiles_[profile_id]
+
+    def evaluate(self, live: Champion | None) -> list[entities.Evaluation]:
         """Score the champion on every accepted batch newer than its training data and not yet scored."""
         self.evaluations_.refresh()
-        live = self.champion()
-        if live is None or not len(rows):
+        if live is None or not len(self.history_):
             return []
         version, model = live
-        store, name = self.project.store, self.project.name
         last = self.evaluations_.last()
         done_upto = last.batch_id if last else 0
         trained_upto = int(version.metrics.get("data_upto_batch", max(version.batch_ids, default=0)))
         scored = []
-        for batch in store.list_batches(name, status="accepted", after_id=max(done_upto, trained_upto)):
-            batch_rows = rows[rows[history.BATCH_COLUMN] == batch.id]
+        for batch in self.history_.batches(after_id=max(done_upto, trained_upto)):
+            batch_rows = self.history_.of(batch.id)
             scored.append(evaluate.evaluate_batch(self.project, model, version.version, batch, batch_rows))
-        self.evaluations_.refresh()
+            self.evaluations_.add(scored[-1])
         return scored
 
-    def decide(self, rows: Any) -> entities.Decision | None:
+    def decide(self, live: Champion | None, latest: Latest) -> entities.Decision | None:
         """Evaluate the policy if anything is new since the last decision, and record it."""
         store, name = self.project.store, self.project.name
-        last = _last(store.list_decisions(name, kind="retrain", limit=1))
-        last_fired = _last(store.list_decisions(name, kind="retrain", fired=True, limit=1))
-        live = self.champion()
+        last = latest.decision
         gathered = gathering.gather(
-            self.project, rows, live[0] if live else None, self.monitor_, last, last_fired
+            self.project, self.history_, live[0] if live else None, self.profile, self.monitor_,
+            last, latest.fired, latest.request,
         )
         verdict = self.policy.decide(gathered.signals)
         is_new = last is None or gathered.last_batch_id > int(last.evidence.get("last_batch_id", 0))
         if not (is_new or verdict.fire):
             return None
-        if last is None and not len(rows):
+        if last is None and not len(self.history_):
             return None
         last_eval = self.evaluations_.last()
         evidence = {
@@ -142,10 +170,11 @@ class Controller:
             name, kind="retrain", fired=verdict.fire, evidence=evidence, caused_by=gathered.caused_by
         )
 
-    def act(self, decision: entities.Decision, rows: Any) -> retrain.Outcome:
-        outcome = retrain.retrain(self.project, decision, rows, self.champion(), self.executor, self.holder)
+    def act(self, decision: entities.Decision, live: Champion | None) -> retrain.Outcome:
+        rows = self.history_.rows()
+        outcome = retrain.retrain(self.project, decision, rows, live, self.executor, self.holder)
         if outcome.promoted and outcome.version is not None:
-            self.models_ = {outcome.version.version: outcome.model}  # the bytes just stored
+            self.champion_ = (outcome.version, outcome.model)  # the bytes just stored
         return outcome
 
     def repair(self) -> list[str]:
@@ -160,20 +189,17 @@ class Controller:
             repaired.append(f"version {promoted.version} promoted (interrupted before promotion)")
         return repaired
 
-    def retry_unfinished(self, rows: Any) -> retrain.Outcome | None:
+    def retry_unfinished(
+        self, last_fired: entities.Decision | None, live: Champion | None
+    ) -> retrain.Outcome | None:
         """A fired decision whose every run failed is retried, at most MAX_ATTEMPTS times."""
-        store, name = self.project.store, self.project.name
-        last_fired = _last(store.list_decisions(name, kind="retrain", fired=True, limit=1))
-        if last_fired is None:
+        if last_fired is None or last_fired.id in self.settled_:
             return None
-        runs = store.list_runs(name, decision_id=last_fired.id)
+        runs = self.project.store.list_runs(self.project.name, decision_id=last_fired.id)
         if any(run.status == "succeeded" for run in runs) or len(runs) >= MAX_ATTEMPTS:
+            self.settled_.add(last_fired.id)  # for good: runs are only ever added or finished
             return None
-        return self.act(last_fired, rows)
-
-
-def _last(decisions: list[entities.Decision]) -> entities.Decision | None:
-    return decisions[-1] if decisions else None
+        return self.act(last_fired, live)
 
 
 def _signals_json(signals: Any) -> dict[str, Any]:

@@ -78,7 +78,8 @@ def _source_kind(value: Any) -> str:
 
 
 SourceSpec = Annotated[
-    Annotated[FileSourceSpec, pydantic.Tag("files")] | Annotated[SqlSourceSpec, pydantic.Tag("sql")],
+    Annotated[FileSourceSpec, pydantic.Tag("files")]
+    | Annotated[SqlSourceSpec, pydantic.Tag("sql")],
     pydantic.Discriminator(_source_kind),
 ]
 
@@ -86,9 +87,15 @@ SourceSpec = Annotated[
 class ValidationSpec(Spec):
     """How strictly batches are checked against the schema inferred from the first data."""
 
-    range_tolerance: float = Field(default=0.5, ge=0, description="Share of the seen range allowed beyond min/max")
-    missing_rate_slack: float = Field(default=0.05, ge=0, le=1, description="Extra missing share allowed per column")
-    bounds: dict[str, tuple[float, float]] = Field(default={}, description="Known [low, high] per column; replaces the inferred range")
+    range_tolerance: float = Field(
+        default=0.5, ge=0, description="Share of the seen range allowed beyond min/max"
+    )
+    missing_rate_slack: float = Field(
+        default=0.05, ge=0, le=1, description="Extra missing share allowed per column"
+    )
+    bounds: dict[str, tuple[float, float]] = Field(
+        default={}, description="Known [low, high] per column; replaces the inferred range"
+    )
     allow_new_categories: bool = False
     min_rows: int = Field(default=1, ge=1)
 
@@ -97,7 +104,9 @@ class ColumnDrift(Spec):
     """The drift test for one column (or the default for a column type)."""
 
     test: Literal["ks", "chi2", "psi", "wasserstein", "jensenshannon"]
-    threshold: float | None = Field(default=None, gt=0, description="Effect-size threshold; test default if unset")
+    threshold: float | None = Field(
+        default=None, gt=0, description="Effect-size threshold; test default if unset"
+    )
 
 
 class ConceptDriftSpec(Spec):
@@ -116,7 +125,12 @@ class DriftSpec(Spec):
     per_column: dict[str, ColumnDrift] = {}
     alpha: float = Field(default=0.05, gt=0, lt=1)
     correction: Literal["holm", "bonferroni", "fdr_bh", "none"] = "holm"
-    columns_share: float = Field(default=0.3, gt=0, le=1, description="Share of drifted columns that means the dataset drifted")
+    columns_share: float = Field(
+        default=0.3,
+        gt=0,
+        le=1,
+        description="Share of drifted columns that means the dataset drifted",
+    )
     ignore: list[str] = []
     concept: ConceptDriftSpec = ConceptDriftSpec()
 
@@ -132,7 +146,9 @@ class WindowSpec(Spec):
 class TrainerSpec(Spec):
     """The trainer: a `module:function` that returns (or fits) a scikit-learn estimator."""
 
-    function: str = Field(pattern=r"^[\w.]+:\w+$", description="module:function, e.g. train:make_model")
+    function: str = Field(
+        pattern=r"^[\w.]+:\w+$", description="module:function, e.g. train:make_model"
+    )
     params: dict[str, Any] = {}
     window: WindowSpec = WindowSpec()
     timeout: Duration = timedelta(minutes=30)
@@ -153,13 +169,19 @@ class PerformanceTrigger(Spec):
     kind: Literal["performance"] = "performance"
     metric: str = "accuracy"
     floor: float | None = None
-    drop: float | None = Field(default=None, gt=0, description="Fire when live metric < champion validation - drop")
-    window: int = Field(default=500, gt=0, description="Labelled rows the live metric is computed over")
+    drop: float | None = Field(
+        default=None, gt=0, description="Fire when live metric < champion validation - drop"
+    )
+    window: int = Field(
+        default=500, gt=0, description="Labelled rows the live metric is computed over"
+    )
 
 
 class VolumeTrigger(Spec):
     kind: Literal["volume"] = "volume"
-    rows: int = Field(gt=0, description="Fire after this many new labelled rows since the last training")
+    rows: int = Field(
+        gt=0, description="Fire after this many new labelled rows since the last training"
+    )
 
 
 class ManualTrigger(Spec):
@@ -201,7 +223,9 @@ class PipelineSpec(Spec):
     target: str
     timestamp: str | None = None
     id: str | None = Field(default=None, description="Row id column, to join late labels")
-    features: list[str] | None = Field(default=None, description="Model inputs; default: all but target, timestamp, id")
+    features: list[str] | None = Field(
+        default=None, description="Model inputs; default: all but target, timestamp, id"
+    )
     task: Literal["classification", "regression"] = "classification"
     validation: ValidationSpec = ValidationSpec()
     drift: DriftSpec = DriftSpec()
@@ -281,7 +305,9 @@ def _line_of(node: yaml.Node | None, loc: list[Any]) -> int:
                     break
             else:
                 return line
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+        elif (
+            isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value)
+        ):
             node = node.value[part]
             line = node.start_mark.line + 1
         else:
