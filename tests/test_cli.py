@@ -49,10 +49,12 @@ def test_tick_models_and_audited_rollback(project: Path) -> None:
     invoke("tick")
     versions = invoke("models", "list")
     assert "champion" in versions and "2" in versions
-    invoke("models", "promote", "2", "--actor", "alice", "--reason", "checked by hand")
-    shown = invoke("models", "show", "2")
-    assert "alice" in shown and "caused by decision" in shown
-    assert "v2 → v1" in invoke("models", "rollback", "--actor", "bob")
+    assert "already" in invoke("models", "promote", "2")
+    invoke("models", "promote", "1", "--actor", "alice", "--reason", "checked by hand")
+    shown = invoke("models", "show", "1")
+    assert "alice" in shown and "checked by hand" in shown
+    assert "caused by decision" in invoke("models", "show", "2")
+    assert "v1 → v2" in invoke("models", "rollback", "--actor", "bob")
 
 
 def test_errors_are_messages_not_tracebacks(project: Path) -> None:

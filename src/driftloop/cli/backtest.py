@@ -50,6 +50,7 @@ def backtest(
         report=report,
         workers=workers,
         title=f"driftloop backtest: {loaded.name}",
+        policies={demo.SPEC_POLICY: {}},
     )
 
 

@@ -19,6 +19,13 @@ import typer
 from driftloop.cli import console
 
 DEFAULT_POLICY = "driftloop default"
+SPEC_POLICY = "spec policy"
+DEMO_POLICIES: dict[str, dict[str, Any]] = {
+    # A fixed schedule with about the default's training budget: every 8 days of new data.
+    "every 8 days": {"triggers": [{"kind": "volume", "rows": 8 * 48}], "cooldown": 0},
+    DEFAULT_POLICY: {},
+    "default + gate": {"gate": {"enabled": True}},
+}
 TRAINER = {
     "function": "driftloop.train.models:hist_gradient_boosting",
     "params": {"max_iter": 100},
@@ -59,6 +66,7 @@ def demo(
         report=report,
         workers=workers,
         title="driftloop demo: retraining policies on Elec2",
+        policies=DEMO_POLICIES,
     )
 
 
@@ -72,8 +80,10 @@ def replay_and_report(
     report: Path | None,
     workers: int,
     title: str,
+    policies: dict[str, dict[str, Any]],
 ) -> None:
-    """Backtest the spec's policy and the baselines with a progress bar; table; HTML report."""
+    """Backtest `policies` (spec overrides; `{}` is the spec's own) and the baselines, with a
+    progress bar; print the table; write the HTML report."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from driftloop.controller import backtest
@@ -81,7 +91,6 @@ def replay_and_report(
 
     started = time.perf_counter()
     ends = backtest.batch_ends(frame, spec.timestamp, every, warmup)
-    policies: dict[str, dict[str, Any]] = {DEFAULT_POLICY: {}}
     names = [*backtest.BASELINES, *policies]
     with Progress(
         TextColumn("{task.description:<18}"),
@@ -111,7 +120,7 @@ def replay_and_report(
         html = reports.render_backtest(
             results,
             title=title,
-            focus=DEFAULT_POLICY,
+            focus=next(name for name in policies if not policies[name]),
             description=f"{len(ends) - 1} batches of {every} after a {warmup} warm-up, "
             f"test-then-train; trainer {spec.trainer.function}, window {window.kind}"
             + (f" {window.duration}" if window.duration else ""),
@@ -126,7 +135,7 @@ def show_results(rows: list[dict[str, Any]], metric: str) -> None:
         "policy", metric, "vs every-batch", "trainings", "CPU s", "CPU vs every-batch"
     )
     for row in rows:
-        style = "bold" if row["policy"] == DEFAULT_POLICY else ""
+        style = "bold" if row["policy"] in {DEFAULT_POLICY, SPEC_POLICY} else ""
         table.add_row(
             row["policy"],
             f"{row['score']:.4f}",

@@ -106,6 +106,9 @@ def promote(
     """Move an alias to a version (recorded in the audit log)."""
     project = _open(spec)
     console.guard(lambda: project.store.get_model_version(project.name, version))
+    if project.store.get_alias(project.name, alias) == version:
+        console.ok(f"{alias} is already v{version}; nothing to do")
+        return
     move = console.guard(
         lambda: project.store.set_alias(
             project.name,

@@ -62,7 +62,7 @@ def check(spec: Path = typer.Argument(Path("driftloop.yaml"), help="The spec fil
     table = console.table("field", "value")
     table.add_row(
         "source",
-        f"{loaded.source.kind}: {getattr(loaded.source, 'path', '') or loaded.source.kind}",
+        f"{loaded.source.kind}: {loaded.source.model_dump(exclude={'kind'}, exclude_none=True)}",
     )
     table.add_row("target", loaded.target)
     table.add_row("trainer", loaded.trainer.function)

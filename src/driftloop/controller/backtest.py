@@ -15,8 +15,8 @@ import queue as queues
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -31,10 +31,19 @@ from driftloop.store import artifacts, metadata
 from driftloop.train import executor as executors
 
 BASELINES: dict[str, dict[str, Any]] = {
-    "never": {"triggers": []},
-    "every-batch": {"triggers": [{"kind": "volume", "rows": 1}], "gate": {"enabled": False}},
-    "weekly": {"triggers": [{"kind": "schedule", "cron": "0 0 * * 1"}], "gate": {"enabled": False}},
+    "never": {"triggers": [], "cooldown": 0},
+    "every-batch": {
+        "triggers": [{"kind": "volume", "rows": 1}],
+        "cooldown": 0,
+        "gate": {"enabled": False},
+    },
+    "weekly": {
+        "triggers": [{"kind": "schedule", "cron": "0 0 * * 1"}],
+        "cooldown": 0,
+        "gate": {"enabled": False},
+    },
 }
+"""Compared with every policy: train once; retrain on every batch; retrain every Monday."""
 
 
 @dataclass(frozen=True)
@@ -64,7 +73,9 @@ class PolicyResult:
     steps: tuple[Step, ...]
 
 
-def batch_ends(frame: pd.DataFrame, timestamp: str, every: timedelta, warmup: timedelta) -> list[pd.Timestamp]:
+def batch_ends(
+    frame: pd.DataFrame, timestamp: str, every: timedelta, warmup: timedelta
+) -> list[pd.Timestamp]:
     """Ends of the warm-up batch, then of one batch per `every`, up to the last row."""
     times = frame[timestamp]
     first, last = times.iloc[0], times.iloc[-1]
@@ -75,8 +86,12 @@ def batch_ends(frame: pd.DataFrame, timestamp: str, every: timedelta, warmup: ti
 
 
 def replay_policy(
-    frame: pd.DataFrame, spec: config.PipelineSpec, name: str, ends: Sequence[pd.Timestamp],
-    base_dir: Path, on_step: Callable[[], None] | None = None,
+    frame: pd.DataFrame,
+    spec: config.PipelineSpec,
+    name: str,
+    ends: Sequence[pd.Timestamp],
+    base_dir: Path,
+    on_step: Callable[[], None] | None = None,
 ) -> PolicyResult:
     """Run one policy over the whole frame through `Controller.tick`, on one CPU thread
     (so that policies run side by side and CPU seconds compare)."""
@@ -85,20 +100,32 @@ def replay_policy(
 
 
 def _replay(
-    frame: pd.DataFrame, spec: config.PipelineSpec, name: str, ends: Sequence[pd.Timestamp],
-    base_dir: Path, on_step: Callable[[], None] | None,
+    frame: pd.DataFrame,
+    spec: config.PipelineSpec,
+    name: str,
+    ends: Sequence[pd.Timestamp],
+    base_dir: Path,
+    on_step: Callable[[], None] | None,
 ) -> PolicyResult:
     started = time.perf_counter()
     if spec.timestamp is None:
-        raise errors.ConfigError("a backtest needs `timestamp`: the column that orders rows in time")
+        raise errors.ConfigError(
+            "a backtest needs `timestamp`: the column that orders rows in time"
+        )
     clock = clocks.FakeClock(ends[0].to_pydatetime())
     store = metadata.MetadataStore.open("sqlite://", clock=clock)
     project = projects.Project(
-        spec=spec, base_dir=base_dir, store=store, artifacts=artifacts.ReplayArtifactStore(),
-        source=replay.ReplaySource(frame, spec.timestamp, ends, clock), clock=clock,
+        spec=spec,
+        base_dir=base_dir,
+        store=store,
+        artifacts=artifacts.ReplayArtifactStore(),
+        source=replay.ReplaySource(frame, spec.timestamp, ends, clock),
+        clock=clock,
     )
     store.ensure_pipeline(spec.name, spec.model_dump(mode="json"))
-    controller = tick.Controller(project, holder=f"backtest:{name}", executor=executors.InlineExecutor())
+    controller = tick.Controller(
+        project, holder=f"backtest:{name}", executor=executors.InlineExecutor()
+    )
     steps = []
     for end in ends:
         clock.set(end.to_pydatetime())
@@ -113,16 +140,25 @@ def _replay(
     promotions = len(store.alias_history(spec.name, "champion"))
     store.close()
     return PolicyResult(
-        policy=name, metric=spec.gate.metric, score=score, trainings=len(runs), promotions=promotions,
+        policy=name,
+        metric=spec.gate.metric,
+        score=score,
+        trainings=len(runs),
+        promotions=promotions,
         cpu_seconds=sum(run.compute_seconds or 0.0 for run in runs),
-        wall_seconds=time.perf_counter() - started, steps=tuple(steps),
+        wall_seconds=time.perf_counter() - started,
+        steps=tuple(steps),
     )
 
 
 def _step(end: pd.Timestamp, result: tick.TickResult) -> Step:
     evaluation = result.evaluations[-1] if result.evaluations else None
     drift = (result.decision.evidence.get("drift") if result.decision else None) or {}
-    columns = {c["name"]: float(c["effect"]) for c in drift.get("columns", []) if c.get("effect") is not None}
+    columns = {
+        c["name"]: float(c["effect"])
+        for c in drift.get("columns", [])
+        if c.get("effect") is not None
+    }
     return Step(
         end=end.isoformat(),
         rows=evaluation.rows if evaluation else 0,
@@ -165,9 +201,13 @@ def backtest(
     With `workers` > 1 the policies run in that many processes, one CPU thread each.
     """
     if spec.timestamp is None:
-        raise errors.ConfigError("a backtest needs `timestamp`: the column that orders rows in time")
+        raise errors.ConfigError(
+            "a backtest needs `timestamp`: the column that orders rows in time"
+        )
     ends = batch_ends(frame, spec.timestamp, every, warmup)
-    specs = {name: policy_spec(spec, overrides) for name, overrides in {**BASELINES, **policies}.items()}
+    specs = {
+        name: policy_spec(spec, overrides) for name, overrides in {**BASELINES, **policies}.items()
+    }
     if workers <= 1:
         return [
             replay_policy(frame, policy, name, ends, base_dir, _reporter(progress, name))
@@ -178,7 +218,9 @@ def backtest(
         context = multiprocessing.get_context("spawn")
         with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
             futures = [
-                pool.submit(replay_policy, frame, policy, name, ends, base_dir, _Enqueue(queue, name))
+                pool.submit(
+                    replay_policy, frame, policy, name, ends, base_dir, _Enqueue(queue, name)
+                )
                 for name, policy in specs.items()
             ]
             while not all(future.done() for future in futures):

@@ -230,7 +230,7 @@ class PipelineSpec(Spec):
     validation: ValidationSpec = ValidationSpec()
     drift: DriftSpec = DriftSpec()
     trainer: TrainerSpec
-    triggers: list[TriggerSpec] = [DriftTrigger()]
+    triggers: list[TriggerSpec] = [ScheduleTrigger(cron="0 3 * * 1")]
     cooldown: Duration = timedelta(0)
     gate: GateSpec = GateSpec()
     rollout: RolloutSpec = RolloutSpec()

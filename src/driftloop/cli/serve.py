@@ -1,0 +1,110 @@
+"""`driftloop serve` (the prediction server under uvicorn) and `driftloop tokens create / list /
+revoke` (API tokens; the secret is printed once and only its sha256 is stored).
+
+Registered by `cli.main`. The server binds 127.0.0.1 unless told otherwise: exposing it is a
+deliberate `--host 0.0.0.0`.
+"""
+
+from __future__ import annotations
+
+import getpass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from driftloop.cli import console
+
+if TYPE_CHECKING:
+    from driftloop.controller.project import Project
+    from driftloop.store.serving import ServingStore
+
+SPEC = typer.Option(Path("driftloop.yaml"), "--spec", "-s", help="The pipeline spec.")
+
+tokens = typer.Typer(help="API tokens of the prediction server.", no_args_is_help=True)
+
+
+def serve(
+    spec: Path = SPEC,
+    host: str = typer.Option("127.0.0.1", help="Address to bind (0.0.0.0 exposes the server)."),
+    port: int = typer.Option(8000, min=0, max=65535, help="Port to listen on."),
+    poll_interval: float | None = typer.Option(
+        None, "--poll-interval", min=0.05, help="Seconds between alias checks (hot swap)."
+    ),
+    log_level: str = typer.Option("info", help="uvicorn log level."),
+) -> None:
+    """Serve the pipeline's champion: predictions, feedback labels, admin, /metrics, /docs."""
+    import uvicorn
+
+    from driftloop.controller import project as projects
+    from driftloop.server import app as apps
+
+    project = console.guard(lambda: projects.open_project(spec))
+    try:
+        app = console.guard(lambda: apps.create_app(project, poll_interval=poll_interval))
+        console.info(f"serving {project.name} on http://{host}:{port} (docs: /docs)")
+        uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+    finally:
+        project.close()
+
+
+@tokens.command("create")
+def create(
+    name: str = typer.Argument(..., help="A name for the token (shown in the audit log)."),
+    role: list[str] = typer.Option(
+        ..., "--role", "-r", help="predict, feedback or admin; repeat for several."
+    ),
+    spec: Path = SPEC,
+    actor: str | None = typer.Option(None, help="Who creates it; default: the OS user."),
+) -> None:
+    """Create a token and print its secret once (only its sha256 is stored)."""
+    from driftloop.server import auth
+
+    serving_store, project = _serving_store(spec)
+    token, secret = console.guard(
+        lambda: auth.create_token(serving_store, name, role, actor=actor or getpass.getuser())
+    )
+    project.close()
+    console.ok(f"token {token.name!r} created with roles {', '.join(token.roles)}")
+    console.print("secret (shown only now; send it as `Authorization: Bearer <secret>`):")
+    console.stdout.print(secret, markup=False, highlight=False, soft_wrap=True)
+
+
+@tokens.command("list")
+def list_tokens(spec: Path = SPEC) -> None:
+    """Tokens with their roles and state (secrets are never shown again)."""
+    serving_store, project = _serving_store(spec)
+    found = serving_store.list_tokens()
+    project.close()
+    table = console.table("name", "roles", "created", "revoked")
+    for token in found:
+        table.add_row(
+            token.name,
+            ", ".join(token.roles),
+            f"{token.created_at:%Y-%m-%d %H:%M}",
+            "" if token.revoked_at is None else f"{token.revoked_at:%Y-%m-%d %H:%M}",
+        )
+    console.print(table)
+
+
+@tokens.command("revoke")
+def revoke(
+    name: str = typer.Argument(..., help="The token to revoke."),
+    spec: Path = SPEC,
+    actor: str | None = typer.Option(None, help="Who revokes it; default: the OS user."),
+) -> None:
+    """Revoke a token; running servers refuse it within one poll interval."""
+    serving_store, project = _serving_store(spec)
+    token = console.guard(
+        lambda: serving_store.revoke_token(name, actor=actor or getpass.getuser())
+    )
+    project.close()
+    console.ok(f"token {token.name!r} revoked")
+
+
+def _serving_store(spec: Path) -> tuple[ServingStore, Project]:
+    from driftloop.controller import project as projects
+    from driftloop.store import serving
+
+    project = console.guard(lambda: projects.open_project(spec))
+    return serving.ServingStore(project.store), project
