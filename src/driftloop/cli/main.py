@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from driftloop.cli import backtest, data, demo, loop, models, project
+from driftloop.cli import backtest, data, demo, loop, models, project, serve
 
 app = typer.Typer(
     name="driftloop",
@@ -24,3 +24,5 @@ app.command()(loop.run)
 app.command()(loop.retrain)
 app.command()(demo.demo)
 app.command()(backtest.backtest)
+app.command()(serve.serve)
+app.add_typer(serve.tokens, name="tokens")

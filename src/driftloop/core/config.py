@@ -213,6 +213,13 @@ class RolloutSpec(Spec):
     strategy: Literal["replace"] = "replace"
 
 
+class ServingSpec(Spec):
+    """How `driftloop serve` behaves."""
+
+    anonymous_predict: bool = Field(default=False, description="Allow /v1/predict without a token")
+    poll_interval: Duration = Field(default=timedelta(seconds=1), description="How often servers look for a new champion")
+
+
 class PipelineSpec(Spec):
     """One pipeline: where data comes from, how it is checked, when and how models are retrained."""
 
@@ -234,6 +241,7 @@ class PipelineSpec(Spec):
     cooldown: Duration = timedelta(0)
     gate: GateSpec = GateSpec()
     rollout: RolloutSpec = RolloutSpec()
+    serving: ServingSpec = ServingSpec()
 
     def feature_columns(self, columns: list[str]) -> list[str]:
         """The model's input columns among `columns`."""

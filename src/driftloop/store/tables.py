@@ -228,3 +228,8 @@ leases = sa.Table(
     sa.Column("token", sa.BigInteger, nullable=False),
     sa.Column("expires_at", UTCDateTime, nullable=False),
 )
+
+
+# The serving tables live in their own module but on the same metadata (imported last, so
+# `metadata` above exists when it runs).
+from driftloop.store import serving_tables as serving_tables  # noqa: E402

@@ -1,0 +1,144 @@
+"""The live models of a server process and their hot swap.
+
+`ModelHolder` keeps one `LiveModel` per watched alias (``champion`` today; ``shadow``,
+``canary`` and ``challenger`` when rollouts arrive). The server's poller calls `refresh`: it
+reads where the aliases point (one query) and, for an alias that moved, loads the new version
+(sha256-verified by `ArtifactStore.get_model`) on the poller's thread, then replaces the whole
+mapping with one reference assignment. A request takes `get(alias)` once and uses that object
+to the end, so in-flight requests finish on the model they started with and no request ever
+sees a half-loaded model. Recently served versions stay loaded, so a rollback is instant.
+
+A version that fails to load (missing file, hash mismatch) is not swapped in: the alias keeps
+serving what it served, the failure is counted and logged, and the next poll tries again.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from driftloop.core import clock as clocks
+from driftloop.store import artifacts as artifact_store
+from driftloop.store import entities, metadata
+
+log = logging.getLogger("driftloop.server")
+
+
+@dataclass(frozen=True)
+class LiveModel:
+    """A loaded model version serving under `alias`."""
+
+    alias: str
+    version: entities.ModelVersion
+    model: Any
+    loaded_at: datetime
+
+    @property
+    def number(self) -> int:
+        return self.version.version
+
+    @property
+    def classes(self) -> list[Any] | None:
+        """The model's classes as plain values when it gives probabilities, else None."""
+        classes = getattr(self.model, "classes_", None)
+        if classes is None or not hasattr(self.model, "predict_proba"):
+            return None
+        return [c.item() if hasattr(c, "item") else c for c in classes]
+
+
+SwapListener = Callable[[str, LiveModel | None, LiveModel | None], None]
+"""Called as (alias, old, new) after an alias was swapped (new None: the alias was cleared)."""
+
+
+class ModelHolder:
+    """The models a server process answers with, one per watched alias."""
+
+    def __init__(
+        self,
+        store: metadata.MetadataStore,
+        artifacts: artifact_store.ArtifactStore,
+        pipeline: str,
+        *,
+        aliases: Sequence[str] = ("champion",),
+        keep: int = 3,
+        clock: clocks.Clock | None = None,
+        on_swap: SwapListener | None = None,
+        on_load_error: Callable[[str, int, Exception], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.artifacts = artifacts
+        self.pipeline = pipeline
+        self.aliases = tuple(aliases)
+        self.keep = keep
+        self.clock = clock or store.clock
+        self.on_swap = on_swap
+        self.on_load_error = on_load_error
+        self.live_: dict[str, LiveModel] = {}
+        self.loaded_: collections.OrderedDict[int, tuple[entities.ModelVersion, Any]] = (
+            collections.OrderedDict())
+        self.failed_: dict[int, str] = {}
+        self.lock_ = threading.Lock()
+
+    def get(self, alias: str = "champion") -> LiveModel | None:
+        """The model serving `alias` now, or None (read once per request)."""
+        return self.live_.get(alias)
+
+    def versions(self) -> dict[str, int]:
+        """The version each watched alias serves."""
+        return {alias: live.number for alias, live in self.live_.items()}
+
+    def refresh(self) -> list[str]:
+        """Follow the aliases to their current versions; returns the aliases swapped."""
+        with self.lock_:  # the poller and an admin request may refresh at the same time
+            wanted = self.store.aliases(self.pipeline)
+            live = dict(self.live_)
+            swapped: list[tuple[str, LiveModel | None, LiveModel | None]] = []
+            for alias in self.aliases:
+                number, old = wanted.get(alias), live.get(alias)
+                if old is not None and old.number == number:
+                    continue
+                if number is None:
+                    del live[alias]
+                    swapped.append((alias, old, None))
+                    continue
+                loaded = self._load(alias, number)
+                if loaded is None:
+                    continue
+                live[alias] = LiveModel(alias, loaded[0], loaded[1], self.clock.now())
+                swapped.append((alias, old, live[alias]))
+            self.live_ = live  # one reference assignment: requests see old or new, never half
+        for alias, old, new in swapped:
+            log.info("%s: %s now serves %s (was %s)", self.pipeline, alias,
+                     new and f"v{new.number}", old and f"v{old.number}")
+            if self.on_swap is not None:
+                self.on_swap(alias, old, new)
+        return [alias for alias, _, _ in swapped]
+
+    def _load(self, alias: str, number: int) -> tuple[entities.ModelVersion, Any] | None:
+        if number in self.loaded_:
+            self.loaded_.move_to_end(number)
+            return self.loaded_[number]
+        try:
+            version = self.store.get_model_version(self.pipeline, number)
+            model = self.artifacts.get_model(version.artifact_uri, version.sha256)
+        except Exception as exc:  # keep serving the old model; retry on the next poll
+            if self.failed_.get(number) != str(exc):
+                log.error("%s: cannot load v%d for %s: %s", self.pipeline, number, alias, exc)
+            self.failed_[number] = str(exc)
+            if self.on_load_error is not None:
+                self.on_load_error(alias, number, exc)
+            return None
+        self.failed_.pop(number, None)
+        self.loaded_[number] = (version, model)
+        in_use = {live.number for live in self.live_.values()} | {number}
+        for old in list(self.loaded_):
+            if len(self.loaded_) <= self.keep:
+                break
+            if old not in in_use:
+                del self.loaded_[old]
+        return version, model

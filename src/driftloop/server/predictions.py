@@ -1,0 +1,151 @@
+"""The prediction log writer: predictions go to the store in batches, off the request path.
+
+`POST /v1/predict` calls `PredictionLog.submit` (appends to an in-memory queue under a lock
+held for microseconds; never touches the database); one background thread writes what is
+queued every `flush_interval` seconds, or as soon as `batch_rows` rows wait, each batch in one
+transaction (`ServingStore.add_predictions`, which skips ids already stored, so a retried
+batch is harmless). `flush` waits until everything submitted so far is written (feedback calls
+it first, so a label can follow its prediction at once); `close` writes what is left, which
+makes the log durable across a clean shutdown.
+
+What a crash can lose: predictions answered in the last `flush_interval` (50 ms by default)
+before a kill -9 or a power cut, plus whatever queued while the store was unreachable (writes
+are retried with backoff; past `max_queued` rows `submit` refuses with `Overloaded` and the
+server answers 503 instead of answering without logging).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+from driftloop.store import serving
+
+log = logging.getLogger("driftloop.server")
+
+MAX_TRANSACTION_ROWS = 5000
+
+
+class Overloaded(Exception):
+    """The queue is full because the store has not accepted writes for a while."""
+
+
+class PredictionLog:
+    """A queue of predictions and the thread that writes them in batches."""
+
+    def __init__(
+        self,
+        store: serving.ServingStore,
+        *,
+        flush_interval: float = 0.05,
+        batch_rows: int = 500,
+        max_queued: int = 200_000,
+        on_written: Callable[[int], None] | None = None,
+        on_error: Callable[[Exception], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.flush_interval = flush_interval
+        self.batch_rows = batch_rows
+        self.max_queued = max_queued
+        self.on_written = on_written
+        self.on_error = on_error
+        self.queue_: list[serving.Prediction] = []
+        self.submitted_ = 0
+        self.written_ = 0
+        self.failures_ = 0
+        self.urgent_ = False
+        self.stopping_ = False
+        self.cond_ = threading.Condition()
+        self.thread_: threading.Thread | None = None
+
+    @property
+    def queued(self) -> int:
+        return len(self.queue_)
+
+    def start(self) -> None:
+        if self.thread_ is None:
+            self.thread_ = threading.Thread(
+                target=self._run, name="driftloop-prediction-log", daemon=True)
+            self.thread_.start()
+
+    def submit(self, rows: Sequence[serving.Prediction]) -> None:
+        """Queue rows for writing; `Overloaded` if the store has fallen too far behind."""
+        with self.cond_:
+            if len(self.queue_) + len(rows) > self.max_queued:
+                raise Overloaded(
+                    f"the prediction log holds {len(self.queue_)} unwritten rows; the store "
+                    "is not accepting writes")
+            self.queue_.extend(rows)
+            self.submitted_ += len(rows)
+            if len(self.queue_) >= self.batch_rows:
+                self.cond_.notify_all()
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every row submitted before this call is written; False on timeout."""
+        with self.cond_:
+            target = self.submitted_
+            self.urgent_ = True
+            self.cond_.notify_all()
+            return self.cond_.wait_for(lambda: self.written_ >= target, timeout=timeout)
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Write what is queued and stop the thread (a clean shutdown loses nothing)."""
+        with self.cond_:
+            self.stopping_ = True
+            self.cond_.notify_all()
+        if self.thread_ is not None:
+            self.thread_.join(timeout)
+            self.thread_ = None
+        if self.queue_:
+            log.error("prediction log closed with %d rows unwritten", len(self.queue_))
+
+    # -- the writer thread ---------------------------------------------------------------------
+
+    def _run(self) -> None:
+        backoff, failed_at_stop = 0.0, 0
+        while True:
+            with self.cond_:
+                self.cond_.wait_for(
+                    lambda: self.stopping_ or self.urgent_ or len(self.queue_) >= self.batch_rows,
+                    timeout=self.flush_interval)
+                self.urgent_ = False
+                taken, self.queue_ = self.queue_, []
+                stopping = self.stopping_
+            written = self._write(taken)
+            if written < len(taken):
+                with self.cond_:  # put the unwritten rows back in front, in order
+                    self.queue_ = taken[written:] + self.queue_
+                    self.written_ += written
+                    self.cond_.notify_all()
+                failed_at_stop += stopping
+                if failed_at_stop > 3:
+                    return  # the store stays down at shutdown: give up (close logs the loss)
+                backoff = min(5.0, max(0.1, backoff * 2))
+                time.sleep(backoff)
+                continue
+            backoff = 0.0
+            with self.cond_:
+                self.written_ += written
+                self.cond_.notify_all()
+                if stopping and not self.queue_:
+                    return
+
+    def _write(self, rows: list[serving.Prediction]) -> int:
+        """Write `rows` in transactions of at most MAX_TRANSACTION_ROWS; how many were written."""
+        done = 0
+        while done < len(rows):
+            chunk = rows[done:done + MAX_TRANSACTION_ROWS]
+            try:
+                self.store.add_predictions(chunk)
+            except Exception as exc:  # the store is down or refused: keep the rows, retry
+                self.failures_ += 1
+                log.warning("writing %d predictions failed (will retry): %s", len(chunk), exc)
+                if self.on_error is not None:
+                    self.on_error(exc)
+                return done
+            done += len(chunk)
+            if self.on_written is not None:
+                self.on_written(len(chunk))
+        return done

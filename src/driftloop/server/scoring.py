@@ -1,0 +1,160 @@
+"""Check request records against the pipeline's schema and run a live model on them.
+
+`POST /v1/predict` calls `InputSchema.check` (every problem of every record, each naming the
+record index and the field: missing, null where the data never had nulls, wrong type,
+non-finite number, unknown category) and then `score`, which builds the frame exactly as
+training saw it (`validation.schema.coerce`, feature columns in schema order) and returns one
+`Scored` per record. Extra fields in a record are ignored.
+
+    >>> from driftloop.validation import schema as schemas
+    >>> import pandas as pd
+    >>> inferred = schemas.infer_schema(pd.DataFrame({"x": [0.5, 1.5], "y": [0, 1]}), target="y")
+    >>> inputs = InputSchema(inferred, ["x"])
+    >>> try:
+    ...     inputs.check([{"x": 1.0}, {"x": "high"}, {}])
+    ... except errors.ValidationError as exc:
+    ...     for problem in exc.context["problems"]:
+    ...         print(problem)
+    {'record': 1, 'field': 'x', 'msg': 'expected a number, got text'}
+    {'record': 2, 'field': 'x', 'msg': 'missing'}
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from driftloop.core import errors, types
+from driftloop.server import models
+from driftloop.validation import schema as schemas
+
+MAX_PROBLEMS = 50
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One record's answer: the prediction and (for probabilistic models) class → p."""
+
+    prediction: Any
+    probabilities: dict[str, float] | None
+
+
+class InputSchema:
+    """The feature columns a model reads, with what the schema allows in each."""
+
+    def __init__(
+        self, schema: schemas.Schema, features: list[str], allow_new_categories: bool = False,
+    ) -> None:
+        self.schema = schema
+        self.features = features
+        self.allow_new_categories = allow_new_categories
+        self.columns_ = [schema.column(name) for name in features]
+        floats = all(c.kind == "numeric" and c.dtype == "float64" for c in self.columns_)
+        self.plain_numbers_ = [(c.name, c.dtype) for c in self.columns_] if floats else []
+
+    def check(self, records: list[Any]) -> list[types.JSON]:
+        """The records cut to the feature columns, as plain JSON values; `ValidationError`
+        (422) naming every offending record and field otherwise."""
+        problems: list[types.JSON] = []
+        clean: list[types.JSON] = []
+        for index, record in enumerate(records):
+            if not isinstance(record, dict):
+                problems.append({"record": index, "field": None,
+                                 "msg": f"a record must be an object, got {_kind(record)}"})
+                continue
+            row: types.JSON = {}
+            for column in self.columns_:
+                if column.name not in record:
+                    problems.append({"record": index, "field": column.name, "msg": "missing"})
+                    continue
+                value, problem = self.value(column, record[column.name])
+                if problem is not None:
+                    problems.append({"record": index, "field": column.name, "msg": problem})
+                row[column.name] = value
+            clean.append(row)
+            if len(problems) >= MAX_PROBLEMS:
+                break
+        if problems:
+            said = "; ".join(
+                f"record {p['record']}: " + (f"field {p['field']!r}: " if p["field"] else "")
+                + p["msg"] for p in problems[:5])
+            more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+            reasons: dict[str, list[str]] = {}
+            for p in problems:
+                said_here = f"record {p['record']}: {p['msg']}"
+                reasons.setdefault(p["field"] or "*", []).append(said_here)
+            raise errors.ValidationError(
+                f"{len(problems)} problem(s) in the records: {said}{more}", reasons=reasons,
+                problems=problems)
+        return clean
+
+    def value(self, column: schemas.ColumnSchema, value: Any) -> tuple[Any, str | None]:
+        """`value` as stored for `column` and None, or None and what is wrong with it."""
+        if value is None:
+            if column.missing_rate > 0:
+                return None, None
+            return None, "null, but this column had no missing values in the training data"
+        if column.kind == "numeric":
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                return None, f"expected a number, got {_kind(value)}"
+            try:
+                number = float(value)
+            except OverflowError:
+                return None, "number too large"
+            if not math.isfinite(number):
+                return None, "not a finite number"
+            return value, None
+        if column.kind == "boolean":
+            if not isinstance(value, bool):
+                return None, f"expected true or false, got {_kind(value)}"
+            return value, None
+        if column.kind == "datetime":
+            if not isinstance(value, str):
+                return None, f"expected an ISO 8601 time string, got {_kind(value)}"
+            try:
+                datetime.fromisoformat(value)
+            except ValueError:
+                return None, f"{value[:40]!r} is not an ISO 8601 time"
+            return value, None
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            return None, f"expected a text category, got {_kind(value)}"
+        text = str(value)
+        known = column.categories
+        if known is not None and not self.allow_new_categories and text not in known:
+            return None, f"unknown category {text[:40]!r}; known: {', '.join(known[:10])}"
+        return text, None
+
+    def frame(self, rows: list[types.JSON]) -> pd.DataFrame:
+        """Checked rows as the model's input frame (schema dtypes, feature order)."""
+        if self.plain_numbers_:
+            # Every feature is a float64 column: float arrays (null -> NaN) are what `coerce`
+            # gives, at a fraction of its cost (the single-record hot path).
+            return pd.DataFrame({
+                name: np.array([row[name] for row in rows], dtype=dtype)
+                for name, dtype in self.plain_numbers_})
+        raw = pd.DataFrame(rows, columns=self.features)
+        return schemas.coerce(raw, self.schema)[self.features]
+
+
+def score(live: models.LiveModel, frame: pd.DataFrame) -> list[Scored]:
+    """Predictions (and class probabilities when the model has `predict_proba`) per row."""
+    predicted = np.asarray(live.model.predict(frame)).tolist()
+    classes = live.classes
+    if classes is None:
+        return [Scored(value, None) for value in predicted]
+    proba = np.asarray(live.model.predict_proba(frame), dtype=float).tolist()
+    keys = [str(c) for c in classes]
+    return [
+        Scored(value, dict(zip(keys, row, strict=True)))
+        for value, row in zip(predicted, proba, strict=True)
+    ]
+
+
+def _kind(value: Any) -> str:
+    names = {dict: "object", list: "array", str: "text", bool: "boolean"}
+    return names.get(type(value), type(value).__name__)

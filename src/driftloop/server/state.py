@@ -1,0 +1,140 @@
+"""Everything a server process holds between requests, and the poller that keeps it current.
+
+`server.app.create_app` builds one `ServerState` and starts / stops it with the app's lifespan.
+The poller thread (every `Settings.poll_interval`) follows the aliases (`ModelHolder.refresh`,
+the hot swap), re-reads the active tokens and the pipeline's schema, and updates the live
+metric gauge; nothing of that runs on a request.
+
+Settings come from the spec's `serving` section, overridden by keyword arguments.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, fields, replace
+from datetime import timedelta
+from typing import Any
+
+from driftloop.controller import project as projects
+from driftloop.server import auth, metrics, models, predictions, scoring
+from driftloop.store import serving
+from driftloop.validation import schema as schemas
+
+log = logging.getLogger("driftloop.server")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How a server behaves; the defaults are safe (no anonymous access)."""
+
+    anonymous_predict: bool = False
+    poll_interval: float = 1.0
+    flush_interval: float = 0.05
+    batch_rows: int = 500
+    max_records: int = 10_000
+    max_body_bytes: int = 16 * 1024 * 1024
+    aliases: tuple[str, ...] = ("champion",)
+
+
+def settings_for(spec: Any, **overrides: Any) -> Settings:
+    """`Settings` from the spec's `serving` section and `overrides`."""
+    found: dict[str, Any] = {}
+    for item in fields(Settings):
+        value = getattr(spec.serving, item.name, None)
+        if value is not None:
+            found[item.name] = value.total_seconds() if isinstance(value, timedelta) else value
+    found.update({key: value for key, value in overrides.items() if value is not None})
+    return replace(Settings(), **found)
+
+
+class ServerState:
+    """The project, its stores, the live models, the prediction log, tokens and metrics."""
+
+    def __init__(self, project: projects.Project, settings: Settings) -> None:
+        self.project = project
+        self.settings = settings
+        self.serving = serving.ServingStore(project.store)
+        self.metrics = metrics.ServerMetrics()
+        name = project.name
+        self.holder = models.ModelHolder(
+            project.store, project.artifacts, name, aliases=settings.aliases,
+            on_swap=self._swapped, on_load_error=self._load_failed)
+        self.log = predictions.PredictionLog(
+            self.serving, flush_interval=settings.flush_interval, batch_rows=settings.batch_rows,
+            on_written=self.metrics.log_written.inc,
+            on_error=lambda _exc: self.metrics.log_write_errors.inc())
+        self.tokens = auth.TokenCache(self.serving)
+        self.inputs_: scoring.InputSchema | None = None
+        self.schema_json_: Any = None
+        self.stop_ = threading.Event()
+        self.thread_: threading.Thread | None = None
+        for alias in settings.aliases:
+            self.metrics.model_version.labels(pipeline=name, alias=alias).set(0)
+
+    @property
+    def name(self) -> str:
+        return self.project.name
+
+    @property
+    def inputs(self) -> scoring.InputSchema | None:
+        """The input schema, or None while the pipeline has none (no data accepted yet)."""
+        return self.inputs_
+
+    def start(self) -> None:
+        """Load what is live now, then start the log writer and the poller."""
+        self.poll_once()
+        self.log.start()
+        self.thread_ = threading.Thread(target=self._poll, name="driftloop-poller", daemon=True)
+        self.thread_.start()
+
+    def stop(self) -> None:
+        """Stop polling and write every queued prediction."""
+        self.stop_.set()
+        if self.thread_ is not None:
+            self.thread_.join(10)
+        self.log.close()
+
+    def poll_once(self) -> None:
+        """One round of the poller; each part fails alone (logged) and is retried next round."""
+        for part in (self.holder.refresh, self.tokens.refresh, self._refresh_schema,
+                     self._refresh_live_metric):
+            try:
+                part()
+            except Exception as exc:
+                log.warning("poller: %s failed: %s", getattr(part, "__name__", part), exc)
+        self.metrics.log_queued.set(self.log.queued)
+
+    def _poll(self) -> None:
+        while not self.stop_.wait(self.settings.poll_interval):
+            self.poll_once()
+
+    def _refresh_schema(self) -> None:
+        stored = self.project.store.get_pipeline(self.name).schema
+        if stored is None or stored == self.schema_json_:
+            return
+        schema = schemas.Schema.from_json(stored)
+        spec = self.project.spec
+        features = spec.feature_columns(list(schema.names))
+        self.inputs_ = scoring.InputSchema(
+            schema, features, allow_new_categories=spec.validation.allow_new_categories)
+        self.schema_json_ = stored
+
+    def _refresh_live_metric(self) -> None:
+        champion = self.holder.get("champion")
+        if champion is None:
+            return
+        newest = self.project.store.list_evaluations(self.name, version=champion.number, last=1)
+        if newest and newest[0].value is not None:
+            self.metrics.live_metric.labels(pipeline=self.name, metric=newest[0].metric).set(
+                newest[0].value)
+
+    def _swapped(
+        self, alias: str, old: models.LiveModel | None, new: models.LiveModel | None,
+    ) -> None:
+        gauge = self.metrics.model_version.labels(pipeline=self.name, alias=alias)
+        gauge.set(0 if new is None else new.number)
+        self.metrics.swaps.labels(pipeline=self.name, alias=alias).inc()
+
+    def _load_failed(self, alias: str, _number: int, _exc: Exception) -> None:
+        self.metrics.load_errors.labels(pipeline=self.name, alias=alias).inc()

@@ -1,0 +1,57 @@
+"""The serving schema: the prediction log, feedback labels and API tokens.
+
+Defined on the same `MetaData` as `store.tables` (importing this module registers them there),
+so one comparison of that `MetaData` against the database covers every table; the Alembic
+revision `0002_serving` creates them. `store.serving.ServingStore` queries them; the server
+(`driftloop.server`) writes predictions and feedback through it, `driftloop tokens` the tokens.
+
+Prediction ids are uuid4 text chosen by the server (they are handed to the client before the
+row is written). A prediction keeps which alias and which model version answered, so shadow,
+canary and A/B traffic can later be told apart and compared on the same labels.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from driftloop.store import tables
+
+T = tables
+
+predictions = sa.Table(
+    "predictions", T.metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column(
+        "pipeline_id", T.Id, sa.ForeignKey("pipelines.id", ondelete="CASCADE"), nullable=False,
+    ),
+    sa.Column("alias", sa.String(50), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("key", sa.String(200), nullable=True),
+    sa.Column("features", T.Json, nullable=False),
+    sa.Column("prediction", T.Json, nullable=True),
+    sa.Column("probabilities", T.Json, nullable=True),
+    sa.Column("at", T.UTCDateTime, nullable=False),
+    sa.Index(None, "pipeline_id", "at"),
+    sa.Index(None, "pipeline_id", "version", "at"),
+)
+
+feedback = sa.Table(
+    "feedback", T.metadata,
+    sa.Column("id", T.Id, primary_key=True, autoincrement=True),
+    sa.Column(
+        "prediction_id", sa.String(36), sa.ForeignKey("predictions.id", ondelete="CASCADE"),
+        nullable=False, unique=True,
+    ),
+    sa.Column("label", T.Json, nullable=True),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("at", T.UTCDateTime, nullable=False),
+)
+
+tokens = sa.Table(
+    "tokens", T.metadata,
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("sha256", sa.String(64), nullable=False, unique=True),
+    sa.Column("roles", T.Json, nullable=False),
+    sa.Column("created_at", T.UTCDateTime, nullable=False),
+    sa.Column("revoked_at", T.UTCDateTime, nullable=True),
+)
