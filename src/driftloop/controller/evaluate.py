@@ -22,8 +22,11 @@ from driftloop.store import entities
 def errors_of(task: str, y_true: pd.Series, y_pred: np.ndarray) -> list[float]:
     """Per-row error: 0/1 misclassification, or absolute error for regression."""
     if task == "classification":
-        return (np.asarray(y_true) != np.asarray(y_pred)).astype(float).tolist()
-    return np.abs(np.asarray(y_true, dtype=float) - np.asarray(y_pred, dtype=float)).tolist()
+        wrong: list[float] = (np.asarray(y_true) != np.asarray(y_pred)).astype(float).tolist()
+        return wrong
+    diff = np.asarray(y_true, dtype=float) - np.asarray(y_pred, dtype=float)
+    off: list[float] = np.abs(diff).tolist()
+    return off
 
 
 def evaluate_batch(
@@ -33,12 +36,14 @@ def evaluate_batch(
     spec = project.spec
     known = rows[spec.target].notna()
     labelled = rows if known.all() else rows[known]
-    features = labelled[spec.feature_columns([c for c in labelled.columns if not c.startswith("__")])]
+    features = labelled[spec.feature_columns([c for c in rows.columns if not c.startswith("__")])]
     value, errors = None, []
     if len(labelled):
         metric = metrics.get_metric(spec.gate.metric, spec.task)
         y_pred = model.predict(features)
-        predictions = metric.predict(model, features) if metric.needs_proba else metrics.Predictions(y_pred)
+        predictions = (
+            metric.predict(model, features) if metric.needs_proba else metrics.Predictions(y_pred)
+        )
         value = metric.score(labelled[spec.target], predictions)
         errors = errors_of(spec.task, labelled[spec.target], y_pred)
     return project.store.add_evaluation(
@@ -96,7 +101,7 @@ class ConceptMonitor:
         self.detections_: list[int] = []
 
     def update(self, version: int) -> list[int]:
-        """Feed new evaluations of `version`; returns ids of evaluations where drift was detected."""
+        """Feed new evaluations of `version`; returns the ids of those where drift was detected."""
         concept = self.project.spec.drift.concept
         if concept.detector == "none":
             return []

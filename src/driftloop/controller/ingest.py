@@ -18,7 +18,6 @@ from driftloop.data.sources import base as sources
 from driftloop.store import entities
 from driftloop.validation import schema as schemas
 
-
 Accepted = Callable[[entities.Batch, pd.DataFrame], None]
 
 
@@ -62,7 +61,7 @@ def record_batch(
     project: projects.Project, raw: sources.RawBatch, on_accepted: Accepted | None = None,
     schemas_: _Schemas | None = None,
 ) -> entities.Batch:
-    """Validate one raw batch against the schema (inferred from the first good batch) and store it."""
+    """Validate one raw batch against the schema (inferred from the first good batch), store it."""
     frame, schema = raw.frame, None
     if frame is None:
         reasons = {"*": [raw.error or "no data"]}
@@ -100,7 +99,8 @@ def _validate(
     spec = project.spec
     schema = schemas_.get()
     if schema is None:
-        missing = [c for c in (spec.target, spec.timestamp) if c is not None and c not in frame.columns]
+        roles = (spec.target, spec.timestamp)
+        missing = [c for c in roles if c is not None and c not in frame.columns]
         if missing or frame.empty:
             why = f"missing column(s) {', '.join(missing)}" if missing else "empty batch"
             return {"*": [f"{why}: the first accepted batch defines the schema"]}, None

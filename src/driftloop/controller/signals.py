@@ -61,7 +61,8 @@ def gather(
             caused_by["profile"] = champion.profile_id
         live_metric, live_rows, used = _live_window(project, monitor.evaluations, champion.version)
         caused_by["evaluations"] = used
-        detections = [e for e in monitor.update(champion.version) if e > _last_evaluation(last_decision)]
+        seen_evaluation = _last_evaluation(last_decision)
+        detections = [e for e in monitor.update(champion.version) if e > seen_evaluation]
         concept = bool(detections)
         if concept:
             caused_by["concept_drift_at"] = detections

@@ -31,6 +31,8 @@ from driftloop.train import executor as executors
 
 MAX_ATTEMPTS = 3
 
+_SLOTS = (("retrain", None), ("retrain", True), ("request", None))
+
 Champion = tuple[entities.ModelVersion, Any]
 """The champion version and its loaded model."""
 
@@ -69,7 +71,9 @@ class Controller:
         executor: executors.Executor | None = None,
     ) -> None:
         self.project = project
-        self.holder = holder or f"controller@{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.holder = holder or (
+            f"controller@{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        )
         self.lease_ttl = lease_ttl
         self.executor = executor or executors.build_executor(project.spec.trainer.executor)
         self.policy = policies.Policy.from_spec(project.spec)
@@ -79,6 +83,7 @@ class Controller:
         self.champion_: Champion | None = None
         self.profiles_: dict[int, JSON] = {}
         self.settled_: set[int] = set()  # fired decisions with a succeeded or a last run
+        self.latest_ = Latest(None, None, None)
 
     def tick(self) -> TickResult:
         """One reconcile step; returns what it did."""
@@ -116,11 +121,16 @@ class Controller:
         return self.champion_
 
     def latest(self) -> Latest:
-        """The newest retrain decision, fired retrain decision and manual request (one read)."""
+        """The newest retrain decision, fired retrain decision and manual request: one read of
+        the decisions newer than those known. Decisions are only ever added, and retrain ones
+        only by the lease holder, so a fired one not known yet is newer than the newest known."""
+        known = (self.latest_.decision, self.latest_.fired, self.latest_.request)
+        seen = [d.id if d else 0 for d in known]
         found = self.project.store.latest_decisions(
-            self.project.name, ("retrain", None), ("retrain", True), ("request", None)
+            self.project.name, _SLOTS, after=[seen[0], max(seen[0], seen[1]), seen[2]]
         )
-        return Latest(*found)
+        self.latest_ = Latest(*(new or old for new, old in zip(found, known, strict=True)))
+        return self.latest_
 
     def profile(self, profile_id: int) -> JSON:
         """A stored profile (profiles never change: the champion's is read once)."""
@@ -129,19 +139,23 @@ class Controller:
         return self.profiles_[profile_id]
 
     def evaluate(self, live: Champion | None) -> list[entities.Evaluation]:
-        """Score the champion on every accepted batch newer than its training data and not yet scored."""
+        """Score the champion on every accepted batch newer than its training data and not
+        scored yet."""
         self.evaluations_.refresh()
         if live is None or not len(self.history_):
             return []
         version, model = live
         last = self.evaluations_.last()
-        done_upto = last.batch_id if last else 0
-        trained_upto = int(version.metrics.get("data_upto_batch", max(version.batch_ids, default=0)))
+        done_upto = last.batch_id if last and last.batch_id is not None else 0
+        trained_upto = int(
+            version.metrics.get("data_upto_batch", max(version.batch_ids, default=0))
+        )
         scored = []
         for batch in self.history_.batches(after_id=max(done_upto, trained_upto)):
-            batch_rows = self.history_.of(batch.id)
-            scored.append(evaluate.evaluate_batch(self.project, model, version.version, batch, batch_rows))
-            self.evaluations_.add(scored[-1])
+            rows = self.history_.of(batch.id)
+            evaluation = evaluate.evaluate_batch(self.project, model, version.version, batch, rows)
+            scored.append(evaluation)
+            self.evaluations_.add(evaluation)
         return scored
 
     def decide(self, live: Champion | None, latest: Latest) -> entities.Decision | None:
@@ -167,7 +181,8 @@ class Controller:
             "drift": gathered.signals.drift,
         }
         return store.add_decision(
-            name, kind="retrain", fired=verdict.fire, evidence=evidence, caused_by=gathered.caused_by
+            name, kind="retrain", fired=verdict.fire, evidence=evidence,
+            caused_by=gathered.caused_by,
         )
 
     def act(self, decision: entities.Decision, live: Champion | None) -> retrain.Outcome:
@@ -182,7 +197,10 @@ class Controller:
         store, name = self.project.store, self.project.name
         repaired = []
         for run in store.list_runs(name, status="running"):
-            store.finish_run(run.id, status="failed", compute_seconds=None, error="interrupted: the controller stopped during training")
+            store.finish_run(
+                run.id, status="failed", compute_seconds=None,
+                error="interrupted: the controller stopped during training",
+            )
             repaired.append(f"run {run.id} marked failed (interrupted)")
         promoted = retrain.promote_pending(self.project, self.holder)
         if promoted is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import warnings
-from datetime import datetime
+from datetime import UTC, datetime
 
 import pandas as pd
 
@@ -58,7 +58,7 @@ def parse_times(values: pd.Series) -> pd.Series:
     [1, 2]
     """
     if isinstance(values.dtype, pd.DatetimeTZDtype):
-        return values.dt.tz_convert("UTC")
+        return values if values.dtype.tz is UTC else values.dt.tz_convert("UTC")
     if pd.api.types.is_datetime64_dtype(values.dtype):
         return values.dt.tz_localize("UTC")
     if pd.api.types.is_bool_dtype(values.dtype):
@@ -87,7 +87,8 @@ def time_range(frame: pd.DataFrame, column: str | None) -> tuple[datetime | None
     """
     if column is None or column not in frame.columns or frame.empty:
         return None, None
-    times = parse_times(frame[column]).dropna()
-    if times.empty:
+    times = parse_times(frame[column])
+    first, last = times.min(), times.max()  # NaT skipped: NaT only if there is no time at all
+    if pd.isna(first):
         return None, None
-    return times.min().to_pydatetime(), times.max().to_pydatetime()
+    return first.to_pydatetime(), last.to_pydatetime()

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -164,9 +165,18 @@ def encode_array(values: npt.NDArray[np.float64]) -> types.JSON:
 
 
 def decode_array(stored: Mapping[str, Any]) -> npt.NDArray[np.float64]:
-    """The array `encode_array` stored (read-only: a view of the decoded bytes, no copy)."""
-    raw = binascii.a2b_base64(stored["base64"])  # takes the ASCII str as is: no copy
-    return np.frombuffer(raw, dtype=stored["dtype"])
+    """The array `encode_array` stored (read-only: a view of the decoded bytes, no copy).
+
+    The newest decodings are kept: the drift test reads the champion's profile every tick,
+    and finding its text again costs nothing (a str caches its hash and compares by identity).
+    """
+    return _decode(stored["base64"], stored["dtype"])
+
+
+@functools.lru_cache(maxsize=64)
+def _decode(text: str, dtype: str) -> npt.NDArray[np.float64]:
+    raw = binascii.a2b_base64(text)  # takes the ASCII str as is: no copy
+    return np.frombuffer(raw, dtype=dtype)
 
 
 def column_entry(profile: Mapping[str, Any], name: str) -> types.JSON:

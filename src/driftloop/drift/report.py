@@ -30,9 +30,10 @@ is not counted; missing rates are the validation step's job.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -98,11 +99,17 @@ class DriftReport:
 
     def to_json(self) -> types.JSON:
         """A JSON-safe dict (NaN and infinities become null)."""
-        data = asdict(self)
-        data["columns"] = [
-            {key: _finite(value) for key, value in column.items()} for column in data["columns"]
-        ]
-        return data
+        return {
+            "columns": [
+                {name: _finite(getattr(column, name)) for name in _COLUMN_FIELDS}
+                for column in self.columns
+            ],
+            "drifted_share": self.drifted_share,
+            "dataset_drift": self.dataset_drift,
+            "alpha": self.alpha,
+            "correction": self.correction,
+            "columns_share": self.columns_share,
+        }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> DriftReport:
@@ -110,6 +117,9 @@ class DriftReport:
         columns = tuple(ColumnDrift(**column) for column in data["columns"])
         fields = {key: value for key, value in data.items() if key != "columns"}
         return cls(columns=columns, **fields)
+
+
+_COLUMN_FIELDS = tuple(field.name for field in dataclasses.fields(ColumnDrift))
 
 
 def _finite(value: Any) -> Any:
@@ -358,5 +368,6 @@ def _decide(column: ColumnDrift, p_adjusted: float | None, alpha: float) -> Colu
         return column
     big_enough = column.effect >= column.threshold
     significant = p_adjusted is None or p_adjusted < alpha
-    return ColumnDrift(**{**asdict(column), "p_adjusted": p_adjusted,
-                          "drifted": bool(big_enough and significant)})
+    return dataclasses.replace(
+        column, p_adjusted=p_adjusted, drifted=bool(big_enough and significant)
+    )

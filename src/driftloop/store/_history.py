@@ -55,11 +55,13 @@ def _decisions_query(kind: bool, fired: bool, limit: bool) -> sa.Select[Any]:
 @functools.cache
 def _latest_decisions_query(filtered: tuple[bool, ...]) -> sa.Select[Any]:
     """The newest decision of each slot: slot i matches ``:kind<i>`` (and ``:fired<i>`` if
-    `filtered[i]`); one `id IN (...)` of per-slot index lookups."""
+    `filtered[i]`) and ``id > :after<i>``; one `id IN (...)` of per-slot index lookups."""
     d = T.decisions
     newest = []
     for i, fired in enumerate(filtered):
-        one = sa.select(d.c.id).where(d.c.pipeline_id == param("pid"), d.c.kind == param(f"kind{i}"))
+        one = sa.select(d.c.id).where(
+            d.c.pipeline_id == param("pid"), d.c.kind == param(f"kind{i}"),
+            d.c.id > param(f"after{i}"))
         if fired:
             one = one.where(d.c.fired == param(f"fired{i}"))
         newest.append(one.order_by(d.c.id.desc()).limit(1).scalar_subquery())
@@ -80,6 +82,12 @@ def _evaluations_query(version: bool, after: bool, limit: bool) -> sa.Select[Any
 _GET_ALIAS = sa.select(T.aliases.c.version).where(
     T.aliases.c.pipeline_id == param("pid"), T.aliases.c.alias == param("alias"))
 _INSERT_DECISION = sa.insert(T.decisions).returning(T.decisions.c.id)
+_INSERT_AUDIT = sa.insert(T.audit_log).returning(T.audit_log.c.id)
+_INSERT_MOVE = sa.insert(T.alias_moves).returning(T.alias_moves.c.id)
+_LOCK_PIPELINE = (
+    sa.select(T.pipelines.c.id).where(T.pipelines.c.id == param("pid")).with_for_update())
+_VERSION_ID = sa.select(T.model_versions.c.id).where(
+    T.model_versions.c.pipeline_id == param("pid"), T.model_versions.c.version == param("version"))
 _INSERT_EVALUATION = sa.insert(T.evaluations).returning(T.evaluations.c.id)
 _RENEW_LEASE = sa.update(T.leases).where(
     T.leases.c.pipeline == param("b_pipeline"),
@@ -89,6 +97,14 @@ _RENEW_LEASE = sa.update(T.leases).where(
                   else_=T.leases.c.token + 1),
     holder=param("b_holder"), expires_at=param("expires"),
 ).returning(T.leases.c.token)
+
+
+@functools.cache
+def _set_alias(dialect: str) -> Any:
+    insert = (postgresql if dialect == "postgresql" else sqlite).insert(T.aliases)
+    return insert.on_conflict_do_update(
+        index_elements=["pipeline_id", "alias"],
+        set_={"version": insert.excluded.version, "updated_at": insert.excluded.updated_at})
 
 
 @functools.cache
@@ -164,7 +180,7 @@ class HistoryStore:
         at = self.clock.now()
         details = _rows.plain(details) if details is not None else None
         values = {"actor": actor, "action": action, "target": target, "details": details, "at": at}
-        new_id = conn.scalar(sa.insert(T.audit_log).values(values).returning(T.audit_log.c.id))
+        new_id = conn.scalar(_INSERT_AUDIT, values)
         return entities.AuditEntry(
             id=int(new_id), actor=actor, action=action, target=target, details=details or {},
             at=clocks.as_utc(at),
@@ -200,7 +216,7 @@ class HistoryStore:
         """The pipeline's id, with its row locked until commit (PostgreSQL; SQLite's write
         transactions are exclusive already)."""
         pid = self._pid(conn, pipeline)
-        conn.execute(sa.select(T.pipelines.c.id).where(T.pipelines.c.id == pid).with_for_update())
+        conn.execute(_LOCK_PIPELINE, {"pid": pid})
         return pid
 
     def _move(
@@ -208,25 +224,20 @@ class HistoryStore:
         reason: str, action: str,
     ) -> entities.AliasMove:
         pid = self._lock_pipeline(conn, pipeline)
-        mv = T.model_versions
-        if version is not None and conn.scalar(sa.select(mv.c.id).where(
-                mv.c.pipeline_id == pid, mv.c.version == version)) is None:
+        if version is not None and conn.scalar(
+                _VERSION_ID, {"pid": pid, "version": version}) is None:
             raise errors.NotFoundError(
                 f"cannot point alias {alias!r} at model version {version} of pipeline "
                 f"{pipeline!r}: no such version",
                 pipeline=pipeline, alias=alias, version=version)
-        a = T.aliases
-        previous = conn.scalar(
-            sa.select(a.c.version).where(a.c.pipeline_id == pid, a.c.alias == alias))
+        previous = conn.scalar(_GET_ALIAS, {"pid": pid, "alias": alias})
         at = self.clock.now()
-        conn.execute(self._insert(a).values(
-            pipeline_id=pid, alias=alias, version=version, updated_at=at,
-        ).on_conflict_do_update(
-            index_elements=["pipeline_id", "alias"], set_={"version": version, "updated_at": at}))
-        new_id = conn.scalar(sa.insert(T.alias_moves).values(
-            pipeline_id=pid, alias=alias, version=version, previous=previous, actor=actor,
-            reason=reason, at=at,
-        ).returning(T.alias_moves.c.id))
+        conn.execute(_set_alias(self._dialect), {
+            "pipeline_id": pid, "alias": alias, "version": version, "updated_at": at})
+        new_id = conn.scalar(_INSERT_MOVE, {
+            "pipeline_id": pid, "alias": alias, "version": version, "previous": previous,
+            "actor": actor, "reason": reason, "at": at,
+        })
         self._audit(conn, actor, action, f"{pipeline}/{alias}",
                     {"from": previous, "to": version, "reason": reason})
         return entities.AliasMove(
@@ -302,35 +313,41 @@ class HistoryStore:
         return [_rows.decision(row) for row in reversed(rows)]
 
     def latest_decisions(
-        self, pipeline: str, *slots: tuple[str, bool | None],
+        self, pipeline: str, slots: Sequence[tuple[str, bool | None]],
+        after: Sequence[int] | None = None,
     ) -> list[entities.Decision | None]:
         """The newest decision of each `(kind, fired)` slot (fired None: fired or not), read
-        in one query; None for a slot nothing matches.
+        in one query; None for a slot nothing matches. With `after`, slot i only considers
+        ids > `after[i]` (a caller that knows the newest one so far reads only what is new).
 
         >>> from datetime import UTC, datetime
         >>> from driftloop.core.clock import FakeClock
         >>> from driftloop.store.metadata import MetadataStore
-        >>> store = MetadataStore.open("sqlite://", clock=FakeClock(datetime(2024, 1, 1, tzinfo=UTC)))
+        >>> clock = FakeClock(datetime(2024, 1, 1, tzinfo=UTC))
+        >>> store = MetadataStore.open("sqlite://", clock=clock)
         >>> _ = store.ensure_pipeline("p", {})
         >>> first = store.add_decision("p", kind="retrain", fired=True, evidence={})
         >>> second = store.add_decision("p", kind="retrain", fired=False, evidence={})
-        >>> [d and d.id for d in store.latest_decisions(
-        ...     "p", ("retrain", None), ("retrain", True), ("request", None))]
+        >>> slots = [("retrain", None), ("retrain", True), ("request", None)]
+        >>> [d and d.id for d in store.latest_decisions("p", slots)]
         [2, 1, None]
+        >>> [d and d.id for d in store.latest_decisions("p", slots, after=[1, 1, 0])]
+        [2, None, None]
         >>> store.close()
         """
+        bounds = list(after) if after is not None else [0] * len(slots)
         query = _latest_decisions_query(tuple(fired is not None for _, fired in slots))
         with self._read() as conn:
             params: dict[str, Any] = {"pid": self._pid(conn, pipeline)}
-            for i, (kind, fired) in enumerate(slots):
-                params[f"kind{i}"] = kind
+            for i, ((kind, fired), bound) in enumerate(zip(slots, bounds, strict=True)):
+                params[f"kind{i}"], params[f"after{i}"] = kind, bound
                 if fired is not None:
                     params[f"fired{i}"] = bool(fired)
             found = [_rows.decision(row) for row in conn.execute(query, params)]
         return [
-            max((d for d in found if d.kind == kind and fired in (None, d.fired)),
+            max((d for d in found if d.kind == kind and fired in (None, d.fired) and d.id > bound),
                 key=lambda d: d.id, default=None)
-            for kind, fired in slots
+            for (kind, fired), bound in zip(slots, bounds, strict=True)
         ]
 
     # -- evaluations ----------------------------------------------------------------------------

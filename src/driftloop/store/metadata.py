@@ -54,6 +54,16 @@ _LINEAGE = (
     .where(T.run_batches.c.run_id.in_(sa.bindparam("runs", expanding=True)))
     .order_by(T.run_batches.c.run_id, T.run_batches.c.position)
 )
+_INSERT_PROFILE = sa.insert(T.profiles).returning(T.profiles.c.id)
+_BATCH_IDS = sa.select(T.batches.c.id).where(
+    T.batches.c.pipeline_id == _param("pid"),
+    T.batches.c.id.in_(sa.bindparam("ids", expanding=True)))
+_INSERT_RUN = sa.insert(T.runs).returning(T.runs.c.id)
+_INSERT_RUN_BATCH = sa.insert(T.run_batches)
+_FINISH_RUN = sa.update(T.runs).where(T.runs.c.id == _param("run")).values(
+    status=_param("b_status"), error=_param("b_error"),
+    compute_seconds=_param("b_compute_seconds"), finished_at=_param("b_finished_at"))
+_GET_RUN = _history.with_pipeline(T.runs).where(T.runs.c.id == _param("run"))
 _VERSIONS = _history.with_pipeline(T.model_versions).where(
     T.model_versions.c.pipeline_id == _param("pid"))
 _ALL_VERSIONS = _VERSIONS.order_by(T.model_versions.c.version)
@@ -243,9 +253,9 @@ class MetadataStore(_history.HistoryStore):
             if batch_id is not None:
                 self._check_batches(conn, pipeline, pid, [batch_id])
             at = self.clock.now()
-            new_id = conn.scalar(sa.insert(T.profiles).values(
-                pipeline_id=pid, batch_id=batch_id, profile=profile, created_at=at,
-            ).returning(T.profiles.c.id))
+            new_id = conn.scalar(_INSERT_PROFILE, {
+                "pipeline_id": pid, "batch_id": batch_id, "profile": profile, "created_at": at,
+            })
         return entities.Profile(int(new_id), pipeline, batch_id, profile, clocks.as_utc(at))
 
     def get_profile(self, profile_id: int) -> entities.Profile:
@@ -258,8 +268,7 @@ class MetadataStore(_history.HistoryStore):
     def _check_batches(
         self, conn: sa.Connection, pipeline: str, pid: int, batch_ids: Sequence[int],
     ) -> None:
-        found = set(conn.scalars(sa.select(T.batches.c.id).where(
-            T.batches.c.pipeline_id == pid, T.batches.c.id.in_(batch_ids))))
+        found = set(conn.scalars(_BATCH_IDS, {"pid": pid, "ids": list(batch_ids)}))
         missing = sorted(set(batch_ids) - found)
         if missing:
             raise errors.NotFoundError(
@@ -279,12 +288,12 @@ class MetadataStore(_history.HistoryStore):
             pid = self._pid(conn, pipeline)
             self._check_batches(conn, pipeline, pid, batch_ids)
             at = self.clock.now()
-            run_id = int(conn.scalar(sa.insert(T.runs).values(
-                pipeline_id=pid, trainer=trainer, params=params, decision_id=decision_id,
-                status="running", started_at=at,
-            ).returning(T.runs.c.id)))
+            run_id = int(conn.scalar(_INSERT_RUN, {
+                "pipeline_id": pid, "trainer": trainer, "params": params,
+                "decision_id": decision_id, "status": "running", "started_at": at,
+            }))
             if batch_ids:
-                conn.execute(sa.insert(T.run_batches), [
+                conn.execute(_INSERT_RUN_BATCH, [
                     {"run_id": run_id, "batch_id": b, "position": i}
                     for i, b in enumerate(batch_ids)])
         return entities.TrainingRun(
@@ -301,10 +310,10 @@ class MetadataStore(_history.HistoryStore):
             raise errors.ConfigError(
                 f"a run finishes as one of {FINISHED_STATUSES}; got {status!r}", run=run_id)
         with self._write() as conn:
-            done = conn.execute(sa.update(T.runs).where(T.runs.c.id == run_id).values(
-                status=status, error=error,
-                compute_seconds=None if compute_seconds is None else float(compute_seconds),
-                finished_at=self.clock.now()))
+            done = conn.execute(_FINISH_RUN, {
+                "run": run_id, "b_status": status, "b_error": error,
+                "b_compute_seconds": None if compute_seconds is None else float(compute_seconds),
+                "b_finished_at": self.clock.now()})
             if done.rowcount == 0:
                 raise errors.NotFoundError(f"training run {run_id} does not exist", run=run_id)
             return self._get_run(conn, run_id)
@@ -314,7 +323,7 @@ class MetadataStore(_history.HistoryStore):
             return self._get_run(conn, run_id)
 
     def _get_run(self, conn: sa.Connection, run_id: int) -> entities.TrainingRun:
-        row = conn.execute(_history.with_pipeline(T.runs).where(T.runs.c.id == run_id)).first()
+        row = conn.execute(_GET_RUN, {"run": run_id}).first()
         if row is None:
             raise errors.NotFoundError(f"training run {run_id} does not exist", run=run_id)
         return _rows.run(row, self._batch_ids(conn, [run_id]).get(run_id, []))
@@ -392,7 +401,7 @@ class MetadataStore(_history.HistoryStore):
         self, conn: sa.Connection, query: sa.Select[Any], params: dict[str, Any],
         newest_first: bool = False,
     ) -> list[entities.ModelVersion]:
-        rows = conn.execute(query, params).all()
+        rows = list(conn.execute(query, params))
         if newest_first:
             rows.reverse()
         lineage = self._batch_ids(conn, sorted({r.run_id for r in rows if r.run_id is not None}))

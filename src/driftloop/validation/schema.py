@@ -226,6 +226,8 @@ def coerce(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
 def _coerce_column(values: pd.Series, column: ColumnSchema) -> pd.Series:
     if column.kind == "datetime":
         return frames.parse_times(values)
+    if column.kind == "numeric" and str(values.dtype) == column.dtype:
+        return values  # what to_numeric and astype would give back
     if column.kind == "numeric":
         numbers = pd.to_numeric(values, errors="coerce")
         return _astype(numbers, column.dtype, fallback="float64")
