@@ -131,9 +131,10 @@ def replay_and_report(
 
 
 def show_results(rows: list[dict[str, Any]], metric: str) -> None:
-    table = console.table(
-        "policy", metric, "vs every-batch", "trainings", "CPU s", "CPU vs every-batch"
-    )
+    """The comparison; percentages are relative to retraining on every batch."""
+    table = console.table("policy", metric, "% of e.b.", "trainings", "promoted", "CPU s", "% CPU")
+    table.columns[0].no_wrap = True
+    table.caption = "e.b. = every-batch; CPU s = training CPU seconds"
     for row in rows:
         style = "bold" if row["policy"] in {DEFAULT_POLICY, SPEC_POLICY} else ""
         table.add_row(
@@ -141,6 +142,7 @@ def show_results(rows: list[dict[str, Any]], metric: str) -> None:
             f"{row['score']:.4f}",
             f"{row['relative_score']:.1%}" if row["relative_score"] else "",
             str(row["trainings"]),
+            str(row["promotions"]),
             f"{row['cpu_seconds']:.1f}",
             f"{row['relative_cpu']:.1%}" if row["relative_cpu"] is not None else "",
             style=style,

@@ -49,7 +49,7 @@ def retrain(
     window = windows.select_window(
         labelled, spec.trainer.window, timestamp=spec.timestamp,
         now=_newest(labelled, spec.timestamp, project.clock.now()),
-        last_drift_at=_last_drift_at(project),
+        last_drift_at=_last_drift_at(project) if spec.trainer.window.kind == "since_drift" else None,
     )
     # The gate needs rows the challenger has not seen; without a gate, train on all of them.
     holdout_rows = min(spec.gate.holdout_rows, len(window) // 5) if spec.gate.enabled else 0
