@@ -169,3 +169,39 @@ def test_backtest_is_deterministic() -> None:
     names = [row[0] for row in first]
     assert names == ["never", "every-batch", "weekly", "floor"]
     assert dict((n, t) for n, _, t in first)["every-batch"] == 31  # warm-up + one per day
+
+
+def test_late_labels_are_joined_scored_by_the_model_that_served_and_learned(folder: Path) -> None:
+    project = open_project(folder)
+    controller = tick.Controller(project)
+    controller.tick()  # v1 from the sample weeks
+    week = elec2.load_elec2().iloc[6 * 336 : 7 * 336]
+    week.drop(columns=["class"]).to_csv(folder / "data" / "1996-06-18.csv", index=False)
+    unlabelled = controller.tick()
+    assert [b.status for b in unlabelled.batches] == ["accepted"]  # no target yet: fine
+    assert unlabelled.evaluations[0].rows == 0 and unlabelled.evaluations[0].value is None
+
+    week[["time", "class"]].to_csv(folder / "data" / "1996-06-18-labels.csv", index=False)
+    labelled = controller.tick()
+    assert [b.status for b in labelled.batches] == ["accepted"]
+    late = labelled.evaluations
+    assert len(late) == 1 and late[0].version == 1 and late[0].rows == 336
+    expected = (controller.model_of(1).predict(week[list(elec2.FEATURES)]) == week["class"]).mean()
+    assert late[0].value == pytest.approx(expected)
+    assert len(late[0].errors) == 336
+
+    # a label is final, and labels for rows never seen are refused — both quarantined
+    week.iloc[:5][["time", "class"]].to_csv(folder / "data" / "1996-06-19-again.csv", index=False)
+    stranger = week.iloc[:2][["time", "class"]].assign(
+        time=["2031-01-01T00:00Z", "2031-01-02T00:00Z"]
+    )
+    stranger.to_csv(folder / "data" / "1996-06-20-stranger.csv", index=False)
+    refused = {Path(b.source_uri).name: b for b in controller.tick().batches}
+    assert "already have a label" in refused["1996-06-19-again.csv"].reasons["class"][0]
+    assert "never ingested" in refused["1996-06-20-stranger.csv"].reasons["time"][0]
+
+    # the late labels are training data: a retraining sees them
+    project.store.add_decision(project.name, kind="request", fired=True, evidence={})
+    outcome = controller.tick().outcome
+    assert outcome is not None and outcome.version is not None
+    assert labelled.batches[0].id in outcome.version.batch_ids

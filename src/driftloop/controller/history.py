@@ -13,13 +13,21 @@ so new batches wait in `tail_` and join the one big frame only when all rows are
 from __future__ import annotations
 
 import bisect
+from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from driftloop.controller import project as projects
 from driftloop.store import entities
 
 BATCH_COLUMN = "__batch__"
+
+
+def label_key(spec: Any) -> str | None:
+    """The column that ties a late label to its row: the row id, else the timestamp."""
+    return spec.id or spec.timestamp
 
 
 class History:
@@ -38,6 +46,8 @@ class History:
         self.frame_: pd.DataFrame | None = None  # rows of all batches but the tail
         self.tail_: list[pd.DataFrame] = []  # rows of the newest batches, one frame each
         self.pending_: dict[int, pd.DataFrame] = {}
+        self.origin_: dict[Any, int] = {}  # row key → the batch that brought the row
+        self.late_: dict[int, npt.NDArray[np.int64]] = {}  # label batch → origin batch per row
 
     def add(self, batch: entities.Batch, rows: pd.DataFrame) -> None:
         """Hand over the rows of a batch just accepted (saves reading them back)."""
@@ -57,7 +67,25 @@ class History:
             self.starts_.append(self.starts_[-1] + len(part))
             self.labelled_.append(self.labelled_[-1] + labelled)
             self.tail_.append(part)
+            self._index(batch.id, part)
         self.pending_.clear()
+
+    def _index(self, batch_id: int, part: pd.DataFrame) -> None:
+        """Remember which batch brought each row key; a batch whose keys were all seen before
+        is one of late labels (see `ingest.join_labels`), and `late_` maps its rows back."""
+        key = label_key(self.project.spec)
+        if key is None or key not in part.columns or part.empty:
+            return
+        origins = part[key].map(self.origin_)
+        if origins.notna().all():
+            self.late_[batch_id] = origins.to_numpy(dtype=np.int64)
+        else:
+            fresh = part[key][origins.isna()]
+            self.origin_.update(dict.fromkeys(fresh.tolist(), batch_id))
+
+    def origins(self, batch_id: int) -> npt.NDArray[np.int64] | None:
+        """For a batch of late labels, the batch each of its rows first arrived in."""
+        return self.late_.get(batch_id)
 
     def __len__(self) -> int:
         """How many rows there are."""

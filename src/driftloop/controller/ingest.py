@@ -12,7 +12,9 @@ from collections.abc import Callable
 
 import pandas as pd
 
+from driftloop.controller import history
 from driftloop.controller import project as projects
+from driftloop.core import config
 from driftloop.data import frames
 from driftloop.data.sources import base as sources
 from driftloop.store import entities
@@ -21,14 +23,19 @@ from driftloop.validation import schema as schemas
 Accepted = Callable[[entities.Batch, pd.DataFrame], None]
 
 
-def ingest(project: projects.Project, on_accepted: Accepted | None = None) -> list[entities.Batch]:
+def ingest(
+    project: projects.Project,
+    on_accepted: Accepted | None = None,
+    known: history.History | None = None,
+) -> list[entities.Batch]:
     """Record every new batch of the source; returns the batches recorded now (both kinds).
 
     `on_accepted(batch, rows)` sees each accepted batch's stored rows, so a caller that keeps
-    them in memory need not read them back."""
+    them in memory need not read them back; `known` is such a caller's `History`, which late
+    labels are joined against (one is read from the store when needed otherwise)."""
     store, name = project.store, project.name
     recorded = []
-    schemas_ = _Schemas(project)
+    schemas_ = _Schemas(project, known)
     for raw in project.source.poll(store.get_cursor(name, project.source.key)):
         if store.find_batch(name, raw.fingerprint) is None:
             recorded.append(record_batch(project, raw, on_accepted, schemas_))
@@ -40,9 +47,17 @@ class _Schemas:
     """The pipeline's stored schema, read at most once per `ingest` call (it is set once, by
     the first accepted batch, and never changes after)."""
 
-    def __init__(self, project: projects.Project) -> None:
+    def __init__(self, project: projects.Project, known: history.History | None = None) -> None:
         self.project = project
         self.schema_: schemas.Schema | None = None
+        self.known = known
+
+    def history(self) -> history.History:
+        """The rows ingested so far (for joining late labels), up to date."""
+        if self.known is None:
+            self.known = history.History(self.project)
+        self.known.refresh()
+        return self.known
 
     def get(self) -> schemas.Schema | None:
         if self.schema_ is None:
@@ -58,15 +73,20 @@ class _Schemas:
 
 
 def record_batch(
-    project: projects.Project, raw: sources.RawBatch, on_accepted: Accepted | None = None,
+    project: projects.Project,
+    raw: sources.RawBatch,
+    on_accepted: Accepted | None = None,
     schemas_: _Schemas | None = None,
 ) -> entities.Batch:
     """Validate one raw batch against the schema (inferred from the first good batch), store it."""
-    frame, schema = raw.frame, None
+    frame, schema, reasons = raw.frame, None, {}
+    schemas_ = schemas_ or _Schemas(project)
     if frame is None:
         reasons = {"*": [raw.error or "no data"]}
-    else:
-        reasons, schema = _validate(project, frame, schemas_ or _Schemas(project))
+    elif is_label_batch(project.spec, frame, schemas_.get()):
+        frame, reasons = join_labels(project.spec, frame, schemas_.history().rows())
+    if frame is not None and not reasons:
+        reasons, schema = _validate(project, frame, schemas_)
     start = end = None
     data_uri = data_sha = None
     if frame is not None and project.spec.timestamp in frame.columns:
@@ -79,7 +99,7 @@ def record_batch(
         project.name,
         source_uri=raw.source_uri,
         fingerprint=raw.fingerprint,
-        rows=0 if frame is None else len(frame),
+        rows=len(frame if frame is not None else raw.frame if raw.frame is not None else ()),
         start=start,
         end=end,
         status="quarantined" if reasons else "accepted",
@@ -107,3 +127,64 @@ def _validate(
         inferred = schemas.infer_schema(frame, target=spec.target, timestamp=spec.timestamp)
         schema = schemas_.set(inferred)
     return schemas.check_batch(frame, schema, spec.validation), schema
+
+
+def is_label_batch(
+    spec: config.PipelineSpec, frame: pd.DataFrame, schema: schemas.Schema | None
+) -> bool:
+    """A batch of late labels: only the row key and the target, for a pipeline with features."""
+    key = history.label_key(spec)
+    columns = set(map(str, frame.columns))
+    return (
+        schema is not None
+        and key is not None
+        and columns == {key, spec.target}
+        and len(schema.features) > 0
+    )
+
+
+def join_labels(
+    spec: config.PipelineSpec, labels: pd.DataFrame, rows: pd.DataFrame
+) -> tuple[pd.DataFrame | None, dict[str, list[str]]]:
+    """The rows the labels belong to, now with their target — or why they cannot be joined.
+
+    The joined rows become a batch of their own (the earlier, unlabelled rows stay as they
+    were), so stored batches never change and training simply sees the labelled copies.
+    """
+    key, target = history.label_key(spec), spec.target
+    assert key is not None
+    if rows.empty or key not in rows.columns:
+        return None, {key: [f"{key}: labels arrived before any row they could belong to"]}
+    wanted = labels[key]
+    if key == spec.timestamp:
+        wanted = frames.parse_times(wanted)
+    elif wanted.dtype != rows[key].dtype:
+        wanted = wanted.astype(rows[key].dtype, errors="ignore")
+    problems: dict[str, list[str]] = {}
+    if labels[target].isna().any():
+        problems[target] = [f"{target}: {int(labels[target].isna().sum())} labels are empty"]
+    if wanted.duplicated().any():
+        problems.setdefault(key, []).append(
+            f"{key}: {int(wanted.duplicated().sum())} rows labelled twice in this batch"
+        )
+    known = rows.drop_duplicates(subset=[key]).set_index(key)
+    unknown = ~wanted.isin(known.index)
+    if unknown.any():
+        examples = ", ".join(map(str, wanted[unknown].head(3)))
+        problems.setdefault(key, []).append(
+            f"{key}: {int(unknown.sum())} labels for rows never ingested (e.g. {examples})"
+        )
+    if problems:
+        return None, problems
+    already = wanted.isin(rows.loc[rows[target].notna(), key])
+    if already.any():
+        examples = ", ".join(map(str, wanted[already].head(3)))
+        return None, {
+            target: [
+                f"{target}: {int(already.sum())} rows already have a label "
+                f"(e.g. {examples}); a label is final"
+            ]
+        }
+    joined = known.loc[wanted.to_numpy()].reset_index()
+    joined[target] = labels[target].to_numpy()
+    return joined.drop(columns=[history.BATCH_COLUMN], errors="ignore"), {}

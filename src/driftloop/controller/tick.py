@@ -78,6 +78,7 @@ class Controller:
         self.executor = executor or executors.build_executor(project.spec.trainer.executor)
         self.policy = policies.Policy.from_spec(project.spec)
         self.history_ = history.History(project)
+        self.models_: dict[int, Any] = {}  # earlier versions, for late labels
         self.evaluations_ = evaluate.Evaluations(project)
         self.monitor_ = evaluate.ConceptMonitor(project, self.evaluations_)
         self.champion_: Champion | None = None
@@ -106,7 +107,7 @@ class Controller:
         return TickResult(acted, None, batches, evaluations, decision, outcome, repaired)
 
     def ingest(self) -> list[entities.Batch]:
-        return ingesting.ingest(self.project, on_accepted=self.history_.add)
+        return ingesting.ingest(self.project, on_accepted=self.history_.add, known=self.history_)
 
     def champion(self) -> Champion | None:
         """The champion version and its model (loaded once, hash-verified)."""
@@ -153,18 +154,51 @@ class Controller:
         scored = []
         for batch in self.history_.batches(after_id=max(done_upto, trained_upto)):
             rows = self.history_.of(batch.id)
-            evaluation = evaluate.evaluate_batch(self.project, model, version.version, batch, rows)
-            scored.append(evaluation)
-            self.evaluations_.add(evaluation)
+            origins = self.history_.origins(batch.id)
+            if origins is None:
+                pairs = [(version.version, model, rows)]
+            else:
+                pairs = self.late_pairs(rows, origins)
+            for number, scorer, part in pairs:
+                evaluation = evaluate.evaluate_batch(self.project, scorer, number, batch, part)
+                scored.append(evaluation)
+                self.evaluations_.add(evaluation)
         return scored
+
+    def late_pairs(self, rows: Any, origins: Any) -> list[tuple[int, Any, Any]]:
+        """Late labels are scored by the model that was live when their rows arrived (the one
+        that evaluated those rows then); rows from before any champion are not scored."""
+        served = {e.batch_id: e.version for e in self.evaluations_.items_ if e.batch_id is not None}
+        pairs = []
+        for number in sorted({served[o] for o in set(origins.tolist()) if o in served}):
+            mask = [served.get(o) == number for o in origins.tolist()]
+            pairs.append((number, self.model_of(number), rows[mask]))
+        return pairs
+
+    def model_of(self, number: int) -> Any:
+        """Any version's model, loaded once (hash-verified)."""
+        if self.champion_ is not None and self.champion_[0].version == number:
+            return self.champion_[1]
+        if number not in self.models_:
+            found = self.project.store.get_model_version(self.project.name, number)
+            self.models_[number] = self.project.artifacts.get_model(
+                found.artifact_uri, found.sha256
+            )
+        return self.models_[number]
 
     def decide(self, live: Champion | None, latest: Latest) -> entities.Decision | None:
         """Evaluate the policy if anything is new since the last decision, and record it."""
         store, name = self.project.store, self.project.name
         last = latest.decision
         gathered = gathering.gather(
-            self.project, self.history_, live[0] if live else None, self.profile, self.monitor_,
-            last, latest.fired, latest.request,
+            self.project,
+            self.history_,
+            live[0] if live else None,
+            self.profile,
+            self.monitor_,
+            last,
+            latest.fired,
+            latest.request,
         )
         verdict = self.policy.decide(gathered.signals)
         is_new = last is None or gathered.last_batch_id > int(last.evidence.get("last_batch_id", 0))
@@ -181,7 +215,10 @@ class Controller:
             "drift": gathered.signals.drift,
         }
         return store.add_decision(
-            name, kind="retrain", fired=verdict.fire, evidence=evidence,
+            name,
+            kind="retrain",
+            fired=verdict.fire,
+            evidence=evidence,
             caused_by=gathered.caused_by,
         )
 
@@ -198,7 +235,9 @@ class Controller:
         repaired = []
         for run in store.list_runs(name, status="running"):
             store.finish_run(
-                run.id, status="failed", compute_seconds=None,
+                run.id,
+                status="failed",
+                compute_seconds=None,
                 error="interrupted: the controller stopped during training",
             )
             repaired.append(f"run {run.id} marked failed (interrupted)")

@@ -152,6 +152,11 @@ class TrainerSpec(Spec):
     params: dict[str, Any] = {}
     window: WindowSpec = WindowSpec()
     timeout: Duration = timedelta(minutes=30)
+    threads: int | None = Field(
+        default=1, ge=1,
+        description="CPU threads one training may use (OpenMP, BLAS); null: all. More threads "
+                    "help only with large data on idle cores, and slow small fits on busy ones",
+    )
     executor: Literal["local", "inline"] = "local"
 
 
@@ -208,9 +213,36 @@ class GateSpec(Spec):
 
 
 class RolloutSpec(Spec):
-    """How a promoted model goes live. Only `replace` (move the champion alias) acts today."""
+    """How a model that passed the gate goes live, and when a live test promotes or rolls it back.
 
-    strategy: Literal["replace"] = "replace"
+    `replace` moves the champion at once. The others put the new version under a test alias
+    (`shadow`: scored on every request off the response path, never returned; `canary`: a
+    `share` of traffic; `ab`: the `challenger` alias on a `share` of traffic) and the controller
+    compares it with the champion on live labels: it promotes once `min_requests` and
+    `min_labels` are reached and the lower end of the `confidence` interval of challenger −
+    champion (positive = better) is above `-max_metric_drop`; it rolls back when the interval
+    lies wholly below that, or at once when the error rate or p99 latency exceeds its limit.
+    Assignment is sticky: a hash of the request's `key` (or of the record field named by `key`).
+
+    >>> RolloutSpec(strategy="canary", share=0.1).test_alias
+    'canary'
+    """
+
+    strategy: Literal["replace", "shadow", "canary", "ab"] = "replace"
+    share: float = Field(default=0.1, gt=0, lt=1, description="Traffic share of the challenger")
+    key: str | None = Field(
+        default=None, description="Record field to assign by; default: the request's `key`")
+    min_requests: int = Field(default=500, ge=1)
+    min_labels: int = Field(default=200, ge=1)
+    confidence: float = Field(default=0.95, gt=0, lt=1)
+    max_error_rate: float = Field(default=0.01, ge=0, le=1)
+    max_p99_ms: float = Field(default=50.0, gt=0)
+    max_metric_drop: float = Field(default=0.01, ge=0)
+
+    @property
+    def test_alias(self) -> str | None:
+        """The alias a new version is tested under (None for `replace`)."""
+        return {"shadow": "shadow", "canary": "canary", "ab": "challenger"}.get(self.strategy)
 
 
 class ServingSpec(Spec):

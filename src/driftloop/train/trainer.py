@@ -21,6 +21,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import threadpoolctl
+
 from driftloop.core import config, errors
 
 
@@ -88,7 +90,7 @@ def fit_model(spec: config.TrainerSpec, X: Any, y: Any, base_dir: Path) -> Any:
     >>> round(float(model.predict([[20.0]])[0]), 1)
     19.9
     """
-    with _on_path(base_dir):
+    with _on_path(base_dir), threadpoolctl.threadpool_limits(spec.threads):
         function = load_trainer(spec.function, base_dir)
         itself = fits_itself(function)
         arguments = {"X": X, "y": y, **spec.params} if itself else dict(spec.params)

@@ -8,7 +8,7 @@ valid batch the schema's dtypes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -156,7 +156,8 @@ def kind_of(values: pd.Series, *, is_timestamp: bool = False) -> Kind:
 def infer_schema(frame: pd.DataFrame, *, target: str, timestamp: str | None = None) -> Schema:
     """The schema of the first accepted data: kinds, dtypes, ranges, categories, missing rates.
 
-    Every column seen is required. `errors.ValidationError` if `target` or `timestamp` is not
+    Every column seen is required but the target, whose labels may arrive later (a batch may
+    lack it or miss values in it). `errors.ValidationError` if `target` or `timestamp` is not
     a column of `frame`.
     """
     for role, name in (("target", target), ("timestamp", timestamp)):
@@ -169,6 +170,10 @@ def infer_schema(frame: pd.DataFrame, *, target: str, timestamp: str | None = No
     columns = tuple(
         _infer_column(str(name), frame[name], is_timestamp=name == timestamp)
         for name in frame.columns
+    )
+    # Labels may arrive later than their rows: the target may be absent or missing in a batch.
+    columns = tuple(
+        replace(c, required=False, missing_rate=1.0) if c.name == target else c for c in columns
     )
     return Schema(columns=columns, target=target, timestamp=timestamp)
 
