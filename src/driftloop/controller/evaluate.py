@@ -47,8 +47,13 @@ def evaluate_batch(
         value = metric.score(labelled[spec.target], predictions)
         errors = errors_of(spec.task, labelled[spec.target], y_pred)
     return project.store.add_evaluation(
-        project.name, batch_id=batch.id, version=version, metric=spec.gate.metric,
-        value=value, rows=len(labelled), errors=errors,
+        project.name,
+        batch_id=batch.id,
+        version=version,
+        metric=spec.gate.metric,
+        value=value,
+        rows=len(labelled),
+        errors=errors,
     )
 
 

@@ -63,7 +63,7 @@ def resolve_store_url(url: str, base_dir: Path) -> str:
     """
     prefix = "sqlite:///"
     if url.startswith(prefix) and not url.startswith(prefix + "/"):
-        return prefix + str(base_dir / url[len(prefix):])
+        return prefix + str(base_dir / url[len(prefix) :])
     return url
 
 

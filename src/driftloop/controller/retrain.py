@@ -47,9 +47,13 @@ def retrain(
     spec, store = project.spec, project.store
     labelled = rows[rows[spec.target].notna()]
     window = windows.select_window(
-        labelled, spec.trainer.window, timestamp=spec.timestamp,
+        labelled,
+        spec.trainer.window,
+        timestamp=spec.timestamp,
         now=_newest(labelled, spec.timestamp, project.clock.now()),
-        last_drift_at=_last_drift_at(project) if spec.trainer.window.kind == "since_drift" else None,
+        last_drift_at=_last_drift_at(project)
+        if spec.trainer.window.kind == "since_drift"
+        else None,
     )
     # The gate needs rows the challenger has not seen; without a gate, train on all of them.
     holdout_rows = min(spec.gate.holdout_rows, len(window) // 5) if spec.gate.enabled else 0
@@ -58,31 +62,53 @@ def retrain(
     features = spec.feature_columns([c for c in rows.columns if not c.startswith("__")])
     batch_ids = tuple(int(b) for b in train_part[BATCH_COLUMN].unique())
     run = store.start_run(
-        project.name, trainer=spec.trainer.function, params=dict(spec.trainer.params),
-        batch_ids=batch_ids, decision_id=decision.id,
+        project.name,
+        trainer=spec.trainer.function,
+        params=dict(spec.trainer.params),
+        batch_ids=batch_ids,
+        decision_id=decision.id,
     )
     if train_part.empty:
-        failed = store.finish_run(run.id, status="failed", compute_seconds=None,
-                                  error="no labelled rows in the training window")
+        failed = store.finish_run(
+            run.id,
+            status="failed",
+            compute_seconds=None,
+            error="no labelled rows in the training window",
+        )
         return Outcome(failed, None, False, failed.error or "")
     try:
-        result = executor.train(spec.trainer, train_part[features], train_part[spec.target], project.base_dir)
+        result = executor.train(
+            spec.trainer, train_part[features], train_part[spec.target], project.base_dir
+        )
     except errors.DriftloopError as exc:
         failed = store.finish_run(run.id, status="failed", compute_seconds=None, error=str(exc))
         return Outcome(failed, None, False, f"training failed: {exc}")
 
     report = gate.evaluate_gate(
-        result.estimator, champion[1] if champion else None,
-        holdout[features], holdout[spec.target], spec.gate, spec.task,
+        result.estimator,
+        champion[1] if champion else None,
+        holdout[features],
+        holdout[spec.target],
+        spec.gate,
+        spec.task,
     )
     artifact = project.artifacts.put_model(result.estimator)
     profile = store.add_profile(project.name, _profile(project, train_part, features))
-    metrics = {spec.gate.metric: report.challenger_score, "train_rows": len(train_part),
-               "data_upto_batch": int(window[BATCH_COLUMN].max()),
-               "holdout_rows": len(holdout), "cpu_seconds": result.cpu_seconds}
+    metrics = {
+        spec.gate.metric: report.challenger_score,
+        "train_rows": len(train_part),
+        "data_upto_batch": int(window[BATCH_COLUMN].max()),
+        "holdout_rows": len(holdout),
+        "cpu_seconds": result.cpu_seconds,
+    }
     version = store.add_model_version(
-        project.name, run_id=run.id, artifact_uri=artifact.uri, sha256=artifact.sha256,
-        metrics=metrics, profile_id=profile.id, gate_report=report.to_json(),
+        project.name,
+        run_id=run.id,
+        artifact_uri=artifact.uri,
+        sha256=artifact.sha256,
+        metrics=metrics,
+        profile_id=profile.id,
+        gate_report=report.to_json(),
     )
     run = store.finish_run(run.id, status="succeeded", compute_seconds=result.cpu_seconds)
     promoted = report.passed and promote(project, version, actor)
@@ -93,8 +119,12 @@ def promote(project: projects.Project, version: entities.ModelVersion, actor: st
     """Move the champion alias to `version` (the gate passed); records the audit row."""
     report = version.gate_report or {}
     project.store.set_alias(
-        project.name, "champion", version.version, actor=actor,
-        reason=f"gate passed: {report.get('reason', '')}", action="promote",
+        project.name,
+        "champion",
+        version.version,
+        actor=actor,
+        reason=f"gate passed: {report.get('reason', '')}",
+        action="promote",
     )
     return True
 
@@ -107,7 +137,9 @@ def promote_pending(project: projects.Project, actor: str) -> entities.ModelVers
         return None
     newest = versions[0]
     champion = store.get_alias(project.name, "champion")
-    if champion is None or (champion < newest.version and not _was_champion(project, newest.version)):
+    if champion is None or (
+        champion < newest.version and not _was_champion(project, newest.version)
+    ):
         promote(project, newest, actor)
         return newest
     return None
@@ -115,14 +147,19 @@ def promote_pending(project: projects.Project, actor: str) -> entities.ModelVers
 
 def _was_champion(project: projects.Project, version: int) -> bool:
     """Whether the champion alias ever pointed at `version` (then a rollback moved it away)."""
-    return any(move.version == version for move in project.store.alias_history(project.name, "champion"))
+    return any(
+        move.version == version for move in project.store.alias_history(project.name, "champion")
+    )
 
 
 def _profile(project: projects.Project, frame: pd.DataFrame, features: list[str]) -> dict[str, Any]:
     """The training data's profile, stored with the version: later batches are tested against it."""
     schema = schemas.Schema.from_json(project.store.get_pipeline(project.name).schema or {})
-    kinds = {c.name: ("numeric" if c.kind == "numeric" else "categorical")
-             for c in schema.columns if c.name in features and c.kind in {"numeric", "categorical", "boolean"}}
+    kinds = {
+        c.name: ("numeric" if c.kind == "numeric" else "categorical")
+        for c in schema.columns
+        if c.name in features and c.kind in {"numeric", "categorical", "boolean"}
+    }
     return profiles.build_profile(frame[list(kinds)], columns=kinds)
 
 
@@ -135,8 +172,12 @@ def _newest(frame: pd.DataFrame, timestamp: str | None, default: Any) -> Any:
 
 def _last_drift_at(project: projects.Project) -> Any:
     """When the policy last saw drift (data or concept), for the `since_drift` window."""
-    for decision in reversed(project.store.list_decisions(project.name, kind="retrain", fired=True, limit=50)):
-        fired = {r["kind"] for r in decision.evidence.get("policy", {}).get("results", []) if r["fired"]}
+    for decision in reversed(
+        project.store.list_decisions(project.name, kind="retrain", fired=True, limit=50)
+    ):
+        fired = {
+            r["kind"] for r in decision.evidence.get("policy", {}).get("results", []) if r["fired"]
+        }
         if "drift" in fired:
             return decision.at
     return None

@@ -249,7 +249,9 @@ class ServingSpec(Spec):
     """How `driftloop serve` behaves."""
 
     anonymous_predict: bool = Field(default=False, description="Allow /v1/predict without a token")
-    poll_interval: Duration = Field(default=timedelta(seconds=1), description="How often servers look for a new champion")
+    poll_interval: Duration = Field(
+        default=timedelta(seconds=1), description="How often servers look for a new champion"
+    )
 
 
 class PipelineSpec(Spec):

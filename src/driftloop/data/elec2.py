@@ -20,8 +20,11 @@ TARGET = "class"
 
 def load_elec2() -> pd.DataFrame:
     """Elec2 in time order, with a `time` column (half-hourly from 1996-05-07, UTC)."""
-    with resources.files("driftloop.data").joinpath("elec2.csv.gz").open("rb") as raw:
-        frame = pd.read_csv(gzip.open(raw))
+    with (
+        resources.files("driftloop.data").joinpath("elec2.csv.gz").open("rb") as raw,
+        gzip.open(raw) as text,
+    ):
+        frame = pd.read_csv(text)
     frame[TARGET] = frame[TARGET].astype("int64")
     frame["time"] = START + pd.to_timedelta(frame.index * 30, unit="min")
     return frame

@@ -42,7 +42,8 @@ class ReplaySource(base.Source):
         self.ends = ends
         self.clock = clock
         times = frame[timestamp].to_numpy()
-        self.cuts_ = np.searchsorted(times, np.asarray(pd.DatetimeIndex(ends).to_numpy()), side="right")
+        ends_ = np.asarray(pd.DatetimeIndex(ends).to_numpy())
+        self.cuts_ = np.searchsorted(times, ends_, side="right")
 
     @property
     def key(self) -> str:
