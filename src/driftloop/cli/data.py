@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from driftloop.cli import console
+from driftloop.store import entities
 
 SPEC = typer.Option(Path("driftloop.yaml"), "--spec", "-s", help="The pipeline spec.")
 
@@ -47,7 +48,7 @@ def batches(
     project.close()
 
 
-def show_batches(listed: list) -> None:
+def show_batches(listed: list[entities.Batch]) -> None:
     """A table of batches, then the reasons of each quarantined one (long lines fit no column)."""
     table = console.table("id", "file", "rows", "period", "status", "reasons")
     for batch in listed:

@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import getpass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from driftloop.cli import console
+
+if TYPE_CHECKING:
+    from driftloop.controller import project as projects
 
 app = typer.Typer(
     help="The model registry: versions, lineage, promotion and rollback.", no_args_is_help=True
@@ -21,7 +25,7 @@ ACTOR = typer.Option(
 )
 
 
-def _open(spec: Path):
+def _open(spec: Path) -> projects.Project:
     from driftloop.controller import project as projects
 
     return console.guard(lambda: projects.open_project(spec))
@@ -33,8 +37,8 @@ def list_versions(spec: Path = SPEC) -> None:
     project = _open(spec)
     store, name = project.store, project.name
     aliases: dict[int, list[str]] = {}
-    for alias, version in store.aliases(name).items():
-        aliases.setdefault(version, []).append(alias)
+    for alias, number in store.aliases(name).items():
+        aliases.setdefault(number, []).append(alias)
     table = console.table(
         "version", "created", "aliases", project.spec.gate.metric, "gate", "train rows", "run"
     )

@@ -134,9 +134,9 @@ def _replay(
         if on_step is not None:
             on_step()
     runs = store.list_runs(spec.name, status="succeeded")
-    evaluations = [e for e in store.list_evaluations(spec.name) if e.value is not None]
-    rows = sum(e.rows for e in evaluations)
-    score = sum(e.value * e.rows for e in evaluations) / rows if rows else float("nan")
+    scored = [(e.value, e.rows) for e in store.list_evaluations(spec.name) if e.value is not None]
+    rows = sum(n for _, n in scored)
+    score = sum(value * n for value, n in scored) / rows if rows else float("nan")
     promotions = len(store.alias_history(spec.name, "champion"))
     store.close()
     return PolicyResult(

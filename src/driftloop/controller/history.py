@@ -20,12 +20,13 @@ import numpy.typing as npt
 import pandas as pd
 
 from driftloop.controller import project as projects
+from driftloop.core import config
 from driftloop.store import entities
 
 BATCH_COLUMN = "__batch__"
 
 
-def label_key(spec: Any) -> str | None:
+def label_key(spec: config.PipelineSpec) -> str | None:
     """The column that ties a late label to its row: the row id, else the timestamp."""
     return spec.id or spec.timestamp
 
