@@ -79,3 +79,14 @@ def test_source_kind_defaults_to_files_and_unknown_kind_is_named(tmp_path: Path)
 
 def test_a_spec_that_is_not_a_mapping(tmp_path: Path) -> None:
     assert "must be a mapping" in error_of(tmp_path, "- just\n- a list\n")
+
+
+def test_cross_field_checks_name_the_problem(tmp_path: Path) -> None:
+    assert "needs `rows`" in error_of(
+        tmp_path, GOOD.replace("  timeout: 90s", "  timeout: 90s\n  window: {kind: last_rows}"))
+    assert "needs `timestamp:`" in error_of(
+        tmp_path, GOOD.replace("  timeout: 90s", "  timeout: 90s\n  window: {kind: since_drift}"))
+    regression = load(tmp_path, GOOD + "task: regression\n")
+    assert regression.gate.metric == "rmse"  # metrics follow the task when left out
+    assert "is for regression" in error_of(
+        tmp_path, GOOD + "task: classification\ngate: {metric: mae}\n")

@@ -113,7 +113,7 @@ def test_crash_during_training_is_retried_by_another_controller_after_the_lease(
     monkeypatch.undo()
     other = tick.Controller(projects.open_project(folder / "driftloop.yaml", clock=clock))
     assert other.tick().skipped == "another controller holds the lease"
-    clock.advance(timedelta(minutes=6))
+    clock.advance(controller.lease_ttl + timedelta(seconds=1))  # outlives the longest training
     result = other.tick()
     assert any("interrupted" in line for line in result.repaired)
     assert result.outcome is not None and result.outcome.promoted
@@ -205,3 +205,36 @@ def test_late_labels_are_joined_scored_by_the_model_that_served_and_learned(fold
     outcome = controller.tick().outcome
     assert outcome is not None and outcome.version is not None
     assert labelled.batches[0].id in outcome.version.batch_ids
+
+
+def test_a_failing_trainer_is_retried_a_bounded_number_of_times(folder: Path) -> None:
+    (folder / "train.py").write_text("def make_model(max_iter=1):\n    raise RuntimeError('no')\n")
+    project = open_project(folder)
+    controller = tick.Controller(project)
+    for _ in range(6):
+        controller.tick()
+    assert len(project.store.list_decisions(project.name, kind="retrain")) == 1
+    assert len(project.store.list_runs(project.name)) == tick.MAX_ATTEMPTS
+
+
+def test_crash_after_the_version_is_stored_does_not_train_again(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = open_project(folder)
+    finish = project.store.finish_run
+
+    def crash_on_success(run_id: int, **kwargs: object) -> object:
+        if kwargs.get("status") == "succeeded":
+            raise KeyboardInterrupt("died after storing the version")
+        return finish(run_id, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(project.store, "finish_run", crash_on_success)
+    with pytest.raises(KeyboardInterrupt):
+        tick.Controller(project, holder="a").tick()
+    monkeypatch.undo()
+    fresh = open_project(folder)
+    result = tick.Controller(fresh, holder="a").tick()
+    assert any("marked succeeded" in line for line in result.repaired)
+    assert [run.status for run in fresh.store.list_runs(fresh.name)] == ["succeeded"]
+    assert len(fresh.store.list_model_versions(fresh.name)) == 1
+    assert fresh.store.get_alias(fresh.name, "champion") == 1

@@ -86,6 +86,7 @@ def test_log_loss_of_a_label_the_model_never_saw_is_large_not_an_error() -> None
 def test_metric_registry_directions_and_errors() -> None:
     lower = {name for name, m in metrics.METRICS.items() if not m.greater_is_better}
     assert lower == triggers.LOWER_IS_BETTER
+    assert {name: m.task for name, m in metrics.METRICS.items()} == config.METRIC_TASKS
     assert {m.name for m in metrics.METRICS.values() if m.needs_proba} == {"roc_auc", "log_loss"}
     with pytest.raises(errors.ConfigError, match="'auc' is not known"):
         metrics.get_metric("auc")

@@ -156,6 +156,7 @@ def test_policy_from_spec() -> None:
 name: demo
 source: {kind: files, path: data/*.csv}
 target: y
+task: regression
 trainer: {function: "train:make_model"}
 cooldown: 12h
 triggers:

@@ -8,12 +8,14 @@ champion alias move (`promote_pending` finishes a promotion a crash interrupted)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
 from driftloop.controller import project as projects
+from driftloop.controller import rollout
 from driftloop.controller.history import BATCH_COLUMN
 from driftloop.core import errors
 from driftloop.data import profile as profiles
@@ -42,10 +44,13 @@ def retrain(
     champion: tuple[entities.ModelVersion, Any] | None,
     executor: executors.Executor,
     actor: str,
+    keep_lease: Callable[[], None] = lambda: None,
 ) -> Outcome:
     """Train a challenger for `decision`, gate it, store it, promote it if it passed."""
     spec, store = project.spec, project.store
     labelled = rows[rows[spec.target].notna()]
+    if spec.timestamp is not None:  # late labels arrive after newer rows: put them in place
+        labelled = labelled.sort_values(spec.timestamp, kind="stable")
     window = windows.select_window(
         labelled,
         spec.trainer.window,
@@ -101,6 +106,7 @@ def retrain(
         "holdout_rows": len(holdout),
         "cpu_seconds": result.cpu_seconds,
     }
+    keep_lease()
     version = store.add_model_version(
         project.name,
         run_id=run.id,
@@ -111,22 +117,17 @@ def retrain(
         gate_report=report.to_json(),
     )
     run = store.finish_run(run.id, status="succeeded", compute_seconds=result.cpu_seconds)
+    keep_lease()
     promoted = report.passed and promote(project, version, actor)
     return Outcome(run, version, promoted, report.reason, result.estimator)
 
 
 def promote(project: projects.Project, version: entities.ModelVersion, actor: str) -> bool:
-    """Move the champion alias to `version` (the gate passed); records the audit row."""
+    """Put `version` live (the gate passed) as `rollout.strategy` says: replace the champion,
+    or start a shadow / canary / A-B test of it. Audited by the store."""
     report = version.gate_report or {}
-    project.store.set_alias(
-        project.name,
-        "champion",
-        version.version,
-        actor=actor,
-        reason=f"gate passed: {report.get('reason', '')}",
-        action="promote",
-    )
-    return True
+    reason = f"gate passed: {report.get('reason', '')}"
+    return rollout.start_rollout(project, version.version, actor, reason=reason) is not None
 
 
 def promote_pending(project: projects.Project, actor: str) -> entities.ModelVersion | None:
@@ -140,8 +141,7 @@ def promote_pending(project: projects.Project, actor: str) -> entities.ModelVers
     if champion is None or (
         champion < newest.version and not _was_champion(project, newest.version)
     ):
-        promote(project, newest, actor)
-        return newest
+        return newest if promote(project, newest, actor) else None
     return None
 
 

@@ -16,17 +16,18 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from driftloop.controller import evaluate, history, retrain
+from driftloop.controller import evaluate, history, retrain, rollout
 from driftloop.controller import ingest as ingesting
 from driftloop.controller import project as projects
 from driftloop.controller import signals as gathering
+from driftloop.core import errors
 from driftloop.core.types import JSON
 from driftloop.policy import policy as policies
-from driftloop.store import entities
+from driftloop.store import entities, serving
 from driftloop.train import executor as executors
 
 MAX_ATTEMPTS = 3
@@ -56,7 +57,8 @@ class TickResult:
     evaluations: tuple[entities.Evaluation, ...] = ()
     decision: entities.Decision | None = None
     outcome: retrain.Outcome | None = None
-    repaired: tuple[str, ...] = field(default=())
+    repaired: tuple[str, ...] = ()
+    rollout: entities.Decision | None = None
 
 
 class Controller:
@@ -74,12 +76,14 @@ class Controller:
         self.holder = holder or (
             f"controller@{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         )
-        self.lease_ttl = lease_ttl
+        # The lease outlives the longest training, so no one takes over a tick still working.
+        self.lease_ttl = max(lease_ttl, project.spec.trainer.timeout + timedelta(minutes=5))
         self.executor = executor or executors.build_executor(project.spec.trainer.executor)
         self.policy = policies.Policy.from_spec(project.spec)
         self.history_ = history.History(project)
         self.models_: dict[int, Any] = {}  # earlier versions, for late labels
         self.evaluations_ = evaluate.Evaluations(project)
+        self.serving_ = serving.ServingStore(project.store)
         self.monitor_ = evaluate.ConceptMonitor(project, self.evaluations_)
         self.champion_: Champion | None = None
         self.profiles_: dict[int, JSON] = {}
@@ -93,6 +97,7 @@ class Controller:
             return TickResult(acted=False, skipped="another controller holds the lease")
         batches = tuple(self.ingest())
         repaired = tuple(self.repair())
+        rolled = rollout.evaluate_rollout(self.project, self.serving_, self.holder)
         self.history_.refresh()
         live = self.champion()
         evaluations = tuple(self.evaluate(live))
@@ -103,8 +108,8 @@ class Controller:
             outcome = self.act(decision, live)
         else:
             outcome = self.retry_unfinished(latest.fired, live)
-        acted = bool(batches or repaired or evaluations or decision or outcome)
-        return TickResult(acted, None, batches, evaluations, decision, outcome, repaired)
+        acted = bool(batches or repaired or evaluations or decision or outcome or rolled)
+        return TickResult(acted, None, batches, evaluations, decision, outcome, repaired, rolled)
 
     def ingest(self) -> list[entities.Batch]:
         return ingesting.ingest(self.project, on_accepted=self.history_.add, known=self.history_)
@@ -202,7 +207,9 @@ class Controller:
         )
         verdict = self.policy.decide(gathered.signals)
         is_new = last is None or gathered.last_batch_id > int(last.evidence.get("last_batch_id", 0))
-        if not (is_new or verdict.fire):
+        # On unchanged data only a request or a schedule occurrence is news; anything else
+        # would re-decide on the same evidence (retries of a decision are `retry_unfinished`'s).
+        if not is_new and not (verdict.fire and set(verdict.fired_kinds) & {"manual", "schedule"}):
             return None
         if last is None and not len(self.history_):
             return None
@@ -224,16 +231,34 @@ class Controller:
 
     def act(self, decision: entities.Decision, live: Champion | None) -> retrain.Outcome:
         rows = self.history_.rows()
-        outcome = retrain.retrain(self.project, decision, rows, live, self.executor, self.holder)
-        if outcome.promoted and outcome.version is not None:
+        outcome = retrain.retrain(
+            self.project, decision, rows, live, self.executor, self.holder, self.renew_lease
+        )
+        champion = self.project.store.get_alias(self.project.name, "champion")
+        if outcome.version is not None and champion == outcome.version.version:
             self.champion_ = (outcome.version, outcome.model)  # the bytes just stored
         return outcome
+
+    def renew_lease(self) -> None:
+        """Keep the lease before a write that must happen once (a training can be long);
+        `ConflictError` if another controller took it meanwhile (this one then stops)."""
+        store, name = self.project.store, self.project.name
+        if store.acquire_lease(name, self.holder, self.lease_ttl) is None:
+            raise errors.ConflictError(
+                "the lease was lost during the tick; another controller carries on",
+                pipeline=name,
+                holder=self.holder,
+            )
 
     def repair(self) -> list[str]:
         """Finish what a crashed tick left: close orphaned runs, promote a passed version."""
         store, name = self.project.store, self.project.name
         repaired = []
         for run in store.list_runs(name, status="running"):
+            if store.model_version_for_run(run.id) is not None:  # stopped right after storing it
+                store.finish_run(run.id, status="succeeded", compute_seconds=None)
+                repaired.append(f"run {run.id} marked succeeded (its version was stored)")
+                continue
             store.finish_run(
                 run.id,
                 status="failed",

@@ -142,6 +142,14 @@ class WindowSpec(Spec):
     rows: int | None = Field(default=None, gt=0)
     duration: Duration | None = None
 
+    @pydantic.model_validator(mode="after")
+    def _needs(self) -> WindowSpec:
+        if self.kind == "last_rows" and self.rows is None:
+            raise ValueError("kind 'last_rows' needs `rows`, e.g. rows: 10000")
+        if self.kind == "last_duration" and self.duration is None:
+            raise ValueError("kind 'last_duration' needs `duration`, e.g. duration: 30d")
+        return self
+
 
 class TrainerSpec(Spec):
     """The trainer: a `module:function` that returns (or fits) a scikit-learn estimator."""
@@ -277,12 +285,68 @@ class PipelineSpec(Spec):
     rollout: RolloutSpec = RolloutSpec()
     serving: ServingSpec = ServingSpec()
 
+    @pydantic.model_validator(mode="before")
+    @classmethod
+    def _metric_defaults(cls, data: Any) -> Any:
+        """Metrics left out follow the task (accuracy; rmse for regression), and a performance
+        trigger watches the gate's metric."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        gate = dict(data.get("gate") or {})
+        if "metric" not in gate and data.get("task") == "regression":
+            gate["metric"] = "rmse"
+        data["gate"] = gate
+        metric = gate.get("metric", "accuracy")
+        if isinstance(data.get("triggers"), list):
+            data["triggers"] = [
+                {**t, "metric": metric}
+                if isinstance(t, dict) and t.get("kind") == "performance" and "metric" not in t
+                else t
+                for t in data["triggers"]
+            ]
+        return data
+
+    @pydantic.model_validator(mode="after")
+    def _consistent(self) -> PipelineSpec:
+        """Checks across sections: metrics fit the task and agree; time windows have a clock."""
+        if METRIC_TASKS.get(self.gate.metric, self.task) != self.task:
+            raise ValueError(
+                f"gate.metric {self.gate.metric!r} is for {METRIC_TASKS[self.gate.metric]}, but "
+                f"task is {self.task}; use one of {_metrics_for(self.task)}"
+            )
+        for trigger in self.triggers:
+            if isinstance(trigger, PerformanceTrigger) and trigger.metric != self.gate.metric:
+                raise ValueError(
+                    f"a performance trigger watches the live {self.gate.metric!r} (gate.metric);"
+                    f" its metric {trigger.metric!r} must be the same"
+                )
+        timed = self.trainer.window.kind in {"last_duration", "since_drift"}
+        if timed and self.timestamp is None:
+            raise ValueError(
+                f"trainer.window kind {self.trainer.window.kind!r} needs `timestamp:` (the "
+                "column that orders rows in time); or use kind 'last_rows'"
+            )
+        return self
+
     def feature_columns(self, columns: list[str]) -> list[str]:
         """The model's input columns among `columns`."""
         if self.features is not None:
             return list(self.features)
         excluded = {self.target, self.timestamp, self.id}
         return [column for column in columns if column not in excluded]
+
+
+METRIC_TASKS: dict[str, str] = {
+    "accuracy": "classification", "f1": "classification", "roc_auc": "classification",
+    "log_loss": "classification", "rmse": "regression", "mae": "regression", "r2": "regression",
+}
+"""The task of each metric the gate knows (`gate.metrics` registers them; a test keeps the two
+in step)."""
+
+
+def _metrics_for(task: str) -> str:
+    return ", ".join(name for name, kind in METRIC_TASKS.items() if kind == task)
 
 
 def load_spec(path: str | Path) -> PipelineSpec:

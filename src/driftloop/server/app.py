@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from driftloop.controller import project as projects
 from driftloop.core import errors
-from driftloop.server import predictions, scoring, state
+from driftloop.server import models, predictions, scoring, shadow, state
 from driftloop.store import serving
 
 Alias = Literal["champion", "challenger", "shadow", "canary"]
@@ -45,8 +45,9 @@ class _Body(BaseModel):
 
 
 class PredictRequest(_Body):
-    """Give `records` (a list) or one `record`; `key` identifies the caller's request (kept in
-    the prediction log; rollouts will route by it)."""
+    """Give `records` (a list) or one `record`; `key` identifies the caller (kept in the
+    prediction log; canary and A/B rollouts assign by it, so a key always meets the same
+    model while a rollout lasts)."""
 
     records: list[dict[str, Any]] | None = Field(default=None, min_length=1)
     record: dict[str, Any] | None = None
@@ -189,10 +190,13 @@ def _add_routes(app: FastAPI, server: state.ServerState) -> None:
     async def predict(
         body: PredictRequest, actor: str = _require(server, "predict"),
     ) -> JSONResponse:
-        """Predict for one or many records; every prediction is logged with its id."""
-        live = server.holder.get("champion")  # this request uses this model to the end
+        """Predict for one or many records; every prediction is logged with its id and the
+        alias and version that answered (canary / A-B: a sticky share goes to the model under
+        test; shadow: the shadow scores the same records after the answer, never returned)."""
+        started = time.perf_counter()
+        champion = server.holder.get("champion")  # this request uses these models to the end
         inputs = server.inputs
-        if live is None or inputs is None:
+        if champion is None or inputs is None:
             raise HTTPException(503, "no champion model is loaded yet; see /readyz")
         records: list[Any] = body.records if body.records is not None else [body.record]
         if len(records) > server.settings.max_records:
@@ -200,24 +204,34 @@ def _add_routes(app: FastAPI, server: state.ServerState) -> None:
                 413, f"{len(records)} records in one request; the limit is "
                 f"{server.settings.max_records}. Split the request")
         rows = inputs.check(records)
-        scored = scoring.score(live, inputs.frame(rows))
+        frame = inputs.frame(rows)
         at = server.project.store.clock.now()
+        groups = server.router.route(server.holder, champion, records, body.key)
+        answers: list[tuple[models.LiveModel, scoring.Scored] | None] = [None] * len(rows)
+        for live, indices in groups:
+            part = frame if len(groups) == 1 else frame.iloc[indices].reset_index(drop=True)
+            used, scored = _score(server, live, champion, part, at, started)
+            for index, out in zip(indices, scored, strict=True):
+                answers[index] = (used, out)
         logged = [
-            serving.Prediction(str(uuid.uuid4()), name, live.alias, live.number, body.key, row,
+            serving.Prediction(str(uuid.uuid4()), name, used.alias, used.number, body.key, row,
                                out.prediction, out.probabilities, at)
-            for row, out in zip(rows, scored, strict=True)
+            for row, (used, out) in zip(rows, typing.cast(list[Any], answers), strict=True)
         ]
         try:
             server.log.submit(logged)
         except predictions.Overloaded as exc:
             raise HTTPException(503, f"{exc}; try again shortly") from exc
-        server.metrics.predictions.labels(
-            pipeline=name, alias=live.alias, version=str(live.number)).inc(len(logged))
+        for live, indices in groups:
+            server.metrics.predictions.labels(
+                pipeline=name, alias=live.alias, version=str(live.number)).inc(len(indices))
+        if server.shadow.active:
+            server.shadow.submit(shadow.Job(frame, rows, [p.id for p in logged], body.key, at))
         return JSONResponse({
             "predictions": [
                 {"id": p.id, "prediction": p.prediction, "probabilities": p.probabilities,
                  "version": p.version, "alias": p.alias} for p in logged],
-            "version": live.number, "alias": live.alias,
+            "version": logged[0].version, "alias": logged[0].alias,
         })
 
     @app.post("/v1/feedback", response_model=FeedbackResponse, tags=["feedback"])
@@ -271,6 +285,25 @@ def _add_routes(app: FastAPI, server: state.ServerState) -> None:
         store.audit(actor, "retrain.request", name, {"decision": request.id,
                                                       "reason": body.reason})
         return {"decision": request.id, "kind": request.kind, "actor": actor}
+
+
+def _score(
+    server: state.ServerState, live: models.LiveModel, champion: models.LiveModel,
+    frame: Any, at: Any, started: float,
+) -> tuple[models.LiveModel, list[scoring.Scored]]:
+    """Score with `live`; a model under test that raises is counted as its error and the
+    champion answers instead. Every model that answered (or failed) is tallied."""
+    try:
+        scored = scoring.score(live, frame)
+    except Exception:
+        server.tally.observe(at, live.alias, live.number,
+                             (time.perf_counter() - started) * 1000, error=True)
+        if live is champion:
+            raise
+        return _score(server, champion, champion, frame, at, started)
+    server.tally.observe(at, live.alias, live.number, (time.perf_counter() - started) * 1000,
+                         error=False)
+    return live, scored
 
 
 def _move_json(move: Any, server: state.ServerState) -> dict[str, Any]:

@@ -64,6 +64,9 @@ class ServerMetrics:
             "driftloop_live_metric",
             "The champion's newest live score on labelled data, from the controller's "
             "evaluations.", ["pipeline", "metric"], registry=r)
+        self.shadow_dropped = prom.Counter(
+            "driftloop_shadow_dropped", "Records not shadowed because the shadow fell behind.",
+            ["pipeline"], registry=r)
 
     def render(self) -> tuple[bytes, str]:
         """The exposition text and its content type."""

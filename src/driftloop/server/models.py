@@ -1,7 +1,7 @@
 """The live models of a server process and their hot swap.
 
-`ModelHolder` keeps one `LiveModel` per watched alias (``champion`` today; ``shadow``,
-``canary`` and ``challenger`` when rollouts arrive). The server's poller calls `refresh`: it
+`ModelHolder` keeps one `LiveModel` per watched alias (``champion``, and the test alias of the
+rollout strategy: ``shadow``, ``canary`` or ``challenger``). The server's poller calls `refresh`: it
 reads where the aliases point (one query) and, for an alias that moved, loads the new version
 (sha256-verified by `ArtifactStore.get_model`) on the poller's thread, then replaces the whole
 mapping with one reference assignment. A request takes `get(alias)` once and uses that object
@@ -103,8 +103,9 @@ class ModelHolder:
                 if old is not None and old.number == number:
                     continue
                 if number is None:
-                    del live[alias]
-                    swapped.append((alias, old, None))
+                    if old is not None:  # cleared; an alias never set is not a swap
+                        del live[alias]
+                        swapped.append((alias, old, None))
                     continue
                 loaded = self._load(alias, number)
                 if loaded is None:

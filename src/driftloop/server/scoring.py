@@ -155,6 +155,16 @@ def score(live: models.LiveModel, frame: pd.DataFrame) -> list[Scored]:
     ]
 
 
+def single_threaded_models() -> None:
+    """Score with one OpenMP thread on the calling thread. A server answers small requests,
+    one worker per core: OpenMP teams (HistGradientBoosting, LightGBM) cost more to start and
+    join than a single row takes, and on a busy machine a team waits for a free core, which
+    made single-record p99 latency tens to hundreds of milliseconds instead of a few."""
+    import threadpoolctl
+
+    threadpoolctl.threadpool_limits(limits=1, user_api="openmp")
+
+
 def _kind(value: Any) -> str:
     names = {dict: "object", list: "array", str: "text", bool: "boolean"}
     return names.get(type(value), type(value).__name__)

@@ -2,8 +2,10 @@
 
 `server.app.create_app` builds one `ServerState` and starts / stops it with the app's lifespan.
 The poller thread (every `Settings.poll_interval`) follows the aliases (`ModelHolder.refresh`,
-the hot swap), re-reads the active tokens and the pipeline's schema, and updates the live
-metric gauge; nothing of that runs on a request.
+the hot swap), re-reads the active tokens and the pipeline's schema, updates the live
+metric gauge and writes the per-alias request tallies (`server.stats`); nothing of that runs
+on a request. The rollout strategy of the spec decides which aliases are watched: the
+champion, plus the strategy's test alias (``shadow``, ``canary`` or ``challenger``).
 
 Settings come from the spec's `serving` section, overridden by keyword arguments.
 """
@@ -17,8 +19,8 @@ from datetime import timedelta
 from typing import Any
 
 from driftloop.controller import project as projects
-from driftloop.server import auth, metrics, models, predictions, scoring
-from driftloop.store import serving
+from driftloop.server import auth, metrics, models, predictions, routing, scoring, shadow, stats
+from driftloop.store import serving, serving_stats
 from driftloop.validation import schema as schemas
 
 log = logging.getLogger("driftloop.server")
@@ -44,6 +46,9 @@ def settings_for(spec: Any, **overrides: Any) -> Settings:
         value = getattr(spec.serving, item.name, None)
         if value is not None:
             found[item.name] = value.total_seconds() if isinstance(value, timedelta) else value
+    test_alias = spec.rollout.test_alias
+    if test_alias is not None:
+        found["aliases"] = ("champion", test_alias)
     found.update({key: value for key, value in overrides.items() if value is not None})
     return replace(Settings(), **found)
 
@@ -65,6 +70,12 @@ class ServerState:
             on_written=self.metrics.log_written.inc,
             on_error=lambda _exc: self.metrics.log_write_errors.inc())
         self.tokens = auth.TokenCache(self.serving)
+        self.router = routing.Router(project.spec.rollout)
+        self.tally = stats.Tally(stats.process_name())
+        self.stats = serving_stats.ServingStats(self.serving)
+        self.shadow = shadow.ShadowScorer(
+            name, self.holder, self.log, self.tally,
+            on_dropped=lambda n: self.metrics.shadow_dropped.labels(pipeline=name).inc(n))
         self.inputs_: scoring.InputSchema | None = None
         self.schema_json_: Any = None
         self.stop_ = threading.Event()
@@ -83,8 +94,11 @@ class ServerState:
 
     def start(self) -> None:
         """Load what is live now, then start the log writer and the poller."""
+        scoring.single_threaded_models()
         self.poll_once()
         self.log.start()
+        if "shadow" in self.settings.aliases:
+            self.shadow.start()
         self.thread_ = threading.Thread(target=self._poll, name="driftloop-poller", daemon=True)
         self.thread_.start()
 
@@ -93,12 +107,17 @@ class ServerState:
         self.stop_.set()
         if self.thread_ is not None:
             self.thread_.join(10)
+        self.shadow.close()
         self.log.close()
+        try:
+            self._flush_stats()
+        except Exception as exc:
+            log.warning("writing the last request tallies failed: %s", exc)
 
     def poll_once(self) -> None:
         """One round of the poller; each part fails alone (logged) and is retried next round."""
         for part in (self.holder.refresh, self.tokens.refresh, self._refresh_schema,
-                     self._refresh_live_metric):
+                     self._refresh_live_metric, self._flush_stats):
             try:
                 part()
             except Exception as exc:
@@ -119,6 +138,9 @@ class ServerState:
         self.inputs_ = scoring.InputSchema(
             schema, features, allow_new_categories=spec.validation.allow_new_categories)
         self.schema_json_ = stored
+
+    def _flush_stats(self) -> None:
+        self.tally.flush(self.stats, self.name, self.project.store.clock.now())
 
     def _refresh_live_metric(self) -> None:
         champion = self.holder.get("champion")

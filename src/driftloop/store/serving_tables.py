@@ -1,9 +1,10 @@
-"""The serving schema: the prediction log, feedback labels and API tokens.
+"""The serving schema: the prediction log, feedback labels, API tokens and per-alias stats.
 
 Defined on the same `MetaData` as `store.tables` (importing this module registers them there),
 so one comparison of that `MetaData` against the database covers every table; the Alembic
-revision `0002_serving` creates them. `store.serving.ServingStore` queries them; the server
-(`driftloop.server`) writes predictions and feedback through it, `driftloop tokens` the tokens.
+revisions `0002_serving` and `0003_serving_stats` create them. `store.serving.ServingStore`
+queries them; the server (`driftloop.server`) writes predictions and feedback through it,
+`driftloop tokens` the tokens; `store.serving_stats` reads and writes the stats.
 
 Prediction ids are uuid4 text chosen by the server (they are handed to the client before the
 row is written). A prediction keeps which alias and which model version answered, so shadow,
@@ -55,3 +56,20 @@ tokens = sa.Table(
     sa.Column("created_at", T.UTCDateTime, nullable=False),
     sa.Column("revoked_at", T.UTCDateTime, nullable=True),
 )
+
+serving_stats = sa.Table(
+    "serving_stats", T.metadata,
+    sa.Column(
+        "pipeline_id", T.Id, sa.ForeignKey("pipelines.id", ondelete="CASCADE"), nullable=False,
+    ),
+    sa.Column("minute", T.UTCDateTime, nullable=False),
+    sa.Column("process", sa.String(100), nullable=False),
+    sa.Column("alias", sa.String(50), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("requests", sa.Integer, nullable=False),
+    sa.Column("errors", sa.Integer, nullable=False),
+    sa.Column("latency", T.Json, nullable=False),
+    sa.PrimaryKeyConstraint("pipeline_id", "minute", "process", "alias", "version"),
+)
+"""Per minute, server process, alias and version: requests, model errors and a latency histogram
+(bucket index -> count, `store.serving_stats.BOUNDS_MS`); revision `0003_serving_stats`."""

@@ -1,0 +1,225 @@
+"""Serving benchmark: the same scikit-learn model behind `driftloop serve` and `mlflow models
+serve`, one worker each, on 127.0.0.1, driven by a load generator in a separate process.
+
+    python benchmarks/bench_serve.py [--seconds 10] [--threads 8] [--rate 200]
+
+The model is the champion a scaffolded Elec2 project trains in one tick (HistGradientBoosting).
+MLflow runs in its own venv (`peers.peer_python("mlflow")`): the model is written with joblib,
+saved there with the sklearn flavour and served with ``--env-manager local``. Both servers get
+the same single-record requests (driftloop: ``{"record": ...}`` with a token; MLflow:
+``{"dataframe_records": [...]}`` on /invocations).
+
+Two runs per server: closed loop (`--threads` connections sending back to back: req/s, p50,
+p99) and, for driftloop, open loop at `--rate` req/s (latency measured from each request's
+scheduled time, so a stall counts against every request it delays). The load generator is this
+file run with ``--load``; it uses httpx with one client per thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+RECORD = {"period": 0.5, "nswprice": 0.06, "nswdemand": 0.4, "vicprice": 0.003,
+          "vicdemand": 0.42, "transfer": 0.41}
+
+MLFLOW_SAVE = """
+import sys, joblib, mlflow.sklearn
+mlflow.sklearn.save_model(joblib.load(sys.argv[1]), sys.argv[2], skops_trusted_types=[
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"])
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 120) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server at {url} exited during startup")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not become ready")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def load(args: argparse.Namespace) -> None:
+    """The load generator (run in its own process): prints one JSON line of results."""
+    import httpx
+
+    headers = json.loads(args.headers)
+    body = json.loads(args.body)
+    latencies: list[float] = []
+    failures = [0]
+    lock = threading.Lock()
+    start = time.perf_counter() + 0.2
+    end = start + args.seconds
+    interval = args.threads / args.rate if args.rate else 0.0
+
+    def work(index: int) -> None:
+        mine: list[float] = []
+        with httpx.Client(headers=headers, timeout=30) as client:
+            client.post(args.url, json=body)  # connect and warm up
+            scheduled = start + (index * interval / args.threads if interval else 0.0)
+            while True:
+                if interval:
+                    delay = scheduled - time.perf_counter()
+                    if delay > 0:
+                        time.sleep(delay)
+                began = scheduled if interval else time.perf_counter()
+                if began >= end:
+                    break
+                answer = client.post(args.url, json=body)
+                done = time.perf_counter()
+                if answer.status_code != 200:
+                    failures[0] += 1
+                mine.append(done - began)
+                scheduled += interval
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(args.threads)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    took = max(time.perf_counter(), end) - start
+    latencies.sort()
+
+    def q(p: float) -> float:
+        return latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000
+
+    print(json.dumps({"requests": len(latencies), "failures": failures[0],
+                      "rps": len(latencies) / took, "p50_ms": q(0.5), "p99_ms": q(0.99)}))
+
+
+def drive(url: str, headers: dict[str, str], body: dict[str, Any], seconds: float,
+          threads: int, rate: float = 0.0) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, __file__, "--load", "--url", url, "--headers", json.dumps(headers),
+         "--body", json.dumps(body), "--seconds", str(seconds), "--threads", str(threads),
+         "--rate", str(rate)], capture_output=True, text=True, check=True)
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def main(args: argparse.Namespace) -> None:
+    import joblib
+    from peers import peer_python
+
+    from driftloop.cli import project as scaffold
+    from driftloop.controller import project as projects
+    from driftloop.controller import tick as ticking
+    from driftloop.server import auth
+    from driftloop.store import serving
+
+    work = Path(tempfile.mkdtemp(prefix="bench-serve-"))
+    folder = work / "elec"
+    scaffold.init(folder, weeks=3)
+    spec = folder / "driftloop.yaml"
+    spec.write_text(spec.read_text().replace("executor: local", "executor: inline"))
+    project = projects.open_project(spec)
+    controller = ticking.Controller(project)
+    controller.tick()
+    project.store.release_lease(project.name, controller.holder)
+    version = project.store.get_model_version(project.name, 1)
+    model = project.artifacts.get_model(version.artifact_uri, version.sha256)
+    secret = auth.create_token(serving.ServingStore(project.store), "bench", ["predict"],
+                               actor="bench")[1]
+    project.close()
+    joblib.dump(model, work / "model.joblib")
+
+    mlflow_python = peer_python("mlflow")
+    subprocess.run([str(mlflow_python), "-c", MLFLOW_SAVE, str(work / "model.joblib"),
+                    str(work / "mlflow-model")], check=True)
+
+    results: dict[str, Any] = {"model": type(model).__name__, "threads": args.threads,
+                               "seconds": args.seconds, "cpus": os.cpu_count()}
+    port = free_port()
+    driftloop = subprocess.Popen(
+        [str(Path(sys.executable).with_name("driftloop")), "serve", "--spec", str(spec),
+         "--port", str(port), "--log-level", "warning"], cwd=folder)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_ready(base + "/readyz", driftloop)
+        headers = {"Authorization": f"Bearer {secret}"}
+        body = {"record": RECORD}
+        results["driftloop"] = drive(base + "/v1/predict", headers, body, args.seconds,
+                                     args.threads)
+        results["driftloop_fixed_rate"] = {"rate": args.rate, **drive(
+            base + "/v1/predict", headers, body, args.seconds, 4, args.rate)}
+    finally:
+        stop(driftloop)
+
+    port = free_port()
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1",
+           "PATH": f"{mlflow_python.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    mlflow = subprocess.Popen(
+        [str(mlflow_python.with_name("mlflow")), "models", "serve", "-m",
+         str(work / "mlflow-model"), "--env-manager", "local", "-h", "127.0.0.1", "-p",
+         str(port), "-w", "1"], env=env, cwd=work)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_ready(base + "/ping", mlflow)
+        body = {"dataframe_records": [RECORD]}
+        results["mlflow"] = drive(base + "/invocations", {}, body, args.seconds, args.threads)
+        results["mlflow_fixed_rate"] = {"rate": args.rate, **drive(
+            base + "/invocations", {}, body, args.seconds, 4, args.rate)}
+    finally:
+        stop(mlflow)
+
+    results["ratio_rps"] = results["driftloop"]["rps"] / results["mlflow"]["rps"]
+    print(json.dumps(results, indent=2))
+    d, m, f = results["driftloop"], results["mlflow"], results["driftloop_fixed_rate"]
+    print(f"closed loop, {args.threads} connections, one worker each:\n"
+          f"  driftloop {d['rps']:.0f} req/s, p50 {d['p50_ms']:.2f} ms, p99 {d['p99_ms']:.2f} ms\n"
+          f"  mlflow    {m['rps']:.0f} req/s, p50 {m['p50_ms']:.2f} ms, p99 {m['p99_ms']:.2f} ms\n"
+          f"  ratio     {results['ratio_rps']:.2f}x (goal >= 2x)\n"
+          f"fixed rate {args.rate:.0f} req/s: driftloop p99 {f['p99_ms']:.2f} ms (goal <= 5 ms), "
+          f"mlflow p99 {results['mlflow_fixed_rate']['p99_ms']:.2f} ms")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--rate", type=float, default=200.0)
+    parser.add_argument("--load", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("--headers", default="{}", help=argparse.SUPPRESS)
+    parser.add_argument("--body", default="{}", help=argparse.SUPPRESS)
+    parsed = parser.parse_args()
+    if parsed.load:
+        load(parsed)
+    else:
+        main(parsed)

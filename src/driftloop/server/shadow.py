@@ -1,0 +1,137 @@
+"""The shadow scorer: the ``shadow`` alias scores the same records as the champion, off the
+response path, and its predictions are logged but never returned.
+
+`POST /v1/predict` hands the request's model input and the champion's prediction ids to
+`ShadowScorer.submit` (a bounded queue append, no scoring) and answers at once; one background
+thread scores each queued request with the model the ``shadow`` alias serves then, logs the
+predictions with alias ``shadow`` under ids derived from the champion's
+(`controller.rollout.shadow_id`, so a label given for the champion's prediction labels the
+shadow's too), and counts requests, errors and latency for the rollout evaluation. When the
+queue is full (the shadow is slower than the traffic) requests are not shadowed and counted as
+dropped: the champion's answers never wait for the shadow.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+import pandas as pd
+
+from driftloop.controller import rollout
+from driftloop.core import types
+from driftloop.server import models, predictions, scoring, stats
+from driftloop.store import serving
+
+log = logging.getLogger("driftloop.server")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One answered request to score again with the shadow."""
+
+    frame: pd.DataFrame
+    rows: list[types.JSON]
+    ids: list[str]
+    key: str | None
+    at: datetime
+
+
+class ShadowScorer:
+    """A queue of answered requests and the thread that scores them with the shadow alias."""
+
+    def __init__(
+        self, pipeline: str, holder: models.ModelHolder, log_: predictions.PredictionLog,
+        tally: stats.Tally, *, max_queued: int = 10_000,
+        on_dropped: Callable[[int], None] | None = None,
+    ) -> None:
+        self.pipeline = pipeline
+        self.holder = holder
+        self.log_ = log_
+        self.tally = tally
+        self.max_queued = max_queued
+        self.on_dropped = on_dropped
+        self.queue_: collections.deque[Job] = collections.deque()
+        self.cond_ = threading.Condition()
+        self.stopping_ = False
+        self.busy_ = False
+        self.thread_: threading.Thread | None = None
+
+    @property
+    def active(self) -> bool:
+        """True while the shadow alias serves a model (only then is anything submitted)."""
+        return self.holder.get("shadow") is not None
+
+    def start(self) -> None:
+        if self.thread_ is None:
+            self.thread_ = threading.Thread(target=self._run, name="driftloop-shadow",
+                                            daemon=True)
+            self.thread_.start()
+
+    def submit(self, job: Job) -> None:
+        """Queue an answered request for the shadow; dropped (and counted) when full."""
+        with self.cond_:
+            if len(self.queue_) >= self.max_queued:
+                if self.on_dropped is not None:
+                    self.on_dropped(len(job.ids))
+                return
+            self.queue_.append(job)
+            self.cond_.notify()
+
+    def drain(self, timeout: float = 5.0) -> bool:
+        """Wait until everything queued so far is scored and handed to the log."""
+        deadline = time.monotonic() + timeout
+        with self.cond_:
+            return self.cond_.wait_for(lambda: not self.queue_ and not self.busy_,
+                                       timeout=max(0.0, deadline - time.monotonic()))
+
+    def close(self) -> None:
+        """Score what is queued, then stop the thread."""
+        with self.cond_:
+            self.stopping_ = True
+            self.cond_.notify_all()
+        if self.thread_ is not None:
+            self.thread_.join(30)
+
+    def _run(self) -> None:
+        scoring.single_threaded_models()
+        while True:
+            with self.cond_:
+                self.cond_.wait_for(lambda: self.stopping_ or bool(self.queue_))
+                if not self.queue_:
+                    return
+                job = self.queue_.popleft()
+                self.busy_ = True
+            try:
+                self._score(job)
+            except Exception as exc:  # never let one job stop the thread
+                log.warning("shadow scoring failed: %s", exc)
+            finally:
+                with self.cond_:
+                    self.busy_ = False
+                    self.cond_.notify_all()
+
+    def _score(self, job: Job) -> None:
+        live = self.holder.get("shadow")
+        if live is None:
+            return
+        started = time.perf_counter()
+        try:
+            scored = scoring.score(live, job.frame)
+        except Exception as exc:
+            self.tally.observe(job.at, live.alias, live.number,
+                               (time.perf_counter() - started) * 1000, error=True)
+            log.warning("%s: shadow v%d failed to score: %s", self.pipeline, live.number, exc)
+            return
+        self.tally.observe(job.at, live.alias, live.number,
+                           (time.perf_counter() - started) * 1000, error=False)
+        self.log_.submit([
+            serving.Prediction(rollout.shadow_id(champion_id), self.pipeline, live.alias,
+                               live.number, job.key, row, out.prediction, out.probabilities,
+                               job.at)
+            for champion_id, row, out in zip(job.ids, job.rows, scored, strict=True)])
