@@ -51,6 +51,10 @@ def run(
                 console.info(f"temporary problem, retrying in {exc.delay:.0f}s: {exc}")
                 time.sleep(exc.delay)
                 continue
+            except (errors.PermanentError, errors.ConflictError) as exc:
+                console.stderr.print(f"[red]tick failed[/red]: {exc}; carrying on", markup=True)
+            except errors.DriftloopError as exc:
+                console.fail(str(exc))
             done += 1
             if ticks == 0 or done < ticks:
                 time.sleep(every)
