@@ -67,3 +67,13 @@ def test_errors_are_messages_not_tracebacks(project: Path) -> None:
     assert "Traceback" not in result.output
     missing = runner.invoke(app, ["models", "show", "9"])
     assert missing.exit_code == 1 and "Traceback" not in missing.output
+
+
+def test_a_failed_training_fails_the_command_and_check_finds_the_trainer(project: Path) -> None:
+    spec = project / "driftloop.yaml"
+    spec.write_text(spec.read_text().replace("train:make_model", "train:make_modle"))
+    result = runner.invoke(app, ["check"])
+    assert result.exit_code == 1 and "make_modle" in result.output
+    failed = runner.invoke(app, ["tick"])
+    assert failed.exit_code == 1 and "training failed" in failed.output
+    assert "training failed: training failed" not in failed.output

@@ -121,9 +121,10 @@ def replay_and_report(
             results,
             title=title,
             focus=next(name for name in policies if not policies[name]),
-            description=f"{len(ends) - 1} batches of {every} after a {warmup} warm-up, "
+            description=f"{len(ends) - 1} batches of {_human(every)} after a "
+            f"{_human(warmup)} warm-up, "
             f"test-then-train; trainer {spec.trainer.function}, window {window.kind}"
-            + (f" {window.duration}" if window.duration else ""),
+            + (f" {_human(window.duration)}" if window.duration else ""),
         )
         report.write_text(html)
         console.ok(f"report: {report} ({len(html) // 1024} KB)")
@@ -131,10 +132,10 @@ def replay_and_report(
 
 
 def show_results(rows: list[dict[str, Any]], metric: str) -> None:
-    """The comparison; percentages are relative to retraining on every batch."""
-    table = console.table("policy", metric, "% of e.b.", "trainings", "promoted", "CPU s", "% CPU")
+    """The comparison; percentages are relative to retraining on every batch (e.b.)."""
+    table = console.table("policy", metric, "% e.b.", "trained", "promoted", "CPU s", "%CPU")
     table.columns[0].no_wrap = True
-    table.caption = "e.b. = every-batch; CPU s = training CPU seconds"
+    table.caption = "% e.b.: of every-batch; CPU s: training CPU seconds"
     for row in rows:
         style = "bold" if row["policy"] in {DEFAULT_POLICY, SPEC_POLICY} else ""
         table.add_row(
@@ -148,3 +149,17 @@ def show_results(rows: list[dict[str, Any]], metric: str) -> None:
             style=style,
         )
     console.print(table)
+
+
+def _human(delta: timedelta) -> str:
+    """`timedelta(days=1)` as "1 day", `timedelta(hours=12)` as "12 hours".
+
+    >>> _human(timedelta(days=30)), _human(timedelta(hours=12))
+    ('30 days', '12 hours')
+    """
+    seconds = int(delta.total_seconds())
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds % size == 0 and seconds >= size:
+            count = seconds // size
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return f"{seconds} seconds"

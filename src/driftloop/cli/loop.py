@@ -28,6 +28,8 @@ def tick(spec: Path = SPEC) -> None:
         project.store.release_lease(project.name, controller.holder)
     show_tick(result)
     project.close()
+    if result.outcome is not None and result.outcome.version is None:
+        raise typer.Exit(1)  # a failed training must fail a cron job or a CI step
 
 
 def run(
@@ -114,7 +116,7 @@ def show_tick(result: object) -> None:
     if result.outcome is not None:
         outcome = result.outcome
         if outcome.version is None:
-            console.print(f"[red]training failed[/red]: {outcome.reason}")
+            console.print(f"[red]{outcome.reason}[/red]", markup=True, highlight=False)
         elif outcome.promoted:
             console.ok(f"v{outcome.version.version} promoted to champion ({outcome.reason})")
         else:

@@ -50,7 +50,7 @@ def list_versions(spec: Path = SPEC) -> None:
             f"{version.created_at:%Y-%m-%d %H:%M}",
             ", ".join(aliases.get(version.version, [])),
             "" if score is None else f"{score:.4f}",
-            "[green]passed[/green]" if gate.get("passed") else "[red]failed[/red]",
+            _gate_cell(gate),
             str(version.metrics.get("train_rows", "")),
             str(version.run_id or ""),
         )
@@ -143,3 +143,9 @@ def rollback(
     )
     console.ok(f"{alias}: v{move.previous or '-'} → v{move.version} by {move.actor}")
     project.close()
+
+
+def _gate_cell(report: dict[str, object]) -> str:
+    if str(report.get("reason", "")).startswith("gate disabled"):
+        return "off"
+    return "[green]passed[/green]" if report.get("passed") else "[red]failed[/red]"

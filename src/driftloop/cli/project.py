@@ -53,12 +53,16 @@ def _write_faulty_file(week: object, data: Path) -> None:
     bad.to_csv(data / f"{bad['time'].iloc[0]:%Y-%m-%d}-meter-fault.csv", index=False)
 
 
-def check(spec: Path = typer.Argument(Path("driftloop.yaml"), help="The spec file.")) -> None:
-    """Validate a spec; errors name the file, the line and the field."""
+def check(
+    spec: Path = typer.Option(Path("driftloop.yaml"), "--spec", "-s", help="The pipeline spec."),
+) -> None:
+    """Validate a spec (and find its trainer); errors name the file, the line and the field."""
     from driftloop.core import config
+    from driftloop.train import trainer
 
     loaded = console.guard(lambda: config.load_spec(spec))
-    console.ok(f"{spec}: pipeline '{loaded.name}' is valid")
+    console.guard(lambda: trainer.load_trainer(loaded.trainer.function, spec.resolve().parent))
+    console.ok(f"{spec}: pipeline '{loaded.name}' is valid; its trainer was found")
     table = console.table("field", "value")
     table.add_row(
         "source",

@@ -161,9 +161,10 @@ class TrainerSpec(Spec):
     window: WindowSpec = WindowSpec()
     timeout: Duration = timedelta(minutes=30)
     threads: int | None = Field(
-        default=1, ge=1,
+        default=1,
+        ge=1,
         description="CPU threads one training may use (OpenMP, BLAS); null: all. More threads "
-                    "help only with large data on idle cores, and slow small fits on busy ones",
+        "help only with large data on idle cores, and slow small fits on busy ones",
     )
     executor: Literal["local", "inline"] = "local"
 
@@ -239,7 +240,8 @@ class RolloutSpec(Spec):
     strategy: Literal["replace", "shadow", "canary", "ab"] = "replace"
     share: float = Field(default=0.1, gt=0, lt=1, description="Traffic share of the challenger")
     key: str | None = Field(
-        default=None, description="Record field to assign by; default: the request's `key`")
+        default=None, description="Record field to assign by; default: the request's `key`"
+    )
     min_requests: int = Field(default=500, ge=1)
     min_labels: int = Field(default=200, ge=1)
     confidence: float = Field(default=0.95, gt=0, lt=1)
@@ -316,6 +318,11 @@ class PipelineSpec(Spec):
                 f"task is {self.task}; use one of {_metrics_for(self.task)}"
             )
         for trigger in self.triggers:
+            if isinstance(trigger, PerformanceTrigger) and trigger.drop and not self.gate.enabled:
+                raise ValueError(
+                    "a performance trigger with `drop` compares with the champion's score on "
+                    "the gate's holdout; with gate.enabled false there is none: use `floor`"
+                )
             if isinstance(trigger, PerformanceTrigger) and trigger.metric != self.gate.metric:
                 raise ValueError(
                     f"a performance trigger watches the live {self.gate.metric!r} (gate.metric);"
@@ -338,8 +345,13 @@ class PipelineSpec(Spec):
 
 
 METRIC_TASKS: dict[str, str] = {
-    "accuracy": "classification", "f1": "classification", "roc_auc": "classification",
-    "log_loss": "classification", "rmse": "regression", "mae": "regression", "r2": "regression",
+    "accuracy": "classification",
+    "f1": "classification",
+    "roc_auc": "classification",
+    "log_loss": "classification",
+    "rmse": "regression",
+    "mae": "regression",
+    "r2": "regression",
 }
 """The task of each metric the gate knows (`gate.metrics` registers them; a test keeps the two
 in step)."""
@@ -355,7 +367,10 @@ def load_spec(path: str | Path) -> PipelineSpec:
     try:
         text = path.read_text()
     except OSError as exc:
-        raise errors.ConfigError(f"{path}: cannot read spec: {exc.strerror}") from exc
+        raise errors.ConfigError(
+            f"{path}: cannot read spec: {exc.strerror}. Run the command in a project folder "
+            "(`driftloop init NAME` makes one) or pass --spec PATH"
+        ) from exc
     return parse_spec(text, str(path))
 
 
