@@ -31,8 +31,14 @@ from driftloop.store import serving
 
 POLL = 0.25
 FEATURES = ["period", "nswprice", "nswdemand", "vicprice", "vicdemand", "transfer"]
-RECORD = {"period": 0.5, "nswprice": 0.06, "nswdemand": 0.4, "vicprice": 0.003,
-          "vicdemand": 0.42, "transfer": 0.41}
+RECORD = {
+    "period": 0.5,
+    "nswprice": 0.06,
+    "nswdemand": 0.4,
+    "vicprice": 0.003,
+    "vicdemand": 0.42,
+    "transfer": 0.41,
+}
 ENDPOINTS = {  # mutating endpoint -> (role it needs, a valid body)
     "/v1/predict": ("predict", {"record": RECORD}),
     "/v1/feedback": ("feedback", {"labels": [{"prediction_id": "x", "label": 1}]}),
@@ -95,8 +101,12 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[projects.Proje
 def secrets(project: projects.Project) -> dict[str, str]:
     store = serving.ServingStore(project.store)
     made = {}
-    for name, roles in {"predictor": ["predict"], "labeller": ["feedback"],
-                        "operator": ["admin"], "all": ["predict", "feedback", "admin"]}.items():
+    for name, roles in {
+        "predictor": ["predict"],
+        "labeller": ["feedback"],
+        "operator": ["admin"],
+        "all": ["predict", "feedback", "admin"],
+    }.items():
         made[name] = auth.create_token(store, name, roles, actor="test")[1]
     return made
 
@@ -118,7 +128,9 @@ def model_of(project: projects.Project, version: int) -> Any:
 
 
 def test_predict_feedback_round_trip(
-    server: Server, project: projects.Project, secrets: dict[str, str],
+    server: Server,
+    project: projects.Project,
+    secrets: dict[str, str],
 ) -> None:
     records = [RECORD, {**RECORD, "nswprice": 0.2, "period": 0.9}, {**RECORD, "nswdemand": 0.1}]
     with httpx.Client(base_url=server.url, headers=bearer(secrets["all"])) as client:
@@ -136,22 +148,26 @@ def test_predict_feedback_round_trip(
         assert single[0]["probabilities"] == body["predictions"][0]["probabilities"]
 
         ids = [out["id"] for out in body["predictions"]]
-        labels = [{"prediction_id": i, "label": label}
-                  for i, label in zip(ids, [1, 0, 1], strict=True)]
+        labels = [
+            {"prediction_id": i, "label": label} for i, label in zip(ids, [1, 0, 1], strict=True)
+        ]
         stored = client.post("/v1/feedback", json={"labels": labels})  # at once: log flushed
         assert stored.status_code == 200 and stored.json() == {"stored": 3, "duplicates": []}
         again = client.post("/v1/feedback", json={"labels": labels[:1]}).json()
         assert again == {"stored": 0, "duplicates": [ids[0]]}
         unknown = str(uuid.uuid4())
-        missing = client.post("/v1/feedback", json={
-            "labels": [{"prediction_id": unknown, "label": 1}]})
+        missing = client.post(
+            "/v1/feedback", json={"labels": [{"prediction_id": unknown, "label": 1}]}
+        )
         assert missing.status_code == 404 and unknown in missing.json()["context"]["missing"]
-        bad_label = client.post("/v1/feedback", json={
-            "labels": [{"prediction_id": ids[0], "label": "yes"}]})
+        bad_label = client.post(
+            "/v1/feedback", json={"labels": [{"prediction_id": ids[0], "label": "yes"}]}
+        )
         assert bad_label.status_code == 422 and "target column 'class'" in bad_label.text
 
-    joined = {j.prediction.id: j for j in serving.ServingStore(project.store).labelled(
-        project.name)}
+    joined = {
+        j.prediction.id: j for j in serving.ServingStore(project.store).labelled(project.name)
+    }
     assert [joined[i].label for i in ids] == [1, 0, 1]
     first = joined[ids[0]]
     assert first.prediction.key == "user-7" and first.prediction.version == 1
@@ -160,7 +176,8 @@ def test_predict_feedback_round_trip(
 
 
 def test_schema_errors_name_the_record_and_the_field(
-    server: Server, secrets: dict[str, str],
+    server: Server,
+    secrets: dict[str, str],
 ) -> None:
     with httpx.Client(base_url=server.url, headers=bearer(secrets["predictor"])) as client:
         missing = {k: v for k, v in RECORD.items() if k != "nswdemand"}
@@ -176,28 +193,49 @@ def test_schema_errors_name_the_record_and_the_field(
             problems = answer.json()["context"]["problems"]
             assert problems[0]["record"] == record and problems[0]["field"] == field
             assert message in problems[0]["msg"] and field in answer.json()["detail"]
-        huge = '{"record": {"period": 0.5, "nswprice": 1e999, "nswdemand": 0.4, ' \
-               '"vicprice": 0.003, "vicdemand": 0.42, "transfer": 0.41}}'
-        answer = client.post("/v1/predict", content=huge,
-                             headers={"content-type": "application/json"})
+        huge = (
+            '{"record": {"period": 0.5, "nswprice": 1e999, "nswdemand": 0.4, '
+            '"vicprice": 0.003, "vicdemand": 0.42, "transfer": 0.41}}'
+        )
+        answer = client.post(
+            "/v1/predict", content=huge, headers={"content-type": "application/json"}
+        )
         assert answer.status_code == 422 and "not a finite number" in answer.text
 
 
 def test_malformed_bodies_get_4xx_never_5xx(server: Server, secrets: dict[str, str]) -> None:
-    bodies = [b"", b"{", b"null", b"[]", b'"text"', b"42", b'{"records": 5}',
-              b'{"record": [1]}', b'{"records": []}', b'{"records": [1, 2]}',
-              b'{"record": {}, "records": [{}]}', b'{"labels": "x"}', b'{"labels": [{}]}',
-              b'{"version": "two"}', b'{"version": -1}', b'{"version": 1e999}',
-              b'{"version": 99999}', b'{"alias": "everyone"}', b'{"unexpected": 1}',
-              b"[" * 50_000 + b"]" * 50_000, json.dumps({"key": "k" * 10_000}).encode(),
-              b"\xff\xfe\x00garbage"]
+    bodies = [
+        b"",
+        b"{",
+        b"null",
+        b"[]",
+        b'"text"',
+        b"42",
+        b'{"records": 5}',
+        b'{"record": [1]}',
+        b'{"records": []}',
+        b'{"records": [1, 2]}',
+        b'{"record": {}, "records": [{}]}',
+        b'{"labels": "x"}',
+        b'{"labels": [{}]}',
+        b'{"version": "two"}',
+        b'{"version": -1}',
+        b'{"version": 1e999}',
+        b'{"version": 99999}',
+        b'{"alias": "everyone"}',
+        b'{"unexpected": 1}',
+        b"[" * 50_000 + b"]" * 50_000,
+        json.dumps({"key": "k" * 10_000}).encode(),
+        b"\xff\xfe\x00garbage",
+    ]
     with httpx.Client(base_url=server.url, headers=bearer(secrets["all"])) as client:
         for path in ENDPOINTS:
             for body in bodies:
                 if body in (b"", b"null") and path in ("/v1/admin/rollback", "/v1/admin/retrain"):
                     continue  # their body is optional
-                answer = client.post(path, content=body,
-                                     headers={"content-type": "application/json"})
+                answer = client.post(
+                    path, content=body, headers={"content-type": "application/json"}
+                )
                 assert 400 <= answer.status_code < 500, (path, body[:40], answer.text)
         too_many = client.post("/v1/predict", json={"records": [RECORD] * 10_001})
         assert too_many.status_code == 413 and "limit is 10000" in too_many.text
@@ -205,7 +243,8 @@ def test_malformed_bodies_get_4xx_never_5xx(server: Server, secrets: dict[str, s
 
 
 def test_every_mutating_endpoint_needs_the_right_role(
-    server: Server, secrets: dict[str, str],
+    server: Server,
+    secrets: dict[str, str],
 ) -> None:
     with httpx.Client(base_url=server.url) as client:
         for path, (role, body) in ENDPOINTS.items():
@@ -217,15 +256,18 @@ def test_every_mutating_endpoint_needs_the_right_role(
             basic = client.post(path, json=body, headers={"Authorization": "Basic dXNlcjpwdw=="})
             assert basic.status_code == 401, path
             for name in ("predictor", "labeller", "operator"):
-                if name != {"predict": "predictor", "feedback": "labeller",
-                            "admin": "operator"}[role]:
+                if (
+                    name
+                    != {"predict": "predictor", "feedback": "labeller", "admin": "operator"}[role]
+                ):
                     answer = client.post(path, json=body, headers=bearer(secrets[name]))
                     assert answer.status_code == 403, (path, name, answer.text)
                     assert f"lacks the role '{role}'" in answer.json()["detail"]
 
 
 def test_revoked_token_is_refused_within_a_poll(
-    server: Server, project: projects.Project,
+    server: Server,
+    project: projects.Project,
 ) -> None:
     store = serving.ServingStore(project.store)
     _, secret = auth.create_token(store, "short-lived", ["predict"], actor="test")
@@ -262,17 +304,22 @@ def test_health_docs_and_metrics(server: Server, secrets: dict[str, str]) -> Non
 
 def second_version(project: projects.Project) -> int:
     """Register a different model (a shallow decision tree) as a new version."""
-    frame = pd.concat(pd.read_csv(path) for path in sorted(
-        (project.base_dir / "data").glob("*.csv")) if "fault" not in path.name)
+    frame = pd.concat(
+        pd.read_csv(path)
+        for path in sorted((project.base_dir / "data").glob("*.csv"))
+        if "fault" not in path.name
+    )
     tree = DecisionTreeClassifier(max_depth=3, random_state=0).fit(frame[FEATURES], frame["class"])
     artifact = project.artifacts.put_model(tree)
     return project.store.add_model_version(
-        project.name, run_id=None, artifact_uri=artifact.uri, sha256=artifact.sha256,
-        metrics={}).version
+        project.name, run_id=None, artifact_uri=artifact.uri, sha256=artifact.sha256, metrics={}
+    ).version
 
 
 def test_admin_endpoints_move_aliases_and_audit_with_the_token_name(
-    server: Server, project: projects.Project, secrets: dict[str, str],
+    server: Server,
+    project: projects.Project,
+    secrets: dict[str, str],
 ) -> None:
     store, name = project.store, project.name
     version = second_version(project)
@@ -289,15 +336,20 @@ def test_admin_endpoints_move_aliases_and_audit_with_the_token_name(
     moves = [(m.actor, m.version) for m in store.alias_history(name, "champion")][-2:]
     assert moves == [("operator", version), ("operator", 1)]
     actions = [(e.actor, e.action) for e in store.list_audit() if e.actor == "operator"]
-    assert actions == [("operator", "promote"), ("operator", "rollback"),
-                       ("operator", "retrain.request")]
+    assert actions == [
+        ("operator", "promote"),
+        ("operator", "rollback"),
+        ("operator", "retrain.request"),
+    ]
     request = store.get_decision(asked.json()["decision"])
     assert request.kind == "request" and request.fired
     assert request.evidence == {"reason": "labels look off", "actor": "operator"}
 
 
 def test_hot_swap_under_load_fails_no_request(
-    server: Server, project: projects.Project, secrets: dict[str, str],
+    server: Server,
+    project: projects.Project,
+    secrets: dict[str, str],
 ) -> None:
     store, name = project.store, project.name
     new = second_version(project)
@@ -346,22 +398,27 @@ def test_hot_swap_under_load_fails_no_request(
 
 
 def test_predictions_survive_a_restart(
-    project: projects.Project, secrets: dict[str, str], server: Server,
+    project: projects.Project,
+    secrets: dict[str, str],
+    server: Server,
 ) -> None:
     store = serving.ServingStore(project.store)
     first = Server(project.base_dir / "driftloop.yaml")
     before = store.count_predictions(project.name)
     with httpx.Client(base_url=first.url, headers=bearer(secrets["all"])) as client:
-        ids = [client.post("/v1/predict", json={"record": RECORD}).json()["predictions"][0]["id"]
-               for _ in range(25)]
+        ids = [
+            client.post("/v1/predict", json={"record": RECORD}).json()["predictions"][0]["id"]
+            for _ in range(25)
+        ]
     assert first.stop()  # clean shutdown: the queue is flushed, nothing lost
     assert store.count_predictions(project.name) == before + 25
     assert {p.id for p in store.list_predictions(project.name, limit=25)} == set(ids)
     second = Server(project.base_dir / "driftloop.yaml")
     try:
         with httpx.Client(base_url=second.url, headers=bearer(secrets["all"])) as client:
-            answer = client.post("/v1/feedback", json={
-                "labels": [{"prediction_id": i, "label": 1} for i in ids]})
+            answer = client.post(
+                "/v1/feedback", json={"labels": [{"prediction_id": i, "label": 1} for i in ids]}
+            )
             assert answer.json() == {"stored": 25, "duplicates": []}
     finally:
         assert second.stop()
@@ -374,3 +431,26 @@ def test_serve_binds_loopback_by_default() -> None:
 
     default = inspect.signature(serve.serve).parameters["host"].default
     assert getattr(default, "default", default) == "127.0.0.1"
+
+
+def test_labels_sent_to_the_server_change_the_live_metric(
+    server: Server,
+    project: projects.Project,
+    secrets: dict[str, str],
+) -> None:
+    records = [{**RECORD, "nswprice": 0.01 * i, "period": i / 40} for i in range(40)]
+    with httpx.Client(base_url=server.url, headers=bearer(secrets["all"])) as client:
+        answers = client.post("/v1/predict", json={"records": records}).json()["predictions"]
+        wrong = [{"prediction_id": a["id"], "label": 1 - int(a["prediction"])} for a in answers]
+        assert client.post("/v1/feedback", json={"labels": wrong}).status_code == 200
+    controller = ticking.Controller(project)
+    before = controller.evaluations_.refresh()[-1:] if controller.evaluations_.refresh() else []
+    result = controller.tick()
+    project.store.release_lease(project.name, controller.holder)
+    late = [e for e in result.evaluations if e.batch_id is None]
+    assert sum(e.rows for e in late) >= 40 and late[-1].version == 1
+    assert late[-1].value is not None and late[-1].value < 0.2  # every label says it was wrong
+    assert before != late
+    again = ticking.Controller(project)
+    assert not [e for e in again.tick().evaluations if e.batch_id is None]  # read once
+    project.store.release_lease(project.name, again.holder)

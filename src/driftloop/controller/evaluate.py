@@ -16,7 +16,7 @@ import pandas as pd
 from driftloop.controller import project as projects
 from driftloop.drift import detectors
 from driftloop.gate import metrics
-from driftloop.store import entities
+from driftloop.store import entities, serving
 
 
 def errors_of(task: str, y_true: pd.Series, y_pred: np.ndarray) -> list[float]:
@@ -77,6 +77,10 @@ class Evaluations:
     def last(self) -> entities.Evaluation | None:
         return self.items_[-1] if self.items_ else None
 
+    def last_batch_id(self) -> int:
+        """The newest batch scored (evaluations of served predictions have no batch)."""
+        return next((e.batch_id for e in reversed(self.items_) if e.batch_id is not None), 0)
+
     def newest(self, version: int, after_id: int = 0) -> Iterator[entities.Evaluation]:
         """Evaluations of one model version with id > `after_id`, newest first."""
         for evaluation in reversed(self.items_):
@@ -118,3 +122,49 @@ class ConceptMonitor:
                 self.detections_.append(evaluation.id)
             self.last_evaluation_ = evaluation.id
         return self.detections_
+
+
+FEEDBACK_CURSOR = "feedback"
+"""The store cursor: the last feedback label turned into an evaluation."""
+
+
+def evaluate_feedback(
+    project: projects.Project, store: serving.ServingStore
+) -> list[entities.Evaluation]:
+    """Labels sent to the server for the champion's predictions, as evaluations of the version
+    that answered: they feed the live metric, the performance trigger and the concept-drift
+    detector exactly like labelled batches do. Read incrementally from a stored cursor."""
+    spec, name = project.spec, project.name
+    after = int((project.store.get_cursor(name, FEEDBACK_CURSOR) or {}).get("after", 0))
+    labelled = store.labelled(name, after_id=after, alias="champion")
+    if not labelled:
+        return []
+    metric = metrics.get_metric(spec.gate.metric, spec.task)
+    scored = []
+    for version in sorted({item.prediction.version for item in labelled}):
+        mine = [item for item in labelled if item.prediction.version == version]
+        y_true = _labels(spec.task, [item.label for item in mine])
+        y_pred = _labels(spec.task, [item.prediction.prediction for item in mine])
+        value = None
+        if not metric.needs_proba:
+            value = metric.score(y_true, metrics.Predictions(y_pred))
+        scored.append(
+            project.store.add_evaluation(
+                name,
+                batch_id=None,
+                version=version,
+                metric=spec.gate.metric,
+                value=value,
+                rows=len(mine),
+                errors=errors_of(spec.task, pd.Series(y_true), y_pred),
+            )
+        )
+    project.store.set_cursor(name, FEEDBACK_CURSOR, {"after": labelled[-1].feedback_id})
+    return scored
+
+
+def _labels(task: str, values: list[Any]) -> np.ndarray[Any, Any]:
+    """Labels as JSON sent them, comparable: text for classes, floats for regression."""
+    if task == "classification":
+        return np.asarray([str(value) for value in values])
+    return np.asarray(values, dtype=float)

@@ -54,7 +54,10 @@ def shadow_id(champion_id: str) -> str:
 
 
 def start_rollout(
-    project: projects.Project, version: int, actor: str, reason: str = "",
+    project: projects.Project,
+    version: int,
+    actor: str,
+    reason: str = "",
 ) -> entities.AliasMove | None:
     """Put `version` live as the spec's strategy says: the champion for `replace` (or when
     there is no champion yet), else the strategy's test alias. None when there is nothing to
@@ -65,17 +68,26 @@ def start_rollout(
         return None
     alias = spec.test_alias
     if alias is None or champion is None:
-        return store.set_alias(name, "champion", version, actor=actor,
-                               reason=reason or "promoted", action="promote")
+        return store.set_alias(
+            name, "champion", version, actor=actor, reason=reason or "promoted", action="promote"
+        )
     if any(move.version == version for move in store.alias_history(name, alias)):
         return None  # tested before (promoted or rolled back): a decision was made
     return store.set_alias(
-        name, alias, version, actor=actor, action="rollout",
-        reason=f"{spec.strategy} rollout started" + (f": {reason}" if reason else ""))
+        name,
+        alias,
+        version,
+        actor=actor,
+        action="rollout",
+        reason=f"{spec.strategy} rollout started" + (f": {reason}" if reason else ""),
+    )
 
 
 def evaluate_rollout(
-    project: projects.Project, serving_store: serving.ServingStore, actor: str, seed: int = 0,
+    project: projects.Project,
+    serving_store: serving.ServingStore,
+    actor: str,
+    seed: int = 0,
 ) -> entities.Decision | None:
     """Judge the version under test; promote, roll back or wait (see the module docstring).
     None when no rollout is under way (or a wait whose counts did not change)."""
@@ -87,26 +99,48 @@ def evaluate_rollout(
     version, champion = aliases.get(alias), aliases.get("champion")
     if version is None:
         return None
-    base: dict[str, Any] = {"strategy": spec.strategy, "alias": alias, "version": version,
-                            "champion": champion}
+    base: dict[str, Any] = {
+        "strategy": spec.strategy,
+        "alias": alias,
+        "version": version,
+        "champion": champion,
+    }
     if champion is None or champion == version:
-        why = ("no champion to compare with" if champion is None
-               else "the champion already serves this version (an interrupted promotion)")
+        why = (
+            "no champion to compare with"
+            if champion is None
+            else "the champion already serves this version (an interrupted promotion)"
+        )
         return _conclude(project, alias, version, "promote", why, base, actor)
     started = _started(store, name, alias, version)
     counts = serving_stats.ServingStats(serving_store)
     tested = counts.read(name, alias=alias, version=version, since=started)
     held = counts.read(name, alias="champion", version=champion, since=started)
     live = _live_metric(project, serving_store, alias, version, champion, started, seed)
-    evidence = {**base, "since": started.isoformat(), "requests": {
-        alias: tested.to_json(), "champion": held.to_json()}, "metric": live, "criteria": {
-        key: getattr(spec, key) for key in ("min_requests", "min_labels", "confidence",
-                                            "max_error_rate", "max_p99_ms", "max_metric_drop")}}
+    evidence = {
+        **base,
+        "since": started.isoformat(),
+        "requests": {alias: tested.to_json(), "champion": held.to_json()},
+        "metric": live,
+        "criteria": {
+            key: getattr(spec, key)
+            for key in (
+                "min_requests",
+                "min_labels",
+                "confidence",
+                "max_error_rate",
+                "max_p99_ms",
+                "max_metric_drop",
+            )
+        },
+    }
     p99 = tested.p99_ms
     drop = spec.max_metric_drop
     if tested.errors > spec.max_error_rate * max(tested.requests, spec.min_requests):
-        outcome, why = "rollback", (
-            f"error rate {tested.errors}/{tested.requests} exceeds {spec.max_error_rate:g}")
+        outcome, why = (
+            "rollback",
+            (f"error rate {tested.errors}/{tested.requests} exceeds {spec.max_error_rate:g}"),
+        )
     elif tested.requests >= spec.min_requests and p99 is not None and p99 > spec.max_p99_ms:
         outcome, why = "rollback", f"p99 latency {p99:.3g} ms exceeds {spec.max_p99_ms:g} ms"
     elif tested.requests < spec.min_requests:
@@ -127,21 +161,48 @@ def evaluate_rollout(
 
 
 def _conclude(
-    project: projects.Project, alias: str, version: int, outcome: str, why: str,
-    evidence: dict[str, Any], actor: str,
+    project: projects.Project,
+    alias: str,
+    version: int,
+    outcome: str,
+    why: str,
+    evidence: dict[str, Any],
+    actor: str,
 ) -> entities.Decision:
     store, name = project.store, project.name
-    decision = store.add_decision(name, kind="rollout", fired=outcome != "wait",
-                                  evidence={**evidence, "outcome": outcome, "reason": why})
+    decision = store.add_decision(
+        name,
+        kind="rollout",
+        fired=outcome != "wait",
+        evidence={**evidence, "outcome": outcome, "reason": why},
+    )
     if outcome == "promote":
         if store.get_alias(name, "champion") != version:
-            store.set_alias(name, "champion", version, actor=actor, action="promote",
-                            reason=f"{alias} v{version} passed its live test: {why}")
-        store.set_alias(name, alias, None, actor=actor, action="rollout.end",
-                        reason=f"v{version} promoted to champion")
+            store.set_alias(
+                name,
+                "champion",
+                version,
+                actor=actor,
+                action="promote",
+                reason=f"{alias} v{version} passed its live test: {why}",
+            )
+        store.set_alias(
+            name,
+            alias,
+            None,
+            actor=actor,
+            action="rollout.end",
+            reason=f"v{version} promoted to champion",
+        )
     elif outcome == "rollback":
-        store.set_alias(name, alias, None, actor=actor, action="rollback",
-                        reason=f"{alias} v{version} failed its live test: {why}")
+        store.set_alias(
+            name,
+            alias,
+            None,
+            actor=actor,
+            action="rollback",
+            reason=f"{alias} v{version} failed its live test: {why}",
+        )
     return decision
 
 
@@ -160,9 +221,12 @@ def _same_wait(store: Any, name: str, evidence: dict[str, Any]) -> bool:
     before = last[0].evidence
 
     def counts(found: dict[str, Any]) -> Any:
-        return (found.get("version"), found.get("since"),
-                {a: r.get("requests") for a, r in (found.get("requests") or {}).items()},
-                (found.get("metric") or {}).get("labels"))
+        return (
+            found.get("version"),
+            found.get("since"),
+            {a: r.get("requests") for a, r in (found.get("requests") or {}).items()},
+            (found.get("metric") or {}).get("labels"),
+        )
 
     return bool(counts(before) == counts(evidence))
 
@@ -171,28 +235,55 @@ def _same_wait(store: Any, name: str, evidence: dict[str, Any]) -> bool:
 
 
 def _live_metric(
-    project: projects.Project, serving_store: serving.ServingStore, alias: str, version: int,
-    champion: int, started: datetime, seed: int,
+    project: projects.Project,
+    serving_store: serving.ServingStore,
+    alias: str,
+    version: int,
+    champion: int,
+    started: datetime,
+    seed: int,
 ) -> dict[str, Any]:
     spec, name = project.spec, project.name
     metric = metrics.get_metric(spec.gate.metric, spec.task)
-    out: dict[str, Any] = {"name": metric.name, "greater_is_better": metric.greater_is_better,
-                           "paired": alias == "shadow", "labels": 0, alias: None,
-                           "champion": None, "diff": None, "ci_low": None, "ci_high": None,
-                           "champion_labels": 0, "note": ""}
-    held = [item for item in serving_store.labelled(name, alias="champion", version=champion)
-            if item.prediction.at >= started]
+    out: dict[str, Any] = {
+        "name": metric.name,
+        "greater_is_better": metric.greater_is_better,
+        "paired": alias == "shadow",
+        "labels": 0,
+        alias: None,
+        "champion": None,
+        "diff": None,
+        "ci_low": None,
+        "ci_high": None,
+        "champion_labels": 0,
+        "note": "",
+    }
+    held = [
+        item
+        for item in serving_store.labelled(name, alias="champion", version=champion)
+        if item.prediction.at >= started
+    ]
     if alias == "shadow":
-        shadowed = {p.id: p for p in serving_store.list_predictions(
-            name, alias="shadow", version=version, since=started)}
-        pairs = [(item, shadowed[shadow_id(item.prediction.id)]) for item in held
-                 if shadow_id(item.prediction.id) in shadowed]
+        shadowed = {
+            p.id: p
+            for p in serving_store.list_predictions(
+                name, alias="shadow", version=version, since=started
+            )
+        }
+        pairs = [
+            (item, shadowed[shadow_id(item.prediction.id)])
+            for item in held
+            if shadow_id(item.prediction.id) in shadowed
+        ]
         held = [item for item, _ in pairs]
         tested_predictions = [p for _, p in pairs]
         tested_labels = [item.label for item in held]
     else:
-        tested = [item for item in serving_store.labelled(name, alias=alias, version=version)
-                  if item.prediction.at >= started]
+        tested = [
+            item
+            for item in serving_store.labelled(name, alias=alias, version=version)
+            if item.prediction.at >= started
+        ]
         tested_predictions = [item.prediction for item in tested]
         tested_labels = [item.label for item in tested]
     out["labels"], out["champion_labels"] = len(tested_predictions), len(held)
@@ -210,8 +301,10 @@ def _live_metric(
             diffs = gate.bootstrap_diffs(metric, y_new, new, old, resamples, seed)
         else:
             sign = 1.0 if metric.greater_is_better else -1.0
-            diffs = sign * (_bootstrap(metric, y_new, new, resamples, seed)
-                            - _bootstrap(metric, y_old, old, resamples, seed + 1))
+            diffs = sign * (
+                _bootstrap(metric, y_new, new, resamples, seed)
+                - _bootstrap(metric, y_old, old, resamples, seed + 1)
+            )
     except (ValueError, TypeError, KeyError) as exc:  # e.g. probabilities missing
         out["note"] = f"cannot compute {metric.name}: {exc}"
         return out
@@ -238,21 +331,23 @@ def _predictions(metric: metrics.Metric, items: list[serving.Prediction]) -> met
         if first is None:
             raise ValueError("the model gives no probabilities")
         classes = list(first)
-        values = np.array([[(p.probabilities or {})[c] for c in classes] for p in items],
-                          dtype=float)
+        values = np.array(
+            [[(p.probabilities or {})[c] for c in classes] for p in items], dtype=float
+        )
         return metrics.Predictions(values, np.array(classes))
     return metrics.Predictions(np.array([p.prediction for p in items]))
 
 
-def _bootstrap(metric: metrics.Metric, y: Array, predictions: metrics.Predictions,
-               resamples: int, seed: int) -> Array:
+def _bootstrap(
+    metric: metrics.Metric, y: Array, predictions: metrics.Predictions, resamples: int, seed: int
+) -> Array:
     """The metric on `resamples` bootstrap resamples of one group's rows."""
     out = np.empty(resamples)
     done = 0
     if metric.per_row:
         rows = metric.rows(y, predictions)
         for index in gate.resample_indices(len(y), resamples, seed):
-            out[done:done + len(index)] = metric.from_mean(rows[index].mean(axis=1))
+            out[done : done + len(index)] = metric.from_mean(rows[index].mean(axis=1))
             done += len(index)
         return out
     for index in gate.resample_indices(len(y), resamples, seed):
@@ -268,6 +363,8 @@ def _bootstrap(metric: metrics.Metric, y: Array, predictions: metrics.Prediction
 
 
 def _metric_reason(live: dict[str, Any], verb: str, bound: float, confidence: float) -> str:
-    return (f"live {live['name']} diff {live['diff']:.4g} (challenger − champion, + = better), "
-            f"{confidence:.0%} CI [{live['ci_low']:.4g}, {live['ci_high']:.4g}] {verb} "
-            f"{bound:.4g} ({live['labels']} labels, champion {live['champion_labels']})")
+    return (
+        f"live {live['name']} diff {live['diff']:.4g} (challenger − champion, + = better), "
+        f"{confidence:.0%} CI [{live['ci_low']:.4g}, {live['ci_high']:.4g}] {verb} "
+        f"{bound:.4g} ({live['labels']} labels, champion {live['champion_labels']})"
+    )

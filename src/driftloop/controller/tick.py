@@ -100,7 +100,7 @@ class Controller:
         rolled = rollout.evaluate_rollout(self.project, self.serving_, self.holder)
         self.history_.refresh()
         live = self.champion()
-        evaluations = tuple(self.evaluate(live))
+        evaluations = tuple(self.evaluate(live)) + tuple(self.evaluate_feedback())
         latest = self.latest()
         decision = self.decide(live, latest)
         outcome = None
@@ -151,8 +151,7 @@ class Controller:
         if live is None or not len(self.history_):
             return []
         version, model = live
-        last = self.evaluations_.last()
-        done_upto = last.batch_id if last and last.batch_id is not None else 0
+        done_upto = self.evaluations_.last_batch_id()
         trained_upto = int(
             version.metrics.get("data_upto_batch", max(version.batch_ids, default=0))
         )
@@ -168,6 +167,13 @@ class Controller:
                 evaluation = evaluate.evaluate_batch(self.project, scorer, number, batch, part)
                 scored.append(evaluation)
                 self.evaluations_.add(evaluation)
+        return scored
+
+    def evaluate_feedback(self) -> list[entities.Evaluation]:
+        """Labels that came back through the server become evaluations too."""
+        scored = evaluate.evaluate_feedback(self.project, self.serving_)
+        for evaluation in scored:
+            self.evaluations_.add(evaluation)
         return scored
 
     def late_pairs(self, rows: Any, origins: Any) -> list[tuple[int, Any, Any]]:
