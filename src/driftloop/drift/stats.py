@@ -21,9 +21,9 @@ How it is fast: all columns are sorted in one ``np.sort`` call; the KS statistic
 ``searchsorted`` of the current values into the reference per column (the fix-ups for ties are
 vectorised), and the asymptotic p-values are one vectorised ``kstwo.sf`` call. The short loop
 over columns only dispatches O(n log n) C calls; flattening all columns into one lexicographic
-(complex) searchsorted was measured slower than that loop. Large columns are tested in a thread
-pool (see `PARALLEL_MIN_N`), so one slow p-value (scipy's exact Smirnov series at large n)
-overlaps with the other columns' work.
+(complex) searchsorted was measured slower than that loop. Large columns use every core (see
+`PARALLEL_MIN_N`), so one slow p-value (scipy's Smirnov series at large n) overlaps with the
+other columns' work.
 
 >>> import numpy as np
 >>> rng = np.random.default_rng(0)
@@ -36,7 +36,9 @@ overlaps with the other columns' work.
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import math
+import multiprocessing
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -54,9 +56,9 @@ PSI_EPSILON = 1e-4
 """Proportion used in place of an empty bin's 0 in `psi` (no renormalisation)."""
 
 PARALLEL_MIN_N = 200_000
-"""Columns this large (reference + current) are tested in threads, one column per task: the
-searchsorted calls and scipy's p-value functions release the GIL, so columns run on all cores
-(small batches stay in one thread, where a pool would cost more than it saves)."""
+"""Columns this large (reference + current) use every core: their statistics in threads (the
+sorts and searchsorted calls release the GIL), their p-values in worker processes (see
+`_pvalue_pool`). Small batches stay in one thread, where a pool would cost more than it saves."""
 
 EXACT_MAX_N = 10_000
 """Largest sample size for which KS uses the exact distribution (scipy's ``MAX_AUTO_N``)."""
@@ -116,17 +118,17 @@ def ks_sorted(references: Sequence[FloatArray], currents: Sequence[FloatArray]) 
     m = len(references)
     n1 = np.array([r.size for r in references], dtype=np.int64)
     n2 = np.array([c.size for c in currents], dtype=np.int64)
-    if m > 1 and int((n1 + n2).max(initial=0)) >= PARALLEL_MIN_N:
-        with concurrent.futures.ThreadPoolExecutor(min(m, os.cpu_count() or 1)) as pool:
-            parts = list(pool.map(lambda j: ks_sorted([references[j]], [currents[j]]), range(m)))
-        return TestResult(
-            np.concatenate([part.statistic for part in parts]),
-            np.concatenate([part.pvalue for part in parts]),
-        )
+    valid = [j for j in range(m) if n1[j] and n2[j]]
+
+    def statistic(j: int) -> float:
+        return _ks_statistic(references[j], currents[j])
+
     d = np.full(m, np.nan)
-    for j in range(m):
-        if n1[j] and n2[j]:
-            d[j] = _ks_statistic(references[j], currents[j])
+    if len(valid) > 1 and int((n1 + n2).max(initial=0)) >= PARALLEL_MIN_N:
+        with concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+            d[valid] = list(pool.map(statistic, valid))
+    else:
+        d[valid] = [statistic(j) for j in valid]
     return TestResult(*_ks_pvalues(d, n1, n2))
 
 
@@ -207,9 +209,27 @@ def _ks_pvalues(d: FloatArray, n1: IntArray, n2: IntArray) -> tuple[FloatArray, 
     if asymp.any():
         big = np.maximum(n1[asymp], n2[asymp]).astype(np.float64)
         small = np.minimum(n1[asymp], n2[asymp]).astype(np.float64)
-        en = big * small / (big + small)
-        p[asymp] = scipy.stats.kstwo.sf(d[asymp], np.round(en))
+        en = np.round(big * small / (big + small))
+        if en.size > 1 and en.max() >= PARALLEL_MIN_N // 2:
+            p[asymp] = list(_pvalue_pool().map(_kstwo_sf, d[asymp], en))
+        else:
+            p[asymp] = scipy.stats.kstwo.sf(d[asymp], en)
     return d, np.clip(p, 0.0, 1.0)
+
+
+def _kstwo_sf(d: float, n: float) -> float:
+    return float(scipy.stats.kstwo.sf(d, n))
+
+
+@functools.cache
+def _pvalue_pool() -> concurrent.futures.ProcessPoolExecutor:
+    """Worker processes for large-n KS p-values. At large n scipy's `kstwo.sf` is a Python
+    series that holds the GIL for up to a second per column, so threads cannot overlap it;
+    processes can (the arguments and the result are two floats). Started once, on first use,
+    from a fork server that has scipy loaded."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["scipy.stats"])
+    return concurrent.futures.ProcessPoolExecutor(os.cpu_count() or 1, mp_context=context)
 
 
 def chi2_counts(reference: npt.ArrayLike, current: npt.ArrayLike) -> Chi2Result:
