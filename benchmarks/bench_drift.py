@@ -120,7 +120,9 @@ def main() -> None:
     print(f"rows: {args.rows:,} reference x {args.rows:,} current; "
           f"{len(NUMERIC)} numeric + {len(CATEGORICAL)} categorical columns")
     print(f"driftloop profile (full reference): {med(profile_times):8.3f} s")
-    print(f"driftloop detect_drift:             {med(detect_times):8.3f} s")
+    print(f"driftloop detect_drift:             {med(detect_times):8.3f} s "
+          f"(runs: {', '.join(f'{t:.3f}' for t in detect_times)}; the first starts the "
+          "p-value worker processes)")
     print(f"driftloop profile + detect:         {med(total_times):8.3f} s")
     print(f"scipy per-column loop:              {med(scipy_times):8.3f} s")
     print(f"Evidently 0.7 DataDriftPreset:      {ev_time:8.3f} s "

@@ -94,7 +94,12 @@ def sorted_columns(matrix: npt.ArrayLike) -> list[FloatArray]:
 def sort_rows(rows: FloatArray) -> list[FloatArray]:
     """Sort a (features, rows) matrix in place along its rows; views of each row without NaNs."""
     valid = rows.shape[1] - np.isnan(rows).sum(axis=1)
-    rows.sort(axis=1)  # NaN sorts last
+    if rows.shape[0] > 1 and rows.shape[1] >= PARALLEL_MIN_N:
+        halves = np.array_split(np.arange(rows.shape[0]), min(rows.shape[0], os.cpu_count() or 1))
+        with concurrent.futures.ThreadPoolExecutor(len(halves)) as pool:  # sort releases the GIL
+            list(pool.map(lambda part: rows[part[0] : part[-1] + 1].sort(axis=1), halves))
+    else:
+        rows.sort(axis=1)  # NaN sorts last
     return [rows[j, : valid[j]] for j in range(rows.shape[0])]
 
 
