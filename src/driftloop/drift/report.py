@@ -30,6 +30,7 @@ is not counted; missing rates are the validation step's job.
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import math
 from collections.abc import Mapping
@@ -136,16 +137,24 @@ def detect_drift(
     absent = [name for name in plan if name not in current.columns]
     if absent:
         raise errors.ValidationError(
-            f"the batch lacks profiled column(s) {absent}; add them, or list them in "
-            "drift.ignore.",
+            f"the batch lacks profiled column(s) {absent}; add them, or list them in drift.ignore.",
             reasons={name: ["missing from the batch"] for name in absent},
         )
     kinds = profiles.column_kinds(reference_profile)
     numeric = [name for name in plan if kinds[name] == "numeric"]
     categorical = [name for name in plan if kinds[name] == "categorical"]
     results: dict[str, ColumnDrift] = {}
-    results.update(_numeric_results(reference_profile, current, numeric, plan))
-    results.update(_categorical_results(reference_profile, current, categorical, plan))
+    if len(current) >= stats.PARALLEL_MIN_N and numeric and categorical:
+        # large batches: count categories while the numeric tests sort and search
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            counted = pool.submit(
+                _categorical_results, reference_profile, current, categorical, plan
+            )
+            results.update(_numeric_results(reference_profile, current, numeric, plan))
+            results.update(counted.result())
+    else:
+        results.update(_numeric_results(reference_profile, current, numeric, plan))
+        results.update(_categorical_results(reference_profile, current, categorical, plan))
     ordered = [results[name] for name in plan]
     adjusted = _adjust([c.p_value for c in ordered], spec.correction)
     final = tuple(_decide(c, p, spec.alpha) for c, p in zip(ordered, adjusted, strict=True))
@@ -219,13 +228,22 @@ def _numeric_results(
         if test not in by_test:
             continue
         idx = by_test[test]
-        ref_counts, cur_counts = _numeric_bins(reference_profile, [names[j] for j in idx],
-                                               [currents[j] for j in idx])
+        ref_counts, cur_counts = _numeric_bins(
+            reference_profile, [names[j] for j in idx], [currents[j] for j in idx]
+        )
         value = _binned_effect(test, ref_counts, cur_counts)
         statistic[idx], effect[idx] = value, value
     return {
-        name: _column(reference_profile, name, "numeric", plan[name], statistic[j], pvalue[j],
-                      effect[j], currents[j].size)
+        name: _column(
+            reference_profile,
+            name,
+            "numeric",
+            plan[name],
+            statistic[j],
+            pvalue[j],
+            effect[j],
+            currents[j].size,
+        )
         for j, name in enumerate(names)
     }
 
@@ -291,8 +309,16 @@ def _categorical_results(
             statistic[idx], effect[idx] = value, value
     n_current = cur.sum(axis=1)
     return {
-        name: _column(reference_profile, name, "categorical", plan[name], statistic[j],
-                      pvalue[j], effect[j], int(n_current[j]))
+        name: _column(
+            reference_profile,
+            name,
+            "categorical",
+            plan[name],
+            statistic[j],
+            pvalue[j],
+            effect[j],
+            int(n_current[j]),
+        )
         for j, name in enumerate(names)
     }
 
