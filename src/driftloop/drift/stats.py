@@ -35,6 +35,7 @@ other columns' work.
 
 from __future__ import annotations
 
+import atexit
 import concurrent.futures
 import functools
 import math
@@ -129,12 +130,29 @@ def ks_sorted(references: Sequence[FloatArray], currents: Sequence[FloatArray]) 
         return _ks_statistic(references[j], currents[j])
 
     d = np.full(m, np.nan)
-    if len(valid) > 1 and int((n1 + n2).max(initial=0)) >= PARALLEL_MIN_N:
-        with concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 1) as pool:
-            d[valid] = list(pool.map(statistic, valid))
-    else:
+    if len(valid) < 2 or int((n1 + n2).max(initial=0)) < PARALLEL_MIN_N:
         d[valid] = [statistic(j) for j in valid]
-    return TestResult(*_ks_pvalues(d, n1, n2))
+        return TestResult(*_ks_pvalues(d, n1, n2))
+    # Large columns: statistics in threads; each asymptotic p-value goes to a worker process
+    # the moment its statistic is known, so the slowest one starts as early as it can.
+    processes = _pvalue_pool()
+
+    def test(j: int) -> tuple[float, concurrent.futures.Future[float] | None]:
+        value = statistic(j)
+        if max(n1[j], n2[j]) <= EXACT_MAX_N:
+            return value, None
+        return value, processes.submit(_kstwo_sf, value, float(_effective_n(n1[[j]], n2[[j]])[0]))
+
+    with concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+        tested = dict(zip(valid, pool.map(test, valid), strict=True))
+    early = [j for j, (_, future) in tested.items() if future is not None]
+    d[[j for j in valid if j not in early]] = [tested[j][0] for j in valid if j not in early]
+    d, p = _ks_pvalues(d, n1, n2)
+    for j in early:
+        value, future = tested[j]
+        assert future is not None
+        d[j], p[j] = value, min(max(future.result(), 0.0), 1.0)
+    return TestResult(d, p)
 
 
 def _ks_statistic(a: FloatArray, b: FloatArray) -> float:
@@ -212,14 +230,19 @@ def _ks_pvalues(d: FloatArray, n1: IntArray, n2: IntArray) -> tuple[FloatArray, 
         if ok:
             p[j], asymp[j] = prob, False
     if asymp.any():
-        big = np.maximum(n1[asymp], n2[asymp]).astype(np.float64)
-        small = np.minimum(n1[asymp], n2[asymp]).astype(np.float64)
-        en = np.round(big * small / (big + small))
+        en = _effective_n(n1[asymp], n2[asymp])
         if en.size > 1 and en.max() >= PARALLEL_MIN_N // 2:
             p[asymp] = list(_pvalue_pool().map(_kstwo_sf, d[asymp], en))
         else:
             p[asymp] = scipy.stats.kstwo.sf(d[asymp], en)
     return d, np.clip(p, 0.0, 1.0)
+
+
+def _effective_n(n1: IntArray, n2: IntArray) -> FloatArray:
+    """``round(n1*n2/(n1+n2))`` computed as scipy computes it (larger sample first)."""
+    big = np.maximum(n1, n2).astype(np.float64)
+    small = np.minimum(n1, n2).astype(np.float64)
+    return np.round(big * small / (big + small))
 
 
 def _kstwo_sf(d: float, n: float) -> float:
@@ -234,7 +257,9 @@ def _pvalue_pool() -> concurrent.futures.ProcessPoolExecutor:
     from a fork server that has scipy loaded."""
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["scipy.stats"])
-    return concurrent.futures.ProcessPoolExecutor(os.cpu_count() or 1, mp_context=context)
+    pool = concurrent.futures.ProcessPoolExecutor(os.cpu_count() or 1, mp_context=context)
+    atexit.register(pool.shutdown)  # before the interpreter tears its modules down
+    return pool
 
 
 def chi2_counts(reference: npt.ArrayLike, current: npt.ArrayLike) -> Chi2Result:
@@ -322,4 +347,3 @@ def wasserstein(references: Sequence[FloatArray], currents: Sequence[FloatArray]
             v_cdf = v.searchsorted(pooled[:-1], "right") / v.size
             out[j] = np.sum(np.multiply(np.abs(u_cdf - v_cdf), deltas))
     return out
-
