@@ -10,6 +10,7 @@ the first `warmup` of data is one batch that only trains the first model.
 from __future__ import annotations
 
 import concurrent.futures
+import itertools
 import multiprocessing
 import queue as queues
 import time
@@ -232,7 +233,7 @@ def backtest(
 def _reporter(progress: Progress | None, name: str) -> Callable[[], None] | None:
     if progress is None:
         return None
-    count = iter(range(1, 1 << 62))
+    count = itertools.count(1)
     return lambda: progress(name, next(count))
 
 

@@ -17,16 +17,19 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
-from river import drift as river_drift
-
 from driftloop.core import errors
 
 DetectorKind = Literal["adwin", "page_hinkley"]
 
-_FACTORIES: dict[str, Callable[..., Any]] = {
-    "adwin": river_drift.ADWIN,
-    "page_hinkley": river_drift.PageHinkley,
-}
+_RIVER_NAMES = {"adwin": "ADWIN", "page_hinkley": "PageHinkley"}
+
+
+def _river(kind: str) -> Callable[..., Any]:
+    """river's detector class (river is imported on first use, not with driftloop)."""
+    from river import drift as river_drift
+
+    factory: Callable[..., Any] = getattr(river_drift, _RIVER_NAMES[kind])
+    return factory
 
 
 class ErrorStreamDetector:
@@ -39,14 +42,15 @@ class ErrorStreamDetector:
     """
 
     def __init__(self, kind: DetectorKind, **params: Any) -> None:
-        if kind not in _FACTORIES:
+        if kind not in _RIVER_NAMES:
             raise errors.ConfigError(
-                f"`kind` of ErrorStreamDetector must be one of {sorted(_FACTORIES)}; got {kind!r}."
+                f"`kind` of ErrorStreamDetector must be one of {sorted(_RIVER_NAMES)}; "
+                f"got {kind!r}."
             )
         self.kind = kind
         self.params = dict(params)
         try:
-            self.detector_ = _FACTORIES[kind](**self.params)
+            self.detector_ = _river(kind)(**self.params)
         except (TypeError, ValueError) as exc:
             raise errors.ConfigError(f"bad parameters for the {kind} detector: {exc}") from exc
         self.drift_points_: list[int] = []
@@ -69,7 +73,7 @@ class ErrorStreamDetector:
 
     def reset(self) -> None:
         """Forget everything seen; parameters stay."""
-        self.detector_ = _FACTORIES[self.kind](**self.params)
+        self.detector_ = _river(self.kind)(**self.params)
         self.drift_points_ = []
         self.n_seen_ = 0
 
