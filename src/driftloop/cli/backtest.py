@@ -85,5 +85,7 @@ def _history(spec: object, base_dir: Path, data: Path | None) -> object:
     # Files whose columns or types differ from the first would be quarantined; leave them out.
     parts = [part for part in parts if part.dtypes.to_dict() == parts[0].dtypes.to_dict()]
     frame = pd.concat(parts, ignore_index=True)
+    if spec.timestamp not in frame.columns:
+        console.fail(f"the data has no {spec.timestamp!r} column (the spec's `timestamp`)")
     frame[spec.timestamp] = frames.parse_times(frame[spec.timestamp])
     return frame.sort_values(spec.timestamp, kind="stable").reset_index(drop=True)

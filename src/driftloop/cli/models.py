@@ -112,6 +112,7 @@ def promote(
     console.guard(lambda: project.store.get_model_version(project.name, version))
     if project.store.get_alias(project.name, alias) == version:
         console.ok(f"{alias} is already v{version}; nothing to do")
+        project.close()
         return
     move = console.guard(
         lambda: project.store.set_alias(

@@ -78,6 +78,11 @@ def batch_ends(
     frame: pd.DataFrame, timestamp: str, every: timedelta, warmup: timedelta
 ) -> list[pd.Timestamp]:
     """Ends of the warm-up batch, then of one batch per `every`, up to the last row."""
+    if timestamp not in frame.columns or frame.empty:
+        raise errors.ConfigError(
+            f"nothing to replay: the data has no rows or no {timestamp!r} column "
+            f"(columns: {', '.join(map(str, frame.columns))})"
+        )
     times = frame[timestamp]
     first, last = times.iloc[0], times.iloc[-1]
     ends = [first + warmup - pd.Timedelta(microseconds=1)]
