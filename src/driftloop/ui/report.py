@@ -60,7 +60,10 @@ def render_backtest(
         for step, acc in zip(chosen.steps, accuracy[chosen.policy], strict=True)
     ]
     features = sorted({name for step in chosen.steps for name in step.drift})
-    drift = {name: [step.drift.get(name) for step in chosen.steps] for name in features}
+    drift = {
+        name: _rolling([step.drift.get(name) for step in chosen.steps], SMOOTHING_DAYS)
+        for name in features
+    }
     data = {
         "days": days,
         "accuracy": accuracy,
