@@ -68,8 +68,9 @@ class ErrorStreamDetector:
     def scan(self, errors_: Sequence[float]) -> list[int]:
         """Feed a whole sequence; the positions (within it) where drift was detected."""
         start = self.n_seen_
-        return [i - start for i in range(start, start + len(errors_))
-                if self.update(errors_[i - start])]
+        return [
+            i - start for i in range(start, start + len(errors_)) if self.update(errors_[i - start])
+        ]
 
     def reset(self) -> None:
         """Forget everything seen; parameters stay."""
@@ -86,9 +87,7 @@ class ErrorStreamDetector:
         return f"{type(self).__name__}({args})"
 
 
-def scan(
-    errors_: Sequence[float], kind: DetectorKind = "adwin", **params: Any
-) -> list[int]:
+def scan(errors_: Sequence[float], kind: DetectorKind = "adwin", **params: Any) -> list[int]:
     """Drift positions of a fresh detector over a whole error stream.
 
     >>> scan([0.0] * 200 + [1.0] * 50, kind="page_hinkley", threshold=10.0)

@@ -206,7 +206,6 @@ def _numeric_results(
     rows = np.empty((len(names), len(current)), dtype=np.float64)
     for j, name in enumerate(names):
         rows[j] = current[name].to_numpy(dtype=np.float64, na_value=np.nan)
-    currents = stats.sort_rows(rows)
     by_test: dict[str, list[int]] = {}
     for j, name in enumerate(names):
         by_test.setdefault(plan[name].test, []).append(j)
@@ -215,10 +214,18 @@ def _numeric_results(
     effect = np.full(len(names), np.nan)
     sample_tests = by_test.get("ks", []) + by_test.get("wasserstein", [])
     refs = {j: profiles.numeric_sample(reference_profile, names[j]) for j in sample_tests}
-    if "ks" in by_test:
-        idx = by_test["ks"]
-        ks = stats.ks_sorted([refs[j] for j in idx], [currents[j] for j in idx])
-        statistic[idx], pvalue[idx], effect[idx] = ks.statistic, ks.pvalue, ks.statistic
+    ks_idx = by_test.get("ks", [])
+    currents: list[stats.FloatArray] = [rows[j] for j in range(len(names))]
+    if ks_idx:
+        # the KS columns are sorted inside the tests (large p-values start sooner)
+        ks, ks_sorted = stats.ks_rows([refs[j] for j in ks_idx], rows[ks_idx])
+        statistic[ks_idx], pvalue[ks_idx], effect[ks_idx] = ks.statistic, ks.pvalue, ks.statistic
+        for j, column in zip(ks_idx, ks_sorted, strict=True):
+            currents[j] = column
+    rest = [j for j in range(len(names)) if j not in ks_idx]
+    if rest:
+        for j, column in zip(rest, stats.sort_rows(rows[rest]), strict=True):
+            currents[j] = column
     if "wasserstein" in by_test:
         idx = by_test["wasserstein"]
         raw = stats.wasserstein([refs[j] for j in idx], [currents[j] for j in idx])

@@ -41,7 +41,7 @@ import functools
 import math
 import multiprocessing
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -121,32 +121,59 @@ def ks_sorted(references: Sequence[FloatArray], currents: Sequence[FloatArray]) 
     """KS test on pre-sorted, NaN-free columns (`references[j]` against `currents[j]`)."""
     if len(references) != len(currents):
         raise ValueError(f"{len(references)} reference columns but {len(currents)} current ones.")
+    n2 = np.array([c.size for c in currents], dtype=np.int64)
+    return _ks(references, lambda j: currents[j], n2)
+
+
+def ks_rows(
+    references: Sequence[FloatArray], rows: FloatArray
+) -> tuple[TestResult, list[FloatArray]]:
+    """KS test of the unsorted rows of a (columns, values) matrix, NaN meaning missing. Each row
+    is sorted in place in the task that tests it, so a large column's p-value starts as early
+    as it can; returns the result and the sorted, NaN-free rows (views)."""
+    if len(references) != rows.shape[0]:
+        raise ValueError(f"{len(references)} reference columns but {rows.shape[0]} current ones.")
+    n2 = rows.shape[1] - np.isnan(rows).sum(axis=1)
+
+    def prepare(j: int) -> FloatArray:
+        rows[j].sort()  # NaN sorts last
+        return rows[j, : n2[j]]
+
+    result = _ks(references, prepare, n2)
+    return result, [rows[j, : n2[j]] for j in range(rows.shape[0])]
+
+
+def _ks(
+    references: Sequence[FloatArray], current: Callable[[int], FloatArray], n2: IntArray
+) -> TestResult:
+    """The KS tests; `current(j)` gives column j sorted and NaN-free (called once per column)."""
     m = len(references)
     n1 = np.array([r.size for r in references], dtype=np.int64)
-    n2 = np.array([c.size for c in currents], dtype=np.int64)
     valid = [j for j in range(m) if n1[j] and n2[j]]
 
     def statistic(j: int) -> float:
-        return _ks_statistic(references[j], currents[j])
+        column = current(j)
+        return _ks_statistic(references[j], column) if j in valid else float("nan")
 
     d = np.full(m, np.nan)
     if len(valid) < 2 or int((n1 + n2).max(initial=0)) < PARALLEL_MIN_N:
-        d[valid] = [statistic(j) for j in valid]
+        d[:] = [statistic(j) for j in range(m)]
         return TestResult(*_ks_pvalues(d, n1, n2))
-    # Large columns: statistics in threads; each asymptotic p-value goes to a worker process
-    # the moment its statistic is known, so the slowest one starts as early as it can.
+    # Large columns: one task per column (sort, statistic) in threads; each asymptotic p-value
+    # goes to a worker process the moment its statistic is known.
     processes = _pvalue_pool()
 
     def test(j: int) -> tuple[float, concurrent.futures.Future[float] | None]:
         value = statistic(j)
-        if max(n1[j], n2[j]) <= EXACT_MAX_N:
+        if j not in valid or max(n1[j], n2[j]) <= EXACT_MAX_N:
             return value, None
         return value, processes.submit(_kstwo_sf, value, float(_effective_n(n1[[j]], n2[[j]])[0]))
 
     with concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 1) as pool:
-        tested = dict(zip(valid, pool.map(test, valid), strict=True))
+        tested = dict(zip(range(m), pool.map(test, range(m)), strict=True))
     early = [j for j, (_, future) in tested.items() if future is not None]
-    d[[j for j in valid if j not in early]] = [tested[j][0] for j in valid if j not in early]
+    d[:] = [value for value, _ in tested.values()]
+    d[early] = np.nan  # their p-values come from the workers
     d, p = _ks_pvalues(d, n1, n2)
     for j in early:
         value, future = tested[j]
