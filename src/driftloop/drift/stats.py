@@ -169,7 +169,8 @@ def _ks(
             return value, None
         return value, processes.submit(_kstwo_sf, value, float(_effective_n(n1[[j]], n2[[j]])[0]))
 
-    with concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+    # one core stays free for the worker process that computes the slow p-values
+    with concurrent.futures.ThreadPoolExecutor(max(1, (os.cpu_count() or 1) - 1)) as pool:
         tested = dict(zip(range(m), pool.map(test, range(m)), strict=True))
     early = [j for j, (_, future) in tested.items() if future is not None]
     d[:] = [value for value, _ in tested.values()]
