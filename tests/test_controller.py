@@ -238,3 +238,15 @@ def test_crash_after_the_version_is_stored_does_not_train_again(
     assert [run.status for run in fresh.store.list_runs(fresh.name)] == ["succeeded"]
     assert len(fresh.store.list_model_versions(fresh.name)) == 1
     assert fresh.store.get_alias(fresh.name, "champion") == 1
+
+
+def test_a_changed_spec_is_audited_with_who_changed_it(folder: Path) -> None:
+    open_project(folder).close()
+    spec = folder / "driftloop.yaml"
+    spec.write_text(spec.read_text().replace("cooldown: 3d", "cooldown: 4d"))
+    project = projects.open_project(spec, actor="alice")
+    changes = project.store.list_audit(action="config.change")
+    assert len(changes) == 1 and changes[0].actor == "alice"
+    assert "cooldown" in str(changes[0].details)
+    projects.open_project(spec, actor="bob")  # unchanged: no new row
+    assert len(project.store.list_audit(action="config.change")) == 1

@@ -7,6 +7,7 @@ spec resolve against the spec's folder, so a project folder can be moved or run 
 
 from __future__ import annotations
 
+import getpass
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,8 +35,12 @@ class Project:
         self.store.close()
 
 
-def open_project(path: str | Path = "driftloop.yaml", clock: clocks.Clock | None = None) -> Project:
-    """Load the spec at `path` and open its store, artifacts and source."""
+def open_project(
+    path: str | Path = "driftloop.yaml", clock: clocks.Clock | None = None, actor: str | None = None
+) -> Project:
+    """Load the spec at `path` and open its store, artifacts and source. A spec that changed
+    since it was last stored is recorded with an audit row naming `actor` (default: the OS
+    user running the command)."""
     path = Path(path)
     spec = config.load_spec(path)
     base_dir = path.resolve().parent
@@ -49,7 +54,7 @@ def open_project(path: str | Path = "driftloop.yaml", clock: clocks.Clock | None
         source=sources.build_source(spec.source, base_dir),
         clock=clock,
     )
-    store.ensure_pipeline(spec.name, spec.model_dump(mode="json"))
+    store.ensure_pipeline(spec.name, spec.model_dump(mode="json"), actor=actor or whoami())
     return project
 
 
@@ -78,3 +83,11 @@ def resolve_path_url(url: str, base_dir: Path) -> str:
     if "://" in url or Path(url).is_absolute():
         return url
     return str((base_dir / url).resolve())
+
+
+def whoami() -> str:
+    """The OS user, for the audit log ("unknown" where the system cannot tell)."""
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return "unknown"
