@@ -17,6 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event, pool
+from sqlalchemy.dialects import postgresql, sqlite
 
 from driftloop.core import errors
 
@@ -76,6 +77,12 @@ def _sqlite(url: sa.URL) -> sa.Engine:
         driver.execute("BEGIN IMMEDIATE" if write else "BEGIN")
 
     return engine
+
+
+def insert(dialect: str, table: sa.Table) -> Any:
+    """An INSERT that knows ON CONFLICT, for the backend named `dialect` (SQLite or PostgreSQL)."""
+    module = postgresql if dialect == "postgresql" else sqlite
+    return module.insert(table)
 
 
 @contextlib.contextmanager

@@ -13,7 +13,6 @@ from datetime import timedelta
 from typing import Any, Self
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from driftloop.core import clock as clocks
 from driftloop.core import errors, types
@@ -101,7 +100,7 @@ _RENEW_LEASE = sa.update(T.leases).where(
 
 @functools.cache
 def _set_alias(dialect: str) -> Any:
-    insert = (postgresql if dialect == "postgresql" else sqlite).insert(T.aliases)
+    insert = _engine.insert(dialect, T.aliases)
     return insert.on_conflict_do_update(
         index_elements=["pipeline_id", "alias"],
         set_={"version": insert.excluded.version, "updated_at": insert.excluded.updated_at})
@@ -109,8 +108,7 @@ def _set_alias(dialect: str) -> Any:
 
 @functools.cache
 def _take_lease(dialect: str) -> Any:
-    insert = (postgresql if dialect == "postgresql" else sqlite).insert
-    return insert(T.leases).on_conflict_do_nothing(
+    return _engine.insert(dialect, T.leases).on_conflict_do_nothing(
         index_elements=["pipeline"]).returning(T.leases.c.token)
 
 
@@ -152,8 +150,7 @@ class HistoryStore:
 
     def _insert(self, table: sa.Table) -> Any:
         """An INSERT that knows ON CONFLICT on this backend."""
-        dialect = postgresql if self.engine_.dialect.name == "postgresql" else sqlite
-        return dialect.insert(table)
+        return _engine.insert(self.engine_.dialect.name, table)
 
     @property
     def _dialect(self) -> str:

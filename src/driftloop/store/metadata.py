@@ -75,8 +75,7 @@ _RUN_VERSIONS = _history.with_pipeline(T.model_versions).where(
 
 @functools.cache
 def _set_cursor(dialect: str) -> Any:
-    insert = (sa.dialects.postgresql if dialect == "postgresql" else sa.dialects.sqlite).insert
-    stmt = insert(T.cursors)
+    stmt = _engine.insert(dialect, T.cursors)
     return stmt.on_conflict_do_update(
         index_elements=["pipeline_id", "key"],
         set_={"value": stmt.excluded.value, "updated_at": stmt.excluded.updated_at})

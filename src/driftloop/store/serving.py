@@ -37,11 +37,10 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from driftloop.core import clock as clocks
 from driftloop.core import errors, types
-from driftloop.store import _engine, _rows, metadata, serving_tables, tables
+from driftloop.store import _rows, metadata, serving_tables, tables
 
 S = serving_tables
 ROLES = ("predict", "feedback", "admin")
@@ -110,17 +109,16 @@ class ServingStore:
     def __repr__(self) -> str:
         return f"ServingStore({self.store!r})"
 
-    # -- plumbing ------------------------------------------------------------------------------
+    # -- plumbing: the metadata store's own transactions and inserts --------------------------
 
     def _read(self) -> Any:
-        return _engine.transaction(self.engine_, write=False)
+        return self.store._read()
 
     def _write(self) -> Any:
-        return _engine.transaction(self.engine_, write=True)
+        return self.store._write()
 
     def _insert(self, table: sa.Table) -> Any:
-        dialect = postgresql if self.engine_.dialect.name == "postgresql" else sqlite
-        return dialect.insert(table)
+        return self.store._insert(table)
 
     def _pid(self, conn: sa.Connection, pipeline: str) -> int:
         pid = self.pipeline_ids_.get(pipeline)
