@@ -91,88 +91,57 @@ def _compare(
 ) -> GateReport:
     metric = metrics.get_metric(spec.metric, task)
     y = np.asarray(y)
-    base: dict[str, Any] = {
-        "metric": metric.name,
-        "greater_is_better": metric.greater_is_better,
-        "confidence": spec.confidence,
-        "resamples": spec.bootstrap,
-        "n": len(y),
-    }
-    empty: dict[str, Any] = {
-        "challenger_score": None,
-        "champion_score": None,
-        "diff": None,
-        "mean_diff": None,
-        "ci_low": None,
-        "ci_high": None,
-    }
+    scores: dict[str, Any] = dict.fromkeys(
+        ("challenger_score", "champion_score", "diff", "mean_diff", "ci_low", "ci_high")
+    )
+
+    def report(passed: bool, reason: str) -> GateReport:
+        return GateReport(
+            metric=metric.name,
+            greater_is_better=metric.greater_is_better,
+            confidence=spec.confidence,
+            resamples=spec.bootstrap,
+            n=len(y),
+            passed=passed,
+            reason=reason,
+            **scores,
+        )
+
     if len(y) == 0:
         if champion is None:
-            return GateReport(**base, **empty, passed=True, reason="no champion")
-        return GateReport(
-            **base,
-            **empty,
-            passed=False,
-            reason="no labelled holdout rows to compare the models on",
-        )
+            return report(True, "no champion")
+        return report(False, "no labelled holdout rows to compare the models on")
     try:
         new = metric.predict(challenger, X)
-        new_score = metric.score(y, new)
+        new_score = scores["challenger_score"] = metric.score(y, new)
     except Exception as exc:
-        return GateReport(
-            **base,
-            **empty,
-            passed=False,
-            reason=f"challenger failed to predict: {type(exc).__name__}: {exc}",
-        )
-    empty["challenger_score"] = new_score
+        return report(False, f"challenger failed to predict: {type(exc).__name__}: {exc}")
     if champion is None:
-        return GateReport(**base, **empty, passed=True, reason="no champion")
+        return report(True, "no champion")
     try:
         old = metric.predict(champion, X)
-        old_score = metric.score(y, old)
+        old_score = scores["champion_score"] = metric.score(y, old)
     except Exception as exc:
-        return GateReport(
-            **base,
-            **empty,
-            passed=True,
-            reason=f"champion failed to predict on the holdout "
+        return report(
+            True,
+            f"champion failed to predict on the holdout "
             f"({type(exc).__name__}: {exc}); the challenger can",
         )
     sign = 1.0 if metric.greater_is_better else -1.0
-    diff = sign * (new_score - old_score)
+    diff = scores["diff"] = sign * (new_score - old_score)
     diffs = bootstrap_diffs(metric, y, new, old, spec.bootstrap, seed)
     head = f"challenger {metric.name} {new_score:.4g} vs champion {old_score:.4g}: diff {diff:.4g}"
     if np.isnan(diffs).all():
-        return GateReport(
-            **base,
-            challenger_score=new_score,
-            champion_score=old_score,
-            diff=diff,
-            mean_diff=None,
-            ci_low=None,
-            ci_high=None,
-            passed=False,
-            reason=f"{head}; {metric.name} is undefined on every resample",
-        )
+        return report(False, f"{head}; {metric.name} is undefined on every resample")
     tail = (1.0 - spec.confidence) / 2.0
     low, high = (float(v) for v in np.nanquantile(diffs, [tail, 1.0 - tail]))
+    scores.update(mean_diff=float(np.nanmean(diffs)), ci_low=low, ci_high=high)
     passed = low > spec.min_improvement
     verdict = "is above" if passed else "is not above"
-    reason = (
+    return report(
+        passed,
         f"{head}, {spec.confidence:.0%} CI [{low:.4g}, {high:.4g}] {verdict} "
-        f"{spec.min_improvement:g}"
-    )
-    return GateReport(
-        **base,
-        challenger_score=new_score,
-        champion_score=old_score,
-        diff=diff,
-        mean_diff=float(np.nanmean(diffs)),
-        ci_low=low,
-        ci_high=high,
-        passed=passed,
-        reason=reason,
+        f"{spec.min_improvement:g}",
     )
 
 
