@@ -18,12 +18,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.tree import DecisionTreeClassifier
-from test_server import FEATURES, POLL, Server, bearer
+from test_server import FEATURES, POLL, Server, bearer, trained_folder
 
-from driftloop.cli import project as scaffold
 from driftloop.controller import project as projects
 from driftloop.controller import rollout
-from driftloop.controller import tick as ticking
 from driftloop.server import auth
 from driftloop.store import serving
 
@@ -32,18 +30,7 @@ CRITERIA = "  min_requests: 200\n  min_labels: 150\n  max_p99_ms: 2000\n  max_me
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("rollout") / "elec"
-    scaffold.init(folder, weeks=3)
-    spec = folder / "driftloop.yaml"
-    text = spec.read_text().replace("executor: local", "executor: inline")
-    spec.write_text(text.replace("max_iter: 100", "max_iter: 10"))
-    opened = projects.open_project(spec)
-    controller = ticking.Controller(opened)
-    controller.tick()
-    opened.store.release_lease(opened.name, controller.holder)
-    assert opened.store.get_alias(opened.name, "champion") == 1
-    opened.close()
-    return folder
+    return trained_folder(tmp_path_factory, "rollout")
 
 
 @pytest.fixture(scope="module")

@@ -81,9 +81,9 @@ class Server:
         return self.process.wait(timeout=30) in (0, -signal.SIGTERM)
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[projects.Project]:
-    folder = tmp_path_factory.mktemp("serve") / "elec"
+def trained_folder(factory: pytest.TempPathFactory, name: str) -> Path:
+    """A scaffolded Elec2 project (small, in-process trainer) whose first tick made v1 champion."""
+    folder = factory.mktemp(name) / "elec"
     scaffold.init(folder, weeks=3)
     spec = folder / "driftloop.yaml"
     text = spec.read_text().replace("executor: local", "executor: inline")
@@ -93,6 +93,13 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[projects.Proje
     controller.tick()
     opened.store.release_lease(opened.name, controller.holder)
     assert opened.store.get_alias(opened.name, "champion") == 1
+    opened.close()
+    return folder
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[projects.Project]:
+    opened = projects.open_project(trained_folder(tmp_path_factory, "serve") / "driftloop.yaml")
     yield opened
     opened.close()
 
