@@ -32,14 +32,10 @@ def select_window(frame: pd.DataFrame, spec: config.WindowSpec, *, timestamp: st
     if spec.kind == "all":
         return frame
     if spec.kind == "last_rows":
-        if spec.rows is None:
-            raise errors.ConfigError(
-                "trainer.window: kind 'last_rows' needs `rows`, e.g. rows: 10000")
+        assert spec.rows is not None  # WindowSpec checks this when the spec loads
         return frame.iloc[-spec.rows:]
     if spec.kind == "last_duration":
-        if spec.duration is None:
-            raise errors.ConfigError(
-                "trainer.window: kind 'last_duration' needs `duration`, e.g. duration: 30d")
+        assert spec.duration is not None  # WindowSpec checks this when the spec loads
         stamps = _stamps(frame, timestamp, spec.kind)
         return frame[(stamps > pd.Timestamp(clock.as_utc(now) - spec.duration)).to_numpy()]
     if spec.kind == "since_drift":
