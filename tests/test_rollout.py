@@ -23,7 +23,7 @@ from test_server import FEATURES, POLL, Server, bearer, trained_folder
 from driftloop.controller import project as projects
 from driftloop.controller import rollout
 from driftloop.server import auth
-from driftloop.store import serving
+from driftloop.store import serving, serving_stats
 
 CRITERIA = "  min_requests: 200\n  min_labels: 150\n  max_p99_ms: 2000\n  max_metric_drop: 0.02\n"
 
@@ -224,6 +224,65 @@ def test_canary_bad_rolls_back_good_is_sticky_near_its_share_and_promoted(
     assert store.get_alias(name, "champion") == good and store.get_alias(name, "canary") is None
     wait_serving(server.url, "champion", good)
     store.set_alias(name, "champion", 1, actor="test", reason="restore for the next tests")
+
+
+@pytest.mark.parametrize("served", ["ab"], indirect=True)
+def test_ab_splits_sticky_traffic_to_the_challenger_and_promotes_it(
+    served: tuple[projects.Project, Server], secret: str, data: pd.DataFrame,
+) -> None:
+    project, server = served
+    store, name = project.store, project.name
+    good = register(project, data, flip=False)
+    assert rollout.start_rollout(project, good, "test") is not None
+    assert store.get_alias(name, "challenger") == good
+    wait_serving(server.url, "challenger", good)
+    shown, truth = records(data, 2000, seed=5)
+    answers = predict_all(server.url, secret, [(r, f"ab-{i}") for i, r in enumerate(shown)])
+    share = np.mean([a["alias"] == "challenger" for a in answers])
+    assert abs(share - 0.3) <= 0.03, share
+    assert {(a["alias"], a["version"]) for a in answers} == {("champion", 1), ("challenger", good)}
+    again = predict_all(server.url, secret, [(r, f"ab-{i}") for i, r in enumerate(shown[:300])])
+    assert [a["alias"] for a in again] == [a["alias"] for a in answers[:300]]
+    label(server.url, secret, answers, truth)
+    time.sleep(POLL * 3)
+    decision = rollout.evaluate_rollout(project, serving.ServingStore(store), "controller")
+    assert decision is not None and decision.evidence["outcome"] == "promote", decision
+    assert decision.evidence["requests"]["challenger"]["requests"] == sum(
+        a["alias"] == "challenger" for a in answers + again)
+    assert store.get_alias(name, "champion") == good and store.get_alias(name, "challenger") is None
+    store.set_alias(name, "champion", 1, actor="test", reason="restore for the next tests")
+
+
+@pytest.mark.parametrize(
+    ("errors", "slow_ms", "reason"),
+    [(12, 1.0, "error rate 12/300 exceeds 0.01"), (0, 5000.0, "p99 latency")],
+)
+def test_a_challenger_with_errors_or_slow_answers_is_rolled_back(
+    folder: Path, data: pd.DataFrame, errors: int, slow_ms: float, reason: str,
+) -> None:
+    """Safety before the live metric: the serving stats alone (no labels) roll a canary back."""
+    project = with_strategy(folder, "canary")
+    try:
+        store, name = project.store, project.name
+        version = register(project, data, flip=False)
+        rollout.start_rollout(project, version, "test")
+        minute = serving_stats.minute_of(store.clock.now())
+        fast, slow = serving_stats.bucket(1.0), serving_stats.bucket(slow_ms)
+        serving_stats.ServingStats(serving.ServingStore(store)).write(name, [
+            serving_stats.StatRow(minute, "test:1", "canary", version, 300, errors,
+                                  {fast: 290, slow: 10}),
+            serving_stats.StatRow(minute, "test:1", "champion", 1, 700, 0, {fast: 700}),
+        ])
+        decision = rollout.evaluate_rollout(project, serving.ServingStore(store), "controller")
+        assert decision is not None and decision.fired
+        evidence = decision.evidence
+        assert evidence["outcome"] == "rollback" and evidence["reason"].startswith(reason)
+        assert evidence["requests"]["canary"]["errors"] == errors
+        assert evidence["metric"]["labels"] == 0  # decided without waiting for labels
+        assert store.get_alias(name, "canary") is None and store.get_alias(name, "champion") == 1
+        assert store.list_audit()[-1].action == "rollback"
+    finally:
+        project.close()
 
 
 @pytest.mark.slow

@@ -16,7 +16,7 @@ from alembic.runtime.migration import MigrationContext
 from driftloop.core import errors
 from driftloop.core.clock import FakeClock
 from driftloop.server import auth, predictions
-from driftloop.store import migrations, serving, serving_tables, tables
+from driftloop.store import migrations, serving, serving_stats, serving_tables, tables
 from driftloop.store.metadata import MetadataStore
 
 START = datetime(2024, 3, 1, tzinfo=UTC)
@@ -176,3 +176,28 @@ def test_fast_input_frame_equals_the_training_coercion() -> None:
     fast = inputs.frame(inputs.check(records))
     slow = schemas.coerce(pd.DataFrame(records), inputs.schema)[["b", "a"]]
     pd.testing.assert_frame_equal(fast, slow)
+
+
+def test_serving_stats_are_replaced_per_minute_and_process_and_summed_across_them(
+    meta: MetadataStore,
+) -> None:
+    stats = serving_stats.ServingStats(serving.ServingStore(meta))
+    fast, slow = serving_stats.bucket(1.0), serving_stats.bucket(80.0)
+    minute, later = START, START + timedelta(minutes=1)
+    stats.write("p", [serving_stats.StatRow(minute, "a:1", "canary", 2, 50, 0, {fast: 50})])
+    # the same minute and process again: replaced with the newer totals, not added
+    stats.write("p", [
+        serving_stats.StatRow(minute, "a:1", "canary", 2, 100, 1, {fast: 99, slow: 1}),
+        serving_stats.StatRow(minute, "b:7", "canary", 2, 100, 3, {fast: 97, slow: 3}),
+        serving_stats.StatRow(later, "a:1", "canary", 2, 100, 0, {fast: 100}),
+        serving_stats.StatRow(later, "a:1", "champion", 1, 400, 0, {fast: 400}),
+    ])
+    found = stats.read("p", alias="canary", version=2)
+    assert (found.requests, found.errors) == (300, 4)
+    assert found.latency == {fast: 296, slow: 4}
+    assert found.p99_ms == serving_stats.BOUNDS_MS[slow]  # 4 of 300 are slow: above the 99th
+    assert found.quantile_ms(0.5) == serving_stats.BOUNDS_MS[fast]
+    since = stats.read("p", alias="canary", version=2, since=later + timedelta(seconds=30))
+    assert (since.requests, since.errors, since.p99_ms) == (100, 0, serving_stats.BOUNDS_MS[fast])
+    assert stats.read("p", alias="canary", version=3).p99_ms is None
+    assert stats.read("p", alias="champion", version=1).requests == 400
