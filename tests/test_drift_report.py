@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
+import os
 
 import numpy as np
 import pandas as pd
@@ -12,6 +14,7 @@ import scipy.stats
 from driftloop.core import config, errors
 from driftloop.data import profile as profiles
 from driftloop.drift import report as reports
+from driftloop.drift import stats
 
 KINDS = {"a": "numeric", "b": "numeric", "c": "numeric", "k": "categorical"}
 
@@ -173,3 +176,36 @@ def test_all_missing_column_is_untested_and_report_round_trips() -> None:
     assert reports.DriftReport.from_json(data) == report
     with pytest.raises(AttributeError):
         report.dataset_drift = False  # type: ignore[misc]
+
+
+def test_large_batches_equal_scipy_slow_p_value_first_and_a_broken_worker_pool_is_survived(
+) -> None:
+    """Above `stats.PARALLEL_MIN_N` the KS tests run as parallel tasks whose large-n p-values go
+    to worker processes; the results equal scipy's whatever the task order, and a dead worker
+    pool costs time, not results."""
+    rng = np.random.default_rng(7)
+    n = 120_000
+    ref = pd.DataFrame({name: rng.normal(size=n) for name in "abcd"})
+    cur = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(0.03, 1.0, n),
+                        "c": rng.normal(1.0, 1.0, n), "d": rng.normal(size=n)})
+    cur.loc[::9, "d"] = np.nan
+    profile = profiles.build_profile(ref, columns=dict.fromkeys("abcd", "numeric"),
+                                     sample_size=n)
+    rows = cur.to_numpy().T.copy()
+    edges = [profiles.bin_edges(profile, c)[1:-1] for c in "abcd"]
+    below = [np.cumsum(profiles.bin_counts(profile, c))[:-1] / n for c in "abcd"]
+    assert stats.slow_first(edges, below, rows, np.full(4, n))[0] == 1  # b: n·D² ≈ 9
+
+    def check() -> None:
+        report = reports.detect_drift(profile, cur, config.DriftSpec())
+        for column in report.columns:
+            expected = scipy.stats.ks_2samp(ref[column.name], cur[column.name].dropna())
+            assert column.statistic == pytest.approx(expected.statistic, rel=1e-12, abs=0)
+            assert column.p_value == pytest.approx(expected.pvalue, rel=1e-9, abs=0)
+
+    check()
+    broken = stats._pvalue_pool().submit(os._exit, 1)
+    with pytest.raises(concurrent.futures.BrokenExecutor):
+        broken.result(timeout=60)
+    check()  # the pool is broken: computed in this process
+    check()  # and a new pool serves the next call

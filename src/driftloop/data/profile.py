@@ -201,6 +201,11 @@ def numeric_sample(profile: Mapping[str, Any], name: str) -> npt.NDArray[np.floa
     return decode_array(_numeric(profile, name)["sample"])
 
 
+def sample_size(profile: Mapping[str, Any], name: str) -> int:
+    """The size of `numeric_sample` of a column, without decoding it."""
+    return int(_numeric(profile, name)["sample"]["size"])
+
+
 def bin_edges(profile: Mapping[str, Any], name: str) -> npt.NDArray[np.float64]:
     """The quantile bin edges of a numeric column."""
     return np.asarray(_numeric(profile, name)["edges"], dtype=np.float64)

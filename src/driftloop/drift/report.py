@@ -203,32 +203,43 @@ def _numeric_results(
 ) -> dict[str, ColumnDrift]:
     if not names:
         return {}
-    rows = np.empty((len(names), len(current)), dtype=np.float64)
-    for j, name in enumerate(names):
-        rows[j] = current[name].to_numpy(dtype=np.float64, na_value=np.nan)
     by_test: dict[str, list[int]] = {}
     for j, name in enumerate(names):
         by_test.setdefault(plan[name].test, []).append(j)
+    ks_idx = by_test.get("ks", [])
+    rest = [j for j in range(len(names)) if j not in ks_idx]
+    # the KS columns first, so that their rows are one view of the matrix, not a copy
+    layout = ks_idx + rest
+    rows = np.empty((len(names), len(current)), dtype=np.float64)
+    for i, j in enumerate(layout):
+        rows[i] = current[names[j]].to_numpy(dtype=np.float64, na_value=np.nan)
     statistic = np.full(len(names), np.nan)
     pvalue = np.full(len(names), np.nan)
     effect = np.full(len(names), np.nan)
-    sample_tests = by_test.get("ks", []) + by_test.get("wasserstein", [])
-    refs = {j: profiles.numeric_sample(reference_profile, names[j]) for j in sample_tests}
-    ks_idx = by_test.get("ks", [])
-    currents: list[stats.FloatArray] = [rows[j] for j in range(len(names))]
+    currents: list[stats.FloatArray] = [rows[i] for i in np.argsort(layout)]
     if ks_idx:
-        # the KS columns are sorted inside the tests (large p-values start sooner)
-        ks, ks_sorted = stats.ks_rows([refs[j] for j in ks_idx], rows[ks_idx])
+        ks_names = [names[j] for j in ks_idx]
+        ks_rows = rows[: len(ks_idx)]
+        n1 = np.array([profiles.sample_size(reference_profile, n) for n in ks_names])
+        edges = [profiles.bin_edges(reference_profile, n)[1:-1] for n in ks_names]
+        counts = [profiles.bin_counts(reference_profile, n) for n in ks_names]
+        below = [np.cumsum(c)[:-1] / max(int(c.sum()), 1) for c in counts]
+        ks, ks_sorted = stats.ks_rows(
+            lambda i: profiles.numeric_sample(reference_profile, ks_names[i]),
+            n1,
+            ks_rows,
+            stats.slow_first(edges, below, ks_rows, n1),
+        )
         statistic[ks_idx], pvalue[ks_idx], effect[ks_idx] = ks.statistic, ks.pvalue, ks.statistic
         for j, column in zip(ks_idx, ks_sorted, strict=True):
             currents[j] = column
-    rest = [j for j in range(len(names)) if j not in ks_idx]
     if rest:
-        for j, column in zip(rest, stats.sort_rows(rows[rest]), strict=True):
+        for j, column in zip(rest, stats.sort_rows(rows[len(ks_idx) :]), strict=True):
             currents[j] = column
     if "wasserstein" in by_test:
         idx = by_test["wasserstein"]
-        raw = stats.wasserstein([refs[j] for j in idx], [currents[j] for j in idx])
+        refs = [profiles.numeric_sample(reference_profile, names[j]) for j in idx]
+        raw = stats.wasserstein(refs, [currents[j] for j in idx])
         scale = np.array([_scale(reference_profile, names[j]) for j in idx])
         statistic[idx], effect[idx] = raw, raw / scale
     for test in ("psi", "jensenshannon"):
