@@ -226,7 +226,8 @@ def _add_routes(app: FastAPI, server: state.ServerState) -> None:
             server.metrics.predictions.labels(
                 pipeline=name, alias=live.alias, version=str(live.number)).inc(len(indices))
         if server.shadow.active:
-            server.shadow.submit(shadow.Job(frame, rows, [p.id for p in logged], body.key, at))
+            server.shadow.submit(shadow.Job(frame, rows, [p.id for p in logged], body.key, at,
+                                          bool(inputs.plain_numbers_)))
         return JSONResponse({
             "predictions": [
                 {"id": p.id, "prediction": p.prediction, "probabilities": p.probabilities,
@@ -293,8 +294,9 @@ def _score(
 ) -> tuple[models.LiveModel, list[scoring.Scored]]:
     """Score with `live`; a model under test that raises is counted as its error and the
     champion answers instead. Every model that answered (or failed) is tallied."""
+    floats = bool(server.inputs is not None and server.inputs.plain_numbers_)
     try:
-        scored = scoring.score(live, frame)
+        scored = scoring.score(live, frame, floats=floats)
     except Exception:
         server.tally.observe(at, live.alias, live.number,
                              (time.perf_counter() - started) * 1000, error=True)

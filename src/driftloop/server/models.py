@@ -15,6 +15,7 @@ serving what it served, the failure is counted and logged, and the next poll tri
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -41,6 +42,25 @@ class LiveModel:
     @property
     def number(self) -> int:
         return self.version.version
+
+    @functools.cached_property
+    def array_features(self) -> list[str] | None:
+        """The columns a plain scikit-learn estimator was fit on, in order; such a model may
+        read float features as an array instead of a frame (the same values in the same order,
+        without scikit-learn's per-call DataFrame checks: half of a single-record predict).
+        None for models fit without column names and for meta-estimators (pipelines, column
+        transformers, ensembles of estimators), which may select columns by name."""
+        model = self.model
+        names = getattr(model, "feature_names_in_", None)
+        if names is None or not hasattr(model, "get_params"):
+            return None
+        for value in model.get_params(deep=False).values():
+            items = value if isinstance(value, list | tuple) else [value]
+            for item in items:
+                parts = item if isinstance(item, tuple) else (item,)
+                if any(hasattr(part, "fit") for part in parts):
+                    return None
+        return [str(name) for name in names]
 
     @property
     def classes(self) -> list[Any] | None:

@@ -22,6 +22,7 @@ training saw it (`validation.schema.coerce`, feature columns in schema order) an
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -141,13 +142,19 @@ class InputSchema:
         return schemas.coerce(raw, self.schema)[self.features]
 
 
-def score(live: models.LiveModel, frame: pd.DataFrame) -> list[Scored]:
-    """Predictions (and class probabilities when the model has `predict_proba`) per row."""
-    predicted = np.asarray(live.model.predict(frame)).tolist()
+def score(live: models.LiveModel, frame: pd.DataFrame, *, floats: bool = False) -> list[Scored]:
+    """Predictions (and class probabilities when the model has `predict_proba`) per row.
+    `floats`: every column of `frame` is float64 (`InputSchema.plain_numbers_`), so a plain
+    estimator fit on these columns in this order reads them as an array
+    (`LiveModel.array_features`)."""
+    data: Any = frame
+    if floats and live.array_features == list(frame.columns):
+        data = frame.to_numpy()
+    predicted = np.asarray(live.model.predict(data)).tolist()
     classes = live.classes
     if classes is None:
         return [Scored(value, None) for value in predicted]
-    proba = np.asarray(live.model.predict_proba(frame), dtype=float).tolist()
+    proba = np.asarray(live.model.predict_proba(data), dtype=float).tolist()
     keys = [str(c) for c in classes]
     return [
         Scored(value, dict(zip(keys, row, strict=True)))
@@ -155,14 +162,28 @@ def score(live: models.LiveModel, frame: pd.DataFrame) -> list[Scored]:
     ]
 
 
-def single_threaded_models() -> None:
-    """Score with one OpenMP thread on the calling thread. A server answers small requests,
-    one worker per core: OpenMP teams (HistGradientBoosting, LightGBM) cost more to start and
-    join than a single row takes, and on a busy machine a team waits for a free core, which
-    made single-record p99 latency tens to hundreds of milliseconds instead of a few."""
+def prepare_scoring_thread() -> None:
+    """Set up the calling thread to score small requests.
+
+    One OpenMP thread: a server answers small requests, one worker per core, and OpenMP teams
+    (HistGradientBoosting, LightGBM) cost more to start and join than a single row takes; on a
+    busy machine a team waits for a free core, which made single-record p99 latency tens to
+    hundreds of milliseconds instead of a few.
+
+    scikit-learn's ``assume_finite``: `InputSchema.check` has already refused infinities, and NaN
+    only passes for columns that had missing values in the training data (so the model was fit
+    on them); skipping the second scan halves a single-record predict (measured with
+    HistGradientBoosting: 4.3 -> 2.2 ms).
+
+    Arrays for plain estimators (`score`): the warning that the array has no column names is
+    silenced, since `LiveModel.array_features` matched the names first."""
+    import sklearn
     import threadpoolctl
 
     threadpoolctl.threadpool_limits(limits=1, user_api="openmp")
+    sklearn.set_config(assume_finite=True)  # scikit-learn's configuration is per thread
+    warnings.filterwarnings(
+        "ignore", message="X does not have valid feature names", category=UserWarning)
 
 
 def _kind(value: Any) -> str:

@@ -40,6 +40,7 @@ class Job:
     ids: list[str]
     key: str | None
     at: datetime
+    floats: bool = False  # every column of `frame` is float64 (see `scoring.score`)
 
 
 class ShadowScorer:
@@ -99,7 +100,7 @@ class ShadowScorer:
             self.thread_.join(30)
 
     def _run(self) -> None:
-        scoring.single_threaded_models()
+        scoring.prepare_scoring_thread()
         while True:
             with self.cond_:
                 self.cond_.wait_for(lambda: self.stopping_ or bool(self.queue_))
@@ -122,7 +123,7 @@ class ShadowScorer:
             return
         started = time.perf_counter()
         try:
-            scored = scoring.score(live, job.frame)
+            scored = scoring.score(live, job.frame, floats=job.floats)
         except Exception as exc:
             self.tally.observe(job.at, live.alias, live.number,
                                (time.perf_counter() - started) * 1000, error=True)

@@ -94,7 +94,7 @@ class ServerState:
 
     def start(self) -> None:
         """Load what is live now, then start the log writer and the poller."""
-        scoring.single_threaded_models()
+        scoring.prepare_scoring_thread()
         self.poll_once()
         self.log.start()
         if "shadow" in self.settings.aliases:
