@@ -1,8 +1,8 @@
 """The dashboard's pages over a real project history (weeks of Elec2 ticked one at a time: a
-quarantined batch, evaluations, drift decisions, retrains, a manual rollback), served
-by `driftloop ui` (the dashboard alone) on 127.0.0.1: login, roles, 404s and bad input, page contents, the
-lineage the CLI shares. The same history is driven in a real browser by tests/test_browser.py.
-"""
+quarantined batch, evaluations, drift decisions, retrains, a manual rollback), served by
+`driftloop ui` (the dashboard alone) on 127.0.0.1: login, roles, 404s and bad input, page
+contents, the lineage the CLI shares. tests/test_browser.py drives the same history in a real
+browser."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import httpx
+import pytest
 from test_server import Server, trained_folder
 
 from driftloop.cli import project as scaffold
@@ -100,7 +100,7 @@ def test_pages_need_a_view_token_and_login_sets_a_cookie(
     assert wrong.status_code == 401 and "unknown or revoked token" in wrong.text
     predictor = view_token(folder, ("predict",), "predictor")
     refused = client.get("/ui/", headers={"Authorization": f"Bearer {predictor}"})
-    assert refused.status_code == 403 and "lacks the role 'view'" in refused.text
+    assert refused.status_code == 403 and "lacks the role &#39;view&#39;" in refused.text
     elsewhere = client.post("/ui/login", data={"token": secret, "next": "https://evil.test/"},
                             follow_redirects=False)
     assert elsewhere.status_code == 303 and elsewhere.headers["location"] == "/ui/"

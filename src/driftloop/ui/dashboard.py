@@ -22,7 +22,6 @@ from __future__ import annotations
 import math
 import urllib.parse
 from collections.abc import Callable
-from datetime import datetime
 from importlib import resources
 from typing import Any
 
@@ -62,21 +61,28 @@ def router(store: metadata.MetadataStore, *, public: bool = False) -> APIRouter:
     tokens = serving.ServingStore(store)
     api = APIRouter(prefix=PREFIX, include_in_schema=False)
 
-    def viewer(request: Request) -> str:
-        """The token name allowed to view, else a redirect to the login page or a 403."""
-        if public:
-            return "public"
-        header = request.headers.get("authorization", "")
-        secret = request.cookies.get(COOKIE) or (
-            header[7:].strip() if header.lower().startswith("bearer ") else "")
-        token = tokens.find_token(serving.hash_secret(secret)) if secret else None
-        if token is None or not token.active:
-            target = urllib.parse.quote(request.url.path, safe="/")
-            raise HTTPException(303, "log in first", {"Location": f"{PREFIX}/login?next={target}"})
-        if not token.has(ROLE):
-            raise HTTPException(403, f"token {token.name!r} lacks the role {ROLE!r} "
-                                     f"(it has: {', '.join(token.roles)})")
-        return token.name
+    def page(request: Request, build: Callable[[str], HTMLResponse]) -> Response:
+        """`build(user)` for a viewer; else a redirect to the login page (no or unknown
+        token) or a 403 page (no view role); a 404 page when something named does not exist."""
+        user = "public"
+        if not public:
+            header = request.headers.get("authorization", "")
+            secret = request.cookies.get(COOKIE) or (
+                header[7:].strip() if header.lower().startswith("bearer ") else "")
+            token = tokens.find_token(serving.hash_secret(secret)) if secret else None
+            if token is None or not token.active:
+                target = urllib.parse.quote(request.url.path, safe="/")
+                return RedirectResponse(f"{PREFIX}/login?next={target}", status_code=303)
+            if not token.has(ROLE):
+                return render("error.html.j2", 403, user=token.name, public=False,
+                              title="Forbidden", message=f"token {token.name!r} lacks the role "
+                              f"{ROLE!r} (it has: {', '.join(token.roles)})")
+            user = token.name
+        try:
+            return build(user)
+        except errors.NotFoundError as exc:
+            return render("error.html.j2", 404, user=user, public=public, title="Not found",
+                          message=exc.message)
 
     @api.get("/static/{name}")
     def static(name: str) -> Response:
@@ -115,48 +121,32 @@ def router(store: metadata.MetadataStore, *, public: bool = False) -> APIRouter:
         return response
 
     @api.get("/")
-    def overview(request: Request) -> HTMLResponse:
-        user = viewer(request)
-        return render("overview.html.j2", user=user, public=public,
-                      pipelines=views.overview(store))
+    def overview(request: Request) -> Response:
+        return page(request, lambda user: render(
+            "overview.html.j2", user=user, public=public, pipelines=views.overview(store)))
 
     @api.get("/pipelines/{name}")
-    def pipeline(
-        request: Request, name: str, limit: int = Query(200, ge=1, le=5000),
-    ) -> HTMLResponse:
-        user = viewer(request)
-        return _found(lambda: render(
+    def pipeline(request: Request, name: str, limit: int = Query(200, ge=1, le=5000)) -> Response:
+        return page(request, lambda user: render(
             "timeline.html.j2", user=user, public=public, name=name, limit=limit,
             events=views.timeline(store, name, limit), charts=views.charts(store, name),
             aliases=store.aliases(name)))
 
     @api.get("/pipelines/{name}/versions/{number}")
-    def version(request: Request, name: str, number: int) -> HTMLResponse:
-        user = viewer(request)
-        return _found(lambda: render(
+    def version(request: Request, name: str, number: int) -> Response:
+        return page(request, lambda user: render(
             "version.html.j2", user=user, public=public, name=name,
             lineage=lineage.of_version(store, name, number)))
 
     @api.get("/pipelines/{name}/serving")
     def serving_page(
         request: Request, name: str, hours: float = Query(24.0, gt=0, le=24 * 31),
-    ) -> HTMLResponse:
-        user = viewer(request)
-        now: datetime = store.clock.now()
-        return _found(lambda: render(
+    ) -> Response:
+        return page(request, lambda user: render(
             "serving.html.j2", user=user, public=public, name=name,
-            view=views.serving_view(store, name, now, hours)))
+            view=views.serving_view(store, name, store.clock.now(), hours)))
 
     return api
-
-
-def _found(page: Callable[[], HTMLResponse]) -> HTMLResponse:
-    """The page, or a 404 page naming what does not exist."""
-    try:
-        return page()
-    except errors.NotFoundError as exc:
-        return render("error.html.j2", 404, user="", public=True, title="Not found",
-                      message=exc.message)
 
 
 def _local(target: str) -> str:

@@ -15,10 +15,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from driftloop.store import entities, metadata, serving, serving_stats
+from driftloop.store import entities, metadata, serving, serving_stats, summaries
 
 MAX_FEATURES = 8
 """Drift series drawn on the timeline: the features with the largest effect."""
+DRIFT_DECISIONS = 500
+"""Decisions the drift chart reads, newest first (each carries its whole drift report)."""
 
 
 @dataclass(frozen=True)
@@ -39,11 +41,11 @@ def overview(store: metadata.MetadataStore) -> list[dict[str, Any]]:
     for pipeline in store.list_pipelines():
         name = pipeline.name
         aliases = store.aliases(name)
-        batches = store.list_batches(name, limit=1)
+        batches = summaries.newest_batches(store, name, 1)
         decisions = store.list_decisions(name, limit=1)
         evaluations = store.list_evaluations(name, last=1)
         champion = aliases.get("champion")
-        last_batch = batches[-1] if batches else None
+        last_batch = batches[0] if batches else None
         health, why = _health(champion, last_batch, decisions[-1] if decisions else None)
         rows.append({
             "name": name, "champion": champion, "aliases": aliases,
@@ -70,14 +72,14 @@ def _health(
 def timeline(store: metadata.MetadataStore, name: str, limit: int = 200) -> list[Event]:
     """The newest `limit` events of pipeline `name`, newest first."""
     events: list[Event] = []
-    for batch in store.list_batches(name):
+    for batch in summaries.newest_batches(store, name, limit):
         reasons = "; ".join(f"{col}: {', '.join(why)}" for col, why in batch.reasons.items())
         bad = batch.status != "accepted"
         events.append(Event(batch.created_at, "quarantine" if bad else "batch",
                             f"batch {batch.id}: {batch.rows} rows {batch.status}"
                             + (f" ({reasons[:300]})" if reasons else ""),
                             tone="bad" if bad else ""))
-    for decision in store.list_decisions(name):
+    for decision in store.list_decisions(name, limit=limit):
         events.extend(_decision_events(decision))
     for run in store.list_runs(name):
         events.append(Event(run.started_at, "training",
@@ -91,8 +93,13 @@ def timeline(store: metadata.MetadataStore, name: str, limit: int = 200) -> list
                             f"v{version.version} registered; gate "
                             f"{'passed' if passed else 'failed'}: {gate.get('reason', '')}",
                             version=version.version, tone="good" if passed else "bad"))
-    for move in store.alias_history(name):
-        events.append(_move_event(move))
+    moves = store.alias_history(name)
+    # each move wrote one audit row on "<pipeline>/<alias>", in the same order: its action
+    actions = [entry.action for entry in store.list_audit(target_prefix=f"{name}/")]
+    if len(actions) != len(moves):
+        actions = [""] * len(moves)
+    for move, action in zip(moves, actions, strict=True):
+        events.append(_move_event(move, action))
     events.sort(key=lambda event: event.at, reverse=True)
     return events[:limit]
 
@@ -121,31 +128,35 @@ def _decision_events(decision: entities.Decision) -> Iterable[Event]:
                     f"{decision.kind} {decision.id}: {evidence.get('reason', '')}")
 
 
-def _move_event(move: entities.AliasMove) -> Event:
-    back = move.version is not None and move.previous is not None and move.version < move.previous
-    kind = "rollback" if back or "rollback" in move.reason.lower() else "promotion"
-    if move.version is None:
-        kind = "alias cleared"
+_MOVE_KINDS = {"promote": "promotion", "rollback": "rollback", "rollout": "rollout start",
+               "rollout.end": "alias cleared"}
+
+
+def _move_event(move: entities.AliasMove, action: str) -> Event:
+    kind = _MOVE_KINDS.get(action) or ("alias cleared" if move.version is None else "promotion")
     return Event(move.at, kind,
                  f"{move.alias}: v{move.previous or '-'} → v{move.version or '-'} by "
                  f"{move.actor} ({move.reason})", version=move.version or move.previous,
-                 tone="bad" if kind == "rollback" else "good" if kind == "promotion" else "")
+                 tone={"rollback": "bad", "promotion": "good"}.get(kind, ""))
 
 
 def charts(store: metadata.MetadataStore, name: str) -> dict[str, Any]:
     """The timeline's chart data: the live metric per evaluated batch and the drift effect per
-    feature per decision, each against the end time of its newest batch (seconds)."""
-    ends = {b.id: b.end or b.created_at for b in store.list_batches(name, status="accepted")}
+    feature per decision (the newest `DRIFT_DECISIONS`), each against the end time of its
+    newest batch (seconds)."""
     metric_name = ""
     live: dict[float, list[float]] = {}
-    for evaluation in store.list_evaluations(name):
-        if evaluation.value is None or not math.isfinite(evaluation.value):
+    for point in summaries.live_metric(store, name):
+        if point.value is None or not math.isfinite(point.value):
             continue
-        metric_name = evaluation.metric
-        at = ends.get(evaluation.batch_id or 0, evaluation.at)
-        live.setdefault(at.timestamp(), []).append(evaluation.value)
+        metric_name = point.metric
+        live.setdefault(point.at.timestamp(), []).append(point.value)
+    decisions = store.list_decisions(name, kind="retrain", limit=DRIFT_DECISIONS)
+    first = min((int(d.evidence.get("last_batch_id") or 0) for d in decisions), default=0)
+    ends = {b.id: b.end or b.created_at
+            for b in store.list_batches(name, status="accepted", after_id=first - 1)}
     effects: dict[float, dict[str, float]] = {}
-    for decision in store.list_decisions(name, kind="retrain"):
+    for decision in decisions:
         drift = decision.evidence.get("drift") or {}
         at = ends.get(int(decision.evidence.get("last_batch_id") or 0), decision.at)
         row = effects.setdefault(at.timestamp(), {})
