@@ -49,16 +49,19 @@ ENDPOINTS = {  # mutating endpoint -> (role it needs, a valid body)
 
 
 class Server:
-    """`driftloop serve` in a subprocess; stopped with SIGTERM (a clean uvicorn shutdown)."""
+    """`driftloop serve` (or, with `dashboard_only`, `driftloop ui`) in a subprocess; stopped
+    with SIGTERM (a clean uvicorn shutdown)."""
 
-    def __init__(self, spec: Path) -> None:
+    def __init__(self, spec: Path, *, dashboard_only: bool = False) -> None:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
+        command, ready = ("ui", "/healthz") if dashboard_only else ("serve", "/readyz")
+        extra = "" if dashboard_only else f"poll_interval={POLL}, "
         code = (
             "from pathlib import Path; from driftloop.cli import serve; "
-            f"serve.serve(spec=Path({str(spec)!r}), host='127.0.0.1', port={self.port}, "
-            f"poll_interval={POLL}, log_level='warning')"
+            f"serve.{command}(spec=Path({str(spec)!r}), host='127.0.0.1', port={self.port}, "
+            f"{extra}log_level='warning')"
         )
         self.process = subprocess.Popen([sys.executable, "-c", code], cwd=spec.parent)
         self.url = f"http://127.0.0.1:{self.port}"
@@ -66,7 +69,7 @@ class Server:
         while time.monotonic() < deadline:
             assert self.process.poll() is None, "the server exited during startup"
             try:
-                if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
+                if httpx.get(self.url + ready, timeout=1).status_code == 200:
                     return
             except httpx.TransportError:
                 pass

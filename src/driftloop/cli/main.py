@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from driftloop.cli import backtest, data, demo, loop, models, project, serve
+from driftloop.cli import backtest, data, demo, loop, models, project, report, serve
 
 app = typer.Typer(
     name="driftloop",
@@ -24,5 +24,7 @@ app.command()(loop.run)
 app.command()(loop.retrain)
 app.command()(demo.demo)
 app.command()(backtest.backtest)
+app.command()(report.report)
 app.command()(serve.serve)
+app.command()(serve.ui)
 app.add_typer(serve.tokens, name="tokens")

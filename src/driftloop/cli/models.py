@@ -61,40 +61,41 @@ def list_versions(spec: Path = SPEC) -> None:
 @app.command()
 def show(version: int = typer.Argument(..., help="Version number."), spec: Path = SPEC) -> None:
     """One version and its lineage: batches → run → gate report → alias history → decision."""
+    from driftloop.store import lineage
+
     project = _open(spec)
-    store, name = project.store, project.name
-    found = console.guard(lambda: store.get_model_version(name, version))
+    name = project.name
+    traced = console.guard(lambda: lineage.of_version(project.store, name, version))
+    found = traced.version
     console.print(
         f"[bold]{name} v{found.version}[/bold]  sha256 {found.sha256[:16]}…  {found.artifact_uri}"
     )
-    if found.run_id is not None:
-        run = store.get_run(found.run_id)
+    if traced.run is not None:
+        run = traced.run
         console.print(
             f"run {run.id}: {run.trainer} {run.params}  {run.status}, "
             f"{run.compute_seconds or 0:.2f} CPU s"
         )
-        if run.decision_id is not None:
-            decision = store.get_decision(run.decision_id)
-            reason = decision.evidence.get("policy", {}).get("reason", "")
-            console.print(
-                f"caused by decision {decision.id} at {decision.at:%Y-%m-%d %H:%M}: {reason}"
-            )
+    if traced.decision is not None:
+        console.print(
+            f"caused by decision {traced.decision.id} at {traced.decision.at:%Y-%m-%d %H:%M}: "
+            f"{traced.reason}"
+        )
     console.print(f"trained on batches: {', '.join(map(str, found.batch_ids)) or '-'}")
-    gate = found.gate_report or {}
+    gate = traced.gate
     console.print(
         f"gate: {'passed' if gate.get('passed') else 'failed'} — {gate.get('reason', '')}"
     )
     history = console.table("at", "alias", "from", "to", "actor", "reason")
-    for move in store.alias_history(name):
-        if found.version in (move.version, move.previous):
-            history.add_row(
-                f"{move.at:%Y-%m-%d %H:%M}",
-                move.alias,
-                str(move.previous or "-"),
-                str(move.version or "-"),
-                move.actor,
-                move.reason,
-            )
+    for move in traced.moves:
+        history.add_row(
+            f"{move.at:%Y-%m-%d %H:%M}",
+            move.alias,
+            str(move.previous or "-"),
+            str(move.version or "-"),
+            move.actor,
+            move.reason,
+        )
     console.print(history)
     project.close()
 

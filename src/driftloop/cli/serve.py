@@ -1,4 +1,5 @@
-"""`driftloop serve` (the prediction server under uvicorn) and `driftloop tokens create / list /
+"""`driftloop serve` (the prediction server under uvicorn, with the dashboard at /ui),
+`driftloop ui` (the dashboard alone, over the store) and `driftloop tokens create / list /
 revoke` (API tokens; the secret is printed once and only its sha256 is stored).
 
 Registered by `cli.main`. The server binds 127.0.0.1 unless told otherwise: exposing it is a
@@ -33,7 +34,7 @@ def serve(
     ),
     log_level: str = typer.Option("info", help="uvicorn log level."),
 ) -> None:
-    """Serve the pipeline's champion: predictions, feedback labels, admin, /metrics, /docs."""
+    """Serve the pipeline's champion: predictions, feedback, admin, /metrics, /docs, /ui."""
     import uvicorn
 
     from driftloop.controller import project as projects
@@ -48,11 +49,33 @@ def serve(
         project.close()
 
 
+def ui(
+    spec: Path = SPEC,
+    host: str = typer.Option("127.0.0.1", help="Address to bind (0.0.0.0 exposes it)."),
+    port: int = typer.Option(8001, min=0, max=65535, help="Port to listen on."),
+    log_level: str = typer.Option("info", help="uvicorn log level."),
+) -> None:
+    """Serve the dashboard alone, over the store (no models loaded): pipelines, timelines,
+    lineage, serving stats. Log in with a token that has the view role."""
+    import uvicorn
+
+    from driftloop.controller import project as projects
+    from driftloop.ui import app as apps
+
+    project = console.guard(lambda: projects.open_project(spec))
+    try:
+        app = apps.create_app(project)
+        console.info(f"dashboard of {project.name} on http://{host}:{port}/ui/")
+        uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+    finally:
+        project.close()
+
+
 @tokens.command("create")
 def create(
     name: str = typer.Argument(..., help="A name for the token (shown in the audit log)."),
     role: list[str] = typer.Option(
-        ..., "--role", "-r", help="predict, feedback or admin; repeat for several."
+        ..., "--role", "-r", help="predict, feedback, admin or view (dashboard); repeat."
     ),
     spec: Path = SPEC,
     actor: str | None = typer.Option(None, help="Who creates it; default: the OS user."),

@@ -262,6 +262,9 @@ class ServingSpec(Spec):
     poll_interval: Duration = Field(
         default=timedelta(seconds=1), description="How often servers look for a new champion"
     )
+    public_dashboard: bool = Field(
+        default=False, description="Show the dashboard (/ui) without a token with the view role"
+    )
 
 
 class PipelineSpec(Spec):

@@ -8,6 +8,7 @@
     POST /v1/admin/rollback   role admin: move an alias back (audited)
     POST /v1/admin/retrain    role admin: ask the next tick to retrain (audited)
     GET  /healthz  /readyz  /metrics  /docs
+    GET  /ui/...              the dashboard (`ui.dashboard`; a token with the view role)
 
 Errors: a `DriftloopError` becomes the status of `errors.http_status` with ``{"detail",
 "error", "context"}``; malformed bodies get FastAPI's 422 (or 400, 413), never a 5xx. The
@@ -35,6 +36,7 @@ from driftloop.controller import project as projects
 from driftloop.core import errors
 from driftloop.server import models, predictions, scoring, shadow, state
 from driftloop.store import serving
+from driftloop.ui import dashboard
 
 Alias = Literal["champion", "challenger", "shadow", "canary"]
 ASGIApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
@@ -126,6 +128,8 @@ def create_app(
     app.state.driftloop = server
     _add_error_handlers(app)
     _add_routes(app, server)
+    public = project.spec.serving.public_dashboard
+    app.include_router(dashboard.router(project.store, public=public))
     app.add_middleware(_Guard, server=server)
     return app
 

@@ -8,7 +8,7 @@ interval). Secrets are 256 random bits, so an unsalted sha256 is enough: there i
 guess a dictionary for.
 
 Roles: ``predict`` (POST /v1/predict), ``feedback`` (POST /v1/feedback), ``admin`` (promote,
-rollback, retrain). No role implies another.
+rollback, retrain), ``view`` (the dashboard, `driftloop.ui`). No role implies another.
 
     >>> secret = new_secret()
     >>> secret.startswith("dl_") and len(hash_secret(secret)) == 64
@@ -17,7 +17,6 @@ rollback, retrain). No role implies another.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import threading
 from collections.abc import Sequence
@@ -36,7 +35,7 @@ def new_secret() -> str:
 
 def hash_secret(secret: str) -> str:
     """The sha256 (hex) a secret is stored and looked up by."""
-    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+    return serving.hash_secret(secret)
 
 
 def create_token(

@@ -31,6 +31,7 @@ with nothing stored, so a client can drop them and resend.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -43,7 +44,13 @@ from driftloop.core import errors, types
 from driftloop.store import _rows, metadata, serving_tables, tables
 
 S = serving_tables
-ROLES = ("predict", "feedback", "admin")
+ROLES = ("predict", "feedback", "admin", "view")
+"""Token roles; ``view`` opens the dashboard (`driftloop.ui`)."""
+
+
+def hash_secret(secret: str) -> str:
+    """The sha256 (hex) a token secret is stored and looked up by (`find_token`)."""
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -149,3 +149,34 @@ class ServingStats:
                 latency[int(index)] = latency.get(int(index), 0) + int(count)
         return AliasStats(alias, version, sum(int(r.requests) for r in rows),
                           sum(int(r.errors) for r in rows), latency)
+
+    def minutes(self, pipeline: str, *, since: datetime | None = None) -> list[AliasMinute]:
+        """Per minute, alias and version, the sums over every process, oldest first (the
+        dashboard's traffic and latency charts)."""
+        table = serving_tables.serving_stats
+        with self.store._read() as conn:
+            query = sa.select(table.c.minute, table.c.alias, table.c.version, table.c.requests,
+                              table.c.errors, table.c.latency).where(
+                table.c.pipeline_id == self.store._pid(conn, pipeline))
+            if since is not None:
+                query = query.where(table.c.minute >= minute_of(since))
+            rows = conn.execute(query.order_by(table.c.minute)).all()
+        merged: dict[tuple[datetime, str, int], AliasStats] = {}
+        for row in rows:
+            key = (row.minute, row.alias, int(row.version))
+            seen = merged.get(key, AliasStats(row.alias, int(row.version)))
+            latency = dict(seen.latency)
+            for index, count in (row.latency or {}).items():
+                latency[int(index)] = latency.get(int(index), 0) + int(count)
+            merged[key] = AliasStats(row.alias, int(row.version),
+                                     seen.requests + int(row.requests),
+                                     seen.errors + int(row.errors), latency)
+        return [AliasMinute(minute, stats) for (minute, _, _), stats in merged.items()]
+
+
+@dataclass(frozen=True)
+class AliasMinute:
+    """One minute of one alias and version, summed over the server processes."""
+
+    minute: datetime
+    stats: AliasStats

@@ -18,6 +18,8 @@ import jinja2
 from driftloop.controller import backtest
 
 SMOOTHING_DAYS = 7
+MAX_FEATURES = 12
+"""Drift series drawn: the features with the largest effect on any day."""
 
 
 def summary_rows(
@@ -59,7 +61,12 @@ def render_backtest(
         acc if step.retrained else None
         for step, acc in zip(chosen.steps, accuracy[chosen.policy], strict=True)
     ]
-    features = sorted({name for step in chosen.steps for name in step.drift})
+    effects: dict[str, float] = {}
+    for step in chosen.steps:
+        for name, value in step.drift.items():
+            effects[name] = max(effects.get(name, 0.0), value or 0.0)
+    # the features that drifted most: wide data keeps the file small and the chart readable
+    features = sorted(sorted(effects, key=lambda n: -effects[n])[:MAX_FEATURES])
     drift = {
         name: _rolling([step.drift.get(name) for step in chosen.steps], SMOOTHING_DAYS)
         for name in features

@@ -1,0 +1,68 @@
+"""`driftloop report`: write the drift report of a batch (newest accepted by default) against
+a model version's training profile (the champion's by default) as one self-contained HTML file,
+with the pipeline's live metric and drift over time. Registered by `cli.main`; the backtest's
+report is `driftloop backtest --report`.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import typer
+
+from driftloop.cli import console
+
+SPEC = typer.Option(Path("driftloop.yaml"), "--spec", "-s", help="The pipeline spec.")
+
+
+def report(
+    spec: Path = SPEC,
+    out: Path = typer.Option(Path("driftloop-report.html"), "--out", "-o", help="HTML file."),
+    batch: int | None = typer.Option(None, help="Batch id; default: the newest accepted one."),
+    version: int | None = typer.Option(
+        None, help="Model version whose training data is the reference; default: the champion."
+    ),
+) -> None:
+    """Write the drift report: each column's test, p-values, effect and histograms."""
+    from driftloop.controller import project as projects
+    from driftloop.drift import histograms
+    from driftloop.drift import report as drift_reports
+    from driftloop.ui import drift_report, views
+
+    started = time.perf_counter()
+    project = console.guard(lambda: projects.open_project(spec))
+    try:
+        store, name = project.store, project.name
+        number = version or store.get_alias(name, "champion")
+        if number is None:
+            console.fail("no champion yet, so no reference data: run `driftloop tick` first")
+        reference = console.guard(lambda: store.get_model_version(name, number))
+        if reference.profile_id is None:
+            console.fail(f"v{number} has no training profile to compare with; choose --version")
+        profile = store.get_profile(reference.profile_id).profile
+        if batch is None:
+            newest = store.list_batches(name, status="accepted")
+            if not newest:
+                console.fail("no accepted batch yet: run `driftloop ingest` first")
+            chosen = newest[-1]
+        else:
+            chosen = console.guard(lambda: store.get_batch(batch))
+        if chosen.pipeline != name or chosen.data_uri is None or chosen.data_sha256 is None:
+            console.fail(f"batch {chosen.id} has no stored rows (it is {chosen.status} or of "
+                         f"another pipeline); choose an accepted batch of {name!r}")
+        frame = project.artifacts.get_frame(chosen.data_uri, chosen.data_sha256)
+        found = console.guard(lambda: drift_reports.detect_drift(profile, frame,
+                                                                 project.spec.drift))
+        shapes = histograms.column_histograms(profile, frame, [c.name for c in found.columns])
+        sides = drift_report.Sides(
+            reference=f"v{number}'s training data ({reference.metrics.get('train_rows', '?')} "
+                      "rows, profiled)",
+            current=f"batch {chosen.id} ({chosen.rows} rows, {chosen.source_uri})")
+        html = drift_report.render_drift(found, shapes, sides, title=f"driftloop drift: {name}",
+                                         history=views.charts(store, name))
+    finally:
+        project.close()
+    out.write_text(html, encoding="utf-8")
+    console.ok(f"wrote {out}: {len(found.columns)} columns, {len(found.drifted_columns)} drifted, "
+               f"{out.stat().st_size / 1024:.0f} KB in {time.perf_counter() - started:.1f} s")

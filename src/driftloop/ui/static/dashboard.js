@@ -1,0 +1,31 @@
+// The dashboard's charts: every element with data-chart="ID" is drawn by uPlot from the JSON in
+// the <script type="application/json" id="ID"> beside it ({x: [seconds], series: [{label,
+// values}], label}). No network: uPlot is served from /ui/static.
+(function () {
+  "use strict";
+  const palette = ["#2b95d6", "#d9822b", "#0f9960", "#7157d9", "#c23030", "#29a634", "#8a8f98", "#d13913"];
+
+  function draw(element) {
+    const data = JSON.parse(document.getElementById(element.dataset.chart).textContent);
+    if (!data.x.length) {
+      element.classList.add("empty");
+      element.textContent = "No data yet.";
+      return;
+    }
+    const width = Math.max(320, Math.min(1100, element.clientWidth || 900));
+    const options = {
+      width: width,
+      height: 260,
+      scales: { x: { time: true } },
+      axes: [{}, { label: data.label, size: 60 }],
+      series: [{}].concat(data.series.map(function (s, i) {
+        return { label: s.label, stroke: palette[i % palette.length], width: 1.5, spanGaps: true,
+                 points: { show: data.x.length < 60 } };
+      })),
+    };
+    const columns = [data.x].concat(data.series.map(function (s) { return s.values; }));
+    element.chart = new uPlot(options, columns, element);
+  }
+
+  document.querySelectorAll("[data-chart]").forEach(draw);
+})();

@@ -1,0 +1,150 @@
+"""The dashboard in a real browser: Debian's /usr/bin/chromium, headless, driven by Playwright,
+against a real `driftloop serve` (canary rollout, live traffic) over the history of
+tests/test_dashboard.py. Every page renders without console errors, the charts draw, clicking
+a model version on the timeline opens its lineage; screenshots go to test-artifacts/.
+
+Marked `browser`: skipped with the reason when Chromium or Playwright is missing, failed
+instead under DRIFTLOOP_REQUIRE_SERVICES=1 (CI installs both).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from conftest import require_service
+from test_dashboard import lived_folder, view_token
+from test_drift_html import wide_report
+from test_server import RECORD, Server, bearer
+
+from driftloop.controller import project as projects
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+PAGES = {  # screenshot name -> path (the version is filled in)
+    "overview": "/ui/",
+    "timeline": "/ui/pipelines/electricity",
+    "lineage": "/ui/pipelines/electricity/versions/{champion}",
+    "serving": "/ui/pipelines/electricity/serving",
+}
+CHART_PIXELS = """(element) => {
+  const canvas = element.querySelector("canvas");
+  if (!canvas || !element.chart) return [0, 0];
+  const pixels = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+  let painted = 0;
+  for (let i = 3; i < pixels.length; i += 4) if (pixels[i] !== 0) painted++;
+  return [painted, element.chart.data[0].length];
+}"""
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        require_service("Chromium", f"{CHROMIUM} is missing (apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        require_service("Playwright", "not installed (pip install -e '.[dev]')")
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as driver:
+        launched = driver.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, str, int]]:
+    """A canary rollout of the first version against the newest champion, with traffic."""
+    folder = lived_folder(tmp_path_factory, "browser")
+    spec = folder / "driftloop.yaml"
+    spec.write_text(spec.read_text() + "\nrollout:\n  strategy: canary\n  share: 0.5\n")
+    opened = projects.open_project(spec)
+    champion = opened.store.get_alias(opened.name, "champion")
+    assert champion is not None
+    opened.store.set_alias(opened.name, "canary", 1, actor="test", reason="canary of v1",
+                           action="rollout")
+    opened.close()
+    secret = view_token(folder, ("view", "predict"))
+    server = Server(spec)
+    try:
+        for key in range(60):
+            answer = httpx.post(server.url + "/v1/predict", headers=bearer(secret), json={
+                "records": [RECORD] * 5, "key": f"client-{key}"})
+            assert answer.status_code == 200, answer.text
+        time.sleep(1.0)  # the poller writes the per-minute tallies every 0.25 s
+        yield server, secret, champion
+    finally:
+        assert server.stop()
+
+
+def test_every_page_renders_charts_draw_and_a_version_opens_its_lineage(
+    browser: Any, served: tuple[Server, str, int],
+) -> None:
+    server, secret, champion = served
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda exc: problems.append(str(exc)))
+    page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url}"))
+
+    page.goto(server.url + "/ui/pipelines/electricity")
+    assert "/ui/login" in page.url  # no token yet
+    page.fill("#token", secret)
+    page.click("#login")
+    page.wait_for_url("**/ui/pipelines/electricity")
+
+    timings = {}
+    for name, path in PAGES.items():
+        started = time.perf_counter()
+        page.goto(server.url + path.format(champion=champion), wait_until="load")
+        timings[name] = round(time.perf_counter() - started, 3)
+        assert page.title().startswith("driftloop"), name
+        for chart in page.query_selector_all("[data-chart]"):
+            painted, points = chart.evaluate(CHART_PIXELS)
+            assert painted > 500 and points > 0, (name, chart.get_attribute("id"))
+        page.screenshot(path=str(ARTIFACTS / f"dashboard-{name}.png"), full_page=True)
+    print("page load seconds (navigation to load, charts drawn):", timings)
+    assert "canary" in page.inner_text("#comparison")  # the serving page, shown last
+    assert "champion" in page.inner_text("#comparison")
+
+    page.goto(server.url + "/ui/pipelines/electricity")
+    link = page.locator("#events a.version").first
+    number = link.get_attribute("data-version")
+    link.click()
+    page.wait_for_url(f"**/ui/pipelines/electricity/versions/{number}")
+    assert page.inner_text("#version-title").endswith(f"v{number}")
+    for part in ("#decision", "#batches", "#run", "#gate", "#moves"):
+        assert page.locator(part).count() == 1, part
+    page.screenshot(path=str(ARTIFACTS / "dashboard-clicked-lineage.png"), full_page=True)
+    assert problems == []
+    page.close()
+
+
+def test_a_thousand_column_drift_report_opens_fast(browser: Any, tmp_path: Path) -> None:
+    path, built = wide_report(tmp_path)
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda exc: problems.append(str(exc)))
+    started = time.perf_counter()
+    page.goto(path.as_uri(), wait_until="load")
+    page.wait_for_selector("canvas.hist[data-drawn]")
+    opened = time.perf_counter() - started
+    drawn = page.locator("canvas.hist[data-drawn]").count()
+    assert 0 < drawn < 200  # only the rows in view are drawn
+    assert page.locator("#columns tbody tr").count() == 1000
+    page.fill("#filter", "num_00")
+    assert page.locator("#columns tbody tr:visible").count() == 10
+    page.screenshot(path=str(ARTIFACTS / "drift-report-1000-columns.png"))
+    size = path.stat().st_size
+    print(f"1000-column drift report: {size / 1024:.0f} KB, built in {built:.2f} s, "
+          f"opened (load + first histograms) in {opened:.2f} s, {drawn} histograms drawn")
+    assert opened < 10
+    assert problems == []
+    page.close()
