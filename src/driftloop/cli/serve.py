@@ -39,10 +39,13 @@ def serve(
 
     from driftloop.controller import project as projects
     from driftloop.server import app as apps
+    from driftloop.ui import dashboard as dashboards
 
     project = console.guard(lambda: projects.open_project(spec))
     try:
-        app = console.guard(lambda: apps.create_app(project, poll_interval=poll_interval))
+        dashboard = dashboards.router(project.store, public=project.spec.serving.public_dashboard)
+        app = console.guard(lambda: apps.create_app(
+            project, poll_interval=poll_interval, routers=[dashboard]))
         console.info(f"serving {project.name} on http://{host}:{port} (docs: /docs)")
         uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
     finally:

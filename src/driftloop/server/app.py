@@ -8,7 +8,7 @@
     POST /v1/admin/rollback   role admin: move an alias back (audited)
     POST /v1/admin/retrain    role admin: ask the next tick to retrain (audited)
     GET  /healthz  /readyz  /metrics  /docs
-    GET  /ui/...              the dashboard (`ui.dashboard`; a token with the view role)
+    GET  /ui/...              the dashboard (`ui.dashboard`, mounted by `driftloop serve`)
 
 Errors: a `DriftloopError` becomes the status of `errors.http_status` with ``{"detail",
 "error", "context"}``; malformed bodies get FastAPI's 422 (or 400, 413), never a 5xx. The
@@ -23,10 +23,10 @@ import math
 import time
 import typing
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Literal
 
-from fastapi import Depends, FastAPI, HTTPException, Request, Security
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -36,7 +36,6 @@ from driftloop.controller import project as projects
 from driftloop.core import errors
 from driftloop.server import models, predictions, scoring, shadow, state
 from driftloop.store import serving
-from driftloop.ui import dashboard
 
 Alias = Literal["champion", "challenger", "shadow", "canary"]
 ASGIApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
@@ -106,10 +105,15 @@ class RetrainRequest(_Body):
 
 
 def create_app(
-    project: projects.Project, *, settings: state.Settings | None = None, **overrides: Any,
+    project: projects.Project,
+    *,
+    settings: state.Settings | None = None,
+    routers: Sequence[APIRouter] = (),
+    **overrides: Any,
 ) -> FastAPI:
     """The server app for `project`; `settings` (or keyword overrides of `state.Settings`)
-    replace what the spec's `serving` section says. The caller keeps ownership of `project`."""
+    replace what the spec's `serving` section says; `routers` are mounted beside the API (the
+    CLI mounts the dashboard, `ui.dashboard`). The caller keeps ownership of `project`."""
     settings = settings or state.settings_for(project.spec, **overrides)
     server = state.ServerState(project, settings)
 
@@ -128,8 +132,8 @@ def create_app(
     app.state.driftloop = server
     _add_error_handlers(app)
     _add_routes(app, server)
-    public = project.spec.serving.public_dashboard
-    app.include_router(dashboard.router(project.store, public=public))
+    for router in routers:
+        app.include_router(router)
     app.add_middleware(_Guard, server=server)
     return app
 
