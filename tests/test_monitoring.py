@@ -130,18 +130,20 @@ def test_prometheus_scrapes_the_server_with_the_shipped_config(
                             capture_output=True, text=True, check=False)
     assert parsed.returncode == 0, parsed.stdout + parsed.stderr  # the dashboard's PromQL parses
     port = free_port()
-    process = subprocess.Popen(
-        [binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'data'}",
-         f"--web.listen-address=127.0.0.1:{port}"],
-        stdout=subprocess.DEVNULL, stderr=(tmp_path / "prometheus.log").open("w"))
+    log = tmp_path / "prometheus.log"
+    with log.open("w") as stderr:
+        process = subprocess.Popen(
+            [binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'data'}",
+             f"--web.listen-address=127.0.0.1:{port}"], stdout=subprocess.DEVNULL, stderr=stderr)
     try:
-        found = _wait_for(f"http://127.0.0.1:{port}", 'driftloop_requests_total{job="driftloop"}')
+        url = f"http://127.0.0.1:{port}"
+        found = _wait_for(url, 'driftloop_requests_total{job="driftloop"}', log)
         assert any(item["metric"].get("endpoint") == "/v1/predict" for item in found)
-        up = _wait_for(f"http://127.0.0.1:{port}", 'up{job="driftloop"} == 1')
+        up = _wait_for(url, 'up{job="driftloop"} == 1', log)
         assert up[0]["metric"]["instance"] == f"127.0.0.1:{server.port}"
     finally:
         process.terminate()
-        assert process.wait(timeout=30) == 0, (tmp_path / "prometheus.log").read_text()[-2000:]
+        assert process.wait(timeout=30) == 0, log.read_text()[-2000:]
 
 
 def _plain(query: str) -> str:
@@ -150,15 +152,17 @@ def _plain(query: str) -> str:
     return query
 
 
-def _wait_for(url: str, query: str, timeout: float = 60.0) -> list[dict[str, Any]]:
+def _wait_for(url: str, query: str, log: Path, timeout: float = 60.0) -> list[dict[str, Any]]:
     """The non-empty result of `query` once Prometheus has it (it scrapes every second)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            answer = httpx.get(url + "/api/v1/query", params={"query": query}, timeout=5).json()
-            if answer["status"] == "success" and answer["data"]["result"]:
+            response = httpx.get(url + "/api/v1/query", params={"query": query}, timeout=5)
+            answer = response.json() if response.status_code == 200 else {}  # 503 while starting
+            if answer.get("status") == "success" and answer["data"]["result"]:
                 return list(answer["data"]["result"])
         except httpx.TransportError:
             pass
         time.sleep(0.5)
-    raise AssertionError(f"Prometheus at {url} had no result for {query} within {timeout} s")
+    raise AssertionError(f"Prometheus at {url} had no result for {query} within {timeout} s; "
+                         f"its log ends: {log.read_text()[-2000:]}")
