@@ -283,6 +283,12 @@ class PipelineSpec(Spec):
     trainer: TrainerSpec
     triggers: list[TriggerSpec] = [ScheduleTrigger(cron="0 3 * * 1")]
     cooldown: Duration = timedelta(0)
+    lease_timeout: Duration = Field(
+        default=timedelta(minutes=1),
+        gt=timedelta(0),
+        description="How long a controller that stopped answering keeps the pipeline's lease "
+        "before another controller takes over; a live one renews it every third of this",
+    )
     gate: GateSpec = GateSpec()
     rollout: RolloutSpec = RolloutSpec()
     serving: ServingSpec = ServingSpec()
