@@ -6,6 +6,7 @@ reason, unless DRIFTLOOP_REQUIRE_SERVICES=1 (set by .ci/run), where they fail in
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Iterator
@@ -51,6 +52,7 @@ def s3_server() -> Iterator[str]:
         from moto.server import ThreadedMotoServer
     except ImportError:
         require_service("moto's S3 server", "moto is not installed (pip install -e '.[dev]')")
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not a line per request
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()

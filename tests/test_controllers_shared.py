@@ -190,7 +190,7 @@ def test_a_controller_killed_mid_training_is_replaced_after_the_lease_timeout(
         assert time.monotonic() < deadline, "the first controller never started training"
         time.sleep(0.05)
 
-    rescuer = start(spec, "--ticks", "60", "--every", "0.1")
+    rescuer = start(spec, "--every", "0.1")  # ticks until stopped
     time.sleep(3 * lease.total_seconds())  # the training outlives its lease: the heartbeat keeps it
     project = projects.open_project(spec)
     try:
@@ -198,11 +198,18 @@ def test_a_controller_killed_mid_training_is_replaced_after_the_lease_timeout(
         assert [r.status for r in store.list_runs(name)] == ["running"]
         holder = store.get_lease(name)
         assert holder is not None and f":{doomed.pid}:" in holder.holder
+        assert rescuer.poll() is None
 
         doomed.send_signal(signal.SIGKILL)
         doomed.wait(10)
         killed_at = project.clock.now()
-        output = rescuer.communicate(timeout=120)[0]
+        deadline = time.monotonic() + 60
+        while store.get_alias(name, "champion") is None:
+            assert rescuer.poll() is None, rescuer.communicate()[0]
+            assert time.monotonic() < deadline, "no controller took over"
+            time.sleep(0.1)
+        rescuer.send_signal(signal.SIGINT)
+        output = rescuer.communicate(timeout=60)[0]
         assert rescuer.returncode == 0, output
         assert "repaired: run 1 marked failed (interrupted)" in output
 

@@ -64,11 +64,12 @@ def test_artifacts_round_trip_on_s3_and_refuse_tampered_bytes(s3_bucket: str) ->
     loaded = store.get_model(stored.uri, stored.sha256)
     features = rows[list(elec2.FEATURES)]
     assert (loaded.predict(features) == model.predict(features)).all()
-    assert store.put_model(model) == stored  # content-addressed: the same bytes once
+    assert store.put_bytes(raw, suffix=".skops") == stored  # content-addressed: stored once
     listed = boto3.client("s3").list_objects_v2(Bucket=s3_bucket)["Contents"]
     assert [item["Key"] for item in listed] == [key]  # and no partial upload left behind
 
-    boto3.client("s3").put_object(Bucket=s3_bucket, Key=key, Body=raw[:-1] + b"\0")
+    tampered = raw[:100] + bytes([raw[100] ^ 0xFF]) + raw[101:]
+    boto3.client("s3").put_object(Bucket=s3_bucket, Key=key, Body=tampered)
     with pytest.raises(errors.IntegrityError, match="does not match its recorded hash"):
         store.get_model(stored.uri, stored.sha256)
     with pytest.raises(errors.NotFoundError, match="does not exist"):

@@ -52,8 +52,11 @@ def run(
     try:
         while ticks == 0 or done < ticks:
             try:
-                show_tick(controller.tick())
-                controller.release()
+                try:
+                    result = controller.tick()
+                finally:
+                    controller.release()  # the next tick is whoever's comes first
+                show_tick(result)
             except errors.TemporaryError as exc:
                 console.info(f"temporary problem, retrying in {exc.delay:.0f}s: {exc}")
                 time.sleep(exc.delay)
