@@ -14,13 +14,33 @@ SPEC = typer.Option(Path("driftloop.yaml"), "--spec", "-s", help="The pipeline s
 
 
 def ingest(spec: Path = SPEC) -> None:
-    """Read new data from the source, validate it, and record accepted / quarantined batches."""
+    """Read new data from the source, validate it, and record accepted / quarantined batches.
+
+    Ingesting takes the pipeline's lease like a tick does, so it never races a running
+    controller; while one holds the lease, it is the one that ingests."""
     from driftloop.controller import ingest as ingesting
+    from driftloop.controller import lease as leases
     from driftloop.controller import project as projects
 
     project = console.guard(lambda: projects.open_project(spec))
-    with console.stdout.status("reading the source ..."):
-        batches = console.guard(lambda: ingesting.ingest(project))
+    holder = leases.holder_name("ingest")
+    ttl = project.spec.lease_timeout
+    try:
+        with (
+            console.stdout.status("reading the source ..."),
+            leases.hold(project.store, project.name, holder, ttl) as held,
+        ):
+            batches = None if held is None else console.guard(lambda: ingesting.ingest(project))
+    finally:
+        project.store.release_lease(project.name, holder)
+    if batches is None:
+        lease = project.store.get_lease(project.name)
+        console.info(
+            f"{lease.holder if lease else 'a controller'} holds the lease of {project.name!r} "
+            "and ingests on its ticks; nothing to do here"
+        )
+        project.close()
+        return
     accepted = sum(batch.status == "accepted" for batch in batches)
     console.ok(
         f"{len(batches)} new batch(es): {accepted} accepted, {len(batches) - accepted} quarantined"

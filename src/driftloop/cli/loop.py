@@ -25,7 +25,7 @@ def tick(spec: Path = SPEC) -> None:
         with console.stdout.status("ticking ..."):
             result = console.guard(controller.tick)
     finally:
-        project.store.release_lease(project.name, controller.holder)
+        controller.release()
     show_tick(result)
     project.close()
     if result.outcome is not None and result.outcome.version is None:
@@ -37,7 +37,11 @@ def run(
     every: float = typer.Option(60.0, "--every", help="Seconds between ticks."),
     ticks: int = typer.Option(0, "--ticks", help="Stop after this many ticks (0: never)."),
 ) -> None:
-    """Tick every `--every` seconds until stopped (Ctrl-C) or `--ticks` are done."""
+    """Tick every `--every` seconds until stopped (Ctrl-C) or `--ticks` are done.
+
+    Any number of controllers may run on one shared store (PostgreSQL): each tick takes the
+    pipeline's lease and gives it back when done, so whichever controller comes next does the
+    next step, and one that dies mid-tick is replaced once `lease_timeout` has passed."""
     from driftloop.controller import project as projects
     from driftloop.controller import tick as ticking
     from driftloop.core import errors
@@ -48,7 +52,11 @@ def run(
     try:
         while ticks == 0 or done < ticks:
             try:
-                show_tick(controller.tick())
+                try:
+                    result = controller.tick()
+                finally:
+                    controller.release()  # the next tick is whoever's comes first
+                show_tick(result)
             except errors.TemporaryError as exc:
                 console.info(f"temporary problem, retrying in {exc.delay:.0f}s: {exc}")
                 time.sleep(exc.delay)
@@ -63,7 +71,7 @@ def run(
     except KeyboardInterrupt:
         console.info("stopped")
     finally:
-        project.store.release_lease(project.name, controller.holder)
+        controller.release()
         project.close()
 
 

@@ -72,5 +72,5 @@ def check(
     table.add_row("trainer", loaded.trainer.function)
     table.add_row("triggers", ", ".join(trigger.kind for trigger in loaded.triggers))
     table.add_row("store", loaded.store)
-    table.add_row("artifacts", loaded.artifacts)
+    table.add_row("artifacts", loaded.artifacts.url)
     console.print(table)

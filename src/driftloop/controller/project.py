@@ -50,7 +50,9 @@ def open_project(
         spec=spec,
         base_dir=base_dir,
         store=store,
-        artifacts=artifact_store.ArtifactStore(resolve_path_url(spec.artifacts, base_dir)),
+        artifacts=artifact_store.ArtifactStore(
+            resolve_path_url(spec.artifacts.url, base_dir), **spec.artifacts.options
+        ),
         source=sources.build_source(spec.source, base_dir),
         clock=clock,
     )

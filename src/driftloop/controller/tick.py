@@ -13,15 +13,13 @@ between steps (the champion alias, the newest decisions) is read once and passed
 
 from __future__ import annotations
 
-import os
-import socket
-import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from driftloop.controller import evaluate, history, retrain, rollout
 from driftloop.controller import ingest as ingesting
+from driftloop.controller import lease as leases
 from driftloop.controller import project as projects
 from driftloop.controller import signals as gathering
 from driftloop.core import errors
@@ -69,15 +67,14 @@ class Controller:
         project: projects.Project,
         *,
         holder: str | None = None,
-        lease_ttl: timedelta = timedelta(minutes=10),
+        lease_ttl: timedelta | None = None,
         executor: executors.Executor | None = None,
     ) -> None:
         self.project = project
-        self.holder = holder or (
-            f"controller@{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-        )
-        # The lease outlives the longest training, so no one takes over a tick still working.
-        self.lease_ttl = max(lease_ttl, project.spec.trainer.timeout + timedelta(minutes=5))
+        self.holder = holder or leases.holder_name("controller")
+        # A tick renews its lease while it works (`lease.hold`), so a short one outlives any
+        # training; it only bounds how long a dead controller blocks the others.
+        self.lease_ttl = lease_ttl or project.spec.lease_timeout
         self.executor = executor or executors.build_executor(project.spec.trainer.executor)
         self.policy = policies.Policy.from_spec(project.spec)
         self.history_ = history.History(project)
@@ -91,10 +88,20 @@ class Controller:
         self.latest_ = Latest(None, None, None)
 
     def tick(self) -> TickResult:
-        """One reconcile step; returns what it did."""
+        """One reconcile step under the pipeline's lease; returns what it did. The lease is
+        kept afterwards: `release()` gives it up, for another controller to take the next tick."""
         store, name = self.project.store, self.project.name
-        if store.acquire_lease(name, self.holder, self.lease_ttl) is None:
-            return TickResult(acted=False, skipped="another controller holds the lease")
+        with leases.hold(store, name, self.holder, self.lease_ttl) as held:
+            if held is None:
+                return TickResult(acted=False, skipped="another controller holds the lease")
+            return self.reconcile()
+
+    def release(self) -> None:
+        """Give up the lease (if this controller holds it)."""
+        self.project.store.release_lease(self.project.name, self.holder)
+
+    def reconcile(self) -> TickResult:
+        """The step itself; the caller holds the lease."""
         batches = tuple(self.ingest())
         repaired = tuple(self.repair())
         rolled = rollout.evaluate_rollout(self.project, self.serving_, self.holder)

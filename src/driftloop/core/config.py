@@ -45,12 +45,39 @@ class Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+STORAGE_OPTIONS = (
+    "fsspec storage options of the filesystem, e.g. {endpoint_url: http://127.0.0.1:9000} for "
+    "an S3-compatible server; credentials are best left to the environment"
+)
+
+
 class FileSourceSpec(Spec):
     """A folder or glob of CSV / Parquet files, local or any fsspec URL."""
 
     kind: Literal["files"] = "files"
     path: str = Field(description="Glob or fsspec URL, e.g. data/*.csv or s3://bucket/in/*.parquet")
     format: Literal["csv", "parquet", "auto"] = "auto"
+    options: dict[str, Any] = Field(default={}, description=STORAGE_OPTIONS)
+
+
+class StorageSpec(Spec):
+    """Where models and accepted batches are kept: a folder or any fsspec URL (``s3://...``).
+
+    Written either as the URL alone (``artifacts: s3://bucket/prefix``) or with options
+    (``artifacts: {url: s3://bucket/prefix, options: {endpoint_url: ...}}``).
+    """
+
+    url: str = "./artifacts"
+    options: dict[str, Any] = Field(default={}, description=STORAGE_OPTIONS)
+
+
+def _storage(value: Any) -> Any:
+    """A bare URL is a `StorageSpec` without options.
+
+    >>> _storage("s3://bucket/models")
+    {'url': 's3://bucket/models'}
+    """
+    return {"url": value} if isinstance(value, str) else value
 
 
 class SqlSourceSpec(Spec):
@@ -272,7 +299,7 @@ class PipelineSpec(Spec):
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     store: str = "sqlite:///driftloop.db"
-    artifacts: str = "./artifacts"
+    artifacts: Annotated[StorageSpec, BeforeValidator(_storage)] = StorageSpec()
     source: SourceSpec
     target: str
     timestamp: str | None = None
@@ -286,6 +313,12 @@ class PipelineSpec(Spec):
     trainer: TrainerSpec
     triggers: list[TriggerSpec] = [ScheduleTrigger(cron="0 3 * * 1")]
     cooldown: Duration = timedelta(0)
+    lease_timeout: Duration = Field(
+        default=timedelta(minutes=1),
+        gt=timedelta(0),
+        description="How long a controller that stopped answering keeps the pipeline's lease "
+        "before another controller takes over; a live one renews it every third of this",
+    )
     gate: GateSpec = GateSpec()
     rollout: RolloutSpec = RolloutSpec()
     serving: ServingSpec = ServingSpec()

@@ -1,5 +1,6 @@
 """First half of the metadata store: connection plumbing and the append-only records —
-alias moves, decisions, evaluations, the audit log — plus the controller lease.
+alias moves, decisions, evaluations, the audit log. The controller lease and the fencing of
+writes are `_leases.LeaseStore`, which this class inherits.
 
 `store.metadata.MetadataStore` inherits from `HistoryStore` and adds pipelines, batches,
 profiles, runs, metrics and model versions; callers only ever use `MetadataStore`.
@@ -9,14 +10,13 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from datetime import timedelta
 from typing import Any, Self
 
 import sqlalchemy as sa
 
 from driftloop.core import clock as clocks
 from driftloop.core import errors, types
-from driftloop.store import _engine, _rows, entities, migrations, tables
+from driftloop.store import _engine, _leases, _rows, entities, migrations, tables
 
 T = tables
 
@@ -88,14 +88,6 @@ _LOCK_PIPELINE = (
 _VERSION_ID = sa.select(T.model_versions.c.id).where(
     T.model_versions.c.pipeline_id == param("pid"), T.model_versions.c.version == param("version"))
 _INSERT_EVALUATION = sa.insert(T.evaluations).returning(T.evaluations.c.id)
-_RENEW_LEASE = sa.update(T.leases).where(
-    T.leases.c.pipeline == param("b_pipeline"),
-    sa.or_(T.leases.c.holder == param("b_holder"), T.leases.c.expires_at <= param("now")),
-).values(
-    token=sa.case((T.leases.c.holder == param("b_holder"), T.leases.c.token),
-                  else_=T.leases.c.token + 1),
-    holder=param("b_holder"), expires_at=param("expires"),
-).returning(T.leases.c.token)
 
 
 @functools.cache
@@ -106,14 +98,8 @@ def _set_alias(dialect: str) -> Any:
         set_={"version": insert.excluded.version, "updated_at": insert.excluded.updated_at})
 
 
-@functools.cache
-def _take_lease(dialect: str) -> Any:
-    return _engine.insert(dialect, T.leases).on_conflict_do_nothing(
-        index_elements=["pipeline"]).returning(T.leases.c.token)
-
-
-class HistoryStore:
-    """Engine, transactions, and the alias / decision / evaluation / audit / lease records."""
+class HistoryStore(_leases.LeaseStore):
+    """Engine, transactions, and the alias / decision / evaluation / audit records."""
 
     def __init__(self, url: str, clock: clocks.Clock | None = None) -> None:
         self.url = url
@@ -144,9 +130,6 @@ class HistoryStore:
 
     def _read(self) -> Any:
         return _engine.transaction(self.engine_, write=False)
-
-    def _write(self) -> Any:
-        return _engine.transaction(self.engine_, write=True)
 
     def _insert(self, table: sa.Table) -> Any:
         """An INSERT that knows ON CONFLICT on this backend."""
@@ -403,38 +386,3 @@ class HistoryStore:
         with self._read() as conn:
             rows = conn.execute(query.order_by(log.c.id)).all()
         return [_rows.audit(row) for row in rows]
-
-    # -- lease ----------------------------------------------------------------------------------
-
-    def acquire_lease(self, pipeline: str, holder: str, ttl: timedelta) -> entities.Lease | None:
-        """Take or renew the lease on `pipeline` for `ttl`; None while another holder's is live.
-
-        One atomic statement per step: insert if there is no lease row, else update it if it is
-        ours or expired. The fencing `token` grows by one whenever the holder changes.
-        """
-        if not holder:
-            raise errors.ConfigError("a lease holder needs a non-empty name", pipeline=pipeline)
-        if ttl <= timedelta(0):
-            raise errors.ConfigError(f"lease ttl must be positive; got {ttl}", pipeline=pipeline)
-        now = self.clock.now()
-        expires = now + ttl
-        with self._write() as conn:
-            taken = conn.execute(_take_lease(self._dialect), {
-                "pipeline": pipeline, "holder": holder, "token": 1, "expires_at": expires,
-            }).first()
-            if taken is None:
-                taken = conn.execute(_RENEW_LEASE, {
-                    "b_pipeline": pipeline, "b_holder": holder, "now": now, "expires": expires,
-                }).first()
-        if taken is None:
-            return None
-        return entities.Lease(pipeline, holder, int(taken.token), clocks.as_utc(expires))
-
-    def release_lease(self, pipeline: str, holder: str) -> bool:
-        """Give the lease up if `holder` has it; the next taker gets a new token."""
-        lease = T.leases
-        with self._write() as conn:
-            done = conn.execute(sa.update(lease).where(
-                lease.c.pipeline == pipeline, lease.c.holder == holder,
-            ).values(holder="", expires_at=self.clock.now()))
-        return bool(done.rowcount)

@@ -45,7 +45,13 @@ class FileSource(base.Source):
 
     kind: ClassVar[str] = "files"
 
-    def __init__(self, path: str, format: Format = "auto", base_dir: str | Path = ".") -> None:
+    def __init__(
+        self,
+        path: str,
+        format: Format = "auto",
+        base_dir: str | Path = ".",
+        options: dict[str, Any] | None = None,
+    ) -> None:
         if format not in ("csv", "parquet", "auto"):
             raise errors.ConfigError(
                 f"`format` of FileSource must be csv, parquet or auto; got {format!r}"
@@ -53,10 +59,18 @@ class FileSource(base.Source):
         self.path = path
         self.format = format
         self.base_dir = base_dir
+        self.options = dict(options or {})
+
+    def __repr__(self) -> str:  # options may hold credentials: only their names are shown
+        shown = f", options=[{', '.join(sorted(self.options))}]" if self.options else ""
+        return (
+            f"FileSource(path={self.path!r}, format={self.format!r}, "
+            f"base_dir={str(self.base_dir)!r}{shown})"
+        )
 
     @classmethod
     def from_spec(cls, spec: config.FileSourceSpec, base_dir: Path) -> FileSource:
-        return cls(spec.path, format=spec.format, base_dir=str(base_dir))
+        return cls(spec.path, format=spec.format, base_dir=str(base_dir), options=spec.options)
 
     @property
     def location(self) -> str:
@@ -97,7 +111,10 @@ class FileSource(base.Source):
             )
 
     def _list(self) -> tuple[Any, list[str]]:
-        fs, pattern = fsspec.core.url_to_fs(self.location)
+        fs, pattern = fsspec.core.url_to_fs(self.location, **self.options)
+        # Object stores (s3fs, gcsfs, ...) cache listings per process: a long-running
+        # controller would never see a file that arrived after its first poll.
+        fs.invalidate_cache()
         if not fsspec.core.has_magic(pattern) and fs.isdir(pattern):
             pattern = posixpath.join(pattern, "*")
         found = fs.glob(pattern, detail=True)

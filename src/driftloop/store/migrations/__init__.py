@@ -25,11 +25,22 @@ def alembic_config(connection: sa.Connection | None = None) -> object:
     return cfg
 
 
+MIGRATION_LOCK = 0x6472_6966_746C_6F6F
+"""The PostgreSQL advisory lock key held while migrating (a constant: b"driftloo")."""
+
+
 def upgrade(engine: sa.Engine, revision: str = "head") -> None:
-    """Bring the schema behind `engine` up to `revision` (default: the newest), atomically."""
+    """Bring the schema behind `engine` up to `revision` (default: the newest), atomically.
+
+    Several controllers often start together on a new database; on PostgreSQL each migration
+    first takes a transaction-scoped advisory lock, so they migrate one after the other (the
+    later ones find the schema current and do nothing) instead of racing to create the same
+    tables. SQLite's write lock serialises them already."""
     from alembic import command
 
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(sa.select(sa.func.pg_advisory_xact_lock(MIGRATION_LOCK)))
         command.upgrade(alembic_config(connection), revision)  # type: ignore[arg-type]
 
 

@@ -1,0 +1,233 @@
+"""Several controllers on one PostgreSQL store: real `driftloop run` processes race over a
+pipeline whose data keeps arriving and drifting, and one is killed with SIGKILL mid-training.
+
+What must hold is read back from the store afterwards: every file ingested once, one decision
+per new evidence, one training per fired decision, one version per successful training, and a
+champion alias whose move history (and audit log) is one unbroken chain.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from driftloop.controller import project as projects
+from driftloop.controller import tick
+from driftloop.data import elec2
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
+DAY = elec2.ROWS_PER_DAY
+DRIFTLOOP = [sys.executable, "-c", "from driftloop.cli.main import app; app()"]
+
+SPEC = """\
+name: race
+store: {store}
+artifacts: ./artifacts
+source: {{kind: files, path: data/*.csv}}
+target: class
+timestamp: time
+validation:
+  bounds: {{nswprice: [0, 1], nswdemand: [0, 1], vicprice: [0, 1], vicdemand: [0, 1],
+           transfer: [0, 1]}}
+trainer:
+  function: train:make_model
+  params: {{max_iter: 5}}
+  window: {{kind: last_duration, duration: 7d}}
+  executor: inline
+triggers:
+  - {{kind: drift}}
+  - {{kind: performance, floor: 0.62, window: 48}}
+  - {{kind: volume, rows: 96}}
+cooldown: 0s
+lease_timeout: {lease}
+gate: {{enabled: false, holdout_rows: 48}}
+"""
+
+TRAINER = """\
+import os
+import time
+from pathlib import Path
+
+from sklearn.ensemble import HistGradientBoostingClassifier
+
+
+def make_model(max_iter=5):
+    pause = float(os.environ.get("SLOW_TRAINING", "0"))
+    if pause:  # a long training, announced so the test knows when to kill the controller
+        Path(os.environ["TRAINING_MARK"]).write_text(str(os.getpid()))
+        time.sleep(pause)
+    return HistGradientBoostingClassifier(max_iter=max_iter, random_state=0)
+"""
+
+
+def make_project(root: Path, store: str, lease: str) -> Path:
+    (root / "data").mkdir(parents=True)
+    (root / "driftloop.yaml").write_text(SPEC.format(store=store, lease=lease))
+    (root / "train.py").write_text(TRAINER)
+    return root / "driftloop.yaml"
+
+
+def write_day(root: Path, day: int) -> Path:
+    """Day `day` of Elec2 as one CSV file, written under a hidden name and renamed into place."""
+    part = elec2.load_elec2().iloc[day * DAY : (day + 1) * DAY]
+    path = root / "data" / f"{part['time'].iloc[0]:%Y-%m-%d}.csv"
+    hidden = path.with_name("." + path.name)
+    part.to_csv(hidden, index=False)
+    hidden.rename(path)
+    return path
+
+
+def start(spec: Path, *args: str, **env: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [*DRIFTLOOP, "run", "--spec", str(spec), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "COLUMNS": "200", **env},
+    )
+
+
+def test_four_controllers_race_and_every_action_happens_once(pg_url: str, tmp_path: Path) -> None:
+    root = tmp_path / "race"
+    spec = make_project(root, pg_url, lease="5s")
+    for day in range(3):  # a first model can be trained at once
+        write_day(root, day)
+    days = 36
+    written: list[Path] = []
+
+    def feed() -> None:  # one new day every 0.3 s while the controllers run
+        for day in range(3, days):
+            time.sleep(0.3)
+            written.append(write_day(root, day))
+
+    began = time.perf_counter()
+    controllers = [start(spec, "--ticks", "100", "--every", "0.05") for _ in range(4)]
+    feeding = threading.Thread(target=feed)
+    feeding.start()
+    outputs = [process.communicate(timeout=240)[0] for process in controllers]
+    feeding.join()
+    elapsed = time.perf_counter() - began
+    for process, output in zip(controllers, outputs, strict=True):
+        assert process.returncode == 0, output
+        assert "tick failed" not in output and "Traceback" not in output, output
+    acting = [out for out in outputs if out.count("ingested") or out.count("decision")]
+    assert len(acting) >= 2, "the lease never changed hands"
+
+    project = projects.open_project(spec)
+    try:
+        arrived_late = tick.Controller(project).tick()  # files written after the last tick
+        check_exactly_once(project, root, days)
+        store, name = project.store, project.name
+        runs = store.list_runs(name)
+        print(
+            f"\nrace: 4 controllers x 100 ticks in {elapsed:.1f}s; "
+            f"{len(store.list_batches(name))} batches ({len(arrived_late.batches)} left for the "
+            f"final tick), {len(store.list_decisions(name, kind='retrain'))} decisions, "
+            f"{len(runs)} trainings, {len(store.list_model_versions(name))} versions"
+        )
+        assert len(runs) >= 5, "the data should have made the policy retrain several times"
+    finally:
+        project.close()
+
+
+def check_exactly_once(project: projects.Project, root: Path, days: int) -> None:
+    """The store's own account of what happened shows each action once."""
+    store, name = project.store, project.name
+    batches = store.list_batches(name)
+    assert len(batches) == days  # every file, and each once
+    assert all(b.status == "accepted" for b in batches)
+    assert len({b.fingerprint for b in batches}) == len({b.source_uri for b in batches}) == days
+    assert {Path(b.source_uri).name for b in batches} == {p.name for p in root.glob("data/*.csv")}
+
+    decisions = store.list_decisions(name, kind="retrain")
+    seen = [int(d.evidence["last_batch_id"]) for d in decisions]
+    assert seen == sorted(set(seen)), f"two decisions on the same evidence: {seen}"
+
+    scored = Counter((e.batch_id, e.version) for e in store.list_evaluations(name))
+    assert all(count == 1 for count in scored.values()), scored.most_common(3)
+
+    runs = store.list_runs(name)
+    fired = [d.id for d in decisions if d.fired]
+    assert [r.status for r in runs] == ["succeeded"] * len(runs)
+    assert sorted(r.decision_id for r in runs if r.decision_id is not None) == fired
+    versions = store.list_model_versions(name)
+    assert sorted(v.run_id for v in versions if v.run_id is not None) == [r.id for r in runs]
+    assert [v.version for v in versions] == list(range(1, len(runs) + 1))
+
+    moves = store.alias_history(name, "champion")  # gate off, replace: every version goes live
+    assert [m.version for m in moves] == [v.version for v in versions]
+    assert [m.previous for m in moves] == [None] + [m.version for m in moves[:-1]]
+    audited = store.list_audit(action="promote", target_prefix=f"{name}/champion")
+    assert [(a.details["from"], a.details["to"]) for a in audited] == [
+        (m.previous, m.version) for m in moves
+    ]
+    assert store.get_alias(name, "champion") == len(versions)
+
+
+def test_a_controller_killed_mid_training_is_replaced_after_the_lease_timeout(
+    pg_url: str, tmp_path: Path
+) -> None:
+    root = tmp_path / "kill"
+    lease = timedelta(seconds=2)
+    spec = make_project(root, pg_url, lease="2s")
+    for day in range(4):
+        write_day(root, day)
+    mark = tmp_path / "training-started"
+    doomed = start(spec, "--ticks", "1", SLOW_TRAINING="60", TRAINING_MARK=str(mark))
+    deadline = time.monotonic() + 60
+    while not mark.exists():
+        assert doomed.poll() is None, doomed.communicate()[0]
+        assert time.monotonic() < deadline, "the first controller never started training"
+        time.sleep(0.05)
+
+    rescuer = start(spec, "--every", "0.1")  # ticks until stopped
+    time.sleep(3 * lease.total_seconds())  # the training outlives its lease: the heartbeat keeps it
+    project = projects.open_project(spec)
+    try:
+        store, name = project.store, project.name
+        assert [r.status for r in store.list_runs(name)] == ["running"]
+        holder = store.get_lease(name)
+        assert holder is not None and f":{doomed.pid}:" in holder.holder
+        assert rescuer.poll() is None
+
+        doomed.send_signal(signal.SIGKILL)
+        doomed.wait(10)
+        killed_at = project.clock.now()
+        deadline = time.monotonic() + 60
+        while store.get_alias(name, "champion") is None:
+            assert rescuer.poll() is None, rescuer.communicate()[0]
+            assert time.monotonic() < deadline, "no controller took over"
+            time.sleep(0.1)
+        rescuer.send_signal(signal.SIGINT)
+        output = rescuer.communicate(timeout=60)[0]
+        assert rescuer.returncode == 0, output
+        assert "repaired: run 1 marked failed (interrupted)" in output
+
+        runs = store.list_runs(name)
+        assert [r.status for r in runs] == ["failed", "succeeded"]
+        assert runs[0].decision_id == runs[1].decision_id  # the same decision, carried out once
+        # A dead holder blocks the others for at most the lease timeout, at least two thirds of
+        # it (it renewed every third).
+        waited = runs[1].started_at - killed_at
+        assert lease * 2 / 3 - timedelta(seconds=0.5) < waited < lease + timedelta(seconds=5)
+        versions = store.list_model_versions(name)
+        assert [(v.version, v.run_id) for v in versions] == [(1, runs[1].id)]
+        assert store.get_alias(name, "champion") == 1
+        assert len(store.list_decisions(name, kind="retrain", fired=True)) == 1
+        assert len(store.alias_history(name, "champion")) == 1
+    finally:
+        project.close()
+        for process in (doomed, rescuer):
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
