@@ -40,6 +40,8 @@ class NatsSource(base.Source):
     >>> source = NatsSource("nats://me:pw@mq:4222", stream="EVENTS", subject="events.>")
     >>> source.key, source.location
     ('nats:mq:4222/EVENTS', 'nats://mq:4222/EVENTS')
+    >>> repr(source).split(",")[0]
+    "NatsSource(url='nats://me:***@mq:4222'"
     """
 
     kind: ClassVar[str] = "nats"
@@ -97,7 +99,11 @@ class NatsSource(base.Source):
         return f"nats://{self.server}/{self.stream}"
 
     def __repr__(self) -> str:
-        return super().__repr__().replace(repr(self.url), repr(self.location), 1)
+        shown = ",".join(
+            server.replace(f":{part.password}@", ":***@", 1) if part.password else server
+            for server, part in ((server, urlsplit(server)) for server in self.servers)
+        )
+        return super().__repr__().replace(repr(self.url), repr(shown), 1)
 
     def poll(self, cursor: JSON | None) -> Iterator[base.RawBatch]:
         """Yield batches of the events the consumer delivers; `cursor` is not needed (the
@@ -178,6 +184,8 @@ class NatsSource(base.Source):
                 ack_policy=api.AckPolicy.EXPLICIT,
                 deliver_policy=api.DeliverPolicy.ALL,
                 ack_wait=self.ack_wait,
+                # Room for an open batch, the batch being recorded and one fetch in flight.
+                max_ack_pending=max(1000, 2 * self.rows + FETCH_MAX),
             )
             subscription = await jetstream.pull_subscribe(
                 self.subject, durable=self.durable, stream=self.stream, config=consumer
@@ -242,15 +250,18 @@ class _Session:
         await self.client.flush()
 
     async def close(self) -> None:
-        """Nak what is still held (delivered again at once), then close the connection."""
+        """Nak what is still held (delivered again at once), then close the connection. On a
+        broken connection the naks are lost: those messages come again after `ack_wait`."""
         try:
-            for msg in self.held.values():
-                await msg.nak()
-            self.held.clear()
             if not self.client.is_closed:
+                for msg in self.held.values():
+                    await msg.nak()
                 await self.client.flush()
                 await self.subscription.unsubscribe()
+        except (_nats().errors.Error, OSError, TimeoutError):
+            pass  # the poll's own outcome (a batch, or the error that ended it) is what counts
         finally:
+            self.held.clear()
             await self.client.close()
 
 
