@@ -34,8 +34,9 @@ NATS_URL = "nats://127.0.0.1:4222"
 
 def events(n: int) -> list[bytes]:
     return [
-        json.dumps({"id": i, "x": (i * 7919 % 1000) / 1000, "z": i % 17, "k": "ab"[i % 2],
-                    "y": i % 2}).encode()
+        json.dumps(
+            {"id": i, "x": (i * 7919 % 1000) / 1000, "z": i % 17, "k": "ab"[i % 2], "y": i % 2}
+        ).encode()
         for i in range(n)
     ]
 
@@ -82,8 +83,9 @@ def nats_stream(n: int) -> tuple[str, Callable[[], None]]:
     return f"  kind: nats\n  stream: {name}\n  subject: {subject}\n", lambda: asyncio.run(delete())
 
 
-def one_repeat(make: Callable[[int], tuple[str, Callable[[], None]]], n: int, rows: int,
-               whole: bool) -> float:
+def one_repeat(
+    make: Callable[[int], tuple[str, Callable[[], None]]], n: int, rows: int, whole: bool
+) -> float:
     """Events per second: the source alone (poll + ack) or the whole `ingest`."""
     source_yaml, drop = make(n)
     try:
@@ -129,8 +131,9 @@ def main() -> None:
         table.add_column(column, justify="right")
     for name, make in (("redis", redis_stream), ("nats", nats_stream)):
         rates = [
-            statistics.median(one_repeat(make, args.events, args.rows, whole)
-                              for _ in range(args.repeats))
+            statistics.median(
+                one_repeat(make, args.events, args.rows, whole) for _ in range(args.repeats)
+            )
             for whole in (False, True)
         ]
         table.add_row(name, *(f"{rate:,.0f}" for rate in rates))

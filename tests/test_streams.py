@@ -39,14 +39,25 @@ def test_stream_specs_parse_and_build_their_sources() -> None:
     spec = config.parse_spec(SPEC)
     source = base.build_source(spec.source)
     assert isinstance(source, redis_stream.RedisSource)
-    assert (source.rows, source.seconds, source.group, source.claim_idle) == (4, 2.0, "driftloop", 60)
+    assert (source.rows, source.seconds, source.group, source.claim_idle) == (
+        4,
+        2.0,
+        "driftloop",
+        60,
+    )
     nats = config.parse_spec(
-        SPEC.replace("kind: redis\n  stream: events", "kind: nats\n  stream: EV\n  subject: ev.>")
-        .replace("seconds: 2}", "seconds: 2}\n  ack_wait: 90s")
+        SPEC.replace(
+            "kind: redis\n  stream: events", "kind: nats\n  stream: EV\n  subject: ev.>"
+        ).replace("seconds: 2}", "seconds: 2}\n  ack_wait: 90s")
     )
     built = base.build_source(nats.source)
     assert isinstance(built, nats_stream.NatsSource)
-    assert (built.stream, built.subject, built.durable, built.ack_wait) == ("EV", "ev.>", "driftloop", 90)
+    assert (built.stream, built.subject, built.durable, built.ack_wait) == (
+        "EV",
+        "ev.>",
+        "driftloop",
+        90,
+    )
 
 
 @pytest.mark.parametrize(
@@ -212,7 +223,8 @@ def test_redis_batches_by_count_and_time_and_quarantines_unreadable_events(
     source = redis_stream.RedisSource(redis_live.url, key, consumer="a", rows=10, seconds=0.3)
     started = time.monotonic()
     batches = drain(source)
-    assert [len(b.frame) if b.frame is not None else None for b in batches] == [10, 10, None, None, 5]
+    sizes = [len(b.frame) if b.frame is not None else None for b in batches]
+    assert sizes == [10, 10, None, None, 5]
     assert time.monotonic() - started >= 0.3  # the last 5 waited for their batch's seconds
     assert "not valid JSON" in (batches[2].error or "")
     assert "no field 'data' (the entry has 'other')" in (batches[3].error or "")
@@ -226,13 +238,16 @@ def test_redis_events_pending_with_a_dead_consumer_are_claimed(redis_live: Redis
     client, key = redis_live.client, redis_live.key
     for i in range(12):
         client.xadd(key, {"id": str(i), "x": "0.5"})
-    dead = redis_stream.RedisSource(redis_live.url, key, consumer="dead", format="fields", rows=5, seconds=0.2)
+    dead = redis_stream.RedisSource(
+        redis_live.url, key, consumer="dead", format="fields", rows=5, seconds=0.2
+    )
     polled = dead.poll(None)
     first = next(polled)  # delivered to "dead", which never acknowledges
     polled.close()
     assert first.frame is not None and first.frame["id"].tolist() == [0, 1, 2, 3, 4]
-    patient = redis_stream.RedisSource(redis_live.url, key, consumer="b", rows=5, seconds=0.2, claim_idle=60)
-    patient.format = "fields"
+    patient = redis_stream.RedisSource(
+        redis_live.url, key, consumer="b", format="fields", rows=5, seconds=0.2, claim_idle=60
+    )
     assert sum(len(b.messages) for b in drain(patient)) == 7  # the 5 are not idle long enough
     eager = redis_stream.RedisSource(
         redis_live.url, key, consumer="c", format="fields", rows=5, seconds=0.2, claim_idle=0

@@ -134,7 +134,9 @@ def assert_exactly_once(spec: Path) -> dict[str, int]:
 
 
 @pytest.mark.redis
-def test_redis_every_event_exactly_once_across_kills(redis_live: RedisStream, tmp_path: Path) -> None:
+def test_redis_every_event_exactly_once_across_kills(
+    redis_live: RedisStream, tmp_path: Path
+) -> None:
     client, key = redis_live.client, redis_live.key
     with client.pipeline(transaction=False) as pipe:
         for data in payloads():
