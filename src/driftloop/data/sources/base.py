@@ -24,8 +24,11 @@ until it is acknowledged, so the caller's duty is::
 `controller.ingest.ingest` does exactly this, with the metadata store's `batch_messages` as the
 record of ids. Batch pipelines take its batches as they come; an online pipeline (a model that
 learns from every event) uses the same loop with ``batch: {rows: 1}`` or a few rows and small
-`seconds`, through `ingest(project, on_accepted=learn)`: `learn(batch, rows)` sees each
-recorded event once, in arrival order, and an event is acknowledged only after it is recorded.
+`seconds`, through `ingest(project, on_accepted=learn)`: `learn(batch, rows)` is called once per
+recorded batch, right after its commit and before its ack, in the order batches are recorded
+(events delivered again after a crash may come after newer ones). A crash between the commit
+and `learn` does not deliver those events again: a learner that keeps state checkpoints the
+last batch id it learned from and, on start, catches up on later batches from the store.
 A batch not acknowledged when its poll ends is delivered again by a later poll. File, SQL and
 replay sources have no messages, and `acknowledge` does nothing for them.
 """
