@@ -282,3 +282,18 @@ def test_stream_sources_need_their_packages_only_when_polled() -> None:
     source = redis_stream.RedisSource("redis://127.0.0.1:1/0", "nowhere", consumer="x")
     with pytest.raises(errors.TemporaryError, match="cannot read stream 'nowhere'"):
         next(source.poll(None))
+
+
+@pytest.mark.redis
+def test_redis_key_of_another_type_is_a_permanent_error(redis_live: RedisStream) -> None:
+    redis_live.client.set(redis_live.key, "not a stream")
+    source = redis_stream.RedisSource(redis_live.url, redis_live.key, consumer="a")
+    with pytest.raises(errors.PermanentError, match=r"WRONGTYPE.*check source\.url, source\.stream"):
+        next(source.poll(None))
+
+
+@pytest.mark.nats
+def test_nats_missing_stream_is_a_permanent_error(nats_live: NatsStream) -> None:
+    source = nats_stream.NatsSource(nats_live.url, nats_live.stream + "X", nats_live.subject)
+    with pytest.raises(errors.PermanentError, match=r"does not exist at 127\.0\.0\.1:4222"):
+        next(source.poll(None))
