@@ -11,6 +11,10 @@ object; its id is its stream sequence number. A poll fetches until the consumer 
 that were not acknowledged when it ends are negatively acknowledged, so they come again at once
 rather than after `ack_wait`; after a crash they come again after `ack_wait`.
 
+Sequence numbers name messages within one stream's life: a stream deleted and created again
+under the same name starts again at 1, and its messages would be taken as recorded already.
+Give a new stream a new name (or a new pipeline).
+
 nats-py is asyncio. Each poll runs its own event loop on a thread of its own (`_Loop`) and calls
 into it from the caller's thread, so a poll works the same from plain code, a CLI or a thread of
 an async server; the connection, the loop and the thread end with the poll, leaving no task.
