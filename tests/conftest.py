@@ -1,20 +1,26 @@
-"""Shared fixtures: the live-service switch, a PostgreSQL URL, the Elec2 frame.
+"""Shared fixtures: the live-service switch, a PostgreSQL URL, fresh Redis and NATS streams.
 
-Tests marked `postgres` need the server on 127.0.0.1:5432. Without it they skip with the
-reason, unless DRIFTLOOP_REQUIRE_SERVICES=1 (set by .ci/run), where they fail instead.
+Tests marked `postgres`, `redis` or `nats` need the server on 127.0.0.1 (5432, 6379, 4222 with
+JetStream). Without it they skip with the reason, unless DRIFTLOOP_REQUIRE_SERVICES=1 (set by
+.ci/run), where they fail instead.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
 PG_ADMIN_URL = os.environ.get("DRIFTLOOP_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("DRIFTLOOP_TEST_REDIS", "redis://127.0.0.1:6379/0")
+NATS_URL = os.environ.get("DRIFTLOOP_TEST_NATS", "nats://127.0.0.1:4222")
 
 
 def require_service(name: str, reason: str) -> None:
@@ -79,3 +85,101 @@ def s3_bucket(s3_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     bucket = f"driftloop-{uuid.uuid4().hex[:10]}"
     boto3.client("s3").create_bucket(Bucket=bucket)
     yield bucket
+
+
+@dataclass(frozen=True)
+class RedisStream:
+    """A fresh stream key on the live Redis and a client to write to it."""
+
+    url: str
+    key: str
+    client: Any
+
+
+@pytest.fixture
+def redis_live() -> Iterator[RedisStream]:
+    """A stream key no other test uses, on the live Redis; deleted afterwards."""
+    try:
+        import redis
+    except ImportError:
+        require_service("Redis", "redis is not installed (pip install -e '.[streams]')")
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        client.close()
+        require_service("Redis at 127.0.0.1:6379", str(exc))
+    stream = RedisStream(REDIS_URL, f"driftloop-test-{uuid.uuid4().hex[:12]}", client)
+    yield stream
+    client.delete(stream.key)
+    client.close()
+
+
+@dataclass(frozen=True)
+class NatsStream:
+    """A fresh JetStream stream on the live NATS server, capturing `subject`."""
+
+    url: str
+    stream: str
+    subject: str
+
+    def publish(self, payloads: list[bytes]) -> None:
+        """Publish `payloads` in order, each acknowledged by JetStream (stored)."""
+        asyncio.run(_nats_publish(self.url, self.subject, payloads))
+
+    def consumer(self, durable: str) -> Any:
+        """The durable consumer's info (num_pending, num_ack_pending, ...)."""
+        return asyncio.run(_nats_consumer(self.url, self.stream, durable))
+
+
+async def _nats_publish(url: str, subject: str, payloads: list[bytes]) -> None:
+    import nats
+
+    client = await nats.connect(url)
+    try:
+        jetstream = client.jetstream()
+        for data in payloads:
+            await jetstream.publish(subject, data)
+    finally:
+        await client.close()
+
+
+async def _nats_consumer(url: str, stream: str, durable: str) -> Any:
+    import nats
+
+    client = await nats.connect(url)
+    try:
+        return await client.jetstream().consumer_info(stream, durable)
+    finally:
+        await client.close()
+
+
+async def _nats_stream(url: str, stream: str, subject: str, create: bool) -> None:
+    import nats
+
+    client = await nats.connect(url, connect_timeout=2, allow_reconnect=False)
+    try:
+        jetstream = client.jetstream()
+        if create:
+            await jetstream.add_stream(name=stream, subjects=[subject])
+        else:
+            await jetstream.delete_stream(stream)
+    finally:
+        await client.close()
+
+
+@pytest.fixture
+def nats_live() -> Iterator[NatsStream]:
+    """A JetStream stream and subject no other test uses, on the live NATS; deleted afterwards."""
+    try:
+        import nats  # noqa: F401
+    except ImportError:
+        require_service("NATS", "nats-py is not installed (pip install -e '.[streams]')")
+    name = f"DLTEST{uuid.uuid4().hex[:12].upper()}"
+    made = NatsStream(NATS_URL, name, f"driftloop.test.{name.lower()}")
+    try:
+        asyncio.run(_nats_stream(made.url, made.stream, made.subject, create=True))
+    except Exception as exc:  # refused, no JetStream, timed out: all mean "not reachable"
+        require_service("NATS JetStream at 127.0.0.1:4222", f"{type(exc).__name__}: {exc}")
+    yield made
+    asyncio.run(_nats_stream(made.url, made.stream, made.subject, create=False))

@@ -4,6 +4,12 @@ Called by the tick (first step) and by `driftloop ingest`. Each raw batch is rec
 source cursor moves past it, and batches are deduplicated by fingerprint in the store, so a crash
 anywhere re-reads at most one batch and never records it twice. A malformed batch is quarantined
 with per-column reasons and the loop goes on.
+
+Stream sources (Redis, NATS) deliver a message until it is acknowledged. A batch's message ids
+are stored in the transaction that stores the batch, and the source is told to acknowledge only
+after that commit. A crash before the commit: the messages come again and are recorded then. A
+crash after it, before the ack: they come again (perhaps in other batches), are found recorded,
+are dropped from the batch they came in, and are acknowledged; nothing is counted twice.
 """
 
 from __future__ import annotations
@@ -33,13 +39,15 @@ def ingest(
     `on_accepted(batch, rows)` sees each accepted batch's stored rows, so a caller that keeps
     them in memory need not read them back; `known` is such a caller's `History`, which late
     labels are joined against (one is read from the store when needed otherwise)."""
-    store, name = project.store, project.name
+    store, name, source = project.store, project.name, project.source
     recorded = []
     schemas_ = _Schemas(project, known)
-    for raw in project.source.poll(store.get_cursor(name, project.source.key)):
-        if store.find_batch(name, raw.fingerprint) is None:
-            recorded.append(record_batch(project, raw, on_accepted, schemas_))
-        store.set_cursor(name, project.source.key, raw.cursor)
+    for raw in source.poll(store.get_cursor(name, source.key)):
+        fresh = raw.without(store.recorded_messages(name, source.key, raw.messages))
+        if fresh is not None and store.find_batch(name, fresh.fingerprint) is None:
+            recorded.append(record_batch(project, fresh, on_accepted, schemas_))
+        store.set_cursor(name, source.key, raw.cursor)
+        source.acknowledge(raw)
     return recorded
 
 
@@ -99,17 +107,26 @@ def record_batch(
         project.name,
         source_uri=raw.source_uri,
         fingerprint=raw.fingerprint,
-        rows=len(frame if frame is not None else raw.frame if raw.frame is not None else ()),
+        rows=_rows(frame, raw),
         start=start,
         end=end,
         status="quarantined" if reasons else "accepted",
         reasons=reasons,
         data_uri=data_uri,
         data_sha256=data_sha,
+        source_key=project.source.key,
+        messages=raw.messages,
     )
     if on_accepted is not None and frame is not None and batch.status == "accepted":
         on_accepted(batch, frame)
     return batch
+
+
+def _rows(frame: pd.DataFrame | None, raw: sources.RawBatch) -> int:
+    """The rows a batch had: of the frame kept, else of the frame read, else its events."""
+    if frame is not None:
+        return len(frame)
+    return len(raw.frame) if raw.frame is not None else len(raw.messages)
 
 
 def _validate(

@@ -4,60 +4,32 @@
 controller call it. Every error it raises is a `ConfigError` whose message names the file, the
 line and the field, e.g. ``driftloop.yaml:7: trainer.timeout: Input should be a valid number``.
 
-Durations are written ``90s``, ``15m``, ``12h``, ``7d``, ``2w`` (or a number of seconds).
+Durations are written ``90s``, ``15m``, ``12h``, ``7d``, ``2w`` (or a number of seconds). The
+`source:` models live in `core.source_specs` and are re-exported here.
 """
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import pydantic
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BeforeValidator, Field
 
-from driftloop.core import errors
+from driftloop.core import errors, source_specs
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_duration(value: Any) -> Any:
-    """``"7d"`` -> 7 days; numbers are seconds; anything else is left to pydantic.
-
-    >>> parse_duration("36h")
-    datetime.timedelta(days=1, seconds=43200)
-    """
-    if isinstance(value, str):
-        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", value)
-        if match:
-            return timedelta(seconds=float(match[1]) * _UNITS[match[2]])
-    return value
-
-
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
-
-
-class Spec(BaseModel):
-    """Base of every spec model: unknown fields are errors, values are immutable."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-STORAGE_OPTIONS = (
-    "fsspec storage options of the filesystem, e.g. {endpoint_url: http://127.0.0.1:9000} for "
-    "an S3-compatible server; credentials are best left to the environment"
-)
-
-
-class FileSourceSpec(Spec):
-    """A folder or glob of CSV / Parquet files, local or any fsspec URL."""
-
-    kind: Literal["files"] = "files"
-    path: str = Field(description="Glob or fsspec URL, e.g. data/*.csv or s3://bucket/in/*.parquet")
-    format: Literal["csv", "parquet", "auto"] = "auto"
-    options: dict[str, Any] = Field(default={}, description=STORAGE_OPTIONS)
+# Re-exported (`x as x`): callers know these as `config.<name>`.
+from driftloop.core.source_specs import BatchSpec as BatchSpec
+from driftloop.core.source_specs import FileSourceSpec as FileSourceSpec
+from driftloop.core.source_specs import NatsSourceSpec as NatsSourceSpec
+from driftloop.core.source_specs import RedisSourceSpec as RedisSourceSpec
+from driftloop.core.source_specs import SourceSpec as SourceSpec
+from driftloop.core.source_specs import SqlSourceSpec as SqlSourceSpec
+from driftloop.core.spec_base import Duration as Duration
+from driftloop.core.spec_base import Spec as Spec
+from driftloop.core.spec_base import parse_duration as parse_duration
 
 
 class StorageSpec(Spec):
@@ -68,7 +40,7 @@ class StorageSpec(Spec):
     """
 
     url: str = "./artifacts"
-    options: dict[str, Any] = Field(default={}, description=STORAGE_OPTIONS)
+    options: dict[str, Any] = Field(default={}, description=source_specs.STORAGE_OPTIONS)
 
 
 def _storage(value: Any) -> Any:
@@ -78,37 +50,6 @@ def _storage(value: Any) -> Any:
     {'url': 's3://bucket/models'}
     """
     return {"url": value} if isinstance(value, str) else value
-
-
-class SqlSourceSpec(Spec):
-    """A table or query read incrementally by a timestamp column."""
-
-    kind: Literal["sql"] = "sql"
-    url: str = Field(description="SQLAlchemy URL of the database to read from")
-    table: str | None = None
-    query: str | None = None
-    timestamp: str = Field(description="Column that orders rows; the cursor remembers the last")
-    batch_rows: int = Field(default=50_000, gt=0)
-
-    @pydantic.model_validator(mode="after")
-    def _table_or_query(self) -> SqlSourceSpec:
-        if (self.table is None) == (self.query is None):
-            raise ValueError("give exactly one of `table` or `query`")
-        return self
-
-
-def _source_kind(value: Any) -> str:
-    """The tag of a source: its `kind`, `files` when left out."""
-    if isinstance(value, dict):
-        return str(value.get("kind", "files"))
-    return str(getattr(value, "kind", "files"))
-
-
-SourceSpec = Annotated[
-    Annotated[FileSourceSpec, pydantic.Tag("files")]
-    | Annotated[SqlSourceSpec, pydantic.Tag("sql")],
-    pydantic.Discriminator(_source_kind),
-]
 
 
 class ValidationSpec(Spec):
@@ -448,7 +389,7 @@ def _strip_union_tags(loc: list[Any]) -> list[Any]:
     return kept
 
 
-_UNION_TAGS = {"files", "sql", "schedule", "drift", "performance", "volume", "manual"}
+_UNION_TAGS = {*source_specs.SOURCE_KINDS, "schedule", "drift", "performance", "volume", "manual"}
 
 
 def _line_of(node: yaml.Node | None, loc: list[Any]) -> int:

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 
 from driftloop.core import clock as clocks
 from driftloop.core import errors, types
-from driftloop.store import _engine, _history, _rows, entities, tables
+from driftloop.store import _engine, _history, _messages, _rows, entities, tables
 
 T = tables
 BATCH_STATUSES = ("accepted", "quarantined")
@@ -183,9 +183,11 @@ class MetadataStore(_history.HistoryStore):
         self, pipeline: str, *, source_uri: str, fingerprint: str, rows: int,
         start: Any, end: Any, status: types.BatchStatus, reasons: dict[str, list[str]],
         data_uri: str | None = None, data_sha256: str | None = None,
+        source_key: str = "", messages: Sequence[str] = (),
     ) -> tuple[entities.Batch, bool]:
         """Record a batch once per (pipeline, fingerprint): `(batch, True)` if new, else
-        `(the stored batch, False)` — also when another writer wins a race for it."""
+        `(the stored batch, False)` — also when another writer wins a race for it. The stream
+        `messages` it holds (ids under `source_key`) are recorded with it, in one transaction."""
         if status not in BATCH_STATUSES:
             raise errors.ConfigError(
                 f"batch status must be one of {BATCH_STATUSES}; got {status!r}", pipeline=pipeline)
@@ -199,8 +201,10 @@ class MetadataStore(_history.HistoryStore):
                 existing = self._find_batch(conn, pipeline, fingerprint)
                 if existing is not None:
                     return existing, False
-                new_id = conn.scalar(
-                    _INSERT_BATCH, {"pipeline_id": self._pid(conn, pipeline), **values})
+                pid = self._pid(conn, pipeline)
+                new_id = conn.scalar(_INSERT_BATCH, {"pipeline_id": pid, **values})
+                if messages:
+                    _messages.add(conn, pid, source_key, messages, int(new_id))
         except sa.exc.IntegrityError:  # another writer added it between our read and insert
             raced = self.find_batch(pipeline, fingerprint)
             if raced is None:
@@ -209,6 +213,20 @@ class MetadataStore(_history.HistoryStore):
         for name in ("start", "end", "created_at"):
             values[name] = None if values[name] is None else clocks.as_utc(values[name])
         return entities.Batch(id=int(new_id), pipeline=pipeline, **values), True
+
+    def recorded_messages(
+        self, pipeline: str, source_key: str, messages: Sequence[str],
+    ) -> set[str]:
+        """The ones among stream `messages` (ids under `source_key`) already in a batch."""
+        if not messages:
+            return set()
+        with self._read() as conn:
+            return _messages.recorded(conn, self._pid(conn, pipeline), source_key, messages)
+
+    def batch_messages(self, batch_id: int) -> list[tuple[str, str]]:
+        """`(source_key, message id)` of each stream message batch `batch_id` holds."""
+        with self._read() as conn:
+            return _messages.of_batch(conn, batch_id)
 
     def find_batch(self, pipeline: str, fingerprint: str) -> entities.Batch | None:
         with self._read() as conn:

@@ -96,6 +96,17 @@ batches = sa.Table(
     sa.Index(None, "pipeline_id", "status", "id"),
 )
 
+batch_messages = sa.Table(
+    # The stream messages (Redis entry ids, JetStream sequences) each batch was made of: a
+    # message redelivered after a crash is recognised here and never recorded twice.
+    "batch_messages", metadata,
+    _pipeline_fk(primary_key=True),
+    sa.Column("source", sa.String(200), primary_key=True),
+    sa.Column("message", sa.String(100), primary_key=True),
+    sa.Column("batch_id", Id, sa.ForeignKey("batches.id", ondelete="CASCADE"), nullable=False),
+    sa.Index(None, "batch_id"),
+)
+
 profiles = sa.Table(
     "profiles", metadata,
     sa.Column("id", Id, primary_key=True, autoincrement=True),

@@ -2,18 +2,44 @@
 
 The controller builds a source from the pipeline spec with `build_source`, polls it with the
 cursor it stored last time, records each batch (accepted or quarantined), and only then stores
-`batch.cursor`. A crash in between re-reads the batch next tick; the metadata store dedupes on
-`fingerprint`, so that is harmless.
+`batch.cursor` and calls `source.acknowledge(batch)`. A crash in between re-reads the batch next
+tick; the metadata store dedupes on `fingerprint` and on stream message ids, so that is harmless.
 
 Each source class registers itself under its `kind` (the `kind` of its spec in
-`core.config`) just by being defined; `build_source` looks the kind up there.
+`core.source_specs`) just by being defined; `build_source` looks the kind up there.
+
+Streams (Redis Streams, NATS JetStream): the same interface
+-----------------------------------------------------------
+A stream source yields batches of events gathered by count or time (`batch: {rows, seconds}` in
+the spec); `RawBatch.messages` holds the message id of each row of `frame` (in row order), or of
+the one unreadable event of a batch whose `frame` is None. The server keeps delivering a message
+until it is acknowledged, so the caller's duty is::
+
+    for raw in source.poll(cursor):
+        fresh = raw.without(already_recorded(raw.messages))  # None: all seen before a crash
+        if fresh is not None:
+            record(fresh)              # durably: rows, artifact and message ids, committed
+        source.acknowledge(raw)        # only now; before the iterator is advanced or closed
+
+`controller.ingest.ingest` does exactly this, with the metadata store's `batch_messages` as the
+record of ids. Batch pipelines take its batches as they come; an online pipeline (a model that
+learns from every event) uses the same loop with ``batch: {rows: 1}`` or a few rows and small
+`seconds`, through `ingest(project, on_accepted=learn)`: `learn(batch, rows)` is called once per
+recorded batch, right after its commit and before its ack, in the order batches are recorded
+(events delivered again after a crash may come after newer ones). A crash between the commit
+and `learn` does not deliver those events again: a learner that keeps state checkpoints the
+last batch id it learned from and, on start, catches up on later batches from the store.
+A batch not acknowledged when its poll ends is delivered again by a later poll. File, SQL and
+replay sources have no messages, and `acknowledge` does nothing for them.
 """
 
 from __future__ import annotations
 
 import abc
+import dataclasses
+import hashlib
 import inspect
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -30,6 +56,8 @@ class RawBatch:
 
     `frame` is None exactly when `error` says why the data could not be read ("empty file",
     "not valid CSV: ..."). `cursor` is the source state to store once this batch is recorded.
+    `messages` are the stream message ids the batch is made of, one per row of `frame` (one
+    for an unreadable event); empty for sources without messages.
     """
 
     source_uri: str
@@ -37,6 +65,30 @@ class RawBatch:
     frame: pd.DataFrame | None
     error: str | None
     cursor: JSON
+    messages: tuple[str, ...] = ()
+
+    def without(self, recorded: Collection[str]) -> RawBatch | None:
+        """This batch minus the rows of messages in `recorded`; None if nothing is left.
+
+        >>> frame = pd.DataFrame({"x": [1, 2, 3]})
+        >>> raw = RawBatch("s#1..3", "f", frame, None, {}, messages=("1", "2", "3"))
+        >>> rest = raw.without({"1", "3"})
+        >>> rest.messages, rest.frame["x"].tolist(), rest.fingerprint == raw.fingerprint
+        (('2',), [2], False)
+        >>> raw.without({"1", "2", "3"}) is None
+        True
+        """
+        keep = [i for i, message in enumerate(self.messages) if message not in recorded]
+        if len(keep) == len(self.messages):
+            return self
+        if not keep:
+            return None
+        messages = tuple(self.messages[i] for i in keep)
+        frame = self.frame
+        if frame is not None and len(frame) == len(self.messages):
+            frame = frame.iloc[keep].reset_index(drop=True)
+        digest = hashlib.sha256("\n".join((self.fingerprint, *messages)).encode()).hexdigest()
+        return dataclasses.replace(self, frame=frame, messages=messages, fingerprint=digest)
 
 
 _REGISTRY: dict[str, type[Source]] = {}
@@ -67,6 +119,15 @@ class Source(abc.ABC):
     def poll(self, cursor: JSON | None) -> Iterator[RawBatch]:
         """Yield the batches that are new since `cursor` (None: from the beginning), in order."""
 
+    def acknowledge(self, batch: RawBatch) -> None:
+        """Tell the server that `batch` is recorded, so its messages are not delivered again.
+
+        Called by the controller after the batch (or the record that it was seen before) is
+        committed, while the poll that yielded it is still open. Sources without messages
+        (files, SQL) keep their place in the cursor instead; for them this does nothing.
+        """
+        del batch
+
     @classmethod
     @abc.abstractmethod
     def from_spec(cls, spec: Any, base_dir: Path) -> Source:
@@ -82,13 +143,17 @@ def registered() -> dict[str, type[Source]]:
     """The source classes by kind (a copy).
 
     >>> sorted(registered())
-    ['files', 'sql']
+    ['files', 'nats', 'redis', 'sql']
     """
     return dict(_REGISTRY)
 
 
 def build_source(
-    spec: config.FileSourceSpec | config.SqlSourceSpec, base_dir: Path | str = "."
+    spec: config.FileSourceSpec
+    | config.SqlSourceSpec
+    | config.RedisSourceSpec
+    | config.NatsSourceSpec,
+    base_dir: Path | str = ".",
 ) -> Source:
     """The source a spec describes; `base_dir` is the folder of the spec file.
 

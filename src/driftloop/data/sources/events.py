@@ -1,0 +1,188 @@
+"""Stream events into batches: read one message as a flat record (or say why it cannot be), and
+gather records into `RawBatch`es by count or time.
+
+Used by the stream sources (`redis_stream`, `nats_stream`); they do the talking to the server,
+this module the rest. A batch is named by its message ids (sha256 of the source key and the
+ids), never by its content: two events with equal fields are still two events.
+
+An unreadable event becomes a batch of its own with `frame` None and `error` saying why, so the
+controller quarantines it with that reason and acknowledges it like any other: it is recorded
+once and never delivered again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import pandas as pd
+
+from driftloop.data.sources import base
+
+Record = dict[str, Any]
+Parsed = tuple[Record | None, str | None]
+
+
+def parse_json(data: bytes) -> Parsed:
+    """One message holding one JSON object: `(record, None)`, or `(None, why not)`.
+
+    >>> parse_json(b'{"x": 1.5, "y": "a"}')
+    ({'x': 1.5, 'y': 'a'}, None)
+    >>> parse_json(b'{"x": ')[1]
+    'not valid JSON: Expecting value at line 1 column 7'
+    >>> parse_json(b'[1, 2]')[1]
+    'not a JSON object but an array'
+    >>> parse_json(b'{"x": {"deep": 1}}')[1]
+    "field 'x' holds a nested object; an event must be a flat record"
+    """
+    try:
+        text = data.decode()
+    except UnicodeDecodeError as exc:
+        return None, f"not UTF-8 text (byte {data[exc.start]:#04x} at offset {exc.start})"
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return None, f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+    except RecursionError:
+        return None, "not valid JSON: nested too deeply"
+    if not isinstance(value, dict):
+        return None, f"not a JSON object but {_kind(value)}"
+    return check_record(value)
+
+
+def parse_fields(fields: Mapping[bytes, bytes]) -> Parsed:
+    """A field map (a Redis stream entry) as a record; each value is read as a JSON scalar
+    where it parses as one (``1.5``, ``true``, ``null``, ``"text"``) and kept as text otherwise.
+
+    >>> parse_fields({b"x": b"1.5", b"ok": b"true", b"name": b"north", b"code": b"007"})
+    ({'x': 1.5, 'ok': True, 'name': 'north', 'code': '007'}, None)
+    """
+    record: Record = {}
+    for raw_key, raw_value in fields.items():
+        try:
+            key, text = raw_key.decode(), raw_value.decode()
+        except UnicodeDecodeError:
+            return None, "a field name or value is not UTF-8 text"
+        try:
+            value = json.loads(text)
+        except (json.JSONDecodeError, RecursionError):
+            value = text
+        record[key] = value if not isinstance(value, dict | list) else text
+    return check_record(record)
+
+
+def check_record(record: Record) -> Parsed:
+    """`record` if it is a non-empty flat mapping of scalars, else why not."""
+    if not record:
+        return None, "an empty record"
+    for key, value in record.items():
+        if isinstance(value, dict | list):
+            return (
+                None,
+                f"field {key!r} holds a nested {_kind(value).split()[-1]}; an event "
+                "must be a flat record",
+            )
+    return record, None
+
+
+def _kind(value: Any) -> str:
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}
+    if value is None:
+        return "null"
+    return names.get(type(value), "a number")
+
+
+def message_fingerprint(source_key: str, messages: tuple[str, ...]) -> str:
+    """The name of the batch made of `messages` of the source keyed `source_key`.
+
+    >>> message_fingerprint("redis:h/s", ("1-0", "2-0")) == message_fingerprint("redis:h/s",
+    ...     ("1-0", "2-0"))
+    True
+    """
+    return hashlib.sha256("\n".join((source_key, *messages)).encode()).hexdigest()
+
+
+class Batcher:
+    """Gathers events into batches of at most `rows` that close `seconds` after their first
+    event arrived. `clock` gives monotonic seconds (injected by tests).
+
+    >>> ticks = iter([0.0, 0.5, 3.0])
+    >>> batcher = Batcher("redis:h/s", "redis://h/s", rows=10, seconds=2, clock=lambda: next(ticks))
+    >>> batcher.add("1-0", {"x": 1}); batcher.due()
+    False
+    >>> batcher.due()
+    True
+    >>> raw = batcher.cut(); raw.source_uri, raw.messages, raw.frame["x"].tolist()
+    ('redis://h/s#1-0..1-0', ('1-0',), [1])
+    """
+
+    def __init__(
+        self,
+        source_key: str,
+        uri: str,
+        rows: int,
+        seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.source_key = source_key
+        self.uri = uri
+        self.rows = rows
+        self.seconds = seconds
+        self.clock = clock
+        self.messages_: list[str] = []
+        self.records_: list[Record] = []
+        self.opened_: float | None = None
+
+    def __len__(self) -> int:
+        return len(self.messages_)
+
+    def add(self, message: str, record: Record) -> None:
+        """Put one readable event into the open batch (opening it if needed)."""
+        if self.opened_ is None:
+            self.opened_ = self.clock()
+        self.messages_.append(message)
+        self.records_.append(record)
+
+    def room(self) -> int:
+        """How many more events the open batch takes."""
+        return self.rows - len(self.messages_)
+
+    def wait(self) -> float | None:
+        """Seconds until the open batch is due by time (None: no batch is open)."""
+        if self.opened_ is None:
+            return None
+        return max(0.0, self.opened_ + self.seconds - self.clock())
+
+    def due(self) -> bool:
+        """The open batch is full, or has been open `seconds`."""
+        if not self.messages_:
+            return False
+        return self.room() <= 0 or self.wait() == 0.0
+
+    def cut(self) -> base.RawBatch:
+        """Close the open batch and return it."""
+        messages = tuple(self.messages_)
+        frame = pd.DataFrame.from_records(self.records_)
+        self.messages_, self.records_, self.opened_ = [], [], None
+        return base.RawBatch(
+            source_uri=f"{self.uri}#{messages[0]}..{messages[-1]}",
+            fingerprint=message_fingerprint(self.source_key, messages),
+            frame=frame,
+            error=None,
+            cursor={"last": messages[-1]},
+            messages=messages,
+        )
+
+    def unreadable(self, message: str, error: str) -> base.RawBatch:
+        """The batch of one event that cannot be read (quarantined with `error`)."""
+        return base.RawBatch(
+            source_uri=f"{self.uri}#{message}",
+            fingerprint=message_fingerprint(self.source_key, (message,)),
+            frame=None,
+            error=f"event {message}: {error}",
+            cursor={"last": message},
+            messages=(message,),
+        )
