@@ -130,18 +130,20 @@ def test_prometheus_scrapes_the_server_with_the_shipped_config(
                             capture_output=True, text=True, check=False)
     assert parsed.returncode == 0, parsed.stdout + parsed.stderr  # the dashboard's PromQL parses
     port = free_port()
-    process = subprocess.Popen(
-        [binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'data'}",
-         f"--web.listen-address=127.0.0.1:{port}"],
-        stdout=subprocess.DEVNULL, stderr=(tmp_path / "prometheus.log").open("w"))
-    try:
-        found = _wait_for(f"http://127.0.0.1:{port}", 'driftloop_requests_total{job="driftloop"}')
-        assert any(item["metric"].get("endpoint") == "/v1/predict" for item in found)
-        up = _wait_for(f"http://127.0.0.1:{port}", 'up{job="driftloop"} == 1')
-        assert up[0]["metric"]["instance"] == f"127.0.0.1:{server.port}"
-    finally:
-        process.terminate()
-        assert process.wait(timeout=30) == 0, (tmp_path / "prometheus.log").read_text()[-2000:]
+    log = tmp_path / "prometheus.log"
+    with log.open("w") as sink:
+        process = subprocess.Popen(
+            [binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'data'}",
+             f"--web.listen-address=127.0.0.1:{port}"], stdout=subprocess.DEVNULL, stderr=sink)
+        try:
+            found = _wait_for(f"http://127.0.0.1:{port}",
+                              'driftloop_requests_total{job="driftloop"}')
+            assert any(item["metric"].get("endpoint") == "/v1/predict" for item in found)
+            up = _wait_for(f"http://127.0.0.1:{port}", 'up{job="driftloop"} == 1')
+            assert up[0]["metric"]["instance"] == f"127.0.0.1:{server.port}"
+        finally:
+            process.terminate()
+            assert process.wait(timeout=30) == 0, log.read_text()[-2000:]
 
 
 def _plain(query: str) -> str:
