@@ -22,6 +22,8 @@ from test_drift_html import wide_report
 from test_server import RECORD, Server, bearer
 
 from driftloop.controller import project as projects
+from driftloop.controller import rollout
+from driftloop.store import serving
 
 pytestmark = pytest.mark.browser
 
@@ -78,6 +80,10 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, s
                 "records": [RECORD] * 5, "key": f"client-{key}"})
             assert answer.status_code == 200, answer.text
         time.sleep(1.0)  # the poller writes the per-minute tallies every 0.25 s
+        opened = projects.open_project(spec)
+        judged = rollout.evaluate_rollout(opened, serving.ServingStore(opened.store), "test")
+        opened.close()
+        assert judged is not None and judged.evidence["outcome"] == "wait"  # no labels yet
         yield server, secret, champion
     finally:
         assert server.stop()
@@ -112,6 +118,7 @@ def test_every_page_renders_charts_draw_and_a_version_opens_its_lineage(
     print("page load seconds (navigation to load, charts drawn):", timings)
     assert "canary" in page.inner_text("#comparison")  # the serving page, shown last
     assert "champion" in page.inner_text("#comparison")
+    assert "canary of v1 vs champion" in page.inner_text("#rollout")
 
     page.goto(server.url + "/ui/pipelines/electricity")
     link = page.locator("#events a.version").first

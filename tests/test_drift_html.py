@@ -4,6 +4,7 @@ project. tests/test_browser.py opens the wide report in Chromium and times it.""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -43,9 +44,10 @@ def wide_frames(seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     return frame(20_000, False), frame(5_000, True)
 
 
-def wide_report(folder: Path) -> tuple[Path, float]:
-    """The report of `wide_frames` written to `folder`, and the seconds it took to test,
-    bin and render (profiling the reference is the trainer's job and not counted)."""
+@functools.cache
+def wide_html() -> tuple[str, float]:
+    """The report of `wide_frames` and the seconds it took to test, bin and render (profiling
+    the reference is the trainer's job and not counted); built once per test session."""
     reference, current = wide_frames()
     kinds = {name: "numeric" if name.startswith("num") else "categorical"
              for name in reference.columns}
@@ -56,7 +58,12 @@ def wide_report(folder: Path) -> tuple[Path, float]:
     html = drift_report.render_drift(
         found, shapes, drift_report.Sides("synthetic reference", "synthetic current"),
         title="wide drift report")
-    seconds = time.perf_counter() - started
+    return html, time.perf_counter() - started
+
+
+def wide_report(folder: Path) -> tuple[Path, float]:
+    """`wide_html` written to `folder`, and the seconds it took to build."""
+    html, seconds = wide_html()
     path = folder / "wide-drift.html"
     path.write_text(html, encoding="utf-8")
     return path, seconds

@@ -5,6 +5,14 @@
   "use strict";
   const palette = ["#2b95d6", "#d9822b", "#0f9960", "#7157d9", "#c23030", "#29a634", "#8a8f98", "#d13913"];
 
+  // A few minutes of data (or one point) would stretch over years: show at least ten minutes.
+  function xScale(x) {
+    const min = x[0], max = x[x.length - 1];
+    if (max - min >= 600) return { time: true };
+    const mid = (min + max) / 2;
+    return { time: true, auto: false, range: [mid - 300, mid + 300] };
+  }
+
   function draw(element) {
     const data = JSON.parse(document.getElementById(element.dataset.chart).textContent);
     if (!data.x.length) {
@@ -16,7 +24,8 @@
     const options = {
       width: width,
       height: 260,
-      scales: { x: { time: true } },
+      scales: { x: xScale(data.x) },
+      tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"); },  // as the tables
       axes: [{}, { label: data.label, size: 60 }],
       series: [{}].concat(data.series.map(function (s, i) {
         return { label: s.label, stroke: palette[i % palette.length], width: 1.5, spanGaps: true,
