@@ -142,7 +142,17 @@ class InputSchema:
 
 
 def score(live: models.LiveModel, frame: pd.DataFrame) -> list[Scored]:
-    """Predictions (and class probabilities when the model has `predict_proba`) per row."""
+    """Predictions (and class probabilities when the model has `predict_proba`) per row. An
+    online learner answers both from one state (`predict_and_proba`) while it learns."""
+    if callable(getattr(live.model, "predict_and_proba", None)):
+        values, probabilities, known = live.model.predict_and_proba(frame)
+        if probabilities is None:
+            return [Scored(value, None) for value in values]
+        names = [str(c) for c in known]
+        return [
+            Scored(value, dict(zip(names, row, strict=True)))
+            for value, row in zip(values, probabilities.tolist(), strict=True)
+        ]
     predicted = np.asarray(live.model.predict(frame)).tolist()
     classes = live.classes
     if classes is None:
