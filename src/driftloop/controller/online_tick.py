@@ -113,12 +113,13 @@ class OnlineController:
         scoring = session.model_.n_learned_ > 0 and session.version is not None
         if scoring and records and batch.id > self.evaluations_.last_batch_id():
             predictions = session.model_.predict_many(records)
-            wrong = (np.asarray(predictions, dtype=object) != np.asarray(labels, dtype=object))
-            errors = wrong.astype(float).tolist()
+            right = np.asarray(predictions, dtype=object) == np.asarray(labels, dtype=object)
+            right = right.astype(bool)
+            errors = (~right).astype(float).tolist()
             assert session.version is not None
             evaluation = self.project.store.add_evaluation(
                 self.project.name, batch_id=batch.id, version=session.version.version,
-                metric="accuracy", value=1.0 - float(np.mean(wrong)), rows=len(records),
+                metric="accuracy", value=float(np.mean(right)), rows=len(records),
                 errors=errors,
             )
             self.evaluations_.add(evaluation)
