@@ -75,6 +75,7 @@ def hammer(predict: Any, learn: Any, seconds: float = 1.0) -> list[int]:
 def test_predictions_never_see_half_an_update() -> None:
     frame = pd.DataFrame({"x": [0.5, 0.1]})
     model = learners.OnlineModel(TwoStep(), ["x"])
+    model.learn_many([{"x": 0.5}], [0])
 
     def predict() -> list[int]:
         values, proba, classes = model.predict_and_proba(frame)
@@ -271,7 +272,7 @@ def test_partial_fit_learner_in_mini_batches_stored_with_skops(tmp_path: Path) -
     assert stored.uri.endswith(".skops")
     loaded = store.get_model(stored.uri, stored.sha256)
     assert list(loaded.predict(frame)) == [0, 1]
-    with pytest.raises(errors.TrainingError, match="online.classes"):
+    with pytest.raises(errors.TrainingError, match=r"online\.classes"):
         model.learn_many([{"x": 0.5}] * 32, [2] * 32)
 
 
@@ -300,7 +301,7 @@ def test_online_spec_is_checked() -> None:
     with pytest.raises(errors.ConfigError, match="prequential accuracy"):
         config.parse_spec("name: p\nsource: {path: x}\ntarget: y\ntask: regression\n"
                           f"online: {{learner: '{HAT}'}}\n")
-    with pytest.raises(errors.ConfigError, match="online.checkpoint.tolerance"):
+    with pytest.raises(errors.ConfigError, match=r"online\.checkpoint\.tolerance"):
         config.parse_spec("name: p\nsource: {path: x}\ntarget: y\n"
                           f"online: {{learner: '{HAT}', checkpoint: {{tolerance: 2}}}}\n")
     with pytest.raises(errors.ConfigError, match="neither `learn_one`"):

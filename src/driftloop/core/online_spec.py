@@ -33,7 +33,8 @@ class CheckpointSpec(_Spec):
     """When the live learner is snapshotted to the registry, and when a snapshot is rolled back.
 
     A checkpoint is taken after `every_events` learned events or `every` of (clock) time,
-    whichever comes first. Its live metric is the prequential accuracy over the last `window`
+    whichever comes first, checked at the end of each batch of events learned together (a
+    stream source that hands over events one by one gets exact counts). Its live metric is the prequential accuracy over the last `window`
     events (each scored before it was learned). A snapshot whose metric is below the last good
     snapshot's by more than `tolerance` is rolled back: the learner returns to the last good
     state and the decision is recorded with both metrics as evidence.
