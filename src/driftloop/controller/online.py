@@ -28,7 +28,6 @@ so a server can serve exactly the object that learns.
 from __future__ import annotations
 
 import collections
-import copy
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -270,7 +269,7 @@ class OnlineSession:
             restored = self.project.artifacts.get_model(good[0].artifact_uri, good[0].sha256)
             self.restored_ = True
             self.window_.clear()
-            self._replace(copy.deepcopy(restored))
+            self._replace(restored.snapshot())  # learn on a copy: the stored one stays
             return decision, False
         if worse and self.restored_:
             decision = store.add_decision(name, kind=DECISION_KIND, fired=True, evidence={

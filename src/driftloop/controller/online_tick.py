@@ -13,7 +13,6 @@ are not learned by the online path.
 
 from __future__ import annotations
 
-import copy
 import os
 import socket
 from datetime import timedelta
@@ -61,7 +60,7 @@ class OnlineController:
         if number is not None:
             version = store.get_model_version(name, number)
             loaded = self.project.artifacts.get_model(version.artifact_uri, version.sha256)
-            model = copy.deepcopy(loaded)  # learn on a copy: the snapshot stays as stored
+            model = loaded.snapshot()  # learn on a copy: the snapshot stays as stored
         self.session_ = online.OnlineSession(
             self.project, features, self.holder, model=model, version=version
         )

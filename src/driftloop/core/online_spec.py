@@ -34,10 +34,11 @@ class CheckpointSpec(_Spec):
 
     A checkpoint is taken after `every_events` learned events or `every` of (clock) time,
     whichever comes first, checked at the end of each batch of events learned together (a
-    stream source that hands over events one by one gets exact counts). Its live metric is the prequential accuracy over the last `window`
-    events (each scored before it was learned). A snapshot whose metric is below the last good
-    snapshot's by more than `tolerance` is rolled back: the learner returns to the last good
-    state and the decision is recorded with both metrics as evidence.
+    stream source that hands over events one by one gets exact counts). Its live metric is
+    the prequential accuracy over the last `window` events (each scored before it was
+    learned). A snapshot whose metric is below the last good snapshot's by more than
+    `tolerance` is rolled back: the learner returns to the last good state and the decision
+    is recorded with both metrics as evidence.
     """
 
     every_events: int | None = Field(default=1000, gt=0)

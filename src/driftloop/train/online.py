@@ -38,9 +38,11 @@ Record = dict[str, Any]
 
 
 def records_of(frame: pd.DataFrame, features: Sequence[str]) -> list[Record]:
-    """The rows of `frame` as feature dicts with plain Python values (river's input)."""
-    found: list[Record] = frame[list(features)].to_dict("records")
-    return found
+    """The rows of `frame` as feature dicts with plain Python values (river's input); what
+    ``frame[features].to_dict("records")`` gives, several times faster on small frames."""
+    names = list(features)
+    columns = [frame[name].tolist() for name in names]
+    return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
 
 
 class OnlineModel:
