@@ -191,7 +191,9 @@ class ReplayArtifactStore(ArtifactStore):
         return frame
 
     def put_model(self, estimator: Any, format: str = "skops") -> Artifact:
-        return self._keep(estimator)
+        # A model that keeps changing (an online learner) is kept as a copy of its state now.
+        snapshot = getattr(estimator, "snapshot", None)
+        return self._keep(snapshot() if callable(snapshot) else estimator)
 
     def get_model(self, uri: str, sha256: str) -> Any:
         return self._take(uri, sha256)

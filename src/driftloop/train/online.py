@@ -76,7 +76,7 @@ class OnlineModel:
         self.n_learned_ = 0
         self.fitted_ = False
         self.pending_: list[tuple[Record, Any]] = []
-        self.lock_ = threading.Lock()
+        self.lock_ = threading.RLock()
 
     # -- copies and files ---------------------------------------------------------------------
 
@@ -87,7 +87,7 @@ class OnlineModel:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self.lock_ = threading.Lock()
+        self.lock_ = threading.RLock()
 
     def __repr__(self) -> str:
         return f"OnlineModel({self.learner_!r}, n_learned_={self.n_learned_})"
