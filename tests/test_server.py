@@ -162,9 +162,10 @@ def test_predict_feedback_round_trip(
             {"prediction_id": i, "label": label} for i, label in zip(ids, [1, 0, 1], strict=True)
         ]
         stored = client.post("/v1/feedback", json={"labels": labels})  # at once: log flushed
-        assert stored.status_code == 200 and stored.json() == {"stored": 3, "duplicates": []}
+        assert stored.status_code == 200 and stored.json() == {
+            "stored": 3, "duplicates": [], "learned": 0}
         again = client.post("/v1/feedback", json={"labels": labels[:1]}).json()
-        assert again == {"stored": 0, "duplicates": [ids[0]]}
+        assert again == {"stored": 0, "duplicates": [ids[0]], "learned": 0}
         unknown = str(uuid.uuid4())
         missing = client.post(
             "/v1/feedback", json={"labels": [{"prediction_id": unknown, "label": 1}]}
@@ -429,7 +430,7 @@ def test_predictions_survive_a_restart(
             answer = client.post(
                 "/v1/feedback", json={"labels": [{"prediction_id": i, "label": 1} for i in ids]}
             )
-            assert answer.json() == {"stored": 25, "duplicates": []}
+            assert answer.json() == {"stored": 25, "duplicates": [], "learned": 0}
     finally:
         assert second.stop()
 

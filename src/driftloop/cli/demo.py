@@ -1,8 +1,9 @@
 """`driftloop demo`: the whole loop on the bundled Elec2 stream, in about a minute.
 
 Backtests the pipeline of `driftloop init` (its spec, its default retraining policy) against the
-baselines — never retrain, retrain on every batch, retrain weekly — on daily batches after a
-30-day warm-up, prints the comparison and writes a self-contained HTML report.
+baselines — never retrain, retrain on every batch, retrain weekly — and an online learner
+(river's Hoeffding Adaptive Tree, learning every row) on daily batches after a 30-day warm-up,
+prints the comparison and writes a self-contained HTML report.
 """
 
 from __future__ import annotations
@@ -20,11 +21,22 @@ from driftloop.cli import console
 
 DEFAULT_POLICY = "driftloop default"
 SPEC_POLICY = "spec policy"
+ONLINE_POLICY = "online (river HAT)"
 DEMO_POLICIES: dict[str, dict[str, Any]] = {
     # A fixed schedule with about the default's training budget: every 8 days of new data.
     "every 8 days": {"triggers": [{"kind": "volume", "rows": 8 * 48}], "cooldown": 0},
     DEFAULT_POLICY: {},
     "default + gate": {"gate": {"enabled": True}},
+    # Online: a Hoeffding Adaptive Tree (river) learns every labelled row; snapshots every
+    # 1000 rows, rolled back when worse than the last good one. Measured under this daily
+    # protocol: HAT alone 0.777, with the rollbacks 0.793; river ARF with 10 trees 0.797 at
+    # about ten times HAT's CPU (100 s), too slow for this demo.
+    ONLINE_POLICY: {
+        "online": {
+            "learner": "river.tree:HoeffdingAdaptiveTreeClassifier",
+            "params": {"seed": 42},
+        }
+    },
 }
 TRAINER = {
     "function": "driftloop.train.models:hist_gradient_boosting",
@@ -135,7 +147,10 @@ def show_results(rows: list[dict[str, Any]], metric: str) -> None:
     """The comparison; percentages are relative to retraining on every batch (e.b.)."""
     table = console.table("policy", metric, "% e.b.", "trained", "promoted", "CPU s", "%CPU")
     table.columns[0].no_wrap = True
-    table.caption = "% e.b.: of every-batch; CPU s: training CPU seconds"
+    table.caption = (
+        "% e.b.: of every-batch; CPU s: training CPU seconds (online: learning CPU seconds; "
+        "trained: snapshots)"
+    )
     for row in rows:
         style = "bold" if row["policy"] in {DEFAULT_POLICY, SPEC_POLICY} else ""
         table.add_row(

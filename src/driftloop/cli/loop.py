@@ -16,11 +16,11 @@ SPEC = typer.Option(Path("driftloop.yaml"), "--spec", "-s", help="The pipeline s
 
 def tick(spec: Path = SPEC) -> None:
     """Run one step of the loop: ingest → validate → evaluate → decide → train → gate → promote."""
+    from driftloop.controller import online_tick
     from driftloop.controller import project as projects
-    from driftloop.controller import tick as ticking
 
     project = console.guard(lambda: projects.open_project(spec))
-    controller = ticking.Controller(project)
+    controller = online_tick.build_controller(project)
     try:
         with console.stdout.status("ticking ..."):
             result = console.guard(controller.tick)
@@ -42,12 +42,12 @@ def run(
     Any number of controllers may run on one shared store (PostgreSQL): each tick takes the
     pipeline's lease and gives it back when done, so whichever controller comes next does the
     next step, and one that dies mid-tick is replaced once `lease_timeout` has passed."""
+    from driftloop.controller import online_tick
     from driftloop.controller import project as projects
-    from driftloop.controller import tick as ticking
     from driftloop.core import errors
 
     project = console.guard(lambda: projects.open_project(spec))
-    controller = ticking.Controller(project)
+    controller = online_tick.build_controller(project)
     done = 0
     try:
         while ticks == 0 or done < ticks:

@@ -23,8 +23,8 @@ from typing import Any
 import pandas as pd
 import threadpoolctl
 
+from driftloop.controller import online_tick, tick
 from driftloop.controller import project as projects
-from driftloop.controller import tick
 from driftloop.core import clock as clocks
 from driftloop.core import config, errors
 from driftloop.data.sources import replay
@@ -129,7 +129,7 @@ def _replay(
         clock=clock,
     )
     store.ensure_pipeline(spec.name, spec.model_dump(mode="json"))
-    controller = tick.Controller(
+    controller = online_tick.build_controller(
         project, holder=f"backtest:{name}", executor=executors.InlineExecutor()
     )
     steps = []
@@ -139,6 +139,8 @@ def _replay(
         steps.append(_step(end, result))
         if on_step is not None:
             on_step()
+    if isinstance(controller, online_tick.OnlineController):
+        controller.finish()  # the last snapshot: its learning CPU counts too
     runs = store.list_runs(spec.name, status="succeeded")
     scored = [(e.value, e.rows) for e in store.list_evaluations(spec.name) if e.value is not None]
     rows = sum(n for _, n in scored)

@@ -77,12 +77,15 @@ class History:
         key = label_key(self.project.spec)
         if key is None or key not in part.columns or part.empty:
             return
-        origins = part[key].map(self.origin_)
-        if origins.notna().all():
-            self.late_[batch_id] = origins.to_numpy(dtype=np.int64)
+        # Dict look-ups per key: `Series.map(dict)` would copy the whole (growing) dict into
+        # a Series on every batch, which made this quadratic over a long replay.
+        keys = part[key].tolist()
+        origins = [self.origin_.get(k) for k in keys]
+        if all(origin is not None for origin in origins):
+            self.late_[batch_id] = np.asarray(origins, dtype=np.int64)
         else:
-            fresh = part[key][origins.isna()]
-            self.origin_.update(dict.fromkeys(fresh.tolist(), batch_id))
+            fresh = [k for k, origin in zip(keys, origins, strict=True) if origin is None]
+            self.origin_.update(dict.fromkeys(fresh, batch_id))
 
     def origins(self, batch_id: int) -> npt.NDArray[np.int64] | None:
         """For a batch of late labels, the batch each of its rows first arrived in."""

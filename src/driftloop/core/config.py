@@ -19,6 +19,7 @@ import yaml
 from pydantic import BeforeValidator, Field
 
 from driftloop.core import errors, source_specs
+from driftloop.core.online_spec import OnlineSpec
 
 # Re-exported (`x as x`): callers know these as `config.<name>`.
 from driftloop.core.source_specs import BatchSpec as BatchSpec
@@ -263,15 +264,22 @@ class PipelineSpec(Spec):
     gate: GateSpec = GateSpec()
     rollout: RolloutSpec = RolloutSpec()
     serving: ServingSpec = ServingSpec()
+    online: OnlineSpec | None = Field(
+        default=None, description="An online learner that learns from every labelled event"
+    )
 
     @pydantic.model_validator(mode="before")
     @classmethod
     def _metric_defaults(cls, data: Any) -> Any:
         """Metrics left out follow the task (accuracy; rmse for regression), and a performance
-        trigger watches the gate's metric."""
+        trigger watches the gate's metric. An online pipeline's `trainer` defaults to its
+        learner (it is only named in the records; the learner itself is the model)."""
         if not isinstance(data, dict):
             return data
         data = dict(data)
+        online = data.get("online")
+        if isinstance(online, dict) and "trainer" not in data and "learner" in online:
+            data["trainer"] = {"function": online["learner"], "executor": "inline"}
         gate = dict(data.get("gate") or {})
         if "metric" not in gate and data.get("task") == "regression":
             gate["metric"] = "rmse"
@@ -305,6 +313,13 @@ class PipelineSpec(Spec):
                     f"a performance trigger watches the live {self.gate.metric!r} (gate.metric);"
                     f" its metric {trigger.metric!r} must be the same"
                 )
+        if self.online is not None and (
+            self.task != "classification" or self.gate.metric != "accuracy"
+        ):
+            raise ValueError(
+                "an online learner is judged by prequential accuracy: it needs task "
+                "classification and gate.metric accuracy"
+            )
         timed = self.trainer.window.kind in {"last_duration", "since_drift"}
         if timed and self.timestamp is None:
             raise ValueError(

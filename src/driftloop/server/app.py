@@ -87,6 +87,7 @@ class FeedbackRequest(_Body):
 class FeedbackResponse(BaseModel):
     stored: int
     duplicates: list[str] = Field(description="Already labelled: the first label wins")
+    learned: int = Field(default=0, description="Labels the online learner learned now")
 
 
 class PromoteRequest(_Body):
@@ -246,7 +247,8 @@ def _add_routes(app: FastAPI, server: state.ServerState) -> None:
     @app.post("/v1/feedback", response_model=FeedbackResponse, tags=["feedback"])
     def feedback(body: FeedbackRequest, actor: str = _require(server, "feedback")) -> Any:
         """Ground truth for earlier predictions (hours or days later). The first label of a
-        prediction wins; any unknown prediction id fails the whole call with 404 listing them."""
+        prediction wins; any unknown prediction id fails the whole call with 404 listing them.
+        An online pipeline's learner learns the new labels before the answer (`learned`)."""
         inputs = server.inputs
         if inputs is not None:
             target = inputs.schema.column(inputs.schema.target)
@@ -264,7 +266,9 @@ def _add_routes(app: FastAPI, server: state.ServerState) -> None:
         result = server.serving.add_feedback(
             name, [(item.prediction_id, item.label) for item in body.labels], actor=actor)
         server.metrics.feedback.labels(pipeline=name).inc(len(result.stored))
-        return {"stored": len(result.stored), "duplicates": list(result.duplicates)}
+        learned = server.online.learn_feedback(server.inputs) if server.online else 0
+        return {"stored": len(result.stored), "duplicates": list(result.duplicates),
+                "learned": learned}
 
     @app.post("/v1/admin/promote", tags=["admin"])
     def promote(body: PromoteRequest, actor: str = _require(server, "admin")) -> Any:

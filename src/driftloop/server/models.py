@@ -140,6 +140,18 @@ class ModelHolder:
                 self.on_swap(alias, old, new)
         return [alias for alias, _, _ in swapped]
 
+    def adopt(self, alias: str, version: entities.ModelVersion, model: Any) -> None:
+        """Serve `model` as `alias` at `version` from now on: an online learner that keeps
+        learning in this process. The cache of loaded versions keeps the stored snapshot, so
+        a later move of the alias loads what the registry holds."""
+        with self.lock_:
+            live = dict(self.live_)
+            old = live.get(alias)
+            live[alias] = LiveModel(alias, version, model, self.clock.now())
+            self.live_ = live
+        if self.on_swap is not None and (old is None or old.number != version.version):
+            self.on_swap(alias, old, live[alias])
+
     def _load(self, alias: str, number: int) -> tuple[entities.ModelVersion, Any] | None:
         if number in self.loaded_:
             self.loaded_.move_to_end(number)

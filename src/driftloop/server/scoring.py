@@ -143,10 +143,20 @@ class InputSchema:
 
 
 def score(live: models.LiveModel, frame: pd.DataFrame, *, floats: bool = False) -> list[Scored]:
-    """Predictions (and class probabilities when the model has `predict_proba`) per row.
+    """Predictions (and class probabilities when the model has `predict_proba`) per row. An
+    online learner answers both from one state (`predict_and_proba`) while it learns.
     `floats`: every column of `frame` is float64 (`InputSchema.plain_numbers_`), so a plain
     estimator fit on these columns in this order reads them as an array
     (`LiveModel.array_features`)."""
+    if callable(getattr(live.model, "predict_and_proba", None)):
+        values, probabilities, known = live.model.predict_and_proba(frame)
+        if probabilities is None:
+            return [Scored(value, None) for value in values]
+        names = [str(c) for c in known]
+        return [
+            Scored(value, dict(zip(names, row, strict=True)))
+            for value, row in zip(values, probabilities.tolist(), strict=True)
+        ]
     data: Any = frame
     if floats and live.array_features == list(frame.columns):
         data = frame.to_numpy()

@@ -19,7 +19,17 @@ from datetime import timedelta
 from typing import Any
 
 from driftloop.controller import project as projects
-from driftloop.server import auth, metrics, models, predictions, routing, scoring, shadow, stats
+from driftloop.server import (
+    auth,
+    metrics,
+    models,
+    online,
+    predictions,
+    routing,
+    scoring,
+    shadow,
+    stats,
+)
 from driftloop.store import serving, serving_stats
 from driftloop.validation import schema as schemas
 
@@ -76,6 +86,10 @@ class ServerState:
         self.shadow = shadow.ShadowScorer(
             name, self.holder, self.log, self.tally,
             on_dropped=lambda n: self.metrics.shadow_dropped.labels(pipeline=name).inc(n))
+        self.online = (
+            online.OnlineServing(project, self.serving, self.holder)
+            if project.spec.online is not None else None
+        )
         self.inputs_: scoring.InputSchema | None = None
         self.schema_json_: Any = None
         self.stop_ = threading.Event()
@@ -154,6 +168,8 @@ class ServerState:
     def _swapped(
         self, alias: str, old: models.LiveModel | None, new: models.LiveModel | None,
     ) -> None:
+        if self.online is not None:
+            self.online.swapped(alias, new)
         gauge = self.metrics.model_version.labels(pipeline=self.name, alias=alias)
         gauge.set(0 if new is None else new.number)
         self.metrics.swaps.labels(pipeline=self.name, alias=alias).inc()

@@ -22,6 +22,8 @@ import pandas as pd
 
 from driftloop.core import errors
 
+PICKLE_SUFFIX = ".pickle"
+
 
 @dataclass(frozen=True)
 class Artifact:
@@ -107,8 +109,13 @@ class ArtifactStore:
 
     # -- models ----------------------------------------------------------------------------
 
-    def put_model(self, estimator: Any) -> Artifact:
-        """Store a scikit-learn compatible estimator in the skops format (never plain pickle)."""
+    def put_model(self, estimator: Any, format: str = "skops") -> Artifact:
+        """Store a scikit-learn compatible estimator in the skops format; `format="pickle"`
+        stores a river online learner, which skops cannot represent (`store.pickled`)."""
+        if format == "pickle":
+            from driftloop.store import pickled
+
+            return self.put_bytes(pickled.dumps(estimator), suffix=PICKLE_SUFFIX)
         import skops.io
 
         return self.put_bytes(skops.io.dumps(estimator), suffix=".skops")
@@ -124,8 +131,14 @@ class ArtifactStore:
         (`skops.io.get_untrusted_types(data=...)`) therefore trusts only what driftloop put
         there; a file altered by anyone else never reaches deserialisation. The trust rests on
         the sha256 in the metadata store, so that store must be writable only by driftloop.
+        River learners (``.pickle``) are unpickled on the same condition, with an allow-list
+        of types on top (`store.pickled`).
         """
         data = self.get_bytes(uri, sha256)
+        if uri.endswith(PICKLE_SUFFIX):  # verified bytes driftloop wrote: see store.pickled
+            from driftloop.store import pickled
+
+            return pickled.loads(data)
         import skops.io
 
         trusted = skops.io.get_untrusted_types(data=data)
@@ -177,8 +190,10 @@ class ReplayArtifactStore(ArtifactStore):
         frame: pd.DataFrame = self._take(uri, sha256)
         return frame
 
-    def put_model(self, estimator: Any) -> Artifact:
-        return self._keep(estimator)
+    def put_model(self, estimator: Any, format: str = "skops") -> Artifact:
+        # A model that keeps changing (an online learner) is kept as a copy of its state now.
+        snapshot = getattr(estimator, "snapshot", None)
+        return self._keep(snapshot() if callable(snapshot) else estimator)
 
     def get_model(self, uri: str, sha256: str) -> Any:
         return self._take(uri, sha256)

@@ -1,0 +1,160 @@
+"""The controller of an online pipeline (one with an `online:` section): one `tick` is
+
+    lease → ingest → for each new accepted batch: score it with the live learner (stored as an
+    evaluation: test) → learn its labelled rows (train) → watch the error stream → checkpoint
+
+Called by `driftloop tick` / `run` and by the backtest (same code, fake clock), in place of
+`controller.tick.Controller`. The learner lives in an `OnlineSession`. A new process continues
+from the champion snapshot and learns again the batches that came after it (the snapshot
+records the newest batch it has learned), so what it holds is always what the store implies;
+batches already scored are not scored twice. Late labels (a batch of labels for earlier rows)
+are not learned by the online path.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+
+from driftloop.controller import evaluate, history, online, retrain
+from driftloop.controller import ingest as ingesting
+from driftloop.controller import lease as leases
+from driftloop.controller import project as projects
+from driftloop.controller import tick as ticking
+from driftloop.store import entities
+from driftloop.train import online as learners
+
+
+class OnlineController:
+    """Reconciles one online pipeline; the same `tick()` contract as `tick.Controller`."""
+
+    def __init__(
+        self,
+        project: projects.Project,
+        *,
+        holder: str | None = None,
+        lease_ttl: timedelta | None = None,
+    ) -> None:
+        self.project = project
+        self.holder = holder or leases.holder_name("controller")
+        self.lease_ttl = lease_ttl or project.spec.lease_timeout
+        self.history_ = history.History(project)
+        self.evaluations_ = evaluate.Evaluations(project)
+        self.session_: online.OnlineSession | None = None
+
+    def session(self) -> online.OnlineSession | None:
+        """The live learner's session, opened from the champion snapshot (None: no schema yet,
+        so no feature columns)."""
+        if self.session_ is not None:
+            return self.session_
+        store, name = self.project.store, self.project.name
+        schema = store.get_pipeline(name).schema
+        if schema is None:
+            return None
+        columns = [column["name"] for column in schema.get("columns", [])]
+        features = self.project.spec.feature_columns(columns)
+        number = store.get_alias(name, "champion")
+        model, version = None, None
+        if number is not None:
+            version = store.get_model_version(name, number)
+            loaded = self.project.artifacts.get_model(version.artifact_uri, version.sha256)
+            model = loaded.snapshot()  # learn on a copy: the snapshot stays as stored
+        self.session_ = online.OnlineSession(
+            self.project, features, self.holder, model=model, version=version
+        )
+        return self.session_
+
+    def tick(self) -> ticking.TickResult:
+        """One step under the pipeline's lease (renewed while it works, as `tick.Controller`
+        does); the lease is kept afterwards until `release()`."""
+        store, name = self.project.store, self.project.name
+        with leases.hold(store, name, self.holder, self.lease_ttl) as held:
+            if held is None:
+                return ticking.TickResult(
+                    acted=False, skipped="another controller holds the lease")
+            return self._reconcile()
+
+    def release(self) -> None:
+        """Give up the lease (if this controller holds it)."""
+        self.project.store.release_lease(self.project.name, self.holder)
+
+    def _reconcile(self) -> ticking.TickResult:
+        batches = tuple(
+            ingesting.ingest(self.project, on_accepted=self.history_.add, known=self.history_)
+        )
+        self.history_.refresh()
+        self.evaluations_.refresh()
+        session = self.session()
+        if session is None:
+            return ticking.TickResult(acted=bool(batches), batches=batches)
+        evaluations: list[entities.Evaluation] = []
+        decisions: list[entities.Decision] = []
+        checkpoints: list[online.Checkpoint] = []
+        for batch in self.history_.batches(after_id=session.upto_batch_):
+            evaluation, report = self.learn_batch(session, batch)
+            if evaluation is not None:
+                evaluations.append(evaluation)
+            decisions += report.decisions
+            checkpoints += report.checkpoints
+        outcome = None
+        if checkpoints:
+            last = checkpoints[-1]
+            reason = "online snapshot" if last.promoted else "online snapshot rolled back"
+            outcome = retrain.Outcome(last.run, last.version, last.promoted, reason)
+        acted = bool(batches or evaluations or decisions or checkpoints)
+        return ticking.TickResult(
+            acted, None, batches, tuple(evaluations), decisions[-1] if decisions else None,
+            outcome,
+        )
+
+    def learn_batch(
+        self, session: online.OnlineSession, batch: entities.Batch
+    ) -> tuple[entities.Evaluation | None, online.LearnReport]:
+        """Score the batch's labelled rows with the learner as it is, then learn them."""
+        spec = self.project.spec
+        rows = self.history_.of(batch.id)
+        labelled = rows[rows[spec.target].notna()]
+        records = learners.records_of(labelled, session.features)
+        labels = labelled[spec.target].tolist()
+        evaluation = None
+        predictions: list[object] = [None] * len(records)
+        scoring = session.model_.n_learned_ > 0 and session.version is not None
+        if scoring and records and batch.id > self.evaluations_.last_batch_id():
+            predictions = session.model_.predict_many(records)
+            right = np.asarray(predictions, dtype=object) == np.asarray(labels, dtype=object)
+            right = right.astype(bool)
+            errors = (~right).astype(float).tolist()
+            assert session.version is not None
+            evaluation = self.project.store.add_evaluation(
+                self.project.name, batch_id=batch.id, version=session.version.version,
+                metric="accuracy", value=float(np.mean(right)), rows=len(records),
+                errors=errors,
+            )
+            self.evaluations_.add(evaluation)
+        events = [
+            online.Event(record, label, prediction, batch.id)
+            for record, label, prediction in zip(records, labels, predictions, strict=True)
+        ]
+        if not events:  # nothing labelled: the batch is still done
+            session.upto_batch_ = max(session.upto_batch_, batch.id)
+        report = session.learn(events)
+        return evaluation, report
+
+    def finish(self) -> online.Checkpoint | None:
+        """Checkpoint what was learned since the last snapshot (the backtest's last step)."""
+        session = self.session_
+        if session is None or session.since_events_ == 0:
+            return None
+        return session.checkpoint()
+
+
+def build_controller(
+    project: projects.Project, **options: object
+) -> ticking.Controller | OnlineController:
+    """The controller the pipeline needs: `OnlineController` with an `online:` section, else
+    `tick.Controller` (`options` go to it: holder, lease_ttl, executor)."""
+    if project.spec.online is not None:
+        options.pop("executor", None)
+        return OnlineController(project, **options)  # type: ignore[arg-type]
+    return ticking.Controller(project, **options)  # type: ignore[arg-type]
