@@ -16,17 +16,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BeforeValidator, Field
 
-
-def _duration(value: Any) -> Any:
-    from driftloop.core import config  # config imports this module: import at call time
-
-    return config.parse_duration(value)
-
-
-class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+from driftloop.core.spec_base import Spec as _Spec
+from driftloop.core.spec_base import parse_duration as _duration
 
 
 class CheckpointSpec(_Spec):
@@ -57,7 +50,7 @@ class OnlineDriftSpec(_Spec):
     """
 
     detector: Literal["adwin", "page_hinkley", "none"] = "adwin"
-    params: dict[str, Any] = {}
+    params: dict[str, Any] = Field(default_factory=dict)
     action: Literal["reset", "retrain", "none"] = "none"
     window: int = Field(default=1000, gt=0)
 
@@ -68,7 +61,7 @@ class OnlineSpec(_Spec):
     `batch_size`; `classes` lists every class, else the first mini-batch must show them all)."""
 
     learner: str = Field(pattern=r"^[\w.]+:\w+$", description="module:function")
-    params: dict[str, Any] = {}
+    params: dict[str, Any] = Field(default_factory=dict)
     batch_size: int = Field(default=1, gt=0)
     classes: list[Any] | None = None
     checkpoint: CheckpointSpec = CheckpointSpec()
