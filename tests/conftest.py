@@ -1,11 +1,13 @@
-"""Shared fixtures: the live-service switch, a PostgreSQL URL, the Elec2 frame.
+"""Shared fixtures: the live-service switch, a PostgreSQL URL, a local Ray cluster.
 
-Tests marked `postgres` need the server on 127.0.0.1:5432. Without it they skip with the
-reason, unless DRIFTLOOP_REQUIRE_SERVICES=1 (set by .ci/run), where they fail instead.
+Tests marked `postgres` need the server on 127.0.0.1:5432; tests marked `ray` need the `ray`
+extra (they start a 2-CPU Ray on 127.0.0.1 once per session). Without either they skip with
+the reason, unless DRIFTLOOP_REQUIRE_SERVICES=1 (set by .ci/run), where they fail instead.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import uuid
 from collections.abc import Iterator
@@ -42,3 +44,15 @@ def pg_url() -> Iterator[str]:
     with admin.connect() as conn:
         conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
     admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[object]:
+    """The `ray` module, connected to a local 2-CPU cluster on 127.0.0.1 for the session."""
+    if importlib.util.find_spec("ray") is None:
+        require_service("Ray", "ray is not installed (pip install -e '.[ray]')")
+    from driftloop.train import ray_executor
+
+    ray = ray_executor.connect(num_cpus=2)
+    yield ray
+    ray.shutdown()

@@ -42,8 +42,8 @@ def rows(n: int, *, pipeline: str = "p", version: int = 1, at: datetime = START)
 
 
 def test_migration_creates_the_serving_tables(meta: MetadataStore) -> None:
-    assert migrations.head_revision() == "0003"
-    assert meta.schema_revision() == "0003"
+    assert migrations.head_revision() == "0004"
+    assert meta.schema_revision() == "0004"
     assert {"predictions", "feedback", "tokens"} <= set(tables.metadata.tables)
     assert serving_tables.predictions.metadata is tables.metadata
     with meta.engine_.connect() as conn:
