@@ -219,11 +219,18 @@ class TrainerSpec(Spec):
     search: SearchSpec | None = Field(
         default=None, description="Hyperparameter search / model selection at each training"
     )
+    segment_by: str | None = Field(
+        default=None,
+        description="A feature column: one model per value (in parallel on Ray), and a fallback "
+        "on all rows for values never seen",
+    )
 
     @pydantic.model_validator(mode="after")
-    def _search_names(self) -> TrainerSpec:
+    def _combinations(self) -> TrainerSpec:
         if self.address is not None and self.executor != "ray":
             raise ValueError(f"`address` is for executor ray; executor is {self.executor!r}")
+        if self.segment_by is not None and self.search is not None:
+            raise ValueError("`segment_by` and `search` do not combine yet; choose one")
         own = self.function.partition(":")[2]
         if self.search is not None and own in self.search.candidates:
             raise ValueError(

@@ -10,6 +10,10 @@ see `train.search`) with the training run.
   timeout and a crash cannot take the controller down.
 - ``ray`` (`train.ray_executor`, the `ray` extra) trains, and runs search trials, as Ray tasks.
 
+With `trainer.segment_by` the base class splits the rows by that column and trains one model
+per value plus a fallback on all rows (`train.segments`), through `train_each`: one after
+another here, in parallel on Ray.
+
 Each executor registers itself under its `name` when its class is defined; `build_executor`
 imports ``driftloop.train.<name>_executor`` for a name not registered yet.
 """
@@ -27,7 +31,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from driftloop.core import config, errors
-from driftloop.train import search
+from driftloop.train import search, segments
 
 
 @dataclass(frozen=True)
@@ -53,11 +57,32 @@ class Executor(abc.ABC):
         if name is not None:
             Executor.registry_[name] = cls
 
-    @abc.abstractmethod
     def train(self, spec: config.TrainerSpec, X: Any, y: Any, base_dir: Path,
               scorer: search.Scorer | None = None) -> TrainResult:
         """Fit the model `spec` describes on `X`, `y` (searching as `spec.search` says, trials
-        scored by `scorer`); `TrainingError` if it fails."""
+        scored by `scorer`; one model per segment with `spec.segment_by`); `TrainingError` if
+        it fails."""
+        if spec.segment_by is None:
+            return self.train_one(spec, X, y, base_dir, scorer)
+        wall = time.perf_counter()
+        parts = segments.split(X, y, spec.segment_by)
+        plain = spec.model_copy(update={"segment_by": None})
+        fallback, *each = self.train_each(plain, [(X, y), *parts.values()], base_dir, scorer)
+        model = segments.SegmentedModel(
+            spec.segment_by, dict(zip(parts, (r.estimator for r in each), strict=True)),
+            fallback.estimator)
+        return TrainResult(model, fallback.cpu_seconds + sum(r.cpu_seconds for r in each),
+                           time.perf_counter() - wall)
+
+    @abc.abstractmethod
+    def train_one(self, spec: config.TrainerSpec, X: Any, y: Any, base_dir: Path,
+                  scorer: search.Scorer | None = None) -> TrainResult:
+        """Fit one model (no segments) as `spec` says."""
+
+    def train_each(self, spec: config.TrainerSpec, parts: list[tuple[Any, Any]], base_dir: Path,
+                   scorer: search.Scorer | None = None) -> list[TrainResult]:
+        """One model for each `(X, y)` of `parts`, in order."""
+        return [self.train_one(spec, X, y, base_dir, scorer) for X, y in parts]
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{key}={value!r}" for key, value in vars(self).items()
@@ -92,8 +117,8 @@ class InlineExecutor(Executor):
 
     name = "inline"
 
-    def train(self, spec: config.TrainerSpec, X: Any, y: Any, base_dir: Path,
-              scorer: search.Scorer | None = None) -> TrainResult:
+    def train_one(self, spec: config.TrainerSpec, X: Any, y: Any, base_dir: Path,
+                  scorer: search.Scorer | None = None) -> TrainResult:
         cpu, wall = time.process_time(), time.perf_counter()
         estimator, trials = search.fit(spec, X, y, base_dir, scorer)
         return TrainResult(estimator, time.process_time() - cpu, time.perf_counter() - wall,
@@ -119,8 +144,8 @@ class LocalExecutor(Executor):
     def __init__(self, timeout: float | timedelta | None = None) -> None:
         self.timeout = timeout
 
-    def train(self, spec: config.TrainerSpec, X: Any, y: Any, base_dir: Path,
-              scorer: search.Scorer | None = None) -> TrainResult:
+    def train_one(self, spec: config.TrainerSpec, X: Any, y: Any, base_dir: Path,
+                  scorer: search.Scorer | None = None) -> TrainResult:
         timeout = self.timeout if self.timeout is not None else spec.timeout
         seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
         context = _context()

@@ -64,8 +64,8 @@ def node_addresses() -> list[str]:
 
 
 class RayExecutor(executor.Executor):
-    """Trains as a Ray task (one CPU); a search runs as many trials at once as the cluster
-    has CPUs (asking Optuna for that many trials at a time)."""
+    """Trains as a Ray task (one CPU); segment models train as parallel tasks, and a search
+    runs as many trials at once as the cluster has CPUs (asking Optuna for that many)."""
 
     name = "ray"
 
@@ -74,27 +74,43 @@ class RayExecutor(executor.Executor):
         self.address = address
         self.timeout = timeout
 
-    def train(self, spec: config.TrainerSpec, X: Any, y: Any, base_dir: Path,
-              scorer: search.Scorer | None = None) -> executor.TrainResult:
-        ray = connect(self.address if self.address is not None else spec.address)
-        timeout = self.timeout if self.timeout is not None else spec.timeout
-        seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
-        wall = time.perf_counter()
-        deadline = time.monotonic() + seconds
+    def train_one(self, spec: config.TrainerSpec, X: Any, y: Any, base_dir: Path,
+                  scorer: search.Scorer | None = None) -> executor.TrainResult:
         if spec.search is None:
-            ref = _remote(ray, _fit).remote(spec, X, y, Path(base_dir))
-            status, payload, cpu = _get(ray, [ref], deadline, spec.function, seconds)[0]
-            if status == "error":
-                kind, text = payload
-                raise (errors.ConfigError if kind == "ConfigError" else errors.TrainingError)(text)
-            return executor.TrainResult(payload, cpu, time.perf_counter() - wall)
+            return self.train_each(spec, [(X, y)], base_dir)[0]
         if scorer is None:
             raise errors.ConfigError("trainer.search needs a metric to score trials by")
+        ray, seconds, deadline = self._start(spec)
+        wall = time.perf_counter()
         runner = _TrialRunner(ray, deadline, spec.function, seconds)
         parallel = max(1, int(ray.cluster_resources().get("CPU", 1)))
         best, trials = search.search(spec, X, y, Path(base_dir), scorer, runner, parallel)
         return executor.TrainResult(best.estimator, sum(t.cpu_seconds for t in trials),
                                     time.perf_counter() - wall, trials)
+
+    def train_each(self, spec: config.TrainerSpec, parts: list[tuple[Any, Any]], base_dir: Path,
+                   scorer: search.Scorer | None = None) -> list[executor.TrainResult]:
+        """Every part as its own Ray task, all at once (per-segment models train in parallel)."""
+        if spec.search is not None:
+            return super().train_each(spec, parts, base_dir, scorer)
+        ray, seconds, deadline = self._start(spec)
+        wall = time.perf_counter()
+        remote = _remote(ray, _fit)
+        refs = [remote.remote(spec, X, y, Path(base_dir)) for X, y in parts]
+        results = []
+        for status, payload, cpu in _get(ray, refs, deadline, spec.function, seconds):
+            if status == "error":
+                kind, text = payload
+                raise (errors.ConfigError if kind == "ConfigError" else errors.TrainingError)(text)
+            results.append(executor.TrainResult(payload, cpu, time.perf_counter() - wall))
+        return results
+
+    def _start(self, spec: config.TrainerSpec) -> tuple[Any, float, float]:
+        """The connected `ray` module, the timeout in seconds and its monotonic deadline."""
+        ray = connect(self.address if self.address is not None else spec.address)
+        timeout = self.timeout if self.timeout is not None else spec.timeout
+        seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
+        return ray, seconds, time.monotonic() + seconds
 
     def map(self, function: Callable[..., Any], calls: Sequence[Sequence[Any]],
             while_waiting: Callable[[], None] | None = None) -> list[Any]:
