@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.datasets import make_classification
 
@@ -96,6 +97,19 @@ def test_search_trials_run_as_ray_tasks(ray_cluster: object) -> None:
         (t.family, t.score) for t in inline.trials]
     assert type(result.estimator).__name__ == "DecisionTreeClassifier"
     assert len({t.number for t in result.trials}) == 2
+
+
+def test_segment_models_train_as_parallel_ray_tasks(ray_cluster: object) -> None:
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"region": rng.choice([1, 2, 3], size=900), "x": rng.normal(size=900)})
+    y = pd.Series(np.where(X["region"] == 2, X["x"] < 0, X["x"] > 0).astype(int))
+    spec = config.TrainerSpec(function="sklearn.linear_model:LogisticRegression",
+                              executor="ray", segment_by="region")
+    on_ray = executor.build_executor("ray").train(spec, X, y, Path("."))
+    inline = executor.InlineExecutor().train(spec, X, y, Path("."))
+    assert sorted(on_ray.estimator.models) == ["1", "2", "3"]
+    assert np.array_equal(on_ray.estimator.predict_proba(X), inline.estimator.predict_proba(X))
+    assert (on_ray.estimator.predict(X) == y).mean() > 0.95
 
 
 @pytest.mark.slow

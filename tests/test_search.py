@@ -99,7 +99,7 @@ def test_a_time_budget_stops_starting_trials() -> None:
 def test_the_local_executor_searches_in_its_child(tmp_path: Path) -> None:
     X, y = _xor(600)
     spec = _spec(LINEAR, trials=2, candidates={"tree": TREE})
-    result = executor.LocalExecutor(timeout=60).train(spec, X, y, tmp_path, ACCURACY)
+    result = executor.LocalExecutor(timeout=600).train(spec, X, y, tmp_path, ACCURACY)
     assert [t.family for t in result.trials] == ["LogisticRegression", "tree"]
     assert type(result.estimator).__name__ == "DecisionTreeClassifier"
 

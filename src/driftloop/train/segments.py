@@ -29,12 +29,27 @@ def split(X: Any, y: Any, column: str) -> dict[str, tuple[Any, Any]]:
         raise errors.ConfigError(
             f"trainer.segment_by: {column!r} is not a feature column; the features are "
             f"{columns}")
-    keys = X[column].astype(str).to_numpy()
+    keys = keys_of(X[column])
     parts: dict[str, tuple[Any, Any]] = {}
     for value in sorted(set(keys)):
         rows = keys == value
         parts[value] = (X[rows], y[rows] if isinstance(y, pd.Series) else np.asarray(y)[rows])
     return parts
+
+
+def keys_of(values: pd.Series) -> Any:
+    """Segment keys as text; whole numbers without a decimal point, so a region 3 sent as 3.0
+    in a JSON request finds the model trained on 3.
+
+    >>> keys_of(pd.Series([3, 3.0, 2.5, "north"], dtype=object)).tolist()
+    ['3', '3', '2.5', 'north']
+    """
+    def key(value: Any) -> str:
+        if isinstance(value, (int, float, np.integer, np.floating)) and float(value).is_integer():
+            return str(int(value))
+        return str(value)
+
+    return np.asarray([key(v) for v in values.to_numpy()], dtype=object)
 
 
 class SegmentedModel:
@@ -83,7 +98,7 @@ class SegmentedModel:
 
     def _route(self, X: Any, run: Any) -> Any:
         frame = X if isinstance(X, pd.DataFrame) else pd.DataFrame(X)
-        keys = frame[self.column].astype(str).to_numpy()
+        keys = keys_of(frame[self.column])
         out: Any = None
         for value in dict.fromkeys(keys):
             rows = keys == value
