@@ -188,9 +188,14 @@ def _listening_sockets(pids: set[int]) -> list[tuple[int, str, int]]:
 
 
 def _address(hexed: str, size: int) -> str:
-    """An address of /proc/net/tcp{,6} (little-endian 32-bit words) as text."""
+    """An address of /proc/net/tcp{,6} (little-endian 32-bit words) as text.
+
+    >>> _address("0100007F", 4), _address("0000000000000000FFFF00000100007F", 16)
+    ('127.0.0.1', '127.0.0.1')
+    """
     import ipaddress
 
     raw = bytes.fromhex(hexed)
-    swapped = b"".join(raw[i : i + 4][::-1] for i in range(0, size, 4))
-    return str(ipaddress.ip_address(swapped))
+    address = ipaddress.ip_address(b"".join(raw[i : i + 4][::-1] for i in range(0, size, 4)))
+    mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1 is 127.0.0.1
+    return str(mapped or address)

@@ -7,7 +7,8 @@ an existing cluster (``127.0.0.1:6379``, ``ray://127.0.0.1:10001``); without it 
 starts a local Ray in this process, with every process bound to 127.0.0.1: Ray would bind the
 machine's network address and 0.0.0.0 unless ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` is set
 before `ray` is imported (a single-machine Ray then uses the loopback address), so `connect`
-sets it and checks afterwards that the node's address is 127.0.0.1.
+sets it and checks afterwards that the node's address is 127.0.0.1. Its workers run at
+niceness 0 (`WORKER_NICENESS`), like the local executor's training processes.
 
 A trainer module is imported by the workers from the project folder (`base_dir`), so on a
 remote cluster that folder must exist at the same path on every node. A training that runs
@@ -31,6 +32,10 @@ from driftloop.train import executor, search, trainer
 LOOPBACK = "127.0.0.1"
 LOCAL_ONLY = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 """Set to 0 before Ray starts: a single-machine Ray that binds the loopback address only."""
+WORKER_NICENESS = "RAY_worker_niceness"
+"""Ray runs its workers at niceness 15; on a shared machine every other process then starves
+them (a backtest took 8x the local executor's time). A local cluster started here runs them at
+0, like the local executor's training processes; set the variable to choose otherwise."""
 
 
 def connect(address: str | None = None, num_cpus: int | None = None) -> Any:
@@ -44,6 +49,7 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> Any:
     if address is not None:
         ray.init(address=address, logging_level=logging.WARNING)
         return ray
+    os.environ.setdefault(WORKER_NICENESS, "0")
     ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level=logging.WARNING)
     nodes = ray.nodes()  # type: ignore[no-untyped-call]
     exposed = sorted({node["NodeManagerAddress"] for node in nodes} - {LOOPBACK})
