@@ -4,17 +4,23 @@ built for it, the budget holds, trials are stored under the run, bad specs name 
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
+from driftloop.cli import main
 from driftloop.cli import project as scaffold
 from driftloop.controller import project as projects
 from driftloop.controller import tick
 from driftloop.core import config, errors
+from driftloop.core.clock import FakeClock
 from driftloop.gate import metrics
+from driftloop.store import entities
+from driftloop.store.metadata import MetadataStore
 from driftloop.train import executor, search
 
 LINEAR = "sklearn.linear_model:LogisticRegression"
@@ -196,3 +202,28 @@ def test_a_retraining_stores_its_trials_and_deploys_the_best(tmp_path: Path) -> 
     chosen = "LogisticRegression" if best.family == "logistic" else "HistGradientBoosting"
     assert type(result.outcome.model).__name__.startswith(chosen)
     assert result.outcome.run.compute_seconds >= sum(t.cpu_seconds for t in trials) * 0.5
+    project.close()
+    shown = CliRunner().invoke(main.app, ["models", "show", "1", "--spec", str(path)])
+    assert shown.exit_code == 0, shown.output
+    assert "search: 2 trials" in shown.output and "logistic" in shown.output
+
+
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_trials_round_trip_in_the_store(backend: str, request: pytest.FixtureRequest) -> None:
+    url = str(request.getfixturevalue("pg_url")) if backend == "postgres" else "sqlite://"
+    store = MetadataStore.open(url, clock=FakeClock(datetime(2024, 1, 1, tzinfo=UTC)))
+    store.ensure_pipeline("p", {})
+    run = store.start_run("p", trainer="t:f", params={}, batch_ids=[])
+    store.add_trials(run.id, [
+        entities.TrialRecord(1, "tree", {"max_depth": 4}, float("nan"), 0.5, 0.6, "diverged"),
+        entities.TrialRecord(0, "linear", {"C": 0.1}, 0.75, 0.2, 0.3),
+    ])
+    trials = store.list_trials(run.id)
+    assert [(t.number, t.family, t.params, t.score, t.error) for t in trials] == [
+        (0, "linear", {"C": 0.1}, 0.75, None), (1, "tree", {"max_depth": 4}, None, "diverged")]
+    assert trials[0].run_id == run.id and trials[0].at == datetime(2024, 1, 1, tzinfo=UTC)
+    assert store.list_trials(run.id + 1) == []
+    with pytest.raises(errors.NotFoundError, match="run 999"):
+        store.add_trials(999, [entities.TrialRecord(0, "x", {}, 1.0, 0.0, 0.0)])
+    store.close()
