@@ -1,13 +1,16 @@
-"""Shared fixtures: the live-service switch, a PostgreSQL URL, fresh Redis and NATS streams.
+"""Shared fixtures: the live-service switch, a PostgreSQL URL, fresh Redis and NATS streams,
+moto's S3 server, a local Ray cluster.
 
 Tests marked `postgres`, `redis` or `nats` need the server on 127.0.0.1 (5432, 6379, 4222 with
-JetStream). Without it they skip with the reason, unless DRIFTLOOP_REQUIRE_SERVICES=1 (set by
+JetStream); tests marked `ray` need the `ray` extra (they start a 2-CPU Ray on 127.0.0.1 once
+per session). Without it they skip with the reason, unless DRIFTLOOP_REQUIRE_SERVICES=1 (set by
 .ci/run), where they fail instead.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import logging
 import os
 import uuid
@@ -183,3 +186,15 @@ def nats_live() -> Iterator[NatsStream]:
         require_service("NATS JetStream at 127.0.0.1:4222", f"{type(exc).__name__}: {exc}")
     yield made
     asyncio.run(_nats_stream(made.url, made.stream, made.subject, create=False))
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[object]:
+    """The `ray` module, connected to a local 2-CPU cluster on 127.0.0.1 for the session."""
+    if importlib.util.find_spec("ray") is None:
+        require_service("Ray", "ray is not installed (pip install -e '.[ray]')")
+    from driftloop.train import ray_executor
+
+    ray = ray_executor.connect(num_cpus=2)
+    yield ray
+    ray.shutdown()

@@ -52,6 +52,9 @@ def demo(
     workers: int = typer.Option(
         min(2, os.cpu_count() or 1), min=1, help="Policies replayed in parallel."
     ),
+    ray: bool = typer.Option(
+        False, "--ray", help="Replay the policies as Ray tasks on a local Ray (127.0.0.1)."
+    ),
 ) -> None:
     """Backtest driftloop's default retraining policy on real drifting data (Elec2)."""
     from driftloop.controller import backtest
@@ -60,9 +63,10 @@ def demo(
 
     scaffold = resources.files("driftloop.cli").joinpath("scaffold", "driftloop.yaml").read_text()
     spec = config.parse_spec(scaffold, "driftloop.yaml (demo)")
-    spec = backtest.policy_spec(
-        spec, {"trainer": {**spec.trainer.model_dump(mode="json"), **TRAINER}}
-    )
+    trainer = {**spec.trainer.model_dump(mode="json"), **TRAINER}
+    if ray:  # the policies run as Ray tasks; each trains in its own task
+        trainer["executor"] = "ray"
+    spec = backtest.policy_spec(spec, {"trainer": trainer})
     frame = elec2.load_elec2()
     console.print(
         f"[bold]Elec2[/bold]: {len(frame):,} half-hourly rows from 1996-05-07 (NSW electricity "

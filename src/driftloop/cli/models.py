@@ -15,6 +15,7 @@ from driftloop.cli import console
 
 if TYPE_CHECKING:
     from driftloop.controller import project as projects
+    from driftloop.store import entities
 
 app = typer.Typer(
     help="The model registry: versions, lineage, promotion and rollback.", no_args_is_help=True
@@ -76,6 +77,7 @@ def show(version: int = typer.Argument(..., help="Version number."), spec: Path 
             f"run {run.id}: {run.trainer} {run.params}  {run.status}, "
             f"{run.compute_seconds or 0:.2f} CPU s"
         )
+        _show_trials(project.store.list_trials(run.id))
     if traced.decision is not None:
         console.print(
             f"caused by decision {traced.decision.id} at {traced.decision.at:%Y-%m-%d %H:%M}: "
@@ -98,6 +100,23 @@ def show(version: int = typer.Argument(..., help="Version number."), spec: Path 
         )
     console.print(history)
     project.close()
+
+
+def _show_trials(trials: list[entities.Trial]) -> None:
+    """The run's search trials (`trainer.search`) in trial order; nothing if it did not search."""
+    if not trials:
+        return
+    table = console.table("trial", "family", "score", "CPU s", "params")
+    table.title = f"search: {len(trials)} trials on the validation rows"
+    for trial in trials:
+        table.add_row(
+            str(trial.number),
+            trial.family,
+            "failed" if trial.score is None else f"{trial.score:.4f}",
+            f"{trial.cpu_seconds:.2f}",
+            ", ".join(f"{k}={v}" for k, v in trial.params.items()) or (trial.error or "-"),
+        )
+    console.print(table)
 
 
 @app.command()

@@ -4,7 +4,8 @@
 in-memory store and artifact root, a `ReplaySource` that releases one batch per step as the
 clock reaches its end, and an in-process executor (its CPU seconds are what is compared).
 Every batch is scored by the live champion before anything learns from it (test-then-train);
-the first `warmup` of data is one batch that only trains the first model.
+the first `warmup` of data is one batch that only trains the first model. Policies run side by
+side in `workers` processes, or as Ray tasks when the spec's `trainer.executor` is ``ray``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from driftloop.core import config, errors
 from driftloop.data.sources import replay
 from driftloop.store import artifacts, metadata
 from driftloop.train import executor as executors
+from driftloop.train import ray_executor
 
 BASELINES: dict[str, dict[str, Any]] = {
     "never": {"triggers": [], "cooldown": 0},
@@ -206,7 +208,8 @@ def backtest(
 ) -> list[PolicyResult]:
     """Replay the baselines and each named policy (spec overrides); results in that order.
 
-    With `workers` > 1 the policies run in that many processes, one CPU thread each.
+    With `workers` > 1 the policies run in that many processes, one CPU thread each; with
+    `trainer.executor: ray` they run as Ray tasks (one CPU each) on the spec's cluster.
     """
     if spec.timestamp is None:
         raise errors.ConfigError(
@@ -216,6 +219,8 @@ def backtest(
     specs = {
         name: policy_spec(spec, overrides) for name, overrides in {**BASELINES, **policies}.items()
     }
+    if spec.trainer.executor == "ray":
+        return _on_ray(frame, specs, ends, base_dir, spec.trainer.address, progress)
     if workers <= 1:
         return [
             replay_policy(frame, policy, name, ends, base_dir, _reporter(progress, name))
@@ -235,6 +240,28 @@ def backtest(
                 _drain(queue, progress, timeout=0.2)
             _drain(queue, progress, timeout=0)
             return [future.result() for future in futures]
+
+
+def _on_ray(
+    frame: pd.DataFrame,
+    specs: dict[str, config.PipelineSpec],
+    ends: Sequence[pd.Timestamp],
+    base_dir: Path,
+    address: str | None,
+    progress: Progress | None,
+) -> list[PolicyResult]:
+    """Each policy as a Ray task; the frame goes to the object store once."""
+    cluster = executors.build_executor("ray", address=address)
+    assert isinstance(cluster, ray_executor.RayExecutor)
+    queue = cluster.queue()
+    shared = cluster.put(frame)
+    calls = [
+        (shared, policy, name, ends, base_dir, _Enqueue(queue, name))
+        for name, policy in specs.items()
+    ]
+    results = cluster.map(replay_policy, calls, lambda: _drain(queue, progress, timeout=0))
+    _drain(queue, progress, timeout=0)
+    return results
 
 
 def _reporter(progress: Progress | None, name: str) -> Callable[[], None] | None:

@@ -20,8 +20,10 @@ from driftloop.controller.history import BATCH_COLUMN
 from driftloop.core import errors
 from driftloop.data import profile as profiles
 from driftloop.gate import gate
+from driftloop.gate import metrics as gate_metrics
 from driftloop.store import entities
 from driftloop.train import executor as executors
+from driftloop.train import search
 from driftloop.train import window as windows
 from driftloop.validation import schema as schemas
 
@@ -83,11 +85,17 @@ def retrain(
         return Outcome(failed, None, False, failed.error or "")
     try:
         result = executor.train(
-            spec.trainer, train_part[features], train_part[spec.target], project.base_dir
+            spec.trainer,
+            train_part[features],
+            train_part[spec.target],
+            project.base_dir,
+            gate_metrics.Scorer(spec.gate.metric, spec.task),
         )
     except errors.DriftloopError as exc:
         failed = store.finish_run(run.id, status="failed", compute_seconds=None, error=str(exc))
         return Outcome(failed, None, False, f"training failed: {exc}")
+    if result.trials:
+        store.add_trials(run.id, [_trial_record(trial) for trial in result.trials])
 
     report = gate.evaluate_gate(
         result.estimator,
@@ -181,3 +189,15 @@ def _last_drift_at(project: projects.Project) -> Any:
         if "drift" in fired:
             return decision.at
     return None
+
+
+def _trial_record(trial: search.TrialOutcome) -> entities.TrialRecord:
+    return entities.TrialRecord(
+        number=trial.number,
+        family=trial.family,
+        params=trial.params,
+        score=trial.score,
+        cpu_seconds=trial.cpu_seconds,
+        wall_seconds=trial.wall_seconds,
+        error=trial.error,
+    )

@@ -120,6 +120,50 @@ class WindowSpec(Spec):
         return self
 
 
+class ParamRange(Spec):
+    """One hyperparameter's range: `low`..`high` (integers if both are), or `choices`."""
+
+    low: int | float | None = None
+    high: int | float | None = None
+    log: bool = False
+    choices: list[Any] | None = None
+
+    @pydantic.model_validator(mode="after")
+    def _range_or_choices(self) -> ParamRange:
+        if (self.choices is None) == (self.low is None or self.high is None):
+            raise ValueError("give `low` and `high`, or `choices`, e.g. {low: 10, high: 200}")
+        if self.low is not None and self.high is not None and self.low > self.high:
+            raise ValueError(f"`low` {self.low:g} is above `high` {self.high:g}")
+        return self
+
+
+class Candidate(Spec):
+    """A model family the search may choose: a trainer function, fixed params, a space."""
+
+    function: str = Field(pattern=r"^[\w.]+:\w+$")
+    params: dict[str, Any] = {}
+    space: dict[str, ParamRange] = {}
+
+
+class SearchSpec(Spec):
+    """Budgeted search (Optuna) at each training across the trainer's own function (its space:
+    `space`) and the other `candidates`, scored with the gate's metric on the newest
+    `validation` share of the training rows; the best trial's model is the run's model."""
+
+    trials: int | None = Field(default=None, ge=1, description="At most this many trials")
+    timeout: Duration | None = Field(default=None, description="No trial starts after this")
+    validation: float = Field(default=0.2, gt=0, lt=1)
+    space: dict[str, ParamRange] = {}
+    candidates: dict[str, Candidate] = {}
+    seed: int = 0
+
+    @pydantic.model_validator(mode="after")
+    def _budget(self) -> SearchSpec:
+        if self.trials is None and self.timeout is None:
+            raise ValueError("give a budget: `trials`, `timeout` or both")
+        return self
+
+
 class TrainerSpec(Spec):
     """The trainer: a `module:function` that returns (or fits) a scikit-learn estimator."""
 
@@ -135,7 +179,34 @@ class TrainerSpec(Spec):
         description="CPU threads one training may use (OpenMP, BLAS); null: all. More threads "
         "help only with large data on idle cores, and slow small fits on busy ones",
     )
-    executor: Literal["local", "inline"] = "local"
+    executor: Literal["local", "inline", "ray"] = "local"
+    address: str | None = Field(
+        default=None,
+        description="Ray cluster address for executor ray (e.g. 127.0.0.1:6379 or "
+        "ray://127.0.0.1:10001); null: a local Ray on 127.0.0.1 started by this process",
+    )
+    search: SearchSpec | None = Field(
+        default=None, description="Hyperparameter search / model selection at each training"
+    )
+    segment_by: str | None = Field(
+        default=None,
+        description="A feature column: one model per value (in parallel on Ray), and a fallback "
+        "on all rows for values never seen",
+    )
+
+    @pydantic.model_validator(mode="after")
+    def _combinations(self) -> TrainerSpec:
+        if self.address is not None and self.executor != "ray":
+            raise ValueError(f"`address` is for executor ray; executor is {self.executor!r}")
+        if self.segment_by is not None and self.search is not None:
+            raise ValueError("`segment_by` and `search` do not combine yet; choose one")
+        own = self.function.partition(":")[2]
+        if self.search is not None and own in self.search.candidates:
+            raise ValueError(
+                f"search.candidates: {own!r} names the trainer's own function, which is always a "
+                "candidate; give the other family another name"
+            )
+        return self
 
 
 class ScheduleTrigger(Spec):

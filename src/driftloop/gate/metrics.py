@@ -112,6 +112,30 @@ def get_metric(name: str, task: Task | None = None) -> Metric:
     return metric
 
 
+@dataclass(frozen=True)
+class Scorer:
+    """A fitted model's `metric` on some rows: what a hyperparameter search (`train.search`)
+    optimises. A plain picklable value, so trials in other processes can use it.
+
+    >>> import numpy as np
+    >>> from sklearn.dummy import DummyClassifier
+    >>> model = DummyClassifier().fit(np.zeros((4, 1)), [0, 1, 1, 1])
+    >>> Scorer("accuracy", "classification")(model, np.zeros((2, 1)), [1, 0])
+    0.5
+    """
+
+    metric: str
+    task: Task
+
+    @property
+    def greater_is_better(self) -> bool:
+        return get_metric(self.metric, self.task).greater_is_better
+
+    def __call__(self, model: Any, X: Any, y: Any) -> float:
+        metric = get_metric(self.metric, self.task)
+        return metric.score(y, metric.predict(model, X))
+
+
 # --- classification -------------------------------------------------------------------------
 
 

@@ -74,6 +74,35 @@ class MetricPoint:
 
 
 @dataclass(frozen=True)
+class TrialRecord:
+    """One trial of a run's hyperparameter search: the model family, the sampled parameters,
+    the validation score (None if the trial failed, with `error`) and its cost."""
+
+    number: int
+    family: str
+    params: JSON
+    score: float | None
+    cpu_seconds: float
+    wall_seconds: float
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Trial:
+    """A stored `TrialRecord`, with the run it belongs to and when it was recorded."""
+
+    run_id: int
+    number: int
+    family: str
+    params: JSON
+    score: float | None
+    cpu_seconds: float
+    wall_seconds: float
+    error: str | None
+    at: datetime
+
+
+@dataclass(frozen=True)
 class ModelVersion:
     """A trained model: its artifact, its metrics, and what it came from."""
 

@@ -1,5 +1,5 @@
-"""The metadata store: pipelines, batches, profiles, runs, metrics, model versions, aliases,
-decisions, the audit log and leases, behind one class on SQLAlchemy Core.
+"""The metadata store: pipelines, batches, profiles, runs, metrics, search trials, model versions,
+aliases, decisions, the audit log and leases, behind one class on SQLAlchemy Core.
 
 The controller, the policy, the gate, the CLI and the server call `MetadataStore`; every method
 is one transaction and returns the frozen dataclasses of `store.entities` (rows never leave).
@@ -23,7 +23,7 @@ import sqlalchemy as sa
 
 from driftloop.core import clock as clocks
 from driftloop.core import errors, types
-from driftloop.store import _engine, _history, _messages, _rows, entities, tables
+from driftloop.store import _engine, _history, _messages, _rows, _trials, entities, tables
 
 T = tables
 BATCH_STATUSES = ("accepted", "quarantined")
@@ -104,7 +104,7 @@ def _runs_query(status: bool, decision: bool) -> sa.Select[Any]:
     return query.order_by(r.c.id)
 
 
-class MetadataStore(_history.HistoryStore):
+class MetadataStore(_trials.TrialStore):
     """Stored state of every pipeline, on SQLite (default) or PostgreSQL, chosen by `url`."""
 
     def _batch_ids(self, conn: sa.Connection, run_ids: Sequence[int]) -> dict[int, list[int]]:

@@ -167,6 +167,20 @@ metrics = sa.Table(
     sa.Index(None, "run_id", "key", "step"),
 )
 
+trials = sa.Table(
+    "trials", metadata,
+    sa.Column("run_id", Id, sa.ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("number", sa.Integer, primary_key=True),
+    sa.Column("family", sa.String(200), nullable=False),
+    sa.Column("params", Json, nullable=False),
+    sa.Column("score", sa.Double, nullable=True),  # None: the trial failed (see `error`)
+    sa.Column("cpu_seconds", sa.Double, nullable=False),
+    sa.Column("wall_seconds", sa.Double, nullable=False),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("at", UTCDateTime, nullable=False),
+)
+"""The trials of a run's hyperparameter search (`trainer.search`), one row per trial."""
+
 model_versions = sa.Table(
     "model_versions", metadata,
     sa.Column("id", Id, primary_key=True, autoincrement=True),

@@ -1,19 +1,27 @@
 """Executors: where a training runs. Chosen by name (`trainer.executor` in the spec).
 
-The controller calls `build_executor(spec.trainer.executor).train(spec.trainer, X, y, base_dir)`
-and records the `TrainResult`'s compute time with the training run.
+The controller calls `build_executor(spec.trainer.executor).train(spec.trainer, X, y, base_dir,
+scorer)` and records the `TrainResult`'s compute time (and the trials of a `trainer.search`,
+see `train.search`) with the training run.
 
 - ``inline`` trains in this process (fast; used by backtests). A runaway trainer cannot be
   stopped, so it has no timeout.
 - ``local`` trains in a child process, so a trainer that hangs or leaks is killed at its
   timeout and a crash cannot take the controller down.
+- ``ray`` (`train.ray_executor`, the `ray` extra) trains, and runs search trials, as Ray tasks.
 
-Each executor registers itself under its `name` when its class is defined.
+With `trainer.segment_by` the base class splits the rows by that column and trains one model
+per value plus a fallback on all rows (`train.segments`), through `train_each`: one after
+another here, in parallel on Ray.
+
+Each executor registers itself under its `name` when its class is defined; `build_executor`
+imports ``driftloop.train.<name>_executor`` for a name not registered yet.
 """
 
 from __future__ import annotations
 
 import abc
+import importlib
 import multiprocessing
 import time
 from dataclasses import dataclass
@@ -23,16 +31,18 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from driftloop.core import config, errors
-from driftloop.train import trainer
+from driftloop.train import search, segments
 
 
 @dataclass(frozen=True)
 class TrainResult:
-    """A fitted estimator and what it cost (CPU seconds of the training, wall seconds)."""
+    """A fitted estimator, what it cost (CPU seconds of the training, wall seconds), and the
+    trials of the search that chose it (none without `trainer.search`)."""
 
     estimator: Any
     cpu_seconds: float
     wall_seconds: float
+    trials: tuple[search.TrialOutcome, ...] = ()
 
 
 class Executor(abc.ABC):
@@ -47,9 +57,32 @@ class Executor(abc.ABC):
         if name is not None:
             Executor.registry_[name] = cls
 
+    def train(self, spec: config.TrainerSpec, X: Any, y: Any, base_dir: Path,
+              scorer: search.Scorer | None = None) -> TrainResult:
+        """Fit the model `spec` describes on `X`, `y` (searching as `spec.search` says, trials
+        scored by `scorer`; one model per segment with `spec.segment_by`); `TrainingError` if
+        it fails."""
+        if spec.segment_by is None:
+            return self.train_one(spec, X, y, base_dir, scorer)
+        wall = time.perf_counter()
+        parts = segments.split(X, y, spec.segment_by)
+        plain = spec.model_copy(update={"segment_by": None})
+        fallback, *each = self.train_each(plain, [(X, y), *parts.values()], base_dir, scorer)
+        model = segments.SegmentedModel(
+            spec.segment_by, dict(zip(parts, (r.estimator for r in each), strict=True)),
+            fallback.estimator)
+        return TrainResult(model, fallback.cpu_seconds + sum(r.cpu_seconds for r in each),
+                           time.perf_counter() - wall)
+
     @abc.abstractmethod
-    def train(self, spec: config.TrainerSpec, X: Any, y: Any, base_dir: Path) -> TrainResult:
-        """Fit the model `spec` describes on `X`, `y`; `TrainingError` if it fails."""
+    def train_one(self, spec: config.TrainerSpec, X: Any, y: Any, base_dir: Path,
+                  scorer: search.Scorer | None = None) -> TrainResult:
+        """Fit one model (no segments) as `spec` says."""
+
+    def train_each(self, spec: config.TrainerSpec, parts: list[tuple[Any, Any]], base_dir: Path,
+                   scorer: search.Scorer | None = None) -> list[TrainResult]:
+        """One model for each `(X, y)` of `parts`, in order."""
+        return [self.train_one(spec, X, y, base_dir, scorer) for X, y in parts]
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{key}={value!r}" for key, value in vars(self).items()
@@ -63,6 +96,14 @@ def build_executor(name: str, **params: Any) -> Executor:
     >>> build_executor("local", timeout=60)
     LocalExecutor(timeout=60)
     """
+    if name not in Executor.registry_ and name.isidentifier():
+        try:
+            importlib.import_module(f"driftloop.train.{name}_executor")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"driftloop.train.{name}_executor":
+                raise errors.ConfigError(
+                    f"trainer.executor {name!r} needs {exc.name!r}: pip install "
+                    f"'driftloop[{name}]'") from exc
     cls = Executor.registry_.get(name)
     if cls is None:
         raise errors.ConfigError(
@@ -76,10 +117,12 @@ class InlineExecutor(Executor):
 
     name = "inline"
 
-    def train(self, spec: config.TrainerSpec, X: Any, y: Any, base_dir: Path) -> TrainResult:
+    def train_one(self, spec: config.TrainerSpec, X: Any, y: Any, base_dir: Path,
+                  scorer: search.Scorer | None = None) -> TrainResult:
         cpu, wall = time.process_time(), time.perf_counter()
-        estimator = trainer.fit_model(spec, X, y, base_dir)
-        return TrainResult(estimator, time.process_time() - cpu, time.perf_counter() - wall)
+        estimator, trials = search.fit(spec, X, y, base_dir, scorer)
+        return TrainResult(estimator, time.process_time() - cpu, time.perf_counter() - wall,
+                           trials)
 
 
 class LocalExecutor(Executor):
@@ -101,13 +144,15 @@ class LocalExecutor(Executor):
     def __init__(self, timeout: float | timedelta | None = None) -> None:
         self.timeout = timeout
 
-    def train(self, spec: config.TrainerSpec, X: Any, y: Any, base_dir: Path) -> TrainResult:
+    def train_one(self, spec: config.TrainerSpec, X: Any, y: Any, base_dir: Path,
+                  scorer: search.Scorer | None = None) -> TrainResult:
         timeout = self.timeout if self.timeout is not None else spec.timeout
         seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
         context = _context()
         receive, send = context.Pipe(duplex=False)
         wall = time.perf_counter()
-        child = context.Process(target=_train_in_child, args=(send, spec, X, y, Path(base_dir)),
+        child = context.Process(target=_train_in_child,
+                                args=(send, spec, X, y, Path(base_dir), scorer),
                                 name=f"driftloop-train-{spec.function}", daemon=True)
         child.start()
         send.close()  # the child holds the only sending end: its exit means end of file
@@ -133,7 +178,7 @@ class LocalExecutor(Executor):
             child.close()
         status, payload, cpu = message
         if status == "ok":
-            return TrainResult(payload, cpu, time.perf_counter() - wall)
+            return TrainResult(payload[0], cpu, time.perf_counter() - wall, payload[1])
         kind, text = payload
         error = errors.ConfigError if kind == "ConfigError" else errors.TrainingError
         raise error(text)
@@ -149,22 +194,23 @@ def _context() -> Any:
 
 
 # Imported once by the fork server, so a training child starts without importing them again.
-_PRELOAD = ("numpy", "pandas", "sklearn.base", "sklearn.pipeline", "driftloop.train.trainer")
+_PRELOAD = ("numpy", "pandas", "sklearn.base", "sklearn.pipeline", "driftloop.train.search")
 
 
 def _train_in_child(send: Connection, spec: config.TrainerSpec, X: Any, y: Any,
-                    base_dir: Path) -> None:
-    """The child's side: fit, then send ("ok", estimator, cpu) or ("error", (kind, text), cpu)."""
+                    base_dir: Path, scorer: search.Scorer | None) -> None:
+    """The child's side: fit (searching if the spec says so), then send
+    ("ok", (estimator, trials), cpu) or ("error", (kind, text), cpu)."""
     start = time.process_time()
     try:
-        estimator = trainer.fit_model(spec, X, y, base_dir)
+        fitted = search.fit(spec, X, y, base_dir, scorer)
     except errors.DriftloopError as exc:
         outcome: tuple[str, Any] = ("error", (type(exc).__name__, str(exc)))
     except BaseException as exc:  # the trainer's own failure, reported to the parent
         outcome = ("error", ("TrainingError",
                              f"trainer {spec.function!r} failed: {type(exc).__name__}: {exc}"))
     else:
-        outcome = ("ok", estimator)
+        outcome = ("ok", fitted)
     cpu = time.process_time() - start
     try:
         send.send((*outcome, cpu))

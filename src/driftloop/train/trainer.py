@@ -100,19 +100,27 @@ def fit_model(spec: config.TrainerSpec, X: Any, y: Any, base_dir: Path) -> Any:
         except Exception as exc:
             raise errors.TrainingError(
                 f"trainer {spec.function!r} raised {type(exc).__name__}: {exc}") from exc
-        if not itself:
-            if not callable(getattr(model, "fit", None)):
-                raise errors.TrainingError(
-                    f"trainer {spec.function!r} returned {type(model).__name__}, which has no "
-                    "`fit`; return an unfitted scikit-learn estimator, or take X and y and "
-                    "return a fitted one")
-            try:
-                fitted = model.fit(X, y)
-            except Exception as exc:
-                raise errors.TrainingError(
-                    f"fitting the estimator from {spec.function!r} ({type(model).__name__}) "
-                    f"raised {type(exc).__name__}: {exc}") from exc
-            model = model if fitted is None else fitted
+        return _checked(spec, model) if itself else fit_estimator(spec, model, X, y)
+
+
+def fit_estimator(spec: config.TrainerSpec, model: Any, X: Any, y: Any) -> Any:
+    """`model` (an unfitted estimator the trainer `spec.function` made) fitted on `X`, `y`."""
+    if not callable(getattr(model, "fit", None)):
+        raise errors.TrainingError(
+            f"trainer {spec.function!r} returned {type(model).__name__}, which has no "
+            "`fit`; return an unfitted scikit-learn estimator, or take X and y and "
+            "return a fitted one")
+    with threadpoolctl.threadpool_limits(spec.threads):
+        try:
+            fitted = model.fit(X, y)
+        except Exception as exc:
+            raise errors.TrainingError(
+                f"fitting the estimator from {spec.function!r} ({type(model).__name__}) "
+                f"raised {type(exc).__name__}: {exc}") from exc
+    return _checked(spec, model if fitted is None else fitted)
+
+
+def _checked(spec: config.TrainerSpec, model: Any) -> Any:
     if not callable(getattr(model, "predict", None)):
         raise errors.TrainingError(
             f"trainer {spec.function!r} produced {type(model).__name__}, which has no "
