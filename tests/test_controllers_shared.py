@@ -8,6 +8,7 @@ champion alias whose move history (and audit log) is one unbroken chain.
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
@@ -18,11 +19,15 @@ from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
+import pandas as pd
 import pytest
+import sqlalchemy as sa
 
 from driftloop.controller import project as projects
 from driftloop.controller import tick
+from driftloop.core import errors
 from driftloop.data import elec2
+from driftloop.store.metadata import MetadataStore
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -77,9 +82,14 @@ def make_project(root: Path, store: str, lease: str) -> Path:
     return root / "driftloop.yaml"
 
 
+@functools.cache
+def stream() -> pd.DataFrame:
+    return elec2.load_elec2().iloc[: 60 * DAY]
+
+
 def write_day(root: Path, day: int) -> Path:
     """Day `day` of Elec2 as one CSV file, written under a hidden name and renamed into place."""
-    part = elec2.load_elec2().iloc[day * DAY : (day + 1) * DAY]
+    part = stream().iloc[day * DAY : (day + 1) * DAY]
     path = root / "data" / f"{part['time'].iloc[0]:%Y-%m-%d}.csv"
     hidden = path.with_name("." + path.name)
     part.to_csv(hidden, index=False)
@@ -102,20 +112,28 @@ def test_four_controllers_race_and_every_action_happens_once(pg_url: str, tmp_pa
     spec = make_project(root, pg_url, lease="5s")
     for day in range(3):  # a first model can be trained at once
         write_day(root, day)
-    days = 36
-    written: list[Path] = []
-
-    def feed() -> None:  # one new day every 0.3 s while the controllers run
-        for day in range(3, days):
-            time.sleep(0.3)
-            written.append(write_day(root, day))
-
+    days = 30
     began = time.perf_counter()
-    controllers = [start(spec, "--ticks", "100", "--every", "0.05") for _ in range(4)]
+    controllers = [start(spec, "--ticks", "100", "--every", "0.1") for _ in range(4)]
+    watcher = MetadataStore(pg_url)
+
+    def ingested() -> int:
+        try:
+            return len(watcher.list_batches("race"))
+        except (errors.NotFoundError, sa.exc.ProgrammingError):  # not created yet
+            return 0
+
+    def feed() -> None:  # a new day as soon as the last one was ingested, by any controller
+        for day in range(3, days):
+            while ingested() < day and any(p.poll() is None for p in controllers):
+                time.sleep(0.05)
+            write_day(root, day)
+
     feeding = threading.Thread(target=feed)
     feeding.start()
-    outputs = [process.communicate(timeout=240)[0] for process in controllers]
+    outputs = [process.communicate(timeout=300)[0] for process in controllers]
     feeding.join()
+    watcher.close()
     elapsed = time.perf_counter() - began
     for process, output in zip(controllers, outputs, strict=True):
         assert process.returncode == 0, output
@@ -125,17 +143,25 @@ def test_four_controllers_race_and_every_action_happens_once(pg_url: str, tmp_pa
 
     project = projects.open_project(spec)
     try:
-        arrived_late = tick.Controller(project).tick()  # files written after the last tick
-        check_exactly_once(project, root, days)
         store, name = project.store, project.name
+        raced = (len(store.list_batches(name)), len(store.list_runs(name)))
+        # On a loaded machine the controllers may use up their ticks before the feeder is done;
+        # a last tick takes in the rest, so that "every file once" can be checked.
+        tick.Controller(project).tick()
+        check_exactly_once(project, root, days)
         runs = store.list_runs(name)
         print(
-            f"\nrace: 4 controllers x 100 ticks in {elapsed:.1f}s; "
-            f"{len(store.list_batches(name))} batches ({len(arrived_late.batches)} left for the "
-            f"final tick), {len(store.list_decisions(name, kind='retrain'))} decisions, "
-            f"{len(runs)} trainings, {len(store.list_model_versions(name))} versions"
+            f"\nrace: 4 controllers x 100 ticks in {elapsed:.1f}s; {raced[0]} batches and "
+            f"{raced[1]} trainings by them ({days} and {len(runs)} after a last tick), "
+            f"{len(store.list_decisions(name, kind='retrain'))} decisions, "
+            f"{len(store.list_model_versions(name))} versions; ticks "
+            "skipped / idle / ingesting per controller: "
+            + ", ".join(
+                f"{o.count('skipped:')}/{o.count('nothing new')}/{o.count('ingested')}"
+                for o in outputs
+            )
         )
-        assert len(runs) >= 5, "the data should have made the policy retrain several times"
+        assert raced[0] >= days // 3 and raced[1] >= 4, "the race should ingest and retrain"
     finally:
         project.close()
 
