@@ -112,7 +112,7 @@ def test_four_controllers_race_and_every_action_happens_once(pg_url: str, tmp_pa
     spec = make_project(root, pg_url, lease="5s")
     for day in range(3):  # a first model can be trained at once
         write_day(root, day)
-    days = 30
+    days = 24
     began = time.perf_counter()
     controllers = [start(spec, "--ticks", "100", "--every", "0.1") for _ in range(4)]
     watcher = MetadataStore(pg_url)
@@ -227,25 +227,32 @@ def test_a_controller_killed_mid_training_is_replaced_after_the_lease_timeout(
         assert rescuer.poll() is None
 
         doomed.send_signal(signal.SIGKILL)
-        doomed.wait(10)
+        doomed.communicate(timeout=10)
         killed_at = project.clock.now()
         deadline = time.monotonic() + 60
+        taken_at = None
         while store.get_alias(name, "champion") is None:
             assert rescuer.poll() is None, rescuer.communicate()[0]
             assert time.monotonic() < deadline, "no controller took over"
-            time.sleep(0.1)
+            now = store.get_lease(name)
+            if taken_at is None and now is not None and now.token > holder.token:
+                taken_at = project.clock.now()
+            time.sleep(0.05)
         rescuer.send_signal(signal.SIGINT)
         output = rescuer.communicate(timeout=60)[0]
         assert rescuer.returncode == 0, output
-        assert "repaired: run 1 marked failed (interrupted)" in output
 
         runs = store.list_runs(name)
         assert [r.status for r in runs] == ["failed", "succeeded"]
+        assert "interrupted" in str(runs[0].error)  # repaired by the rescuer
         assert runs[0].decision_id == runs[1].decision_id  # the same decision, carried out once
-        # A dead holder blocks the others for at most the lease timeout, at least two thirds of
-        # it (it renewed every third).
-        waited = runs[1].started_at - killed_at
-        assert lease * 2 / 3 - timedelta(seconds=0.5) < waited < lease + timedelta(seconds=5)
+        # The rescuer waited for the dead holder's lease to lapse: at least two thirds of the
+        # timeout (the holder renewed every third), then took over at one of its next ticks (how
+        # soon depends on how busy the machine is: seconds on a loaded one).
+        assert taken_at is not None and runs[1].started_at >= taken_at - timedelta(seconds=0.1)
+        waited = taken_at - killed_at
+        assert lease * 2 / 3 - timedelta(seconds=0.3) < waited < lease + timedelta(seconds=15)
+        print(f"\nkill -9: lease {lease.total_seconds():g}s, taken over {waited} after the kill")
         versions = store.list_model_versions(name)
         assert [(v.version, v.run_id) for v in versions] == [(1, runs[1].id)]
         assert store.get_alias(name, "champion") == 1
