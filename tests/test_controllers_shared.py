@@ -216,7 +216,13 @@ def test_a_controller_killed_mid_training_is_replaced_after_the_lease_timeout(
         assert time.monotonic() < deadline, "the first controller never started training"
         time.sleep(0.05)
 
-    rescuer = start(spec, "--every", "0.1")  # ticks until stopped
+    rescuer = start(spec, "--every", "0.1", PYTHONUNBUFFERED="1")  # ticks until stopped
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(rescuer.stdout.readline, "")))
+    reader.start()
+    while not any("skipped" in line for line in lines):  # it is up, and finds the lease taken
+        assert rescuer.poll() is None and time.monotonic() < deadline + 60, lines
+        time.sleep(0.05)
     time.sleep(3 * lease.total_seconds())  # the training outlives its lease: the heartbeat keeps it
     project = projects.open_project(spec)
     try:
@@ -232,26 +238,26 @@ def test_a_controller_killed_mid_training_is_replaced_after_the_lease_timeout(
         deadline = time.monotonic() + 60
         taken_at = None
         while store.get_alias(name, "champion") is None:
-            assert rescuer.poll() is None, rescuer.communicate()[0]
+            assert rescuer.poll() is None, lines
             assert time.monotonic() < deadline, "no controller took over"
             now = store.get_lease(name)
             if taken_at is None and now is not None and now.token > holder.token:
                 taken_at = project.clock.now()
             time.sleep(0.05)
         rescuer.send_signal(signal.SIGINT)
-        output = rescuer.communicate(timeout=60)[0]
-        assert rescuer.returncode == 0, output
+        rescuer.wait(60)
+        reader.join()
+        assert rescuer.returncode == 0, lines
 
         runs = store.list_runs(name)
         assert [r.status for r in runs] == ["failed", "succeeded"]
         assert "interrupted" in str(runs[0].error)  # repaired by the rescuer
         assert runs[0].decision_id == runs[1].decision_id  # the same decision, carried out once
         # The rescuer waited for the dead holder's lease to lapse: at least two thirds of the
-        # timeout (the holder renewed every third), then took over at one of its next ticks (how
-        # soon depends on how busy the machine is: seconds on a loaded one).
+        # timeout (the holder renewed every third), at most the timeout and a few of its ticks.
         assert taken_at is not None and runs[1].started_at >= taken_at - timedelta(seconds=0.1)
         waited = taken_at - killed_at
-        assert lease * 2 / 3 - timedelta(seconds=0.3) < waited < lease + timedelta(seconds=15)
+        assert lease * 2 / 3 - timedelta(seconds=0.3) < waited < lease + timedelta(seconds=5)
         print(f"\nkill -9: lease {lease.total_seconds():g}s, taken over {waited} after the kill")
         versions = store.list_model_versions(name)
         assert [(v.version, v.run_id) for v in versions] == [(1, runs[1].id)]
@@ -263,4 +269,8 @@ def test_a_controller_killed_mid_training_is_replaced_after_the_lease_timeout(
         for process in (doomed, rescuer):
             if process.poll() is None:
                 process.kill()
-                process.communicate()
+            process.wait()
+        reader.join()
+        for process in (doomed, rescuer):
+            if process.stdout is not None:
+                process.stdout.close()
