@@ -30,8 +30,9 @@ def holder_name(role: str) -> str:
 class Heartbeat:
     """Renews `holder`'s lease every `ttl / 3` on a daemon thread until `stop()`.
 
-    Renewal failures (the lease was lost, the database is unreachable) are remembered in
-    `lost_`, not raised: the fence refuses the holder's next write, which is where it matters.
+    A lost lease (another controller holds it) is remembered in `lost_`, not raised: the fence
+    refuses the holder's next write, which is where it matters. An error while renewing (the
+    database locked or unreachable for a moment) is retried at the next beat.
     """
 
     def __init__(
@@ -60,9 +61,9 @@ class Heartbeat:
         while not self.stop_.wait(interval):
             try:
                 renewed = self.store.acquire_lease(self.pipeline, self.holder, self.ttl)
-            except Exception:  # the database went away: the fence decides at the next write
-                renewed = None
-            if renewed is None:
+            except Exception:  # "database is locked", a dropped connection: try again next
+                continue  # time; if the lease lapses meanwhile, the fence refuses the next write
+            if renewed is None:  # another controller holds it now
                 self.lost_ = True
                 return
 
