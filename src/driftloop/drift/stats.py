@@ -202,9 +202,8 @@ def _ks(
     each asymptotic p-value goes to a worker process the moment its statistic is known."""
     m = len(n1)
     n2 = np.zeros(m, dtype=np.int64)
-    en = np.zeros(m)
 
-    def test(j: int) -> tuple[float, concurrent.futures.Future[float] | None]:
+    def test(j: int) -> tuple[float, Callable[[], float] | None]:
         column = current(j)
         n2[j] = column.size
         if not (n1[j] and n2[j]):
@@ -212,8 +211,7 @@ def _ks(
         value = _ks_statistic(reference(j), column)
         if not large or max(n1[j], n2[j]) <= EXACT_MAX_N:
             return value, None
-        en[j] = _effective_n(n1[[j]], n2[[j]])[0]
-        return value, _pvalue_later(value, float(en[j]))
+        return value, _pvalue_later(value, float(_effective_n(n1[[j]], n2[[j]])[0]))
 
     if large:
         # one core stays free for the worker process that computes the slow p-values
@@ -227,9 +225,9 @@ def _ks(
     d[early] = np.nan  # their p-values come from the workers
     d, p = _ks_pvalues(d, n1, n2)
     for j in early:
-        value, future = tested[j]
-        assert future is not None
-        d[j], p[j] = value, min(max(_worker_result(future, value, float(en[j])), 0.0), 1.0)
+        value, result = tested[j]
+        assert result is not None
+        d[j], p[j] = value, min(max(result(), 0.0), 1.0)
     return TestResult(d, p)
 
 
@@ -311,8 +309,8 @@ def _ks_pvalues(d: FloatArray, n1: IntArray, n2: IntArray) -> tuple[FloatArray, 
         en = _effective_n(n1[asymp], n2[asymp])
         if en.size > 1 and en.max() >= PARALLEL_MIN_N // 2:
             pairs = list(zip(d[asymp], en, strict=True))
-            futures = [_pvalue_later(x, n) for x, n in pairs]
-            p[asymp] = [_worker_result(f, *pair) for f, pair in zip(futures, pairs, strict=True)]
+            waiting = [_pvalue_later(x, n) for x, n in pairs]
+            p[asymp] = [result() for result in waiting]
         else:
             p[asymp] = scipy.stats.kstwo.sf(d[asymp], en)
     return d, np.clip(p, 0.0, 1.0)
@@ -329,26 +327,26 @@ def _kstwo_sf(d: float, n: float) -> float:
     return float(scipy.stats.kstwo.sf(d, n))
 
 
-def _pvalue_later(d: float, en: float) -> concurrent.futures.Future[float]:
-    """`_kstwo_sf` in a worker process (see `_pvalue_pool`); computed here at once if the pool
-    is broken (a worker was killed, or the calling script lacks ``if __name__ == "__main__"``
-    and re-ran itself in the worker)."""
+def _pvalue_later(d: float, en: float) -> Callable[[], float]:
+    """`_kstwo_sf(d, en)` started in a worker process (see `_pvalue_pool`); call the result to
+    wait for it. Computed here instead if the pool is broken, at submission or while waiting (a
+    worker was killed, or the calling script lacks ``if __name__ == "__main__"`` and re-ran
+    itself in the worker)."""
     try:
-        return _pvalue_pool().submit(_kstwo_sf, d, en)
+        future: concurrent.futures.Future[float] | None = _pvalue_pool().submit(_kstwo_sf, d, en)
     except concurrent.futures.BrokenExecutor:
-        _pvalue_pool.cache_clear()
-        done: concurrent.futures.Future[float] = concurrent.futures.Future()
-        done.set_result(_kstwo_sf(d, en))
-        return done
+        future = None
 
-
-def _worker_result(future: concurrent.futures.Future[float], d: float, en: float) -> float:
-    """The p-value of `_pvalue_later`; computed here if the pool broke while it waited."""
-    try:
-        return future.result()
-    except concurrent.futures.BrokenExecutor:
+    def result() -> float:
+        if future is not None:
+            try:
+                return future.result()
+            except concurrent.futures.BrokenExecutor:
+                pass
         _pvalue_pool.cache_clear()
         return _kstwo_sf(d, en)
+
+    return result
 
 
 @functools.cache

@@ -90,16 +90,19 @@ def fit_model(spec: config.TrainerSpec, X: Any, y: Any, base_dir: Path) -> Any:
     >>> round(float(model.predict([[20.0]])[0]), 1)
     19.9
     """
-    with _on_path(base_dir), threadpoolctl.threadpool_limits(spec.threads):
+    with _on_path(base_dir):
         function = load_trainer(spec.function, base_dir)
         itself = fits_itself(function)
         arguments = {"X": X, "y": y, **spec.params} if itself else dict(spec.params)
         _check_params(spec, function, arguments)
-        try:
-            model = function(**arguments)
-        except Exception as exc:
-            raise errors.TrainingError(
-                f"trainer {spec.function!r} raised {type(exc).__name__}: {exc}") from exc
+        # the limit for the trainer's own code; `fit_estimator` sets its own (not nested: each
+        # one re-reads the loaded libraries)
+        with threadpoolctl.threadpool_limits(spec.threads):
+            try:
+                model = function(**arguments)
+            except Exception as exc:
+                raise errors.TrainingError(
+                    f"trainer {spec.function!r} raised {type(exc).__name__}: {exc}") from exc
         return _checked(spec, model) if itself else fit_estimator(spec, model, X, y)
 
 
