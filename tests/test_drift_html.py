@@ -106,7 +106,7 @@ def ticked(tmp_path: Path) -> Iterator[Path]:
     assert runner.invoke(app, ["init", str(folder), "--weeks", "3"]).exit_code == 0
     spec = folder / "driftloop.yaml"
     spec.write_text(spec.read_text().replace("executor: local", "executor: inline")
-                    .replace("max_iter: 100", "max_iter: 10"))
+                    .replace("max_iter: 50", "max_iter: 10"))
     old = Path.cwd()
     os.chdir(folder)
     try:

@@ -90,7 +90,7 @@ def trained_folder(factory: pytest.TempPathFactory, name: str) -> Path:
     scaffold.init(folder, weeks=3)
     spec = folder / "driftloop.yaml"
     text = spec.read_text().replace("executor: local", "executor: inline")
-    spec.write_text(text.replace("max_iter: 100", "max_iter: 10"))
+    spec.write_text(text.replace("max_iter: 50", "max_iter: 10"))
     opened = projects.open_project(spec)
     controller = ticking.Controller(opened)
     controller.tick()

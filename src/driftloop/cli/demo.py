@@ -40,7 +40,7 @@ DEMO_POLICIES: dict[str, dict[str, Any]] = {
 }
 TRAINER = {
     "function": "driftloop.train.models:hist_gradient_boosting",
-    "params": {"max_iter": 100},
+    "params": {"max_iter": 50, "learning_rate": 0.2},
     "executor": "inline",
 }
 

@@ -95,9 +95,9 @@ def fit_model(spec: config.TrainerSpec, X: Any, y: Any, base_dir: Path) -> Any:
         itself = fits_itself(function)
         arguments = {"X": X, "y": y, **spec.params} if itself else dict(spec.params)
         _check_params(spec, function, arguments)
-        # the limit for the trainer's own code; `fit_estimator` sets its own (not nested: each
-        # one re-reads the loaded libraries)
-        with threadpoolctl.threadpool_limits(spec.threads):
+        # the limit for the trainer's own code; `fit_estimator` sets its own, which also covers
+        # libraries the trainer imported
+        with thread_limits(spec.threads):
             try:
                 model = function(**arguments)
             except Exception as exc:
@@ -113,7 +113,7 @@ def fit_estimator(spec: config.TrainerSpec, model: Any, X: Any, y: Any) -> Any:
             f"trainer {spec.function!r} returned {type(model).__name__}, which has no "
             "`fit`; return an unfitted scikit-learn estimator, or take X and y and "
             "return a fitted one")
-    with threadpoolctl.threadpool_limits(spec.threads):
+    with thread_limits(spec.threads):
         try:
             fitted = model.fit(X, y)
         except Exception as exc:
@@ -121,6 +121,22 @@ def fit_estimator(spec: config.TrainerSpec, model: Any, X: Any, y: Any) -> Any:
                 f"fitting the estimator from {spec.function!r} ({type(model).__name__}) "
                 f"raised {type(exc).__name__}: {exc}") from exc
     return _checked(spec, model if fitted is None else fitted)
+
+
+_controller: tuple[int, threadpoolctl.ThreadpoolController] | None = None
+
+
+def thread_limits(threads: int | None) -> Any:
+    """`threadpoolctl.threadpool_limits(threads)`, without re-reading the loaded native
+    libraries (about 3 ms) unless modules were imported since the last call.
+
+    >>> with thread_limits(1):
+    ...     pass
+    """
+    global _controller
+    if _controller is None or _controller[0] != len(sys.modules):
+        _controller = (len(sys.modules), threadpoolctl.ThreadpoolController())
+    return _controller[1].limit(limits=threads)
 
 
 def _checked(spec: config.TrainerSpec, model: Any) -> Any:
