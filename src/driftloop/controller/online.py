@@ -142,39 +142,32 @@ class OnlineSession:
         """Score (where no prediction came with them), learn, watch and checkpoint `events`."""
         with self.lock_:
             model = self.model_
-            predictions = [e.prediction for e in events]
             records = [e.features for e in events]
             labels = [e.label for e in events]
-            missing = [i for i, p in enumerate(predictions) if p is None]
-            scored = model.n_learned_ > 0 or len(missing) < len(events)
-            if scored and missing:
-                fresh = model.predict_many([records[i] for i in missing])
-                for i, value in zip(missing, fresh, strict=True):
-                    predictions[i] = value
-            errors = (
-                [0.0 if _same(p, y) else 1.0 for p, y in zip(predictions, labels, strict=True)]
-                if scored else []
-            )
-            clock = _cpu_clock(len(events))
+            errors = _errors(model, events, records, labels)
+            # for a handful of events the wall clock: reading the CPU clock is a system call
+            # that, on a busy machine, costs more than learning one event
+            clock = time.thread_time if len(events) >= 16 else time.perf_counter
             started = clock()
             model.learn_many(records, labels)
             self.cpu_ += clock() - started
             self.window_.extend([1.0 - error for error in errors])
-            self.recent_.extend(zip(records, labels, strict=True))
+            self.recent_.extend(zip(records, labels))
             self.since_events_ += len(events)
-            ids = {e.batch_id for e in events if e.batch_id is not None}
+            ids = {e.batch_id for e in events}
+            ids.discard(None)
             if ids:
                 self.batches_ |= ids
                 self.upto_batch_ = max(self.upto_batch_, *ids)
-            decisions = [] if self.detector_ is None else [
-                d for d in [self._watch(errors, ids)] if d is not None]
-            checkpoints = []
+            drift = self._watch(errors, ids)
+            decisions = () if drift is None else (drift,)
+            checkpoints: tuple[Checkpoint, ...] = ()
             if self._due():
                 done = self.checkpoint()
-                checkpoints.append(done)
+                checkpoints = (done,)
                 if done.decision is not None:
-                    decisions.append(done.decision)
-            return LearnReport(len(events), tuple(errors), tuple(decisions), tuple(checkpoints))
+                    decisions += (done.decision,)
+            return LearnReport(len(events), tuple(errors), decisions, checkpoints)
 
     def _due(self) -> bool:
         every = self.spec.checkpoint
@@ -304,11 +297,21 @@ class OnlineSession:
             self.on_model(self.version, model)
 
 
-def _cpu_clock(events: int) -> Callable[[], float]:
-    """The clock that times learning `events`: this thread's CPU time for a batch; for a
-    handful of events the wall clock, since reading the CPU clock is a system call that, on a
-    busy machine, costs more than learning one event (tens to hundreds of microseconds)."""
-    return time.thread_time if events >= 16 else time.perf_counter
+def _errors(
+    model: online.OnlineModel, events: Sequence[Event], records: list[online.Record],
+    labels: list[Any],
+) -> list[float]:
+    """1.0 per event whose prediction (the one served with it, else made now) was wrong, else
+    0.0; none while there is nothing to score (no prediction came and nothing was learned)."""
+    predictions = [e.prediction for e in events]
+    missing = [i for i, p in enumerate(predictions) if p is None]
+    if missing:
+        if len(missing) == len(events) and model.n_learned_ == 0:
+            return []
+        for i, value in zip(missing, model.predict_many([records[i] for i in missing]),
+                            strict=True):
+            predictions[i] = value
+    return [0.0 if _same(p, y) else 1.0 for p, y in zip(predictions, labels, strict=True)]
 
 
 def _metric(version: entities.ModelVersion) -> float | None:

@@ -176,15 +176,13 @@ class OnlineModel:
     def learn_many(self, records: Sequence[Record], labels: Sequence[Any]) -> None:
         """Learn events in order; each event (river) or mini-batch (partial_fit) is one update."""
         if self.river_:
-            learn_one, lock, seen = self.learner_.learn_one, self.lock_, set(self.classes_)
+            learn_one, lock = self.learner_.learn_one, self.lock_
             for record, label in zip(records, labels, strict=True):
                 with lock:
                     learn_one(record, label)
                     self.n_learned_ += 1
-                if label not in seen:
-                    seen.add(label)
-                    with lock:
-                        self.classes_ = _sorted(seen)
+                    if label not in self.classes_:
+                        self.classes_ = _sorted({*self.classes_, label})
             return
         for record, label in zip(records, labels, strict=True):
             self.pending_.append((record, label))
