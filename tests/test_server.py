@@ -465,35 +465,3 @@ def test_labels_sent_to_the_server_change_the_live_metric(
     again = ticking.Controller(project)
     assert not [e for e in again.tick().evaluations if e.batch_id is None]  # read once
     project.store.release_lease(project.name, again.holder)
-
-
-def test_plain_estimators_score_arrays_meta_estimators_frames_with_equal_answers() -> None:
-    from datetime import UTC, datetime
-
-    import numpy as np
-    from sklearn.ensemble import HistGradientBoostingClassifier
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    from driftloop.server import models, scoring
-    from driftloop.store import entities
-
-    rng = np.random.default_rng(0)
-    frame = pd.DataFrame(rng.normal(size=(300, 3)), columns=["a", "b", "c"])
-    y = (frame["a"] + frame["b"] > 0).astype(int)
-    version = entities.ModelVersion.__new__(entities.ModelVersion)
-
-    def live(model: object) -> models.LiveModel:
-        return models.LiveModel("champion", version, model, datetime.now(UTC))
-
-    plain = live(HistGradientBoostingClassifier(max_iter=20).fit(frame, y))
-    piped = live(make_pipeline(StandardScaler(), HistGradientBoostingClassifier(max_iter=20))
-                 .fit(frame, y))
-    unnamed = live(HistGradientBoostingClassifier(max_iter=20).fit(frame.to_numpy(), y))
-    assert plain.array_features == ["a", "b", "c"]
-    assert piped.array_features is None and unnamed.array_features is None
-    scoring.prepare_scoring_thread()  # silences the no-column-names warning for arrays
-    for model in (plain, piped):
-        assert scoring.score(model, frame, floats=True) == scoring.score(model, frame)
-    with pytest.raises(ValueError, match="feature names"):  # other order: not an array
-        scoring.score(plain, frame[["c", "b", "a"]], floats=True)

@@ -18,8 +18,10 @@ predict path never waits on the database (see `server.predictions`).
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import math
+import sys
 import time
 import typing
 import uuid
@@ -39,6 +41,8 @@ from driftloop.store import serving
 
 Alias = Literal["champion", "challenger", "shadow", "canary"]
 ASGIApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
+SWITCH_INTERVAL = 0.001
+"""Seconds a thread may hold the GIL while another waits for it (CPython's default: 0.005)."""
 
 
 class _Body(BaseModel):
@@ -121,6 +125,13 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         server.start()
+        # What start-up made (libraries, the loaded models) lives as long as the process: out
+        # of the collector's way, a full collection no longer walks it during a request.
+        gc.freeze()
+        # A request waits for the GIL while the prediction-log writer or the alias poller runs
+        # Python code; hand it over after 1 ms instead of CPython's default 5 ms (the p99 of a
+        # single-record predict at 200 req/s was that wait).
+        sys.setswitchinterval(SWITCH_INTERVAL)
         try:
             yield
         finally:

@@ -29,6 +29,20 @@ from driftloop.store import entities, metadata
 
 log = logging.getLogger("driftloop.server")
 
+ARGMAX_CLASSIFIERS = frozenset({
+    "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier",
+    "sklearn.ensemble._forest.RandomForestClassifier",
+    "sklearn.ensemble._forest.ExtraTreesClassifier",
+    "sklearn.tree._classes.DecisionTreeClassifier",
+    "sklearn.tree._classes.ExtraTreeClassifier",
+    "sklearn.linear_model._logistic.LogisticRegression",
+})
+"""Classifiers whose `predict` is the class of the largest `predict_proba` wherever that
+maximum is unique: trees and forests take the argmax of the probabilities themselves; gradient
+boosting and logistic regression threshold or take the argmax of raw scores that the
+probabilities are a monotone function of (so only an exact tie can differ). Checked against
+scikit-learn's source; exact types only, since a subclass may predict otherwise."""
+
 
 @dataclass(frozen=True)
 class LiveModel:
@@ -61,6 +75,20 @@ class LiveModel:
                 if any(hasattr(part, "fit") for part in parts):
                     return None
         return [str(name) for name in names]
+
+    @functools.cached_property
+    def argmax_classes(self) -> Any:
+        """The classes (`classes_`, a numpy array) when this model's `predict` follows from its
+        `predict_proba` (`ARGMAX_CLASSIFIERS`, alone or last in a Pipeline), else None. The
+        server then computes the probabilities once and takes the predictions from them,
+        instead of walking every tree twice."""
+        model = self.model
+        last = model.steps[-1][1] if type(model).__name__ == "Pipeline" else model
+        kind = f"{type(last).__module__}.{type(last).__qualname__}"
+        classes = getattr(model, "classes_", None)
+        if kind not in ARGMAX_CLASSIFIERS or classes is None or getattr(classes, "ndim", 0) != 1:
+            return None
+        return classes
 
     @property
     def classes(self) -> list[Any] | None:

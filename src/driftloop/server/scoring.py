@@ -57,6 +57,7 @@ class InputSchema:
         self.columns_ = [schema.column(name) for name in features]
         floats = all(c.kind == "numeric" and c.dtype == "float64" for c in self.columns_)
         self.plain_numbers_ = [(c.name, c.dtype) for c in self.columns_] if floats else []
+        self.index_ = pd.Index(features)  # built once: a text Index costs more than a row
 
     def check(self, records: list[Any]) -> list[types.JSON]:
         """The records cut to the feature columns, as plain JSON values; `ValidationError`
@@ -133,11 +134,12 @@ class InputSchema:
     def frame(self, rows: list[types.JSON]) -> pd.DataFrame:
         """Checked rows as the model's input frame (schema dtypes, feature order)."""
         if self.plain_numbers_:
-            # Every feature is a float64 column: float arrays (null -> NaN) are what `coerce`
-            # gives, at a fraction of its cost (the single-record hot path).
-            return pd.DataFrame({
-                name: np.array([row[name] for row in rows], dtype=dtype)
-                for name, dtype in self.plain_numbers_})
+            # Every feature is a float64 column: one float matrix (null -> NaN) is what
+            # `coerce` gives, at a fraction of its cost (the single-record hot path).
+            names = self.features
+            matrix = np.array([[row[name] for name in names] for row in rows], dtype=np.float64)
+            return pd.DataFrame(matrix.reshape(len(rows), len(names)), columns=self.index_,
+                                copy=False)
         raw = pd.DataFrame(rows, columns=self.features)
         return schemas.coerce(raw, self.schema)[self.features]
 
@@ -160,16 +162,34 @@ def score(live: models.LiveModel, frame: pd.DataFrame, *, floats: bool = False) 
     data: Any = frame
     if floats and live.array_features == list(frame.columns):
         data = frame.to_numpy()
-    predicted = np.asarray(live.model.predict(data)).tolist()
     classes = live.classes
     if classes is None:
-        return [Scored(value, None) for value in predicted]
-    proba = np.asarray(live.model.predict_proba(data), dtype=float).tolist()
+        return [Scored(value, None) for value in np.asarray(live.model.predict(data)).tolist()]
+    proba = np.asarray(live.model.predict_proba(data), dtype=float)
+    if live.argmax_classes is not None:
+        predicted = _argmax_predict(live.model, data, proba, live.argmax_classes)
+    else:
+        predicted = np.asarray(live.model.predict(data)).tolist()
     keys = [str(c) for c in classes]
     return [
         Scored(value, dict(zip(keys, row, strict=True)))
-        for value, row in zip(predicted, proba, strict=True)
+        for value, row in zip(predicted, proba.tolist(), strict=True)
     ]
+
+
+def _argmax_predict(model: Any, data: Any, proba: np.ndarray[Any, Any], classes: Any) -> list[Any]:
+    """`model.predict(data)` for a model of `models.ARGMAX_CLASSIFIERS`, from its probabilities:
+    the class of each row's unique largest probability; rows with a tied maximum (where the
+    model may break the tie on its raw scores) are asked of `model.predict` itself."""
+    best = proba.argmax(axis=1)
+    predicted = np.asarray(classes)[best]
+    tied = (proba == proba[np.arange(len(proba)), best][:, None]).sum(axis=1) > 1
+    if tied.any():
+        rows = np.flatnonzero(tied)
+        subset = data.iloc[rows] if isinstance(data, pd.DataFrame) else data[rows]
+        predicted[rows] = model.predict(subset)
+    found: list[Any] = predicted.tolist()
+    return found
 
 
 def prepare_scoring_thread() -> None:
