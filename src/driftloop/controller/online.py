@@ -21,6 +21,14 @@ the online controller (`controller.online_tick`, each newly labelled batch), the
    better, the stream changed rather than the learner, and the next snapshot is accepted
    (decision ``accept``), so a learner is never stuck on an old state.
 
+Only the holder of the pipeline's lease calls `learn` (it writes decisions, versions and the
+champion alias): the online controller during its tick, the server while it holds the lease for
+a feedback call. A snapshot records how far its lineage has learned each source
+(``data_upto_batch``: the newest batch; ``feedback_upto``: the newest feedback label), so
+whichever process next holds the lease continues from the champion snapshot (`attach`) and
+learns exactly what came after it: nothing is lost when the writer changes, nothing is learned
+twice in one lineage.
+
 `on_model(version, model)` is called whenever the live model object or its version changes,
 so a server can serve exactly the object that learns.
 """
@@ -43,16 +51,22 @@ from driftloop.train import online
 
 DECISION_KIND = "online"
 
+FEEDBACK_CURSOR = "online-feedback"
+"""The store cursor: the newest feedback label a lease holder's learner has learned (progress
+for operators; where a snapshot stored before snapshots recorded ``feedback_upto`` continues)."""
+
 
 @dataclass(frozen=True)
 class Event:
     """One labelled event: its features, its label, the prediction served for it (None: the
-    learner scores it before learning it) and the batch it came in (None for served ones)."""
+    learner scores it before learning it), the batch it came in (None for served ones) and the
+    feedback label it is (None for batch rows)."""
 
     features: online.Record
     label: Any
     prediction: Any = None
     batch_id: int | None = None
+    feedback_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -117,6 +131,7 @@ class OnlineSession:
         self.since_at_: datetime = project.clock.now()
         self.batches_: set[int] = set()
         self.upto_batch_ = int(version.metrics.get("data_upto_batch", 0)) if version else 0
+        self.feedback_upto_ = self._feedback_upto(version)
         self.cpu_ = 0.0
         self.restored_ = False
         self.lock_ = threading.RLock()
@@ -131,10 +146,15 @@ class OnlineSession:
         return sum(self.window_) / len(self.window_) if self.window_ else None
 
     def attach(self, version: entities.ModelVersion, model: online.OnlineModel) -> None:
-        """Continue from another snapshot (the champion moved elsewhere)."""
+        """Continue from another snapshot (the champion moved elsewhere): what this session
+        learned since its own last snapshot is dropped, and it learns again what came after
+        `version` (its recorded batch and feedback positions)."""
         with self.lock_:
             self.model_, self.good_ = model, (version, _metric(version))
-            self.upto_batch_ = max(self.upto_batch_, int(version.metrics.get("data_upto_batch", 0)))
+            self.upto_batch_ = int(version.metrics.get("data_upto_batch", 0))
+            self.feedback_upto_ = self._feedback_upto(version)
+            self.since_events_, self.since_at_ = 0, self.project.clock.now()
+            self.batches_, self.cpu_, self.restored_ = set(), 0.0, False
 
     # -- learning -----------------------------------------------------------------------------
 
@@ -152,15 +172,17 @@ class OnlineSession:
             model.learn_many(records, labels)
             self.cpu_ += clock() - started
             self.window_.extend([1.0 - error for error in errors])
-            self.recent_.extend(zip(records, labels))
+            self.recent_.extend(zip(records, labels, strict=True))
             self.since_events_ += len(events)
-            ids = {e.batch_id for e in events}
-            ids.discard(None)
+            ids = {e.batch_id for e in events if e.batch_id is not None}
             if ids:
                 self.batches_ |= ids
                 self.upto_batch_ = max(self.upto_batch_, *ids)
+            labels_seen = [e.feedback_id for e in events if e.feedback_id is not None]
+            if labels_seen:
+                self.feedback_upto_ = max(self.feedback_upto_, *labels_seen)
             drift = self._watch(errors, ids)
-            decisions = () if drift is None else (drift,)
+            decisions: tuple[entities.Decision, ...] = () if drift is None else (drift,)
             checkpoints: tuple[Checkpoint, ...] = ()
             if self._due():
                 done = self.checkpoint()
@@ -238,7 +260,8 @@ class OnlineSession:
                 name, run_id=run.id, artifact_uri=artifact.uri, sha256=artifact.sha256,
                 metrics={"accuracy": metric, "live_rows": len(self.window_), "online": True,
                          "events_learned": learned, "cpu_seconds": self.cpu_,
-                         "data_upto_batch": self.upto_batch_},
+                         "data_upto_batch": self.upto_batch_,
+                         "feedback_upto": self.feedback_upto_},
             )
             decision, promoted = self._judge(version, metric)
             self.since_events_, self.since_at_ = 0, self.project.clock.now()
@@ -287,6 +310,14 @@ class OnlineSession:
         return decision, True
 
     # -- helpers ------------------------------------------------------------------------------
+
+    def _feedback_upto(self, version: entities.ModelVersion | None) -> int:
+        """The newest feedback label `version`'s lineage learned (the cursor for a snapshot
+        stored before snapshots recorded it; 0 with neither)."""
+        if version is not None and "feedback_upto" in version.metrics:
+            return int(version.metrics["feedback_upto"])
+        stored = self.project.store.get_cursor(self.project.name, FEEDBACK_CURSOR) or {}
+        return int(stored.get("after", 0))
 
     def _fresh(self) -> online.OnlineModel:
         return online.build_model(self.spec, self.features, self.project.base_dir)

@@ -2,13 +2,20 @@
 
     lease → ingest → for each new accepted batch: score it with the live learner (stored as an
     evaluation: test) → learn its labelled rows (train) → watch the error stream → checkpoint
+    → learn the feedback labels sent to the server since (`controller.online_feedback`)
 
 Called by `driftloop tick` / `run` and by the backtest (same code, fake clock), in place of
 `controller.tick.Controller`. The learner lives in an `OnlineSession`. A new process continues
-from the champion snapshot and learns again the batches that came after it (the snapshot
-records the newest batch it has learned), so what it holds is always what the store implies;
-batches already scored are not scored twice. Late labels (a batch of labels for earlier rows)
-are not learned by the online path.
+from the champion snapshot and learns again the batches and feedback labels that came after it
+(the snapshot records the newest of each it has learned), so what it holds is always what the
+store implies; batches already scored are not scored twice. Late labels (a batch of labels for
+earlier rows) are not learned by the online path.
+
+The lease decides who writes: a prediction server learns feedback labels itself only while it
+holds the lease (`server.online`), and gives it back after each call. So the learner that
+checkpoints may change between ticks: each tick first checks that the session still continues
+from the champion as stored, and if another writer moved it, continues from that snapshot
+instead (`OnlineSession.attach`), learning again what came after it.
 """
 
 from __future__ import annotations
@@ -17,13 +24,14 @@ from datetime import timedelta
 
 import numpy as np
 
-from driftloop.controller import evaluate, history, online, retrain
+from driftloop.controller import evaluate, history, online, online_feedback, retrain
 from driftloop.controller import ingest as ingesting
 from driftloop.controller import lease as leases
 from driftloop.controller import project as projects
 from driftloop.controller import tick as ticking
-from driftloop.store import entities
+from driftloop.store import entities, serving
 from driftloop.train import online as learners
+from driftloop.validation import schema as schemas
 
 
 class OnlineController:
@@ -41,29 +49,41 @@ class OnlineController:
         self.lease_ttl = lease_ttl or project.spec.lease_timeout
         self.history_ = history.History(project)
         self.evaluations_ = evaluate.Evaluations(project)
+        self.serving_ = serving.ServingStore(project.store)
         self.session_: online.OnlineSession | None = None
 
     def session(self) -> online.OnlineSession | None:
-        """The live learner's session, opened from the champion snapshot (None: no schema yet,
-        so no feature columns)."""
-        if self.session_ is not None:
-            return self.session_
+        """The live learner's session, continuing from the champion snapshot as stored now
+        (None: no schema yet, so no feature columns)."""
         store, name = self.project.store, self.project.name
+        session = self.session_
+        if session is not None:
+            number = store.get_alias(name, "champion")
+            mine = session.version.version if session.version is not None else None
+            if number is not None and number != mine:  # another writer moved it
+                session.attach(*self._snapshot(number))
+            return session
         schema = store.get_pipeline(name).schema
         if schema is None:
             return None
         columns = [column["name"] for column in schema.get("columns", [])]
         features = self.project.spec.feature_columns(columns)
         number = store.get_alias(name, "champion")
-        model, version = None, None
+        version: entities.ModelVersion | None = None
+        model: learners.OnlineModel | None = None
         if number is not None:
-            version = store.get_model_version(name, number)
-            loaded = self.project.artifacts.get_model(version.artifact_uri, version.sha256)
-            model = loaded.snapshot()  # learn on a copy: the snapshot stays as stored
+            version, model = self._snapshot(number)
         self.session_ = online.OnlineSession(
             self.project, features, self.holder, model=model, version=version
         )
         return self.session_
+
+    def _snapshot(self, number: int) -> tuple[entities.ModelVersion, learners.OnlineModel]:
+        """Version `number` and a copy of its learner to learn on (the snapshot stays as
+        stored)."""
+        version = self.project.store.get_model_version(self.project.name, number)
+        loaded = self.project.artifacts.get_model(version.artifact_uri, version.sha256)
+        return version, loaded.snapshot()
 
     def tick(self) -> ticking.TickResult:
         """One step under the pipeline's lease (renewed while it works, as `tick.Controller`
@@ -97,12 +117,20 @@ class OnlineController:
                 evaluations.append(evaluation)
             decisions += report.decisions
             checkpoints += report.checkpoints
+        labelled = online_feedback.pending(self.project, self.serving_, session)
+        if labelled:
+            stored = self.project.store.get_pipeline(self.project.name).schema
+            assert stored is not None  # the session's features came from it
+            report = online_feedback.learn(
+                self.project, session, labelled, schemas.Schema.from_json(stored))
+            decisions += report.decisions
+            checkpoints += report.checkpoints
         outcome = None
         if checkpoints:
             last = checkpoints[-1]
             reason = "online snapshot" if last.promoted else "online snapshot rolled back"
             outcome = retrain.Outcome(last.run, last.version, last.promoted, reason)
-        acted = bool(batches or evaluations or decisions or checkpoints)
+        acted = bool(batches or evaluations or decisions or checkpoints or labelled)
         return ticking.TickResult(
             acted, None, batches, tuple(evaluations), decisions[-1] if decisions else None,
             outcome,

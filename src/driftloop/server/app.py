@@ -91,7 +91,9 @@ class FeedbackRequest(_Body):
 class FeedbackResponse(BaseModel):
     stored: int
     duplicates: list[str] = Field(description="Already labelled: the first label wins")
-    learned: int = Field(default=0, description="Labels the online learner learned now")
+    learned: int = Field(default=0, description=(
+        "Labels this server's online learner learned now (0 while an online controller holds "
+        "the pipeline's lease: its next tick learns them)"))
 
 
 class PromoteRequest(_Body):
@@ -259,7 +261,8 @@ def _add_routes(app: FastAPI, server: state.ServerState) -> None:
     def feedback(body: FeedbackRequest, actor: str = _require(server, "feedback")) -> Any:
         """Ground truth for earlier predictions (hours or days later). The first label of a
         prediction wins; any unknown prediction id fails the whole call with 404 listing them.
-        An online pipeline's learner learns the new labels before the answer (`learned`)."""
+        An online pipeline's learner learns the new labels before the answer (`learned`) if
+        this server can take the pipeline's lease; else the lease holder learns them."""
         inputs = server.inputs
         if inputs is not None:
             target = inputs.schema.column(inputs.schema.target)

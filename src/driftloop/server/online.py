@@ -4,12 +4,22 @@
 When the champion is loaded (or moved by someone else), a copy of that snapshot becomes the
 live learner of an `controller.online.OnlineSession`, and the `ModelHolder` serves exactly that
 object (`adopt`), so predictions come from the model that learns. `POST /v1/feedback` calls
-`learn_feedback` after the labels are stored: the new labels of champion predictions are
-joined to the features logged with their prediction, rebuilt into the frame a prediction sees,
-and learned in label order, with the prediction that was served as the event's test. A cursor
-in the store (``online-feedback``) marks what has been learned, so each label is learned once,
-also across restarts (what a learner learned after its last snapshot is lost with the process;
-the snapshot cadence bounds that).
+`learn_feedback` after the labels are stored.
+
+One writer at a time, chosen by the pipeline's lease (`controller.lease`): the learner learns
+and checkpoints (versions, the champion alias, decisions) only while this process holds it. A
+feedback call takes the lease (holder ``server:online@host:pid:…``), makes sure the session
+continues from the current champion, learns the new labels of champion predictions
+(`controller.online_feedback`: joined to the features logged with their prediction, in label
+order) with its writes fenced, and gives the lease back, so an online controller
+(`driftloop run` / `tick`) is never kept from its tick. While another holder has the lease (a
+controller mid-tick), the call learns nothing and leaves the labels where they are: the holder
+learns them (the online controller learns feedback labels too), and this server serves its
+snapshots through the hot swap (`swapped`). Each snapshot records the newest label its lineage
+learned, so a label is learned once, whichever process learns it, also across restarts: what a
+learner learned after its last snapshot is learned again from that snapshot by the next writer.
+`ServerState.stop` releases the lease; a process that dies holding it loses it after the
+pipeline's `lease_timeout`.
 
 Predictions stay consistent while it learns: the model's lock makes every update atomic to a
 reader (`train.online.OnlineModel`).
@@ -19,17 +29,17 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
 
-from driftloop.controller import online
+from driftloop.controller import lease as leases
+from driftloop.controller import online, online_feedback
 from driftloop.controller import project as projects
+from driftloop.core import errors
 from driftloop.server import models, scoring
 from driftloop.store import entities, serving
 from driftloop.train import online as learners
 
 log = logging.getLogger("driftloop.server")
 
-CURSOR = "online-feedback"
 ACTOR = "server:online"
 
 
@@ -42,6 +52,7 @@ class OnlineServing:
         self.project = project
         self.store = store
         self.holder = holder
+        self.lease_holder = leases.holder_name(ACTOR)
         self.session_: online.OnlineSession | None = None
         self.lock_ = threading.Lock()
 
@@ -80,38 +91,51 @@ class OnlineServing:
             self.holder.adopt("champion", version, model)
 
     def learn_feedback(self, inputs: scoring.InputSchema | None) -> int:
-        """Learn the champion's predictions labelled since the cursor; how many were learned."""
-        session = self.session_
-        if session is None or inputs is None:
+        """Learn the champion's predictions labelled since the session's position, under the
+        lease; how many were learned (0 while another process holds the lease)."""
+        if self.session_ is None or inputs is None:
             return 0
-        name = self.project.name
-        with self.lock_:  # one learner of the cursor's labels at a time: each learned once
-            after = int((self.project.store.get_cursor(name, CURSOR) or {}).get("after", 0))
-            items = self.store.labelled(name, after_id=after, alias="champion")
-            if not items:
+        store, name = self.project.store, self.project.name
+        with self.lock_:  # one learner of the labels at a time in this process
+            taken = False
+            try:
+                with leases.hold(store, name, self.lease_holder,
+                                 self.project.spec.lease_timeout) as lease:
+                    if lease is None:
+                        return 0  # the holder (an online controller) learns these labels
+                    taken = True
+                    session = self._current()
+                    if session is None:
+                        return 0
+                    items = online_feedback.pending(self.project, self.store, session)
+                    if not items:
+                        return 0
+                    online_feedback.learn(
+                        self.project, session, items, inputs.schema, frame=inputs.frame)
+                    return len(items)
+            except errors.ConflictError as exc:  # the lease lapsed mid-call; another has it
+                log.warning("%s: feedback not learned here: %s", name, exc)
                 return 0
-            frame = inputs.frame([item.prediction.features for item in items])
-            records = learners.records_of(frame, session.features)
-            target = inputs.schema.column(inputs.schema.target)
-            events = [
-                online.Event(record, _label(item.label, target.dtype), item.prediction.prediction)
-                for record, item in zip(records, items, strict=True)
-            ]
-            session.learn(events)
-            self.project.store.set_cursor(name, CURSOR, {"after": items[-1].feedback_id})
-            return len(events)
+            finally:
+                if taken:  # after the heartbeat stopped: nothing renews it behind our back
+                    store.release_lease(name, self.lease_holder)
 
+    def release(self) -> None:
+        """Give the lease up if a feedback call left it with this process."""
+        self.project.store.release_lease(self.project.name, self.lease_holder)
 
-def _label(value: Any, dtype: str) -> Any:
-    """A label as JSON sent it, in the target column's type (as the learner learned it).
-
-    >>> _label(1.0, "int64"), _label(1, "float64"), _label(2, "object")
-    (1, 1.0, '2')
-    """
-    if dtype.startswith(("int", "uint")):
-        return int(value)
-    if dtype.startswith("float"):
-        return float(value)
-    if dtype == "bool":
-        return bool(value)
-    return str(value)
+    def _current(self) -> online.OnlineSession | None:
+        """The session, continuing from the champion as stored now (another writer may have
+        moved it since the poller last looked); None if it cannot (the champion is not an
+        online learner, or failed to load)."""
+        number = self.project.store.get_alias(self.project.name, "champion")
+        session = self.session_
+        if session is not None and session.version is not None and (
+            session.version.version == number
+        ):
+            return session
+        self.holder.refresh()  # the swap attaches the session to the new champion
+        session = self.session_
+        if session is None or session.version is None or session.version.version != number:
+            return None
+        return session

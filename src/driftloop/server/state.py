@@ -117,12 +117,17 @@ class ServerState:
         self.thread_.start()
 
     def stop(self) -> None:
-        """Stop polling and write every queued prediction."""
+        """Stop polling, write every queued prediction, give up the online learner's lease."""
         self.stop_.set()
         if self.thread_ is not None:
             self.thread_.join(10)
         self.shadow.close()
         self.log.close()
+        if self.online is not None:
+            try:
+                self.online.release()
+            except Exception as exc:  # it lapses after the lease timeout anyway
+                log.warning("releasing the online learner's lease failed: %s", exc)
         try:
             self._flush_stats()
         except Exception as exc:
