@@ -130,6 +130,11 @@ class NatsStream:
         """Publish `payloads` in order, each acknowledged by JetStream (stored)."""
         asyncio.run(_nats_publish(self.url, self.subject, payloads))
 
+    def recreate(self) -> None:
+        """Delete the stream (and its consumers) and create it again: sequences start at 1."""
+        asyncio.run(_nats_stream(self.url, self.stream, self.subject, create=False))
+        asyncio.run(_nats_stream(self.url, self.stream, self.subject, create=True))
+
     def consumer(self, durable: str) -> Any:
         """The durable consumer's info (num_pending, num_ack_pending, ...)."""
         return asyncio.run(_nats_consumer(self.url, self.stream, durable))

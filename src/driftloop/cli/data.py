@@ -14,7 +14,8 @@ SPEC = typer.Option(Path("driftloop.yaml"), "--spec", "-s", help="The pipeline s
 
 
 def ingest(spec: Path = SPEC) -> None:
-    """Read new data from the source, validate it, and record accepted / quarantined batches.
+    """Read new data from the source, validate it, and record accepted / quarantined batches
+    (from a stream, at most `source.max_batches` batches: run it again for more).
 
     Ingesting takes the pipeline's lease like a tick does, so it never races a running
     controller; while one holds the lease, it is the one that ingests."""

@@ -10,6 +10,13 @@ are stored in the transaction that stores the batch, and the source is told to a
 after that commit. A crash before the commit: the messages come again and are recorded then. A
 crash after it, before the ack: they come again (perhaps in other batches), are found recorded,
 are dropped from the batch they came in, and are acknowledged; nothing is counted twice.
+
+One call is one poll, and a stream source ends its poll after `max_batches` batches (default
+100; see `data.sources.events`), so a tick under a steady stream of events still ends and
+hands on to evaluate, decide and train; the next tick takes what was left on the server. After
+a call that recorded a batch, the ids of old batches that can no longer come again are pruned
+(`MetadataStore.prune_messages`; the rule is in `store._messages`): once per call, after the
+poll, so whatever was left pending before has been delivered again first.
 """
 
 from __future__ import annotations
@@ -48,6 +55,8 @@ def ingest(
             recorded.append(record_batch(project, fresh, on_accepted, schemas_))
         store.set_cursor(name, source.key, raw.cursor)
         source.acknowledge(raw)
+    if recorded:
+        store.prune_messages(name)
     return recorded
 
 

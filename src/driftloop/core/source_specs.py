@@ -65,6 +65,17 @@ class BatchSpec(Spec):
     )
 
 
+def _max_batches() -> Any:
+    """The `max_batches` field of the stream specs (a new one for each: pydantic owns it)."""
+    return Field(
+        default=100,
+        gt=0,
+        le=1_000_000,
+        description="Batches one poll (one tick) takes at most; the rest stays on the server "
+        "for the next tick, so a tick under a steady stream of events still ends",
+    )
+
+
 class RedisSourceSpec(Spec):
     """A Redis stream read through a consumer group (XREADGROUP, XACK after recording)."""
 
@@ -93,6 +104,7 @@ class RedisSourceSpec(Spec):
         description="Events pending this long with another consumer are claimed (XAUTOCLAIM)",
     )
     batch: BatchSpec = BatchSpec()
+    max_batches: int = _max_batches()
 
 
 class NatsSourceSpec(Spec):
@@ -112,6 +124,7 @@ class NatsSourceSpec(Spec):
         description="An event not acknowledged this long after delivery is delivered again",
     )
     batch: BatchSpec = BatchSpec()
+    max_batches: int = _max_batches()
 
     @pydantic.model_validator(mode="after")
     def _ack_outlasts_batch(self) -> NatsSourceSpec:

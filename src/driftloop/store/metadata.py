@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -227,6 +228,16 @@ class MetadataStore(_trials.TrialStore):
         """`(source_key, message id)` of each stream message batch `batch_id` holds."""
         with self._read() as conn:
             return _messages.of_batch(conn, batch_id)
+
+    def prune_messages(
+        self, pipeline: str, horizon: timedelta = _messages.HORIZON, keep: int = _messages.KEEP,
+    ) -> int:
+        """Forget the stream message ids that can no longer be delivered again: those of
+        batches older than `horizon` with at least `keep` newer ones (why these are safe to
+        forget: `store._messages`); returns how many ids went."""
+        with self._write() as conn:
+            pid = self._pid(conn, pipeline)
+            return _messages.prune(conn, pid, self.clock.now(), horizon=horizon, keep=keep)
 
     def find_batch(self, pipeline: str, fingerprint: str) -> entities.Batch | None:
         with self._read() as conn:

@@ -29,7 +29,9 @@ recorded batch, right after its commit and before its ack, in the order batches 
 (events delivered again after a crash may come after newer ones). A crash between the commit
 and `learn` does not deliver those events again: a learner that keeps state checkpoints the
 last batch id it learned from and, on start, catches up on later batches from the store.
-A batch not acknowledged when its poll ends is delivered again by a later poll. File, SQL and
+A batch not acknowledged when its poll ends is delivered again by a later poll. A stream poll
+ends when the stream has nothing more or after `max_batches` batches (`events.at_most`), so
+one tick takes a bounded share of a backlog and the next tick goes on from there. File, SQL and
 replay sources have no messages, and `acknowledge` does nothing for them.
 """
 

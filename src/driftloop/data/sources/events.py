@@ -1,5 +1,5 @@
-"""Stream events into batches: read one message as a flat record (or say why it cannot be), and
-gather records into `RawBatch`es by count or time.
+"""Stream events into batches: read one message as a flat record (or say why it cannot be),
+gather records into `RawBatch`es by count or time, and end a poll after `max_batches` of them.
 
 Used by the stream sources (`redis_stream`, `nats_stream`); they do the talking to the server,
 this module the rest. A batch is named by its message ids (sha256 of the source key and the
@@ -8,14 +8,24 @@ ids), never by its content: two events with equal fields are still two events.
 An unreadable event becomes a batch of its own with `frame` None and `error` saying why, so the
 controller quarantines it with that reason and acknowledges it like any other: it is recorded
 once and never delivered again.
+
+A poll ends when the stream has nothing more or after `max_batches` batches (`at_most`), so a
+tick under a steady stream of events ends and hands on to evaluate, decide and train. The bound
+is a count of batches rather than a time budget: a backlog then takes a known number of ticks
+whatever the machine's speed (and tests need no clock), and one tick holds at most
+`max_batches` x `rows` events. A trickle that never lets a poll find the stream empty ends it
+after at most `max_batches` x `seconds`. Events not taken stay unacknowledged on the server
+(Redis: pending with this consumer, read first by the next poll; NATS: nak'ed when the poll
+ends, delivered again at once), so the next tick takes them, and none is lost or counted twice.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from typing import Any
 
 import pandas as pd
@@ -93,6 +103,26 @@ def _kind(value: Any) -> str:
     if value is None:
         return "null"
     return names.get(type(value), "a number")
+
+
+def at_most(batches: Generator[base.RawBatch, None, None], limit: int) -> Iterator[base.RawBatch]:
+    """The first `limit` of `batches`; then (or when the caller stops early) `batches` is
+    closed, so the poll behind it ends and gives back what it holds but did not yield.
+
+    >>> def poll():
+    ...     try:
+    ...         yield from "abc"
+    ...     finally:
+    ...         print("closed")
+    >>> list(at_most(poll(), 2))
+    closed
+    ['a', 'b']
+    """
+    with contextlib.closing(batches):
+        for count, raw in enumerate(batches, 1):
+            yield raw
+            if count >= limit:
+                return
 
 
 def message_fingerprint(source_key: str, messages: tuple[str, ...]) -> str:

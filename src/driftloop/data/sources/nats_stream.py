@@ -6,14 +6,21 @@ Built by `base.build_source` from a `core.config.NatsSourceSpec`; polled by the 
 
 The durable consumer (explicit acks, `ack_wait`, delivering the stream from its start) is
 created on the first poll if it does not exist; the stream must exist. Each message is one JSON
-object; its id is its stream sequence number. A poll fetches until the consumer has nothing more
-(it waits up to one second, or `seconds` while a batch is open). Messages it was delivered but
-that were not acknowledged when it ends are negatively acknowledged, so they come again at once
-rather than after `ack_wait`; after a crash they come again after `ack_wait`.
+object. A poll fetches until the consumer has nothing more (it waits up to one second, or
+`seconds` while a batch is open) or `max_batches` batches are yielded (`events.at_most`).
+Messages it was delivered but that were not acknowledged when it ends are negatively
+acknowledged, so they come again at once rather than after `ack_wait`; after a crash they come
+again after `ack_wait`.
 
-Sequence numbers name messages within one stream's life: a stream deleted and created again
-under the same name starts again at 1, and its messages would be taken as recorded already.
-Give a new stream a new name (or a new pipeline).
+A message's id is its stream sequence number and the stream's creation time (`message_id`):
+``26@2026-11-29T20:46:42.123456Z``. Sequence numbers alone name messages within one life of a
+stream only: a stream deleted and created again under the same name starts again at 1, and its
+new messages would be taken for old ones already recorded. The creation time (from the stream
+info, read once per poll after the consumer is bound, so it is the life the consumer reads)
+tells the lives apart. Ids recorded before the creation time was part of them are bare
+sequence numbers: they still name their batch's messages, but are not matched against new
+deliveries, so a message recorded but not yet acknowledged when upgrading would be recorded
+again; upgrade after an ingest that ended cleanly (it acknowledges all it recorded).
 
 nats-py is asyncio. Each poll runs its own event loop on a thread of its own (`_Loop`) and calls
 into it from the caller's thread, so a poll works the same from plain code, a CLI or a thread of
@@ -23,8 +30,10 @@ an async server; the connection, the loop and the thread end with the poll, leav
 from __future__ import annotations
 
 import asyncio
+import collections
 import threading
-from collections.abc import Coroutine, Iterator
+from collections.abc import Coroutine, Generator, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
@@ -59,8 +68,15 @@ class NatsSource(base.Source):
         rows: int = 1000,
         seconds: float = 5.0,
         ack_wait: float = 30.0,
+        max_batches: int = 100,
     ) -> None:
-        for name, value in (("rows", rows), ("seconds", seconds), ("ack_wait", ack_wait)):
+        checked = (
+            ("rows", rows),
+            ("seconds", seconds),
+            ("ack_wait", ack_wait),
+            ("max_batches", max_batches),
+        )
+        for name, value in checked:
             if value <= 0:
                 raise errors.ConfigError(f"`{name}` of NatsSource must be > 0; got {value}")
         self.url = url
@@ -70,6 +86,7 @@ class NatsSource(base.Source):
         self.rows = rows
         self.seconds = seconds
         self.ack_wait = ack_wait
+        self.max_batches = max_batches
         self._open: _Session | None = None  # the open poll's connection, for `acknowledge`
 
     @classmethod
@@ -82,6 +99,7 @@ class NatsSource(base.Source):
             rows=spec.batch.rows,
             seconds=spec.batch.seconds,
             ack_wait=spec.ack_wait.total_seconds(),
+            max_batches=spec.max_batches,
         )
 
     @property
@@ -110,9 +128,13 @@ class NatsSource(base.Source):
         return super().__repr__().replace(repr(self.url), repr(shown), 1)
 
     def poll(self, cursor: JSON | None) -> Iterator[base.RawBatch]:
-        """Yield batches of the events the consumer delivers; `cursor` is not needed (the
-        durable consumer keeps the place); each batch's ``{"last": sequence}`` is for people."""
+        """Yield up to `max_batches` batches of the events the consumer delivers; `cursor` is
+        not needed (the durable consumer keeps the place); each batch's ``{"last": id}`` is for
+        people."""
         del cursor
+        return events.at_most(self._batches(), self.max_batches)
+
+    def _batches(self) -> Generator[base.RawBatch, None, None]:
         nats = _nats()
         loop = _Loop()
         session: _Session | None = None
@@ -124,8 +146,9 @@ class NatsSource(base.Source):
                 wait = batcher.wait()
                 timeout = min(self.seconds, 1.0) if wait is None else max(wait, 0.01)
                 count = min(max(batcher.room(), 1), FETCH_MAX)
-                messages = loop.run(session.fetch(count, timeout))
-                for msg in messages:
+                fetched = loop.run(session.fetch(count, timeout))
+                while session.untaken:
+                    msg = session.untaken.popleft()
                     message = session.take(msg)
                     if message is None:
                         continue
@@ -138,7 +161,7 @@ class NatsSource(base.Source):
                         yield batcher.cut()
                 if batcher.due():
                     yield batcher.cut()
-                elif not messages and not len(batcher):
+                elif not fetched and not len(batcher):
                     return
         except (TimeoutError, nats.errors.Error, OSError) as exc:
             raise self._error(exc) from exc
@@ -176,14 +199,6 @@ class NatsSource(base.Source):
         )
         try:
             jetstream = client.jetstream()
-            try:
-                await jetstream.stream_info(self.stream)
-            except js_errors.NotFoundError:
-                raise errors.PermanentError(
-                    f"JetStream stream {self.stream!r} does not exist at {self.server}: create "
-                    "it (e.g. `nats stream add`) or check source.stream",
-                    source=self.key,
-                ) from None
             consumer = api.ConsumerConfig(
                 ack_policy=api.AckPolicy.EXPLICIT,
                 deliver_policy=api.DeliverPolicy.ALL,
@@ -191,13 +206,23 @@ class NatsSource(base.Source):
                 # Room for an open batch, the batch being recorded and one fetch in flight.
                 max_ack_pending=max(1000, 2 * self.rows + FETCH_MAX),
             )
-            subscription = await jetstream.pull_subscribe(
-                self.subject, durable=self.durable, stream=self.stream, config=consumer
-            )
+            try:
+                subscription = await jetstream.pull_subscribe(
+                    self.subject, durable=self.durable, stream=self.stream, config=consumer
+                )
+                # After binding: a stream created again since has deleted this consumer, so
+                # nothing is delivered under a creation time that is not the consumer's stream's.
+                created = (await jetstream.stream_info(self.stream)).created
+            except js_errors.NotFoundError:
+                raise errors.PermanentError(
+                    f"JetStream stream {self.stream!r} does not exist at {self.server}: create "
+                    "it (e.g. `nats stream add`) or check source.stream",
+                    source=self.key,
+                ) from None
         except BaseException:
             await client.close()
             raise
-        return _Session(loop, client, subscription)
+        return _Session(loop, client, subscription, created)
 
     def _error(self, exc: BaseException) -> errors.DriftloopError:
         if isinstance(exc, errors.DriftloopError):
@@ -215,27 +240,47 @@ class NatsSource(base.Source):
         )
 
 
+def message_id(sequence: int, created: datetime | None) -> str:
+    """The id of the message at `sequence` of the stream created at `created` (None: a server
+    that does not say; the sequence alone then).
+
+    >>> message_id(26, datetime(2026, 11, 29, 20, 46, 42, 123456, tzinfo=UTC))
+    '26@2026-11-29T20:46:42.123456Z'
+    """
+    if created is None:
+        return str(sequence)
+    stamp = created.astimezone(UTC) if created.tzinfo else created
+    return f"{sequence}@{stamp:%Y-%m-%dT%H:%M:%S.%fZ}"
+
+
 class _Session:
     """One poll's connection and pull subscription, and the messages delivered to it that are
-    not acknowledged yet (by message id: the stream sequence)."""
+    not acknowledged yet (by message id: the stream sequence and the stream's creation time)."""
 
-    def __init__(self, loop: _Loop, client: Any, subscription: Any) -> None:
+    def __init__(
+        self, loop: _Loop, client: Any, subscription: Any, created: datetime | None
+    ) -> None:
         self.loop = loop
         self.client = client
         self.subscription = subscription
+        self.created = created
         self.held: dict[str, Any] = {}
         self.acked: set[str] = set()
+        self.untaken: collections.deque[Any] = collections.deque()
 
-    async def fetch(self, count: int, timeout: float) -> list[Any]:
+    async def fetch(self, count: int, timeout: float) -> int:
+        """Fetch up to `count` messages into `untaken`; how many came."""
         try:
-            return list(await self.subscription.fetch(count, timeout=timeout))
+            messages = await self.subscription.fetch(count, timeout=timeout)
         except TimeoutError:  # nats' TimeoutError and FetchTimeoutError are these
-            return []
+            return 0
+        self.untaken.extend(messages)
+        return len(messages)
 
     def take(self, msg: Any) -> str | None:
         """The id of a newly delivered message, or None for one delivered again in this poll
         (kept to be acknowledged through its newest delivery)."""
-        message = str(msg.metadata.sequence.stream)
+        message = message_id(msg.metadata.sequence.stream, self.created)
         if message in self.held:
             self.held[message] = msg
             return None
@@ -254,11 +299,12 @@ class _Session:
         await self.client.flush()
 
     async def close(self) -> None:
-        """Nak what is still held (delivered again at once), then close the connection. On a
-        broken connection the naks are lost: those messages come again after `ack_wait`."""
+        """Nak what is still held or was fetched but not taken (a poll ended by `max_batches`
+        leaves some): delivered again at once. Then close the connection. On a broken
+        connection the naks are lost: those messages come again after `ack_wait`."""
         try:
             if not self.client.is_closed:
-                for msg in self.held.values():
+                for msg in [*self.held.values(), *self.untaken]:
                     await msg.nak()
                 await self.client.flush()
                 await self.subscription.unsubscribe()
@@ -266,6 +312,7 @@ class _Session:
             pass  # the poll's own outcome (a batch, or the error that ended it) is what counts
         finally:
             self.held.clear()
+            self.untaken.clear()
             await self.client.close()
 
 

@@ -11,7 +11,9 @@ One poll, in order:
 2. entries pending for longer than `claim_idle` with other consumers of the group, e.g. one
    that died for good (XAUTOCLAIM);
 3. new entries (XREADGROUP ``>``), until the stream has nothing more (it waits up to one second,
-   or `seconds` while a batch is open).
+   or `seconds` while a batch is open) or `max_batches` batches are yielded
+   (`events.at_most`). Entries read but not yielded then stay pending with this consumer, and
+   step 1 of the next poll reads them first.
 
 Events are gathered into batches of `rows` that close `seconds` after their first event
 (`events.Batcher`). An entry deleted from the stream while pending is acknowledged and
@@ -21,7 +23,7 @@ skipped. The group is created, at the start of the stream, if it does not exist 
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
@@ -55,12 +57,13 @@ class RedisSource(base.Source):
         rows: int = 1000,
         seconds: float = 5.0,
         claim_idle: float = 60.0,
+        max_batches: int = 100,
     ) -> None:
         if format not in ("json", "fields"):
             raise errors.ConfigError(
                 f"`format` of RedisSource must be json or fields; got {format!r}"
             )
-        for name, value in (("rows", rows), ("seconds", seconds)):
+        for name, value in (("rows", rows), ("seconds", seconds), ("max_batches", max_batches)):
             if value <= 0:
                 raise errors.ConfigError(f"`{name}` of RedisSource must be > 0; got {value}")
         if claim_idle < 0:
@@ -74,6 +77,7 @@ class RedisSource(base.Source):
         self.rows = rows
         self.seconds = seconds
         self.claim_idle = claim_idle
+        self.max_batches = max_batches
         self._client: Any = None  # the open poll's connection, for `acknowledge`
 
     @classmethod
@@ -88,6 +92,7 @@ class RedisSource(base.Source):
             rows=spec.batch.rows,
             seconds=spec.batch.seconds,
             claim_idle=spec.claim_idle.total_seconds(),
+            max_batches=spec.max_batches,
         )
 
     @property
@@ -113,9 +118,13 @@ class RedisSource(base.Source):
         return super().__repr__().replace(repr(self.url), repr(shown), 1)
 
     def poll(self, cursor: JSON | None) -> Iterator[base.RawBatch]:
-        """Yield batches of pending, then new, events; `cursor` is not needed (the group keeps
-        the place) and the one each batch carries, ``{"last": id}``, is for people to read."""
+        """Yield up to `max_batches` batches of pending, then new, events; `cursor` is not
+        needed (the group keeps the place) and the one each batch carries, ``{"last": id}``, is
+        for people to read."""
         del cursor
+        return events.at_most(self._batches(), self.max_batches)
+
+    def _batches(self) -> Generator[base.RawBatch, None, None]:
         client = self._connect()
         self._client = client
         batcher = events.Batcher(self.key, self.location, self.rows, self.seconds)
