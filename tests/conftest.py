@@ -203,3 +203,23 @@ def ray_cluster() -> Iterator[object]:
     ray = ray_executor.connect(num_cpus=2)
     yield ray
     ray.shutdown()
+
+
+def stream_project(tmp_path: Any, source: Any, spec: str) -> Any:
+    """A project on an in-memory SQLite store reading `source` (a stream source or a double)."""
+    from driftloop.controller import project as projects
+    from driftloop.core import clock as clocks
+    from driftloop.core import config
+    from driftloop.store import artifacts, metadata
+
+    store = metadata.MetadataStore.open("sqlite://")
+    project = projects.Project(
+        spec=config.parse_spec(spec),
+        base_dir=tmp_path,
+        store=store,
+        artifacts=artifacts.ArtifactStore(str(tmp_path / "artifacts")),
+        source=source,
+        clock=clocks.SystemClock(),
+    )
+    store.ensure_pipeline(project.name, project.spec.model_dump(mode="json"))
+    return project

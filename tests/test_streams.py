@@ -12,15 +12,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import NatsStream, RedisStream
+from conftest import NatsStream, RedisStream, stream_project
 
 from driftloop.controller import ingest
 from driftloop.controller import project as projects
-from driftloop.core import clock as clocks
 from driftloop.core import config, errors
 from driftloop.core.types import JSON
 from driftloop.data.sources import base, events, nats_stream, redis_stream
-from driftloop.store import artifacts, metadata
 
 SPEC = """\
 name: streamed
@@ -147,18 +145,9 @@ class ScriptedStream(base.Source):
 def scripted(tmp_path: Path) -> Iterator[tuple[projects.Project, ScriptedStream]]:
     records: list[dict[str, object]] = [{"id": i, "x": i / 10, "y": i % 2} for i in range(10)]
     source = ScriptedStream(records)
-    store = metadata.MetadataStore.open("sqlite://")
-    project = projects.Project(
-        spec=config.parse_spec(SPEC),
-        base_dir=tmp_path,
-        store=store,
-        artifacts=artifacts.ArtifactStore(str(tmp_path / "artifacts")),
-        source=source,
-        clock=clocks.SystemClock(),
-    )
-    store.ensure_pipeline(project.name, project.spec.model_dump(mode="json"))
+    project = stream_project(tmp_path, source, SPEC)
     yield project, source
-    store.close()
+    project.store.close()
 
 
 def stored_ids(project: projects.Project) -> list[int]:

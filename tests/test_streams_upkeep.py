@@ -10,16 +10,16 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pandas as pd
 import pytest
-from conftest import NatsStream, RedisStream
+from conftest import NatsStream, RedisStream, stream_project
+from test_streams import stored_ids
 
 from driftloop.controller import ingest
 from driftloop.controller import project as projects
 from driftloop.core import clock as clocks
 from driftloop.core import config, errors
 from driftloop.data.sources import base, events, nats_stream, redis_stream
-from driftloop.store import artifacts, metadata
+from driftloop.store import metadata
 
 SPEC = """\
 name: upkeep
@@ -32,26 +32,7 @@ trainer: {function: train:make_model}
 
 
 def make_project(tmp_path: Path, source: base.Source) -> projects.Project:
-    store = metadata.MetadataStore.open("sqlite://")
-    project = projects.Project(
-        spec=config.parse_spec(SPEC),
-        base_dir=tmp_path,
-        store=store,
-        artifacts=artifacts.ArtifactStore(str(tmp_path / "artifacts")),
-        source=source,
-        clock=clocks.SystemClock(),
-    )
-    store.ensure_pipeline(project.name, project.spec.model_dump(mode="json"))
-    return project
-
-
-def stored_ids(project: projects.Project) -> list[int]:
-    frames = [
-        project.artifacts.get_frame(b.data_uri, b.data_sha256)
-        for b in project.store.list_batches(project.name, status="accepted")
-        if b.data_uri is not None and b.data_sha256 is not None
-    ]
-    return sorted(pd.concat(frames)["id"].tolist()) if frames else []
+    return stream_project(tmp_path, source, SPEC)
 
 
 def event(i: int) -> bytes:
