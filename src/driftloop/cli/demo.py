@@ -34,6 +34,7 @@ DEMO_POLICIES: dict[str, dict[str, Any]] = {
         "online": {
             "learner": "river.tree:HoeffdingAdaptiveTreeClassifier",
             "params": {"seed": 42},
+            "checkpoint": {"every_events": 1000},
         }
     },
 }
