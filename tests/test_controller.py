@@ -135,7 +135,7 @@ def test_a_manual_request_retrains_once(folder: Path) -> None:
 
 def test_a_failing_trainer_is_recorded_not_raised(folder: Path) -> None:
     (folder / "train.py").write_text(
-        "def make_model(max_iter=1):\n    raise RuntimeError('no GPU here')\n"
+        "def make_model(max_iter=1, learning_rate=0.1):\n    raise RuntimeError('no GPU here')\n"
     )
     project = open_project(folder)
     result = tick.Controller(project).tick()
@@ -208,7 +208,8 @@ def test_late_labels_are_joined_scored_by_the_model_that_served_and_learned(fold
 
 
 def test_a_failing_trainer_is_retried_a_bounded_number_of_times(folder: Path) -> None:
-    (folder / "train.py").write_text("def make_model(max_iter=1):\n    raise RuntimeError('no')\n")
+    (folder / "train.py").write_text(
+        "def make_model(max_iter=1, learning_rate=0.1):\n    raise RuntimeError('no')\n")
     project = open_project(folder)
     controller = tick.Controller(project)
     for _ in range(6):

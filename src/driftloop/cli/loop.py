@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import getpass
-import time
+import signal
+import threading
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -41,16 +43,29 @@ def run(
 
     Any number of controllers may run on one shared store (PostgreSQL): each tick takes the
     pipeline's lease and gives it back when done, so whichever controller comes next does the
-    next step, and one that dies mid-tick is replaced once `lease_timeout` has passed."""
+    next step, and one that dies mid-tick is replaced once `lease_timeout` has passed.
+
+    Ctrl-C (or SIGTERM) lets the current tick finish, then stops: interrupted half-way, a tick
+    could leave a transaction open on the lease row that the release then waits for. A second
+    Ctrl-C stops at once."""
     from driftloop.controller import online_tick
     from driftloop.controller import project as projects
     from driftloop.core import errors
 
     project = console.guard(lambda: projects.open_project(spec))
     controller = online_tick.build_controller(project)
+    stopping = threading.Event()
+
+    def stop(_signum: int, _frame: Any) -> None:
+        if stopping.is_set():
+            raise KeyboardInterrupt
+        stopping.set()
+        console.info("stopping after this tick (Ctrl-C again: at once)")
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     done = 0
     try:
-        while ticks == 0 or done < ticks:
+        while not stopping.is_set() and (ticks == 0 or done < ticks):
             try:
                 try:
                     result = controller.tick()
@@ -59,7 +74,7 @@ def run(
                 show_tick(result)
             except errors.TemporaryError as exc:
                 console.info(f"temporary problem, retrying in {exc.delay:.0f}s: {exc}")
-                time.sleep(exc.delay)
+                stopping.wait(exc.delay)
                 continue
             except (errors.PermanentError, errors.ConflictError) as exc:
                 console.stderr.print(f"[red]tick failed[/red]: {exc}; carrying on", markup=True)
@@ -67,10 +82,14 @@ def run(
                 console.fail(str(exc))
             done += 1
             if ticks == 0 or done < ticks:
-                time.sleep(every)
+                stopping.wait(every)
+        if stopping.is_set():
+            console.info("stopped")
     except KeyboardInterrupt:
         console.info("stopped")
     finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         controller.release()
         project.close()
 
