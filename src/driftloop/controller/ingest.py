@@ -14,9 +14,9 @@ are dropped from the batch they came in, and are acknowledged; nothing is counte
 One call is one poll, and a stream source ends its poll after `max_batches` batches (default
 100; see `data.sources.events`), so a tick under a steady stream of events still ends and
 hands on to evaluate, decide and train; the next tick takes what was left on the server. After
-a call that recorded a batch, the ids of old batches that can no longer come again are pruned
-(`MetadataStore.prune_messages`; the rule is in `store._messages`): once per call, after the
-poll, so whatever was left pending before has been delivered again first.
+a call that recorded a batch of stream messages, the ids of old batches that can no longer
+come again are pruned (`MetadataStore.prune_messages`; the rule is in `store._messages`): once
+per call, after the poll, so whatever was left pending before has been delivered again first.
 """
 
 from __future__ import annotations
@@ -47,15 +47,16 @@ def ingest(
     them in memory need not read them back; `known` is such a caller's `History`, which late
     labels are joined against (one is read from the store when needed otherwise)."""
     store, name, source = project.store, project.name, project.source
-    recorded = []
+    recorded, with_messages = [], False
     schemas_ = _Schemas(project, known)
     for raw in source.poll(store.get_cursor(name, source.key)):
         fresh = raw.without(store.recorded_messages(name, source.key, raw.messages))
         if fresh is not None and store.find_batch(name, fresh.fingerprint) is None:
             recorded.append(record_batch(project, fresh, on_accepted, schemas_))
+            with_messages = with_messages or bool(fresh.messages)
         store.set_cursor(name, source.key, raw.cursor)
         source.acknowledge(raw)
-    if recorded:
+    if with_messages:  # only stream sources record message ids
         store.prune_messages(name)
     return recorded
 
