@@ -4,8 +4,9 @@
 in-memory store and artifact root, a `ReplaySource` that releases one batch per step as the
 clock reaches its end, and an in-process executor (its CPU seconds are what is compared).
 Every batch is scored by the live champion before anything learns from it (test-then-train);
-the first `warmup` of data is one batch that only trains the first model. Policies run side by
-side in `workers` processes, or as Ray tasks when the spec's `trainer.executor` is ``ray``.
+the first `warmup` of data is one batch that only trains the first model. Policies run in
+`workers` processes, several per process in lockstep (`replay_group`), or as Ray tasks when the
+spec's `trainer.executor` is ``ray``.
 """
 
 from __future__ import annotations
@@ -103,62 +104,92 @@ def replay_policy(
 ) -> PolicyResult:
     """Run one policy over the whole frame through `Controller.tick`, on one CPU thread
     (so that policies run side by side and CPU seconds compare)."""
-    with threadpoolctl.threadpool_limits(1):
-        return _replay(frame, spec, name, ends, base_dir, on_step)
+    steps = {name: on_step} if on_step is not None else {}
+    return replay_group(frame, {name: spec}, ends, base_dir, steps)[0]
 
 
-def _replay(
+def replay_group(
     frame: pd.DataFrame,
-    spec: config.PipelineSpec,
-    name: str,
+    specs: dict[str, config.PipelineSpec],
     ends: Sequence[pd.Timestamp],
     base_dir: Path,
-    on_step: Callable[[], None] | None,
-) -> PolicyResult:
-    started = time.perf_counter()
-    if spec.timestamp is None:
-        raise errors.ConfigError(
-            "a backtest needs `timestamp`: the column that orders rows in time"
+    on_step: dict[str, Callable[[], None]] | None = None,
+) -> list[PolicyResult]:
+    """Replay several policies in lockstep, one batch of each in turn, on one CPU thread.
+    Lockstep makes their CPU seconds comparable on a machine whose speed drifts: every policy
+    trains throughout the replay, not in a window of its own."""
+    with threadpoolctl.threadpool_limits(1):
+        replays = [_Replay(frame, spec, name, ends, base_dir) for name, spec in specs.items()]
+        for end in ends:
+            for replay in replays:
+                replay.step(end)
+                if on_step and replay.name in on_step:
+                    on_step[replay.name]()
+        return [replay.finish() for replay in replays]
+
+
+class _Replay:
+    """One policy's replay: its own in-memory store, artifact root, clock and controller."""
+
+    def __init__(
+        self,
+        frame: pd.DataFrame,
+        spec: config.PipelineSpec,
+        name: str,
+        ends: Sequence[pd.Timestamp],
+        base_dir: Path,
+    ) -> None:
+        if spec.timestamp is None:
+            raise errors.ConfigError(
+                "a backtest needs `timestamp`: the column that orders rows in time"
+            )
+        self.name = name
+        self.spec = spec
+        self.clock = clocks.FakeClock(ends[0].to_pydatetime())
+        self.store = metadata.MetadataStore.open("sqlite://", clock=self.clock)
+        project = projects.Project(
+            spec=spec,
+            base_dir=base_dir,
+            store=self.store,
+            artifacts=artifacts.ReplayArtifactStore(),
+            source=replay.ReplaySource(frame, spec.timestamp, ends, self.clock),
+            clock=self.clock,
         )
-    clock = clocks.FakeClock(ends[0].to_pydatetime())
-    store = metadata.MetadataStore.open("sqlite://", clock=clock)
-    project = projects.Project(
-        spec=spec,
-        base_dir=base_dir,
-        store=store,
-        artifacts=artifacts.ReplayArtifactStore(),
-        source=replay.ReplaySource(frame, spec.timestamp, ends, clock),
-        clock=clock,
-    )
-    store.ensure_pipeline(spec.name, spec.model_dump(mode="json"))
-    controller = online_tick.build_controller(
-        project, holder=f"backtest:{name}", executor=executors.InlineExecutor()
-    )
-    steps = []
-    for end in ends:
-        clock.set(end.to_pydatetime())
-        result = controller.tick()
-        steps.append(_step(end, result))
-        if on_step is not None:
-            on_step()
-    if isinstance(controller, online_tick.OnlineController):
-        controller.finish()  # the last snapshot: its learning CPU counts too
-    runs = store.list_runs(spec.name, status="succeeded")
-    scored = [(e.value, e.rows) for e in store.list_evaluations(spec.name) if e.value is not None]
-    rows = sum(n for _, n in scored)
-    score = sum(value * n for value, n in scored) / rows if rows else float("nan")
-    promotions = len(store.alias_history(spec.name, "champion"))
-    store.close()
-    return PolicyResult(
-        policy=name,
-        metric=spec.gate.metric,
-        score=score,
-        trainings=len(runs),
-        promotions=promotions,
-        cpu_seconds=sum(run.compute_seconds or 0.0 for run in runs),
-        wall_seconds=time.perf_counter() - started,
-        steps=tuple(steps),
-    )
+        self.store.ensure_pipeline(spec.name, spec.model_dump(mode="json"))
+        self.controller = online_tick.build_controller(
+            project, holder=f"backtest:{name}", executor=executors.InlineExecutor()
+        )
+        self.steps: list[Step] = []
+        self.seconds = 0.0
+
+    def step(self, end: pd.Timestamp) -> None:
+        started = time.perf_counter()
+        self.clock.set(end.to_pydatetime())
+        self.steps.append(_step(end, self.controller.tick()))
+        self.seconds += time.perf_counter() - started
+
+    def finish(self) -> PolicyResult:
+        store, spec = self.store, self.spec
+        if isinstance(self.controller, online_tick.OnlineController):
+            self.controller.finish()  # the last snapshot: its learning CPU counts too
+        runs = store.list_runs(spec.name, status="succeeded")
+        scored = [
+            (e.value, e.rows) for e in store.list_evaluations(spec.name) if e.value is not None
+        ]
+        rows = sum(n for _, n in scored)
+        score = sum(value * n for value, n in scored) / rows if rows else float("nan")
+        promotions = len(store.alias_history(spec.name, "champion"))
+        store.close()
+        return PolicyResult(
+            policy=self.name,
+            metric=spec.gate.metric,
+            score=score,
+            trainings=len(runs),
+            promotions=promotions,
+            cpu_seconds=sum(run.compute_seconds or 0.0 for run in runs),
+            wall_seconds=self.seconds,
+            steps=tuple(self.steps),
+        )
 
 
 def _step(end: pd.Timestamp, result: tick.TickResult) -> Step:
@@ -222,24 +253,45 @@ def backtest(
     if spec.trainer.executor == "ray":
         return _on_ray(frame, specs, ends, base_dir, spec.trainer.address, progress)
     if workers <= 1:
-        return [
-            replay_policy(frame, policy, name, ends, base_dir, _reporter(progress, name))
-            for name, policy in specs.items()
-        ]
+        reporters = {name: _reporter(progress, name) for name in specs}
+        steps = {name: call for name, call in reporters.items() if call is not None}
+        return replay_group(frame, specs, ends, base_dir, steps)
+    groups = _groups(list(specs), workers)
     with multiprocessing.Manager() as manager:
         queue = manager.Queue()
         context = multiprocessing.get_context("spawn")
-        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+        with concurrent.futures.ProcessPoolExecutor(len(groups), mp_context=context) as pool:
             futures = [
                 pool.submit(
-                    replay_policy, frame, policy, name, ends, base_dir, _Enqueue(queue, name)
+                    replay_group, frame, {name: specs[name] for name in group}, ends, base_dir,
+                    {name: _Enqueue(queue, name) for name in group},
                 )
-                for name, policy in specs.items()
+                for group in groups
             ]
             while not all(future.done() for future in futures):
                 _drain(queue, progress, timeout=0.2)
             _drain(queue, progress, timeout=0)
-            return [future.result() for future in futures]
+            found = {result.policy: result for future in futures for result in future.result()}
+            return [found[name] for name in specs]
+
+
+def _groups(names: list[str], workers: int) -> list[list[str]]:
+    """Policies per worker process, each group replayed in lockstep. Retraining on every batch
+    costs about as much as all the other policies together, so it shares its worker only with
+    `never` (which trains once); the rest are dealt out over the other workers.
+
+    >>> _groups(["never", "every-batch", "weekly", "a", "b"], 2)
+    [['every-batch', 'never'], ['weekly', 'a', 'b']]
+    >>> _groups(["never", "every-batch", "weekly", "a", "b"], 3)
+    [['every-batch', 'never'], ['weekly', 'b'], ['a']]
+    """
+    heavy: list[str] = [name for name in ("every-batch", "never") if name in names]
+    rest = [name for name in names if name not in heavy]
+    if workers <= 1 or not heavy or not rest:
+        spread = heavy + rest
+        return [spread[i::workers] for i in range(min(workers, len(spread)))]
+    others = min(workers - 1, len(rest))
+    return [heavy] + [rest[i::others] for i in range(others)]
 
 
 def _on_ray(
