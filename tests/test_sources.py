@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import fsspec
+import fsspec.implementations.local
 import pandas as pd
 import pytest
 import sqlalchemy as sa
@@ -80,6 +81,36 @@ def test_cursor_makes_second_poll_empty_and_change_yields_new_batch(folder: Path
     assert [Path(b.source_uri).name for b in changed] == ["a.csv"]
     assert changed[0].frame is not None and changed[0].frame["nswprice"].tolist() == [0.2]
     assert _poll(source, cursor)[0] == []
+
+
+def test_a_poll_reads_only_files_listed_differently(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    read: list[str] = []
+    original = fsspec.implementations.local.LocalFileSystem.cat_file
+
+    def counting(self: object, path: str, *args: object, **kwargs: object) -> bytes:
+        read.append(Path(path).name)
+        return original(self, path, *args, **kwargs)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(fsspec.implementations.local.LocalFileSystem, "cat_file", counting)
+    source = files.FileSource("incoming/*", base_dir=folder)
+    _, cursor = _poll(source, None)
+    assert read == ["a.csv", "b.parquet", "c.csv.gz"]
+    read.clear()
+    assert _poll(source, cursor)[0] == [] and read == []  # nothing listed differently: no reads
+
+    (folder / "incoming" / "b.parquet").touch()  # a newer time, the same bytes: read, no batch
+    again, _ = _poll(source, cursor)
+    assert again == [] and read == ["b.parquet"]
+    read.clear()
+    (folder / "incoming" / "a.csv").write_text("period,nswprice\n0.7,0.2\n")
+    changed, cursor = _poll(source, cursor)
+    assert [Path(b.source_uri).name for b in changed] == ["a.csv"] and "a.csv" in read
+
+    old = {"seen": cursor["seen"]}  # a cursor stored before listings were kept: read once more
+    read.clear()
+    assert _poll(source, old)[0] == [] and sorted(read) == ["a.csv", "b.parquet", "c.csv.gz"]
 
 
 def test_a_crash_before_the_cursor_is_stored_rereads_the_same_batch(folder: Path) -> None:

@@ -2,9 +2,10 @@
 
 Built by `base.build_source` from a `core.config.FileSourceSpec`; polled by the controller.
 Each file is one batch, named by the sha256 of its bytes. The cursor remembers, per file, the
-fingerprint it was read with, so a new file or a file whose content changed is read again and
-nothing else is. A file that cannot be read is still a batch (frame None, `error` says why):
-one bad file never stops the others.
+fingerprint it was read with and what the listing said of it then (size and modification time
+or ETag), so a poll reads only files that are new or listed differently, and turns a file
+into a batch again only if its content changed. A file that cannot be read is still a batch
+(frame None, `error` says why): one bad file never stops the others.
 
 Files whose name starts with ``.`` are skipped: writers often write ``.name.tmp`` and rename it
 into place when complete.
@@ -84,10 +85,16 @@ class FileSource(base.Source):
         return f"files:{self.location}"
 
     def poll(self, cursor: JSON | None) -> Iterator[base.RawBatch]:
-        """Yield new or changed files in sorted path order; cursor = ``{"seen": {path: sha}}``."""
+        """Yield new or changed files in sorted path order. Cursor: ``{"seen": {path: sha},
+        "listed": {path: signature}}``; a file listed with the signature (size and modification
+        time or ETag) it had when it was read is not read again."""
         seen: dict[str, str] = dict((cursor or {}).get("seen", {}))
-        fs, paths = self._list()
-        for path in paths:
+        listed: dict[str, str] = dict((cursor or {}).get("listed", {}))
+        fs, files = self._list()
+        for path, info in files:
+            signature = _signature(info)
+            if path in seen and signature is not None and listed.get(path) == signature:
+                continue
             uri = fs.unstrip_protocol(path)
             try:
                 data = fs.cat_file(path)
@@ -98,6 +105,8 @@ class FileSource(base.Source):
                     f"cannot read {uri}: {exc}; will retry", delay=30.0, source=self.key
                 ) from exc
             sha = hashlib.sha256(data).hexdigest()
+            if signature is not None:
+                listed[path] = signature
             if seen.get(path) == sha:
                 continue
             seen[path] = sha
@@ -107,10 +116,10 @@ class FileSource(base.Source):
                 fingerprint=sha,
                 frame=frame,
                 error=error,
-                cursor={"seen": dict(seen)},
+                cursor={"seen": dict(seen), "listed": dict(listed)},
             )
 
-    def _list(self) -> tuple[Any, list[str]]:
+    def _list(self) -> tuple[Any, list[tuple[str, dict[str, Any]]]]:
         fs, pattern = fsspec.core.url_to_fs(self.location, **self.options)
         # Object stores (s3fs, gcsfs, ...) cache listings per process: a long-running
         # controller would never see a file that arrived after its first poll.
@@ -118,12 +127,20 @@ class FileSource(base.Source):
         if not fsspec.core.has_magic(pattern) and fs.isdir(pattern):
             pattern = posixpath.join(pattern, "*")
         found = fs.glob(pattern, detail=True)
-        paths = [
-            path
+        files = [
+            (path, info)
             for path, info in found.items()
             if info.get("type") == "file" and not posixpath.basename(path).startswith(".")
         ]
-        return fs, sorted(paths)
+        return fs, sorted(files, key=lambda item: item[0])
+
+
+def _signature(info: dict[str, Any]) -> str | None:
+    """What a listing says of a file's version: its size with its modification time or ETag
+    (local files, S3, GCS, Azure, ...); None where the filesystem gives neither (read it)."""
+    stamp = next((info[k] for k in ("mtime", "LastModified", "ETag", "etag", "updated",
+                                     "last_modified") if info.get(k) is not None), None)
+    return None if stamp is None else f"{info.get('size')}|{stamp}"
 
 
 def read_frame(
