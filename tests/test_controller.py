@@ -6,10 +6,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from driftloop.cli import project as scaffold
-from driftloop.controller import backtest, retrain, tick
+from driftloop.controller import backtest, ingest, retrain, tick
 from driftloop.controller import project as projects
 from driftloop.core import clock as clocks
 from driftloop.core import config
@@ -37,9 +38,24 @@ def test_ingest_quarantines_the_faulty_file_with_reasons(folder: Path) -> None:
     assert len(statuses) == 7
     faulty = statuses["1996-05-21-meter-fault.csv"]
     assert faulty.status == "quarantined"
-    assert any("non-numeric" in r for r in faulty.reasons["nswprice"])
+    (nswprice,) = faulty.reasons["nswprice"]
+    assert nswprice.startswith("nswprice: 4 non-numeric values")
+    assert "line 7: 'ERR', line 8: 'ERR'" in nswprice  # data rows 6.. of the file; header = 1
     assert any("missing" in r for r in faulty.reasons["vicdemand"])
     assert all(b.status == "accepted" for n, b in statuses.items() if "fault" not in n)
+
+
+def test_a_bad_value_on_the_fifth_data_row_is_named_by_its_file_line(folder: Path) -> None:
+    project = open_project(folder)
+    ingest.ingest(project)  # the first accepted file defines the schema
+    week = pd.read_csv(folder / "data" / "1996-05-07.csv")
+    week.loc[4, "nswprice"] = 1.9  # validation.bounds: [0, 1]
+    week.to_csv(folder / "data" / "1996-07-01-spike.csv", index=False)
+    (batch,) = ingest.ingest(project)
+    assert batch.status == "quarantined"
+    (reason,) = batch.reasons["nswprice"]
+    assert reason.startswith("nswprice: 1 value above the allowed maximum 1 (max seen")
+    assert reason.endswith("validation.bounds): line 6"), reason  # header = line 1
 
 
 def test_two_ticks_one_action(folder: Path) -> None:

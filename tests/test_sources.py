@@ -66,6 +66,23 @@ def test_file_source_reads_csv_and_parquet_in_order(folder: Path) -> None:
         assert batch.fingerprint == hashlib.sha256(content).hexdigest()
 
 
+def test_rows_of_a_csv_file_are_named_by_line_and_others_counted_from_one(
+    folder: Path, tmp_path: Path
+) -> None:
+    batches, _ = _poll(files.FileSource("incoming/*", base_dir=folder), None)
+    named = {Path(b.source_uri).name: b.row_names.name([0, 4]) for b in batches}
+    assert named == {
+        "a.csv": "lines 2, 6",  # the header is line 1
+        "b.parquet": "rows 1, 5",  # no lines
+        "c.csv.gz": "rows 1, 5",  # compressed: lines not checked
+    }
+    quoted = tmp_path / "quoted.csv"  # a field holding a line break: lines are not rows
+    quoted.write_text('a,b\n"two\nlines",1\nx,2\n')
+    (batch,) = _poll(files.FileSource(str(quoted)), None)[0]
+    assert batch.frame is not None and len(batch.frame) == 2
+    assert batch.row_names.one(1) == "row 2"
+
+
 def test_cursor_makes_second_poll_empty_and_change_yields_new_batch(folder: Path) -> None:
     source = files.FileSource("incoming/*.csv", base_dir=folder)
     first, cursor = _poll(source, None)

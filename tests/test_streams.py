@@ -97,6 +97,9 @@ def test_a_batch_closes_when_full_or_after_its_seconds() -> None:
     raw = batcher.cut()
     assert raw.messages == ("0-0", "1-0", "2-0") and raw.frame is not None
     assert raw.fingerprint == events.message_fingerprint("k", raw.messages)
+    assert raw.row_names.name([0, 2]) == "events 0-0, 2-0"  # reasons name rows by event id
+    rest = raw.without({"0-0"})
+    assert rest is not None and rest.row_names.name([0, 1]) == "events 1-0, 2-0"
     assert batcher.wait() is None and not batcher.due()
     batcher.add("3-0", {"x": 3})
     now[0] = 9.5

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from driftloop.core import config, errors
+from driftloop.data import row_names
 from driftloop.validation import checks, schema
 
 ELEC2 = Path("/work/shared/data/elec2.csv")
@@ -116,7 +117,7 @@ def test_non_numeric_values(elec_schema: schema.Schema, batch: pd.DataFrame) -> 
     assert list(reasons) == ["nswprice"]
     (message,) = reasons["nswprice"]
     assert message.startswith("nswprice: 2 non-numeric values")
-    assert "row 17: 'abc'" in message and "row 40: 'n/a?'" in message
+    assert "row 18: 'abc'" in message and "row 41: 'n/a?'" in message  # rows counted from 1
 
 
 def test_whole_column_read_as_text_of_numbers_is_fine(
@@ -138,7 +139,7 @@ def test_missing_values_beyond_the_allowed_rate(
     assert list(reasons) == ["nswdemand"]
     assert reasons["nswdemand"] == [
         "nswdemand: 10 missing values (10.0%), more than the allowed 5.0% (0.0% seen + 5.0% "
-        "slack): rows 0, 10, 20, 30, 40 and 5 more"
+        "slack): rows 1, 11, 21, 31, 41 and 5 more"
     ]
 
 
@@ -149,7 +150,7 @@ def test_infinite_values_are_always_reported(
     bad.loc[5, "transfer"] = np.inf
     bad.loc[6, "transfer"] = -np.inf
     reasons = checks.check_batch(bad, elec_schema, SPEC)
-    assert reasons == {"transfer": ["transfer: 2 infinite values: rows 5, 6"]}
+    assert reasons == {"transfer": ["transfer: 2 infinite values: rows 6, 7"]}
 
 
 def test_missing_columns(elec_schema: schema.Schema, batch: pd.DataFrame) -> None:
@@ -167,12 +168,13 @@ def test_out_of_range(elec_schema: schema.Schema, batch: pd.DataFrame) -> None:
     bad = batch.copy()
     bad.loc[[4, 9, 12], "nswprice"] = column.maximum + 0.6 * span
     bad.loc[2, "nswprice"] = column.minimum - 0.4 * span  # inside the 50% tolerance
-    reasons = checks.check_batch(bad, elec_schema, SPEC)
+    lines = row_names.RowNames("line", first=2)  # as a CSV file's rows are named
+    reasons = checks.check_batch(bad, elec_schema, SPEC, lines)
     high = column.maximum + 0.5 * span
     assert reasons == {
         "nswprice": [
             f"nswprice: 3 values above the allowed maximum {high:.6g} (max seen "
-            f"{column.maximum:.6g}, tolerance 50%): rows 4, 9, 12"
+            f"{column.maximum:.6g}, tolerance 50%): lines 6, 11, 14"
         ]
     }
     strict = config.ValidationSpec(range_tolerance=0.0)
@@ -196,7 +198,7 @@ def test_new_categories(mixed: pd.DataFrame) -> None:
     assert list(reasons) == ["color"]
     (message,) = reasons["color"]
     assert message.startswith("color: 3 values in categories never seen: 'green' (2x), 'mauve'")
-    assert message.endswith("rows 1, 2, 4")
+    assert message.endswith("rows 2, 3, 5")
     allowing = config.ValidationSpec(allow_new_categories=True)
     assert checks.check_batch(new, inferred, allowing) == {}
 
@@ -209,9 +211,23 @@ def test_unparseable_timestamps_and_booleans(mixed: pd.DataFrame) -> None:
     bad["flag"] = ["yes", "true", "0", "1", "False", "false"]
     reasons = checks.check_batch(bad, inferred, SPEC)
     assert reasons == {
-        "at": ["at: 1 unparseable timestamp: row 3: 'soon'"],
-        "flag": ["flag: 1 non-boolean value: row 0: 'yes'"],
+        "at": ["at: 1 unparseable timestamp: row 4: 'soon'"],
+        "flag": ["flag: 1 non-boolean value: row 1: 'yes'"],
     }
+
+
+def test_rows_are_named_by_position_not_index_label(mixed: pd.DataFrame) -> None:
+    inferred = schema.infer_schema(mixed, target="y", timestamp="at")
+    bad = mixed.assign(flag=["yes", "true", "0", "1", "False", "no"]).set_index(
+        pd.Index([100, 7, 3, 50, 60, 2])
+    )
+    assert checks.check_batch(bad, inferred, SPEC)["flag"] == [
+        "flag: 2 non-boolean values: row 1: 'yes', row 6: 'no'"
+    ]
+    events = row_names.RowNames("event", ids=tuple(f"{n}-0" for n in range(6)))
+    assert checks.check_batch(bad, inferred, SPEC, events)["flag"] == [
+        "flag: 2 non-boolean values: event 0-0: 'yes', event 5-0: 'no'"
+    ]
 
 
 def test_empty_and_small_batches(elec_schema: schema.Schema, batch: pd.DataFrame) -> None:

@@ -3,7 +3,8 @@
 Called by the tick (first step) and by `driftloop ingest`. Each raw batch is recorded before the
 source cursor moves past it, and batches are deduplicated by fingerprint in the store, so a crash
 anywhere re-reads at most one batch and never records it twice. A malformed batch is quarantined
-with per-column reasons and the loop goes on.
+with per-column reasons and the loop goes on; the reasons name offending rows as the source
+says (`RawBatch.row_names`: the line of a CSV file, an event's message id, a row from 1).
 
 Stream sources (Redis, NATS) deliver a message until it is acknowledged. A batch's message ids
 are stored in the transaction that stores the batch, and the source is told to acknowledge only
@@ -28,7 +29,7 @@ import pandas as pd
 from driftloop.controller import history
 from driftloop.controller import project as projects
 from driftloop.core import config
-from driftloop.data import frames
+from driftloop.data import frames, row_names
 from driftloop.data.sources import base as sources
 from driftloop.store import entities
 from driftloop.validation import schema as schemas
@@ -104,7 +105,7 @@ def record_batch(
     elif is_label_batch(project.spec, frame, schemas_.get()):
         frame, reasons = join_labels(project.spec, frame, schemas_.history().rows())
     if frame is not None and not reasons:
-        reasons, schema = _validate(project, frame, schemas_)
+        reasons, schema = _validate(project, frame, schemas_, raw.row_names)
     start = end = None
     data_uri = data_sha = None
     if frame is not None and project.spec.timestamp in frame.columns:
@@ -140,9 +141,14 @@ def _rows(frame: pd.DataFrame | None, raw: sources.RawBatch) -> int:
 
 
 def _validate(
-    project: projects.Project, frame: pd.DataFrame, schemas_: _Schemas
+    project: projects.Project,
+    frame: pd.DataFrame,
+    schemas_: _Schemas,
+    names: row_names.RowNames,
 ) -> tuple[dict[str, list[str]], schemas.Schema | None]:
-    """Reasons to quarantine `frame` (empty: accept) and the schema it was checked against."""
+    """Reasons to quarantine `frame` (empty: accept) and the schema it was checked against;
+    `names` names its rows in the reasons (a label batch joined to its rows keeps their order,
+    so the names of the label file's rows still fit)."""
     spec = project.spec
     schema = schemas_.get()
     if schema is None:
@@ -153,7 +159,7 @@ def _validate(
             return {"*": [f"{why}: the first accepted batch defines the schema"]}, None
         inferred = schemas.infer_schema(frame, target=spec.target, timestamp=spec.timestamp)
         schema = schemas_.set(inferred)
-    return schemas.check_batch(frame, schema, spec.validation), schema
+    return schemas.check_batch(frame, schema, spec.validation, names), schema
 
 
 def is_label_batch(

@@ -3,11 +3,15 @@
 The controller calls it (also reachable as `validation.schema.check_batch`) on every new batch
 after the first, which defines the schema, and quarantines the batch when the answer is not
 empty. Each reason says what is wrong and where: ``"nswprice: 3 values above the allowed maximum
-1.23 (max seen 0.98, tolerance 50%): rows 4, 9, 12"``. Rows are the batch's index labels (for a
-file read by `FileSource`: the data row number counted from 0, header excluded). Every check is
-vectorised over the column; only columns are looped over. A first pass screens all numeric and
-datetime columns at once (one numpy block); only the columns it flags, and the other kinds, go
-through the per-column checks that write the reasons, so a clean batch costs a few numpy calls.
+1.23 (max seen 0.98, tolerance 50%): lines 6, 11, 14"``. Offending rows are found by position
+in the batch and named by the `data.row_names.RowNames` the source gave the batch: the line of
+a CSV file (the header is line 1), the row counted from 1 (Parquet, SQL; the default), the
+message id of a stream event.
+
+Every check is vectorised over the column; only columns are looped over. A first pass screens
+all numeric and datetime columns at once (one numpy block); only the columns it flags, and the
+other kinds, go through the per-column checks that write the reasons, so a clean batch costs a
+few numpy calls.
 
 The allowed range of a numeric column is the range seen, widened by `range_tolerance` times its
 width on each side. A column that was constant in the first data has no width to widen and is
@@ -23,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from driftloop.core import config
-from driftloop.data import frames
+from driftloop.data import frames, row_names
 
 if TYPE_CHECKING:  # `schema` re-exports `check_batch`, so it imports this module
     from driftloop.validation import schema as schema_
@@ -35,19 +39,24 @@ _BOOLEAN_TEXT = {"true", "false", "1", "0", "1.0", "0.0"}
 
 
 def check_batch(
-    frame: pd.DataFrame, schema: schema_.Schema, spec: config.ValidationSpec
+    frame: pd.DataFrame,
+    schema: schema_.Schema,
+    spec: config.ValidationSpec,
+    names: row_names.RowNames | None = None,
 ) -> dict[str, list[str]]:
     """Reasons per column ("*" for the whole batch) why `frame` breaks `schema`; {} = valid.
 
-    Extra columns, not in the schema, are allowed and not checked.
+    Extra columns, not in the schema, are allowed and not checked. `names` names the rows in
+    the reasons (default: counted from 1, whatever the frame's index).
 
     >>> from driftloop.validation import schema as schema_
     >>> schema = schema_.infer_schema(pd.DataFrame({"x": [0.0, 1.0], "y": [0, 1]}), target="y")
     >>> check_batch(pd.DataFrame({"x": [0.5, 9.0], "y": [1, 0]}), schema, config.ValidationSpec())
-    {'x': ['x: 1 value above the allowed maximum 1.5 (max seen 1, tolerance 50%): row 1']}
+    {'x': ['x: 1 value above the allowed maximum 1.5 (max seen 1, tolerance 50%): row 2']}
     >>> check_batch(pd.DataFrame({"x": [0.5], "y": [1]}), schema, config.ValidationSpec())
     {}
     """
+    names = names or row_names.RowNames()
     reasons: dict[str, list[str]] = {}
 
     def add(column: str, message: str) -> None:
@@ -70,7 +79,7 @@ def check_batch(
             continue
         if rows == 0 or column.name in clean:
             continue
-        for message in _check_column(frame[column.name], column, spec):
+        for message in _check_column(frame[column.name], column, spec, names):
             add(column.name, f"{column.name}: {message}")
     return reasons
 
@@ -127,32 +136,38 @@ def _limits(
 
 
 def _check_column(
-    values: pd.Series, column: schema_.ColumnSchema, spec: config.ValidationSpec
+    values: pd.Series,
+    column: schema_.ColumnSchema,
+    spec: config.ValidationSpec,
+    names: row_names.RowNames,
 ) -> list[str]:
     found: list[str] = []
     missing = values.isna()
     if column.kind == "numeric":
-        found += _check_numeric(values, column, spec)
+        found += _check_numeric(values, column, spec, names)
     elif column.kind == "categorical":
-        found += _check_categorical(values, column, spec)
+        found += _check_categorical(values, column, spec, names)
     elif column.kind == "boolean":
-        found += _check_boolean(values)
+        found += _check_boolean(values, names)
     else:
         parsed = frames.parse_times(values)
-        found += _bad_values(values, ~missing & parsed.isna(), "unparseable timestamp")
+        found += _bad_values(values, ~missing & parsed.isna(), names, "unparseable timestamp")
     allowed = column.missing_rate + spec.missing_rate_slack
     rate = float(missing.mean())
     if rate > allowed + 1e-12:
         found.append(
             f"{_count(int(missing.sum()), 'missing value')} ({rate:.1%}), more than the allowed "
             f"{allowed:.1%} ({column.missing_rate:.1%} seen + {spec.missing_rate_slack:.1%} "
-            f"slack): {_rows(missing)}"
+            f"slack): {_rows(missing, names)}"
         )
     return found
 
 
 def _check_numeric(
-    values: pd.Series, column: schema_.ColumnSchema, spec: config.ValidationSpec
+    values: pd.Series,
+    column: schema_.ColumnSchema,
+    spec: config.ValidationSpec,
+    names: row_names.RowNames,
 ) -> list[str]:
     found: list[str] = []
     if pd.api.types.is_numeric_dtype(values.dtype):
@@ -161,12 +176,16 @@ def _check_numeric(
         numbers = pd.to_numeric(values.astype("object"), errors="coerce")
         not_numbers = values.notna() & numbers.isna()
         found += _bad_values(
-            values, not_numbers, "non-numeric value", f" (expected numbers; read as {values.dtype})"
+            values,
+            not_numbers,
+            names,
+            "non-numeric value",
+            f" (expected numbers; read as {values.dtype})",
         )
         numbers = numbers.astype("float64")
     infinite = pd.Series(np.isinf(numbers.to_numpy()), index=values.index)
     if infinite.any():
-        found.append(f"{_count(int(infinite.sum()), 'infinite value')}: {_rows(infinite)}")
+        found.append(f"{_count(int(infinite.sum()), 'infinite value')}: {_rows(infinite, names)}")
     finite = numbers.where(~infinite)
     low, high, tolerance = _limits(column, spec)
     if tolerance is None:
@@ -175,12 +194,12 @@ def _check_numeric(
     if below.any():
         found.append(
             f"{_count(int(below.sum()), 'value')} below the allowed minimum {low:.6g} "
-            f"(min seen {_number(column.minimum)}, {tolerance}): {_rows(below)}"
+            f"(min seen {_number(column.minimum)}, {tolerance}): {_rows(below, names)}"
         )
     if above.any():
         found.append(
             f"{_count(int(above.sum()), 'value')} above the allowed maximum {high:.6g} "
-            f"(max seen {_number(column.maximum)}, {tolerance}): {_rows(above)}"
+            f"(max seen {_number(column.maximum)}, {tolerance}): {_rows(above, names)}"
         )
     return found
 
@@ -190,7 +209,10 @@ def _number(value: float | None) -> str:
 
 
 def _check_categorical(
-    values: pd.Series, column: schema_.ColumnSchema, spec: config.ValidationSpec
+    values: pd.Series,
+    column: schema_.ColumnSchema,
+    spec: config.ValidationSpec,
+    names: row_names.RowNames,
 ) -> list[str]:
     if column.categories is None or spec.allow_new_categories:
         return []
@@ -206,34 +228,42 @@ def _check_categorical(
     )
     return [
         f"{_count(int(new.sum()), 'value')} in categories never seen: {shown}{more} "
-        f"(seen: {seen}); set validation.allow_new_categories to accept them: {_rows(new)}"
+        f"(seen: {seen}); set validation.allow_new_categories to accept them: {_rows(new, names)}"
     ]
 
 
-def _check_boolean(values: pd.Series) -> list[str]:
+def _check_boolean(values: pd.Series, names: row_names.RowNames) -> list[str]:
     if pd.api.types.is_bool_dtype(values.dtype):
         return []
     text = values.astype("str").str.strip().str.lower()
     bad = values.notna() & ~text.isin(_BOOLEAN_TEXT)
-    return _bad_values(values, bad, "non-boolean value")
+    return _bad_values(values, bad, names, "non-boolean value")
 
 
-def _bad_values(values: pd.Series, mask: pd.Series, noun: str, detail: str = "") -> list[str]:
-    """``"2 <noun>s<detail>: row 17: 'abc', row 20: 'x'"`` for the rows in `mask`, or nothing."""
-    count = int(mask.sum())
-    if not count:
+def _bad_values(
+    values: pd.Series, mask: pd.Series, names: row_names.RowNames, noun: str, detail: str = ""
+) -> list[str]:
+    """``"2 <noun>s<detail>: line 18: 'abc', line 21: 'x'"`` for the rows in `mask`, or nothing."""
+    positions = _positions(mask)
+    if not len(positions):
         return []
-    examples = ", ".join(f"row {row}: {value!r}" for row, value in values[mask].head(SHOWN).items())
-    more = f" and {count - SHOWN} more" if count > SHOWN else ""
-    return [f"{_count(count, noun)}{detail}: {examples}{more}"]
+    shown = positions[:SHOWN].tolist()
+    examples = ", ".join(
+        f"{names.one(p)}: {value!r}" for p, value in zip(shown, values.iloc[shown], strict=True)
+    )
+    more = f" and {len(positions) - SHOWN} more" if len(positions) > SHOWN else ""
+    return [f"{_count(len(positions), noun)}{detail}: {examples}{more}"]
 
 
-def _rows(mask: pd.Series) -> str:
-    """``"rows 4, 9, 12"`` (at most `SHOWN`, then how many more)."""
-    labels = mask.index[mask.to_numpy(dtype=bool, na_value=False)]
-    shown = ", ".join(str(label) for label in labels[:SHOWN])
-    more = f" and {len(labels) - SHOWN} more" if len(labels) > SHOWN else ""
-    return f"{'row' if len(labels) == 1 else 'rows'} {shown}{more}"
+def _rows(mask: pd.Series, names: row_names.RowNames) -> str:
+    """``"lines 6, 11, 14"`` (at most `SHOWN`, then how many more)."""
+    positions = _positions(mask)
+    return names.name(positions[:SHOWN].tolist(), more=max(0, len(positions) - SHOWN))
+
+
+def _positions(mask: pd.Series) -> np.ndarray[Any, np.dtype[np.intp]]:
+    """Where `mask` is true, as positions in the batch (0 = its first row)."""
+    return np.flatnonzero(mask.to_numpy(dtype=bool, na_value=False))
 
 
 def _count(n: int, noun: str) -> str:

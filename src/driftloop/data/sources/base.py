@@ -50,6 +50,7 @@ import pandas as pd
 
 from driftloop.core import config, errors
 from driftloop.core.types import JSON
+from driftloop.data import row_names as row_names_
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,8 @@ class RawBatch:
     `frame` is None exactly when `error` says why the data could not be read ("empty file",
     "not valid CSV: ..."). `cursor` is the source state to store once this batch is recorded.
     `messages` are the stream message ids the batch is made of, one per row of `frame` (one
-    for an unreadable event); empty for sources without messages.
+    for an unreadable event); empty for sources without messages. `row_names` says how a
+    quarantine reason names the rows of `frame` (file lines, rows from 1, event ids).
     """
 
     source_uri: str
@@ -68,6 +70,7 @@ class RawBatch:
     error: str | None
     cursor: JSON
     messages: tuple[str, ...] = ()
+    row_names: row_names_.RowNames = dataclasses.field(default_factory=row_names_.RowNames)
 
     def without(self, recorded: Collection[str]) -> RawBatch | None:
         """This batch minus the rows of messages in `recorded`; None if nothing is left.
@@ -86,11 +89,13 @@ class RawBatch:
         if not keep:
             return None
         messages = tuple(self.messages[i] for i in keep)
-        frame = self.frame
+        frame, names = self.frame, self.row_names
         if frame is not None and len(frame) == len(self.messages):
-            frame = frame.iloc[keep].reset_index(drop=True)
+            frame, names = frame.iloc[keep].reset_index(drop=True), names.take(keep)
         digest = hashlib.sha256("\n".join((self.fingerprint, *messages)).encode()).hexdigest()
-        return dataclasses.replace(self, frame=frame, messages=messages, fingerprint=digest)
+        return dataclasses.replace(
+            self, frame=frame, messages=messages, fingerprint=digest, row_names=names
+        )
 
 
 _REGISTRY: dict[str, type[Source]] = {}

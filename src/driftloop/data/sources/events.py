@@ -3,7 +3,8 @@ gather records into `RawBatch`es by count or time, and end a poll after `max_bat
 
 Used by the stream sources (`redis_stream`, `nats_stream`); they do the talking to the server,
 this module the rest. A batch is named by its message ids (sha256 of the source key and the
-ids), never by its content: two events with equal fields are still two events.
+ids), never by its content: two events with equal fields are still two events. Its rows are
+named by them too: a quarantine reason says ``"event 1700000000000-0"``, not a row number.
 
 An unreadable event becomes a batch of its own with `frame` None and `error` saying why, so the
 controller quarantines it with that reason and acknowledges it like any other: it is recorded
@@ -30,6 +31,7 @@ from typing import Any
 
 import pandas as pd
 
+from driftloop.data import row_names
 from driftloop.data.sources import base
 
 Record = dict[str, Any]
@@ -204,6 +206,7 @@ class Batcher:
             error=None,
             cursor={"last": messages[-1]},
             messages=messages,
+            row_names=row_names.RowNames("event", ids=messages),
         )
 
     def unreadable(self, message: str, error: str) -> base.RawBatch:

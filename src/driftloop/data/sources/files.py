@@ -7,6 +7,11 @@ or ETag), so a poll reads only files that are new or listed differently, and tur
 into a batch again only if its content changed. A file that cannot be read is still a batch
 (frame None, `error` says why): one bad file never stops the others.
 
+A quarantine reason names a row of a CSV file by its line, the header being line 1, so the user
+finds it in an editor or spreadsheet (`row_names`); a Parquet file has no lines, and a CSV file
+whose lines are not one record each (blank lines, fields holding line breaks) or that is
+compressed is not checked line by line: their rows are counted from 1.
+
 Files whose name starts with ``.`` are skipped: writers often write ``.name.tmp`` and rename it
 into place when complete.
 """
@@ -26,6 +31,7 @@ import pandas as pd
 
 from driftloop.core import config, errors
 from driftloop.core.types import JSON
+from driftloop.data import row_names as row_names_
 from driftloop.data.sources import base
 
 Format = Literal["csv", "parquet", "auto"]
@@ -117,6 +123,7 @@ class FileSource(base.Source):
                 frame=frame,
                 error=error,
                 cursor={"seen": dict(seen), "listed": dict(listed)},
+                row_names=row_names(data, path, frame, self.format),
             )
 
     def _list(self) -> tuple[Any, list[tuple[str, dict[str, Any]]]]:
@@ -167,6 +174,29 @@ def read_frame(
     if kind == "parquet":
         return _read_parquet(data)
     return _read_csv(data, compression)
+
+
+def row_names(
+    data: bytes, name: str, frame: pd.DataFrame | None, format: Format = "auto"
+) -> row_names_.RowNames:
+    """How reasons name the rows of `frame`, read by `read_frame` from `data`: by file line
+    when the file is a plain CSV file of a header line and one line per row, else from 1.
+
+    >>> data = b"a,b\\n1,2\\n3,4\\n"
+    >>> row_names(data, "x.csv", read_frame(data, "x.csv")[0]).one(0)
+    'line 2'
+    >>> data = b"a,b\\n1,2\\n\\n3,4\\n"  # pandas skips the blank line: row 2 is line 4
+    >>> row_names(data, "x.csv", read_frame(data, "x.csv")[0]).one(1)
+    'row 2'
+    """
+    stem, compression = _split_compression(name)
+    kind = format if format != "auto" else _format_of(stem)
+    if frame is None or kind != "csv" or compression is not None:
+        return row_names_.RowNames()
+    lines = data.count(b"\n") + (not data.endswith(b"\n"))
+    if lines != len(frame) + 1:
+        return row_names_.RowNames()
+    return row_names_.RowNames("line", first=2)
 
 
 def _split_compression(name: str) -> tuple[str, str | None]:

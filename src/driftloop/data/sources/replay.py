@@ -3,6 +3,7 @@
 Used by `driftloop backtest` and the demo: the frame is cut into batches at `ends` (times);
 `poll` yields every batch whose end is at or before `clock.now()` and not yet behind the
 cursor, so the controller's ordinary tick ingests history exactly as it would live data.
+A quarantine reason names a row by its number in the whole replayed frame, counted from 1.
 It is built in code, never from a spec, so it has no `kind` and is not registered.
 """
 
@@ -18,7 +19,7 @@ import pandas as pd
 from driftloop.core import clock as clocks
 from driftloop.core import errors
 from driftloop.core.types import JSON
-from driftloop.data import frames
+from driftloop.data import frames, row_names
 from driftloop.data.sources import base
 
 
@@ -63,6 +64,7 @@ class ReplaySource(base.Source):
                 frame=part,
                 error=None,
                 cursor={"batches": index + 1},
+                row_names=row_names.RowNames(first=start + 1),
             )
 
     @classmethod

@@ -8,7 +8,9 @@ Each poll reads the rows whose timestamp is greater than the cursor, in timestam
 among rows sharing one timestamp, the batch is extended to all of them, so no row is split off
 at the boundary (lost or read twice). Rows with a NULL timestamp are never read, and a row that
 arrives later with a timestamp at or below the cursor is not seen: the timestamp must grow with
-arrival time (an insertion time, not an event time that can be late).
+arrival time (an insertion time, not an event time that can be late). A quarantine reason
+names a row of a batch by its place in the batch, counted from 1 (rows in timestamp order; the
+batch's `source_uri` gives its timestamp range).
 
 Values go to the database as bound parameters; the table and column names are quoted by
 SQLAlchemy; a `query` is used as a subquery (``SELECT * FROM (<query>) AS src WHERE ...``).
