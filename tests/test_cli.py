@@ -55,6 +55,10 @@ def test_tick_models_and_audited_rollback(project: Path) -> None:
     assert "alice" in shown and "checked by hand" in shown
     assert "caused by decision" in invoke("models", "show", "2")
     assert "v1 → v2" in invoke("models", "rollback", "--actor", "bob")
+    assert "v2 → v1" in invoke("models", "rollback", "--actor", "bob")  # then the v1 before v2
+    stuck = runner.invoke(app, ["models", "rollback"])  # not back to v2: nothing before v1
+    assert stuck.exit_code == 1 and "no earlier version" in stuck.output
+    assert "rollback:" in invoke("models", "show", "2")
 
 
 def test_errors_are_messages_not_tracebacks(project: Path) -> None:

@@ -161,6 +161,7 @@ def test_pages_show_the_history(
     assert traced.decision is not None and traced.run is not None
     assert f"Decision {traced.decision.id}" in page and f"Run {traced.run.id}" in page
     assert "rollback drill" in page and "champion" in page
+    assert "<td>rollback</td>" in page and "<td>promote</td>" in page  # each move's action
     assert f"{len(traced.version.batch_ids)} batch(es)" in page
 
 

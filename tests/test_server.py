@@ -339,6 +339,7 @@ def test_admin_endpoints_move_aliases_and_audit_with_the_token_name(
         assert moved.status_code == 200 and moved.json()["serving"] == {"champion": version}
         back = admin.post("/v1/admin/rollback")
         assert back.status_code == 200 and back.json()["version"] == 1
+        assert (moved.json()["action"], back.json()["action"]) == ("promote", "rollback")
         missing = admin.post("/v1/admin/promote", json={"version": 999})
         assert missing.status_code == 404 and "no such version" in missing.json()["detail"]
         asked = admin.post("/v1/admin/retrain", json={"reason": "labels look off"})

@@ -90,13 +90,16 @@ def show(version: int = typer.Argument(..., help="Version number."), spec: Path 
     )
     history = console.table("at", "alias", "from", "to", "actor", "reason")
     for move in traced.moves:
+        # most moves are promotions; the others name their action (no extra column: the
+        # table already fills an 80-column terminal)
+        action = "" if move.action == "promote" else f"{move.action}: "
         history.add_row(
             f"{move.at:%Y-%m-%d %H:%M}",
             move.alias,
             str(move.previous or "-"),
             str(move.version or "-"),
             move.actor,
-            move.reason,
+            action + move.reason,
         )
     console.print(history)
     project.close()

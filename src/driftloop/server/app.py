@@ -336,7 +336,7 @@ def _score(
 
 def _move_json(move: Any, server: state.ServerState) -> dict[str, Any]:
     return {"alias": move.alias, "version": move.version, "previous": move.previous,
-            "actor": move.actor, "serving": server.holder.versions()}
+            "actor": move.actor, "action": move.action, "serving": server.holder.versions()}
 
 
 # -- errors and the request guard ------------------------------------------------------------------

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from driftloop.core import clock as clocks
 from driftloop.core import errors, types
-from driftloop.store import _engine, _leases, _rows, entities, migrations, tables
+from driftloop.store import _alias_stack, _engine, _leases, _rows, entities, migrations, tables
 
 T = tables
 
@@ -83,6 +83,9 @@ _GET_ALIAS = sa.select(T.aliases.c.version).where(
 _INSERT_DECISION = sa.insert(T.decisions).returning(T.decisions.c.id)
 _INSERT_AUDIT = sa.insert(T.audit_log).returning(T.audit_log.c.id)
 _INSERT_MOVE = sa.insert(T.alias_moves).returning(T.alias_moves.c.id)
+_ALIAS_MOVES = sa.select(T.alias_moves.c.action, T.alias_moves.c.version).where(
+    T.alias_moves.c.pipeline_id == param("pid"), T.alias_moves.c.alias == param("alias"),
+).order_by(T.alias_moves.c.id)
 _LOCK_PIPELINE = (
     sa.select(T.pipelines.c.id).where(T.pipelines.c.id == param("pid")).with_for_update())
 _VERSION_ID = sa.select(T.model_versions.c.id).where(
@@ -178,19 +181,20 @@ class HistoryStore(_leases.LeaseStore):
             return self._move(conn, pipeline, alias, version, actor, reason, action)
 
     def rollback(self, pipeline: str, alias: str, *, actor: str, reason: str) -> entities.AliasMove:
-        """Move `alias` back to the version it held before its current one."""
+        """Move `alias` back to the version it held before its current one. Rollbacks stack:
+        each goes one promotion further back (v1 → v2 → v3, rollback → v2, rollback → v1),
+        skipping cleared entries (`_alias_stack`)."""
         with self._write() as conn:
             pid = self._lock_pipeline(conn, pipeline)
-            m = T.alias_moves
-            last = conn.execute(sa.select(m.c.previous).where(
-                m.c.pipeline_id == pid, m.c.alias == alias,
-            ).order_by(m.c.id.desc()).limit(1)).first()
-            if last is None or last.previous is None:
+            rows = conn.execute(_ALIAS_MOVES, {"pid": pid, "alias": alias})
+            target = _alias_stack.rollback_target(
+                (row.action or "promote", row.version) for row in rows)
+            if target is None:
                 raise errors.ConflictError(
                     f"alias {alias!r} of pipeline {pipeline!r} has no earlier version to roll "
                     "back to; set it explicitly instead",
                     pipeline=pipeline, alias=alias)
-            return self._move(conn, pipeline, alias, last.previous, actor, reason, "rollback")
+            return self._move(conn, pipeline, alias, target, actor, reason, "rollback")
 
     def _lock_pipeline(self, conn: sa.Connection, pipeline: str) -> int:
         """The pipeline's id, with its row locked until commit (PostgreSQL; SQLite's write
@@ -216,13 +220,13 @@ class HistoryStore(_leases.LeaseStore):
             "pipeline_id": pid, "alias": alias, "version": version, "updated_at": at})
         new_id = conn.scalar(_INSERT_MOVE, {
             "pipeline_id": pid, "alias": alias, "version": version, "previous": previous,
-            "actor": actor, "reason": reason, "at": at,
+            "actor": actor, "reason": reason, "at": at, "action": action,
         })
         self._audit(conn, actor, action, f"{pipeline}/{alias}",
                     {"from": previous, "to": version, "reason": reason})
         return entities.AliasMove(
             id=int(new_id), pipeline=pipeline, alias=alias, version=version, previous=previous,
-            actor=actor, reason=reason, at=clocks.as_utc(at),
+            actor=actor, reason=reason, at=clocks.as_utc(at), action=action,
         )
 
     def get_alias(self, pipeline: str, alias: str) -> int | None:

@@ -84,6 +84,7 @@ def alias_move(row: Any) -> entities.AliasMove:
     return entities.AliasMove(
         id=row.id, pipeline=row.pipeline, alias=row.alias, version=row.version,
         previous=row.previous, actor=row.actor, reason=row.reason, at=row.at,
+        action=row.action or "promote",
     )
 
 

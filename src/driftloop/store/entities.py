@@ -131,6 +131,9 @@ class AliasMove:
     actor: str
     reason: str
     at: datetime
+    action: str = "promote"
+    """What the move was: "promote", "rollback", "rollout", "rollout.end", ... (moves recorded
+    before the store kept it read as "promote")."""
 
 
 @dataclass(frozen=True)

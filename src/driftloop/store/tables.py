@@ -217,6 +217,8 @@ alias_moves = sa.Table(
     sa.Column("actor", sa.String(200), nullable=False),
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("at", UTCDateTime, nullable=False),
+    # "promote", "rollback", "rollout", ...; NULL on moves older than revision 0006 ("promote")
+    sa.Column("action", sa.String(100), nullable=True),
     sa.Index(None, "pipeline_id", "alias", "id"),
 )
 

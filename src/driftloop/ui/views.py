@@ -93,13 +93,8 @@ def timeline(store: metadata.MetadataStore, name: str, limit: int = 200) -> list
                             f"v{version.version} registered; gate "
                             f"{'passed' if passed else 'failed'}: {gate.get('reason', '')}",
                             version=version.version, tone="good" if passed else "bad"))
-    moves = store.alias_history(name)
-    # each move wrote one audit row on "<pipeline>/<alias>", in the same order: its action
-    actions = [entry.action for entry in store.list_audit(target_prefix=f"{name}/")]
-    if len(actions) != len(moves):
-        actions = [""] * len(moves)
-    for move, action in zip(moves, actions, strict=True):
-        events.append(_move_event(move, action))
+    for move in store.alias_history(name):
+        events.append(_move_event(move))
     events.sort(key=lambda event: event.at, reverse=True)
     return events[:limit]
 
@@ -132,8 +127,10 @@ _MOVE_KINDS = {"promote": "promotion", "rollback": "rollback", "rollout": "rollo
                "rollout.end": "alias cleared"}
 
 
-def _move_event(move: entities.AliasMove, action: str) -> Event:
-    kind = _MOVE_KINDS.get(action) or ("alias cleared" if move.version is None else "promotion")
+def _move_event(move: entities.AliasMove) -> Event:
+    kind = _MOVE_KINDS.get(move.action, "promotion")
+    if kind == "promotion" and move.version is None:
+        kind = "alias cleared"
     return Event(move.at, kind,
                  f"{move.alias}: v{move.previous or '-'} → v{move.version or '-'} by "
                  f"{move.actor} ({move.reason})", version=move.version or move.previous,
