@@ -8,10 +8,10 @@ Workload: the Elec2 stream (45 312 events, in time order) through a Hoeffding Ad
 - driftloop: ``session.model_.predict_one(x)`` (the locked predict a server request makes) then
   ``session.learn([Event(x, y, prediction)])`` with all of its bookkeeping: the model lock, the
   prequential window, ADWIN on the error stream, the snapshot cadence, and a snapshot every
-  `--every` events (the spec's default 5 000, and 1 000) stored for real (pickled, sha256, artifact file, run + model version rows in a
-  SQLite file, the champion alias moved). Rollback and drift actions are off (tolerance 1,
-  drift action none) so both sides train the very same model; the run checks that both made
-  the same predictions.
+  `--every` events (the spec's default 5 000, and 1 000) stored for real (pickled, sha256,
+  artifact file, run + model version rows in a SQLite file, the champion alias moved).
+  Rollback and drift actions are off (tolerance 1, drift action none) so both sides train the
+  very same model; the run checks that both made the same predictions.
 
 Runs alternate (river, then driftloop at each snapshot cadence, ...); prints the median of
 `--repeats` as a Rich table, one row per cadence, with the ratio driftloop / river (goal: at
