@@ -151,3 +151,12 @@ def test_moves_without_an_audit_row_read_as_promotions(
 def _downgrade(store: MetadataStore, revision: str) -> None:
     with store.engine_.begin() as conn:
         command.downgrade(migrations.alembic_config(conn), revision)  # type: ignore[arg-type]
+
+
+def test_newest_runs_and_moves_only_when_asked(store: MetadataStore) -> None:
+    promote(store, 1, 2, 3, 4)
+    runs = store.list_runs(PIPELINE)
+    assert [r.id for r in store.list_runs(PIPELINE, last=2)] == [r.id for r in runs[-2:]]
+    moves = store.alias_history(PIPELINE)
+    assert store.alias_history(PIPELINE, last=3) == moves[-3:]
+    assert store.alias_history(PIPELINE, "champion", last=10) == moves

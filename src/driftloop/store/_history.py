@@ -245,14 +245,19 @@ class HistoryStore(_leases.LeaseStore):
                 a.c.pipeline_id == pid, a.c.version.is_not(None)).order_by(a.c.alias))
             return {row.alias: row.version for row in rows}
 
-    def alias_history(self, pipeline: str, alias: str | None = None) -> list[entities.AliasMove]:
-        """Every move of `alias` (or of all aliases), oldest first."""
+    def alias_history(
+        self, pipeline: str, alias: str | None = None, last: int | None = None,
+    ) -> list[entities.AliasMove]:
+        """Every move of `alias` (or of all aliases), oldest first; the newest `last` if given."""
         m = T.alias_moves
         with self._read() as conn:
             query = with_pipeline(m).where(m.c.pipeline_id == self._pid(conn, pipeline))
             if alias is not None:
                 query = query.where(m.c.alias == alias)
-            rows = conn.execute(query.order_by(m.c.id)).all()
+            if last is None:
+                rows = conn.execute(query.order_by(m.c.id)).all()
+            else:
+                rows = conn.execute(query.order_by(m.c.id.desc()).limit(last)).all()[::-1]
         return [_rows.alias_move(row) for row in rows]
 
     # -- decisions ------------------------------------------------------------------------------

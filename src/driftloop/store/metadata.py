@@ -358,11 +358,17 @@ class MetadataStore(_trials.TrialStore):
 
     def list_runs(
         self, pipeline: str, status: types.RunStatus | None = None, decision_id: int | None = None,
+        last: int | None = None,
     ) -> list[entities.TrainingRun]:
+        """The pipeline's training runs, oldest first; only the newest `last` if given."""
         query = _runs_query(status is not None, decision_id is not None)
+        if last is not None:
+            query = query.order_by(None).order_by(T.runs.c.id.desc()).limit(last)
         with self._read() as conn:
             params = {"pid": self._pid(conn, pipeline), "status": status, "decision": decision_id}
             rows = conn.execute(query, params).all()
+            if last is not None:
+                rows.reverse()
             lineage = self._batch_ids(conn, [row.id for row in rows])
         return [_rows.run(row, lineage.get(row.id, [])) for row in rows]
 

@@ -81,19 +81,19 @@ def timeline(store: metadata.MetadataStore, name: str, limit: int = 200) -> list
                             tone="bad" if bad else ""))
     for decision in store.list_decisions(name, limit=limit):
         events.extend(_decision_events(decision))
-    for run in store.list_runs(name):
+    for run in store.list_runs(name, last=limit):
         events.append(Event(run.started_at, "training",
                             f"training run {run.id} ({run.trainer}) on {len(run.batch_ids)} "
                             f"batches: {run.status}" + (f", {run.error}" if run.error else ""),
                             tone="bad" if run.status == "failed" else ""))
-    for version in store.list_model_versions(name):
+    for version in store.list_model_versions(name, last=limit):
         gate = version.gate_report or {}
         passed = bool(gate.get("passed"))
         events.append(Event(version.created_at, "gate",
                             f"v{version.version} registered; gate "
                             f"{'passed' if passed else 'failed'}: {gate.get('reason', '')}",
                             version=version.version, tone="good" if passed else "bad"))
-    for move in store.alias_history(name):
+    for move in store.alias_history(name, last=limit):
         events.append(_move_event(move))
     events.sort(key=lambda event: event.at, reverse=True)
     return events[:limit]
