@@ -155,6 +155,7 @@ def test_pages_show_the_history(
     timeline = client.get("/ui/pipelines/electricity", headers=header).text
     for kind in ("quarantine", "decision", "training", "gate", "promotion", "rollback"):
         assert f'<span class="kind">{kind}</span>' in timeline, kind
+    assert "-meter-fault.csv): " in timeline and "line 7" in timeline  # the file its lines are in
     assert '"label": "accuracy"' in timeline  # the live metric's chart data
     page = client.get(f"/ui/pipelines/electricity/versions/{champion}", headers=header).text
     traced = lineage.of_version(project.store, "electricity", champion)

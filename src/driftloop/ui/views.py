@@ -10,6 +10,7 @@ features that drifted most), so a pipeline with a thousand columns still renders
 from __future__ import annotations
 
 import math
+import posixpath
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -75,8 +76,9 @@ def timeline(store: metadata.MetadataStore, name: str, limit: int = 200) -> list
     for batch in summaries.newest_batches(store, name, limit):
         reasons = "; ".join(f"{col}: {', '.join(why)}" for col, why in batch.reasons.items())
         bad = batch.status != "accepted"
+        origin = posixpath.basename(batch.source_uri.rstrip("/")) or batch.source_uri
         events.append(Event(batch.created_at, "quarantine" if bad else "batch",
-                            f"batch {batch.id}: {batch.rows} rows {batch.status}"
+                            f"batch {batch.id} ({origin[:80]}): {batch.rows} rows {batch.status}"
                             + (f" ({reasons[:300]})" if reasons else ""),
                             tone="bad" if bad else ""))
     for decision in store.list_decisions(name, limit=limit):
