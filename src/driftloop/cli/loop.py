@@ -83,15 +83,15 @@ def run(
             done += 1
             if ticks == 0 or done < ticks:
                 stopping.wait(every)
-        if stopping.is_set():
-            console.info("stopped")
     except KeyboardInterrupt:
-        console.info("stopped")
+        stopping.set()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         controller.release()
         project.close()
+    if stopping.is_set():
+        console.info("stopped")
 
 
 def retrain(

@@ -139,10 +139,7 @@ class _Replay:
         ends: Sequence[pd.Timestamp],
         base_dir: Path,
     ) -> None:
-        if spec.timestamp is None:
-            raise errors.ConfigError(
-                "a backtest needs `timestamp`: the column that orders rows in time"
-            )
+        timestamp = _timestamp(spec)
         self.name = name
         self.spec = spec
         self.clock = clocks.FakeClock(ends[0].to_pydatetime())
@@ -152,7 +149,7 @@ class _Replay:
             base_dir=base_dir,
             store=self.store,
             artifacts=artifacts.ReplayArtifactStore(),
-            source=replay.ReplaySource(frame, spec.timestamp, ends, self.clock),
+            source=replay.ReplaySource(frame, timestamp, ends, self.clock),
             clock=self.clock,
         )
         self.store.ensure_pipeline(spec.name, spec.model_dump(mode="json"))
@@ -190,6 +187,15 @@ class _Replay:
             wall_seconds=self.seconds,
             steps=tuple(self.steps),
         )
+
+
+def _timestamp(spec: config.PipelineSpec) -> str:
+    """The column that orders rows in time; a `ConfigError` if the spec names none."""
+    if spec.timestamp is None:
+        raise errors.ConfigError(
+            "a backtest needs `timestamp`: the column that orders rows in time"
+        )
+    return spec.timestamp
 
 
 def _step(end: pd.Timestamp, result: tick.TickResult) -> Step:
@@ -242,11 +248,7 @@ def backtest(
     With `workers` > 1 the policies run in that many processes, one CPU thread each; with
     `trainer.executor: ray` they run as Ray tasks (one CPU each) on the spec's cluster.
     """
-    if spec.timestamp is None:
-        raise errors.ConfigError(
-            "a backtest needs `timestamp`: the column that orders rows in time"
-        )
-    ends = batch_ends(frame, spec.timestamp, every, warmup)
+    ends = batch_ends(frame, _timestamp(spec), every, warmup)
     specs = {
         name: policy_spec(spec, overrides) for name, overrides in {**BASELINES, **policies}.items()
     }

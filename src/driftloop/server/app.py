@@ -249,7 +249,7 @@ def _add_routes(app: FastAPI, server: state.ServerState) -> None:
                 pipeline=name, alias=live.alias, version=str(live.number)).inc(len(indices))
         if server.shadow.active:
             server.shadow.submit(shadow.Job(frame, rows, [p.id for p in logged], body.key, at,
-                                          bool(inputs.plain_numbers_)))
+                                          inputs.plain_numbers_))
         return JSONResponse({
             "predictions": [
                 {"id": p.id, "prediction": p.prediction, "probabilities": p.probabilities,
@@ -320,7 +320,7 @@ def _score(
 ) -> tuple[models.LiveModel, list[scoring.Scored]]:
     """Score with `live`; a model under test that raises is counted as its error and the
     champion answers instead. Every model that answered (or failed) is tallied."""
-    floats = bool(server.inputs is not None and server.inputs.plain_numbers_)
+    floats = server.inputs is not None and server.inputs.plain_numbers_
     try:
         scored = scoring.score(live, frame, floats=floats)
     except Exception:

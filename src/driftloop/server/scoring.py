@@ -55,8 +55,9 @@ class InputSchema:
         self.features = features
         self.allow_new_categories = allow_new_categories
         self.columns_ = [schema.column(name) for name in features]
-        floats = all(c.kind == "numeric" and c.dtype == "float64" for c in self.columns_)
-        self.plain_numbers_ = [(c.name, c.dtype) for c in self.columns_] if floats else []
+        # every feature a float64 column: the single-record fast path (`frame`, `score`)
+        self.plain_numbers_ = all(
+            c.kind == "numeric" and c.dtype == "float64" for c in self.columns_)
         self.index_ = pd.Index(features)  # built once: a text Index costs more than a row
 
     def check(self, records: list[Any]) -> list[types.JSON]:

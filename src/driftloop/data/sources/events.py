@@ -31,6 +31,7 @@ from typing import Any
 
 import pandas as pd
 
+from driftloop.core import errors
 from driftloop.data import row_names
 from driftloop.data.sources import base
 
@@ -105,6 +106,19 @@ def _kind(value: Any) -> str:
     if value is None:
         return "null"
     return names.get(type(value), "a number")
+
+
+def require_positive(owner: str, **values: float) -> None:
+    """`ConfigError` naming the first of `values` that is not > 0.
+
+    >>> require_positive("RedisSource", rows=10, seconds=0)
+    Traceback (most recent call last):
+    ...
+    driftloop.core.errors.ConfigError: `seconds` of RedisSource must be > 0; got 0
+    """
+    for name, value in values.items():
+        if value <= 0:
+            raise errors.ConfigError(f"`{name}` of {owner} must be > 0; got {value}")
 
 
 def at_most(batches: Generator[base.RawBatch, None, None], limit: int) -> Iterator[base.RawBatch]:

@@ -70,15 +70,8 @@ class NatsSource(base.Source):
         ack_wait: float = 30.0,
         max_batches: int = 100,
     ) -> None:
-        checked = (
-            ("rows", rows),
-            ("seconds", seconds),
-            ("ack_wait", ack_wait),
-            ("max_batches", max_batches),
-        )
-        for name, value in checked:
-            if value <= 0:
-                raise errors.ConfigError(f"`{name}` of NatsSource must be > 0; got {value}")
+        events.require_positive(
+            "NatsSource", rows=rows, seconds=seconds, ack_wait=ack_wait, max_batches=max_batches)
         self.url = url
         self.stream = stream
         self.subject = subject

@@ -63,9 +63,7 @@ class RedisSource(base.Source):
             raise errors.ConfigError(
                 f"`format` of RedisSource must be json or fields; got {format!r}"
             )
-        for name, value in (("rows", rows), ("seconds", seconds), ("max_batches", max_batches)):
-            if value <= 0:
-                raise errors.ConfigError(f"`{name}` of RedisSource must be > 0; got {value}")
+        events.require_positive("RedisSource", rows=rows, seconds=seconds, max_batches=max_batches)
         if claim_idle < 0:
             raise errors.ConfigError(f"`claim_idle` of RedisSource must be >= 0; got {claim_idle}")
         self.url = url
