@@ -40,7 +40,7 @@ def error_of(tmp_path: Path, text: str) -> str:
 def test_a_good_spec_loads_with_durations(tmp_path: Path) -> None:
     spec = load(tmp_path, GOOD)
     assert spec.trainer.timeout.total_seconds() == 90
-    assert spec.cooldown.days == 2
+    assert spec.cooldown.duration.days == 2
     assert spec.triggers[0].kind == "schedule"
 
 

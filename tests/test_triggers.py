@@ -89,13 +89,64 @@ def test_performance_trigger_lower_is_better_flips(live: float, fired: bool) -> 
         assert "above the ceiling 0.7" in result.reason
 
 
-def test_performance_trigger_needs_floor_or_drop() -> None:
-    with pytest.raises(errors.ConfigError, match="set `floor` or `drop`"):
-        triggers.build_trigger(config.PerformanceTrigger())
+@pytest.mark.parametrize(("live_error", "fired"), [(0.10, False), (0.13, False), (0.25, True)])
+def test_relative_performance_trigger_tests_the_rise_of_the_error(
+    live_error: float, fired: bool
+) -> None:
+    """No floor, no drop: the live error against the model's own earlier error (10% on 2000
+    rows), one-sided Welch test at alpha 0.01 over one batch of 400 rows."""
+    trigger = triggers.build_trigger(config.PerformanceTrigger())
+    live = (1.0,) * int(400 * live_error) + (0.0,) * (400 - int(400 * live_error))
+    reference = (1.0,) * 200 + (0.0,) * 1800
+    result = trigger.evaluate(_signals(live_metric=1 - live_error, live_rows=400,
+                                       live_errors=live, reference_errors=reference))
+    assert result.fired is fired
+    assert result.evidence["reference_rows"] == 2000
+    assert (result.evidence["p_value"] < 0.01) is fired
+    from scipy import stats
+    expected = stats.ttest_ind(live, reference, equal_var=False, alternative="greater").pvalue
+    assert result.evidence["p_value"] == pytest.approx(expected)
+
+
+def test_relative_performance_trigger_waits_for_a_reference() -> None:
+    trigger = triggers.PerformanceTrigger()
+    result = trigger.evaluate(_signals(live_metric=0.2, live_rows=100, live_errors=(1.0,) * 100))
+    assert not result.fired
+    assert "no earlier live batches" in result.reason
+
+
+def test_volume_trigger_in_batches_and_durations() -> None:
+    every = triggers.VolumeTrigger("3 batches")
+    assert not every.evaluate(_signals(new_labelled_rows=9, batches_since_training=2)).fired
+    assert every.evaluate(_signals(new_labelled_rows=9, batches_since_training=3)).fired
+    weekly = triggers.VolumeTrigger("7d")
+    old = NOW - timedelta(days=8)
+    assert weekly.evaluate(_signals(new_labelled_rows=1, last_training_at=old)).fired
+    assert not weekly.evaluate(_signals(new_labelled_rows=0, last_training_at=old)).fired
+    share = triggers.VolumeTrigger("50%")
+    assert share.evaluate(_signals(new_labelled_rows=500, window_rows=1000)).fired
+    assert not share.evaluate(_signals(new_labelled_rows=499, window_rows=1000)).fired
+
+
+def test_no_new_labelled_rows_holds_back_a_schedule() -> None:
+    due = policy.Policy([triggers.ScheduleTrigger("0 * * * *")])
+    trained = NOW - timedelta(hours=2)
+    assert not due.decide(_signals(last_training_at=trained)).fire
+    assert "nothing new to learn" in due.decide(_signals(last_training_at=trained)).reason
+    assert due.decide(_signals(last_training_at=trained, new_labelled_rows=1)).fire
+
+
+def test_cooldown_in_batches() -> None:
+    held = policy.Policy([triggers.VolumeTrigger(1)], cooldown="2 batches")
+    trained = NOW - timedelta(days=30)
+    assert held.decide(_signals(last_training_at=trained, new_labelled_rows=5,
+                                batches_since_training=1)).blocked_by_cooldown
+    assert held.decide(_signals(last_training_at=trained, new_labelled_rows=5,
+                                batches_since_training=2)).fire
 
 
 def test_volume_and_manual_triggers() -> None:
-    volume = triggers.VolumeTrigger(rows=1000)
+    volume = triggers.VolumeTrigger(1000)
     assert not volume.evaluate(_signals(new_labelled_rows=999)).fired
     assert volume.evaluate(_signals(new_labelled_rows=1000)).fired
     manual = triggers.ManualTrigger()
@@ -104,7 +155,7 @@ def test_volume_and_manual_triggers() -> None:
 
 
 def _policy(cooldown: timedelta = timedelta(hours=6)) -> policy.Policy:
-    return policy.Policy([triggers.DriftTrigger(), triggers.VolumeTrigger(rows=100),
+    return policy.Policy([triggers.DriftTrigger(), triggers.VolumeTrigger(100),
                           triggers.ManualTrigger()], cooldown=cooldown)
 
 
@@ -165,9 +216,9 @@ triggers:
   - {kind: volume, rows: 200}
 """)
     built = policy.Policy.from_spec(spec)
-    assert built.cooldown == timedelta(hours=12)
+    assert built.cooldown.duration == timedelta(hours=12)
     assert [t.kind for t in built.triggers] == ["schedule", "performance", "volume", "manual"]
-    rising = _signals(live_metric=3.0, live_rows=50, champion_metric=2.0,
+    rising = _signals(live_metric=3.0, live_rows=50, champion_metric=2.0, new_labelled_rows=50,
                       last_training_at=NOW - timedelta(hours=12))
     decision = built.decide(rising)
     assert decision.fire

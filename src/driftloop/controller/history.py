@@ -21,9 +21,10 @@ import pandas as pd
 
 from driftloop.controller import project as projects
 from driftloop.core import config
+from driftloop.data import frames
 from driftloop.store import entities
 
-BATCH_COLUMN = "__batch__"
+BATCH_COLUMN = frames.BATCH_COLUMN
 
 
 def label_key(spec: config.PipelineSpec) -> str | None:

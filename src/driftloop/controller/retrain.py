@@ -14,16 +14,15 @@ from typing import Any
 
 import pandas as pd
 
+from driftloop.controller import challenger as challengers
 from driftloop.controller import project as projects
 from driftloop.controller import rollout
 from driftloop.controller.history import BATCH_COLUMN
 from driftloop.core import errors
 from driftloop.data import profile as profiles
 from driftloop.gate import gate
-from driftloop.gate import metrics as gate_metrics
 from driftloop.store import entities
 from driftloop.train import executor as executors
-from driftloop.train import search
 from driftloop.train import window as windows
 from driftloop.validation import schema as schemas
 
@@ -57,25 +56,21 @@ def retrain(
         labelled,
         spec.trainer.window,
         timestamp=spec.timestamp,
-        now=_newest(labelled, spec.timestamp, project.clock.now()),
+        now=challengers.newest_time(labelled, spec.timestamp, project.clock.now()),
         last_drift_at=_last_drift_at(project)
         if spec.trainer.window.kind == "since_drift"
         else None,
     )
-    # The gate needs rows the challenger has not seen; without a gate, train on all of them.
-    holdout_rows = min(spec.gate.holdout_rows, len(window) // 5) if spec.gate.enabled else 0
-    train_part = window.iloc[: len(window) - holdout_rows]
-    holdout = window.iloc[len(window) - holdout_rows :]
+    part = challengers.split(project, window)
     features = spec.feature_columns([c for c in rows.columns if not c.startswith("__")])
-    batch_ids = tuple(int(b) for b in train_part[BATCH_COLUMN].unique())
     run = store.start_run(
         project.name,
         trainer=spec.trainer.function,
         params=dict(spec.trainer.params),
-        batch_ids=batch_ids,
+        batch_ids=challengers.batch_ids(part.train),
         decision_id=decision.id,
     )
-    if train_part.empty:
+    if part.train.empty:
         failed = store.finish_run(
             run.id,
             status="failed",
@@ -84,36 +79,37 @@ def retrain(
         )
         return Outcome(failed, None, False, failed.error or "")
     try:
-        result = executor.train(
-            spec.trainer,
-            train_part[features],
-            train_part[spec.target],
-            project.base_dir,
-            gate_metrics.Scorer(spec.gate.metric, spec.task),
+        fitted = challengers.fit(project, part, features, executor)
+        report = gate.evaluate_gate(
+            fitted.estimator,
+            champion[1] if champion else None,
+            part.holdout[features],
+            part.holdout[spec.target],
+            spec.gate,
+            spec.task,
         )
+        model, refit_seconds, trained_on = fitted.estimator, 0.0, part.train
+        if report.passed:
+            model, refit_seconds, trained_on = challengers.refit(
+                project, part, fitted, features, executor
+            )
     except errors.DriftloopError as exc:
         failed = store.finish_run(run.id, status="failed", compute_seconds=None, error=str(exc))
         return Outcome(failed, None, False, f"training failed: {exc}")
-    if result.trials:
-        store.add_trials(run.id, [_trial_record(trial) for trial in result.trials])
-
-    report = gate.evaluate_gate(
-        result.estimator,
-        champion[1] if champion else None,
-        holdout[features],
-        holdout[spec.target],
-        spec.gate,
-        spec.task,
-    )
-    artifact = project.artifacts.put_model(result.estimator)
-    profile = store.add_profile(project.name, _profile(project, train_part, features))
-    metrics = {
+    if fitted.trials:
+        store.add_trials(run.id, list(fitted.trials))
+    cpu_seconds = fitted.cpu_seconds + refit_seconds
+    artifact = project.artifacts.put_model(model)
+    profile = store.add_profile(project.name, _profile(project, trained_on, features))
+    metrics: dict[str, Any] = {
         spec.gate.metric: report.challenger_score,
-        "train_rows": len(train_part),
+        "train_rows": len(trained_on),
         "data_upto_batch": int(window[BATCH_COLUMN].max()),
-        "holdout_rows": len(holdout),
-        "cpu_seconds": result.cpu_seconds,
+        "holdout_rows": len(part.holdout),
+        "cpu_seconds": cpu_seconds,
     }
+    if fitted.size is not None:
+        metrics["window"] = str(fitted.size)
     keep_lease()
     version = store.add_model_version(
         project.name,
@@ -124,10 +120,10 @@ def retrain(
         profile_id=profile.id,
         gate_report=report.to_json(),
     )
-    run = store.finish_run(run.id, status="succeeded", compute_seconds=result.cpu_seconds)
+    run = store.finish_run(run.id, status="succeeded", compute_seconds=cpu_seconds)
     keep_lease()
     promoted = report.passed and promote(project, version, actor)
-    return Outcome(run, version, promoted, report.reason, result.estimator)
+    return Outcome(run, version, promoted, report.reason, model)
 
 
 def promote(project: projects.Project, version: entities.ModelVersion, actor: str) -> bool:
@@ -171,13 +167,6 @@ def _profile(project: projects.Project, frame: pd.DataFrame, features: list[str]
     return profiles.build_profile(frame[list(kinds)], columns=kinds)
 
 
-def _newest(frame: pd.DataFrame, timestamp: str | None, default: Any) -> Any:
-    """Time windows end at the newest row, so a replayed history trains as it did live."""
-    if timestamp is None or frame.empty:
-        return default
-    return pd.Timestamp(frame[timestamp].max()).to_pydatetime()
-
-
 def _last_drift_at(project: projects.Project) -> Any:
     """When the policy last saw drift (data or concept), for the `since_drift` window."""
     for decision in reversed(
@@ -189,15 +178,3 @@ def _last_drift_at(project: projects.Project) -> Any:
         if "drift" in fired:
             return decision.at
     return None
-
-
-def _trial_record(trial: search.TrialOutcome) -> entities.TrialRecord:
-    return entities.TrialRecord(
-        number=trial.number,
-        family=trial.family,
-        params=trial.params,
-        score=trial.score,
-        cpu_seconds=trial.cpu_seconds,
-        wall_seconds=trial.wall_seconds,
-        error=trial.error,
-    )

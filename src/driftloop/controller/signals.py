@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from driftloop.controller import evaluate
 from driftloop.controller import history as histories
 from driftloop.controller import project as projects
+from driftloop.core.amount import Amount
 from driftloop.core.types import JSON
 from driftloop.drift import report as drift_report
 from driftloop.policy import signals as policy_signals
@@ -47,20 +49,23 @@ def gather(
     last_batch = max(new_batches, default=seen)
     trained_upto = int(last_fired.evidence.get("last_batch_id", 0)) if last_fired else 0
     new_labelled = history.labelled_after(trained_upto)
+    batches_since = len(history.batch_ids(after_id=trained_upto))
     caused_by: JSON = {"batches": new_batches}
 
     drift = None
-    live_metric, live_rows, champion_metric, concept = None, 0, None, False
+    live = Live()
+    champion_metric, concept, window_rows = None, False, None
     if champion is not None:
         champion_metric = champion.metrics.get(spec.gate.metric)
+        window_rows = champion.metrics.get("train_rows")
         if new_batches and champion.profile_id is not None:
             fresh = history.since(seen)
             profile = profile_of(champion.profile_id)
             report = drift_report.detect_drift(profile, fresh, spec.drift)
             drift = report.to_json()
             caused_by["profile"] = champion.profile_id
-        live_metric, live_rows, used = _live_window(project, monitor.evaluations, champion.version)
-        caused_by["evaluations"] = used
+        live = _live_window(project, monitor.evaluations, champion.version)
+        caused_by["evaluations"] = live.used
         seen_evaluation = _last_evaluation(last_decision)
         detections = [e for e in monitor.update(champion.version) if e > seen_evaluation]
         concept = bool(detections)
@@ -75,35 +80,74 @@ def gather(
         last_training_at=last_fired.at if last_fired else None,
         last_decision_at=last_decision.at if last_decision else None,
         drift=drift,
-        live_metric=live_metric,
-        live_rows=live_rows,
+        live_metric=live.metric,
+        live_rows=live.rows,
         champion_metric=champion_metric,
         new_labelled_rows=new_labelled,
+        batches_since_training=batches_since,
+        window_rows=int(window_rows) if window_rows else None,
         manual=manual is not None,
         concept_drift=concept,
+        live_errors=live.errors,
+        reference_errors=live.reference,
     )
     return Gathered(signals, caused_by, last_batch)
 
 
+@dataclass(frozen=True)
+class Live:
+    """The champion's live window: its metric, rows, per-row errors and the evaluations used,
+    and its per-row errors on the labelled batches it scored before the window."""
+
+    metric: float | None = None
+    rows: int = 0
+    errors: tuple[float, ...] = ()
+    reference: tuple[float, ...] = ()
+    used: tuple[int, ...] = ()
+
+
+REFERENCE_ROWS = 20_000
+"""At most this many of the champion's earliest live rows are the relative test's reference."""
+
+
 def _live_window(
     project: projects.Project, evaluations: evaluate.Evaluations, version: int
-) -> tuple[float | None, int, list[int]]:
-    """The champion's metric over its newest evaluations covering the performance window.
+) -> Live:
+    """The champion's metric over its newest evaluations covering the performance window (the
+    widest of the spec's performance triggers), and its errors on the evaluations before.
 
     Batch values are weighted by rows: exact for per-row-mean metrics (accuracy, log loss, MAE),
     an approximation for AUC and F1.
     """
-    window = max((t.window for t in project.spec.triggers if t.kind == "performance"), default=0)
-    used, rows, total = [], 0, 0.0
-    for evaluation in evaluations.newest(version):
-        if evaluation.value is None:
-            continue
-        used.append(evaluation.id)
-        rows += evaluation.rows
-        total += evaluation.value * evaluation.rows
-        if rows >= window:
+    windows = [t.window for t in project.spec.triggers if t.kind == "performance"]
+    if not windows:
+        return Live()
+    scored = [e for e in evaluations.newest(version) if e.value is not None]  # newest first
+    if not scored:
+        return Live()
+    now = project.clock.now()
+    count = max(_covering(scored, window, now) for window in windows)
+    live, earlier = scored[:count], scored[count:]
+    rows = sum(e.rows for e in live)
+    total = sum((e.value or 0.0) * e.rows for e in live)
+    reference: list[float] = []
+    for evaluation in reversed(earlier):  # the champion's first live batches first
+        if len(reference) >= REFERENCE_ROWS:
             break
-    return (total / rows if rows else None), rows, used
+        reference += evaluation.errors
+    errors = tuple(x for e in live for x in e.errors)
+    return Live(total / rows if rows else None, rows, errors, tuple(reference),
+                tuple(e.id for e in live))
+
+
+def _covering(newest_first: list[entities.Evaluation], window: Amount, now: datetime) -> int:
+    """How many of the newest evaluations make up `window` (at least one)."""
+    rows = 0
+    for count, evaluation in enumerate(newest_first, start=1):
+        rows += evaluation.rows
+        if window.reached(rows=rows, batches=count, elapsed=now - evaluation.at):
+            return count
+    return len(newest_first)
 
 
 def _last_evaluation(decision: entities.Decision | None) -> int:

@@ -19,6 +19,7 @@ import yaml
 from pydantic import BeforeValidator, Field
 
 from driftloop.core import errors, source_specs
+from driftloop.core.amount import Amount, AmountField
 from driftloop.core.online_spec import OnlineSpec
 
 # Re-exported (`x as x`): callers know these as `config.<name>`.
@@ -105,18 +106,36 @@ class DriftSpec(Spec):
 
 
 class WindowSpec(Spec):
-    """Which labelled rows a training uses."""
+    """Which labelled rows a training uses.
 
-    kind: Literal["all", "last_rows", "last_duration", "since_drift"] = "all"
+    `last` keeps the newest `size` (batches, rows or a duration); `auto` chooses at each
+    training among `candidates` (default: 1, 2, 4, ... batches and all data) by their score on
+    the newest labelled rows, which none of them was trained on, then refits the winner on
+    everything up to now.
+    """
+
+    kind: Literal["all", "last", "last_rows", "last_duration", "since_drift", "auto"] = "all"
+    size: AmountField | None = None
     rows: int | None = Field(default=None, gt=0)
     duration: Duration | None = None
+    candidates: list[AmountField] | None = Field(
+        default=None,
+        description="Windows `auto` tries; default: 1, 2, 4, ... batches up to all the data",
+    )
 
     @pydantic.model_validator(mode="after")
     def _needs(self) -> WindowSpec:
+        if self.kind == "last" and self.size is None:
+            raise ValueError("kind 'last' needs `size`, e.g. size: 8 batches (or 14d, 5000 rows)")
+        if self.kind == "last" and self.size is not None and self.size.unit == "share":
+            raise ValueError("kind 'last': `size` is the window itself; give batches, rows or "
+                             "a duration")
         if self.kind == "last_rows" and self.rows is None:
             raise ValueError("kind 'last_rows' needs `rows`, e.g. rows: 10000")
         if self.kind == "last_duration" and self.duration is None:
             raise ValueError("kind 'last_duration' needs `duration`, e.g. duration: 30d")
+        if self.candidates is not None and self.kind != "auto":
+            raise ValueError("`candidates` are for kind 'auto'")
         return self
 
 
@@ -220,22 +239,46 @@ class DriftTrigger(Spec):
 
 
 class PerformanceTrigger(Spec):
+    """Fires when the champion's live performance falls. With neither `floor` nor `drop` (the
+    default) the test is relative: the live per-row error over `window` is significantly
+    higher (one-sided Welch test at `alpha`) than the same model's error on the labelled
+    batches it scored before. `floor` and `drop` add absolute limits on the live metric."""
+
     kind: Literal["performance"] = "performance"
     metric: str = "accuracy"
     floor: float | None = None
     drop: float | None = Field(
         default=None, gt=0, description="Fire when live metric < champion validation - drop"
     )
-    window: int = Field(
-        default=500, gt=0, description="Labelled rows the live metric is computed over"
+    window: AmountField = Field(
+        default=Amount(1, "batches"),
+        description="Live labelled data the test looks at: batches, rows or a duration",
     )
+    alpha: float = Field(default=0.01, gt=0, lt=1, description="Significance of the drop")
 
 
 class VolumeTrigger(Spec):
     kind: Literal["volume"] = "volume"
-    rows: int = Field(
-        gt=0, description="Fire after this many new labelled rows since the last training"
+    rows: int | None = Field(
+        default=None, gt=0,
+        description="Fire after this many new labelled rows since the last training",
     )
+    every: AmountField | None = Field(
+        default=None,
+        description="Fire after this much new labelled data: batches, rows, a duration, or a "
+        "share of the training window",
+    )
+
+    @pydantic.model_validator(mode="after")
+    def _one(self) -> VolumeTrigger:
+        if (self.rows is None) == (self.every is None):
+            raise ValueError("give `every` (e.g. every: 10 batches) or `rows`, not both")
+        return self
+
+    @property
+    def amount(self) -> Amount:
+        """`every`, or `rows` as an amount of rows."""
+        return self.every if self.every is not None else Amount(float(self.rows or 0), "rows")
 
 
 class ManualTrigger(Spec):
@@ -258,7 +301,27 @@ class GateSpec(Spec):
     min_improvement: float = Field(default=0.0, ge=0)
     confidence: float = Field(default=0.95, gt=0, lt=1)
     bootstrap: int = Field(default=1000, ge=100)
-    holdout_rows: int = Field(default=2000, gt=0)
+    holdout: AmountField = Field(
+        default=Amount(2000, "rows"),
+        description="The newest labelled data the models are compared on: batches, rows, a "
+        "duration or a share of the training window (at most a fifth of the window)",
+    )
+    refit: bool = Field(
+        default=True,
+        description="A challenger that passed is refitted on its window including the holdout, "
+        "so the newest rows are not lost to the comparison",
+    )
+
+    @pydantic.model_validator(mode="before")
+    @classmethod
+    def _holdout_rows(cls, data: Any) -> Any:
+        """`holdout_rows: N` (older specs) is `holdout: N rows`."""
+        if isinstance(data, dict) and "holdout_rows" in data:
+            data = dict(data)
+            if "holdout" in data:
+                raise ValueError("give `holdout` or `holdout_rows`, not both")
+            data["holdout"] = data.pop("holdout_rows")
+        return data
 
 
 class RolloutSpec(Spec):
@@ -325,7 +388,11 @@ class PipelineSpec(Spec):
     drift: DriftSpec = DriftSpec()
     trainer: TrainerSpec
     triggers: list[TriggerSpec] = [ScheduleTrigger(cron="0 3 * * 1")]
-    cooldown: Duration = timedelta(0)
+    cooldown: AmountField = Field(
+        default=Amount(0, "seconds"),
+        description="After a training, no other (but a manual one) until this much new data or "
+        "time: batches, rows, a duration or a share of the training window",
+    )
     lease_timeout: Duration = Field(
         default=timedelta(minutes=1),
         gt=timedelta(0),
@@ -391,7 +458,9 @@ class PipelineSpec(Spec):
                 "an online learner is judged by prequential accuracy: it needs task "
                 "classification and gate.metric accuracy"
             )
-        timed = self.trainer.window.kind in {"last_duration", "since_drift"}
+        window = self.trainer.window
+        timed = window.kind in {"last_duration", "since_drift"} or (
+            window.size is not None and window.size.unit == "seconds")
         if timed and self.timestamp is None:
             raise ValueError(
                 f"trainer.window kind {self.trainer.window.kind!r} needs `timestamp:` (the "

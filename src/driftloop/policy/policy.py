@@ -8,8 +8,11 @@ Rules, in order:
 1. no champion yet: fire (bootstrap training), reason "no champion";
 2. no trigger fired: do not fire;
 3. a trigger that ignores the cooldown fired (manual): fire;
-4. the cooldown since the last training has not passed: do not fire, `blocked_by_cooldown`;
-5. otherwise fire.
+4. no labelled row came since the last training: do not fire (the same data again would
+   make the same model; a schedule on batches longer than its period fires once a batch);
+5. the cooldown since the last training has not passed (in time, rows or batches, as the spec
+   gives it): do not fire, `blocked_by_cooldown`;
+6. otherwise fire.
 
 Every decision carries all trigger results, fired or not.
 """
@@ -21,6 +24,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from driftloop.core import config
+from driftloop.core.amount import Amount
 from driftloop.core.types import JSON
 from driftloop.policy import signals as sig
 from driftloop.policy import triggers as trig
@@ -49,17 +53,17 @@ class Policy:
     """The triggers of one pipeline and its cooldown.
 
     >>> from datetime import UTC, datetime
-    >>> policy = Policy([trig.VolumeTrigger(rows=100)], cooldown=timedelta(hours=1))
+    >>> policy = Policy([trig.VolumeTrigger(Amount(100, "rows"))], cooldown=Amount(2, "batches"))
     >>> now = datetime(2024, 1, 1, 12, tzinfo=UTC)
-    >>> policy.decide(sig.Signals(now, new_labelled_rows=150,
-    ...                           last_training_at=now - timedelta(minutes=10))).reason
-    'cooldown: last training 0:10:00 ago < 1:00:00; would fire on volume'
+    >>> policy.decide(sig.Signals(now, new_labelled_rows=150, batches_since_training=1,
+    ...     last_training_at=now - timedelta(minutes=10))).reason  # doctest: +ELLIPSIS
+    'cooldown: last training 0:10:00 ago, 1 batch(es) and 150 rows since, < 2 batches; ...'
     """
 
     def __init__(self, triggers: Iterable[trig.Trigger],
-                 cooldown: timedelta = timedelta(0)) -> None:
+                 cooldown: Amount | timedelta = timedelta(0)) -> None:
         self.triggers = tuple(triggers)
-        self.cooldown = cooldown
+        self.cooldown = Amount.parse(cooldown)
 
     def __repr__(self) -> str:
         return f"Policy(triggers={list(self.triggers)!r}, cooldown={self.cooldown!r})"
@@ -83,9 +87,13 @@ class Policy:
         urgent = [t.kind for r, t in zip(results, self.triggers, strict=True)
                   if r.fired and t.bypasses_cooldown]
         last = signals.last_training_at
-        if urgent or last is None or signals.now - last >= self.cooldown:
+        if not urgent and last is not None and not signals.new_labelled_rows:
+            return PolicyDecision(False, results, False, f"nothing new to learn: no labelled rows "
+                                  f"since the last training (would fire on {summary})")
+        if urgent or last is None or signals.since_training(self.cooldown):
             return PolicyDecision(True, results, False, summary)
         kinds = ", ".join(r.kind for r in fired)
-        reason = (f"cooldown: last training {signals.now - last} ago < {self.cooldown}; "
-                  f"would fire on {kinds}")
+        reason = (f"cooldown: last training {signals.now - last} ago, "
+                  f"{signals.batches_since_training} batch(es) and {signals.new_labelled_rows} "
+                  f"rows since, < {self.cooldown}; would fire on {kinds}")
         return PolicyDecision(False, results, True, reason)

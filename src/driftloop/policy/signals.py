@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from driftloop.core.amount import Amount
 from driftloop.core.types import JSON
 
 
@@ -21,7 +22,10 @@ class Signals:
     `now` is aware UTC and comes from the injected clock, never from the wall clock.
     `drift` is a drift report's JSON (`dataset_drift`, `drifted_share`, `columns`).
     `live_metric` is the champion's metric on the last `live_rows` labelled rows it did not see
-    in training; `champion_metric` its validation score when it was trained.
+    in training (their per-row errors: `live_errors`); `reference_errors` are its per-row errors
+    on the labelled batches it scored before those; `champion_metric` its validation score when
+    it was trained. `batches_since_training` counts the batches with rows since the last
+    training, `window_rows` the rows the champion was trained on.
 
     >>> from datetime import UTC
     >>> Signals(now=datetime(2024, 1, 1, tzinfo=UTC)).has_champion
@@ -37,8 +41,22 @@ class Signals:
     live_rows: int = 0
     champion_metric: float | None = None
     new_labelled_rows: int = 0
+    batches_since_training: int = 0
+    window_rows: int | None = None
     manual: bool = False
     concept_drift: bool = False
+    live_errors: tuple[float, ...] = ()
+    reference_errors: tuple[float, ...] = ()
+
+    def since_training(self, amount: Amount) -> bool:
+        """Whether the data (or time) since the last training reaches `amount`."""
+        last = self.last_training_at
+        return amount.reached(
+            rows=self.new_labelled_rows,
+            batches=self.batches_since_training,
+            elapsed=None if last is None else self.now - last,
+            window_rows=self.window_rows,
+        )
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,11 @@ asks each one, at every tick, whether it fires on the current `signals.Signals`.
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from driftloop.core import config, errors
+from driftloop.core.amount import Amount
 from driftloop.policy import schedule
 from driftloop.policy import signals as sig
 
@@ -53,8 +55,8 @@ class Trigger(abc.ABC):
 def build_trigger(spec: Any) -> Trigger:
     """The trigger for one spec entry, looked up by its `kind`.
 
-    >>> build_trigger(config.VolumeTrigger(rows=1000))
-    VolumeTrigger(rows=1000)
+    >>> build_trigger(config.VolumeTrigger(every="10 batches"))
+    VolumeTrigger(every=Amount(10 batches))
     """
     cls = Trigger.registry_.get(spec.kind)
     if cls is None:
@@ -67,7 +69,9 @@ class ScheduleTrigger(Trigger):
     """Fires when a cron occurrence (in the spec's time zone) fell in (anchor, now].
 
     The anchor is the last training, or the last decision when nothing was trained yet. With
-    neither, there is nothing to measure from: the first evaluation only sets the anchor.
+    neither, there is nothing to measure from: the first evaluation only sets the anchor. (The
+    policy holds back an occurrence with no labelled rows since the last training: with batches
+    longer than the schedule, it retrains once a batch.)
     """
 
     kind = "schedule"
@@ -91,8 +95,8 @@ class ScheduleTrigger(Trigger):
         fired = due <= signals.now
         local = due.astimezone(self.schedule_.zone_).isoformat()
         verb = "was due" if fired else "is next due"
-        return self.result(fired, f"schedule {self.cron!r} {verb} at {local} ({self.timezone})",
-                           cron=self.cron, timezone=self.timezone,
+        reason = f"schedule {self.cron!r} {verb} at {local} ({self.timezone})"
+        return self.result(fired, reason, cron=self.cron, timezone=self.timezone,
                            anchor=sig.iso(anchor), occurrence=sig.iso(due))
 
 
@@ -125,44 +129,63 @@ class DriftTrigger(Trigger):
 
 
 class PerformanceTrigger(Trigger):
-    """Fires when the champion's live metric falls below `floor`, or more than `drop` below its
-    validation score, measured over at least `window` labelled rows. For metrics where lower is
-    better (log_loss, rmse, mae) `floor` is a ceiling and the drop is a rise.
+    """Fires when the champion's live performance fell, measured over `window` of labelled data
+    it did not see in training.
+
+    By default (neither `floor` nor `drop`) the test is relative to the model itself: its
+    per-row error on the live window is significantly higher (one-sided Welch t-test at
+    `alpha`) than on the labelled batches it scored before (0/1 errors for classifiers, absolute
+    errors for regression: binary, multi-class and regression alike, no threshold in the
+    metric's units). `floor` fires when the live metric is worse than a fixed value, `drop`
+    when it is more than `drop` worse than the champion's validation score; for metrics where
+    lower is better (log_loss, rmse, mae) `floor` is a ceiling and the drop is a rise.
 
     >>> from driftloop.policy.signals import Signals
     >>> from datetime import UTC, datetime
-    >>> trigger = PerformanceTrigger(metric="accuracy", floor=0.8, window=100)
+    >>> trigger = PerformanceTrigger(metric="accuracy", floor=0.8, window=Amount(100, "rows"))
     >>> trigger.evaluate(Signals(datetime(2024, 1, 1, tzinfo=UTC), live_metric=0.7,
     ...                          live_rows=500)).reason
     'live accuracy 0.7 over 500 rows is below the floor 0.8'
+    >>> relative = PerformanceTrigger()
+    >>> relative.evaluate(Signals(datetime(2024, 1, 1, tzinfo=UTC), live_metric=0.6,
+    ...     live_rows=100, live_errors=(0.0, 1.0) * 20 + (1.0,) * 60,
+    ...     reference_errors=(0.0,) * 90 + (1.0,) * 10)).fired
+    True
     """
 
     kind = "performance"
 
     def __init__(self, metric: str = "accuracy", floor: float | None = None,
-                 drop: float | None = None, window: int = 500) -> None:
+                 drop: float | None = None, window: Amount | int | str = "1 batch",
+                 alpha: float = 0.01) -> None:
         self.metric = metric
         self.floor = floor
         self.drop = drop
-        self.window = window
-        if floor is None and drop is None:
-            raise errors.ConfigError(
-                f"performance trigger on {metric!r}: set `floor` or `drop` (or both); "
-                "without either it can never fire")
+        self.window = Amount.parse(window)
+        self.alpha = alpha
 
     @classmethod
     def from_spec(cls, spec: config.PerformanceTrigger) -> PerformanceTrigger:
-        return cls(spec.metric, spec.floor, spec.drop, spec.window)
+        return cls(spec.metric, spec.floor, spec.drop, spec.window, spec.alpha)
+
+    @property
+    def relative(self) -> bool:
+        return self.floor is None and self.drop is None
 
     def evaluate(self, signals: sig.Signals) -> sig.TriggerResult:
         lower = self.metric in LOWER_IS_BETTER
         live, rows, champion = signals.live_metric, signals.live_rows, signals.champion_metric
-        evidence = {"metric": self.metric, "live_metric": live, "live_rows": rows,
-                    "champion_metric": champion, "floor": self.floor, "drop": self.drop,
-                    "window": self.window, "greater_is_better": not lower}
-        if live is None or rows < self.window:
-            return self.result(False, f"live {self.metric} needs {self.window} labelled rows "
-                               f"unseen in training; have {rows}", **evidence)
+        evidence: dict[str, Any] = {
+            "metric": self.metric, "live_metric": live, "live_rows": rows,
+            "champion_metric": champion, "floor": self.floor, "drop": self.drop,
+            "window": str(self.window), "greater_is_better": not lower}
+        short = self.window.unit == "rows" and rows < self.window.value
+        if live is None or not rows or short:
+            return self.result(False, f"live {self.metric} needs {self.window} of labelled rows "
+                               f"the champion did not train on; have {rows} rows", **evidence)
+        head = f"live {self.metric} {live:.4g} over {rows} rows"
+        if self.relative:
+            return self._relative(signals, head, evidence)
         worse, below = (">", "above") if lower else ("<", "below")
         reasons = []
         if self.floor is not None and _worse(live, self.floor, lower):
@@ -173,32 +196,70 @@ class PerformanceTrigger(Trigger):
             if _worse(live, limit, lower):
                 reasons.append(f"is {worse} champion validation {champion:g} "
                                f"{'+' if lower else '-'} {self.drop:g}")
-        head = f"live {self.metric} {live:.4g} over {rows} rows"
         if reasons:
             return self.result(True, f"{head} " + " and ".join(reasons), **evidence)
         return self.result(False, f"{head} is within bounds", **evidence)
 
+    def _relative(self, signals: sig.Signals, head: str,
+                  evidence: dict[str, Any]) -> sig.TriggerResult:
+        live, reference = signals.live_errors, signals.reference_errors
+        if len(reference) < 2 or len(live) < 2:
+            return self.result(False, f"{head}: no earlier live batches of this model to compare "
+                               "with yet", **evidence)
+        rise, p = error_rise(live, reference)
+        evidence.update(live_error=_mean(live), reference_error=_mean(reference),
+                        reference_rows=len(reference), p_value=p, alpha=self.alpha)
+        fired = rise > 0 and p < self.alpha
+        verdict = "significantly" if fired else "not significantly"
+        return self.result(fired, f"{head}: error {_mean(live):.4g} vs {_mean(reference):.4g} on "
+                           f"its earlier {len(reference)} rows, {verdict} higher (p={p:.2g}, "
+                           f"alpha {self.alpha:g})", **evidence)
+
+
+def error_rise(live: Sequence[float], reference: Sequence[float]) -> tuple[float, float]:
+    """How much higher the mean live error is than the reference's, and the one-sided p-value
+    of a Welch t-test that it is higher (both constant and different: p 0).
+
+    >>> error_rise([1.0, 1.0], [0.0, 0.0])
+    (1.0, 0.0)
+    """
+    import numpy as np
+    from scipy import stats
+
+    a, b = np.asarray(live, dtype=float), np.asarray(reference, dtype=float)
+    rise = float(a.mean() - b.mean())
+    if a.var() == 0 and b.var() == 0:
+        return rise, 0.0 if rise > 0 else 1.0
+    p = float(stats.ttest_ind(a, b, equal_var=False, alternative="greater").pvalue)
+    return rise, p
+
+
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values) if values else float("nan")
+
 
 class VolumeTrigger(Trigger):
-    """Fires once `rows` new labelled rows arrived since the last training."""
+    """Fires once `every` new labelled data arrived since the last training: batches, rows, a
+    duration, or a share of the champion's training window."""
 
     kind = "volume"
 
-    def __init__(self, rows: int) -> None:
-        self.rows = rows
-        if rows <= 0:
-            raise errors.ConfigError(f"`rows` of the volume trigger must be > 0; got {rows}.")
+    def __init__(self, every: Amount | int) -> None:
+        self.every = Amount.parse(every)
+        if self.every.value <= 0:
+            raise errors.ConfigError(f"`every` of the volume trigger must be > 0; got {every}.")
 
     @classmethod
     def from_spec(cls, spec: config.VolumeTrigger) -> VolumeTrigger:
-        return cls(spec.rows)
+        return cls(spec.amount)
 
     def evaluate(self, signals: sig.Signals) -> sig.TriggerResult:
-        new = signals.new_labelled_rows
-        fired = new >= self.rows
+        new, batches = signals.new_labelled_rows, signals.batches_since_training
+        fired = new > 0 and signals.since_training(self.every)
         sign = ">=" if fired else "<"
-        return self.result(fired, f"{new} new labelled rows since the last training {sign} "
-                           f"{self.rows}", new_labelled_rows=new, rows=self.rows)
+        return self.result(fired, f"{new} new labelled rows in {batches} batch(es) since the "
+                           f"last training {sign} {self.every}", new_labelled_rows=new,
+                           batches=batches, every=str(self.every))
 
 
 class ManualTrigger(Trigger):

@@ -1,0 +1,136 @@
+"""Fit a challenger: hold out the newest labelled rows, choose the training window, train,
+and — once the gate has compared it with the champion on the holdout — refit it on everything.
+
+    labelled rows ─► window (spec) ─► [ train part | holdout ]
+                                        │ auto: each candidate window of the train part is
+                                        │ fitted and scored on the holdout; the best wins
+                                        ▼
+                                    challenger ─► gate on the holdout ─► refit on the chosen
+                                                                         window incl. holdout
+
+The holdout is the gate's (`gate.holdout`: batches, rows, a duration or a share; at most a
+fifth of the rows). Without a gate and without `auto` there is none: the model trains on the
+whole window. With `gate.refit` the stored model is refitted after a pass, so comparing the
+models costs the new model none of its newest rows. `auto` chooses on the same holdout the
+gate then judges: its winner's holdout score is slightly optimistic, the champion's is not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from driftloop.controller import project as projects
+from driftloop.core.amount import Amount
+from driftloop.data import frames
+from driftloop.gate import metrics as gate_metrics
+from driftloop.store import entities
+from driftloop.train import executor as executors
+from driftloop.train import window as windows
+
+
+@dataclass(frozen=True)
+class Split:
+    """The training window cut into the rows to train on and the newest rows held out."""
+
+    window: pd.DataFrame
+    train: pd.DataFrame
+    holdout: pd.DataFrame
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """A challenger, the window it was chosen with, what it cost, and the windows tried."""
+
+    estimator: Any
+    size: Amount | None  # None: the spec's own window
+    cpu_seconds: float
+    trials: tuple[entities.TrialRecord, ...]
+
+
+def split(project: projects.Project, window: pd.DataFrame) -> Split:
+    """Hold out the newest `gate.holdout` of `window` when a gate or `auto` needs it."""
+    spec = project.spec
+    if not (spec.gate.enabled or spec.trainer.window.kind == "auto") or window.empty:
+        return Split(window, window, window.iloc[:0])
+    held = windows.newest(window, spec.gate.holdout, timestamp=spec.timestamp,
+                          now=newest_time(window, spec.timestamp, project.clock.now()))
+    rows = min(len(held), len(window) // 5)
+    return Split(window, window.iloc[: len(window) - rows], window.iloc[len(window) - rows :])
+
+
+def fit(
+    project: projects.Project,
+    part: Split,
+    features: list[str],
+    executor: executors.Executor,
+) -> Fitted:
+    """Train the challenger on `part.train`; with window `auto`, the best of the candidate
+    windows by the gate's metric on `part.holdout` (ties go to the longer window)."""
+    spec = project.spec
+    scorer = gate_metrics.Scorer(spec.gate.metric, spec.task)
+    if spec.trainer.window.kind != "auto" or part.holdout.empty:
+        result = executor.train(spec.trainer, part.train[features], part.train[spec.target],
+                                project.base_dir, scorer)
+        trials = tuple(_trial(t) for t in result.trials)
+        return Fitted(result.estimator, None, result.cpu_seconds, trials)
+    sizes = windows.auto_candidates(part.train, spec.trainer.window)
+    now = newest_time(part.train, spec.timestamp, project.clock.now())
+    subsets = [windows.newest(part.train, size, timestamp=spec.timestamp, now=now)
+               for size in sizes]
+    results = executor.train_each(
+        spec.trainer, [(s[features], s[spec.target]) for s in subsets], project.base_dir, scorer)
+    metric = gate_metrics.get_metric(spec.gate.metric, spec.task)
+    sign = 1.0 if metric.greater_is_better else -1.0
+    scores = [scorer(r.estimator, part.holdout[features], part.holdout[spec.target])
+              for r in results]
+    best = max(range(len(sizes)), key=lambda i: (sign * scores[i], len(subsets[i])))
+    trials = tuple(
+        entities.TrialRecord(number=i, family="window", params={"size": str(size),
+                             "rows": len(subset)}, score=score, cpu_seconds=r.cpu_seconds,
+                             wall_seconds=r.wall_seconds, error=None)
+        for i, (size, subset, score, r) in enumerate(
+            zip(sizes, subsets, scores, results, strict=True)))
+    return Fitted(results[best].estimator, sizes[best], sum(r.cpu_seconds for r in results),
+                  trials)
+
+
+def refit(
+    project: projects.Project,
+    part: Split,
+    fitted: Fitted,
+    features: list[str],
+    executor: executors.Executor,
+) -> tuple[Any, float, pd.DataFrame]:
+    """The model to store after the gate passed: refitted on the chosen window including the
+    holdout (`gate.refit`), else the challenger itself. Returns it, its CPU seconds and rows."""
+    spec = project.spec
+    if part.holdout.empty or not spec.gate.refit:
+        return fitted.estimator, 0.0, part.train
+    rows = part.window
+    if fitted.size is not None:
+        rows = windows.newest(rows, fitted.size, timestamp=spec.timestamp,
+                              now=newest_time(rows, spec.timestamp, project.clock.now()))
+    result = executor.train(spec.trainer, rows[features], rows[spec.target], project.base_dir,
+                            gate_metrics.Scorer(spec.gate.metric, spec.task))
+    return result.estimator, result.cpu_seconds, rows
+
+
+def _trial(trial: Any) -> entities.TrialRecord:
+    return entities.TrialRecord(
+        number=trial.number, family=trial.family, params=trial.params, score=trial.score,
+        cpu_seconds=trial.cpu_seconds, wall_seconds=trial.wall_seconds, error=trial.error)
+
+
+def newest_time(frame: pd.DataFrame, timestamp: str | None, default: Any) -> Any:
+    """Time windows end at the newest row, so a replayed history trains as it did live."""
+    if timestamp is None or frame.empty:
+        return default
+    return pd.Timestamp(frame[timestamp].max()).to_pydatetime()
+
+
+def batch_ids(rows: pd.DataFrame) -> tuple[int, ...]:
+    """The batches `rows` came from (a version's training data, for lineage)."""
+    return tuple(int(b) for b in rows[frames.BATCH_COLUMN].unique())
