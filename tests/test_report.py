@@ -24,7 +24,7 @@ def test_report_is_offline_small_and_carries_every_policy() -> None:
     assert len(html) < 150_000  # aggregates, not rows
     assert not re.search(r"""(src|href)=["']https?://""", html)  # nothing fetched
     data = json.loads(re.search(r"const data = (\{.*?\});\n", html).group(1))  # type: ignore[union-attr]
-    assert set(data["accuracy"]) == {"never", "every-batch", "weekly", "mine"}
+    assert set(data["accuracy"]) == {"never", "every-batch", "mine"}
     assert len(data["days"]) == len(results[0].steps) == 16  # warm-up + 15 days
     assert data["focus"] == "mine" and set(data["drift"]) >= set(elec2.FEATURES) - {"period"}
     for row in report.summary_rows(results):

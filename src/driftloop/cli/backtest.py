@@ -1,5 +1,6 @@
 """`driftloop backtest`: replay history through the pipeline's own tick on a simulated clock,
-comparing its retraining policy with the baselines (never, every batch, weekly).
+comparing its retraining policy with the baselines (never, every batch) and a fixed schedule
+of the same training budget.
 
 History is the spec's source read from the start (or `--data FILE`), ordered by the spec's
 timestamp. Called by `cli.main`; `driftloop demo` is the same on bundled data.

@@ -1,9 +1,10 @@
 """`driftloop demo`: the whole loop on the bundled Elec2 stream, in about a minute and a half.
 
 Backtests the pipeline of `driftloop init` (its spec, its default retraining policy) against the
-baselines — never retrain, retrain on every batch, retrain weekly — and an online learner
-(river's Hoeffding Adaptive Tree, learning every row) on daily batches after a 30-day warm-up,
-prints the comparison and writes a self-contained HTML report.
+baselines — never retrain, retrain on every batch (with the spec's window rule and with a fixed
+window as long as the warm-up), a fixed schedule with the default's number of trainings — and an
+online learner (river's Hoeffding Adaptive Tree, learning every row) on daily batches after a
+30-day warm-up, prints the comparison and writes a self-contained HTML report.
 """
 
 from __future__ import annotations
@@ -23,8 +24,6 @@ DEFAULT_POLICY = "driftloop default"
 SPEC_POLICY = "spec policy"
 ONLINE_POLICY = "online (river HAT)"
 DEMO_POLICIES: dict[str, dict[str, Any]] = {
-    # A fixed schedule with about the default's training budget: every 8 days of new data.
-    "every 8 days": {"triggers": [{"kind": "volume", "rows": 8 * 48}], "cooldown": 0},
     DEFAULT_POLICY: {},
     # Online: a Hoeffding Adaptive Tree (river) learns every labelled row; snapshots every
     # 1000 rows, rolled back when worse than the last good one. Measured under this daily
@@ -107,7 +106,8 @@ def replay_and_report(
 
     started = time.perf_counter()
     ends = backtest.batch_ends(frame, spec.timestamp, every, warmup)
-    names = [*backtest.BASELINES, *policies]
+    names = [*backtest.baselines(spec, 1), *policies]
+    focus = next(name for name in policies if not policies[name])
     with Progress(
         TextColumn("{task.description:<18}"),
         BarColumn(),
@@ -116,6 +116,12 @@ def replay_and_report(
         console=console.stdout,
     ) as bar:
         tasks = {name: bar.add_task(name, total=len(ends)) for name in names}
+
+        def step(name: str, done: int) -> None:
+            if name not in tasks:  # the schedule of the same budget, replayed last
+                tasks[name] = bar.add_task(name, total=len(ends))
+            bar.update(tasks[name], completed=done)
+
         results = console.guard(
             lambda: backtest.backtest(
                 frame,
@@ -125,22 +131,24 @@ def replay_and_report(
                 every=every,
                 warmup=warmup,
                 workers=workers,
-                progress=lambda name, done: bar.update(tasks[name], completed=done),
+                progress=step,
+                budget=focus,
             )
         )
-        for name in names:
-            bar.update(tasks[name], completed=len(ends))
+        for task in tasks.values():
+            bar.update(task, completed=len(ends))
     show_results(reports.summary_rows(results), spec.gate.metric)
     if report is not None:
         window = spec.trainer.window
         html = reports.render_backtest(
             results,
             title=title,
-            focus=next(name for name in policies if not policies[name]),
+            focus=focus,
             description=f"{len(ends) - 1} batches of {_human(every)} after a "
             f"{_human(warmup)} warm-up, "
             f"test-then-train; trainer {spec.trainer.function}, window {window.kind}"
-            + (f" {_human(window.duration)}" if window.duration else ""),
+            + (f" {window.size or _human(window.duration)}" if window.size or window.duration
+               else ""),
         )
         report.write_text(html)
         console.ok(f"report: {report} ({len(html) // 1024} KB)")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -19,12 +20,25 @@ WEEK = 7 * 48
 def init(
     folder: Path = typer.Argument(..., help="Folder to create (must not exist or be empty)."),
     weeks: int = typer.Option(6, min=2, help="Weeks of sample data, one CSV file each."),
+    data_file: Path | None = typer.Option(
+        None, "--data", help="Your own data (CSV or Parquet, one batch): the spec's defaults "
+        "are derived from it, and it becomes the first file of data/."
+    ),
+    target: str | None = typer.Option(None, help="With --data: the column to predict."),
+    timestamp: str | None = typer.Option(
+        None, help="With --data: the column that orders rows in time (default: the first "
+        "date-time column)."
+    ),
 ) -> None:
-    """Scaffold a project: driftloop.yaml, train.py and sample data (one file deliberately bad)."""
-    from driftloop.data import elec2
-
+    """Scaffold a project: driftloop.yaml, train.py and data — the bundled sample (one file
+    deliberately bad), or your own file with `--data FILE --target COLUMN`."""
     if folder.exists() and any(folder.iterdir()):
         console.fail(f"{folder} exists and is not empty; choose a new folder.")
+    if data_file is not None:
+        _init_from_data(folder, data_file, target, timestamp)
+        return
+    from driftloop.data import elec2
+
     data = folder / "data"
     data.mkdir(parents=True, exist_ok=True)
     scaffold = resources.files("driftloop.cli").joinpath("scaffold")
@@ -40,6 +54,60 @@ def init(
         f"created {folder}: driftloop.yaml, train.py, data/ ({weeks} weekly files + 1 faulty)"
     )
     console.info(f"next: cd {folder} && driftloop check && driftloop ingest && driftloop batches")
+
+
+def _init_from_data(folder: Path, data_file: Path, target: str | None,
+                    timestamp: str | None) -> None:
+    """A project whose spec is derived from `data_file` (`calibrate.spec_text`)."""
+    import shutil
+
+    from driftloop.data.sources import files
+
+    if target is None:
+        console.fail("--data needs --target COLUMN: the column to predict")
+    frame, error = files.read_frame(data_file.read_bytes(), str(data_file), "auto")
+    if frame is None:
+        console.fail(f"{data_file}: {error}")
+    if timestamp is None:
+        timestamp = next((str(c) for c in frame.columns if _is_time(frame[c])), None)
+    elif timestamp not in frame.columns:
+        console.fail(f"{data_file}: no column {timestamp!r}; columns: "
+                     f"{', '.join(map(str, frame.columns))}")
+    text = console.guard(lambda: _spec_text(frame, folder.name, target, timestamp,
+                                            data_file.suffix))
+    (folder / "data").mkdir(parents=True, exist_ok=True)
+    shutil.copy(data_file, folder / "data" / data_file.name)
+    scaffold = resources.files("driftloop.cli").joinpath("scaffold")
+    (folder / "train.py").write_text(scaffold.joinpath("train.py").read_text())
+    (folder / "driftloop.yaml").write_text(text)
+    console.ok(f"created {folder}: driftloop.yaml (derived from {data_file.name}), train.py, data/")
+    console.info(f"next: cd {folder} && driftloop check && driftloop tick")
+
+
+def _spec_text(frame: Any, name: str, target: str, timestamp: str | None, suffix: str) -> str:
+    from driftloop.cli import calibrate
+    from driftloop.core import errors
+
+    try:
+        return calibrate.spec_text(frame, name=name, target=target, timestamp=timestamp,
+                                   path=f"data/*{suffix}")
+    except ValueError as exc:
+        raise errors.ConfigError(str(exc)) from exc
+
+
+def _is_time(series: Any) -> bool:
+    """Whether a column holds date-times (parsed already, or ISO 8601 text)."""
+    import pandas as pd
+
+    if pd.api.types.is_datetime64_any_dtype(series.dtype):
+        return True
+    if not (pd.api.types.is_string_dtype(series.dtype) or series.dtype == object):
+        return False
+    try:
+        pd.to_datetime(series.head(20), utc=True, format="ISO8601")
+    except (ValueError, TypeError):
+        return False
+    return True
 
 
 def _write_faulty_file(week: object, data: Path) -> None:

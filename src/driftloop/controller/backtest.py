@@ -1,6 +1,8 @@
 """Backtest: replay history through the very tick that runs in production, on a fake clock.
 
-`driftloop backtest` and `driftloop demo` call `backtest(...)`. Each policy gets its own
+`driftloop backtest` and `driftloop demo` call `backtest(...)`. The baselines (`baselines`) and a
+fixed schedule with the policy's own training budget (`same_budget`) are replayed beside the
+policies. Each policy gets its own
 in-memory store and artifact root, a `ReplaySource` that releases one batch per step as the
 clock reaches its end, and an in-process executor (its CPU seconds are what is compared).
 Every batch is scored by the live champion before anything learns from it (test-then-train);
@@ -34,20 +36,30 @@ from driftloop.store import artifacts, metadata
 from driftloop.train import executor as executors
 from driftloop.train import ray_executor
 
-BASELINES: dict[str, dict[str, Any]] = {
-    "never": {"triggers": [], "cooldown": 0},
-    "every-batch": {
-        "triggers": [{"kind": "volume", "rows": 1}],
-        "cooldown": 0,
-        "gate": {"enabled": False},
-    },
-    "weekly": {
-        "triggers": [{"kind": "schedule", "cron": "0 0 * * 1"}],
-        "cooldown": 0,
-        "gate": {"enabled": False},
-    },
-}
-"""Compared with every policy: train once; retrain on every batch; retrain every Monday."""
+NEVER, EVERY_BATCH, FIXED_WINDOW = "never", "every-batch", "every-batch (fixed window)"
+
+
+def baselines(spec: config.PipelineSpec, warmup_rows: int) -> dict[str, dict[str, Any]]:
+    """What every policy is compared with: train once; retrain on every batch with the spec's
+    window rule; and, unless that rule is a fixed window already, retrain on every batch on a
+    fixed window as long as the warm-up (so a poor window rule cannot make every-batch look
+    weak). Baselines promote every model (no gate)."""
+    every = {"triggers": [{"kind": "volume", "every": "1 batch"}], "cooldown": 0,
+             "gate": {"enabled": False}}
+    found = {NEVER: {"triggers": [], "cooldown": 0}, EVERY_BATCH: every}
+    if spec.trainer.window.kind in {"all", "auto", "since_drift"}:
+        window = {"kind": "last", "size": f"{max(warmup_rows, 1)} rows"}
+        trainer = {**spec.trainer.model_dump(mode="json"), "window": window}
+        found[FIXED_WINDOW] = {**every, "trainer": trainer}
+    return found
+
+
+def same_budget(result: PolicyResult, batches: int) -> tuple[str, dict[str, Any]]:
+    """A fixed schedule with about `result`'s number of trainings over `batches` batches: the
+    spec's own settings, retraining every k batches."""
+    k = max(1, round((batches - 1) / max(result.trainings - 1, 1)))
+    name = f"every {k} batches (same budget)" if k > 1 else "every batch (same budget)"
+    return name, {"triggers": [{"kind": "volume", "every": f"{k} batches"}], "cooldown": 0}
 
 
 @dataclass(frozen=True)
@@ -242,18 +254,40 @@ def backtest(
     warmup: timedelta = timedelta(days=30),
     workers: int = 1,
     progress: Progress | None = None,
+    budget: str | None = None,
 ) -> list[PolicyResult]:
     """Replay the baselines and each named policy (spec overrides); results in that order.
+    With `budget` (a policy's name), a fixed schedule with that policy's number of trainings
+    is replayed after them and comes last.
 
     With `workers` > 1 the policies run in that many processes, one CPU thread each; with
     `trainer.executor: ray` they run as Ray tasks (one CPU each) on the spec's cluster.
     """
     ends = batch_ends(frame, _timestamp(spec), every, warmup)
-    specs = {
-        name: policy_spec(spec, overrides) for name, overrides in {**BASELINES, **policies}.items()
-    }
-    if spec.trainer.executor == "ray":
-        return _on_ray(frame, specs, ends, base_dir, spec.trainer.address, progress)
+    warmup_rows = int((frame[_timestamp(spec)] <= ends[0]).sum())
+    overrides = {**baselines(spec, warmup_rows), **policies}
+    specs = {name: policy_spec(spec, changes) for name, changes in overrides.items()}
+    results = replay_all(frame, specs, ends, base_dir, workers, progress)
+    if budget is not None:
+        found = next(r for r in results if r.policy == budget)
+        name, changes = same_budget(found, len(ends))
+        extra = {name: policy_spec(specs[budget], changes)}
+        results += replay_all(frame, extra, ends, base_dir, 1, progress)
+    return results
+
+
+def replay_all(
+    frame: pd.DataFrame,
+    specs: dict[str, config.PipelineSpec],
+    ends: Sequence[pd.Timestamp],
+    base_dir: Path,
+    workers: int,
+    progress: Progress | None,
+) -> list[PolicyResult]:
+    """Replay each spec, in `workers` processes or on Ray; results in the order of `specs`."""
+    first = next(iter(specs.values()))
+    if first.trainer.executor == "ray":
+        return _on_ray(frame, specs, ends, base_dir, first.trainer.address, progress)
     if workers <= 1:
         reporters = {name: _reporter(progress, name) for name in specs}
         steps = {name: call for name, call in reporters.items() if call is not None}
@@ -282,12 +316,12 @@ def _groups(names: list[str], workers: int) -> list[list[str]]:
     costs about as much as all the other policies together, so it shares its worker only with
     `never` (which trains once); the rest are dealt out over the other workers.
 
-    >>> _groups(["never", "every-batch", "weekly", "a", "b"], 2)
-    [['every-batch', 'never'], ['weekly', 'a', 'b']]
-    >>> _groups(["never", "every-batch", "weekly", "a", "b"], 3)
-    [['every-batch', 'never'], ['weekly', 'b'], ['a']]
+    >>> _groups(["never", "every-batch", "fixed", "a", "b"], 2)
+    [['every-batch', 'never'], ['fixed', 'a', 'b']]
+    >>> _groups(["never", "every-batch", "fixed", "a", "b"], 3)
+    [['every-batch', 'never'], ['fixed', 'b'], ['a']]
     """
-    heavy: list[str] = [name for name in ("every-batch", "never") if name in names]
+    heavy: list[str] = [name for name in (EVERY_BATCH, NEVER) if name in names]
     rest = [name for name in names if name not in heavy]
     if workers <= 1 or not heavy or not rest:
         spread = heavy + rest

@@ -5,8 +5,8 @@ and — once the gate has compared it with the champion on the holdout — refit
                                         │ auto: each candidate window of the train part is
                                         │ fitted and scored on the holdout; the best wins
                                         ▼
-                                    challenger ─► gate on the holdout ─► refit on the chosen
-                                                                         window incl. holdout
+                                    challenger ─► gate on the holdout ─► refit on its rows
+                                                                         and the holdout
 
 The holdout is the gate's (`gate.holdout`: batches, rows, a duration or a share; at most a
 fifth of the rows). Without a gate and without `auto` there is none: the model trains on the
@@ -46,6 +46,7 @@ class Fitted:
 
     estimator: Any
     size: Amount | None  # None: the spec's own window
+    rows: int  # how many of the newest training rows it was fitted on
     cpu_seconds: float
     trials: tuple[entities.TrialRecord, ...]
 
@@ -75,7 +76,7 @@ def fit(
         result = executor.train(spec.trainer, part.train[features], part.train[spec.target],
                                 project.base_dir, scorer)
         trials = tuple(_trial(t) for t in result.trials)
-        return Fitted(result.estimator, None, result.cpu_seconds, trials)
+        return Fitted(result.estimator, None, len(part.train), result.cpu_seconds, trials)
     sizes = windows.auto_candidates(part.train, spec.trainer.window)
     now = newest_time(part.train, spec.timestamp, project.clock.now())
     subsets = [windows.newest(part.train, size, timestamp=spec.timestamp, now=now)
@@ -93,8 +94,8 @@ def fit(
                              wall_seconds=r.wall_seconds, error=None)
         for i, (size, subset, score, r) in enumerate(
             zip(sizes, subsets, scores, results, strict=True)))
-    return Fitted(results[best].estimator, sizes[best], sum(r.cpu_seconds for r in results),
-                  trials)
+    return Fitted(results[best].estimator, sizes[best], len(subsets[best]),
+                  sum(r.cpu_seconds for r in results), trials)
 
 
 def refit(
@@ -104,15 +105,13 @@ def refit(
     features: list[str],
     executor: executors.Executor,
 ) -> tuple[Any, float, pd.DataFrame]:
-    """The model to store after the gate passed: refitted on the chosen window including the
-    holdout (`gate.refit`), else the challenger itself. Returns it, its CPU seconds and rows."""
+    """The model to store after the gate passed: refitted on the rows the challenger was fitted
+    on plus the holdout (`gate.refit`), else the challenger itself. Returns it, its CPU seconds
+    and its rows."""
     spec = project.spec
     if part.holdout.empty or not spec.gate.refit:
-        return fitted.estimator, 0.0, part.train
-    rows = part.window
-    if fitted.size is not None:
-        rows = windows.newest(rows, fitted.size, timestamp=spec.timestamp,
-                              now=newest_time(rows, spec.timestamp, project.clock.now()))
+        return fitted.estimator, 0.0, part.train.iloc[len(part.train) - fitted.rows :]
+    rows = part.window.iloc[len(part.train) - fitted.rows :]
     result = executor.train(spec.trainer, rows[features], rows[spec.target], project.base_dir,
                             gate_metrics.Scorer(spec.gate.metric, spec.task))
     return result.estimator, result.cpu_seconds, rows

@@ -139,6 +139,15 @@ class WindowSpec(Spec):
         return self
 
 
+def _window(value: Any) -> Any:
+    """A bare kind (``window: auto``) is a `WindowSpec` of that kind.
+
+    >>> _window("auto")
+    {'kind': 'auto'}
+    """
+    return {"kind": value} if isinstance(value, str) else value
+
+
 class ParamRange(Spec):
     """One hyperparameter's range: `low`..`high` (integers if both are), or `choices`."""
 
@@ -190,7 +199,7 @@ class TrainerSpec(Spec):
         pattern=r"^[\w.]+:\w+$", description="module:function, e.g. train:make_model"
     )
     params: dict[str, Any] = {}
-    window: WindowSpec = WindowSpec()
+    window: Annotated[WindowSpec, BeforeValidator(_window)] = WindowSpec()
     timeout: Duration = timedelta(minutes=30)
     threads: int | None = Field(
         default=1,
@@ -292,10 +301,13 @@ TriggerSpec = Annotated[
 
 
 class GateSpec(Spec):
-    """Challenger vs champion on the same recent labelled holdout. `enabled: false` promotes every
+    """Challenger vs champion on the same recent labelled holdout. `require: better` promotes a
+    challenger whose improvement's confidence interval lies above `min_improvement`; `not_worse`
+    one that is not significantly worse (the interval reaches 0). `enabled: false` promotes every
     trained model (the report is still computed and stored)."""
 
     enabled: bool = True
+    require: Literal["better", "not_worse"] = "better"
 
     metric: str = "accuracy"
     min_improvement: float = Field(default=0.0, ge=0)

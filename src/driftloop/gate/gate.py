@@ -4,9 +4,11 @@ The controller calls `evaluate_gate` after a training, with both models and the 
 labelled rows neither was trained on, and records the `GateReport` as the model version's
 evidence. Both models are scored on the same rows; a paired bootstrap resamples row indices
 (the same indices for both) and gives a confidence interval for the difference
-challenger − champion, oriented so that positive always means "challenger better". The
-challenger passes only if the lower end of that interval is above `min_improvement`: a model
-that is merely as good as the champion does not replace it.
+challenger − champion, oriented so that positive always means "challenger better". With
+`require: better` the challenger passes only if the lower end of that interval is above
+`min_improvement`: a model that is merely as good as the champion does not replace it. With
+`require: not_worse` it passes unless the whole interval lies below 0: a retrained model that
+is as good as the champion goes live, with its newer data.
 
 Metrics that are a mean of per-row terms are bootstrapped in one numpy expression per chunk of
 resamples; the others (roc_auc, f1, r2) are recomputed with scikit-learn on every resample.
@@ -136,13 +138,14 @@ def _compare(
     tail = (1.0 - spec.confidence) / 2.0
     low, high = (float(v) for v in np.nanquantile(diffs, [tail, 1.0 - tail]))
     scores.update(mean_diff=float(np.nanmean(diffs)), ci_low=low, ci_high=high)
+    ci = f"{head}, {spec.confidence:.0%} CI [{low:.4g}, {high:.4g}]"
+    if spec.require == "not_worse":
+        passed = high >= 0
+        return report(passed, f"{ci} {'reaches' if passed else 'is wholly below'} 0: "
+                      f"{'not significantly worse' if passed else 'significantly worse'}")
     passed = low > spec.min_improvement
     verdict = "is above" if passed else "is not above"
-    return report(
-        passed,
-        f"{head}, {spec.confidence:.0%} CI [{low:.4g}, {high:.4g}] {verdict} "
-        f"{spec.min_improvement:g}",
-    )
+    return report(passed, f"{ci} {verdict} {spec.min_improvement:g}")
 
 
 def resample_indices(n: int, resamples: int, seed: int) -> Iterator[Array]:

@@ -1,0 +1,159 @@
+"""Training windows from evidence (`window: auto`), the gate's holdout refitted into the model,
+amounts in the data's units, and specs derived from the data (`driftloop init --data`)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from driftloop.cli import calibrate
+from driftloop.cli import project as scaffold
+from driftloop.controller import backtest
+from driftloop.core import config
+from driftloop.core.amount import Amount
+
+BATCH = 100
+
+
+def _switching(batches: int = 24, switch: int = 16, seed: int = 0) -> pd.DataFrame:
+    """Two features; the label is x0 > 0 before batch `switch` and x0 < 0 from it on."""
+    rng = np.random.default_rng(seed)
+    rows = batches * BATCH
+    x = rng.normal(size=(rows, 2))
+    flipped = np.arange(rows) >= switch * BATCH
+    y = np.where(flipped, x[:, 0] < 0, x[:, 0] > 0).astype(int)
+    times = pd.date_range("2024-01-01", periods=rows, freq="36s", tz="UTC")  # a batch an hour
+    return pd.DataFrame({"time": times, "x0": x[:, 0], "x1": x[:, 1], "y": y})
+
+
+def _spec(**trainer: object) -> config.PipelineSpec:
+    return config.PipelineSpec.model_validate({
+        "name": "w", "source": {"kind": "files", "path": "x/*.csv"}, "target": "y",
+        "timestamp": "time",
+        "trainer": {"function": "sklearn.tree:DecisionTreeClassifier", "executor": "inline",
+                    "params": {"max_depth": 3, "random_state": 0}, **trainer},
+        "triggers": [{"kind": "volume", "every": "1 batch"}],
+        "gate": {"enabled": False, "holdout": "1 batch"},
+    })
+
+
+def test_auto_window_picks_the_short_window_after_a_change_and_records_the_candidates(
+    tmp_path: Path,
+) -> None:
+    frame = _switching()
+    results = backtest.backtest(
+        frame, _spec(window="auto"), {"auto": {}}, base_dir=tmp_path,
+        every=timedelta(hours=1), warmup=timedelta(hours=4))
+    auto = next(r for r in results if r.policy == "auto")
+    fixed = next(r for r in results if r.policy == backtest.FIXED_WINDOW)
+    # After the switch the 4-batch fixed window mixes both concepts for a while; auto follows.
+    assert auto.score > fixed.score
+
+
+def test_auto_window_stores_candidates_and_the_winner(tmp_path: Path) -> None:
+    """One training at batch 20 of a stream whose concept switched at batch 18: the candidates
+    are scored on batch 20 (held out), the winner is refitted with it."""
+    frame = _switching(batches=20, switch=18)
+    spec = backtest.policy_spec(_spec(window="auto"), {
+        "triggers": [{"kind": "volume", "every": "19 batches"}],
+        "gate": {"enabled": True, "require": "not_worse", "holdout": "1 batch"}})
+    ends = backtest.batch_ends(frame, "time", timedelta(hours=1), timedelta(hours=1))
+    replay = backtest._Replay(frame, spec, "auto", ends, tmp_path)
+    for end in ends:
+        replay.step(end)
+    store = replay.store
+    first, run = store.list_runs("w", status="succeeded")
+    version = store.list_model_versions("w")[-1]
+    assert version.run_id == run.id
+    trials = store.list_trials(run.id)
+    sizes = [t.params["size"] for t in trials]
+    assert sizes == ["1 batch", "2 batches", "4 batches", "8 batches", "16 batches", "19 batches"]
+    assert [t.params["rows"] for t in trials] == [100, 200, 400, 800, 1600, 1900]
+    # the holdout (batch 20) is past the switch at 18: the one- and two-batch windows know it
+    best = max(trials, key=lambda t: (t.score, t.params["rows"]))
+    assert best.params["size"] in {"1 batch", "2 batches"}
+    assert version.metrics["window"] == best.params["size"]
+    # refitted with the holdout: the model saw batch 20 too
+    assert version.metrics["train_rows"] == best.params["rows"] + BATCH
+    assert version.metrics["holdout_rows"] == BATCH
+    replay.finish()
+
+
+def test_gate_refit_keeps_the_newest_rows_and_not_worse_promotes_an_equal_model() -> None:
+    from driftloop.gate import gate
+    from sklearn.dummy import DummyClassifier
+
+    X, y = np.zeros((100, 1)), np.array([0, 1] * 50)
+    model = DummyClassifier(strategy="most_frequent").fit(X, y)
+    spec = config.GateSpec(require="not_worse", bootstrap=200)
+    assert gate.evaluate_gate(model, model, X, y, spec, "classification").passed
+    better = config.GateSpec(bootstrap=200)
+    assert not gate.evaluate_gate(model, model, X, y, better, "classification").passed
+    worse = DummyClassifier(strategy="constant", constant=1).fit(X, np.ones(100))
+    right = np.zeros(100)
+    report = gate.evaluate_gate(worse, model, X, right, spec, "classification")
+    assert not report.passed and "significantly worse" in report.reason
+
+
+@pytest.mark.parametrize(("text", "unit", "value"), [
+    ("10 batches", "batches", 10), ("1 batch", "batches", 1), (480, "rows", 480),
+    ("480 rows", "rows", 480), ("3d", "seconds", 3 * 86400), ("25%", "share", 0.25),
+])
+def test_amounts_round_trip_through_the_spec(text: object, unit: str, value: float) -> None:
+    amount = Amount.parse(text)
+    assert (amount.unit, amount.value) == (unit, value)
+    trigger = config.VolumeTrigger(every=text)
+    assert config.VolumeTrigger.model_validate(trigger.model_dump(mode="json")) == trigger
+
+
+def test_a_bad_amount_names_the_field_and_the_forms() -> None:
+    text = """name: p
+source: {kind: files, path: d/*.csv}
+target: y
+trainer: {function: "train:make_model"}
+cooldown: 3 weeks
+"""
+    with pytest.raises(config.errors.ConfigError, match=r"<spec>:5: cooldown: .*'10 batches'"):
+        config.parse_spec(text)
+
+
+def test_old_spellings_still_load() -> None:
+    spec = config.parse_spec("""name: p
+source: {kind: files, path: d/*.csv}
+target: y
+trainer: {function: "train:make_model"}
+triggers: [{kind: volume, rows: 480}, {kind: performance, floor: 0.55, window: 48}]
+cooldown: 3d
+gate: {holdout_rows: 96}
+""")
+    assert spec.gate.holdout == Amount(96, "rows")
+    assert spec.cooldown == Amount(3 * 86400, "seconds")
+    assert spec.triggers[0].amount == Amount(480, "rows")  # type: ignore[union-attr]
+
+
+def test_calibration_writes_a_spec_in_batches_with_its_reasons(tmp_path: Path) -> None:
+    frame = _switching(batches=2)
+    text = calibrate.spec_text(frame, name="p", target="y", timestamp="time")
+    spec = config.parse_spec(text)
+    assert spec.task == "classification" and spec.trainer.window.kind == "auto"
+    assert spec.gate.enabled and spec.gate.require == "not_worse"
+    assert "200 rows a batch" in text  # the whole sample is one batch
+    numeric = frame.assign(y=frame["x1"] * 2.5)
+    regression = config.parse_spec(calibrate.spec_text(numeric, name="r", target="y",
+                                                       timestamp="time"))
+    assert regression.task == "regression" and regression.gate.metric == "rmse"
+    with pytest.raises(ValueError, match="did you mean 'y'"):
+        calibrate.describe(frame, "Y", "time")
+
+
+def test_init_from_data_makes_a_project_that_checks(tmp_path: Path) -> None:
+    data = tmp_path / "sample.csv"
+    _switching(batches=3).to_csv(data, index=False)
+    scaffold.init(tmp_path / "p", weeks=6, data_file=data, target="y", timestamp=None)
+    spec = config.load_spec(tmp_path / "p" / "driftloop.yaml")
+    assert spec.timestamp == "time" and (tmp_path / "p" / "data" / "sample.csv").exists()
+    assert (tmp_path / "p" / "train.py").exists()
