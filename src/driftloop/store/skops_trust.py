@@ -25,6 +25,7 @@ True
 from __future__ import annotations
 
 import importlib
+import types
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -82,7 +83,10 @@ def _defined_in(name: str, prefixes: Sequence[str]) -> bool:
             found = getattr(found, part, None)
             if found is None:
                 return False
-        owner = getattr(found, "__module__", None) or module_name
-        return allowed(f"{owner}.{getattr(found, '__qualname__', parts[-1])}", prefixes) or (
-            allowed(str(owner), prefixes))
+        if isinstance(found, types.ModuleType):  # ``sklearn.x.os``: a module x imported
+            return allowed(found.__name__, prefixes)
+        # Objects without a `__module__` (scipy's ufuncs) count as defined where they were found.
+        owner = str(getattr(found, "__module__", None) or module_name)
+        qualname = getattr(found, "__qualname__", parts[-1])
+        return allowed(owner, prefixes) or allowed(f"{owner}.{qualname}", prefixes)
     return False
