@@ -14,8 +14,7 @@
 Errors: every error answer is one body, ``{"detail", "error", "context"}`` (`server.problems`),
 declared per route in the OpenAPI document; a malformed body gets a 422 showing the expected
 shape, never a 5xx. A body larger than `Settings.max_body_bytes` is refused with 413 as its
-bytes arrive (FastAPI's `max_body_size` counts them, so a chunked body without a
-Content-Length is cut off too; the connection is then closed instead of drained). Request
+bytes arrive, chunked or not (`server.body_limit`). Request
 bodies and their bounds: `server.bodies`. The predict path never waits on the database (see
 `server.predictions`).
 """
@@ -39,6 +38,7 @@ from driftloop.controller import project as projects
 from driftloop.core import errors
 from driftloop.server import (
     bodies,
+    body_limit,
     docs,
     models,
     predictions,
@@ -85,7 +85,7 @@ def create_app(
     app = FastAPI(
         title=f"driftloop: {project.name}", lifespan=lifespan,
         description="Predictions, feedback labels and model administration of one pipeline.",
-        max_body_size=settings.max_body_bytes, docs_url=None,
+        docs_url=None,
     )
     app.state.driftloop = server
     problems.add_handlers(app)
@@ -93,6 +93,7 @@ def create_app(
     _add_routes(app, server)
     for router in routers:
         app.include_router(router)
+    app.add_middleware(body_limit.BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(request_metrics.RequestMetrics, metrics=server.metrics)
     return app
 

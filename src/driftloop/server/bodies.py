@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from driftloop.core import types
 
-_RECORD = {"period": 0.5, "nswprice": 0.06, "nswdemand": 0.4}
+_RECORD: dict[str, JsonValue] = {"period": 0.5, "nswprice": 0.06, "nswdemand": 0.4}
 
 
 class _Body(BaseModel):

@@ -3,16 +3,15 @@ document declares for each route.
 
 Every error answer has the keys of `ErrorBody`: ``detail`` (a sentence saying what was wrong
 and what to do), ``error`` (the kind: a `DriftloopError` class name, ``RequestValidationError``,
-or the HTTP status in words, e.g. ``Forbidden``) and ``context`` (an object; for a malformed
-request its ``problems``: where and what, one entry per problem). The status of a
-`DriftloopError` comes from `errors.HTTP_STATUS`. A malformed body's ``detail`` shows the shape
-the route expects, from the ``examples`` of its request model, so a guess that is close gets
-the right form back instead of pydantic's list alone.
+or the HTTP status in words, e.g. ``Forbidden``, ``ContentTooLarge``) and ``context`` (an
+object; for a malformed request its ``problems``: where and what, one entry per problem).
+The status of a `DriftloopError` comes from `errors.HTTP_STATUS`. A malformed body's
+``detail`` shows the shape the route expects, from the ``examples`` of its request model, so
+a guess that is close gets the right form back instead of pydantic's list alone.
 """
 
 from __future__ import annotations
 
-import http
 import json
 import math
 import typing
@@ -26,8 +25,6 @@ from starlette.exceptions import HTTPException
 
 from driftloop.core import errors
 
-CUT_OFF = "Content Too Large"
-"""The detail of the 413 Starlette raises when a body passes the app's `max_body_size`."""
 MAX_PROBLEMS = 50
 """Problems a 422 lists (a body with a million bad records gets the first 50)."""
 
@@ -52,6 +49,13 @@ _WHY = {
     422: "The body or a parameter does not have the expected shape or values",
     503: "The server cannot answer yet (no champion loaded, or overloaded)",
 }
+
+
+_KINDS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound",
+          405: "MethodNotAllowed", 409: "Conflict", 413: "ContentTooLarge",
+          415: "UnsupportedMediaType", 422: "UnprocessableContent", 503: "ServiceUnavailable"}
+"""The `error` of an answer raised as a plain HTTP status (RFC 9110's names, fixed here:
+Python's `http.HTTPStatus` phrases differ between versions)."""
 
 
 def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -97,21 +101,11 @@ async def _driftloop_error(_request: Request, exc: Exception) -> JSONResponse:
                         headers=headers)
 
 
-async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     error = typing.cast(HTTPException, exc)
-    kind = "".join(http.HTTPStatus(error.status_code).phrase.title().split())
-    detail, headers = str(error.detail), dict(error.headers or {})
-    if error.status_code == 413 and detail == CUT_OFF:
-        # FastAPI's `max_body_size` stopped reading: close the connection rather than let the
-        # server read (and drop) the rest of the upload.
-        detail = (f"the body is larger than the limit of {_limit(request)} bytes "
-                  "(`serving.max_body_bytes`); split the request")
-        headers["Connection"] = "close"
-    return JSONResponse(body(str(detail), kind), error.status_code, headers=headers or None)
-
-
-def _limit(request: Request) -> Any:
-    return request.scope.get("starlette.max_body_size", "the server's")
+    kind = _KINDS.get(error.status_code, f"HTTP{error.status_code}")
+    detail, headers = str(error.detail), error.headers
+    return JSONResponse(body(detail, kind), error.status_code, headers=headers)
 
 
 def _example(request: Request) -> Any:

@@ -48,7 +48,7 @@ def check(data: bytes, prefixes: Sequence[str] = DEFAULT_PREFIXES) -> list[str]:
     them is allowed by `prefixes`; else `errors.IntegrityError` naming the refused ones."""
     import skops.io
 
-    listed = skops.io.get_untrusted_types(data=data)
+    listed: list[str] = skops.io.get_untrusted_types(data=data)
     refused = [name for name in listed if not _defined_in(name, prefixes)]
     if refused:
         raise errors.IntegrityError(
