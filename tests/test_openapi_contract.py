@@ -12,9 +12,9 @@ from collections.abc import Iterator
 import hypothesis
 import pytest
 import schemathesis
+from hypothesis import HealthCheck
 from schemathesis import checks
 from schemathesis.core.failures import FailureGroup
-from hypothesis import HealthCheck
 from test_server import trained_folder
 from uvicorn_thread import serving as serve_in_thread
 
@@ -54,24 +54,33 @@ def test_every_answer_matches_the_openapi_document(live: tuple[str, str]) -> Non
         "POST /v1/admin/rollback", "POST /v1/admin/retrain", "GET /metrics", "GET /readyz"}
     for operation in operations:
         for mode in (schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE):
-
-            @hypothesis.settings(
-                max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-                suppress_health_check=list(HealthCheck), phases=[hypothesis.Phase.generate])
-            @hypothesis.given(case=operation.as_strategy(generation_mode=mode))
-            def run(case: schemathesis.Case) -> None:
-                try:
-                    response = case.call_and_validate(
-                        headers={"Authorization": f"Bearer {secret}"},
-                        excluded_checks=EXCLUDED.get(operation.label, []))
-                    statuses[response.status_code] += 1
-                except (AssertionError, FailureGroup) as failure:  # report every operation's
-                    failures.append(f"{operation.label} ({mode.value}): {failure}")
-
-            try:
-                run()
-            except hypothesis.errors.Unsatisfiable:  # nothing to make invalid (GET /healthz)
-                assert mode is schemathesis.GenerationMode.NEGATIVE, operation.label
+            fuzz(operation, mode, secret, statuses, failures)
     print(f"{sum(statuses.values())} requests, statuses {dict(sorted(statuses.items()))}")
     assert not failures, "\n\n".join(failures[:5])
     assert not [status for status in statuses if status >= 500]
+
+
+def fuzz(
+    operation: schemathesis.APIOperation, mode: schemathesis.GenerationMode, secret: str,
+    statuses: collections.Counter[int], failures: list[str],
+) -> None:
+    """`EXAMPLES` generated requests to `operation`; counts their statuses, keeps failures."""
+    label = f"{operation.label} ({mode.value})"
+
+    @hypothesis.settings(
+        max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
+        suppress_health_check=list(HealthCheck), phases=[hypothesis.Phase.generate])
+    @hypothesis.given(case=operation.as_strategy(generation_mode=mode))
+    def run(case: schemathesis.Case) -> None:
+        try:
+            response = case.call_and_validate(
+                headers={"Authorization": f"Bearer {secret}"},
+                excluded_checks=EXCLUDED.get(operation.label, []))
+            statuses[response.status_code] += 1
+        except (AssertionError, FailureGroup) as failure:  # go on: report every operation's
+            failures.append(f"{label}: {failure}")
+
+    try:
+        run()
+    except hypothesis.errors.Unsatisfiable:  # nothing to make invalid (GET /healthz)
+        assert mode is schemathesis.GenerationMode.NEGATIVE, label
