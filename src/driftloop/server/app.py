@@ -14,9 +14,8 @@
 Errors: every error answer is one body, ``{"detail", "error", "context"}`` (`server.problems`),
 declared per route in the OpenAPI document; a malformed body gets a 422 showing the expected
 shape, never a 5xx. A body larger than `Settings.max_body_bytes` is refused with 413 as its
-bytes arrive, chunked or not (`server.body_limit`). Request
-bodies and their bounds: `server.bodies`. The predict path never waits on the database (see
-`server.predictions`).
+bytes arrive, chunked or not (`server.body_limit`). Request bodies and their bounds:
+`server.bodies`. The predict path never waits on the database (see `server.predictions`).
 """
 
 from __future__ import annotations
