@@ -261,6 +261,7 @@ def test_every_mutating_endpoint_needs_the_right_role(
         for path, (role, body) in ENDPOINTS.items():
             anonymous = client.post(path, json=body)
             assert anonymous.status_code == 401, (path, anonymous.text)
+            assert anonymous.json()["error"] == "AuthError"
             assert anonymous.headers["www-authenticate"] == "Bearer"
             wrong = client.post(path, json=body, headers=bearer("dl_not-a-real-secret"))
             assert wrong.status_code == 401, path
@@ -274,6 +275,8 @@ def test_every_mutating_endpoint_needs_the_right_role(
                     answer = client.post(path, json=body, headers=bearer(secrets[name]))
                     assert answer.status_code == 403, (path, name, answer.text)
                     assert f"lacks the role '{role}'" in answer.json()["detail"]
+                    assert answer.json()["error"] == "Forbidden"  # the keys of every error
+                    assert answer.json()["context"] == {}
 
 
 def test_revoked_token_is_refused_within_a_poll(

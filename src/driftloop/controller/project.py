@@ -15,7 +15,7 @@ from driftloop.core import clock as clocks
 from driftloop.core import config
 from driftloop.data.sources import base as sources
 from driftloop.store import artifacts as artifact_store
-from driftloop.store import metadata
+from driftloop.store import metadata, skops_trust
 
 
 @dataclass
@@ -51,13 +51,24 @@ def open_project(
         base_dir=base_dir,
         store=store,
         artifacts=artifact_store.ArtifactStore(
-            resolve_path_url(spec.artifacts.url, base_dir), **spec.artifacts.options
+            resolve_path_url(spec.artifacts.url, base_dir),
+            trusted_modules=trusted_modules(spec), **spec.artifacts.options
         ),
         source=sources.build_source(spec.source, base_dir),
         clock=clock,
     )
     store.ensure_pipeline(spec.name, spec.model_dump(mode="json"), actor=actor or whoami())
     return project
+
+
+def trusted_modules(spec: config.PipelineSpec) -> list[str]:
+    """The modules a stored model of this pipeline may contain besides scikit-learn, numpy and
+    scipy (`store.skops_trust`): its trainer functions' modules and `trainer.trusted_modules`."""
+    trainer = spec.trainer
+    functions = [trainer.function]
+    if trainer.search is not None:
+        functions += [candidate.function for candidate in trainer.search.candidates.values()]
+    return skops_trust.modules_of(functions) + list(trainer.trusted_modules)
 
 
 def resolve_store_url(url: str, base_dir: Path) -> str:

@@ -221,6 +221,12 @@ class TrainerSpec(Spec):
         description="A feature column: one model per value (in parallel on Ray), and a fallback "
         "on all rows for values never seen",
     )
+    trusted_modules: list[Annotated[str, Field(pattern=r"^\w+(\.\w+)*$")]] = Field(
+        default=[],
+        description="Modules (or dotted prefixes) a stored model may contain types from besides "
+        "scikit-learn, numpy, scipy and the trainer modules, e.g. lightgbm; a model file with "
+        "any other type is refused when it is loaded",
+    )
 
     @pydantic.model_validator(mode="after")
     def _combinations(self) -> TrainerSpec:

@@ -11,3 +11,7 @@ BatchStatus: TypeAlias = Literal["accepted", "quarantined"]
 RunStatus: TypeAlias = Literal["running", "succeeded", "failed"]
 AliasName: TypeAlias = Literal["champion", "challenger", "shadow", "canary"]
 Task: TypeAlias = Literal["classification", "regression"]
+
+MAX_VERSION = 2**31 - 1
+"""The largest model version number (or other counter a request names) the store can hold: a
+PostgreSQL ``integer``. Requests are bounded by it, so a larger number is refused at the door."""

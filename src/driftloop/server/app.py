@@ -7,108 +7,50 @@
     POST /v1/admin/promote    role admin: point an alias at a version (audited)
     POST /v1/admin/rollback   role admin: move an alias back (audited)
     POST /v1/admin/retrain    role admin: ask the next tick to retrain (audited)
-    GET  /healthz  /readyz  /metrics  /docs
+    GET  /healthz  /readyz  /metrics
+    GET  /docs  /openapi.json     Swagger UI, served from the package (`server.docs`)
     GET  /ui/...              the dashboard (`ui.dashboard`, mounted by `driftloop serve`)
 
-Errors: a `DriftloopError` becomes the status of `errors.http_status` with ``{"detail",
-"error", "context"}``; malformed bodies get FastAPI's 422 (or 400, 413), never a 5xx. The
-predict path never waits on the database (see `server.predictions`).
+Errors: every error answer is one body, ``{"detail", "error", "context"}`` (`server.problems`),
+declared per route in the OpenAPI document; a malformed body gets a 422 showing the expected
+shape, never a 5xx. A body larger than `Settings.max_body_bytes` is refused with 413 as its
+bytes arrive, chunked or not (`server.body_limit`). Request bodies and their bounds:
+`server.bodies`. The predict path never waits on the database (see `server.predictions`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
-import json
-import math
 import sys
 import time
 import typing
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any, Literal
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Security
-from fastapi.exceptions import RequestValidationError
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Security
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from driftloop.controller import project as projects
 from driftloop.core import errors
-from driftloop.server import models, predictions, scoring, shadow, state
+from driftloop.server import (
+    bodies,
+    body_limit,
+    docs,
+    models,
+    predictions,
+    problems,
+    request_metrics,
+    scoring,
+    shadow,
+    state,
+)
 from driftloop.store import serving
 
-Alias = Literal["champion", "challenger", "shadow", "canary"]
-ASGIApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
 SWITCH_INTERVAL = 0.001
 """Seconds a thread may hold the GIL while another waits for it (CPython's default: 0.005)."""
-
-
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class PredictRequest(_Body):
-    """Give `records` (a list) or one `record`; `key` identifies the caller (kept in the
-    prediction log; canary and A/B rollouts assign by it, so a key always meets the same
-    model while a rollout lasts)."""
-
-    records: list[dict[str, Any]] | None = Field(default=None, min_length=1)
-    record: dict[str, Any] | None = None
-    key: str | None = Field(default=None, max_length=200)
-
-    @model_validator(mode="after")
-    def _one_of(self) -> PredictRequest:
-        if (self.records is None) == (self.record is None):
-            raise ValueError("give exactly one of `records` (a list) or `record` (an object)")
-        return self
-
-
-class PredictionOut(BaseModel):
-    id: str
-    prediction: Any
-    probabilities: dict[str, float] | None
-    version: int
-    alias: str
-
-
-class PredictResponse(BaseModel):
-    predictions: list[PredictionOut]
-    version: int
-    alias: str
-
-
-class Label(_Body):
-    prediction_id: str = Field(min_length=1, max_length=36)
-    label: Any
-
-
-class FeedbackRequest(_Body):
-    labels: list[Label] = Field(min_length=1, max_length=10_000)
-
-
-class FeedbackResponse(BaseModel):
-    stored: int
-    duplicates: list[str] = Field(description="Already labelled: the first label wins")
-    learned: int = Field(default=0, description=(
-        "Labels this server's online learner learned now (0 while an online controller holds "
-        "the pipeline's lease: its next tick learns them)"))
-
-
-class PromoteRequest(_Body):
-    version: int = Field(ge=1)
-    alias: Alias = "champion"
-    reason: str = Field(default="promoted through the API", max_length=500)
-
-
-class RollbackRequest(_Body):
-    alias: Alias = "champion"
-    reason: str = Field(default="rolled back through the API", max_length=500)
-
-
-class RetrainRequest(_Body):
-    reason: str = Field(default="requested through the API", max_length=500)
 
 
 def create_app(
@@ -142,13 +84,16 @@ def create_app(
     app = FastAPI(
         title=f"driftloop: {project.name}", lifespan=lifespan,
         description="Predictions, feedback labels and model administration of one pipeline.",
+        docs_url=None,
     )
     app.state.driftloop = server
-    _add_error_handlers(app)
+    problems.add_handlers(app)
+    docs.add_routes(app)
     _add_routes(app, server)
     for router in routers:
         app.include_router(router)
-    app.add_middleware(_Guard, server=server)
+    app.add_middleware(body_limit.BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(request_metrics.RequestMetrics, metrics=server.metrics)
     return app
 
 
@@ -182,12 +127,16 @@ def _add_routes(app: FastAPI, server: state.ServerState) -> None:
     name = server.name
     store = server.project.store
 
+    body_errors = (400, 401, 403, 413, 422)  # every route with a body and a token may answer these
+
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
         """The process is up."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"])
+    @app.get("/readyz", tags=["health"], response_model=bodies.Readiness,
+             responses={503: {"model": bodies.Readiness, "description": "Not ready: `problems` "
+                              "says why"}})
     def readyz() -> JSONResponse:
         """Ready when a champion is loaded, the input schema is known and the store answers."""
         problems: list[str] = []
@@ -201,16 +150,19 @@ def _add_routes(app: FastAPI, server: state.ServerState) -> None:
                 "problems": problems}
         return JSONResponse(body, status_code=503 if problems else 200)
 
-    @app.get("/metrics", tags=["health"])
+    @app.get("/metrics", tags=["health"], response_class=Response, responses={200: {
+        "description": "Prometheus metrics in the text exposition format",
+        "content": {"text/plain": {"schema": {"type": "string"}}}}})
     def metrics() -> Response:
         """Prometheus metrics."""
         server.metrics.log_queued.set(server.log.queued)
         content, media_type = server.metrics.render()
         return Response(content, media_type=media_type)
 
-    @app.post("/v1/predict", response_model=PredictResponse, tags=["predict"])
+    @app.post("/v1/predict", response_model=bodies.PredictResponse, tags=["predict"],
+              responses=problems.responses(*body_errors, 503))
     async def predict(
-        body: PredictRequest, actor: str = _require(server, "predict"),
+        body: bodies.PredictRequest, actor: str = _require(server, "predict"),
     ) -> JSONResponse:
         """Predict for one or many records; every prediction is logged with its id and the
         alias and version that answered (canary / A-B: a sticky share goes to the model under
@@ -257,8 +209,9 @@ def _add_routes(app: FastAPI, server: state.ServerState) -> None:
             "version": logged[0].version, "alias": logged[0].alias,
         })
 
-    @app.post("/v1/feedback", response_model=FeedbackResponse, tags=["feedback"])
-    def feedback(body: FeedbackRequest, actor: str = _require(server, "feedback")) -> Any:
+    @app.post("/v1/feedback", response_model=bodies.FeedbackResponse, tags=["feedback"],
+              responses=problems.responses(*body_errors, 404))
+    def feedback(body: bodies.FeedbackRequest, actor: str = _require(server, "feedback")) -> Any:
         """Ground truth for earlier predictions (hours or days later). The first label of a
         prediction wins; any unknown prediction id fails the whole call with 404 listing them.
         An online pipeline's learner learns the new labels before the answer (`learned`) if
@@ -284,29 +237,32 @@ def _add_routes(app: FastAPI, server: state.ServerState) -> None:
         return {"stored": len(result.stored), "duplicates": list(result.duplicates),
                 "learned": learned}
 
-    @app.post("/v1/admin/promote", tags=["admin"])
-    def promote(body: PromoteRequest, actor: str = _require(server, "admin")) -> Any:
+    @app.post("/v1/admin/promote", tags=["admin"], response_model=bodies.AliasMoveOut,
+              responses=problems.responses(*body_errors, 404, 409))
+    def promote(body: bodies.PromoteRequest, actor: str = _require(server, "admin")) -> Any:
         """Point an alias (default champion) at a version; audited with the token's name."""
         move = store.set_alias(name, body.alias, body.version, actor=actor, reason=body.reason)
         server.holder.refresh()
         return _move_json(move, server)
 
-    @app.post("/v1/admin/rollback", tags=["admin"])
+    @app.post("/v1/admin/rollback", tags=["admin"], response_model=bodies.AliasMoveOut,
+              responses=problems.responses(*body_errors, 404, 409))
     def rollback(
-        body: RollbackRequest | None = None, actor: str = _require(server, "admin"),
+        body: bodies.RollbackRequest | None = None, actor: str = _require(server, "admin"),
     ) -> Any:
         """Move an alias back to the version it held before; audited with the token's name."""
-        body = body or RollbackRequest()
+        body = body or bodies.RollbackRequest()
         move = store.rollback(name, body.alias, actor=actor, reason=body.reason)
         server.holder.refresh()
         return _move_json(move, server)
 
-    @app.post("/v1/admin/retrain", tags=["admin"])
+    @app.post("/v1/admin/retrain", tags=["admin"], response_model=bodies.RetrainOut,
+              responses=problems.responses(*body_errors))
     def retrain(
-        body: RetrainRequest | None = None, actor: str = _require(server, "admin"),
+        body: bodies.RetrainRequest | None = None, actor: str = _require(server, "admin"),
     ) -> Any:
         """Ask for a retraining (as `driftloop retrain` does); the next tick acts on it."""
-        body = body or RetrainRequest()
+        body = body or bodies.RetrainRequest()
         request = store.add_decision(
             name, kind="request", fired=True, evidence={"reason": body.reason, "actor": actor})
         store.audit(actor, "retrain.request", name, {"decision": request.id,
@@ -337,85 +293,3 @@ def _score(
 def _move_json(move: Any, server: state.ServerState) -> dict[str, Any]:
     return {"alias": move.alias, "version": move.version, "previous": move.previous,
             "actor": move.actor, "action": move.action, "serving": server.holder.versions()}
-
-
-# -- errors and the request guard ------------------------------------------------------------------
-
-
-def _add_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(RequestValidationError)
-    async def malformed(_request: Request, exc: Exception) -> JSONResponse:
-        # FastAPI's own handler echoes each bad input back, which fails (500) on `1e999`
-        # (inf is not JSON) and repeats huge inputs; keep the shape, make inputs safe.
-        problems = typing.cast(RequestValidationError, exc).errors()
-        detail = [{**problem, "input": _safe(problem.get("input")), "ctx": _safe(
-            problem.get("ctx"))} for problem in problems[:50]]
-        return JSONResponse({"detail": detail}, status_code=422)
-
-    @app.exception_handler(errors.DriftloopError)
-    async def driftloop_error(_request: Request, exc: Exception) -> JSONResponse:
-        exc = typing.cast(errors.DriftloopError, exc)  # registered for this class only
-        status = errors.http_status(exc)
-        body = {"detail": exc.message, "error": type(exc).__name__,
-                "context": json.loads(json.dumps(exc.context, default=str))}
-        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        return JSONResponse(body, status_code=status, headers=headers)
-
-
-def _safe(value: Any, depth: int = 0) -> Any:
-    """`value` as JSON that always renders: non-finite floats and other objects as text,
-    long texts and deep or wide structures cut short."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if value is None or isinstance(value, bool | int | float):
-        return value
-    if isinstance(value, str):
-        return value if len(value) <= 200 else value[:200] + "..."
-    if depth < 3 and isinstance(value, dict):
-        return {str(k)[:100]: _safe(v, depth + 1) for k, v in list(value.items())[:20]}
-    if depth < 3 and isinstance(value, list | tuple):
-        return [_safe(v, depth + 1) for v in list(value)[:20]]
-    return _safe(repr(value), depth)
-
-
-class _Guard:
-    """Pure ASGI middleware: request counts, latency and errors by endpoint; refuses bodies
-    larger than `max_body_bytes` (413) before they are read."""
-
-    def __init__(self, app: ASGIApp, server: state.ServerState) -> None:
-        self.app = app
-        self.server = server
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = [500]
-
-        async def sending(message: typing.MutableMapping[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                status[0] = message["status"]
-            await send(message)
-
-        limit = self.server.settings.max_body_bytes
-        length = dict(scope.get("headers") or []).get(b"content-length", b"0")
-        too_big = not length.isdigit() or int(length) > limit
-        try:
-            if too_big:
-                response = JSONResponse(
-                    {"detail": f"the body is larger than {limit} bytes (or its length is "
-                               "unreadable); split the request"}, status_code=413)
-                await response(scope, receive, sending)
-            else:
-                await self.app(scope, receive, sending)
-        finally:
-            route = scope.get("route")
-            endpoint = getattr(route, "path", None) or "other"
-            metrics = self.server.metrics
-            metrics.requests.labels(
-                endpoint=endpoint, method=scope["method"], status=str(status[0])).inc()
-            metrics.latency.labels(endpoint=endpoint).observe(time.perf_counter() - started)
-            if status[0] >= 400:
-                kind = "server" if status[0] >= 500 else str(status[0])
-                metrics.errors.labels(endpoint=endpoint, kind=kind).inc()

@@ -14,6 +14,7 @@ import hashlib
 import io
 import posixpath
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,8 +46,12 @@ class ArtifactStore:
     b'hello'
     """
 
-    def __init__(self, url: str = "./artifacts", **storage_options: Any) -> None:
+    def __init__(
+        self, url: str = "./artifacts", *, trusted_modules: Sequence[str] = (),
+        **storage_options: Any,
+    ) -> None:
         self.url = url
+        self.trusted_modules = tuple(trusted_modules)
         self.storage_options = storage_options
         self.fs_, root = fsspec.core.url_to_fs(url, **storage_options)
         self.root_: str = root.rstrip("/") or "/"
@@ -123,16 +128,15 @@ class ArtifactStore:
     def get_model(self, uri: str, sha256: str) -> Any:
         """Load a model stored by `put_model`.
 
-        skops refuses to build any type it is not told to trust. Which types to trust: the
-        bytes are first checked against the sha256 recorded when driftloop wrote them (a
-        mismatch raises `errors.IntegrityError` before skops sees a single byte), so they are
-        exactly the bytes `put_model` produced from an estimator driftloop trained itself.
-        Trusting the types skops lists for those verified bytes
-        (`skops.io.get_untrusted_types(data=...)`) therefore trusts only what driftloop put
-        there; a file altered by anyone else never reaches deserialisation. The trust rests on
-        the sha256 in the metadata store, so that store must be writable only by driftloop.
-        River learners (``.pickle``) are unpickled on the same condition, with an allow-list
-        of types on top (`store.pickled`).
+        skops refuses to build any type it is not told to trust. Two walls decide which: the
+        bytes must match the sha256 recorded when driftloop wrote them (a mismatch raises
+        `errors.IntegrityError` before skops sees a single byte), and every type the file
+        lists (`skops.io.get_untrusted_types`) must lie in an allowed module
+        (`store.skops_trust`: scikit-learn, numpy, scipy, driftloop's model wrappers and
+        `trusted_modules`, which the project fills with its trainer modules and the spec's
+        ``trainer.trusted_modules``); a file with any other type is refused with
+        `errors.IntegrityError` even when its hash matches. River learners (``.pickle``) are
+        unpickled on the same two conditions (`store.pickled`).
         """
         data = self.get_bytes(uri, sha256)
         if uri.endswith(PICKLE_SUFFIX):  # verified bytes driftloop wrote: see store.pickled
@@ -141,7 +145,9 @@ class ArtifactStore:
             return pickled.loads(data)
         import skops.io
 
-        trusted = skops.io.get_untrusted_types(data=data)
+        from driftloop.store import skops_trust
+
+        trusted = skops_trust.check(data, skops_trust.DEFAULT_PREFIXES + self.trusted_modules)
         return skops.io.loads(data, trusted=trusted)
 
     # -- paths -----------------------------------------------------------------------------

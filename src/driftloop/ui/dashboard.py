@@ -26,10 +26,10 @@ from importlib import resources
 from typing import Any
 
 import jinja2
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from driftloop.core import errors
+from driftloop.core import errors, types
 from driftloop.store import lineage, metadata, serving
 from driftloop.ui import views
 
@@ -133,7 +133,9 @@ def router(store: metadata.MetadataStore, *, public: bool = False) -> APIRouter:
             aliases=store.aliases(name)))
 
     @api.get("/pipelines/{name}/versions/{number}")
-    def version(request: Request, name: str, number: int) -> Response:
+    def version(
+        request: Request, name: str, number: int = Path(ge=1, le=types.MAX_VERSION),
+    ) -> Response:
         return page(request, lambda user: render(
             "version.html.j2", user=user, public=public, name=name,
             lineage=lineage.of_version(store, name, number)))
