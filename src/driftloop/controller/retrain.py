@@ -23,7 +23,7 @@ from driftloop.gate import gate
 from driftloop.gate import metrics as gate_metrics
 from driftloop.store import entities
 from driftloop.train import executor as executors
-from driftloop.train import search
+from driftloop.train import fingerprint, search
 from driftloop.train import window as windows
 from driftloop.validation import schema as schemas
 
@@ -74,6 +74,7 @@ def retrain(
         params=dict(spec.trainer.params),
         batch_ids=batch_ids,
         decision_id=decision.id,
+        trainer_sha256=fingerprint.trainer_sha256(spec.trainer, project.base_dir),
     )
     if train_part.empty:
         failed = store.finish_run(
