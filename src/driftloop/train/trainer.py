@@ -17,6 +17,7 @@ import contextlib
 import importlib
 import inspect
 import sys
+import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -102,7 +103,8 @@ def fit_model(spec: config.TrainerSpec, X: Any, y: Any, base_dir: Path) -> Any:
                 model = function(**arguments)
             except Exception as exc:
                 raise errors.TrainingError(
-                    f"trainer {spec.function!r} raised {type(exc).__name__}: {exc}") from exc
+                    f"trainer {spec.function!r} raised {type(exc).__name__}: {exc}"
+                    f"{user_frame(exc, spec.function)}") from exc
         return _checked(spec, model) if itself else fit_estimator(spec, model, X, y)
 
 
@@ -119,8 +121,29 @@ def fit_estimator(spec: config.TrainerSpec, model: Any, X: Any, y: Any) -> Any:
         except Exception as exc:
             raise errors.TrainingError(
                 f"fitting the estimator from {spec.function!r} ({type(model).__name__}) "
-                f"raised {type(exc).__name__}: {exc}") from exc
+                f"raised {type(exc).__name__}: {exc}{user_frame(exc, spec.function)}") from exc
     return _checked(spec, model if fitted is None else fitted)
+
+
+def user_frame(exc: BaseException, function: str) -> str:
+    """Where in the trainer's own module `exc` was raised: " (at train.py:12 in make_model:
+    `raise ValueError('oops')`)" from the innermost traceback frame in that module's file;
+    "" if the traceback never passed through it (a library trainer)."""
+    module_name = function.partition(":")[0]
+    origin = getattr(sys.modules.get(module_name), "__file__", None)
+    if origin is None:
+        return ""
+    source = Path(origin).resolve()
+    frames = [frame for frame in traceback.extract_tb(exc.__traceback__)
+              if Path(frame.filename).resolve() == source]
+    if not frames:
+        return ""
+    frame = frames[-1]
+    # the path as the module name spells it: train.py, pkg/train.py, pkg/__init__.py
+    depth = module_name.count(".") + (source.name == "__init__.py")
+    shown = source.relative_to(source.parents[depth]).as_posix()
+    code = f": `{frame.line}`" if frame.line else ""
+    return f" (at {shown}:{frame.lineno} in {frame.name}{code})"
 
 
 _controller: tuple[int, threadpoolctl.ThreadpoolController] | None = None
