@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from driftloop.cli import backtest, data, demo, loop, models, project, report, serve
+from driftloop.cli import backtest, data, demo, gc, loop, models, project, report, serve
 
 app = typer.Typer(
     name="driftloop",
@@ -22,6 +22,7 @@ app.add_typer(models.app, name="models")
 app.command()(loop.tick)
 app.command()(loop.run)
 app.command()(loop.retrain)
+app.command()(gc.gc)
 app.command()(demo.demo)
 app.command()(backtest.backtest)
 app.command()(report.report)
