@@ -19,6 +19,7 @@ import inspect
 import sys
 import traceback
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -181,6 +182,48 @@ def _check_params(spec: config.TrainerSpec, function: Callable[..., Any],
     except TypeError as exc:
         raise errors.ConfigError(
             f"trainer.params do not fit {spec.function!r}{signature}: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class ParamProblem:
+    """A `trainer.params` entry the trainer function cannot take (or a parameter it needs
+    that is missing), with the parameters it accepts."""
+
+    param: str
+    problem: str
+    accepted: tuple[str, ...]
+
+
+def param_problem(spec: config.TrainerSpec, base_dir: Path) -> ParamProblem | None:
+    """Import the trainer as a training would and bind `spec.params` to its signature
+    (with X and y for a trainer that fits itself); the first misfit, or None.
+
+    >>> spec = config.TrainerSpec(function="sklearn.linear_model:Ridge", params={"alpa": 1})
+    >>> param_problem(spec, Path(".")).problem
+    "Ridge takes no parameter 'alpa'"
+    """
+    function = load_trainer(spec.function, base_dir)
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):
+        return None  # a builtin without a signature: the training will tell
+    parameters = signature.parameters
+    itself = fits_itself(function)
+    named = tuple(name for name, p in parameters.items()
+                  if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+                  and not (itself and name in ("X", "y")))
+    if any(p.kind == p.VAR_KEYWORD for p in parameters.values()):
+        return None  # takes any keyword
+    name = getattr(function, "__name__", spec.function)
+    for param in spec.params:
+        if param not in named:
+            return ParamProblem(param, f"{name} takes no parameter {param!r}", named)
+    arguments = {"X": None, "y": None, **spec.params} if itself else dict(spec.params)
+    try:
+        signature.bind(**arguments)
+    except TypeError as exc:
+        return ParamProblem("", f"{name}{signature}: {exc}", named)
+    return None
 
 
 @contextlib.contextmanager
