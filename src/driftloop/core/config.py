@@ -479,7 +479,7 @@ _UNION_TAGS = {*source_specs.SOURCE_KINDS, "schedule", "drift", "performance", "
 
 
 def line_of(path: str | Path, *loc: str | int) -> int:
-    """The 1-based line of field `loc` (``"trainer", "params", "alpha"``) in the spec file at
+    r"""The 1-based line of field `loc` (``"trainer", "params", "alpha"``) in the spec file at
     `path`, or of its deepest parent that is there (for messages about valid YAML).
 
     >>> import tempfile
