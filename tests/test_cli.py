@@ -124,3 +124,35 @@ def test_tick_names_the_line_of_train_py_that_raised(project: Path) -> None:
     assert "ValueError: oops (at train.py:2" in gave_up
     assert gave_up.endswith("`driftloop retrain` to try again")
     assert "3 times" in invoke("retrain", "--help")
+
+
+def test_status_shows_champion_give_up_quarantines_and_lease(project: Path) -> None:
+    import json
+
+    assert "has no state yet" in invoke("status")
+    invoke("tick")
+    document = json.loads(invoke("status", "--json"))
+    (electricity,) = document["pipelines"]
+    assert set(electricity) == {"name", "champion", "last_activity", "pending", "gave_up",
+                                "quarantined_last_day", "lease"}
+    assert electricity["champion"]["version"] == 1 and electricity["gave_up"] is None
+    assert electricity["quarantined_last_day"]["count"] == 1
+    assert "non-numeric" in electricity["quarantined_last_day"]["newest_reason"]
+    assert electricity["lease"]["held"] is False and electricity["pending"] == []
+
+    # a new module: this process keeps train.py imported (a new `driftloop` process would not)
+    (project / "broken.py").write_text(
+        "def make_model(max_iter=1, learning_rate=0.1):\n    raise ValueError('oops')\n")
+    spec = project / "driftloop.yaml"
+    spec.write_text(spec.read_text().replace("train:make_model", "broken:make_model"))
+    invoke("retrain")
+    assert "retraining requested by" in invoke("status")
+    for _ in range(3):
+        runner.invoke(app, ["tick"])
+    shown = " ".join(invoke("status").split())
+    assert "retraining │ retraining gave up after 3 failures at " in shown
+    assert "ValueError: oops" in shown and "`driftloop retrain` to try again" in shown
+    (electricity,) = json.loads(invoke("status", "--json"))["pipelines"]
+    assert electricity["gave_up"].startswith("retraining gave up after 3 failures")
+    assert electricity["last_activity"]["kind"] == "run"
+    assert "failed" in electricity["last_activity"]["outcome"]
