@@ -82,3 +82,20 @@ def test_killed_trainings_are_not_failed_attempts(
     assert result.outcome is not None and result.outcome.version is not None
     statuses = [run.status for run in project.store.list_runs(project.name)]
     assert statuses == ["interrupted"] * attempts.MAX_ATTEMPTS + ["succeeded"]
+
+
+def test_the_dashboard_says_the_loop_gave_up(tmp_path: Path) -> None:
+    from driftloop.ui import views
+
+    folder = scaffolded(tmp_path, "inline")
+    (folder / "failing_train.py").write_text(FAILING)
+    spec = folder / "driftloop.yaml"
+    spec.write_text(spec.read_text().replace("train:make_model", "failing_train:make_model"))
+    project = projects.open_project(spec)
+    controller = tick.Controller(project)
+    for _ in range(attempts.MAX_ATTEMPTS):
+        controller.tick()
+    (row,) = views.overview(project.store)
+    assert row["health"] == "bad"
+    assert row["health_reason"].startswith("retraining gave up after 3 failures at ")
+    assert "RuntimeError: no GPU here (at failing_train.py:2 in make_model" in row["health_reason"]
