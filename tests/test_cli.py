@@ -81,3 +81,78 @@ def test_a_failed_training_fails_the_command_and_check_finds_the_trainer(project
     failed = runner.invoke(app, ["tick"])
     assert failed.exit_code == 1 and "training failed" in failed.output
     assert "training failed: training failed" not in failed.output
+
+
+def test_check_refuses_params_the_trainer_does_not_take(project: Path) -> None:
+    spec = project / "driftloop.yaml"
+    lines = spec.read_text().splitlines()
+    line = lines.index("    max_iter: 50") + 1
+    spec.write_text(spec.read_text().replace("    max_iter: 50", "    max_iters: 50"))
+    result = runner.invoke(app, ["check"])
+    assert result.exit_code == 1
+    message = " ".join(result.output.split())
+    assert message == (
+        f"error: driftloop.yaml:{line}: trainer.params.max_iters: make_model takes no parameter "
+        "'max_iters'; train:make_model accepts: max_iter, learning_rate"
+    )
+    (project / "deep.py").write_text("def make_model(depth, max_iter=1, learning_rate=0.1):\n"
+                                     "    pass\n")
+    spec.write_text(spec.read_text().replace("    max_iters: 50", "    max_iter: 50")
+                    .replace("train:make_model", "deep:make_model"))
+    missing = runner.invoke(app, ["check"])
+    assert missing.exit_code == 1 and "trainer.params: make_model(depth" in missing.output
+    assert "missing a required argument: 'depth'" in " ".join(missing.output.split())
+
+
+def test_run_says_when_the_next_tick_comes(project: Path) -> None:
+    output = invoke("run", "--ticks", "2", "--every", "0.5")
+    assert output.count("next tick in 0.5 s, at ") == 1  # between the two ticks only
+    assert "promoted to champion" in output and "nothing new" in output
+
+
+def test_tick_names_the_line_of_train_py_that_raised(project: Path) -> None:
+    (project / "train.py").write_text(
+        "def make_model(max_iter=1, learning_rate=0.1):\n    raise ValueError('oops')\n")
+    failed = runner.invoke(app, ["tick"])
+    assert failed.exit_code == 1
+    assert "ValueError: oops (at train.py:2 in make_model: `raise ValueError('oops')`)" in (
+        " ".join(failed.output.split()))
+    for _ in range(2):
+        runner.invoke(app, ["tick"])
+    gave_up = " ".join(invoke("tick").split())  # nothing new, but not silent about it
+    assert "retraining gave up after 3 failures at " in gave_up
+    assert "ValueError: oops (at train.py:2" in gave_up
+    assert gave_up.endswith("`driftloop retrain` to try again")
+    assert "3 times" in invoke("retrain", "--help")
+
+
+def test_status_shows_champion_give_up_quarantines_and_lease(project: Path) -> None:
+    import json
+
+    assert "has no state yet" in invoke("status")
+    invoke("tick")
+    document = json.loads(invoke("status", "--json"))
+    (electricity,) = document["pipelines"]
+    assert set(electricity) == {"name", "champion", "last_activity", "pending", "gave_up",
+                                "quarantined_last_day", "lease"}
+    assert electricity["champion"]["version"] == 1 and electricity["gave_up"] is None
+    assert electricity["quarantined_last_day"]["count"] == 1
+    assert "non-numeric" in electricity["quarantined_last_day"]["newest_reason"]
+    assert electricity["lease"]["held"] is False and electricity["pending"] == []
+
+    # a new module: this process keeps train.py imported (a new `driftloop` process would not)
+    (project / "broken.py").write_text(
+        "def make_model(max_iter=1, learning_rate=0.1):\n    raise ValueError('oops')\n")
+    spec = project / "driftloop.yaml"
+    spec.write_text(spec.read_text().replace("train:make_model", "broken:make_model"))
+    invoke("retrain")
+    assert "retraining requested by" in invoke("status")
+    for _ in range(3):
+        runner.invoke(app, ["tick"])
+    shown = " ".join(invoke("status").split())
+    assert "retraining │ retraining gave up after 3 failures at " in shown
+    assert "ValueError: oops" in shown and "`driftloop retrain` to try again" in shown
+    (electricity,) = json.loads(invoke("status", "--json"))["pipelines"]
+    assert electricity["gave_up"].startswith("retraining gave up after 3 failures")
+    assert electricity["last_activity"]["kind"] == "run"
+    assert "failed" in electricity["last_activity"]["outcome"]

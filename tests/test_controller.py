@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from driftloop.cli import project as scaffold
-from driftloop.controller import backtest, ingest, retrain, tick
+from driftloop.controller import attempts, backtest, ingest, retrain, tick
 from driftloop.controller import project as projects
 from driftloop.core import clock as clocks
 from driftloop.core import config
@@ -134,7 +134,7 @@ def test_crash_during_training_is_retried_by_another_controller_after_the_lease(
     assert any("interrupted" in line for line in result.repaired)
     assert result.outcome is not None and result.outcome.promoted
     runs = project.store.list_runs(project.name)
-    assert [run.status for run in runs] == ["failed", "succeeded"]
+    assert [run.status for run in runs] == ["interrupted", "succeeded"]
 
 
 def test_a_manual_request_retrains_once(folder: Path) -> None:
@@ -231,7 +231,7 @@ def test_a_failing_trainer_is_retried_a_bounded_number_of_times(folder: Path) ->
     for _ in range(6):
         controller.tick()
     assert len(project.store.list_decisions(project.name, kind="retrain")) == 1
-    assert len(project.store.list_runs(project.name)) == tick.MAX_ATTEMPTS
+    assert len(project.store.list_runs(project.name)) == attempts.MAX_ATTEMPTS
 
 
 def test_crash_after_the_version_is_stored_does_not_train_again(

@@ -102,6 +102,32 @@ def test_trainer_errors(project: Path, data: tuple) -> None:
         trainer.fit_model(_spec("train:broken"), X, y, project)
 
 
+def test_a_trainer_that_raises_is_named_by_its_file_and_line(project: Path, data: tuple) -> None:
+    X, y = data
+    code = 'raise ValueError("the target column is constant")'
+    line = TRAIN_PY.splitlines().index(f"    {code}") + 1
+    where = f"(at train.py:{line} in broken: `{code}`)"
+    with pytest.raises(errors.TrainingError) as raised:
+        trainer.fit_model(_spec("train:broken"), X, y, project)
+    assert str(raised.value).endswith(f"ValueError: the target column is constant {where}")
+    (project / "estimators.py").write_text(textwrap.dedent("""
+        from sklearn.base import BaseEstimator
+
+        class Picky(BaseEstimator):
+            def fit(self, X, y):
+                return self.check(X)
+
+            def check(self, X):
+                raise ValueError("too few rows")
+    """))
+    with pytest.raises(errors.TrainingError, match=r"too few rows \(at estimators.py:9 in check: "):
+        trainer.fit_model(_spec("estimators:Picky"), X, y, project)
+    local = executor.LocalExecutor(timeout=timedelta(minutes=1))
+    with pytest.raises(errors.TrainingError) as raised:
+        local.train(_spec("train:broken"), X, y, project)
+    assert str(raised.value).endswith(where)
+
+
 def test_import_failure_inside_the_module_is_named(tmp_path: Path) -> None:
     (tmp_path / "needs.py").write_text("import package_that_is_not_installed\n")
     with pytest.raises(errors.ConfigError, match=r"importing 'needs' failed.*package_that_is_not"):

@@ -3,7 +3,7 @@ amounts in the data's units, and specs derived from the data (`driftloop init --
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -66,7 +66,7 @@ def test_auto_window_stores_candidates_and_the_winner(tmp_path: Path) -> None:
     for end in ends:
         replay.step(end)
     store = replay.store
-    first, run = store.list_runs("w", status="succeeded")
+    _, run = store.list_runs("w", status="succeeded")
     version = store.list_model_versions("w")[-1]
     assert version.run_id == run.id
     trials = store.list_trials(run.id)
@@ -84,8 +84,9 @@ def test_auto_window_stores_candidates_and_the_winner(tmp_path: Path) -> None:
 
 
 def test_gate_refit_keeps_the_newest_rows_and_not_worse_promotes_an_equal_model() -> None:
-    from driftloop.gate import gate
     from sklearn.dummy import DummyClassifier
+
+    from driftloop.gate import gate
 
     X, y = np.zeros((100, 1)), np.array([0, 1] * 50)
     model = DummyClassifier(strategy="most_frequent").fit(X, y)

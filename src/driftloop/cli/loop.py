@@ -4,8 +4,11 @@
 from __future__ import annotations
 
 import getpass
+import math
 import signal
 import threading
+import time
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +32,8 @@ def tick(spec: Path = SPEC) -> None:
     finally:
         controller.release()
     show_tick(result)
+    if result.outcome is None:
+        show_give_up(project)
     project.close()
     if result.outcome is not None and result.outcome.version is None:
         raise typer.Exit(1)  # a failed training must fail a cron job or a CI step
@@ -63,7 +68,7 @@ def run(
         console.info("stopping after this tick (Ctrl-C again: at once)")
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    done = 0
+    done, gave_up = 0, None
     try:
         while not stopping.is_set() and (ticks == 0 or done < ticks):
             try:
@@ -72,6 +77,8 @@ def run(
                 finally:
                     controller.release()  # the next tick is whoever's comes first
                 show_tick(result)
+                if result.outcome is None:
+                    gave_up = show_give_up(project, unless=gave_up)
             except errors.TemporaryError as exc:
                 console.info(f"temporary problem, retrying in {exc.delay:.0f}s: {exc}")
                 stopping.wait(exc.delay)
@@ -82,7 +89,7 @@ def run(
                 console.fail(str(exc))
             done += 1
             if ticks == 0 or done < ticks:
-                stopping.wait(every)
+                wait_for_next_tick(stopping, every)
     except KeyboardInterrupt:
         stopping.set()
     finally:
@@ -94,12 +101,33 @@ def run(
         console.info("stopped")
 
 
+def wait_for_next_tick(stopping: threading.Event, seconds: float) -> None:
+    """Wait `seconds` (or until `stopping`), saying so: a countdown on a terminal, one line
+    with the time of the next tick otherwise (a log)."""
+    if not console.stdout.is_terminal:
+        at = datetime.now() + timedelta(seconds=seconds)
+        console.info(f"next tick in {seconds:g} s, at {at:%H:%M:%S}")
+        stopping.wait(seconds)
+        return
+    end = time.monotonic() + seconds
+    with console.stdout.status("") as shown:
+        while not stopping.is_set() and (left := end - time.monotonic()) > 0:
+            shown.update(f"[dim]next tick in {math.ceil(left)} s (Ctrl-C stops)[/dim]")
+            stopping.wait(min(1.0, left - math.floor(left) or 1.0))
+
+
 def retrain(
     spec: Path = SPEC,
     reason: str = typer.Option("manual request", help="Why (kept with the decision)."),
     actor: str | None = typer.Option(None, help="Who asks; default: the OS user."),
 ) -> None:
-    """Ask for a retraining now; the next tick trains, gates and (if better) promotes."""
+    """Ask for a retraining now; the next tick trains, gates and (if better) promotes.
+
+    A training that fails is retried by the next ticks until it failed 3 times with the same
+    trainer (`controller.attempts.MAX_ATTEMPTS`; changing train.py or the spec's `trainer:`
+    starts the count again, and a run cut short by a stopped controller does not count).
+    Then the loop gives up and says so in `driftloop status` and `tick`; this command is how
+    to try again."""
     from driftloop.controller import project as projects
 
     project = console.guard(lambda: projects.open_project(spec))
@@ -112,6 +140,19 @@ def retrain(
     )
     console.ok(f"retraining requested (decision {request.id}); the next tick acts on it")
     project.close()
+
+
+def show_give_up(project: Any, unless: Any = None) -> Any:
+    """Say so if the loop gave up retrying the newest retraining (`controller.attempts`),
+    unless that is the give-up `unless` (already shown); returns the give-up or None."""
+    from driftloop.controller import attempts
+    from driftloop.train import fingerprint
+
+    trainer = fingerprint.trainer_sha256(project.spec.trainer, project.base_dir)
+    gave_up = attempts.latest_give_up(project.store, project.name, trainer)
+    if gave_up is not None and gave_up != unless:
+        console.print(gave_up.message(), style="yellow", markup=False, highlight=False)
+    return gave_up
 
 
 def show_tick(result: object) -> None:

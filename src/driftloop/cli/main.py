@@ -5,7 +5,18 @@ from __future__ import annotations
 
 import typer
 
-from driftloop.cli import backtest, data, demo, loop, models, project, report, serve
+from driftloop.cli import (
+    backtest,
+    data,
+    demo,
+    gc,
+    loop,
+    models,
+    project,
+    report,
+    serve,
+    status,
+)
 
 app = typer.Typer(
     name="driftloop",
@@ -19,9 +30,11 @@ app.command()(project.check)
 app.command()(data.ingest)
 app.command()(data.batches)
 app.add_typer(models.app, name="models")
+app.command()(status.status)
 app.command()(loop.tick)
 app.command()(loop.run)
 app.command()(loop.retrain)
+app.command()(gc.gc)
 app.command()(demo.demo)
 app.command()(backtest.backtest)
 app.command()(report.report)

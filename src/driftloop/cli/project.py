@@ -124,13 +124,21 @@ def _write_faulty_file(week: object, data: Path) -> None:
 def check(
     spec: Path = typer.Option(Path("driftloop.yaml"), "--spec", "-s", help="The pipeline spec."),
 ) -> None:
-    """Validate a spec (and find its trainer); errors name the file, the line and the field."""
+    """Validate a spec, find its trainer and check that it takes `trainer.params`; errors
+    name the file, the line and the field."""
     from driftloop.core import config
     from driftloop.train import trainer
 
     loaded = console.guard(lambda: config.load_spec(spec))
-    console.guard(lambda: trainer.load_trainer(loaded.trainer.function, spec.resolve().parent))
-    console.ok(f"{spec}: pipeline '{loaded.name}' is valid; its trainer was found")
+    misfit = console.guard(lambda: trainer.param_problem(loaded.trainer, spec.resolve().parent))
+    if misfit is not None:
+        where = ("trainer", "params", misfit.param) if misfit.param else ("trainer", "params")
+        field = ".".join(where)
+        accepted = ", ".join(misfit.accepted) or "none"
+        console.fail(f"{spec}:{config.line_of(spec, *where)}: {field}: {misfit.problem}; "
+                     f"{loaded.trainer.function} accepts: {accepted}")
+    console.ok(f"{spec}: pipeline '{loaded.name}' is valid; its trainer was found and takes "
+               "its params")
     table = console.table("field", "value")
     table.add_row(
         "source",

@@ -10,12 +10,15 @@ from __future__ import annotations
 import getpass
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from driftloop.core import clock as clocks
 from driftloop.core import config
-from driftloop.data.sources import base as sources
-from driftloop.store import artifacts as artifact_store
 from driftloop.store import metadata, skops_trust
+
+if TYPE_CHECKING:  # imported by open_project: they pull in pandas, which status does not need
+    from driftloop.data.sources import base as sources
+    from driftloop.store import artifacts as artifact_store
 
 
 @dataclass
@@ -41,6 +44,9 @@ def open_project(
     """Load the spec at `path` and open its store, artifacts and source. A spec that changed
     since it was last stored is recorded with an audit row naming `actor` (default: the OS
     user running the command)."""
+    from driftloop.data.sources import base as sources
+    from driftloop.store import artifacts as artifact_store
+
     path = Path(path)
     spec = config.load_spec(path)
     base_dir = path.resolve().parent

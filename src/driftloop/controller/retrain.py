@@ -23,6 +23,7 @@ from driftloop.data import profile as profiles
 from driftloop.gate import gate
 from driftloop.store import entities
 from driftloop.train import executor as executors
+from driftloop.train import fingerprint
 from driftloop.train import window as windows
 from driftloop.validation import schema as schemas
 
@@ -69,6 +70,7 @@ def retrain(
         params=dict(spec.trainer.params),
         batch_ids=challengers.batch_ids(part.train),
         decision_id=decision.id,
+        trainer_sha256=fingerprint.trainer_sha256(spec.trainer, project.base_dir),
     )
     if part.train.empty:
         failed = store.finish_run(

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from driftloop.controller import evaluate, history, retrain, rollout
+from driftloop.controller import attempts, evaluate, history, retrain, rollout
 from driftloop.controller import ingest as ingesting
 from driftloop.controller import lease as leases
 from driftloop.controller import project as projects
@@ -27,8 +27,7 @@ from driftloop.core.types import JSON
 from driftloop.policy import policy as policies
 from driftloop.store import entities, serving
 from driftloop.train import executor as executors
-
-MAX_ATTEMPTS = 3
+from driftloop.train import fingerprint
 
 _SLOTS = (("retrain", None), ("retrain", True), ("request", None))
 
@@ -84,7 +83,7 @@ class Controller:
         self.monitor_ = evaluate.ConceptMonitor(project, self.evaluations_)
         self.champion_: Champion | None = None
         self.profiles_: dict[int, JSON] = {}
-        self.settled_: set[int] = set()  # fired decisions with a succeeded or a last run
+        self.settled_: set[int] = set()  # fired decisions with a succeeded run
         self.latest_ = Latest(None, None, None)
 
     def tick(self) -> TickResult:
@@ -264,7 +263,8 @@ class Controller:
             )
 
     def repair(self) -> list[str]:
-        """Finish what a crashed tick left: close orphaned runs, promote a passed version."""
+        """Finish what a crashed tick left: close orphaned runs, promote a passed version.
+        A run left open by a stopped controller is "interrupted", which is no failed attempt."""
         store, name = self.project.store, self.project.name
         repaired = []
         for run in store.list_runs(name, status="running"):
@@ -274,11 +274,11 @@ class Controller:
                 continue
             store.finish_run(
                 run.id,
-                status="failed",
+                status="interrupted",
                 compute_seconds=None,
                 error="interrupted: the controller stopped during training",
             )
-            repaired.append(f"run {run.id} marked failed (interrupted)")
+            repaired.append(f"run {run.id} marked interrupted (the controller stopped)")
         promoted = retrain.promote_pending(self.project, self.holder)
         if promoted is not None:
             repaired.append(f"version {promoted.version} promoted (interrupted before promotion)")
@@ -287,13 +287,17 @@ class Controller:
     def retry_unfinished(
         self, last_fired: entities.Decision | None, live: Champion | None
     ) -> retrain.Outcome | None:
-        """A fired decision whose every run failed is retried, at most MAX_ATTEMPTS times."""
+        """A fired decision without a succeeded run is retried until it has
+        `attempts.MAX_ATTEMPTS` failed runs of the current trainer (`controller.attempts`)."""
         if last_fired is None or last_fired.id in self.settled_:
             return None
         runs = self.project.store.list_runs(self.project.name, decision_id=last_fired.id)
-        if any(run.status == "succeeded" for run in runs) or len(runs) >= MAX_ATTEMPTS:
+        if any(run.status == "succeeded" for run in runs):
             self.settled_.add(last_fired.id)  # for good: runs are only ever added or finished
             return None
+        trainer = fingerprint.trainer_sha256(self.project.spec.trainer, self.project.base_dir)
+        if attempts.gave_up(runs, trainer) is not None:
+            return None  # until a new decision, or a changed trainer
         return self.act(last_fired, live)
 
 

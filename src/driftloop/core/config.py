@@ -565,6 +565,20 @@ def _strip_union_tags(loc: list[Any]) -> list[Any]:
 _UNION_TAGS = {*source_specs.SOURCE_KINDS, "schedule", "drift", "performance", "volume", "manual"}
 
 
+def line_of(path: str | Path, *loc: str | int) -> int:
+    r"""The 1-based line of field `loc` (``"trainer", "params", "alpha"``) in the spec file at
+    `path`, or of its deepest parent that is there (for messages about valid YAML).
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     spec = Path(folder) / "driftloop.yaml"
+    ...     _ = spec.write_text("name: x\ntrainer:\n  params:\n    alpha: 1\n")
+    ...     line_of(spec, "trainer", "params", "alpha"), line_of(spec, "trainer", "window")
+    (4, 2)
+    """
+    return _line_of(yaml.compose(Path(path).read_text(), Loader=yaml.SafeLoader), list(loc))
+
+
 def _line_of(node: yaml.Node | None, loc: list[Any]) -> int:
     """1-based line of the deepest node on `loc` that exists in the YAML tree."""
     line = node.start_mark.line + 1 if node is not None else 1

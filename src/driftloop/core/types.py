@@ -8,7 +8,7 @@ JSON: TypeAlias = dict[str, Any]
 """A JSON object as stored in the metadata store (evidence, metrics, params, profiles)."""
 
 BatchStatus: TypeAlias = Literal["accepted", "quarantined"]
-RunStatus: TypeAlias = Literal["running", "succeeded", "failed"]
+RunStatus: TypeAlias = Literal["running", "succeeded", "failed", "interrupted"]
 AliasName: TypeAlias = Literal["champion", "challenger", "shadow", "canary"]
 Task: TypeAlias = Literal["classification", "regression"]
 

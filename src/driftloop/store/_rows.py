@@ -60,7 +60,7 @@ def run(row: Any, batch_ids: Sequence[int]) -> entities.TrainingRun:
         id=row.id, pipeline=row.pipeline, trainer=row.trainer, params=row.params,
         batch_ids=tuple(batch_ids), decision_id=row.decision_id, status=row.status,
         compute_seconds=row.compute_seconds, error=row.error, started_at=row.started_at,
-        finished_at=row.finished_at,
+        finished_at=row.finished_at, trainer_sha256=row.trainer_sha256,
     )
 
 

@@ -51,6 +51,10 @@ class Profile:
 
 @dataclass(frozen=True)
 class TrainingRun:
+    """One training. A run a stopped controller left unfinished is "interrupted" (not
+    "failed"); `trainer_sha256` identifies the trainer's code and settings
+    (`train.fingerprint`), None on runs recorded before the store kept it."""
+
     id: int
     pipeline: str
     trainer: str
@@ -62,6 +66,7 @@ class TrainingRun:
     error: str | None
     started_at: datetime
     finished_at: datetime | None
+    trainer_sha256: str | None = None
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from driftloop.store import _engine, _history, _messages, _rows, _trials, entiti
 
 T = tables
 BATCH_STATUSES = ("accepted", "quarantined")
-FINISHED_STATUSES = ("succeeded", "failed")
+FINISHED_STATUSES = ("succeeded", "failed", "interrupted")
 
 # Statements of the hot path, built once (building one costs as much as running it on SQLite).
 _BUMP_VERSION = (
@@ -307,9 +307,10 @@ class MetadataStore(_trials.TrialStore):
 
     def start_run(
         self, pipeline: str, *, trainer: str, params: types.JSON, batch_ids: Sequence[int],
-        decision_id: int | None = None,
+        decision_id: int | None = None, trainer_sha256: str | None = None,
     ) -> entities.TrainingRun:
-        """Record a training run on `batch_ids` (its lineage), in state ``running``."""
+        """Record a training run on `batch_ids` (its lineage), in state ``running``;
+        `trainer_sha256` says which trainer it runs (`train.fingerprint`)."""
         batch_ids = [int(b) for b in dict.fromkeys(batch_ids)]
         params = _rows.plain(params)
         with self._write() as conn:
@@ -319,6 +320,7 @@ class MetadataStore(_trials.TrialStore):
             run_id = int(conn.scalar(_INSERT_RUN, {
                 "pipeline_id": pid, "trainer": trainer, "params": params,
                 "decision_id": decision_id, "status": "running", "started_at": at,
+                "trainer_sha256": trainer_sha256,
             }))
             if batch_ids:
                 conn.execute(_INSERT_RUN_BATCH, [
@@ -328,6 +330,7 @@ class MetadataStore(_trials.TrialStore):
             id=run_id, pipeline=pipeline, trainer=trainer, params=params,
             batch_ids=tuple(batch_ids), decision_id=decision_id, status="running",
             compute_seconds=None, error=None, started_at=clocks.as_utc(at), finished_at=None,
+            trainer_sha256=trainer_sha256,
         )
 
     def finish_run(

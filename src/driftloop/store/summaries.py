@@ -1,7 +1,8 @@
-"""Light reads for the dashboard: the newest batches and the live metric series, without the
-per-row errors an `Evaluation` carries (a year of hourly evaluations would be millions of them).
+"""Light reads for the dashboard and `driftloop status`: the newest batches, the live metric
+series (without the per-row errors an `Evaluation` carries: a year of hourly evaluations would
+be millions of them), and the quarantines since some time.
 
-Called by `ui.views` on every page view; each is one indexed query.
+Called by `ui.views` on every page view and by `controller.overview`; each is one indexed query.
 
     >>> from datetime import UTC, datetime
     >>> from driftloop.core.clock import FakeClock
@@ -61,3 +62,17 @@ def live_metric(store: metadata.MetadataStore, pipeline: str) -> list[LivePoint]
     return [LivePoint(row.end or row.at, int(row.version), row.metric,
                       None if row.value is None else float(row.value), int(row.rows))
             for row in rows]
+
+
+def quarantined_since(
+    store: metadata.MetadataStore, pipeline: str, since: datetime,
+) -> tuple[int, entities.Batch | None]:
+    """How many batches of `pipeline` were quarantined at or after `since`, and the newest."""
+    b = T.batches
+    with store._read() as conn:
+        recent = (b.c.pipeline_id == store._pid(conn, pipeline), b.c.status == "quarantined",
+                  b.c.created_at >= since)
+        count = conn.scalar(sa.select(sa.func.count()).select_from(b).where(*recent))
+        row = conn.execute(
+            _history.with_pipeline(b).where(*recent).order_by(b.c.id.desc()).limit(1)).first()
+    return int(count or 0), None if row is None else _rows.batch(row)

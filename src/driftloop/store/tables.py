@@ -142,6 +142,9 @@ runs = sa.Table(
     sa.Column("error", sa.Text, nullable=True),
     sa.Column("started_at", UTCDateTime, nullable=False),
     sa.Column("finished_at", UTCDateTime, nullable=True),
+    # which trainer ran: sha256 of its source file and the spec's trainer section (revision
+    # 0007; NULL on older runs)
+    sa.Column("trainer_sha256", sa.String(64), nullable=True),
     sa.Index(None, "pipeline_id", "status"),
 )
 

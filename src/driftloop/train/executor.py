@@ -21,11 +21,18 @@ imports ``driftloop.train.<name>_executor`` for a name not registered yet.
 from __future__ import annotations
 
 import abc
+import contextlib
+import ctypes
 import importlib
 import multiprocessing
+import os
+import signal
+import sys
+import threading
 import time
 from dataclasses import dataclass
 from datetime import timedelta
+from multiprocessing import forkserver
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, ClassVar
@@ -135,6 +142,14 @@ class LocalExecutor(Executor):
     for this call; nothing read from the store or the network is unpickled. Model files in
     the store use skops, never pickle.
 
+    The child dies with its controller. It leads its own process group, which the controller
+    kills (SIGKILL) at the timeout or when it stops mid-training (an exception, Ctrl-C), so
+    processes the trainer started go too. If the controller dies without a word (SIGKILL, OOM
+    killer), a thread in the child sees the end of a pipe only the controller held and kills
+    the group; and, should the trainer's native code hold the GIL so that thread cannot run,
+    on Linux the kernel SIGKILLs the child when its parent (the fork server, which exits with
+    the controller) dies (``PR_SET_PDEATHSIG``).
+
     As with any multiprocessing code, a script that trains through this executor must keep
     its top-level work under ``if __name__ == "__main__":`` (the child re-imports it).
     """
@@ -150,12 +165,16 @@ class LocalExecutor(Executor):
         seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
         context = _context()
         receive, send = context.Pipe(duplex=False)
+        watch, held = context.Pipe(duplex=False)  # only this process holds `held`
         wall = time.perf_counter()
         child = context.Process(target=_train_in_child,
-                                args=(send, spec, X, y, Path(base_dir), scorer),
+                                args=(send, watch, spec, X, y, Path(base_dir), scorer),
                                 name=f"driftloop-train-{spec.function}", daemon=True)
-        child.start()
-        send.close()  # the child holds the only sending end: its exit means end of file
+        try:
+            child.start()
+        finally:
+            send.close()  # the child holds the only sending end: its exit means end of file
+            watch.close()
         try:
             if not receive.poll(seconds):
                 raise errors.TrainingError(
@@ -173,9 +192,10 @@ class LocalExecutor(Executor):
         finally:
             receive.close()
             if child.is_alive():
-                child.kill()
+                _kill_group(child)
             child.join()
             child.close()
+            held.close()
         status, payload, cpu = message
         if status == "ok":
             return TrainResult(payload[0], cpu, time.perf_counter() - wall, payload[1])
@@ -197,10 +217,59 @@ def _context() -> Any:
 _PRELOAD = ("numpy", "pandas", "sklearn.base", "sklearn.pipeline", "driftloop.train.search")
 
 
-def _train_in_child(send: Connection, spec: config.TrainerSpec, X: Any, y: Any,
-                    base_dir: Path, scorer: search.Scorer | None) -> None:
-    """The child's side: fit (searching if the spec says so), then send
-    ("ok", (estimator, trials), cpu) or ("error", (kind, text), cpu)."""
+def _kill_group(child: Any) -> None:
+    """SIGKILL the child's process group (the child and what its trainer started); the child
+    alone if it has no group of its own yet (killed before `_die_with` ran)."""
+    killpg = getattr(os, "killpg", None)
+    try:
+        if killpg is not None and os.getpgid(child.pid) == child.pid:
+            killpg(child.pid, signal.SIGKILL)
+            return
+    except ProcessLookupError:
+        return  # gone already
+    child.kill()
+
+
+def _die_with(controller: Connection) -> None:
+    """In the child: lead a process group of its own, have the kernel SIGKILL it when its
+    parent dies (Linux), and kill the group when `controller` (a pipe only the controller
+    holds the other end of) reaches end of file.
+
+    Under "forkserver" the parent is the fork server, which exits when no process holds its
+    "alive" pipe any more; every child inherits that pipe, so the child lets go of it here
+    (else the server, and so the child, would outlive a killed controller)."""
+    if hasattr(os, "setpgid"):
+        os.setpgid(0, 0)
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    server = getattr(forkserver, "_forkserver", None)
+    alive = getattr(server, "_forkserver_alive_fd", None)
+    if alive is not None:
+        os.close(alive)
+        server._forkserver_alive_fd = None  # type: ignore[union-attr]
+    threading.Thread(target=_watch, args=(controller,), name="driftloop-watch",
+                     daemon=True).start()
+
+
+def _watch(controller: Connection) -> None:
+    """Wait for the controller's end of the pipe to close (it died, or is done with this
+    training and already has its result), then SIGKILL this process group."""
+    with contextlib.suppress(EOFError, OSError):
+        controller.recv_bytes()
+    if hasattr(os, "killpg"):
+        os.killpg(0, signal.SIGKILL)
+    os._exit(1)
+
+
+_PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
+
+
+def _train_in_child(send: Connection, controller: Connection, spec: config.TrainerSpec, X: Any,
+                    y: Any, base_dir: Path, scorer: search.Scorer | None) -> None:
+    """The child's side: tie its life to the controller (`_die_with`), fit (searching if the
+    spec says so), then send ("ok", (estimator, trials), cpu) or ("error", (kind, text), cpu)."""
+    _die_with(controller)
     start = time.process_time()
     try:
         fitted = search.fit(spec, X, y, base_dir, scorer)

@@ -17,7 +17,9 @@ import contextlib
 import importlib
 import inspect
 import sys
+import traceback
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -102,7 +104,8 @@ def fit_model(spec: config.TrainerSpec, X: Any, y: Any, base_dir: Path) -> Any:
                 model = function(**arguments)
             except Exception as exc:
                 raise errors.TrainingError(
-                    f"trainer {spec.function!r} raised {type(exc).__name__}: {exc}") from exc
+                    f"trainer {spec.function!r} raised {type(exc).__name__}: {exc}"
+                    f"{user_frame(exc, spec.function)}") from exc
         return _checked(spec, model) if itself else fit_estimator(spec, model, X, y)
 
 
@@ -119,8 +122,29 @@ def fit_estimator(spec: config.TrainerSpec, model: Any, X: Any, y: Any) -> Any:
         except Exception as exc:
             raise errors.TrainingError(
                 f"fitting the estimator from {spec.function!r} ({type(model).__name__}) "
-                f"raised {type(exc).__name__}: {exc}") from exc
+                f"raised {type(exc).__name__}: {exc}{user_frame(exc, spec.function)}") from exc
     return _checked(spec, model if fitted is None else fitted)
+
+
+def user_frame(exc: BaseException, function: str) -> str:
+    """Where in the trainer's own module `exc` was raised: " (at train.py:12 in make_model:
+    `raise ValueError('oops')`)" from the innermost traceback frame in that module's file;
+    "" if the traceback never passed through it (a library trainer)."""
+    module_name = function.partition(":")[0]
+    origin = getattr(sys.modules.get(module_name), "__file__", None)
+    if origin is None:
+        return ""
+    source = Path(origin).resolve()
+    frames = [frame for frame in traceback.extract_tb(exc.__traceback__)
+              if Path(frame.filename).resolve() == source]
+    if not frames:
+        return ""
+    frame = frames[-1]
+    # the path as the module name spells it: train.py, pkg/train.py, pkg/__init__.py
+    depth = module_name.count(".") + (source.name == "__init__.py")
+    shown = source.relative_to(source.parents[depth]).as_posix()
+    code = f": `{frame.line}`" if frame.line else ""
+    return f" (at {shown}:{frame.lineno} in {frame.name}{code})"
 
 
 _controller: tuple[int, threadpoolctl.ThreadpoolController] | None = None
@@ -158,6 +182,48 @@ def _check_params(spec: config.TrainerSpec, function: Callable[..., Any],
     except TypeError as exc:
         raise errors.ConfigError(
             f"trainer.params do not fit {spec.function!r}{signature}: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class ParamProblem:
+    """A `trainer.params` entry the trainer function cannot take (or a parameter it needs
+    that is missing), with the parameters it accepts."""
+
+    param: str
+    problem: str
+    accepted: tuple[str, ...]
+
+
+def param_problem(spec: config.TrainerSpec, base_dir: Path) -> ParamProblem | None:
+    """Import the trainer as a training would and bind `spec.params` to its signature
+    (with X and y for a trainer that fits itself); the first misfit, or None.
+
+    >>> spec = config.TrainerSpec(function="sklearn.linear_model:Ridge", params={"alpa": 1})
+    >>> param_problem(spec, Path(".")).problem
+    "Ridge takes no parameter 'alpa'"
+    """
+    function = load_trainer(spec.function, base_dir)
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):
+        return None  # a builtin without a signature: the training will tell
+    parameters = signature.parameters
+    itself = fits_itself(function)
+    named = tuple(name for name, p in parameters.items()
+                  if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+                  and not (itself and name in ("X", "y")))
+    if any(p.kind == p.VAR_KEYWORD for p in parameters.values()):
+        return None  # takes any keyword
+    name = getattr(function, "__name__", spec.function)
+    for param in spec.params:
+        if param not in named:
+            return ParamProblem(param, f"{name} takes no parameter {param!r}", named)
+    arguments = {"X": None, "y": None, **spec.params} if itself else dict(spec.params)
+    try:
+        signature.bind(**arguments)
+    except TypeError as exc:
+        return ParamProblem("", f"{name}{signature}: {exc}", named)
+    return None
 
 
 @contextlib.contextmanager

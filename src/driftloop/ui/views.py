@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from driftloop.controller import attempts
 from driftloop.store import entities, metadata, serving, serving_stats, summaries
 
 MAX_FEATURES = 8
@@ -48,6 +49,9 @@ def overview(store: metadata.MetadataStore) -> list[dict[str, Any]]:
         champion = aliases.get("champion")
         last_batch = batches[0] if batches else None
         health, why = _health(champion, last_batch, decisions[-1] if decisions else None)
+        gave_up = attempts.latest_give_up(store, name)
+        if gave_up is not None:  # the loop stopped retraining: say so above all else
+            health, why = "bad", gave_up.message()
         rows.append({
             "name": name, "champion": champion, "aliases": aliases,
             "last_batch": last_batch, "last_decision": decisions[-1] if decisions else None,
