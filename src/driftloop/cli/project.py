@@ -34,8 +34,9 @@ def init(
     deliberately bad), or your own file with `--data FILE --target COLUMN`."""
     if folder.exists() and any(folder.iterdir()):
         console.fail(f"{folder} exists and is not empty; choose a new folder.")
-    if data_file is not None:
-        _init_from_data(folder, data_file, target, timestamp)
+    if isinstance(data_file, Path):  # (called from Python, the options are typer's defaults)
+        _init_from_data(folder, data_file, target if isinstance(target, str) else None,
+                        timestamp if isinstance(timestamp, str) else None)
         return
     from driftloop.data import elec2
 
