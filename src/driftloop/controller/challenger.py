@@ -30,6 +30,10 @@ from driftloop.store import entities
 from driftloop.train import executor as executors
 from driftloop.train import window as windows
 
+PATIENCE = 2
+"""`auto` stops trying longer windows after this many in a row scored below the best so far: on
+a drifting stream the long ones are not worth their cost, on a stable one each is better."""
+
 
 @dataclass(frozen=True)
 class Split:
@@ -69,7 +73,8 @@ def fit(
     executor: executors.Executor,
 ) -> Fitted:
     """Train the challenger on `part.train`; with window `auto`, the best of the candidate
-    windows by the gate's metric on `part.holdout` (ties go to the longer window)."""
+    windows by the gate's metric on `part.holdout` (ties go to the longer window), trying them
+    shortest first until `PATIENCE` in a row did worse than the best."""
     spec = project.spec
     scorer = gate_metrics.Scorer(spec.gate.metric, spec.task)
     if spec.trainer.window.kind != "auto" or part.holdout.empty:
@@ -79,23 +84,31 @@ def fit(
         return Fitted(result.estimator, None, len(part.train), result.cpu_seconds, trials)
     sizes = windows.auto_candidates(part.train, spec.trainer.window)
     now = newest_time(part.train, spec.timestamp, project.clock.now())
-    subsets = [windows.newest(part.train, size, timestamp=spec.timestamp, now=now)
-               for size in sizes]
-    results = executor.train_each(
-        spec.trainer, [(s[features], s[spec.target]) for s in subsets], project.base_dir, scorer)
-    metric = gate_metrics.get_metric(spec.gate.metric, spec.task)
-    sign = 1.0 if metric.greater_is_better else -1.0
-    scores = [scorer(r.estimator, part.holdout[features], part.holdout[spec.target])
-              for r in results]
-    best = max(range(len(sizes)), key=lambda i: (sign * scores[i], len(subsets[i])))
+    holdout_X, holdout_y = part.holdout[features], part.holdout[spec.target]
+    sign = 1.0 if gate_metrics.get_metric(spec.gate.metric, spec.task).greater_is_better else -1.0
+    tried: list[tuple[Amount, int, float, executors.TrainResult]] = []
+    best, since_best = -1, 0
+    for size in sizes:  # shortest first; stop once longer windows stopped helping
+        rows = windows.newest(part.train, size, timestamp=spec.timestamp, now=now)
+        if tried and len(rows) == tried[-1][1]:
+            continue
+        (result,) = executor.train_each(
+            spec.trainer, [(rows[features], rows[spec.target])], project.base_dir, scorer)
+        score = scorer(result.estimator, holdout_X, holdout_y)
+        tried.append((size, len(rows), score, result))
+        if best < 0 or sign * score >= sign * tried[best][2]:
+            best, since_best = len(tried) - 1, 0
+        else:
+            since_best += 1
+            if since_best >= PATIENCE:
+                break
     trials = tuple(
-        entities.TrialRecord(number=i, family="window", params={"size": str(size),
-                             "rows": len(subset)}, score=score, cpu_seconds=r.cpu_seconds,
-                             wall_seconds=r.wall_seconds, error=None)
-        for i, (size, subset, score, r) in enumerate(
-            zip(sizes, subsets, scores, results, strict=True)))
-    return Fitted(results[best].estimator, sizes[best], len(subsets[best]),
-                  sum(r.cpu_seconds for r in results), trials)
+        entities.TrialRecord(number=i, family="window", params={"size": str(size), "rows": rows},
+                             score=score, cpu_seconds=r.cpu_seconds, wall_seconds=r.wall_seconds,
+                             error=None)
+        for i, (size, rows, score, r) in enumerate(tried))
+    size, rows, _, result = tried[best]
+    return Fitted(result.estimator, size, rows, sum(t[3].cpu_seconds for t in tried), trials)
 
 
 def refit(
