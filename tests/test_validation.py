@@ -264,7 +264,9 @@ def test_empty_and_small_batches(elec_schema: schema.Schema, batch: pd.DataFrame
         "empty batch: it has no rows"
     ]
     spec = config.ValidationSpec(min_rows=10)
-    assert checks.check_batch(batch.iloc[:3], elec_schema, spec).reasons == {"*": ["only 3 rows; validation.min_rows asks for at least 10"]}
+    assert checks.check_batch(batch.iloc[:3], elec_schema, spec).reasons == {
+        "*": ["only 3 rows; validation.min_rows asks for at least 10"]
+    }
 
 
 def test_json_round_trip(mixed: pd.DataFrame, elec_schema: schema.Schema) -> None:

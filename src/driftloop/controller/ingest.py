@@ -26,7 +26,6 @@ per call, after the poll, so whatever was left pending before has been delivered
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import hashlib
 import json
 from collections.abc import Callable
@@ -41,7 +40,7 @@ from driftloop.core import config
 from driftloop.data import frames, row_names
 from driftloop.data.sources import base as sources
 from driftloop.store import artifacts, entities
-from driftloop.validation import checks
+from driftloop.validation import checks, spec_data
 from driftloop.validation import schema as schemas
 
 Accepted = Callable[[entities.Batch, pd.DataFrame], None]
@@ -59,7 +58,7 @@ def ingest(
     labels are joined against (one is read from the store when needed otherwise)."""
     store, name, source = project.store, project.name, project.source
     recorded, with_messages = [], False
-    schemas_ = _Schemas(project, known)
+    schemas_ = Schemas(project, known)
     for raw in source.poll(store.get_cursor(name, source.key)):
         fresh = raw.without(store.recorded_messages(name, source.key, raw.messages))
         if fresh is not None and store.find_batch(name, fresh.fingerprint) is None:
@@ -72,7 +71,7 @@ def ingest(
     return recorded
 
 
-class _Schemas:
+class Schemas:
     """The pipeline's stored schema, read at most once per `ingest` call (it is set once, by
     the first accepted batch, and never changes after)."""
 
@@ -119,14 +118,14 @@ def record_batch(
     project: projects.Project,
     raw: sources.RawBatch,
     on_accepted: Accepted | None = None,
-    schemas_: _Schemas | None = None,
+    schemas_: Schemas | None = None,
 ) -> entities.Batch:
     """Validate one raw batch against the schema (inferred from the first good batch), store it."""
-    return store_batch(project, raw, judge(project, raw, schemas_ or _Schemas(project)),
+    return store_batch(project, raw, judge(project, raw, schemas_ or Schemas(project)),
                        on_accepted)
 
 
-def judge(project: projects.Project, raw: sources.RawBatch, schemas_: _Schemas) -> Judged:
+def judge(project: projects.Project, raw: sources.RawBatch, schemas_: Schemas) -> Judged:
     """Validate `raw` under the current spec (a first good batch sets the schema)."""
     frame = raw.frame
     if frame is None:
@@ -238,7 +237,7 @@ def _rows(frame: pd.DataFrame | None, raw: sources.RawBatch) -> int:
 def _validate(
     project: projects.Project,
     frame: pd.DataFrame,
-    schemas_: _Schemas,
+    schemas_: Schemas,
     names: row_names.RowNames,
 ) -> tuple[checks.Findings, schemas.Schema | None]:
     """What the checks find in `frame` and the schema it was checked against; `names` names
@@ -264,24 +263,9 @@ def _missing_roles(spec: config.PipelineSpec, missing: list[str], frame: pd.Data
     named = []
     for column in missing:
         role = "target" if column == spec.target else "timestamp"
-        guess = columns_like(column, columns)
+        guess = spec_data.columns_like(column, columns)
         named.append(f"{column} ({role}" + (f"; did you mean {guess!r}?)" if guess else ")"))
     return f"missing column(s) {', '.join(named)}; columns are {', '.join(columns)}"
-
-
-def columns_like(name: str, columns: list[str]) -> str | None:
-    """The column `name` was most likely meant to be (same letters but case, or close).
-
-    >>> columns_like("Class", ["period", "class"]), columns_like("tme", ["time", "x"])
-    ('class', 'time')
-    >>> columns_like("label", ["period", "class"]) is None
-    True
-    """
-    folded = {column.casefold(): column for column in columns}
-    if name.casefold() in folded:
-        return folded[name.casefold()]
-    close = difflib.get_close_matches(name, columns, n=1, cutoff=0.75)
-    return close[0] if close else None
 
 
 def is_label_batch(
