@@ -9,12 +9,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pytest
 
-from driftloop.controller import ingest
+from driftloop.controller import ingest, tick
 from driftloop.controller import project as projects
 from driftloop.core import clock as clocks
-from driftloop.core import config
+from driftloop.core import config, errors
 from driftloop.data.sources import replay
+from driftloop.policy import signals, triggers
 from driftloop.store import artifacts, metadata
 
 BATCHES = 101
@@ -24,8 +26,8 @@ name: trend
 source: {kind: files, path: unused/*.csv}
 target: y
 timestamp: t
-trainer: {function: train:make_model}
 """
+TRAINER = "trainer: {function: train:make_model}\n"
 
 
 def trend() -> pd.DataFrame:
@@ -47,7 +49,7 @@ def project_on(tmp_path: Path, frame: pd.DataFrame, extra: str = "") -> projects
     ends = list(frame["t"].iloc[ROWS - 1 :: ROWS])
     store = metadata.MetadataStore.open("sqlite://", clock=clock)
     project = projects.Project(
-        spec=config.parse_spec(SPEC + extra), base_dir=tmp_path, store=store,
+        spec=config.parse_spec(SPEC + (extra or TRAINER)), base_dir=tmp_path, store=store,
         artifacts=artifacts.ArtifactStore(str(tmp_path / "artifacts")),
         source=replay.ReplaySource(frame, "t", ends, clock), clock=clock,
     )
@@ -76,7 +78,7 @@ def test_a_slowly_growing_range_is_never_quarantined_but_signalled(tmp_path: Pat
 
 
 def test_a_strict_range_quarantines_the_same_stream(tmp_path: Path) -> None:
-    strict = "validation: {per_column: {x: {strict: [range]}}}\n"
+    strict = TRAINER + "validation: {per_column: {x: {strict: [range]}}}\n"
     batches = ingest.ingest(project_on(tmp_path, trend(), strict))
     statuses = [b.status for b in batches]
     assert statuses == ["accepted"] * 26 + ["quarantined"] * (BATCHES - 26)
@@ -87,7 +89,7 @@ def test_a_strict_range_quarantines_the_same_stream(tmp_path: Path) -> None:
 
 def test_quarantined_rows_are_kept_as_read_for_a_requeue(tmp_path: Path) -> None:
     frame = trend().iloc[: 2 * ROWS].assign(note=["a", 1] * ROWS)  # mixed types, as from JSON
-    bounded = "validation: {bounds: {x: [0, 1]}}\n"
+    bounded = TRAINER + "validation: {bounds: {x: [0, 1]}}\n"
     project = project_on(tmp_path, frame, bounded)
     first, bad = ingest.ingest(project)
     assert (first.status, bad.status) == ("accepted", "quarantined")
@@ -98,3 +100,50 @@ def test_quarantined_rows_are_kept_as_read_for_a_requeue(tmp_path: Path) -> None
     assert len(rows) == ROWS and rows["x"].iloc[-1] == 1.02 and rows.attrs == {}
     assert rows["note"].tolist()[:2] == ["a", "1"]  # a mixed column is kept as text
     assert names.one(39) == "row 80"  # replayed rows are named from the frame's start
+
+
+def test_quality_trigger_fires_on_enough_columns_or_rows() -> None:
+    now = datetime(2024, 6, 1, tzinfo=UTC)
+    trigger = triggers.build_trigger(config.QualityTrigger(columns=2, share=0.25))
+    assert isinstance(trigger, triggers.QualityTrigger)
+
+    def answer(columns: tuple[str, ...], rows: int, total: int) -> signals.TriggerResult:
+        quality = signals.Quality(columns, rows, total)
+        return trigger.evaluate(signals.Signals(now=now, quality=quality))
+
+    quiet = answer((), 0, 40)
+    assert not quiet.fired and quiet.reason == "no data-quality signal in 40 new rows"
+    few = answer(("x",), 4, 40)
+    assert not few.fired and few.reason.endswith("< 2 columns and < 25% of rows")
+    assert answer(("x", "color"), 2, 40).fired
+    many = answer(("x",), 10, 40)
+    assert many.fired and many.reason.endswith(">= 25% of rows")
+    assert many.evidence == {"columns": ["x"], "rows": 10, "total_rows": 40, "min_columns": 2,
+                             "min_share": 0.25}
+    with pytest.raises(errors.ConfigError, match="`columns` >= 1"):
+        triggers.QualityTrigger(columns=0)
+
+
+def test_a_tick_gathers_the_quality_of_the_new_batches_for_the_trigger(tmp_path: Path) -> None:
+    extra = """
+task: classification
+trainer: {function: "sklearn.linear_model:LogisticRegression", executor: inline}
+triggers: [{kind: quality, columns: 2, share: 0.5}]  # x is the one column
+gate: {enabled: false}
+"""
+    frame = trend()
+    project = project_on(tmp_path, frame, extra)
+    clock: Any = project.clock
+    controller = tick.Controller(project)
+    ends = list(frame["t"].iloc[ROWS - 1 :: ROWS])
+    reasons = []
+    for k in (0, 25, 27, 28, 80):  # the newest batch of each tick: no signal up to 25
+        clock.set(ends[k].to_pydatetime())
+        decision = controller.tick().decision
+        assert decision is not None
+        (result,) = [r for r in decision.evidence["policy"]["results"] if r["kind"] == "quality"]
+        reasons.append((result["fired"], result["evidence"]["columns"]))
+    # the first tick bootstraps (no champion); then the quality of the batches new since the
+    # last decision: 25 clean ones, 2 with 3 of 80 rows beyond, 1 with 3 of 40, then 52 with
+    # 59 % of their rows beyond (from 3 to 40 a batch)
+    assert reasons == [(False, []), (False, []), (False, ["x"]), (False, ["x"]), (True, ["x"])]

@@ -296,8 +296,23 @@ class ManualTrigger(Spec):
     kind: Literal["manual"] = "manual"
 
 
+class QualityTrigger(Spec):
+    """Fire when the batches new since the last decision carry data-quality signals (values
+    beyond the first data's range, new categories, more missing values: `validation`) in at
+    least `columns` columns, or on at least `share` of their rows."""
+
+    kind: Literal["quality"] = "quality"
+    columns: int = Field(default=2, ge=1, description="Columns with a signal that fire")
+    share: float = Field(default=0.05, gt=0, le=1, description="Share of rows that fires")
+
+
 TriggerSpec = Annotated[
-    ScheduleTrigger | DriftTrigger | PerformanceTrigger | VolumeTrigger | ManualTrigger,
+    ScheduleTrigger
+    | DriftTrigger
+    | PerformanceTrigger
+    | VolumeTrigger
+    | ManualTrigger
+    | QualityTrigger,
     Field(discriminator="kind"),
 ]
 
@@ -529,7 +544,9 @@ def _strip_union_tags(loc: list[Any]) -> list[Any]:
     return kept
 
 
-_UNION_TAGS = {*source_specs.SOURCE_KINDS, "schedule", "drift", "performance", "volume", "manual"}
+_UNION_TAGS = {
+    *source_specs.SOURCE_KINDS, "schedule", "drift", "performance", "volume", "manual", "quality",
+}
 
 
 def _line_of(node: yaml.Node | None, loc: list[Any]) -> int:

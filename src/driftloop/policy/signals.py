@@ -15,13 +15,33 @@ from driftloop.core.types import JSON
 
 
 @dataclass(frozen=True)
+class Quality:
+    """The data-quality signals of the batches new since the last decision (see
+    `validation.checks`): the columns with a signal, the rows that carry one, all their rows.
+
+    >>> Quality(("x",), rows=4, total_rows=40).share
+    0.1
+    """
+
+    columns: tuple[str, ...] = ()
+    rows: int = 0
+    total_rows: int = 0
+
+    @property
+    def share(self) -> float:
+        """The share of the new rows that carry a signal (0 without rows)."""
+        return self.rows / self.total_rows if self.total_rows else 0.0
+
+
+@dataclass(frozen=True)
 class Signals:
     """Everything the controller knows when it decides whether to retrain.
 
     `now` is aware UTC and comes from the injected clock, never from the wall clock.
     `drift` is a drift report's JSON (`dataset_drift`, `drifted_share`, `columns`).
     `live_metric` is the champion's metric on the last `live_rows` labelled rows it did not see
-    in training; `champion_metric` its validation score when it was trained.
+    in training; `champion_metric` its validation score when it was trained. `quality` sums
+    the data-quality signals of the new batches.
 
     >>> from datetime import UTC
     >>> Signals(now=datetime(2024, 1, 1, tzinfo=UTC)).has_champion
@@ -39,6 +59,7 @@ class Signals:
     new_labelled_rows: int = 0
     manual: bool = False
     concept_drift: bool = False
+    quality: Quality = Quality()
 
 
 @dataclass(frozen=True)
