@@ -18,6 +18,7 @@ from driftloop.core import config, errors
 from driftloop.data.sources import replay
 from driftloop.policy import signals, triggers
 from driftloop.store import artifacts, metadata
+from driftloop.ui import views
 
 BATCHES = 101
 ROWS = 40
@@ -147,3 +148,26 @@ gate: {enabled: false}
     # last decision: 25 clean ones, 2 with 3 of 80 rows beyond, 1 with 3 of 40, then 52 with
     # 59 % of their rows beyond (from 3 to 40 a batch)
     assert reasons == [(False, []), (False, []), (False, ["x"]), (False, ["x"]), (True, ["x"])]
+
+
+def test_the_timeline_shows_signals_and_requeues() -> None:
+    store = metadata.MetadataStore.open("sqlite://")
+    store.ensure_pipeline("p", {})
+    signal = "x: 3 values above the allowed maximum 1.5 (max seen 1, tolerance 50%): rows 1, 2, 3"
+
+    def add(fingerprint: str, **values: Any) -> None:
+        store.add_batch("p", source_uri=f"file:///in/{fingerprint}.csv", fingerprint=fingerprint,
+                        rows=40, start=None, end=None, **{"status": "accepted", "reasons": {},
+                                                          **values})
+
+    add("a", quality={"x": [signal]}, quality_rows=3)
+    add("b", status="quarantined", reasons={"y": ["y: required column is missing"]})
+    add("c", requeued_from=2)
+    texts = {e.text: (e.kind, e.tone) for e in views.timeline(store, "p")}
+    assert texts == {
+        "batch 1 (a.csv): 40 rows accepted, with data-quality signals in x (3 rows): " + signal:
+            ("data quality", "warn"),
+        "batch 2 (b.csv): 40 rows quarantined, later requeued as a new batch": ("quarantine", ""),
+        "batch 3 (c.csv): 40 rows accepted, requeued from batch 2": ("batch", ""),
+    }
+    store.close()
