@@ -520,3 +520,20 @@ def test_batch_quality_spec_and_requeue_round_trip(store: MetadataStore, pipelin
     with pytest.raises(errors.ConflictError):
         store.requarantine(bad.id, {}, None)
     assert store.find_batch(pipeline, "twice") is None  # nothing half-written
+
+
+def test_migration_0007_down_and_up_keeps_the_batches(
+    store: MetadataStore, pipeline: str, url: str,
+) -> None:
+    from alembic import command
+
+    kept = add_batch(store, "a")
+    with store.engine_.begin() as conn:
+        command.downgrade(migrations.alembic_config(conn), "0006")  # type: ignore[arg-type]
+        columns = {c["name"] for c in sa.inspect(conn).get_columns("batches")}
+    assert not {"quality", "spec_sha256", "requeued_from"} & columns
+    with store.engine_.begin() as conn:
+        command.upgrade(migrations.alembic_config(conn), "head")  # type: ignore[arg-type]
+    assert store.schema_revision() == "0007"
+    again = store.get_batch(kept.id)
+    assert (again.fingerprint, again.quality, again.requeued_from) == ("a", {}, None)
