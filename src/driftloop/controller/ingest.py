@@ -213,8 +213,9 @@ def read_as_read(
     """The rows of a quarantined batch as they were read, with their names (None: not kept)."""
     if batch.data_uri is None or batch.data_sha256 is None:
         return None
-    frame = project.artifacts.get_frame(batch.data_uri, batch.data_sha256)
-    stored = frame.attrs.get(ROW_NAMES) or {}
+    read = project.artifacts.get_frame(batch.data_uri, batch.data_sha256)
+    stored = read.attrs.get(ROW_NAMES) or {}
+    frame = read.copy(deep=False)  # an in-memory artifact store hands out what it keeps
     frame.attrs = {}
     names = row_names.RowNames(
         str(stored.get("noun", "row")), int(stored.get("first", 1)),
