@@ -171,3 +171,18 @@ def test_the_timeline_shows_signals_and_requeues() -> None:
         "batch 3 (c.csv): 40 rows accepted, requeued from batch 2": ("batch", ""),
     }
     store.close()
+
+
+def test_strict_names_are_checked_where_they_are_written() -> None:
+    with pytest.raises(errors.ConfigError) as typo:
+        config.parse_spec(SPEC + TRAINER + "validation:\n  strict: [rnage]\n", "p.yaml")
+    assert str(typo.value) == (
+        "p.yaml:8: validation.strict[0]: Input should be 'range', 'categories' or 'missing'")
+    with pytest.raises(errors.ConfigError, match=r"p.yaml:9: validation.per_column.x.strict"):
+        config.parse_spec(
+            SPEC + TRAINER + "validation:\n  per_column:\n    x: {strict: [ranges]}\n", "p.yaml")
+    with pytest.raises(errors.ConfigError, match="per_column.c.strict makes new categories"):
+        config.parse_spec(SPEC + TRAINER + "validation: {allow_new_categories: true, "
+                          "per_column: {c: {strict: [categories]}}}\n", "p.yaml")
+    spec = config.ValidationSpec(strict=["range", "missing"], per_column={"x": {"strict": []}})
+    assert spec.strict_for("x") == frozenset() and spec.strict_for("y") == {"range", "missing"}
