@@ -181,7 +181,7 @@ def test_strict_names_are_checked_where_they_are_written() -> None:
     with pytest.raises(errors.ConfigError, match=r"p.yaml:9: validation.per_column.x.strict"):
         config.parse_spec(
             SPEC + TRAINER + "validation:\n  per_column:\n    x: {strict: [ranges]}\n", "p.yaml")
-    with pytest.raises(errors.ConfigError, match="per_column.c.strict makes new categories"):
+    with pytest.raises(errors.ConfigError, match=r"per_column\.c\.strict makes new categories"):
         config.parse_spec(SPEC + TRAINER + "validation: {allow_new_categories: true, "
                           "per_column: {c: {strict: [categories]}}}\n", "p.yaml")
     spec = config.ValidationSpec(strict=["range", "missing"], per_column={"x": {"strict": []}})
