@@ -156,3 +156,62 @@ def test_status_shows_champion_give_up_quarantines_and_lease(project: Path) -> N
     assert electricity["gave_up"].startswith("retraining gave up after 3 failures")
     assert electricity["last_activity"]["kind"] == "run"
     assert "failed" in electricity["last_activity"]["outcome"]
+
+
+def test_a_target_typo_is_caught_by_check_data_and_requeue_recovers_the_batches(
+    project: Path,
+) -> None:
+    spec = project / "driftloop.yaml"
+    right = spec.read_text()
+    spec.write_text(right.replace("target: class ", "target: Class "))
+    assert "is valid" in invoke("check")  # the spec alone is fine ...
+    caught = runner.invoke(app, ["check", "--data"])  # ... but it does not fit the data
+    assert caught.exit_code == 1
+    typo = "target: 'Class' is not a column of the data; did you mean 'class'?"
+    assert typo in flat(caught.output)
+    assert "7 new batch(es): 0 accepted, 7 quarantined" in invoke("ingest")
+    listed = flat(invoke("batches"))
+    assert "missing column(s) Class (target; did you mean 'class'?)" in listed
+    assert "nothing new" in invoke("tick")  # the loop cannot train on quarantined data
+
+    spec.write_text(right)
+    assert "it fits the data" in flat(invoke("check", "--data"))
+    requeued = flat(invoke("batches", "requeue", "--previous-spec", "--actor", "alice"))
+    assert "requeued 7 batch(es): 6 accepted (1 → 8, 2 → 9, 4 → 10" in requeued
+    assert "1 still quarantined" in requeued  # the faulty meter file is still wrong
+    assert "no quarantined batch" in invoke("batches", "requeue", "--previous-spec")
+    assert "promoted to champion" in invoke("tick")  # the next tick trains on them
+
+    from driftloop.controller import project as projects
+
+    opened = projects.open_project(spec)
+    (entry,) = opened.store.list_audit(action="batches.requeue")
+    assert entry.actor == "alice" and entry.target == "electricity"
+    listed = opened.store.list_batches("electricity")
+    (faulty,) = [b for b in listed if "meter-fault" in b.source_uri]
+    assert faulty.status == "quarantined"
+    assert any("non-numeric" in r for r in faulty.reasons["nswprice"])  # reasons of now
+    fixed = [b for b in listed[:7] if b is not faulty]
+    assert [b.status for b in fixed] == ["requeued"] * 6
+    assert [b.status for b in listed[7:]] == ["accepted"] * 6
+    assert [b.requeued_from for b in listed[7:]] == [b.id for b in fixed]
+    assert entry.details["accepted"] == {str(b.id): b.id + 7 - (b.id > faulty.id) for b in fixed}
+    assert entry.details["quarantined"] == [faulty.id]
+    assert entry.details["batches"] == list(range(1, 8))
+    assert "0 new batch(es)" in invoke("ingest")  # the files are not read as new batches again
+    opened.close()
+
+
+def test_requeue_by_id_refuses_a_batch_that_is_not_quarantined(project: Path) -> None:
+    invoke("ingest")
+    refused = runner.invoke(app, ["batches", "requeue", "--id", "1", "--id", "3"])
+    assert refused.exit_code == 1 and "batch 1 is accepted, not quarantined" in flat(refused.output)
+    missing = runner.invoke(app, ["batches", "requeue", "--id", "99"])
+    assert missing.exit_code == 1 and "batch 99 does not exist" in flat(missing.output)
+    assert "requeued 1 batch(es): 0 accepted, 1 still quarantined" in flat(invoke(
+        "batches", "requeue", "--id", "3"))  # the faulty meter file
+
+
+def flat(output: str) -> str:
+    """`output` with Rich's line wrapping undone."""
+    return " ".join(output.split())

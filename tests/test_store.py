@@ -71,8 +71,12 @@ def add_version(store: MetadataStore, batch_ids: list[int]) -> entities.ModelVer
 # -- schema ------------------------------------------------------------------------------------
 
 
+HEAD = max(p.name[:4] for p in (Path(migrations.__file__).parent / "versions").glob("0*.py"))
+"""The newest revision shipped: the one migration file with the highest number."""
+
+
 def test_migrations_run_up_from_empty_to_head(store: MetadataStore) -> None:
-    assert migrations.head_revision() == "0007"
+    assert migrations.head_revision() == HEAD
     assert store.schema_revision() == migrations.head_revision()
     with store.engine_.connect() as conn:
         names = set(sa.inspect(conn).get_table_names())
@@ -85,7 +89,7 @@ def test_open_twice_is_a_no_op(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'sub' / 'meta.db'}"
     MetadataStore.open(url).close()
     again = MetadataStore.open(url)
-    assert again.schema_revision() == "0007"
+    assert again.schema_revision() == HEAD
     with again.engine_.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
@@ -489,3 +493,51 @@ def test_concurrent_writers_agree(shared_url: str, clock: FakeClock) -> None:
     finally:
         for each in stores:
             each.close()
+
+
+def test_batch_quality_spec_and_requeue_round_trip(store: MetadataStore, pipeline: str) -> None:
+    quality = {"price": ["price: 2 values above the allowed maximum 3 (max seen 2, tolerance "
+                         "50%): lines 4, 9"]}
+    batch, _ = store.add_batch(
+        pipeline, source_uri="file:///in/a.csv", fingerprint="a", rows=10, start=None, end=None,
+        status="accepted", reasons={}, quality=quality, quality_rows=2, spec_sha256="c" * 64)
+    assert (batch.quality, batch.quality_rows, batch.spec_sha256) == (quality, 2, "c" * 64)
+    assert store.get_batch(batch.id) == batch
+    plain = add_batch(store, "b")
+    assert (plain.quality, plain.quality_rows, plain.requeued_from) == ({}, 0, None)
+
+    bad = add_batch(store, "c", status="quarantined")
+    again = store.requarantine(bad.id, {"x": ["still wrong"]}, "d" * 64)
+    assert (again.status, again.reasons, again.spec_sha256) == (
+        "quarantined", {"x": ["still wrong"]}, "d" * 64)
+    fixed, new = store.add_batch(
+        pipeline, source_uri=bad.source_uri, fingerprint="requeued-c", rows=10, start=None,
+        end=None, status="accepted", reasons={}, requeued_from=bad.id)
+    assert new and fixed.id > bad.id and fixed.requeued_from == bad.id
+    assert store.get_batch(bad.id).status == "requeued"
+    assert [b.id for b in store.list_batches(pipeline, status="accepted")] == [
+        batch.id, plain.id, fixed.id]
+    with pytest.raises(errors.ConflictError, match="not quarantined"):
+        store.add_batch(
+            pipeline, source_uri=bad.source_uri, fingerprint="twice", rows=10, start=None,
+            end=None, status="accepted", reasons={}, requeued_from=bad.id)
+    with pytest.raises(errors.ConflictError):
+        store.requarantine(bad.id, {}, None)
+    assert store.find_batch(pipeline, "twice") is None  # nothing half-written
+
+
+def test_migration_0008_down_and_up_keeps_the_batches(
+    store: MetadataStore, pipeline: str, url: str,
+) -> None:
+    from alembic import command
+
+    kept = add_batch(store, "a")
+    with store.engine_.begin() as conn:
+        command.downgrade(migrations.alembic_config(conn), "0007")  # type: ignore[arg-type]
+        columns = {c["name"] for c in sa.inspect(conn).get_columns("batches")}
+    assert not {"quality", "spec_sha256", "requeued_from"} & columns
+    with store.engine_.begin() as conn:
+        command.upgrade(migrations.alembic_config(conn), "head")  # type: ignore[arg-type]
+    assert store.schema_revision() == HEAD
+    again = store.get_batch(kept.id)
+    assert (again.fingerprint, again.quality, again.requeued_from) == ("a", {}, None)

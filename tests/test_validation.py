@@ -96,7 +96,7 @@ def test_high_cardinality_text_has_no_categories() -> None:
     inferred = schema.infer_schema(frame, target="y")
     assert inferred.column("id").categories is None
     new_ids = pd.DataFrame({"id": ["u999"], "y": [1]})
-    assert checks.check_batch(new_ids, inferred, SPEC) == {}
+    assert checks.check_batch(new_ids, inferred, SPEC) == checks.Findings()
 
 
 def test_infer_names_a_missing_target(first: pd.DataFrame) -> None:
@@ -105,15 +105,15 @@ def test_infer_names_a_missing_target(first: pd.DataFrame) -> None:
 
 
 def test_clean_batch_passes(elec_schema: schema.Schema, batch: pd.DataFrame) -> None:
-    assert checks.check_batch(batch, elec_schema, SPEC) == {}
-    assert checks.check_batch(batch.assign(extra="ignored"), elec_schema, SPEC) == {}
+    assert checks.check_batch(batch, elec_schema, SPEC) == checks.Findings()
+    assert checks.check_batch(batch.assign(extra="ignored"), elec_schema, SPEC).valid
 
 
 def test_non_numeric_values(elec_schema: schema.Schema, batch: pd.DataFrame) -> None:
     bad = batch.astype({"nswprice": "object"})
     bad.loc[17, "nswprice"] = "abc"
     bad.loc[40, "nswprice"] = "n/a?"
-    reasons = checks.check_batch(bad, elec_schema, SPEC)
+    reasons = checks.check_batch(bad, elec_schema, SPEC).reasons
     assert list(reasons) == ["nswprice"]
     (message,) = reasons["nswprice"]
     assert message.startswith("nswprice: 2 non-numeric values")
@@ -124,7 +124,7 @@ def test_whole_column_read_as_text_of_numbers_is_fine(
     elec_schema: schema.Schema, batch: pd.DataFrame
 ) -> None:
     as_text = batch.astype({"nswdemand": "str"})
-    assert checks.check_batch(as_text, elec_schema, SPEC) == {}
+    assert checks.check_batch(as_text, elec_schema, SPEC) == checks.Findings()
 
 
 def test_missing_values_beyond_the_allowed_rate(
@@ -132,15 +132,18 @@ def test_missing_values_beyond_the_allowed_rate(
 ) -> None:
     few = batch.copy()
     few.loc[[3], "nswdemand"] = np.nan  # 1% <= 0% seen + 5% slack
-    assert checks.check_batch(few, elec_schema, SPEC) == {}
+    assert checks.check_batch(few, elec_schema, SPEC) == checks.Findings()
     many = batch.copy()
     many.loc[list(range(0, 100, 10)), "nswdemand"] = np.nan  # 10%
-    reasons = checks.check_batch(many, elec_schema, SPEC)
-    assert list(reasons) == ["nswdemand"]
-    assert reasons["nswdemand"] == [
+    found = checks.check_batch(many, elec_schema, SPEC)
+    message = (
         "nswdemand: 10 missing values (10.0%), more than the allowed 5.0% (0.0% seen + 5.0% "
         "slack): rows 1, 11, 21, 31, 41 and 5 more"
-    ]
+    )
+    # more missing values than the first data had is a signal: the batch is accepted
+    assert found == checks.Findings(quality={"nswdemand": [message]}, quality_rows=10)
+    strict = config.ValidationSpec(per_column={"nswdemand": {"strict": ["missing"]}})
+    assert checks.check_batch(many, elec_schema, strict).reasons == {"nswdemand": [message]}
 
 
 def test_infinite_values_are_always_reported(
@@ -149,13 +152,14 @@ def test_infinite_values_are_always_reported(
     bad = batch.copy()
     bad.loc[5, "transfer"] = np.inf
     bad.loc[6, "transfer"] = -np.inf
-    reasons = checks.check_batch(bad, elec_schema, SPEC)
-    assert reasons == {"transfer": ["transfer: 2 infinite values: rows 6, 7"]}
+    found = checks.check_batch(bad, elec_schema, SPEC)
+    assert found == checks.Findings({"transfer": ["transfer: 2 infinite values: rows 6, 7"]})
 
 
 def test_missing_columns(elec_schema: schema.Schema, batch: pd.DataFrame) -> None:
-    reasons = checks.check_batch(batch.drop(columns=["vicprice", "class"]), elec_schema, SPEC)
-    assert set(reasons) == {"vicprice"}  # the target may arrive later
+    found = checks.check_batch(batch.drop(columns=["vicprice", "class"]), elec_schema, SPEC)
+    reasons = found.reasons
+    assert not found.quality and set(reasons) == {"vicprice"}  # the target may arrive later
     assert reasons["vicprice"] == [
         "vicprice: required column is missing (expected numeric, dtype float64)"
     ]
@@ -169,18 +173,37 @@ def test_out_of_range(elec_schema: schema.Schema, batch: pd.DataFrame) -> None:
     bad.loc[[4, 9, 12], "nswprice"] = column.maximum + 0.6 * span
     bad.loc[2, "nswprice"] = column.minimum - 0.4 * span  # inside the 50% tolerance
     lines = row_names.RowNames("line", first=2)  # as a CSV file's rows are named
-    reasons = checks.check_batch(bad, elec_schema, SPEC, lines)
+    found = checks.check_batch(bad, elec_schema, SPEC, lines)
     high = column.maximum + 0.5 * span
-    assert reasons == {
+    signals = {
         "nswprice": [
             f"nswprice: 3 values above the allowed maximum {high:.6g} (max seen "
             f"{column.maximum:.6g}, tolerance 50%): lines 6, 11, 14"
         ]
     }
-    strict = config.ValidationSpec(range_tolerance=0.0)
-    assert (
-        "below the allowed minimum" in checks.check_batch(bad, elec_schema, strict)["nswprice"][0]
-    )
+    # beyond the first data's range is a signal, not a reason to quarantine
+    assert found == checks.Findings(quality=signals, quality_rows=3)
+    narrow = config.ValidationSpec(range_tolerance=0.0)
+    found = checks.check_batch(bad, elec_schema, narrow)
+    assert found.valid and "below the allowed minimum" in found.quality["nswprice"][0]
+    assert found.quality_rows == 4
+    strict = config.ValidationSpec(strict=["range"])
+    assert checks.check_batch(bad, elec_schema, strict, lines) == checks.Findings(signals)
+
+
+def test_explicit_bounds_always_quarantine(
+    elec_schema: schema.Schema, batch: pd.DataFrame
+) -> None:
+    bad = batch.copy()
+    bad.loc[[4, 9], "nswprice"] = 7.0
+    bounded = config.ValidationSpec(bounds={"nswprice": (0.0, 1.0)})
+    assert checks.check_batch(bad, elec_schema, bounded).reasons == {
+        "nswprice": [
+            "nswprice: 2 values above the allowed maximum 1 (max seen "
+            f"{elec_schema.column('nswprice').maximum:.6g}, validation.bounds): rows 5, 10"
+        ]
+    }
+    assert checks.check_batch(batch, elec_schema, bounded) == checks.Findings()
 
 
 def test_constant_column_is_not_range_checked(
@@ -188,28 +211,31 @@ def test_constant_column_is_not_range_checked(
 ) -> None:
     assert elec_schema.column("vicprice").minimum == elec_schema.column("vicprice").maximum
     later = elec2.iloc[30000:30100].reset_index(drop=True)
-    assert "vicprice" not in checks.check_batch(later, elec_schema, SPEC)
+    found = checks.check_batch(later, elec_schema, SPEC)
+    assert "vicprice" not in found.reasons and "vicprice" not in found.quality
 
 
 def test_new_categories(mixed: pd.DataFrame) -> None:
     inferred = schema.infer_schema(mixed, target="y", timestamp="at")
     new = mixed.assign(color=["red", "green", "green", "blue", "mauve", "red"])
-    reasons = checks.check_batch(new, inferred, SPEC)
-    assert list(reasons) == ["color"]
-    (message,) = reasons["color"]
+    found = checks.check_batch(new, inferred, SPEC)
+    assert found.valid and list(found.quality) == ["color"] and found.quality_rows == 3
+    (message,) = found.quality["color"]
     assert message.startswith("color: 3 values in categories never seen: 'green' (2x), 'mauve'")
     assert message.endswith("rows 2, 3, 5")
     allowing = config.ValidationSpec(allow_new_categories=True)
-    assert checks.check_batch(new, inferred, allowing) == {}
+    assert checks.check_batch(new, inferred, allowing) == checks.Findings()
+    strict = config.ValidationSpec(strict=["categories"])
+    assert checks.check_batch(new, inferred, strict).reasons == {"color": [message]}
 
 
 def test_unparseable_timestamps_and_booleans(mixed: pd.DataFrame) -> None:
     inferred = schema.infer_schema(mixed, target="y", timestamp="at")
-    assert checks.check_batch(mixed, inferred, SPEC) == {}
+    assert checks.check_batch(mixed, inferred, SPEC) == checks.Findings()
     bad = mixed.copy()
     bad["at"] = bad["at"].where(bad.index != 3, "soon")
     bad["flag"] = ["yes", "true", "0", "1", "False", "false"]
-    reasons = checks.check_batch(bad, inferred, SPEC)
+    reasons = checks.check_batch(bad, inferred, SPEC).reasons
     assert reasons == {
         "at": ["at: 1 unparseable timestamp: row 4: 'soon'"],
         "flag": ["flag: 1 non-boolean value: row 1: 'yes'"],
@@ -221,24 +247,26 @@ def test_rows_are_named_by_position_not_index_label(mixed: pd.DataFrame) -> None
     bad = mixed.assign(flag=["yes", "true", "0", "1", "False", "no"]).set_index(
         pd.Index([100, 7, 3, 50, 60, 2])
     )
-    assert checks.check_batch(bad, inferred, SPEC)["flag"] == [
+    assert checks.check_batch(bad, inferred, SPEC).reasons["flag"] == [
         "flag: 2 non-boolean values: row 1: 'yes', row 6: 'no'"
     ]
     events = row_names.RowNames("event", ids=tuple(f"{n}-0" for n in range(6)))
-    assert checks.check_batch(bad, inferred, SPEC, events)["flag"] == [
+    assert checks.check_batch(bad, inferred, SPEC, events).reasons["flag"] == [
         "flag: 2 non-boolean values: event 0-0: 'yes', event 5-0: 'no'"
     ]
 
 
 def test_empty_and_small_batches(elec_schema: schema.Schema, batch: pd.DataFrame) -> None:
-    assert checks.check_batch(batch.iloc[:0], elec_schema, SPEC) == {
+    assert checks.check_batch(batch.iloc[:0], elec_schema, SPEC).reasons == {
         "*": ["empty batch: it has no rows"]
     }
-    assert checks.check_batch(pd.DataFrame(), elec_schema, SPEC)["*"] == [
+    assert checks.check_batch(pd.DataFrame(), elec_schema, SPEC).reasons["*"] == [
         "empty batch: it has no rows"
     ]
-    reasons = checks.check_batch(batch.iloc[:3], elec_schema, config.ValidationSpec(min_rows=10))
-    assert reasons == {"*": ["only 3 rows; validation.min_rows asks for at least 10"]}
+    spec = config.ValidationSpec(min_rows=10)
+    assert checks.check_batch(batch.iloc[:3], elec_schema, spec).reasons == {
+        "*": ["only 3 rows; validation.min_rows asks for at least 10"]
+    }
 
 
 def test_json_round_trip(mixed: pd.DataFrame, elec_schema: schema.Schema) -> None:
@@ -265,7 +293,7 @@ def test_coerce_to_schema_dtypes(mixed: pd.DataFrame) -> None:
     )
     assert (
         checks.check_batch(incoming, inferred, config.ValidationSpec(allow_new_categories=True))
-        == {}
+        == checks.Findings()
     )
     out = schema.coerce(incoming, inferred)
     assert list(out.columns) == ["at", "size", "color", "flag", "y"]

@@ -1,5 +1,6 @@
-"""`driftloop ingest` (read new data now) and `driftloop batches` (what came in, and why a batch
-was quarantined). Called by `cli.main`."""
+"""`driftloop ingest` (read new data now), `driftloop batches` (what came in, why a batch was
+quarantined, which accepted ones carry data-quality signals) and `driftloop batches requeue`
+(validate quarantined batches again after a spec fix). Called by `cli.main`."""
 
 from __future__ import annotations
 
@@ -51,13 +52,29 @@ def ingest(spec: Path = SPEC) -> None:
     project.close()
 
 
+batches_app = typer.Typer(
+    help="The pipeline's batches: status, quarantine reasons, data-quality signals; requeue."
+)
+ACTOR = typer.Option(
+    None, "--actor", help="Who does this (for the audit log); default: the OS user."
+)
+
+
+@batches_app.callback(invoke_without_command=True)
 def batches(
+    ctx: typer.Context,
     spec: Path = SPEC,
     quarantined: bool = typer.Option(
         False, "--quarantined", "-q", help="Only quarantined batches."
     ),
+    signals: bool = typer.Option(
+        False, "--signals", help="Also print each accepted batch's data-quality signals."
+    ),
 ) -> None:
-    """List the pipeline's batches with their status and, for quarantined ones, the reasons."""
+    """List the pipeline's batches with their status and, for quarantined ones, the reasons;
+    the `signals` column counts the columns (and rows) beyond what the first data showed."""
+    if ctx.invoked_subcommand is not None:
+        return
     from driftloop.controller import project as projects
 
     project = console.guard(lambda: projects.open_project(spec))
@@ -65,17 +82,68 @@ def batches(
     if not listed:
         console.info("no batches yet: run `driftloop ingest`")
     else:
-        show_batches(listed)
+        show_batches(listed, signals=signals)
     project.close()
 
 
-def show_batches(listed: list[entities.Batch]) -> None:
-    """A table of batches, then the reasons of each quarantined one (long lines fit no column)."""
-    table = console.table("id", "file", "rows", "period", "status", "reasons")
+@batches_app.command("requeue")
+def requeue(
+    spec: Path = SPEC,
+    ids: list[int] = typer.Option(
+        [], "--id", help="A quarantined batch to requeue (repeat for more); default: all."
+    ),
+    previous_spec: bool = typer.Option(
+        False, "--previous-spec",
+        help="Only batches quarantined under other validation settings than the spec's now.",
+    ),
+    actor: str | None = ACTOR,
+) -> None:
+    """Validate quarantined batches again under the current spec (after fixing it): those that
+    pass join the history as new batches, which the next tick sees; audited."""
+    from driftloop.controller import lease as leases
+    from driftloop.controller import project as projects
+    from driftloop.controller import requeue as requeuing
+
+    project = console.guard(lambda: projects.open_project(spec))
+    holder = leases.holder_name("requeue")
+    try:
+        with leases.hold(project.store, project.name, holder, project.spec.lease_timeout) as held:
+            if held is None:
+                lease = project.store.get_lease(project.name)
+                console.fail(
+                    f"{lease.holder if lease else 'a controller'} holds the lease of "
+                    f"{project.name!r}; stop it or try again when its tick is done"
+                )
+            chosen = console.guard(lambda: requeuing.select(project, ids, previous_spec))
+            who = actor or projects.whoami()
+            done = console.guard(lambda: requeuing.requeue(project, chosen, who))
+    finally:
+        project.store.release_lease(project.name, holder)
+    if not chosen:
+        console.info("no quarantined batch to requeue")
+        project.close()
+        return
+    moved = ", ".join(f"{old} → {new.id}" for old, new in done.accepted.items())
+    console.ok(
+        f"requeued {len(chosen)} batch(es): {len(done.accepted)} accepted"
+        + (f" ({moved})" if moved else "")
+        + f", {len(done.refused)} still quarantined, {len(done.skipped)} unreadable"
+    )
+    for batch_id, why in done.skipped.items():
+        console.print(f"  • batch {batch_id}: {why}", highlight=False)
+    shown = [*done.accepted.values(), *done.refused]
+    if shown:
+        show_batches(sorted(shown, key=lambda b: b.id))
+    if done.accepted:
+        console.info("the next `driftloop tick` takes the accepted batches in")
+    project.close()
+
+
+def show_batches(listed: list[entities.Batch], signals: bool = False) -> None:
+    """A table of batches, then the reasons of each quarantined one (long lines fit no column)
+    and, with `signals`, the data-quality signals of each accepted one."""
+    table = console.table("id", "file", "rows", "period", "status", "reasons", "signals")
     for batch in listed:
-        status = (
-            "[green]accepted[/green]" if batch.status == "accepted" else "[red]quarantined[/red]"
-        )
         period = f"{batch.start:%Y-%m-%d} → {batch.end:%m-%d}" if batch.start and batch.end else ""
         found = sum(len(reasons) for reasons in batch.reasons.values())
         table.add_row(
@@ -83,14 +151,40 @@ def show_batches(listed: list[entities.Batch]) -> None:
             Path(batch.source_uri).name,
             str(batch.rows),
             period,
-            status,
+            _status(batch),
             str(found) if found else "",
+            _signals(batch),
         )
     console.print(table)
     for batch in listed:
-        if batch.reasons:
+        if batch.reasons and batch.status == "quarantined":
             console.print(
                 f"[red]batch {batch.id}[/red] ({Path(batch.source_uri).name}) quarantined:"
             )
             for reason in (r for reasons in batch.reasons.values() for r in reasons):
                 console.print(f"  • {reason}", highlight=False)
+        if signals and batch.quality:
+            console.print(
+                f"[yellow]batch {batch.id}[/yellow] ({Path(batch.source_uri).name}) "
+                "accepted with data-quality signals:"
+            )
+            for message in (m for messages in batch.quality.values() for m in messages):
+                console.print(f"  • {message}", highlight=False)
+
+
+def _status(batch: entities.Batch) -> str:
+    if batch.status == "accepted":
+        again = f" (requeued {batch.requeued_from})" if batch.requeued_from else ""
+        return f"[green]accepted[/green]{again}"
+    if batch.status == "requeued":
+        return "[dim]requeued[/dim]"
+    return "[red]quarantined[/red]"
+
+
+def _signals(batch: entities.Batch) -> str:
+    """``"⚠ x, y (40 rows)"``: the columns with data-quality signals and the rows they flag."""
+    if not batch.quality:
+        return ""
+    columns = list(batch.quality)
+    named = ", ".join(columns[:3]) + (f" +{len(columns) - 3}" if len(columns) > 3 else "")
+    return f"[yellow]⚠ {named} ({batch.quality_rows} rows)[/yellow]"

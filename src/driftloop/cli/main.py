@@ -28,7 +28,7 @@ app = typer.Typer(
 app.command()(project.init)
 app.command()(project.check)
 app.command()(data.ingest)
-app.command()(data.batches)
+app.add_typer(data.batches_app, name="batches")
 app.add_typer(models.app, name="models")
 app.command()(status.status)
 app.command()(loop.tick)

@@ -124,9 +124,14 @@ def _write_faulty_file(week: object, data: Path) -> None:
 
 def check(
     spec: Path = typer.Option(Path("driftloop.yaml"), "--spec", "-s", help="The pipeline spec."),
+    data: bool = typer.Option(
+        False, "--data", help="Also read the source's first batch and check the spec's columns "
+        "against it (target, timestamp, id, features, validation settings).",
+    ),
 ) -> None:
     """Validate a spec, find its trainer and check that it takes `trainer.params`; errors
-    name the file, the line and the field."""
+    name the file, the line and the field. With --data, also check that the columns it names
+    are in the data and parse."""
     from driftloop.core import config
     from driftloop.train import trainer
 
@@ -138,8 +143,10 @@ def check(
         accepted = ", ".join(misfit.accepted) or "none"
         console.fail(f"{spec}:{config.line_of(spec, *where)}: {field}: {misfit.problem}; "
                      f"{loaded.trainer.function} accepts: {accepted}")
+    if data:
+        _check_data(loaded, spec.resolve().parent)
     console.ok(f"{spec}: pipeline '{loaded.name}' is valid; its trainer was found and takes "
-               "its params")
+               "its params" + ("; it fits the data" if data else ""))
     table = console.table("field", "value")
     table.add_row(
         "source",
@@ -151,3 +158,27 @@ def check(
     table.add_row("store", loaded.store)
     table.add_row("artifacts", loaded.artifacts.url)
     console.print(table)
+
+
+STREAM_KINDS = {"redis", "nats"}
+"""Sources `check --data` does not read: polling a stream would take messages from it."""
+
+
+def _check_data(spec: Any, base_dir: Path) -> None:
+    """Read the source's first batch and fail with every column problem of the spec."""
+    from driftloop.data.sources import base as sources
+    from driftloop.validation import spec_data
+
+    if spec.source.kind in STREAM_KINDS:
+        console.fail(f"check --data reads files or SQL sources; a {spec.source.kind} stream "
+                     "would lose the messages it reads. Check the columns of a sample by hand")
+    source = console.guard(lambda: sources.build_source(spec.source, base_dir))
+    first = console.guard(lambda: next(iter(source.poll(None)), None))
+    if first is None:
+        console.fail(f"check --data: the source {source.key} has no data yet")
+    if first.frame is None:
+        console.fail(f"check --data: {first.source_uri} cannot be read: {first.error}")
+    found = spec_data.problems(spec, first.frame)
+    if found:
+        console.fail(f"the spec does not fit {first.source_uri}:\n"
+                     + "\n".join(f"  • {problem}" for problem in found))

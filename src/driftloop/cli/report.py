@@ -48,7 +48,9 @@ def report(
             chosen = newest[-1]
         else:
             chosen = console.guard(lambda: store.get_batch(batch))
-        if chosen.pipeline != name or chosen.data_uri is None or chosen.data_sha256 is None:
+        # a quarantined batch keeps its rows as read (for requeue): not data to compare
+        accepted = chosen.status == "accepted" and chosen.pipeline == name
+        if not accepted or chosen.data_uri is None or chosen.data_sha256 is None:
             console.fail(f"batch {chosen.id} has no stored rows (it is {chosen.status} or of "
                          f"another pipeline); choose an accepted batch of {name!r}")
         frame = project.artifacts.get_frame(chosen.data_uri, chosen.data_sha256)

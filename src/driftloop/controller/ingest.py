@@ -4,7 +4,10 @@ Called by the tick (first step) and by `driftloop ingest`. Each raw batch is rec
 source cursor moves past it, and batches are deduplicated by fingerprint in the store, so a crash
 anywhere re-reads at most one batch and never records it twice. A malformed batch is quarantined
 with per-column reasons and the loop goes on; the reasons name offending rows as the source
-says (`RawBatch.row_names`: the line of a CSV file, an event's message id, a row from 1).
+says (`RawBatch.row_names`: the line of a CSV file, an event's message id, a row from 1). A
+batch that is only beyond what the first data showed is accepted with its data-quality signals
+(`validation.checks`). A quarantined batch keeps its rows as read, so that `requeue` can
+validate it again once the spec is fixed.
 
 Stream sources (Redis, NATS) deliver a message until it is acknowledged. A batch's message ids
 are stored in the transaction that stores the batch, and the source is told to acknowledge only
@@ -22,16 +25,22 @@ per call, after the poll, so whatever was left pending before has been delivered
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import pandas as pd
+import pyarrow as pa
 
 from driftloop.controller import history
 from driftloop.controller import project as projects
 from driftloop.core import config
 from driftloop.data import frames, row_names
 from driftloop.data.sources import base as sources
-from driftloop.store import entities
+from driftloop.store import artifacts, entities
+from driftloop.validation import checks, spec_data
 from driftloop.validation import schema as schemas
 
 Accepted = Callable[[entities.Batch, pd.DataFrame], None]
@@ -49,7 +58,7 @@ def ingest(
     labels are joined against (one is read from the store when needed otherwise)."""
     store, name, source = project.store, project.name, project.source
     recorded, with_messages = [], False
-    schemas_ = _Schemas(project, known)
+    schemas_ = Schemas(project, known)
     for raw in source.poll(store.get_cursor(name, source.key)):
         fresh = raw.without(store.recorded_messages(name, source.key, raw.messages))
         if fresh is not None and store.find_batch(name, fresh.fingerprint) is None:
@@ -62,7 +71,7 @@ def ingest(
     return recorded
 
 
-class _Schemas:
+class Schemas:
     """The pipeline's stored schema, read at most once per `ingest` call (it is set once, by
     the first accepted batch, and never changes after)."""
 
@@ -91,29 +100,63 @@ class _Schemas:
         return self.schema_
 
 
+@dataclass(frozen=True)
+class Judged:
+    """A raw batch validated: the rows to keep (a label batch's joined rows), the schema they
+    were checked against (None if none could be had) and what the checks found."""
+
+    frame: pd.DataFrame | None
+    schema: schemas.Schema | None
+    findings: checks.Findings
+
+    @property
+    def accepted(self) -> bool:
+        return self.frame is not None and self.schema is not None and self.findings.valid
+
+
 def record_batch(
     project: projects.Project,
     raw: sources.RawBatch,
     on_accepted: Accepted | None = None,
-    schemas_: _Schemas | None = None,
+    schemas_: Schemas | None = None,
 ) -> entities.Batch:
     """Validate one raw batch against the schema (inferred from the first good batch), store it."""
-    frame, schema, reasons = raw.frame, None, {}
-    schemas_ = schemas_ or _Schemas(project)
+    return store_batch(project, raw, judge(project, raw, schemas_ or Schemas(project)),
+                       on_accepted)
+
+
+def judge(project: projects.Project, raw: sources.RawBatch, schemas_: Schemas) -> Judged:
+    """Validate `raw` under the current spec (a first good batch sets the schema)."""
+    frame = raw.frame
     if frame is None:
-        reasons = {"*": [raw.error or "no data"]}
-    elif is_label_batch(project.spec, frame, schemas_.get()):
+        return Judged(None, None, checks.Findings({"*": [raw.error or "no data"]}))
+    if is_label_batch(project.spec, frame, schemas_.get()):
         frame, reasons = join_labels(project.spec, frame, schemas_.history().rows())
-    if frame is not None and not reasons:
-        reasons, schema = _validate(project, frame, schemas_, raw.row_names)
+        if frame is None:
+            return Judged(None, None, checks.Findings(reasons))
+    findings, schema = _validate(project, frame, schemas_, raw.row_names)
+    return Judged(frame, schema, findings)
+
+
+def store_batch(
+    project: projects.Project,
+    raw: sources.RawBatch,
+    judged: Judged,
+    on_accepted: Accepted | None = None,
+    requeued_from: int | None = None,
+) -> entities.Batch:
+    """Record `raw` as `judged`: an accepted batch with its rows coerced to the schema, a
+    quarantined one with its rows as read (for `requeue`). `requeued_from`: see
+    `MetadataStore.add_batch`."""
+    frame, schema, findings = judged.frame, judged.schema, judged.findings
     start = end = None
-    data_uri = data_sha = None
     if frame is not None and project.spec.timestamp in frame.columns:
         start, end = frames.time_range(frame, project.spec.timestamp)
-    if frame is not None and schema is not None and not reasons:
+    if judged.accepted and schema is not None and frame is not None:
         frame = schemas.coerce(frame, schema)
-        stored = project.artifacts.put_frame(frame)
-        data_uri, data_sha = stored.uri, stored.sha256
+        stored: artifacts.Artifact | None = project.artifacts.put_frame(frame)
+    else:
+        stored = keep_as_read(project, raw)
     batch, _ = project.store.add_batch(
         project.name,
         source_uri=raw.source_uri,
@@ -121,16 +164,68 @@ def record_batch(
         rows=_rows(frame, raw),
         start=start,
         end=end,
-        status="quarantined" if reasons else "accepted",
-        reasons=reasons,
-        data_uri=data_uri,
-        data_sha256=data_sha,
+        status="accepted" if judged.accepted else "quarantined",
+        reasons=findings.reasons,
+        data_uri=None if stored is None else stored.uri,
+        data_sha256=None if stored is None else stored.sha256,
         source_key=project.source.key,
         messages=raw.messages,
+        quality=findings.quality,
+        quality_rows=findings.quality_rows,
+        spec_sha256=validation_key(project.spec),
+        requeued_from=requeued_from,
     )
     if on_accepted is not None and frame is not None and batch.status == "accepted":
         on_accepted(batch, frame)
     return batch
+
+
+def validation_key(spec: config.PipelineSpec) -> str:
+    """The sha256 of the spec parts that decide whether a batch is valid (the target, the
+    timestamp, the row id and `validation`): batches judged under another key were
+    quarantined under a previous spec."""
+    parts = spec.model_dump(mode="json", include={"target", "timestamp", "id", "validation"})
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+def keep_as_read(project: projects.Project, raw: sources.RawBatch) -> artifacts.Artifact | None:
+    """Store a quarantined batch's rows as the source read them, with how its rows are named,
+    so `requeue` can validate them again; None if there are none (unreadable data). Columns
+    of mixed Python types (from JSON events) are kept as text, which validation reads the
+    same way."""
+    if raw.frame is None:
+        return None
+    frame = raw.frame.copy(deep=False)
+    frame.columns = [str(column) for column in frame.columns]
+    frame.attrs = {ROW_NAMES: dataclasses.asdict(raw.row_names)}
+    try:
+        return project.artifacts.put_frame(frame)
+    except (ValueError, TypeError, pa.ArrowException):
+        mixed = frame.select_dtypes(include="object").columns
+        text = frame.astype({c: "str" for c in mixed}).where(frame.notna(), None)
+        text.attrs = frame.attrs
+        return project.artifacts.put_frame(text)
+
+
+def read_as_read(
+    project: projects.Project, batch: entities.Batch
+) -> tuple[pd.DataFrame, row_names.RowNames] | None:
+    """The rows of a quarantined batch as they were read, with their names (None: not kept)."""
+    if batch.data_uri is None or batch.data_sha256 is None:
+        return None
+    read = project.artifacts.get_frame(batch.data_uri, batch.data_sha256)
+    stored = read.attrs.get(ROW_NAMES) or {}
+    frame = read.copy(deep=False)  # an in-memory artifact store hands out what it keeps
+    frame.attrs = {}
+    names = row_names.RowNames(
+        str(stored.get("noun", "row")), int(stored.get("first", 1)),
+        tuple(str(i) for i in stored.get("ids", ())),
+    )
+    return frame, names
+
+
+ROW_NAMES = "driftloop.row_names"
+"""Where a quarantined batch's stored frame keeps its `RowNames` (Parquet metadata)."""
 
 
 def _rows(frame: pd.DataFrame | None, raw: sources.RawBatch) -> int:
@@ -143,23 +238,35 @@ def _rows(frame: pd.DataFrame | None, raw: sources.RawBatch) -> int:
 def _validate(
     project: projects.Project,
     frame: pd.DataFrame,
-    schemas_: _Schemas,
+    schemas_: Schemas,
     names: row_names.RowNames,
-) -> tuple[dict[str, list[str]], schemas.Schema | None]:
-    """Reasons to quarantine `frame` (empty: accept) and the schema it was checked against;
-    `names` names its rows in the reasons (a label batch joined to its rows keeps their order,
-    so the names of the label file's rows still fit)."""
+) -> tuple[checks.Findings, schemas.Schema | None]:
+    """What the checks find in `frame` and the schema it was checked against; `names` names
+    its rows in the messages (a label batch joined to its rows keeps their order, so the
+    names of the label file's rows still fit)."""
     spec = project.spec
     schema = schemas_.get()
     if schema is None:
         roles = (spec.target, spec.timestamp)
         missing = [c for c in roles if c is not None and c not in frame.columns]
         if missing or frame.empty:
-            why = f"missing column(s) {', '.join(missing)}" if missing else "empty batch"
-            return {"*": [f"{why}: the first accepted batch defines the schema"]}, None
+            why = _missing_roles(spec, missing, frame) if missing else "empty batch"
+            why += ": the first accepted batch defines the schema"
+            return checks.Findings({"*": [why]}), None
         inferred = schemas.infer_schema(frame, target=spec.target, timestamp=spec.timestamp)
         schema = schemas_.set(inferred)
     return schemas.check_batch(frame, schema, spec.validation, names), schema
+
+
+def _missing_roles(spec: config.PipelineSpec, missing: list[str], frame: pd.DataFrame) -> str:
+    """``"missing column(s) Class (target; did you mean 'class'?)"``."""
+    columns = [str(c) for c in frame.columns]
+    named = []
+    for column in missing:
+        role = "target" if column == spec.target else "timestamp"
+        guess = spec_data.columns_like(column, columns)
+        named.append(f"{column} ({role}" + (f"; did you mean {guess!r}?)" if guess else ")"))
+    return f"missing column(s) {', '.join(named)}; columns are {', '.join(columns)}"
 
 
 def is_label_batch(

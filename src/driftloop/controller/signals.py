@@ -1,5 +1,6 @@
 """Gather the policy's `Signals` from the store: drift of the new rows against the champion's
-training profile, the live metric window, concept-drift detections, volume, manual requests.
+training profile, the live metric window, concept-drift detections, volume, manual requests,
+the data-quality signals of the new batches.
 
 Called by the tick once per step, after ingest and evaluation, with what the tick already read
 this step (the accepted rows, the newest decisions, the champion and its profile).
@@ -90,6 +91,7 @@ def gather(
         concept_drift=concept,
         live_errors=live.errors,
         reference_errors=live.reference,
+        quality=_quality(history.batches(after_id=seen)),
     )
     return Gathered(signals, caused_by, last_batch)
 
@@ -108,6 +110,15 @@ class Live:
 
 REFERENCE_ROWS = 20_000
 """At most this many of the champion's earliest live rows are the relative test's reference."""
+def _quality(batches: list[entities.Batch]) -> policy_signals.Quality:
+    """The data-quality signals of `batches`, summed: the columns (in order of first
+    appearance), the signalled rows and all rows."""
+    columns = dict.fromkeys(c for batch in batches for c in batch.quality if c != "*")
+    return policy_signals.Quality(
+        tuple(columns),
+        rows=sum(batch.quality_rows for batch in batches),
+        total_rows=sum(batch.rows for batch in batches),
+    )
 
 
 def _live_window(

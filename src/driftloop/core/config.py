@@ -54,20 +54,74 @@ def _storage(value: Any) -> Any:
     return {"url": value} if isinstance(value, str) else value
 
 
+QualitySignal = Literal["range", "categories", "missing"]
+"""What a batch may show beyond the first data without being wrong: values outside the
+inferred range, categories never seen, more missing values than the first data had."""
+
+
+class ColumnValidation(Spec):
+    """Validation settings of one column (`validation.per_column`)."""
+
+    strict: list[QualitySignal] = Field(
+        description="Signals that quarantine a batch in this column (replaces `strict`)"
+    )
+
+
 class ValidationSpec(Spec):
-    """How strictly batches are checked against the schema inferred from the first data."""
+    """How batches are checked against the schema inferred from the first accepted data.
+
+    Hard failures always quarantine a batch: unreadable data, values of the wrong type,
+    missing required columns, values outside explicit `bounds`, infinite values, fewer than
+    `min_rows` rows. What only goes beyond the first data (see `QualitySignal`) is a
+    data-quality signal: the batch is accepted and the signal recorded with it, unless the
+    signal is `strict` (for every column, or per column in `per_column`).
+
+    >>> spec = ValidationSpec(strict=["range"], per_column={"x": {"strict": []}})
+    >>> sorted(spec.strict_for("y")), sorted(spec.strict_for("x"))
+    (['range'], [])
+    """
 
     range_tolerance: float = Field(
-        default=0.5, ge=0, description="Share of the seen range allowed beyond min/max"
+        default=0.5,
+        ge=0,
+        description="Share of the seen range a value may lie beyond min/max before it is a "
+        "range signal",
     )
     missing_rate_slack: float = Field(
-        default=0.05, ge=0, le=1, description="Extra missing share allowed per column"
+        default=0.05,
+        ge=0,
+        le=1,
+        description="Extra missing share per column before it is a missing signal",
     )
     bounds: dict[str, tuple[float, float]] = Field(
-        default={}, description="Known [low, high] per column; replaces the inferred range"
+        default={},
+        description="Known [low, high] per column; replaces the inferred range and quarantines",
     )
-    allow_new_categories: bool = False
+    allow_new_categories: bool = Field(
+        default=False, description="New categories are expected: not even a signal"
+    )
+    strict: list[QualitySignal] = Field(
+        default=[], description="Signals that quarantine a batch, in every column"
+    )
+    per_column: dict[str, ColumnValidation] = {}
     min_rows: int = Field(default=1, ge=1)
+
+    @pydantic.model_validator(mode="after")
+    def _consistent(self) -> ValidationSpec:
+        lists = {"": self.strict} | {n: c.strict for n, c in self.per_column.items()}
+        for name, strict in lists.items():
+            if self.allow_new_categories and "categories" in strict:
+                where = f"per_column.{name}.strict" if name else "strict"
+                raise ValueError(
+                    f"{where} makes new categories quarantine a batch, but "
+                    "allow_new_categories accepts them; choose one"
+                )
+        return self
+
+    def strict_for(self, column: str) -> frozenset[str]:
+        """The signals that quarantine a batch in `column`."""
+        own = self.per_column.get(column)
+        return frozenset(self.strict if own is None else own.strict)
 
 
 class ColumnDrift(Spec):
@@ -300,8 +354,23 @@ class ManualTrigger(Spec):
     kind: Literal["manual"] = "manual"
 
 
+class QualityTrigger(Spec):
+    """Fire when the batches new since the last decision carry data-quality signals (values
+    beyond the first data's range, new categories, more missing values: `validation`) in at
+    least `columns` columns, or on at least `share` of their rows."""
+
+    kind: Literal["quality"] = "quality"
+    columns: int = Field(default=2, ge=1, description="Columns with a signal that fire")
+    share: float = Field(default=0.05, gt=0, le=1, description="Share of rows that fires")
+
+
 TriggerSpec = Annotated[
-    ScheduleTrigger | DriftTrigger | PerformanceTrigger | VolumeTrigger | ManualTrigger,
+    ScheduleTrigger
+    | DriftTrigger
+    | PerformanceTrigger
+    | VolumeTrigger
+    | ManualTrigger
+    | QualityTrigger,
     Field(discriminator="kind"),
 ]
 
@@ -562,7 +631,9 @@ def _strip_union_tags(loc: list[Any]) -> list[Any]:
     return kept
 
 
-_UNION_TAGS = {*source_specs.SOURCE_KINDS, "schedule", "drift", "performance", "volume", "manual"}
+_UNION_TAGS = {
+    *source_specs.SOURCE_KINDS, "schedule", "drift", "performance", "volume", "manual", "quality",
+}
 
 
 def line_of(path: str | Path, *loc: str | int) -> int:

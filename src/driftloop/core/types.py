@@ -7,7 +7,8 @@ from typing import Any, Literal, TypeAlias
 JSON: TypeAlias = dict[str, Any]
 """A JSON object as stored in the metadata store (evidence, metrics, params, profiles)."""
 
-BatchStatus: TypeAlias = Literal["accepted", "quarantined"]
+BatchStatus: TypeAlias = Literal["accepted", "quarantined", "requeued"]
+"""``requeued``: quarantined, then accepted by `driftloop batches requeue` as a new batch."""
 RunStatus: TypeAlias = Literal["running", "succeeded", "failed", "interrupted"]
 AliasName: TypeAlias = Literal["champion", "challenger", "shadow", "canary"]
 Task: TypeAlias = Literal["classification", "regression"]

@@ -16,6 +16,25 @@ from driftloop.core.types import JSON
 
 
 @dataclass(frozen=True)
+class Quality:
+    """The data-quality signals of the batches new since the last decision (see
+    `validation.checks`): the columns with a signal, the rows that carry one, all their rows.
+
+    >>> Quality(("x",), rows=4, total_rows=40).share
+    0.1
+    """
+
+    columns: tuple[str, ...] = ()
+    rows: int = 0
+    total_rows: int = 0
+
+    @property
+    def share(self) -> float:
+        """The share of the new rows that carry a signal (0 without rows)."""
+        return self.rows / self.total_rows if self.total_rows else 0.0
+
+
+@dataclass(frozen=True)
 class Signals:
     """Everything the controller knows when it decides whether to retrain.
 
@@ -25,7 +44,8 @@ class Signals:
     in training (their per-row errors: `live_errors`); `reference_errors` are its per-row errors
     on the labelled batches it scored before those; `champion_metric` its validation score when
     it was trained. `batches_since_training` counts the batches with rows since the last
-    training, `window_rows` the rows the champion was trained on.
+    training, `window_rows` the rows the champion was trained on. `quality` sums the
+    data-quality signals of the new batches.
 
     >>> from datetime import UTC
     >>> Signals(now=datetime(2024, 1, 1, tzinfo=UTC)).has_champion
@@ -47,6 +67,7 @@ class Signals:
     concept_drift: bool = False
     live_errors: tuple[float, ...] = ()
     reference_errors: tuple[float, ...] = ()
+    quality: Quality = Quality()
 
     def since_training(self, amount: Amount) -> bool:
         """Whether the data (or time) since the last training reaches `amount`."""

@@ -277,6 +277,58 @@ class ManualTrigger(Trigger):
         return self.result(signals.manual, reason, requested=signals.manual)
 
 
+class QualityTrigger(Trigger):
+    """Fires when the new batches carry data-quality signals in at least `columns` columns or
+    on at least `share` of their rows: the data went beyond what the first data showed (its
+    range, categories or missing rate) and was accepted, so a model may not know it yet.
+
+    The signals are judged against the first data, not against what the champion was trained
+    on, so data that stays beyond it keeps firing: pair the trigger with a `cooldown`.
+
+    >>> from driftloop.policy.signals import Quality, Signals
+    >>> from datetime import UTC, datetime
+    >>> quality = Quality(("x",), rows=8, total_rows=40)
+    >>> QualityTrigger().evaluate(Signals(datetime(2024, 1, 1, tzinfo=UTC), quality=quality)).reason
+    'data-quality signals in 1 column (x) on 20% of 40 new rows: >= 5% of rows'
+    """
+
+    kind = "quality"
+
+    def __init__(self, columns: int = 2, share: float = 0.05) -> None:
+        self.columns = columns
+        self.share = share
+        if columns < 1 or not 0 < share <= 1:
+            raise errors.ConfigError(
+                f"the quality trigger needs `columns` >= 1 and `share` in (0, 1]; got "
+                f"{columns} and {share}.")
+
+    @classmethod
+    def from_spec(cls, spec: config.QualityTrigger) -> QualityTrigger:
+        return cls(spec.columns, spec.share)
+
+    def evaluate(self, signals: sig.Signals) -> sig.TriggerResult:
+        quality = signals.quality
+        evidence = {"columns": list(quality.columns), "rows": quality.rows,
+                    "total_rows": quality.total_rows, "min_columns": self.columns,
+                    "min_share": self.share}
+        if not quality.columns:
+            return self.result(False, f"no data-quality signal in {quality.total_rows} new rows",
+                               **evidence)
+        count = len(quality.columns)
+        shown = ", ".join(quality.columns[:5]) + (", ..." if count > 5 else "")
+        head = (f"data-quality signals in {count} column{'s' if count > 1 else ''} ({shown}) "
+                f"on {quality.share:.0%} of {quality.total_rows} new rows")
+        why = []
+        if count >= self.columns:
+            why.append(f">= {self.columns} columns")
+        if quality.share >= self.share:
+            why.append(f">= {self.share:.0%} of rows")
+        if why:
+            return self.result(True, f"{head}: {' and '.join(why)}", **evidence)
+        return self.result(False, f"{head}: < {self.columns} columns and < {self.share:.0%} "
+                           "of rows", **evidence)
+
+
 def _worse(value: float, limit: float, lower_is_better: bool) -> bool:
     return value > limit if lower_is_better else value < limit
 

@@ -77,7 +77,7 @@ _NEWER = sa.select(sa.func.count()).select_from(
     sa.select(B.c.id)
     .where(
         B.c.pipeline_id == sa.bindparam("pid"),
-        B.c.status.in_(("accepted", "quarantined")),  # each status a range of the index
+        B.c.status.in_(("accepted", "quarantined", "requeued")),  # each a range of the index
         B.c.id > sa.bindparam("after"),
     )
     .limit(sa.bindparam("keep"))

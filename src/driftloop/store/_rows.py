@@ -41,11 +41,23 @@ def pipeline(row: Any) -> entities.Pipeline:
 
 
 def batch(row: Any) -> entities.Batch:
+    quality = row.quality or {}
     return entities.Batch(
         id=row.id, pipeline=row.pipeline, source_uri=row.source_uri, fingerprint=row.fingerprint,
         rows=row.rows, start=row.start, end=row.end, status=row.status, reasons=row.reasons,
         data_uri=row.data_uri, data_sha256=row.data_sha256, created_at=row.created_at,
+        quality=quality.get("columns", {}), quality_rows=int(quality.get("rows", 0)),
+        spec_sha256=row.spec_sha256, requeued_from=row.requeued_from,
     )
+
+
+def quality_json(columns: dict[str, list[str]], rows: int) -> types.JSON | None:
+    """What the `quality` column holds for these signals (None: no signal).
+
+    >>> quality_json({"x": ["x: 1 value above ..."]}, 1)
+    {'columns': {'x': ['x: 1 value above ...']}, 'rows': 1}
+    """
+    return {"columns": plain(columns), "rows": int(rows)} if columns else None
 
 
 def profile(row: Any) -> entities.Profile:

@@ -22,7 +22,16 @@ class Pipeline:
 
 @dataclass(frozen=True)
 class Batch:
-    """One ingested unit of data. Accepted batches keep their rows as a Parquet artifact."""
+    """One ingested unit of data, kept as a Parquet artifact (`data_uri`): an accepted batch
+    its rows coerced to the schema, a quarantined one its rows as the source read them (so
+    `driftloop batches requeue` can validate them again; None when they could not be read).
+
+    `reasons` say why a batch was quarantined; `quality` lists the data-quality signals of
+    an accepted one per column (values beyond the first data's range, new categories, more
+    missing values), `quality_rows` how many of its rows carry one. `spec_sha256` names the
+    validation settings it was judged under; `requeued_from` the quarantined batch a requeue
+    accepted as this one (whose status is then ``requeued``).
+    """
 
     id: int
     pipeline: str
@@ -36,6 +45,10 @@ class Batch:
     data_uri: str | None
     data_sha256: str | None
     created_at: datetime
+    quality: dict[str, list[str]] = field(default_factory=dict)
+    quality_rows: int = 0
+    spec_sha256: str | None = None
+    requeued_from: int | None = None
 
 
 @dataclass(frozen=True)

@@ -185,10 +185,16 @@ class MetadataStore(_trials.TrialStore):
         start: Any, end: Any, status: types.BatchStatus, reasons: dict[str, list[str]],
         data_uri: str | None = None, data_sha256: str | None = None,
         source_key: str = "", messages: Sequence[str] = (),
+        quality: dict[str, list[str]] | None = None, quality_rows: int = 0,
+        spec_sha256: str | None = None, requeued_from: int | None = None,
     ) -> tuple[entities.Batch, bool]:
         """Record a batch once per (pipeline, fingerprint): `(batch, True)` if new, else
         `(the stored batch, False)` — also when another writer wins a race for it. The stream
-        `messages` it holds (ids under `source_key`) are recorded with it, in one transaction."""
+        `messages` it holds (ids under `source_key`) are recorded with it, in one transaction.
+
+        `requeued_from` names the quarantined batch this one re-validates (`driftloop batches
+        requeue`): in the same transaction its status becomes ``requeued``; `ConflictError`
+        if it is not quarantined (any more)."""
         if status not in BATCH_STATUSES:
             raise errors.ConfigError(
                 f"batch status must be one of {BATCH_STATUSES}; got {status!r}", pipeline=pipeline)
@@ -196,6 +202,8 @@ class MetadataStore(_trials.TrialStore):
             "source_uri": source_uri, "fingerprint": fingerprint, "rows": int(rows),
             "start": start, "end": end, "status": status, "reasons": _rows.plain(reasons),
             "data_uri": data_uri, "data_sha256": data_sha256, "created_at": self.clock.now(),
+            "quality": _rows.quality_json(quality or {}, quality_rows),
+            "spec_sha256": spec_sha256, "requeued_from": requeued_from,
         }
         try:
             with self._write() as conn:
@@ -203,6 +211,8 @@ class MetadataStore(_trials.TrialStore):
                 if existing is not None:
                     return existing, False
                 pid = self._pid(conn, pipeline)
+                if requeued_from is not None:
+                    self._mark_requeued(conn, pipeline, pid, requeued_from)
                 new_id = conn.scalar(_INSERT_BATCH, {"pipeline_id": pid, **values})
                 if messages:
                     _messages.add(conn, pid, source_key, messages, int(new_id))
@@ -213,7 +223,38 @@ class MetadataStore(_trials.TrialStore):
             return raced, False
         for name in ("start", "end", "created_at"):
             values[name] = None if values[name] is None else clocks.as_utc(values[name])
-        return entities.Batch(id=int(new_id), pipeline=pipeline, **values), True
+        stored = values.pop("quality") or {}
+        return entities.Batch(
+            id=int(new_id), pipeline=pipeline, quality=stored.get("columns", {}),
+            quality_rows=int(stored.get("rows", 0)), **values,
+        ), True
+
+    def _mark_requeued(self, conn: sa.Connection, pipeline: str, pid: int, batch_id: int) -> None:
+        b = T.batches
+        done = conn.execute(sa.update(b).where(
+            b.c.id == batch_id, b.c.pipeline_id == pid, b.c.status == "quarantined",
+        ).values(status="requeued"))
+        if done.rowcount == 0:
+            raise errors.ConflictError(
+                f"batch {batch_id} of pipeline {pipeline!r} is not quarantined; only a "
+                "quarantined batch can be requeued", pipeline=pipeline, batch=batch_id)
+
+    def requarantine(
+        self, batch_id: int, reasons: dict[str, list[str]], spec_sha256: str | None,
+    ) -> entities.Batch:
+        """A quarantined batch validated again and still refused: store the new `reasons` and
+        the settings they came from (`ConflictError` if it is not quarantined)."""
+        b = T.batches
+        with self._write() as conn:
+            done = conn.execute(sa.update(b).where(
+                b.c.id == batch_id, b.c.status == "quarantined",
+            ).values(reasons=_rows.plain(reasons), spec_sha256=spec_sha256))
+            if done.rowcount == 0:
+                raise errors.ConflictError(
+                    f"batch {batch_id} is not quarantined", batch=batch_id)
+            row = conn.execute(
+                _history.with_pipeline(b).where(b.c.id == batch_id)).first()
+        return _rows.batch(row)
 
     def recorded_messages(
         self, pipeline: str, source_key: str, messages: Sequence[str],

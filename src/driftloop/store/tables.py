@@ -92,6 +92,12 @@ batches = sa.Table(
     sa.Column("data_uri", sa.Text, nullable=True),
     sa.Column("data_sha256", sa.String(64), nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
+    # {"columns": {column: [messages]}, "rows": n}: data-quality signals; NULL before 0008
+    sa.Column("quality", Json, nullable=True),
+    sa.Column("spec_sha256", sa.String(64), nullable=True),  # the validation settings used
+    sa.Column(
+        "requeued_from", Id, sa.ForeignKey("batches.id", ondelete="SET NULL"), nullable=True,
+    ),
     sa.UniqueConstraint("pipeline_id", "fingerprint"),
     sa.Index(None, "pipeline_id", "status", "id"),
 )

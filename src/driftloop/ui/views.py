@@ -34,7 +34,7 @@ class Event:
     text: str
     version: int | None = None
     tone: str = ""
-    """``good``, ``bad`` or ``""`` (neutral): the colour of the line."""
+    """``good``, ``warn``, ``bad`` or ``""`` (neutral): the colour of the line."""
 
 
 def overview(store: metadata.MetadataStore) -> list[dict[str, Any]]:
@@ -78,13 +78,7 @@ def timeline(store: metadata.MetadataStore, name: str, limit: int = 200) -> list
     """The newest `limit` events of pipeline `name`, newest first."""
     events: list[Event] = []
     for batch in summaries.newest_batches(store, name, limit):
-        reasons = "; ".join(f"{col}: {', '.join(why)}" for col, why in batch.reasons.items())
-        bad = batch.status != "accepted"
-        origin = posixpath.basename(batch.source_uri.rstrip("/")) or batch.source_uri
-        events.append(Event(batch.created_at, "quarantine" if bad else "batch",
-                            f"batch {batch.id} ({origin[:80]}): {batch.rows} rows {batch.status}"
-                            + (f" ({reasons[:300]})" if reasons else ""),
-                            tone="bad" if bad else ""))
+        events.append(_batch_event(batch))
     for decision in store.list_decisions(name, limit=limit):
         events.extend(_decision_events(decision))
     for run in store.list_runs(name, last=limit):
@@ -103,6 +97,28 @@ def timeline(store: metadata.MetadataStore, name: str, limit: int = 200) -> list
         events.append(_move_event(move))
     events.sort(key=lambda event: event.at, reverse=True)
     return events[:limit]
+
+
+def _batch_event(batch: entities.Batch) -> Event:
+    """A batch: accepted, accepted with data-quality signals (``data quality``, with the
+    columns and the signals' text), quarantined (with the reasons) or requeued."""
+    origin = posixpath.basename(batch.source_uri.rstrip("/")) or batch.source_uri
+    head = f"batch {batch.id} ({origin[:80]}): {batch.rows} rows"
+    if batch.status == "requeued":
+        return Event(batch.created_at, "quarantine",
+                     f"{head} quarantined, later requeued as a new batch")
+    if batch.status != "accepted":
+        reasons = "; ".join(f"{col}: {', '.join(why)}" for col, why in batch.reasons.items())
+        return Event(batch.created_at, "quarantine", f"{head} quarantined ({reasons[:300]})",
+                     tone="bad")
+    again = f", requeued from batch {batch.requeued_from}" if batch.requeued_from else ""
+    if not batch.quality:
+        return Event(batch.created_at, "batch", f"{head} accepted{again}")
+    signals = "; ".join(m for messages in batch.quality.values() for m in messages)
+    return Event(batch.created_at, "data quality",
+                 f"{head} accepted{again}, with data-quality signals in "
+                 f"{', '.join(batch.quality)} ({batch.quality_rows} rows): {signals[:300]}",
+                 tone="warn")
 
 
 def _decision_events(decision: entities.Decision) -> Iterable[Event]:

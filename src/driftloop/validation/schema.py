@@ -2,8 +2,9 @@
 
 The controller calls `infer_schema` on the first accepted batch and stores `Schema.to_json()`
 with the pipeline; every later batch goes through `check_batch` (defined in `checks`) against
-it (a batch with reasons is quarantined), and training and scoring call `coerce` to give a
-valid batch the schema's dtypes.
+it (a batch with hard reasons is quarantined; one that only goes beyond the first data is
+accepted with data-quality signals), and training and scoring call `coerce` to give a valid
+batch the schema's dtypes.
 """
 
 from __future__ import annotations
@@ -113,7 +114,7 @@ class Schema:
 
 
 check_batch = checks.check_batch
-"""`checks.check_batch`: reasons per column why a batch breaks a schema ({} = valid)."""
+"""`checks.check_batch`: why a batch breaks a schema, and its data-quality signals."""
 
 
 def _column_from_json(item: dict[str, Any]) -> ColumnSchema:
