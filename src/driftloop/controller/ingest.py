@@ -18,6 +18,11 @@ hands on to evaluate, decide and train; the next tick takes what was left on the
 a call that recorded a batch of stream messages, the ids of old batches that can no longer
 come again are pruned (`MetadataStore.prune_messages`; the rule is in `store._messages`): once
 per call, after the poll, so whatever was left pending before has been delivered again first.
+
+Uploads (`POST /v1/batches`, `server.ingest_api`) wait in the store until the lease holder
+records them (`ingest_uploads`, after the source's poll; the server does it itself when it can
+take the lease): each is read like a file (`data.bodies`), named by its body's sha256 like a
+file, and then marked done with the batch it became.
 """
 
 from __future__ import annotations
@@ -29,9 +34,9 @@ import pandas as pd
 from driftloop.controller import history
 from driftloop.controller import project as projects
 from driftloop.core import config
-from driftloop.data import frames, row_names
+from driftloop.data import bodies, frames, row_names
 from driftloop.data.sources import base as sources
-from driftloop.store import entities
+from driftloop.store import entities, uploads
 from driftloop.validation import schema as schemas
 
 Accepted = Callable[[entities.Batch, pd.DataFrame], None]
@@ -59,7 +64,56 @@ def ingest(
         source.acknowledge(raw)
     if with_messages:  # only stream sources record message ids
         store.prune_messages(name)
+    for _, batch, new in ingest_uploads(project, on_accepted, schemas_):
+        if new:
+            recorded.append(batch)
     return recorded
+
+
+Recorded = tuple[uploads.Upload, entities.Batch, bool]
+"""An upload marked done, the batch it became, and whether that batch is new."""
+
+
+def ingest_uploads(
+    project: projects.Project, on_accepted: Accepted | None = None, schemas_: _Schemas | None = None
+) -> list[Recorded]:
+    """Record the uploads waiting, oldest first (at most 100 per call; the rest next time)."""
+    store = uploads.UploadStore(project.store)
+    schemas_ = schemas_ or _Schemas(project)
+    return [
+        record_upload(project, store, upload, on_accepted, schemas_)
+        for upload in store.pending(project.name)
+    ]
+
+
+def record_upload(
+    project: projects.Project,
+    store: uploads.UploadStore,
+    upload: uploads.Upload,
+    on_accepted: Accepted | None = None,
+    schemas_: _Schemas | None = None,
+    frame: pd.DataFrame | None = None,
+) -> Recorded:
+    """Record one upload as a batch (or find the batch its body already became) and mark it
+    done; `frame` is its body already read, if the caller has it."""
+    batch = project.store.find_batch(project.name, upload.sha256)
+    new = batch is None
+    if batch is None:
+        data = upload.data or b""
+        fmt: bodies.Format = upload.format  # type: ignore[assignment]
+        error = None
+        if frame is None:
+            frame, error = bodies.read_body(data, fmt)
+        raw = sources.RawBatch(
+            source_uri=f"upload:{upload.key}",
+            fingerprint=upload.sha256,
+            frame=frame,
+            error=error,
+            cursor={},
+            row_names=bodies.names(data, fmt, frame),
+        )
+        batch = record_batch(project, raw, on_accepted, schemas_)
+    return store.done(upload, batch.id), batch, new
 
 
 class _Schemas:

@@ -7,6 +7,7 @@
     POST /v1/admin/promote    role admin: point an alias at a version (audited)
     POST /v1/admin/rollback   role admin: move an alias back (audited)
     POST /v1/admin/retrain    role admin: ask the next tick to retrain (audited)
+    POST /v1/batches          role ingest: a batch of rows (`server.ingest_api`)
     GET  /healthz  /readyz  /metrics  /docs
     GET  /ui/...              the dashboard (`ui.dashboard`, mounted by `driftloop serve`)
 
@@ -36,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from driftloop.controller import project as projects
 from driftloop.core import errors
-from driftloop.server import models, predictions, scoring, shadow, state
+from driftloop.server import ingest_api, models, predictions, scoring, shadow, state
 from driftloop.store import serving
 
 Alias = Literal["champion", "challenger", "shadow", "canary"]
@@ -146,6 +147,7 @@ def create_app(
     app.state.driftloop = server
     _add_error_handlers(app)
     _add_routes(app, server)
+    app.include_router(ingest_api.router(server))
     for router in routers:
         app.include_router(router)
     app.add_middleware(_Guard, server=server)
