@@ -150,7 +150,7 @@ def registered() -> dict[str, type[Source]]:
     """The source classes by kind (a copy).
 
     >>> sorted(registered())
-    ['files', 'nats', 'redis', 'sql']
+    ['files', 'http', 'nats', 'redis', 'sql']
     """
     return dict(_REGISTRY)
 
@@ -159,7 +159,8 @@ def build_source(
     spec: config.FileSourceSpec
     | config.SqlSourceSpec
     | config.RedisSourceSpec
-    | config.NatsSourceSpec,
+    | config.NatsSourceSpec
+    | config.HttpSourceSpec,
     base_dir: Path | str = ".",
 ) -> Source:
     """The source a spec describes; `base_dir` is the folder of the spec file.
