@@ -55,13 +55,18 @@ def ingest(
     store, name, source = project.store, project.name, project.source
     recorded, with_messages = [], False
     schemas_ = _Schemas(project, known)
-    for raw in source.poll(store.get_cursor(name, source.key)):
+    cursor = store.get_cursor(name, source.key)
+    for raw in source.poll(cursor):
         fresh = raw.without(store.recorded_messages(name, source.key, raw.messages))
         if fresh is not None and store.find_batch(name, fresh.fingerprint) is None:
             recorded.append(record_batch(project, fresh, on_accepted, schemas_))
             with_messages = with_messages or bool(fresh.messages)
         store.set_cursor(name, source.key, raw.cursor)
+        cursor = raw.cursor
         source.acknowledge(raw)
+    settled = source.settled()
+    if settled is not None and settled != cursor:
+        store.set_cursor(name, source.key, settled)
     if with_messages:  # only stream sources record message ids
         store.prune_messages(name)
     for _, batch, new in ingest_uploads(project, on_accepted, schemas_):

@@ -126,6 +126,12 @@ class Source(abc.ABC):
     def poll(self, cursor: JSON | None) -> Iterator[RawBatch]:
         """Yield the batches that are new since `cursor` (None: from the beginning), in order."""
 
+    def settled(self) -> JSON | None:
+        """The cursor to store once a poll has run to its end and every batch it yielded is
+        recorded, when the poll read past its last batch (pages or entries that held nothing
+        new); None: the last batch's cursor stands. Only the `http` source needs it."""
+        return None
+
     def acknowledge(self, batch: RawBatch) -> None:
         """Tell the server that `batch` is recorded, so its messages are not delivered again.
 

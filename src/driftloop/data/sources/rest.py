@@ -15,11 +15,13 @@ do (`RawBatch.messages`): the controller stores them with the batch, in one tran
 drops from a later page any record already stored (`controller.ingest`, `store._messages`).
 The cursor stored with each batch is where the listing stands: the cursor value it runs from,
 the page (number or URL) to read next, and the largest cursor value seen so far with the
-names of the records that hold it. A restart, or a tick after a failed page, continues at the
-next page. When a listing ends, the next one runs from the largest value seen; the endpoint
-is expected to answer ``field >= cursor`` (so records sharing the boundary value are not lost),
-and the records at the boundary that were read before are dropped by their names, kept in the
-cursor for that (so this holds however long the source is idle). Without a `cursor` every poll
+names of the records that hold it; at the end of a poll the controller stores where it ended
+(`settled`), also when its last pages held nothing new. A restart, or a tick after a failed
+page, continues at the next page. When a listing ends, the next one runs from the largest
+value seen; the endpoint is expected to answer ``field >= cursor`` (so records sharing the
+boundary value are not lost), and the records at the boundary that were read before are
+dropped by their names, kept in the cursor for that (so this holds however long the source is
+idle). Without a `cursor` every poll
 reads the whole listing and only the stored names keep records from being recorded again;
 those are pruned after a week and a thousand newer batches (`store._messages`), so leave the
 cursor out only for an endpoint that forgets what it served.
@@ -107,6 +109,7 @@ class RestSource(base.Source):
         self.retries = retries
         self.backoff = backoff
         self.max_pages = max_pages
+        self._settled: JSON | None = None  # the last poll's final cursor, for `settled`
 
     @classmethod
     def from_spec(cls, spec: config.HttpSourceSpec, base_dir: Path) -> RestSource:
@@ -136,7 +139,8 @@ class RestSource(base.Source):
         return "http:" + parts._replace(netloc=netloc).geturl()
 
     def __repr__(self) -> str:  # header values are credentials: only their names are shown
-        shown = super().__repr__().replace(repr(self.headers), repr(sorted(self.headers)), 1)
+        shown = super().__repr__().replace(f"headers={self.headers!r}",
+                                           f"headers={sorted(self.headers)!r}", 1)
         return shown.replace(repr(self.url), repr(self.key[len("http:"):]), 1)
 
     def poll(self, cursor: JSON | None) -> Iterator[base.RawBatch]:
@@ -146,6 +150,7 @@ class RestSource(base.Source):
 
         listing = _Listing.load(cursor)
         fresh = listing.next is None  # a listing started by this poll ends the poll
+        self._settled = None
         with httpx.Client(headers=self.headers, timeout=self.timeout,
                           follow_redirects=True) as client:
             for _ in range(self.max_pages):
@@ -158,12 +163,17 @@ class RestSource(base.Source):
                         "source.records", source=self.key)
                 following = self._following(listing, response, frame)
                 batch = self._batch(listing, frame, str(response.url), following)
+                self._settled = listing.dump()
                 if batch is not None:
                     yield batch
                 if listing.next is None and not fresh:  # the resumed listing ended
                     fresh = True
                 elif listing.next is None:
                     return
+
+    def settled(self) -> JSON | None:
+        """Where the last poll left the listing, also past pages that held nothing new."""
+        return self._settled
 
     def _request(self, listing: _Listing) -> tuple[str, dict[str, str]]:
         """The URL and query parameters of the listing's next page."""
@@ -238,6 +248,8 @@ class RestSource(base.Source):
 
     def _names(self, frame: pd.DataFrame, values: list[Any]) -> list[str]:
         """Each record's name: sha256 of its id and cursor value, or of its whole content."""
+        if frame.empty:
+            return []
         if self.id is not None and self.id not in frame.columns:
             raise errors.PermanentError(
                 f"the records have no field {self.id!r}; check source.id", source=self.key)
@@ -255,7 +267,7 @@ class RestSource(base.Source):
         for attempt in range(self.retries + 1):
             wait = min(self.backoff * 2**attempt, MAX_WAIT)
             try:
-                response = client.get(url, params=params)
+                response = client.get(url, params=params or None)  # {} would drop url's query
                 response.read()  # a body cut short fails here, and is tried again
             except httpx.TransportError as exc:
                 reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
