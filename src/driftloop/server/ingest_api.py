@@ -69,6 +69,13 @@ MEDIA_TYPES: dict[str, bodies.Format] = {
     "application/parquet": "parquet",
 }
 """Content-Type (without parameters) → format of the body."""
+_SCHEMAS = {
+    "json": {"type": "array", "items": {"type": "object"}},
+    "csv": {"type": "string"},
+    "parquet": {"type": "string", "format": "binary"},
+}
+_BODIES = {media: {"schema": _SCHEMAS[fmt]} for media, fmt in MEDIA_TYPES.items()}
+"""The request body as OpenAPI declares it (the route reads the raw body itself)."""
 
 
 class BatchOut(BaseModel):
@@ -101,6 +108,7 @@ def router(server: state.ServerState) -> APIRouter:
         "/v1/batches", status_code=201, response_model=BatchOut,
         responses={200: {"model": BatchOut, "description": "The batch existed already"},
                    202: {"model": BatchOut, "description": "Queued for the next tick"}},
+        openapi_extra={"requestBody": {"required": True, "content": _BODIES}},
     )
     async def post_batch(
         request: Request,
