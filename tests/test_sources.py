@@ -199,7 +199,7 @@ def test_build_source_from_specs(tmp_path: Path) -> None:
     sql_spec = config.SqlSourceSpec(url="sqlite:///x.db", table="t", timestamp="ts", batch_rows=7)
     built = sources.build_source(sql_spec, tmp_path)
     assert isinstance(built, sql.SqlSource) and built.batch_rows == 7
-    assert set(base.registered()) == {"files", "sql", "redis", "nats"}
+    assert set(base.registered()) == {"files", "sql", "redis", "nats", "http"}
 
 
 # -- SQL -----------------------------------------------------------------------------------

@@ -78,7 +78,8 @@ def ui(
 def create(
     name: str = typer.Argument(..., help="A name for the token (shown in the audit log)."),
     role: list[str] = typer.Option(
-        ..., "--role", "-r", help="predict, feedback, admin or view (dashboard); repeat."
+        ..., "--role", "-r",
+        help="predict, feedback, admin, view (dashboard) or ingest (POST /v1/batches); repeat.",
     ),
     spec: Path = SPEC,
     actor: str | None = typer.Option(None, help="Who creates it; default: the OS user."),

@@ -21,6 +21,11 @@ hands on to evaluate, decide and train; the next tick takes what was left on the
 a call that recorded a batch of stream messages, the ids of old batches that can no longer
 come again are pruned (`MetadataStore.prune_messages`; the rule is in `store._messages`): once
 per call, after the poll, so whatever was left pending before has been delivered again first.
+
+Uploads (`POST /v1/batches`, `server.ingest_api`) wait in the store until the lease holder
+records them (`ingest_uploads`, after the source's poll; the server does it itself when it can
+take the lease): each is read like a file (`data.bodies`), named by its body's sha256 like a
+file, and then marked done with the batch it became.
 """
 
 from __future__ import annotations
@@ -37,9 +42,9 @@ import pyarrow as pa
 from driftloop.controller import history
 from driftloop.controller import project as projects
 from driftloop.core import config
-from driftloop.data import frames, row_names
+from driftloop.data import bodies, frames, row_names
 from driftloop.data.sources import base as sources
-from driftloop.store import artifacts, entities
+from driftloop.store import artifacts, entities, uploads
 from driftloop.validation import checks, spec_data
 from driftloop.validation import schema as schemas
 
@@ -59,16 +64,70 @@ def ingest(
     store, name, source = project.store, project.name, project.source
     recorded, with_messages = [], False
     schemas_ = Schemas(project, known)
-    for raw in source.poll(store.get_cursor(name, source.key)):
+    cursor = store.get_cursor(name, source.key)
+    for raw in source.poll(cursor):
         fresh = raw.without(store.recorded_messages(name, source.key, raw.messages))
         if fresh is not None and store.find_batch(name, fresh.fingerprint) is None:
             recorded.append(record_batch(project, fresh, on_accepted, schemas_))
             with_messages = with_messages or bool(fresh.messages)
         store.set_cursor(name, source.key, raw.cursor)
+        cursor = raw.cursor
         source.acknowledge(raw)
+    settled = source.settled()
+    if settled is not None and settled != cursor:
+        store.set_cursor(name, source.key, settled)
     if with_messages:  # only stream sources record message ids
         store.prune_messages(name)
+    for _, batch, new in ingest_uploads(project, on_accepted, schemas_):
+        if new:
+            recorded.append(batch)
     return recorded
+
+
+Recorded = tuple[uploads.Upload, entities.Batch, bool]
+"""An upload marked done, the batch it became, and whether that batch is new."""
+
+
+def ingest_uploads(
+    project: projects.Project, on_accepted: Accepted | None = None, schemas_: Schemas | None = None
+) -> list[Recorded]:
+    """Record the uploads waiting, oldest first (at most 100 per call; the rest next time)."""
+    store = uploads.UploadStore(project.store)
+    schemas_ = schemas_ or Schemas(project)
+    return [
+        record_upload(project, store, upload, on_accepted, schemas_)
+        for upload in store.pending(project.name)
+    ]
+
+
+def record_upload(
+    project: projects.Project,
+    store: uploads.UploadStore,
+    upload: uploads.Upload,
+    on_accepted: Accepted | None = None,
+    schemas_: Schemas | None = None,
+    frame: pd.DataFrame | None = None,
+) -> Recorded:
+    """Record one upload as a batch (or find the batch its body already became) and mark it
+    done; `frame` is its body already read, if the caller has it."""
+    batch = project.store.find_batch(project.name, upload.sha256)
+    new = batch is None
+    if batch is None:
+        data = upload.data or b""
+        fmt: bodies.Format = upload.format  # type: ignore[assignment]
+        error = None
+        if frame is None:
+            frame, error = bodies.read_body(data, fmt)
+        raw = sources.RawBatch(
+            source_uri=f"upload:{upload.key}",
+            fingerprint=upload.sha256,
+            frame=frame,
+            error=error,
+            cursor={},
+            row_names=bodies.names(data, fmt, frame),
+        )
+        batch = record_batch(project, raw, on_accepted, schemas_)
+    return store.done(upload, batch.id), batch, new
 
 
 class Schemas:

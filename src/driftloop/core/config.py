@@ -25,6 +25,7 @@ from driftloop.core.online_spec import OnlineSpec
 # Re-exported (`x as x`): callers know these as `config.<name>`.
 from driftloop.core.source_specs import BatchSpec as BatchSpec
 from driftloop.core.source_specs import FileSourceSpec as FileSourceSpec
+from driftloop.core.source_specs import HttpSourceSpec as HttpSourceSpec
 from driftloop.core.source_specs import NatsSourceSpec as NatsSourceSpec
 from driftloop.core.source_specs import RedisSourceSpec as RedisSourceSpec
 from driftloop.core.source_specs import SourceSpec as SourceSpec

@@ -137,6 +137,87 @@ class NatsSourceSpec(Spec):
         return self
 
 
+class CursorSpec(Spec):
+    """How an `http` source asks only for what is new: the largest `field` value read so far
+    is sent in query parameter `param` (``?since=2024-05-01T10:00:00Z``)."""
+
+    param: str = Field(min_length=1, description="Query parameter the cursor is sent in")
+    field: str = Field(
+        min_length=1,
+        description="Record field that grows with each change (an update time, a sequence); "
+        "the endpoint should return records with field >= the cursor, in that order",
+    )
+
+
+class PageSpec(Spec):
+    """How an `http` source pages through one listing: a page-number parameter (``param``,
+    counting from `start`, until a page holds no records) or the next page's URL (``next``:
+    ``link`` for the Link header's rel="next", or a dotted field of a JSON page, e.g.
+    ``links.next``)."""
+
+    param: str | None = Field(default=None, min_length=1, description="Page-number parameter")
+    start: int = Field(default=1, ge=0, description="The first page's number")
+    next: str | None = Field(
+        default=None, min_length=1, description="link, or the JSON field holding the next URL"
+    )
+
+    @pydantic.model_validator(mode="after")
+    def _one_way(self) -> PageSpec:
+        if (self.param is None) == (self.next is None):
+            raise ValueError("give exactly one of `param` (page numbers) or `next` (next URL)")
+        return self
+
+
+class HttpSourceSpec(Spec):
+    """A REST endpoint polled for new records, page by page; each page is one batch."""
+
+    kind: Literal["http"] = "http"
+    url: str = Field(pattern=r"^https?://", description="The endpoint, http:// or https://")
+    format: Literal["json", "csv"] = "json"
+    records: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Dotted field of a JSON page that holds the record array (e.g. data or "
+        "result.items); leave out when the page is the array itself",
+    )
+    cursor: CursorSpec | None = Field(
+        default=None, description="Ask only for records newer than those read (else every poll "
+        "reads the whole listing, and records already recorded are dropped)"
+    )
+    page: PageSpec | None = Field(default=None, description="Pagination; none: one request")
+    id: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Record field that names a record; with the cursor field it names one "
+        "version of it. Without it a record is named by its content (equal records are one)",
+    )
+    params: dict[str, str] = Field(default={}, description="Fixed query parameters")
+    headers: dict[str, str] = Field(
+        default={},
+        description="Request headers; ${NAME} is replaced by environment variable NAME, so "
+        "secrets stay out of the file: {Authorization: Bearer ${API_TOKEN}}",
+    )
+    timeout: Duration = Field(default=timedelta(seconds=30), description="Per request")
+    retries: int = Field(
+        default=3, ge=0, le=20, description="Retries of a request that failed on the network or "
+        "with 429 / 5xx, waiting `backoff`, then twice as long each time"
+    )
+    backoff: Duration = Field(default=timedelta(seconds=1))
+    max_pages: int = Field(
+        default=100, gt=0, le=1_000_000, description="Pages one poll (one tick) reads at most; "
+        "the next tick goes on from there"
+    )
+
+    @pydantic.model_validator(mode="after")
+    def _fits_format(self) -> HttpSourceSpec:
+        if self.format == "csv" and self.records is not None:
+            raise ValueError("`records` is for JSON pages; a CSV page is the records")
+        if self.format == "csv" and self.page is not None and self.page.next not in (None, "link"):
+            raise ValueError("a CSV page has no fields: page.next must be `link` (the Link "
+                             "header) or use page.param")
+        return self
+
+
 def _source_kind(value: Any) -> str:
     """The tag of a source: its `kind`, `files` when left out."""
     if isinstance(value, dict):
@@ -148,9 +229,10 @@ SourceSpec = Annotated[
     Annotated[FileSourceSpec, pydantic.Tag("files")]
     | Annotated[SqlSourceSpec, pydantic.Tag("sql")]
     | Annotated[RedisSourceSpec, pydantic.Tag("redis")]
-    | Annotated[NatsSourceSpec, pydantic.Tag("nats")],
+    | Annotated[NatsSourceSpec, pydantic.Tag("nats")]
+    | Annotated[HttpSourceSpec, pydantic.Tag("http")],
     pydantic.Discriminator(_source_kind),
 ]
 
-SOURCE_KINDS = ("files", "sql", "redis", "nats")
+SOURCE_KINDS = ("files", "sql", "redis", "nats", "http")
 """The `kind` tags of `SourceSpec` (error messages drop them from field paths)."""

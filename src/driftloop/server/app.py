@@ -7,6 +7,7 @@
     POST /v1/admin/promote    role admin: point an alias at a version (audited)
     POST /v1/admin/rollback   role admin: move an alias back (audited)
     POST /v1/admin/retrain    role admin: ask the next tick to retrain (audited)
+    POST /v1/batches              role ingest: a batch of rows (`server.ingest_api`)
     GET  /healthz  /readyz  /metrics
     GET  /docs  /openapi.json     Swagger UI, served from the package (`server.docs`)
     GET  /ui/...              the dashboard (`ui.dashboard`, mounted by `driftloop serve`)
@@ -39,6 +40,7 @@ from driftloop.server import (
     bodies,
     body_limit,
     docs,
+    ingest_api,
     models,
     predictions,
     problems,
@@ -90,6 +92,7 @@ def create_app(
     problems.add_handlers(app)
     docs.add_routes(app)
     _add_routes(app, server)
+    app.include_router(ingest_api.router(server))
     for router in routers:
         app.include_router(router)
     app.add_middleware(body_limit.BodyLimit, limit=settings.max_body_bytes)

@@ -8,7 +8,8 @@ interval). Secrets are 256 random bits, so an unsalted sha256 is enough: there i
 guess a dictionary for.
 
 Roles: ``predict`` (POST /v1/predict), ``feedback`` (POST /v1/feedback), ``admin`` (promote,
-rollback, retrain), ``view`` (the dashboard, `driftloop.ui`). No role implies another.
+rollback, retrain), ``view`` (the dashboard, `driftloop.ui`), ``ingest`` (POST /v1/batches).
+No role implies another.
 
     >>> secret = new_secret()
     >>> secret.startswith("dl_") and len(hash_secret(secret)) == 64

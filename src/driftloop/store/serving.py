@@ -44,8 +44,8 @@ from driftloop.core import errors, types
 from driftloop.store import _rows, metadata, serving_tables, tables
 
 S = serving_tables
-ROLES = ("predict", "feedback", "admin", "view")
-"""Token roles; ``view`` opens the dashboard (`driftloop.ui`)."""
+ROLES = ("predict", "feedback", "admin", "view", "ingest")
+"""Token roles; ``view`` opens the dashboard (`driftloop.ui`), ``ingest`` posts batches."""
 
 
 def hash_secret(secret: str) -> str:

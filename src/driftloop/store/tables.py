@@ -113,6 +113,23 @@ batch_messages = sa.Table(
     sa.Index(None, "batch_id"),
 )
 
+uploads = sa.Table(
+    # Bodies posted to `POST /v1/batches`, kept until the lease holder records them as a batch
+    # (`controller.ingest.ingest_uploads`); `key` is the client's batch id or the body's sha256.
+    "uploads", metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    _pipeline_fk(),
+    sa.Column("key", sa.String(200), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("format", sa.String(20), nullable=False),
+    sa.Column("data", sa.LargeBinary, nullable=True),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("received_at", UTCDateTime, nullable=False),
+    sa.Column("batch_id", Id, sa.ForeignKey("batches.id", ondelete="CASCADE"), nullable=True),
+    sa.UniqueConstraint("pipeline_id", "key"),
+    sa.Index(None, "pipeline_id", "batch_id", "id"),
+)
+
 profiles = sa.Table(
     "profiles", metadata,
     sa.Column("id", Id, primary_key=True, autoincrement=True),

@@ -1,4 +1,5 @@
-"""Data sources: where new batches come from (files, SQL, Redis Streams, NATS JetStream).
+"""Data sources: where new batches come from (files, SQL, Redis Streams, NATS JetStream, a
+REST endpoint).
 
 The controller calls `build_source(spec, base_dir)` and then `source.poll(cursor)`. Importing
 this package imports every built-in source module, so each class is registered under its kind.
@@ -6,7 +7,7 @@ this package imports every built-in source module, so each class is registered u
 
 from __future__ import annotations
 
-from driftloop.data.sources import base, files, nats_stream, redis_stream, sql
+from driftloop.data.sources import base, files, nats_stream, redis_stream, rest, sql
 from driftloop.data.sources.base import RawBatch, Source, build_source
 
 __all__ = [
@@ -17,5 +18,6 @@ __all__ = [
     "files",
     "nats_stream",
     "redis_stream",
+    "rest",
     "sql",
 ]

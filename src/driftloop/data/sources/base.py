@@ -126,6 +126,12 @@ class Source(abc.ABC):
     def poll(self, cursor: JSON | None) -> Iterator[RawBatch]:
         """Yield the batches that are new since `cursor` (None: from the beginning), in order."""
 
+    def settled(self) -> JSON | None:
+        """The cursor to store once a poll has run to its end and every batch it yielded is
+        recorded, when the poll read past its last batch (pages or entries that held nothing
+        new); None: the last batch's cursor stands. Only the `http` source needs it."""
+        return None
+
     def acknowledge(self, batch: RawBatch) -> None:
         """Tell the server that `batch` is recorded, so its messages are not delivered again.
 
@@ -150,7 +156,7 @@ def registered() -> dict[str, type[Source]]:
     """The source classes by kind (a copy).
 
     >>> sorted(registered())
-    ['files', 'nats', 'redis', 'sql']
+    ['files', 'http', 'nats', 'redis', 'sql']
     """
     return dict(_REGISTRY)
 
@@ -159,7 +165,8 @@ def build_source(
     spec: config.FileSourceSpec
     | config.SqlSourceSpec
     | config.RedisSourceSpec
-    | config.NatsSourceSpec,
+    | config.NatsSourceSpec
+    | config.HttpSourceSpec,
     base_dir: Path | str = ".",
 ) -> Source:
     """The source a spec describes; `base_dir` is the folder of the spec file.

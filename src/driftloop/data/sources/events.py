@@ -62,7 +62,7 @@ def parse_json(data: bytes) -> Parsed:
     except RecursionError:
         return None, "not valid JSON: nested too deeply"
     if not isinstance(value, dict):
-        return None, f"not a JSON object but {_kind(value)}"
+        return None, f"not a JSON object but {kind_of(value)}"
     return check_record(value)
 
 
@@ -95,13 +95,14 @@ def check_record(record: Record) -> Parsed:
         if isinstance(value, dict | list):
             return (
                 None,
-                f"field {key!r} holds a nested {_kind(value).split()[-1]}; an event "
+                f"field {key!r} holds a nested {kind_of(value).split()[-1]}; an event "
                 "must be a flat record",
             )
     return record, None
 
 
-def _kind(value: Any) -> str:
+def kind_of(value: Any) -> str:
+    """How a JSON value is named in messages: "an object", "an array", "null", ..."""
     names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}
     if value is None:
         return "null"
