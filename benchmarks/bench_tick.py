@@ -32,8 +32,8 @@ import uuid
 from pathlib import Path
 
 import driftloop
-from driftloop.controller import online_tick
 from driftloop.controller import project as projects
+from driftloop.controller import tick
 from driftloop.store import serving
 
 VERSIONS = 10_000
@@ -105,7 +105,7 @@ def in_process(folder: Path, repeats: int) -> tuple[list[float], list[float]]:
     first, later = [], []
     try:
         for _ in range(repeats):
-            controller = online_tick.build_controller(project)
+            controller = tick.build_controller(project)
             try:
                 started = time.perf_counter()
                 result = controller.tick()

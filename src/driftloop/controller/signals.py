@@ -14,7 +14,6 @@ from driftloop.controller import evaluate
 from driftloop.controller import history as histories
 from driftloop.controller import project as projects
 from driftloop.core.types import JSON
-from driftloop.drift import report as drift_report
 from driftloop.policy import signals as policy_signals
 from driftloop.store import entities
 
@@ -54,6 +53,8 @@ def gather(
     if champion is not None:
         champion_metric = champion.metrics.get(spec.gate.metric)
         if new_batches and champion.profile_id is not None:
+            from driftloop.drift import report as drift_report  # scipy: only when there is data
+
             fresh = history.since(seen)
             profile = profile_of(champion.profile_id)
             report = drift_report.detect_drift(profile, fresh, spec.drift)
@@ -66,7 +67,7 @@ def gather(
         concept = bool(detections)
         if concept:
             caused_by["concept_drift_at"] = detections
-    manual = _pending(last_request, last_decision)
+    manual = pending(last_request, last_decision)
     if manual is not None:
         caused_by["request"] = manual.id
     signals = policy_signals.Signals(
@@ -110,7 +111,7 @@ def _last_evaluation(decision: entities.Decision | None) -> int:
     return int(decision.evidence.get("last_evaluation_id", 0)) if decision else 0
 
 
-def _pending(
+def pending(
     request: entities.Decision | None, last_decision: entities.Decision | None
 ) -> entities.Decision | None:
     """The newest manual retrain request if it was made after the last retrain decision."""
