@@ -23,18 +23,21 @@ per call, after the poll, so whatever was left pending before has been delivered
 from __future__ import annotations
 
 from collections.abc import Callable
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from driftloop.controller import history
 from driftloop.controller import project as projects
 from driftloop.core import config
-from driftloop.data import frames, row_names
+from driftloop.data import row_names
 from driftloop.data.sources import base as sources
 from driftloop.store import entities
-from driftloop.validation import schema as schemas
 
-Accepted = Callable[[entities.Batch, pd.DataFrame], None]
+if TYPE_CHECKING:  # pandas: imported when a batch is recorded, not to poll for one
+    import pandas as pd
+
+    from driftloop.validation import schema as schemas
+
+Accepted = Callable[[entities.Batch, "pd.DataFrame"], None]
 
 
 def ingest(
@@ -80,12 +83,16 @@ class _Schemas:
 
     def get(self) -> schemas.Schema | None:
         if self.schema_ is None:
+            from driftloop.validation import schema as schemas
+
             stored = self.project.store.get_pipeline(self.project.name).schema
             self.schema_ = None if stored is None else schemas.Schema.from_json(stored)
         return self.schema_
 
     def set(self, schema: schemas.Schema) -> schemas.Schema:
         """Store `schema`; returns it as read back."""
+        from driftloop.validation import schema as schemas
+
         stored = self.project.store.set_schema(self.project.name, schema.to_json()).schema
         self.schema_ = schemas.Schema.from_json(stored or {})
         return self.schema_
@@ -98,6 +105,9 @@ def record_batch(
     schemas_: _Schemas | None = None,
 ) -> entities.Batch:
     """Validate one raw batch against the schema (inferred from the first good batch), store it."""
+    from driftloop.data import frames
+    from driftloop.validation import schema as schemas
+
     frame, schema, reasons = raw.frame, None, {}
     schemas_ = schemas_ or _Schemas(project)
     if frame is None:
@@ -149,6 +159,8 @@ def _validate(
     """Reasons to quarantine `frame` (empty: accept) and the schema it was checked against;
     `names` names its rows in the reasons (a label batch joined to its rows keeps their order,
     so the names of the label file's rows still fit)."""
+    from driftloop.validation import schema as schemas
+
     spec = project.spec
     schema = schemas_.get()
     if schema is None:
@@ -184,6 +196,8 @@ def join_labels(
     The joined rows become a batch of their own (the earlier, unlabelled rows stay as they
     were), so stored batches never change and training simply sees the labelled copies.
     """
+    from driftloop.data import frames
+
     key, target = history.label_key(spec), spec.target
     assert key is not None
     if rows.empty or key not in rows.columns:
