@@ -154,3 +154,20 @@ def test_the_server_keeps_the_last_good_model_when_the_new_one_is_corrupted(
         assert holder.get() is good and errors == [v2.version]
     finally:
         project.close()
+
+
+def test_models_list_and_batches_show_the_newest_and_count_the_rest(trained: Path) -> None:
+    project = projects.open_project(trained)
+    v1 = project.store.get_model_version(project.name, 1)
+    for _ in range(4):
+        project.store.add_model_version(
+            project.name, run_id=v1.run_id, artifact_uri=v1.artifact_uri, sha256=v1.sha256,
+            metrics=v1.metrics)
+    project.close()
+    listed = runner.invoke(app, ["models", "list", "--last", "2"]).output
+    assert "3 older version(s) not shown" in listed
+    assert "│ 5 " in listed and "│ 4 " in listed and "│ 3 " not in listed
+    assert "not shown" not in runner.invoke(app, ["models", "list"]).output
+    batches = runner.invoke(app, ["batches", "--last", "3"]).output
+    assert "4 older batch(es) not shown" in batches
+    assert "older" not in runner.invoke(app, ["batches", "--last", "0"]).output

@@ -489,3 +489,17 @@ def test_concurrent_writers_agree(shared_url: str, clock: FakeClock) -> None:
     finally:
         for each in stores:
             each.close()
+
+
+def test_the_shipped_head_is_read_without_alembic_and_a_current_store_opens_without_it(
+    tmp_path: Path,
+) -> None:
+    assert migrations.shipped_head() == migrations.head_revision()
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    MetadataStore.open(url).close()
+    opened = MetadataStore(url)
+    assert migrations.is_current(opened.engine_)
+    with opened.engine_.begin() as conn:
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0005'")
+    assert not migrations.is_current(opened.engine_)
+    opened.close()

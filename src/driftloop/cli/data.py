@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from driftloop.cli import console
+from driftloop.core import types
 from driftloop.store import entities
 
 SPEC = typer.Option(Path("driftloop.yaml"), "--spec", "-s", help="The pipeline spec.")
@@ -56,16 +57,21 @@ def batches(
     quarantined: bool = typer.Option(
         False, "--quarantined", "-q", help="Only quarantined batches."
     ),
+    last: int = typer.Option(50, "--last", "-n", min=0, help="The newest N batches (0: all)."),
 ) -> None:
     """List the pipeline's batches with their status and, for quarantined ones, the reasons."""
     from driftloop.controller import project as projects
 
     project = console.guard(lambda: projects.open_project(spec))
-    listed = project.store.list_batches(project.name, status="quarantined" if quarantined else None)
+    status: types.BatchStatus | None = "quarantined" if quarantined else None
+    listed = project.store.list_batches(project.name, status=status, last=last or None)
     if not listed:
         console.info("no batches yet: run `driftloop ingest`")
     else:
         show_batches(listed)
+        older = project.store.count_batches(project.name, status) - len(listed) if last else 0
+        if older > 0:
+            console.info(f"{older} older batch(es) not shown (--last 0 shows all)")
     project.close()
 
 

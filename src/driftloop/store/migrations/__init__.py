@@ -57,7 +57,8 @@ def shipped_head() -> str | None:
     """The newest revision in `versions/`, read from the revision files' ``revision`` and
     ``down_revision`` lines without Alembic; None unless exactly one revision is no other's
     parent (then Alembic decides)."""
-    revisions, parents = set(), set()
+    revisions: set[str] = set()
+    parents: set[str] = set()
     for path in (HERE / "versions").glob("*.py"):
         for down, name in _REVISION.findall(path.read_text(encoding="utf-8")):
             if name:
