@@ -189,11 +189,11 @@ def measure_imports(folder: Path) -> None:
     code = (
         "import sys; from driftloop.cli.main import app\n"
         "try:\n    app(['tick'])\nexcept SystemExit:\n    pass\n"
-        f"print(' '.join(m for m in {heavy!r} if m in sys.modules))"
+        f"print('heavy:', ' '.join(m for m in {heavy!r} if m in sys.modules))"
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=folder, capture_output=True,
                           text=True, check=True)
-    imported = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
+    imported = done.stdout.strip().splitlines()[-1].removeprefix("heavy:").strip()
     print(f"  heavy packages a no-op tick imports: {imported or 'none'}")
 
 
