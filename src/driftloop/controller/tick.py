@@ -45,10 +45,6 @@ MAX_ATTEMPTS = 3
 
 _SLOTS = (("retrain", None), ("retrain", True), ("request", None))
 
-Champion = tuple[entities.ModelVersion, Any]
-"""The champion version and its loaded model."""
-
-WITHOUT_NEW_DATA = policies.WITHOUT_NEW_DATA
 UNUSABLE = "champion_unusable"
 """The `problem` of a ``health`` decision: the champion's model file cannot be loaded."""
 
@@ -299,6 +295,8 @@ class Controller:
             )
         ):
             return None
+        if last is None and not len(self.history_):
+            return None  # nothing to decide on yet
         gathered = gathering.gather(
             self.project,
             self.history_,
@@ -312,9 +310,9 @@ class Controller:
         verdict = self.policy.decide(gathered.signals)
         # On unchanged data only a request or a schedule occurrence is news; anything else
         # would re-decide on the same evidence (retries of a decision are `retry_unfinished`'s).
-        if not is_new and not (verdict.fire and set(verdict.fired_kinds) & set(WITHOUT_NEW_DATA)):
-            return None
-        if last is None and not len(self.history_):
+        if not is_new and not (
+            verdict.fire and set(verdict.fired_kinds) & set(policies.WITHOUT_NEW_DATA)
+        ):
             return None
         last_eval = self.evaluations_.last()
         evidence = {
