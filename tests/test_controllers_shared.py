@@ -114,7 +114,9 @@ def test_four_controllers_race_and_every_action_happens_once(pg_url: str, tmp_pa
         write_day(root, day)
     days = 24
     began = time.perf_counter()
-    controllers = [start(spec, "--ticks", "100", "--every", "0.1") for _ in range(4)]
+    # Enough ticks to outlive the first training: a tick that finds the lease taken costs a
+    # few milliseconds, so 100 of them can be over before the holder's first model is trained.
+    controllers = [start(spec, "--ticks", "400", "--every", "0.1") for _ in range(4)]
     watcher = MetadataStore(pg_url)
 
     def ingested() -> int:

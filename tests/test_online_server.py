@@ -14,7 +14,7 @@ import pytest
 from test_server import FEATURES, Server, bearer
 
 from driftloop.cli import project as scaffold
-from driftloop.controller import online_tick
+from driftloop.controller import online_tick, tick
 from driftloop.controller import project as projects
 from driftloop.data import elec2
 from driftloop.server import auth
@@ -38,7 +38,7 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     spec = folder / "driftloop.yaml"
     spec.write_text(spec.read_text() + ONLINE)
     opened = projects.open_project(spec)
-    controller = online_tick.build_controller(opened)
+    controller = tick.build_controller(opened)
     assert isinstance(controller, online_tick.OnlineController)
     controller.tick()
     opened.store.release_lease(opened.name, controller.holder)

@@ -541,3 +541,17 @@ def test_migration_0008_down_and_up_keeps_the_batches(
     assert store.schema_revision() == HEAD
     again = store.get_batch(kept.id)
     assert (again.fingerprint, again.quality, again.requeued_from) == ("a", {}, None)
+
+
+def test_the_shipped_head_is_read_without_alembic_and_a_current_store_opens_without_it(
+    tmp_path: Path,
+) -> None:
+    assert migrations.shipped_head() == migrations.head_revision()
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    MetadataStore.open(url).close()
+    opened = MetadataStore(url)
+    assert migrations.is_current(opened.engine_)
+    with opened.engine_.begin() as conn:
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0005'")
+    assert not migrations.is_current(opened.engine_)
+    opened.close()

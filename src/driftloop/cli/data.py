@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 
 from driftloop.cli import console
+from driftloop.core import types
 from driftloop.store import entities
 
 SPEC = typer.Option(Path("driftloop.yaml"), "--spec", "-s", help="The pipeline spec.")
@@ -70,6 +71,7 @@ def batches(
     signals: bool = typer.Option(
         False, "--signals", help="Also print each accepted batch's data-quality signals."
     ),
+    last: int = typer.Option(50, "--last", "-n", min=0, help="The newest N batches (0: all)."),
 ) -> None:
     """List the pipeline's batches with their status and, for quarantined ones, the reasons;
     the `signals` column counts the columns (and rows) beyond what the first data showed."""
@@ -78,11 +80,15 @@ def batches(
     from driftloop.controller import project as projects
 
     project = console.guard(lambda: projects.open_project(spec))
-    listed = project.store.list_batches(project.name, status="quarantined" if quarantined else None)
+    status: types.BatchStatus | None = "quarantined" if quarantined else None
+    listed = project.store.list_batches(project.name, status=status, last=last or None)
     if not listed:
         console.info("no batches yet: run `driftloop ingest`")
     else:
         show_batches(listed, signals=signals)
+        older = project.store.count_batches(project.name, status) - len(listed) if last else 0
+        if older > 0:
+            console.info(f"{older} older batch(es) not shown (--last 0 shows all)")
     project.close()
 
 

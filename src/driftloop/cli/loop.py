@@ -21,11 +21,11 @@ SPEC = typer.Option(Path("driftloop.yaml"), "--spec", "-s", help="The pipeline s
 
 def tick(spec: Path = SPEC) -> None:
     """Run one step of the loop: ingest → validate → evaluate → decide → train → gate → promote."""
-    from driftloop.controller import online_tick
     from driftloop.controller import project as projects
+    from driftloop.controller import tick as ticking
 
     project = console.guard(lambda: projects.open_project(spec))
-    controller = online_tick.build_controller(project)
+    controller = ticking.build_controller(project)
     try:
         with console.stdout.status("ticking ..."):
             result = console.guard(controller.tick)
@@ -53,12 +53,12 @@ def run(
     Ctrl-C (or SIGTERM) lets the current tick finish, then stops: interrupted half-way, a tick
     could leave a transaction open on the lease row that the release then waits for. A second
     Ctrl-C stops at once."""
-    from driftloop.controller import online_tick
     from driftloop.controller import project as projects
+    from driftloop.controller import tick as ticking
     from driftloop.core import errors
 
     project = console.guard(lambda: projects.open_project(spec))
-    controller = online_tick.build_controller(project)
+    controller = ticking.build_controller(project)
     stopping = threading.Event()
 
     def stop(_signum: int, _frame: Any) -> None:

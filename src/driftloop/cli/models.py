@@ -33,8 +33,11 @@ def _open(spec: Path) -> projects.Project:
 
 
 @app.command("list")
-def list_versions(spec: Path = SPEC) -> None:
-    """Every version with its metrics, gate result and aliases."""
+def list_versions(
+    spec: Path = SPEC,
+    last: int = typer.Option(20, "--last", "-n", min=0, help="The newest N versions (0: all)."),
+) -> None:
+    """The newest versions with their metrics, gate result and aliases."""
     project = _open(spec)
     store, name = project.store, project.name
     aliases: dict[int, list[str]] = {}
@@ -43,7 +46,8 @@ def list_versions(spec: Path = SPEC) -> None:
     table = console.table(
         "version", "created", "aliases", project.spec.gate.metric, "gate", "train rows", "run"
     )
-    for version in store.list_model_versions(name):
+    listed = store.list_model_versions(name, last=last or None)
+    for version in listed:
         gate = version.gate_report or {}
         score = version.metrics.get(project.spec.gate.metric)
         table.add_row(
@@ -56,6 +60,9 @@ def list_versions(spec: Path = SPEC) -> None:
             str(version.run_id or ""),
         )
     console.print(table)
+    older = listed[0].version - 1 if listed else 0  # versions are numbered 1, 2, 3, ...
+    if older > 0:
+        console.info(f"{older} older version(s) not shown (--last 0 shows all)")
     project.close()
 
 

@@ -165,7 +165,7 @@ class _Replay:
             clock=self.clock,
         )
         self.store.ensure_pipeline(spec.name, spec.model_dump(mode="json"))
-        self.controller = online_tick.build_controller(
+        self.controller = tick.build_controller(
             project, holder=f"backtest:{name}", executor=executors.InlineExecutor()
         )
         self.steps: list[Step] = []

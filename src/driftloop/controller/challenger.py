@@ -23,8 +23,8 @@ from typing import Any
 import pandas as pd
 
 from driftloop.controller import project as projects
+from driftloop.core import types
 from driftloop.core.amount import Amount
-from driftloop.data import frames
 from driftloop.gate import metrics as gate_metrics
 from driftloop.store import entities
 from driftloop.train import executor as executors
@@ -145,4 +145,4 @@ def newest_time(frame: pd.DataFrame, timestamp: str | None, default: Any) -> Any
 
 def batch_ids(rows: pd.DataFrame) -> tuple[int, ...]:
     """The batches `rows` came from (a version's training data, for lineage)."""
-    return tuple(int(b) for b in rows[frames.BATCH_COLUMN].unique())
+    return tuple(int(b) for b in rows[types.BATCH_COLUMN].unique())

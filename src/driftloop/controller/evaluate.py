@@ -8,19 +8,21 @@ concept-drift detector (river ADWIN / Page-Hinkley) and the performance trigger'
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from driftloop.controller import project as projects
 from driftloop.drift import detectors
-from driftloop.gate import metrics
 from driftloop.store import entities, serving
+
+if TYPE_CHECKING:  # numpy, pandas and scikit-learn are imported only when something is scored
+    import numpy as np
+    import pandas as pd
 
 
 def errors_of(task: str, y_true: pd.Series, y_pred: np.ndarray) -> list[float]:
     """Per-row error: 0/1 misclassification, or absolute error for regression."""
+    import numpy as np
+
     if task == "classification":
         wrong: list[float] = (np.asarray(y_true) != np.asarray(y_pred)).astype(float).tolist()
         return wrong
@@ -33,6 +35,8 @@ def evaluate_batch(
     project: projects.Project, model: Any, version: int, batch: entities.Batch, rows: pd.DataFrame
 ) -> entities.Evaluation:
     """Score the champion on one batch's labelled rows and store the result."""
+    from driftloop.gate import metrics
+
     spec = project.spec
     known = rows[spec.target].notna()
     labelled = rows if known.all() else rows[known]
@@ -139,6 +143,10 @@ def evaluate_feedback(
     labelled = store.labelled(name, after_id=after, alias="champion")
     if not labelled:
         return []
+    import pandas as pd
+
+    from driftloop.gate import metrics
+
     metric = metrics.get_metric(spec.gate.metric, spec.task)
     scored = []
     for version in sorted({item.prediction.version for item in labelled}):
@@ -165,6 +173,8 @@ def evaluate_feedback(
 
 def _labels(task: str, values: list[Any]) -> np.ndarray[Any, Any]:
     """Labels as JSON sent them, comparable: text for classes, floats for regression."""
+    import numpy as np
+
     if task == "classification":
         return np.asarray([str(value) for value in values])
     return np.asarray(values, dtype=float)

@@ -5,26 +5,28 @@ it reads each batch's Parquet artifact (hash-verified) the first time and keeps 
 memory, so a long-running controller or a backtest does not re-read old batches. The store
 stays the truth: a fresh `History` rebuilds the same rows from it.
 
-A tick mostly needs only the newest batch (to score it and test it for drift) and a few counts,
-so new batches wait in `tail_` and join the one big frame only when all rows are asked for
+`refresh()` reads only the batch records: a tick that finds nothing new reads no rows at all
+(and imports no pandas); the rows are read the first time a reader needs them (`load`). A tick
+mostly needs only the newest batch (to score it and test it for drift) and a few counts, so
+new batches wait in `tail_` and join the one big frame only when all rows are asked for
 (`rows()`, for training): a tick that does not train copies no old rows.
 """
 
 from __future__ import annotations
 
 import bisect
-from typing import Any
-
-import numpy as np
-import numpy.typing as npt
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from driftloop.controller import project as projects
-from driftloop.core import config
-from driftloop.data import frames
+from driftloop.core import config, types
 from driftloop.store import entities
 
-BATCH_COLUMN = frames.BATCH_COLUMN
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+    import pandas as pd
+
+BATCH_COLUMN = types.BATCH_COLUMN
 
 
 def label_key(spec: config.PipelineSpec) -> str | None:
@@ -35,15 +37,19 @@ def label_key(spec: config.PipelineSpec) -> str | None:
 class History:
     """Accepted rows in batch order, each tagged with its batch id in `BATCH_COLUMN`.
 
-    `refresh()` picks up batches accepted since the last call (one store query); the readers
-    (`rows`, `batches`, `batch_ids`, `of`, `since`, `labelled_after`) then answer from memory.
+    `refresh()` picks up batches accepted since the last call (one store query); `batches`,
+    `batch_ids` and `len` answer from their records, the other readers (`rows`, `of`, `since`,
+    `origins`, `labelled_after`) read the rows not read yet first (`load`), then answer from
+    memory.
     """
 
     def __init__(self, project: projects.Project) -> None:
         self.project = project
         self.batches_: list[entities.Batch] = []  # accepted batches, oldest first
         self.ids_: list[int] = []  # their ids
-        self.starts_: list[int] = [0]  # row offset of each batch, then the total
+        self.sizes_: list[int] = [0]  # rows before each batch as recorded, then the total
+        self.loaded_ = 0  # how many of `batches_` have their rows read
+        self.starts_: list[int] = [0]  # row offset of each batch read, then the total
         self.labelled_: list[int] = [0]  # labelled rows before each batch, then the total
         self.frame_: pd.DataFrame | None = None  # rows of all batches but the tail
         self.tail_: list[pd.DataFrame] = []  # rows of the newest batches, one frame each
@@ -56,20 +62,26 @@ class History:
         self.pending_[batch.id] = rows
 
     def refresh(self) -> None:
-        """Take in the batches accepted since the last call."""
+        """Take in the records of the batches accepted since the last call (not their rows)."""
         after = self.ids_[-1] if self.ids_ else 0
-        target = self.project.spec.target
         for batch in self.project.store.list_batches(
             self.project.name, status="accepted", after_id=after
         ):
-            part = self.batch_rows(batch)
-            labelled = int(part[target].notna().sum()) if target in part.columns else 0
             self.batches_.append(batch)
             self.ids_.append(batch.id)
+            self.sizes_.append(self.sizes_[-1] + batch.rows)
+
+    def load(self) -> None:
+        """Read the rows of the batches taken in but not read yet."""
+        target = self.project.spec.target
+        for batch in self.batches_[self.loaded_ :]:
+            part = self.batch_rows(batch)
+            labelled = int(part[target].notna().sum()) if target in part.columns else 0
             self.starts_.append(self.starts_[-1] + len(part))
             self.labelled_.append(self.labelled_[-1] + labelled)
             self.tail_.append(part)
             self._index(batch.id, part)
+        self.loaded_ = len(self.batches_)
         self.pending_.clear()
 
     def _index(self, batch_id: int, part: pd.DataFrame) -> None:
@@ -83,6 +95,8 @@ class History:
         keys = part[key].tolist()
         origins = [self.origin_.get(k) for k in keys]
         if all(origin is not None for origin in origins):
+            import numpy as np
+
             self.late_[batch_id] = np.asarray(origins, dtype=np.int64)
         else:
             fresh = [k for k, origin in zip(keys, origins, strict=True) if origin is None]
@@ -90,14 +104,18 @@ class History:
 
     def origins(self, batch_id: int) -> npt.NDArray[np.int64] | None:
         """For a batch of late labels, the batch each of its rows first arrived in."""
+        self.load()
         return self.late_.get(batch_id)
 
     def __len__(self) -> int:
-        """How many rows there are."""
-        return self.starts_[-1]
+        """How many rows there are (as the batch records say)."""
+        return self.sizes_[-1]
 
     def rows(self) -> pd.DataFrame:
         """Every accepted row so far, oldest first."""
+        import pandas as pd
+
+        self.load()
         if self.tail_:
             parts = [] if self.frame_ is None else [self.frame_]
             self.frame_ = pd.concat(parts + self.tail_, ignore_index=True)
@@ -111,15 +129,17 @@ class History:
     def batch_ids(self, after_id: int = 0) -> list[int]:
         """Ids of the batches with id > `after_id` that have rows, oldest first."""
         first = bisect.bisect_right(self.ids_, after_id)
-        starts = self.starts_
-        return [self.ids_[i] for i in range(first, len(self.ids_)) if starts[i + 1] > starts[i]]
+        sizes = self.sizes_
+        return [self.ids_[i] for i in range(first, len(self.ids_)) if sizes[i + 1] > sizes[i]]
 
     def labelled_after(self, after_id: int) -> int:
         """How many rows of the batches with id > `after_id` have a target value."""
+        self.load()
         return self.labelled_[-1] - self.labelled_[bisect.bisect_right(self.ids_, after_id)]
 
     def of(self, batch_id: int) -> pd.DataFrame:
         """The rows of one accepted batch (tagged)."""
+        self.load()
         i = bisect.bisect_left(self.ids_, batch_id)
         first_in_tail = len(self.ids_) - len(self.tail_)
         if i >= first_in_tail:
@@ -128,6 +148,7 @@ class History:
 
     def since(self, after_id: int) -> pd.DataFrame:
         """The rows of the batches with id > `after_id`."""
+        self.load()
         first = bisect.bisect_right(self.ids_, after_id)
         if first == len(self.ids_) - 1 and self.tail_:
             return self.tail_[-1]
@@ -138,6 +159,8 @@ class History:
         if batch.id in self.pending_:
             frame = self.pending_[batch.id]
         elif batch.data_uri is None or batch.data_sha256 is None:
+            import pandas as pd
+
             return pd.DataFrame()
         else:
             frame = self.project.artifacts.get_frame(batch.data_uri, batch.data_sha256)

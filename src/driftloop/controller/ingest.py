@@ -35,20 +35,23 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-
-import pandas as pd
-import pyarrow as pa
+from typing import TYPE_CHECKING
 
 from driftloop.controller import history
 from driftloop.controller import project as projects
 from driftloop.core import config
-from driftloop.data import bodies, frames, row_names
+from driftloop.data import row_names
 from driftloop.data.sources import base as sources
-from driftloop.store import artifacts, entities, uploads
-from driftloop.validation import checks, spec_data
-from driftloop.validation import schema as schemas
+from driftloop.store import entities, uploads
 
-Accepted = Callable[[entities.Batch, pd.DataFrame], None]
+if TYPE_CHECKING:  # pandas and what reads data: imported when a batch is recorded, not to poll
+    import pandas as pd
+
+    from driftloop.store import artifacts
+    from driftloop.validation import checks
+    from driftloop.validation import schema as schemas
+
+Accepted = Callable[[entities.Batch, "pd.DataFrame"], None]
 
 
 def ingest(
@@ -110,6 +113,8 @@ def record_upload(
 ) -> Recorded:
     """Record one upload as a batch (or find the batch its body already became) and mark it
     done; `frame` is its body already read, if the caller has it."""
+    from driftloop.data import bodies
+
     batch = project.store.find_batch(project.name, upload.sha256)
     new = batch is None
     if batch is None:
@@ -147,13 +152,20 @@ class Schemas:
         return self.known
 
     def get(self) -> schemas.Schema | None:
+        from driftloop.validation import schema as schemas
+
         if self.schema_ is None:
+            from driftloop.validation import schema as schemas
+
             stored = self.project.store.get_pipeline(self.project.name).schema
             self.schema_ = None if stored is None else schemas.Schema.from_json(stored)
         return self.schema_
 
     def set(self, schema: schemas.Schema) -> schemas.Schema:
         """Store `schema`; returns it as read back."""
+        from driftloop.validation import schema as schemas
+
+
         stored = self.project.store.set_schema(self.project.name, schema.to_json()).schema
         self.schema_ = schemas.Schema.from_json(stored or {})
         return self.schema_
@@ -186,6 +198,8 @@ def record_batch(
 
 def judge(project: projects.Project, raw: sources.RawBatch, schemas_: Schemas) -> Judged:
     """Validate `raw` under the current spec (a first good batch sets the schema)."""
+    from driftloop.validation import checks
+
     frame = raw.frame
     if frame is None:
         return Judged(None, None, checks.Findings({"*": [raw.error or "no data"]}))
@@ -207,6 +221,9 @@ def store_batch(
     """Record `raw` as `judged`: an accepted batch with its rows coerced to the schema, a
     quarantined one with its rows as read (for `requeue`). `requeued_from`: see
     `MetadataStore.add_batch`."""
+    from driftloop.data import frames
+    from driftloop.validation import schema as schemas
+
     frame, schema, findings = judged.frame, judged.schema, judged.findings
     start = end = None
     if frame is not None and project.spec.timestamp in frame.columns:
@@ -252,6 +269,8 @@ def keep_as_read(project: projects.Project, raw: sources.RawBatch) -> artifacts.
     so `requeue` can validate them again; None if there are none (unreadable data). Columns
     of mixed Python types (from JSON events) are kept as text, which validation reads the
     same way."""
+    import pyarrow as pa
+
     if raw.frame is None:
         return None
     frame = raw.frame.copy(deep=False)
@@ -303,6 +322,9 @@ def _validate(
     """What the checks find in `frame` and the schema it was checked against; `names` names
     its rows in the messages (a label batch joined to its rows keeps their order, so the
     names of the label file's rows still fit)."""
+    from driftloop.validation import checks
+    from driftloop.validation import schema as schemas
+
     spec = project.spec
     schema = schemas_.get()
     if schema is None:
@@ -319,6 +341,8 @@ def _validate(
 
 def _missing_roles(spec: config.PipelineSpec, missing: list[str], frame: pd.DataFrame) -> str:
     """``"missing column(s) Class (target; did you mean 'class'?)"``."""
+    from driftloop.validation import spec_data
+
     columns = [str(c) for c in frame.columns]
     named = []
     for column in missing:
@@ -350,6 +374,9 @@ def join_labels(
     The joined rows become a batch of their own (the earlier, unlabelled rows stay as they
     were), so stored batches never change and training simply sees the labelled copies.
     """
+    from driftloop.data import frames
+
+
     key, target = history.label_key(spec), spec.target
     assert key is not None
     if rows.empty or key not in rows.columns:

@@ -176,13 +176,3 @@ class OnlineController:
             return None
         return session.checkpoint()
 
-
-def build_controller(
-    project: projects.Project, **options: object
-) -> ticking.Controller | OnlineController:
-    """The controller the pipeline needs: `OnlineController` with an `online:` section, else
-    `tick.Controller` (`options` go to it: holder, lease_ttl, executor)."""
-    if project.spec.online is not None:
-        options.pop("executor", None)
-        return OnlineController(project, **options)  # type: ignore[arg-type]
-    return ticking.Controller(project, **options)  # type: ignore[arg-type]

@@ -10,22 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
-from driftloop.controller import challenger as challengers
 from driftloop.controller import project as projects
 from driftloop.controller import rollout
 from driftloop.controller.history import BATCH_COLUMN
 from driftloop.core import errors
-from driftloop.data import profile as profiles
-from driftloop.gate import gate
 from driftloop.store import entities
 from driftloop.train import executor as executors
 from driftloop.train import fingerprint
-from driftloop.train import window as windows
-from driftloop.validation import schema as schemas
+
+if TYPE_CHECKING:  # pandas, scikit-learn, scipy: imported when a retraining happens
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -49,6 +45,10 @@ def retrain(
     keep_lease: Callable[[], None] = lambda: None,
 ) -> Outcome:
     """Train a challenger for `decision`, gate it, store it, promote it if it passed."""
+    from driftloop.controller import challenger as challengers
+    from driftloop.gate import gate
+    from driftloop.train import window as windows
+
     spec, store = project.spec, project.store
     labelled = rows[rows[spec.target].notna()]
     if spec.timestamp is not None:  # late labels arrive after newer rows: put them in place
@@ -160,6 +160,9 @@ def _was_champion(project: projects.Project, version: int) -> bool:
 
 def _profile(project: projects.Project, frame: pd.DataFrame, features: list[str]) -> dict[str, Any]:
     """The training data's profile, stored with the version: later batches are tested against it."""
+    from driftloop.data import profile as profiles
+    from driftloop.validation import schema as schemas
+
     schema = schemas.Schema.from_json(project.store.get_pipeline(project.name).schema or {})
     kinds = {
         c.name: ("numeric" if c.kind == "numeric" else "categorical")

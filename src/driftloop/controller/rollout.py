@@ -29,16 +29,17 @@ import math
 import uuid
 import warnings
 from datetime import datetime
-from typing import Any
-
-import numpy as np
-from sklearn.exceptions import UndefinedMetricWarning
+from typing import TYPE_CHECKING, Any
 
 from driftloop.controller import project as projects
-from driftloop.gate import gate, metrics
 from driftloop.store import entities, serving, serving_stats
 
-Array = np.ndarray[Any, Any]
+if TYPE_CHECKING:  # numpy and scikit-learn are imported only while a rollout is judged
+    import numpy as np
+
+    from driftloop.gate import metrics
+
+    Array = np.ndarray[Any, Any]
 
 _SHADOW_NAMESPACE = uuid.UUID("5d3f0c1e-6a57-4b8e-9d0a-3c1f2e7b8a90")
 
@@ -243,6 +244,10 @@ def _live_metric(
     started: datetime,
     seed: int,
 ) -> dict[str, Any]:
+    import numpy as np
+
+    from driftloop.gate import gate, metrics
+
     spec, name = project.spec, project.name
     metric = metrics.get_metric(spec.gate.metric, spec.task)
     out: dict[str, Any] = {
@@ -322,10 +327,16 @@ def _live_metric(
 
 def _labels(metric: metrics.Metric, labels: list[Any]) -> Array:
     """Labels as an array; as text for probability metrics (probability keys are text)."""
+    import numpy as np
+
     return np.array([str(v) for v in labels] if metric.needs_proba else labels)
 
 
 def _predictions(metric: metrics.Metric, items: list[serving.Prediction]) -> metrics.Predictions:
+    import numpy as np
+
+    from driftloop.gate import metrics
+
     if metric.needs_proba:
         first = items[0].probabilities
         if first is None:
@@ -342,6 +353,11 @@ def _bootstrap(
     metric: metrics.Metric, y: Array, predictions: metrics.Predictions, resamples: int, seed: int
 ) -> Array:
     """The metric on `resamples` bootstrap resamples of one group's rows."""
+    import numpy as np
+    from sklearn.exceptions import UndefinedMetricWarning
+
+    from driftloop.gate import gate
+
     out = np.empty(resamples)
     done = 0
     if metric.per_row:

@@ -17,7 +17,6 @@ from driftloop.controller import history as histories
 from driftloop.controller import project as projects
 from driftloop.core.amount import Amount
 from driftloop.core.types import JSON
-from driftloop.drift import report as drift_report
 from driftloop.policy import signals as policy_signals
 from driftloop.store import entities
 
@@ -60,6 +59,8 @@ def gather(
         champion_metric = champion.metrics.get(spec.gate.metric)
         window_rows = champion.metrics.get("train_rows")
         if new_batches and champion.profile_id is not None:
+            from driftloop.drift import report as drift_report  # scipy: only when there is data
+
             fresh = history.since(seen)
             profile = profile_of(champion.profile_id)
             report = drift_report.detect_drift(profile, fresh, spec.drift)
@@ -72,7 +73,7 @@ def gather(
         concept = bool(detections)
         if concept:
             caused_by["concept_drift_at"] = detections
-    manual = _pending(last_request, last_decision)
+    manual = pending(last_request, last_decision)
     if manual is not None:
         caused_by["request"] = manual.id
     signals = policy_signals.Signals(
@@ -165,7 +166,7 @@ def _last_evaluation(decision: entities.Decision | None) -> int:
     return int(decision.evidence.get("last_evaluation_id", 0)) if decision else 0
 
 
-def _pending(
+def pending(
     request: entities.Decision | None, last_decision: entities.Decision | None
 ) -> entities.Decision | None:
     """The newest manual retrain request if it was made after the last retrain decision."""

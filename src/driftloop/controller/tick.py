@@ -9,13 +9,22 @@ occurrence, a manual request) and every fired decision is marked done by its run
 In-memory caches (rows, loaded models, the concept detector) are rebuilt from the store by a
 new process, so they never hold state the store does not. Within one step, what may change
 between steps (the champion alias, the newest decisions) is read once and passed down.
+
+Nothing heavy is loaded before it is needed: a step reads records (batches, decisions, the
+champion's version) and decides from them; the champion's model is loaded only to score a new
+batch, to gate a challenger or to score late labels, and the rows only to score, gather drift
+signals or train. So a step with nothing new imports neither pandas, scikit-learn, skops nor
+river. The champion's file is checked against its sha256 once per process; a champion that
+cannot be loaded is recorded as a health problem (a decision of kind ``health``) and the step
+goes on as if there were no champion: the policy fires, the gate has nothing to compare with,
+and the retrained model replaces it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from driftloop.controller import attempts, evaluate, history, retrain, rollout
 from driftloop.controller import ingest as ingesting
@@ -25,14 +34,18 @@ from driftloop.controller import signals as gathering
 from driftloop.core import errors
 from driftloop.core.types import JSON
 from driftloop.policy import policy as policies
+from driftloop.policy import signals as policy_signals
 from driftloop.store import entities, serving
 from driftloop.train import executor as executors
 from driftloop.train import fingerprint
 
+if TYPE_CHECKING:
+    from driftloop.controller import online_tick
+
 _SLOTS = (("retrain", None), ("retrain", True), ("request", None))
 
-Champion = tuple[entities.ModelVersion, Any]
-"""The champion version and its loaded model."""
+UNUSABLE = "champion_unusable"
+"""The `problem` of a ``health`` decision: the champion's model file cannot be loaded."""
 
 
 @dataclass(frozen=True)
@@ -81,7 +94,10 @@ class Controller:
         self.evaluations_ = evaluate.Evaluations(project)
         self.serving_ = serving.ServingStore(project.store)
         self.monitor_ = evaluate.ConceptMonitor(project, self.evaluations_)
-        self.champion_: Champion | None = None
+        self.champion_: entities.ModelVersion | None = None
+        self.live_model_: tuple[int, Any] | None = None  # the champion's model, once loaded
+        self.unusable_: dict[int, str] = {}  # versions whose model cannot be loaded: why
+        self.checked_: set[int] = set()  # versions whose file matched its sha256
         self.profiles_: dict[int, JSON] = {}
         self.settled_: set[int] = set()  # fired decisions with a succeeded run
         self.latest_ = Latest(None, None, None)
@@ -105,32 +121,79 @@ class Controller:
         repaired = tuple(self.repair())
         rolled = rollout.evaluate_rollout(self.project, self.serving_, self.holder)
         self.history_.refresh()
-        live = self.champion()
+        live = self.usable(self.champion())
         evaluations = tuple(self.evaluate(live)) + tuple(self.evaluate_feedback())
         latest = self.latest()
         decision = self.decide(live, latest)
         outcome = None
         if decision is not None and decision.fired:
-            outcome = self.act(decision, live)
+            outcome = self.act(decision)
         else:
-            outcome = self.retry_unfinished(latest.fired, live)
+            outcome = self.retry_unfinished(latest.fired)
         acted = bool(batches or repaired or evaluations or decision or outcome or rolled)
         return TickResult(acted, None, batches, evaluations, decision, outcome, repaired, rolled)
 
     def ingest(self) -> list[entities.Batch]:
         return ingesting.ingest(self.project, on_accepted=self.history_.add, known=self.history_)
 
-    def champion(self) -> Champion | None:
-        """The champion version and its model (loaded once, hash-verified)."""
+    def champion(self) -> entities.ModelVersion | None:
+        """The champion's version record (versions never change); its model is `live_model`'s."""
         store, name = self.project.store, self.project.name
         number = store.get_alias(name, "champion")
         if number is None:
             return None
-        if self.champion_ is None or self.champion_[0].version != number:
-            version = store.get_model_version(name, number)  # versions never change
-            model = self.project.artifacts.get_model(version.artifact_uri, version.sha256)
-            self.champion_ = (version, model)
+        if self.champion_ is None or self.champion_.version != number:
+            self.champion_ = store.get_model_version(name, number)
         return self.champion_
+
+    def usable(self, version: entities.ModelVersion | None) -> entities.ModelVersion | None:
+        """`version` unless its model file is missing or changed (checked against its sha256
+        once per process, without loading it) or failed to load: then None, and the problem is
+        recorded (`report_unusable`)."""
+        if version is None:
+            return None
+        if version.version not in self.checked_ and version.version not in self.unusable_:
+            try:
+                self.project.artifacts.get_bytes(version.artifact_uri, version.sha256)
+                self.checked_.add(version.version)
+            except errors.DriftloopError as exc:
+                self.report_unusable(version, exc)
+        return None if version.version in self.unusable_ else version
+
+    def live_model(self, version: entities.ModelVersion) -> Any | None:
+        """The champion's model, loaded on first need (hash-verified); None if it cannot be
+        loaded (recorded as a health problem)."""
+        if self.live_model_ is None or self.live_model_[0] != version.version:
+            if version.version in self.unusable_:
+                return None
+            try:
+                model = self.project.artifacts.get_model(version.artifact_uri, version.sha256)
+            except errors.DriftloopError as exc:
+                self.report_unusable(version, exc)
+                return None
+            self.live_model_ = (version.version, model)
+        return self.live_model_[1]
+
+    def report_unusable(self, version: entities.ModelVersion, exc: Exception) -> None:
+        """Record once (per champion version, across processes) that the champion's model
+        cannot be loaded, as a ``health`` decision that `driftloop status` can show."""
+        self.unusable_[version.version] = str(exc)
+        store, name = self.project.store, self.project.name
+        last = store.list_decisions(name, kind="health", limit=1)
+        seen = last[0].evidence if last else {}
+        if seen.get("problem") == UNUSABLE and seen.get("version") == version.version:
+            return
+        store.add_decision(
+            name,
+            kind="health",
+            fired=True,
+            evidence={
+                "problem": UNUSABLE,
+                "version": version.version,
+                "error": str(exc),
+                "action": "retraining as if there were no champion",
+            },
+        )
 
     def latest(self) -> Latest:
         """The newest retrain decision, fired retrain decision and manual request: one read of
@@ -150,23 +213,24 @@ class Controller:
             self.profiles_ = {profile_id: self.project.store.get_profile(profile_id).profile}
         return self.profiles_[profile_id]
 
-    def evaluate(self, live: Champion | None) -> list[entities.Evaluation]:
+    def evaluate(self, live: entities.ModelVersion | None) -> list[entities.Evaluation]:
         """Score the champion on every accepted batch newer than its training data and not
-        scored yet."""
+        scored yet (the champion's model is loaded only if there is such a batch)."""
         self.evaluations_.refresh()
         if live is None or not len(self.history_):
             return []
-        version, model = live
         done_upto = self.evaluations_.last_batch_id()
-        trained_upto = int(
-            version.metrics.get("data_upto_batch", max(version.batch_ids, default=0))
-        )
+        trained_upto = int(live.metrics.get("data_upto_batch", max(live.batch_ids, default=0)))
+        pending = self.history_.batches(after_id=max(done_upto, trained_upto))
+        model = self.live_model(live) if pending else None
+        if model is None:
+            return []
         scored = []
-        for batch in self.history_.batches(after_id=max(done_upto, trained_upto)):
+        for batch in pending:
             rows = self.history_.of(batch.id)
             origins = self.history_.origins(batch.id)
             if origins is None:
-                pairs = [(version.version, model, rows)]
+                pairs = [(live.version, model, rows)]
             else:
                 pairs = self.late_pairs(rows, origins)
             for number, scorer, part in pairs:
@@ -194,8 +258,8 @@ class Controller:
 
     def model_of(self, number: int) -> Any:
         """Any version's model, loaded once (hash-verified)."""
-        if self.champion_ is not None and self.champion_[0].version == number:
-            return self.champion_[1]
+        if self.live_model_ is not None and self.live_model_[0] == number:
+            return self.live_model_[1]
         if number not in self.models_:
             found = self.project.store.get_model_version(self.project.name, number)
             self.models_[number] = self.project.artifacts.get_model(
@@ -203,14 +267,39 @@ class Controller:
             )
         return self.models_[number]
 
-    def decide(self, live: Champion | None, latest: Latest) -> entities.Decision | None:
-        """Evaluate the policy if anything is new since the last decision, and record it."""
+    def decide(
+        self, live: entities.ModelVersion | None, latest: Latest
+    ) -> entities.Decision | None:
+        """Evaluate the policy if anything is new since the last decision, and record it.
+
+        What is new is told from records first (batch ids, the newest request, the clock for
+        a schedule, an unusable champion); only then are the signals gathered (rows, drift,
+        the live window), so a step with nothing new reads no rows."""
         store, name = self.project.store, self.project.name
         last = latest.decision
+        seen = int(last.evidence.get("last_batch_id", 0)) if last else 0
+        unusable = self.unusable_champion(live)
+        is_new = (
+            last is None
+            or bool(self.history_.batch_ids(after_id=seen))
+            or (unusable is not None and last.evidence.get(UNUSABLE) != unusable)
+        )
+        if not is_new and not self.policy.fires_without_new_data(
+            policy_signals.Signals(
+                now=self.project.clock.now(),
+                has_champion=live is not None,
+                last_training_at=latest.fired.at if latest.fired else None,
+                last_decision_at=last.at if last else None,
+                manual=gathering.pending(latest.request, last) is not None,
+            )
+        ):
+            return None
+        if last is None and not len(self.history_):
+            return None  # nothing to decide on yet
         gathered = gathering.gather(
             self.project,
             self.history_,
-            live[0] if live else None,
+            live,
             self.profile,
             self.monitor_,
             last,
@@ -218,12 +307,11 @@ class Controller:
             latest.request,
         )
         verdict = self.policy.decide(gathered.signals)
-        is_new = last is None or gathered.last_batch_id > int(last.evidence.get("last_batch_id", 0))
         # On unchanged data only a request or a schedule occurrence is news; anything else
         # would re-decide on the same evidence (retries of a decision are `retry_unfinished`'s).
-        if not is_new and not (verdict.fire and set(verdict.fired_kinds) & {"manual", "schedule"}):
-            return None
-        if last is None and not len(self.history_):
+        if not is_new and not (
+            verdict.fire and set(verdict.fired_kinds) & set(policies.WITHOUT_NEW_DATA)
+        ):
             return None
         last_eval = self.evaluations_.last()
         evidence = {
@@ -233,6 +321,8 @@ class Controller:
             "signals": _signals_json(gathered.signals),
             "drift": gathered.signals.drift,
         }
+        if unusable is not None:
+            evidence[UNUSABLE] = unusable
         return store.add_decision(
             name,
             kind="retrain",
@@ -241,14 +331,27 @@ class Controller:
             caused_by=gathered.caused_by,
         )
 
-    def act(self, decision: entities.Decision, live: Champion | None) -> retrain.Outcome:
+    def unusable_champion(self, live: entities.ModelVersion | None) -> int | None:
+        """The champion's version number if the champion exists but cannot be used."""
+        champion = self.champion_
+        if live is None and champion is not None and champion.version in self.unusable_:
+            return champion.version
+        return None
+
+    def act(self, decision: entities.Decision) -> retrain.Outcome:
+        """Retrain for `decision`; the gate compares with the champion if it can be loaded."""
         rows = self.history_.rows()
+        live = self.usable(self.champion())
+        model = self.live_model(live) if live is not None else None
+        champion = (live, model) if live is not None and model is not None else None
         outcome = retrain.retrain(
-            self.project, decision, rows, live, self.executor, self.holder, self.renew_lease
+            self.project, decision, rows, champion, self.executor, self.holder, self.renew_lease
         )
-        champion = self.project.store.get_alias(self.project.name, "champion")
-        if outcome.version is not None and champion == outcome.version.version:
-            self.champion_ = (outcome.version, outcome.model)  # the bytes just stored
+        number = self.project.store.get_alias(self.project.name, "champion")
+        if outcome.version is not None and number == outcome.version.version:
+            self.champion_ = outcome.version
+            self.live_model_ = (number, outcome.model)  # the bytes just stored
+            self.checked_.add(number)
         return outcome
 
     def renew_lease(self) -> None:
@@ -284,9 +387,7 @@ class Controller:
             repaired.append(f"version {promoted.version} promoted (interrupted before promotion)")
         return repaired
 
-    def retry_unfinished(
-        self, last_fired: entities.Decision | None, live: Champion | None
-    ) -> retrain.Outcome | None:
+    def retry_unfinished(self, last_fired: entities.Decision | None) -> retrain.Outcome | None:
         """A fired decision without a succeeded run is retried until it has
         `attempts.MAX_ATTEMPTS` failed runs of the current trainer (`controller.attempts`)."""
         if last_fired is None or last_fired.id in self.settled_:
@@ -298,7 +399,21 @@ class Controller:
         trainer = fingerprint.trainer_sha256(self.project.spec.trainer, self.project.base_dir)
         if attempts.gave_up(runs, trainer) is not None:
             return None  # until a new decision, or a changed trainer
-        return self.act(last_fired, live)
+        return self.act(last_fired)
+
+
+def build_controller(
+    project: projects.Project, **options: Any
+) -> Controller | online_tick.OnlineController:
+    """The controller the pipeline needs: `online_tick.OnlineController` with an `online:`
+    section (imported only then: it brings river), else `Controller` (`options` go to it:
+    holder, lease_ttl, executor)."""
+    if project.spec.online is not None:
+        from driftloop.controller import online_tick
+
+        options.pop("executor", None)
+        return online_tick.OnlineController(project, **options)
+    return Controller(project, **options)
 
 
 def _signals_json(signals: Any) -> dict[str, Any]:

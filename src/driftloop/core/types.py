@@ -16,3 +16,6 @@ Task: TypeAlias = Literal["classification", "regression"]
 MAX_VERSION = 2**31 - 1
 """The largest model version number (or other counter a request names) the store can hold: a
 PostgreSQL ``integer``. Requests are bounded by it, so a larger number is refused at the door."""
+
+BATCH_COLUMN = "__batch__"
+"""The column the controller tags accepted rows with: the id of the batch each came in."""

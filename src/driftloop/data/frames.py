@@ -14,9 +14,6 @@ from datetime import UTC, datetime
 
 import pandas as pd
 
-BATCH_COLUMN = "__batch__"
-"""The column the controller tags accepted rows with: the id of the batch each came in."""
-
 
 def fingerprint(frame: pd.DataFrame) -> str:
     """The sha256 of a frame's content: column names, dtypes and values in row order.

@@ -29,6 +29,9 @@ from driftloop.core.types import JSON
 from driftloop.policy import signals as sig
 from driftloop.policy import triggers as trig
 
+WITHOUT_NEW_DATA = ("manual", "schedule")
+"""Kinds of trigger that can fire on data already decided on."""
+
 
 @dataclass(frozen=True)
 class PolicyDecision:
@@ -75,6 +78,22 @@ class Policy:
         if not any(isinstance(trigger, trig.ManualTrigger) for trigger in triggers):
             triggers.append(trig.ManualTrigger())
         return cls(triggers, spec.cooldown)
+
+    def fires_without_new_data(self, signals: sig.Signals) -> bool:
+        """Whether a trigger that needs no new data fires on `signals`: a schedule occurrence
+        or a request (they read only the clock, the last training and decision, and
+        `manual`). The controller asks this before it gathers the signals that need rows.
+
+        >>> from datetime import UTC, datetime
+        >>> Policy([trig.ManualTrigger()]).fires_without_new_data(
+        ...     sig.Signals(datetime(2024, 1, 1, tzinfo=UTC), manual=True))
+        True
+        """
+        return any(
+            trigger.evaluate(signals).fired
+            for trigger in self.triggers
+            if trigger.kind in WITHOUT_NEW_DATA
+        )
 
     def decide(self, signals: sig.Signals) -> PolicyDecision:
         results = tuple(trigger.evaluate(signals) for trigger in self.triggers)

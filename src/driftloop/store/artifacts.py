@@ -16,12 +16,14 @@ import posixpath
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import fsspec
-import pandas as pd
 
 from driftloop.core import errors
+
+if TYPE_CHECKING:  # imported when a frame is stored or read
+    import pandas as pd
 
 PICKLE_SUFFIX = ".pickle"
 
@@ -110,6 +112,8 @@ class ArtifactStore:
 
     def get_frame(self, uri: str, sha256: str) -> pd.DataFrame:
         """Read back a frame stored by `put_frame`, after checking its hash."""
+        import pandas as pd
+
         return pd.read_parquet(io.BytesIO(self.get_bytes(uri, sha256)), engine="pyarrow")
 
     # -- models ----------------------------------------------------------------------------

@@ -301,15 +301,29 @@ class MetadataStore(_trials.TrialStore):
 
     def list_batches(
         self, pipeline: str, status: types.BatchStatus | None = None,
-        after_id: int | None = None, limit: int | None = None,
+        after_id: int | None = None, limit: int | None = None, last: int | None = None,
     ) -> list[entities.Batch]:
-        """Batches of `pipeline` in id (arrival) order, optionally only those after `after_id`."""
+        """Batches of `pipeline` in id (arrival) order, optionally only those after `after_id`;
+        the first `limit`, or the newest `last`."""
         query = _batches_query(status is not None, after_id is not None, limit is not None)
+        if last is not None:
+            query = query.order_by(None).order_by(T.batches.c.id.desc()).limit(last)
         with self._read() as conn:
             params = {"pid": self._pid(conn, pipeline), "status": status, "after": after_id,
                       "limit": limit}
             rows = conn.execute(query, params).all()
+        if last is not None:
+            rows.reverse()
         return [_rows.batch(row) for row in rows]
+
+    def count_batches(self, pipeline: str, status: types.BatchStatus | None = None) -> int:
+        """How many batches `pipeline` has (of one `status`)."""
+        b = T.batches
+        with self._read() as conn:
+            query = sa.select(sa.func.count()).where(b.c.pipeline_id == self._pid(conn, pipeline))
+            if status is not None:
+                query = query.where(b.c.status == status)
+            return int(conn.scalar(query) or 0)
 
     # -- profiles -------------------------------------------------------------------------------
 

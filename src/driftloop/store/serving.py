@@ -269,6 +269,10 @@ class ServingStore:
         if limit is not None:
             query = query.limit(limit)
         with self._read() as conn:
+            # Nothing labelled since `after_id` (a tick's usual case) is told by the feedback
+            # key alone: the join below starts from the pipeline's predictions on SQLite.
+            if conn.scalar(sa.select(f.c.id).where(f.c.id > after_id).limit(1)) is None:
+                return []
             rows = conn.execute(query.where(p.c.pipeline_id == self._pid(conn, pipeline))).all()
         return [
             Labelled(int(row.feedback_id), _prediction(row), row.label, row.actor,

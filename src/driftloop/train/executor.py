@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from driftloop.core import config, errors
-from driftloop.train import search, segments
+from driftloop.train import search
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,8 @@ class Executor(abc.ABC):
         it fails."""
         if spec.segment_by is None:
             return self.train_one(spec, X, y, base_dir, scorer)
+        from driftloop.train import segments  # pandas: imported when a training happens
+
         wall = time.perf_counter()
         parts = segments.split(X, y, spec.segment_by)
         plain = spec.model_copy(update={"segment_by": None})

@@ -1,7 +1,7 @@
 """Which labelled rows a training uses (`trainer.window` in the spec).
 
 The controller calls `select_window` on the labelled rows it holds (in time order, each tagged
-with its batch in `frames.BATCH_COLUMN`) before it hands them to an executor.
+with its batch in `types.BATCH_COLUMN`) before it hands them to an executor.
 
 - ``all``: every row;
 - ``last``: the newest `size` — batches, rows or a duration;
@@ -22,9 +22,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from driftloop.core import clock, config, errors
+from driftloop.core import clock, config, errors, types
 from driftloop.core.amount import Amount
-from driftloop.data import frames
 
 
 def select_window(frame: pd.DataFrame, spec: config.WindowSpec, *, timestamp: str | None,
@@ -58,10 +57,10 @@ def select_window(frame: pd.DataFrame, spec: config.WindowSpec, *, timestamp: st
 
 def newest(frame: pd.DataFrame, size: Amount, *, timestamp: str | None,
            now: datetime) -> pd.DataFrame:
-    """The newest `size` of `frame`: its last rows, batches (by `frames.BATCH_COLUMN`), the rows
+    """The newest `size` of `frame`: its last rows, batches (by `types.BATCH_COLUMN`), the rows
     stamped within a duration before `now`, or a share of its rows.
 
-    >>> frame = pd.DataFrame({"x": range(6), frames.BATCH_COLUMN: [1, 1, 2, 2, 3, 3]})
+    >>> frame = pd.DataFrame({"x": range(6), types.BATCH_COLUMN: [1, 1, 2, 2, 3, 3]})
     >>> newest(frame, Amount(2, "batches"), timestamp=None, now=datetime(2024, 1, 1))["x"].tolist()
     [2, 3, 4, 5]
     >>> len(newest(frame, Amount(0.5, "share"), timestamp=None, now=datetime(2024, 1, 1)))
@@ -86,7 +85,7 @@ def auto_candidates(frame: pd.DataFrame, spec: config.WindowSpec) -> list[Amount
     """The windows `auto` tries on `frame`: the spec's `candidates`, or 1, 2, 4, ... batches
     while fewer than all of them, then all (as many batches as there are).
 
-    >>> frame = pd.DataFrame({frames.BATCH_COLUMN: [1, 2, 3, 4, 5, 6]})
+    >>> frame = pd.DataFrame({types.BATCH_COLUMN: [1, 2, 3, 4, 5, 6]})
     >>> [str(a) for a in auto_candidates(frame, config.WindowSpec(kind="auto"))]
     ['1 batch', '2 batches', '4 batches', '6 batches']
     """
@@ -101,9 +100,9 @@ def auto_candidates(frame: pd.DataFrame, spec: config.WindowSpec) -> list[Amount
 
 
 def _batches(frame: pd.DataFrame) -> np.ndarray[Any, Any]:
-    if frames.BATCH_COLUMN not in frame.columns:
+    if types.BATCH_COLUMN not in frame.columns:
         raise errors.ConfigError("a window in batches needs rows tagged with their batch")
-    ids: np.ndarray[Any, Any] = frame[frames.BATCH_COLUMN].to_numpy()
+    ids: np.ndarray[Any, Any] = frame[types.BATCH_COLUMN].to_numpy()
     return ids
 
 

@@ -44,13 +44,14 @@ import inspect
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from driftloop.core import config, errors
 from driftloop.core.types import JSON
 from driftloop.data import row_names as row_names_
+
+if TYPE_CHECKING:  # pandas is imported when data is read, not to poll for new data
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,7 @@ class RawBatch:
     def without(self, recorded: Collection[str]) -> RawBatch | None:
         """This batch minus the rows of messages in `recorded`; None if nothing is left.
 
+        >>> import pandas as pd
         >>> frame = pd.DataFrame({"x": [1, 2, 3]})
         >>> raw = RawBatch("s#1..3", "f", frame, None, {}, messages=("1", "2", "3"))
         >>> rest = raw.without({"1", "3"})

@@ -27,13 +27,14 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from driftloop.core import errors
 from driftloop.data import row_names
 from driftloop.data.sources import base
+
+if TYPE_CHECKING:  # imported when a batch is cut
+    pass
 
 Record = dict[str, Any]
 Parsed = tuple[Record | None, str | None]
@@ -212,6 +213,8 @@ class Batcher:
     def cut(self) -> base.RawBatch:
         """Close the open batch and return it."""
         messages = tuple(self.messages_)
+        import pandas as pd
+
         frame = pd.DataFrame.from_records(self.records_)
         self.messages_, self.records_, self.opened_ = [], [], None
         return base.RawBatch(

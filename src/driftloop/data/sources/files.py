@@ -24,15 +24,17 @@ import posixpath
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import fsspec
-import pandas as pd
 
 from driftloop.core import config, errors
 from driftloop.core.types import JSON
 from driftloop.data import row_names as row_names_
 from driftloop.data.sources import base
+
+if TYPE_CHECKING:  # imported to read a file, not to list the new ones
+    import pandas as pd
 
 Format = Literal["csv", "parquet", "auto"]
 
@@ -216,6 +218,8 @@ def _format_of(name: str) -> Literal["csv", "parquet"] | None:
 
 
 def _read_csv(data: bytes, compression: str | None) -> tuple[pd.DataFrame | None, str | None]:
+    import pandas as pd
+
     if compression is None and b"\x00" in data:
         offset = data.index(b"\x00")
         return None, f"not valid CSV: binary data (a NUL byte at offset {offset})"

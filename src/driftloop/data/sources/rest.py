@@ -42,15 +42,16 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from urllib.parse import urljoin, urlsplit
-
-import pandas as pd
 
 from driftloop.core import config, errors
 from driftloop.core.types import JSON
-from driftloop.data import bodies, row_names
+from driftloop.data import row_names
 from driftloop.data.sources import base
+
+if TYPE_CHECKING:  # pandas: imported when a page is read, not when the source is registered
+    import pandas as pd
 
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 MAX_WAIT = 60.0
@@ -147,6 +148,8 @@ class RestSource(base.Source):
         """Yield the pages with records not read before, up to `max_pages`; see the module
         docstring for the cursor ``{"since", "skip", "next", "high", "at"}``."""
         import httpx
+
+        from driftloop.data import bodies
 
         listing = _Listing.load(cursor)
         fresh = listing.next is None  # a listing started by this poll ends the poll
@@ -356,7 +359,7 @@ def _plain(value: Any) -> Any:
         value = value.item()
     if isinstance(value, float) and value != value:
         return None
-    if isinstance(value, pd.Timestamp):
+    if isinstance(value, datetime):  # pandas' Timestamp too
         return value.isoformat()
     return value
 

@@ -22,15 +22,16 @@ import hashlib
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import pandas as pd
 import sqlalchemy as sa
 
 from driftloop.core import config, errors
 from driftloop.core.types import JSON
-from driftloop.data import frames
 from driftloop.data.sources import base
+
+if TYPE_CHECKING:  # imported to read rows, not to build the source
+    import pandas as pd
 
 
 class SqlSource(base.Source):
@@ -88,6 +89,8 @@ class SqlSource(base.Source):
 
     def poll(self, cursor: JSON | None) -> Iterator[base.RawBatch]:
         """Yield batches newer than `cursor` = ``{"after": value, "type": ...}`` until caught up."""
+        from driftloop.data import frames  # pandas
+
         after = _load_cursor(cursor)
         engine = sa.create_engine(_url(self.url))
         try:
@@ -113,6 +116,8 @@ class SqlSource(base.Source):
             engine.dispose()
 
     def _read(self, engine: sa.Engine, after: Any, through: Any = None) -> pd.DataFrame:
+        import pandas as pd
+
         """Rows with after < timestamp (<= through), in timestamp order; a page unless `through`."""
         if self.table is not None:
             schema, _, name = self.table.rpartition(".")
@@ -135,6 +140,8 @@ class SqlSource(base.Source):
             raise self._error(exc) from exc
 
     def _error(self, exc: Exception) -> errors.DriftloopError:
+        import pandas as pd
+
         cause = exc.__cause__ if isinstance(exc, pd.errors.DatabaseError) else exc
         reason = str(getattr(cause, "orig", None) or cause).strip().splitlines()[0]
         where = self.table if self.table is not None else "the query"
@@ -162,6 +169,8 @@ def _url(url: str) -> sa.URL:
 
 def _to_python(value: Any) -> Any:
     """A pandas / numpy scalar as the plain Python value a DB driver binds."""
+    import pandas as pd
+
     if isinstance(value, pd.Timestamp):
         return value.to_pydatetime()
     if hasattr(value, "item"):
@@ -192,3 +201,4 @@ def _load_cursor(cursor: JSON | None) -> Any:
     if cursor.get("type") == "datetime":
         return datetime.fromisoformat(value)
     return value
+
