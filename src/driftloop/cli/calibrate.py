@@ -118,8 +118,9 @@ trainer:
 triggers:
   - kind: performance           # the live error significantly above the model's own earlier
     window: {window:<20}  # error (one-sided test, alpha 0.01); >= {MIN_WINDOW_ROWS} rows: {cadence}
-  - kind: volume                # and at the latest after 10 batches of new labels
-    every: 10 batches
+  - kind: volume                # and once the new labelled rows match the rows the model was
+    every: 100%                 # trained on: after a change, while a short window grows, soon;
+                                # on a stable stream, ever more rarely
 cooldown: 1 batch
 
 gate:                           # a challenger must not be worse than the champion on the
