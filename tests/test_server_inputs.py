@@ -37,7 +37,7 @@ def open_app(folder: Path, url: str) -> Iterator[tuple[httpx.Client, dict[str, s
     store.ensure_pipeline(spec.name, spec.model_dump(mode="json"))
     tokens = serving.ServingStore(store)
     secrets = {role: auth.create_token(tokens, role, [role], actor="test")[1]
-               for role in ("admin", "feedback", "view")}
+               for role in ("admin", "feedback", "view", "predict")}
     app = server_app.create_app(project, routers=[dashboard.router(store)])
     with serve_in_thread(app) as url, httpx.Client(base_url=url) as client:
         yield client, secrets
@@ -98,3 +98,20 @@ def test_a_guessed_feedback_shape_gets_the_expected_shape_back(
         assert '{"labels": [{"prediction_id": ' in body["detail"], body["detail"]
         assert body["context"]["problems"][0]["loc"][0] == "body", body
         assert f"the first, at `{where}`" in body["detail"], body["detail"]
+
+
+def test_predict_bodies_the_document_calls_invalid_are_refused(
+    sqlite_app: tuple[httpx.Client, dict[str, str]],
+) -> None:
+    client, secrets = sqlite_app
+    predictor = {"Authorization": f"Bearer {secrets['predict']}"}
+    for body in ({}, {"record": None}, {"records": [{"period": 0.5}], "record": None},
+                 {"records": None, "record": {"period": 0.5}}):
+        answer = client.post("/v1/predict", json=body, headers=predictor)
+        assert answer.status_code == 422, (body, answer.text)
+        assert "give exactly one of `records`" in answer.text
+        assert '{"record": {"period": 0.5' in answer.json()["detail"]  # the expected shape
+    schema = client.get("/openapi.json").json()["components"]["schemas"]["PredictRequest"]
+    assert schema["oneOf"] == [{"required": ["records"]}, {"required": ["record"]}]
+    assert schema["properties"]["record"] == {"type": "object", "additionalProperties": True,
+                                              "title": "Record"}

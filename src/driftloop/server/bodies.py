@@ -9,7 +9,7 @@ appear in ``/docs`` and in the message of a 422 (`server.problems`).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 from pydantic.json_schema import SkipJsonSchema
@@ -33,13 +33,15 @@ class PredictRequest(_Body):
         "examples": [{"record": _RECORD, "key": "customer-17"}, {"records": [_RECORD]}],
     })
 
-    records: list[dict[str, Any]] | SkipJsonSchema[None] = Field(default=None, min_length=1)
+    # min_length on the list itself: on the union it would fail (500) on an explicit null
+    records: Annotated[list[dict[str, Any]], Field(min_length=1)] | SkipJsonSchema[None] = None
     record: dict[str, Any] | SkipJsonSchema[None] = None
     key: str | None = Field(default=None, max_length=200)
 
     @model_validator(mode="after")
     def _one_of(self) -> PredictRequest:
-        if (self.records is None) == (self.record is None):
+        given = {"records", "record"} & self.model_fields_set  # an explicit null counts: the
+        if len(given) != 1 or getattr(self, given.pop()) is None:  # document has no nulls here
             raise ValueError("give exactly one of `records` (a list) or `record` (an object)")
         return self
 
