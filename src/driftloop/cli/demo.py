@@ -1,6 +1,7 @@
 """`driftloop demo`: the whole loop on the bundled Elec2 stream, in about a minute and a half.
 
-Backtests the pipeline of `driftloop init` (its spec, its default retraining policy) against the
+Backtests the pipeline `driftloop init --data` derives for Elec2 in daily files (its default
+retraining policy) against the
 baselines — never retrain, retrain on every batch (with the spec's window rule and with a fixed
 window as long as the warm-up), a fixed schedule with the default's number of trainings — and an
 online learner (river's Hoeffding Adaptive Tree, learning every row) on daily batches after a
@@ -12,7 +13,6 @@ from __future__ import annotations
 import os
 import time
 from datetime import timedelta
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -56,17 +56,20 @@ def demo(
     ),
 ) -> None:
     """Backtest driftloop's default retraining policy on real drifting data (Elec2)."""
+    from driftloop.cli import calibrate
     from driftloop.controller import backtest
     from driftloop.core import config
     from driftloop.data import elec2
 
-    scaffold = resources.files("driftloop.cli").joinpath("scaffold", "driftloop.yaml").read_text()
-    spec = config.parse_spec(scaffold, "driftloop.yaml (demo)")
+    frame = elec2.load_elec2()
+    # What `driftloop init --data` writes for Elec2 in daily files.
+    text = calibrate.spec_text(frame, name="electricity", target="class", timestamp="time",
+                               every=timedelta(days=1))
+    spec = config.parse_spec(text, "driftloop.yaml (demo)")
     trainer = {**spec.trainer.model_dump(mode="json"), **TRAINER}
     if ray:  # the policies run as Ray tasks; each trains in its own task
         trainer["executor"] = "ray"
     spec = backtest.policy_spec(spec, {"trainer": trainer})
-    frame = elec2.load_elec2()
     console.print(
         f"[bold]Elec2[/bold]: {len(frame):,} half-hourly rows from 1996-05-07 (NSW electricity "
         "market), a new batch every day, 30-day warm-up; each day is scored by the live model "

@@ -66,6 +66,15 @@ def split(project: projects.Project, window: pd.DataFrame) -> Split:
     return Split(window, window.iloc[: len(window) - rows], window.iloc[len(window) - rows :])
 
 
+def unseen(holdout: pd.DataFrame, champion: entities.ModelVersion | None) -> pd.DataFrame:
+    """The holdout rows the champion was not trained on (newer than its newest batch): the
+    only ones a comparison with it is fair on."""
+    if champion is None:
+        return holdout
+    upto = int(champion.metrics.get("data_upto_batch", max(champion.batch_ids, default=0)))
+    return holdout[holdout[types.BATCH_COLUMN].to_numpy() > upto]
+
+
 def fit(
     project: projects.Project,
     part: Split,

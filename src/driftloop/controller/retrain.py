@@ -68,7 +68,7 @@ def retrain(
         project.name,
         trainer=spec.trainer.function,
         params=dict(spec.trainer.params),
-        batch_ids=challengers.batch_ids(part.train),
+        batch_ids=challengers.batch_ids(part.window),  # trained on, or held out and refitted
         decision_id=decision.id,
         trainer_sha256=fingerprint.trainer_sha256(spec.trainer, project.base_dir),
     )
@@ -82,14 +82,19 @@ def retrain(
         return Outcome(failed, None, False, failed.error or "")
     try:
         fitted = challengers.fit(project, part, features, executor)
-        report = gate.evaluate_gate(
-            fitted.estimator,
-            champion[1] if champion else None,
-            part.holdout[features],
-            part.holdout[spec.target],
-            spec.gate,
-            spec.task,
-        )
+        fair = challengers.unseen(part.holdout, champion[0] if champion else None)
+        if champion is not None and fair.empty and not part.holdout.empty:
+            report = gate.unjudged(spec.gate, "the champion was trained on every holdout row (no "
+                                   "newer labelled data): nothing fair to compare on")
+        else:
+            report = gate.evaluate_gate(
+                fitted.estimator,
+                champion[1] if champion else None,
+                fair[features],
+                fair[spec.target],
+                spec.gate,
+                spec.task,
+            )
         model, refit_seconds, trained_on = fitted.estimator, 0.0, part.train
         if report.passed:
             model, refit_seconds, trained_on = challengers.refit(

@@ -82,6 +82,14 @@ def evaluate_gate(
     return replace(report, passed=True, reason="gate disabled: every trained model is promoted")
 
 
+def unjudged(spec: config.GateSpec, reason: str) -> GateReport:
+    """A pass without a comparison (no rows to compare on fairly), saying why."""
+    return GateReport(metric=spec.metric, greater_is_better=True, challenger_score=None,
+                      champion_score=None, diff=None, mean_diff=None, ci_low=None, ci_high=None,
+                      confidence=spec.confidence, resamples=0, n=0, passed=True,
+                      reason=f"promoted without comparison: {reason}")
+
+
 def _compare(
     challenger: Any,
     champion: Any | None,
