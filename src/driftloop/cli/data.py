@@ -3,6 +3,7 @@ was quarantined). Called by `cli.main`."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import typer
@@ -76,7 +77,7 @@ def show_batches(listed: list[entities.Batch]) -> None:
         status = (
             "[green]accepted[/green]" if batch.status == "accepted" else "[red]quarantined[/red]"
         )
-        period = f"{batch.start:%Y-%m-%d} → {batch.end:%m-%d}" if batch.start and batch.end else ""
+        period = _period(batch.start, batch.end) if batch.start and batch.end else ""
         found = sum(len(reasons) for reasons in batch.reasons.values())
         table.add_row(
             str(batch.id),
@@ -94,3 +95,15 @@ def show_batches(listed: list[entities.Batch]) -> None:
             )
             for reason in (r for reasons in batch.reasons.values() for r in reasons):
                 console.print(f"  • {reason}", highlight=False)
+
+
+def _period(start: datetime, end: datetime) -> str:
+    """A batch's time span, short: the end's year only when it differs from the start's.
+
+    >>> _period(datetime(1997, 1, 1), datetime(1997, 4, 11))
+    '1997-01-01 → 04-11'
+    >>> _period(datetime(1997, 1, 1), datetime(2003, 4, 11))
+    '1997-01-01 → 2003-04-11'
+    """
+    shown = "%m-%d" if start.year == end.year else "%Y-%m-%d"
+    return f"{start:%Y-%m-%d} → {end.strftime(shown)}"

@@ -82,8 +82,9 @@ def pareto_front(points: Sequence[Point], greater_is_better: bool = True) -> lis
     >>> pareto_front([Point("a", 10, 0.9), Point("b", 1, 0.8), Point("c", 5, 0.7),
     ...               Point("d", 20, 0.9)])
     ['b', 'a']
-    >>> pareto_front([Point("a", 10, 0.3), Point("b", 1, 0.5)], greater_is_better=False)
-    ['a', 'b']
+    >>> pareto_front([Point("a", 10, 0.3), Point("b", 1, 0.5), Point("c", 20, 0.4)],
+    ...              greater_is_better=False)  # errors: smaller is better
+    ['b', 'a']
     """
     sign = 1.0 if greater_is_better else -1.0
     scored = [p for p in points if p.score == p.score]
