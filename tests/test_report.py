@@ -151,6 +151,9 @@ def test_the_reference_is_the_better_every_batch_row_whatever_the_other_names() 
     gaps = {g["policy"]: g["values"] for g in data["gap"]}
     assert gaps["mine"] == pytest.approx([0.0, -0.05, 0.0])  # rolling over 0, -0.1, +0.1
     assert "every-batch" in gaps and "every-batch (fixed window)" not in gaps
+    assert "On the Pareto front" in html
+    dominated = report.render_backtest(results, title="t", description="d", focus="every-batch")
+    assert "Not on the Pareto front: <b>every-batch (fixed window), mine</b>" in dominated
 
 
 def test_for_an_error_metric_lower_is_better_and_above_zero_still_means_better() -> None:

@@ -88,17 +88,24 @@ def pareto_front(points: Sequence[Point], greater_is_better: bool = True) -> lis
     """
     sign = 1.0 if greater_is_better else -1.0
     scored = [p for p in points if p.score == p.score]
-
-    def beaten(p: Point) -> bool:
-        return any(
-            q.cpu_seconds <= p.cpu_seconds
-            and sign * q.score >= sign * p.score
-            and (q.cpu_seconds < p.cpu_seconds or sign * q.score > sign * p.score)
-            for q in scored
-        )
-
-    front = [p for p in scored if not beaten(p)]
+    front = [p for p in scored if not beaten_by(p, scored, greater_is_better)]
     return [p.policy for p in sorted(front, key=lambda p: (p.cpu_seconds, -sign * p.score))]
+
+
+def beaten_by(point: Point, points: Sequence[Point], greater_is_better: bool = True) -> list[str]:
+    """The policies that beat `point` on both axes (what a user would pick instead).
+
+    >>> beaten_by(Point("c", 5, 0.7), [Point("a", 10, 0.9), Point("b", 1, 0.8)])
+    ['b']
+    """
+    sign = 1.0 if greater_is_better else -1.0
+    return [
+        q.policy
+        for q in points
+        if q.cpu_seconds <= point.cpu_seconds
+        and sign * q.score >= sign * point.score
+        and (q.cpu_seconds < point.cpu_seconds or sign * q.score > sign * point.score)
+    ]
 
 
 def gap_series(
@@ -136,6 +143,10 @@ def render_backtest(
     ref = reference(results)
     chosen = next((r for r in results if r.policy == focus), results[-1])
     rows = summary_rows(results)
+    points = [Point(r.policy, r.cpu_seconds, r.score) for r in results if r.score == r.score]
+    better = beaten_by(
+        Point(chosen.policy, chosen.cpu_seconds, chosen.score), points, _direction(metric) > 0
+    )
     data = {
         "days": [int(datetime.fromisoformat(step.end).timestamp()) for step in results[0].steps],
         "metric": metric,
@@ -158,6 +169,8 @@ def render_backtest(
         description=description,
         rows=rows,
         lead=next(row for row in rows if row["policy"] == chosen.policy),
+        beaten_by=better,
+        greater_is_better=_direction(metric) > 0,
         focus=chosen.policy,
         reference=ref.policy if ref else None,
         created=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
