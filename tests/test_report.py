@@ -101,6 +101,7 @@ def test_the_gap_chart_is_each_policys_rolling_difference_to_every_batch(replaye
     by_name = {r.policy: r for r in results}
     every = [s.metric for s in by_name["every-batch"].steps]
     gaps = {g["policy"]: g for g in data["gap"]}
+    assert data["smoothing"] == report.SMOOTHING  # a short replay: the least smoothing
     assert data["gap"][0]["policy"] == "mine"  # the focus first
     assert set(gaps) == {"never", "weekly", "mine"}  # all but the reference
     for name, gap in gaps.items():
@@ -108,7 +109,7 @@ def test_the_gap_chart_is_each_policys_rolling_difference_to_every_batch(replaye
         differences = pd.Series(
             [s.metric - e if s.metric is not None and e is not None else None
              for s, e in zip(steps, every, strict=True)], dtype=float)
-        known = differences.dropna().rolling(report.SMOOTHING, min_periods=1).mean()
+        known = differences.dropna().rolling(data["smoothing"], min_periods=1).mean()
         expected = known.reindex(differences.index).ffill()
         assert len(gap["values"]) == len(steps)
         for value, want in zip(gap["values"], expected, strict=True):

@@ -27,7 +27,8 @@ from driftloop.controller import backtest
 from driftloop.gate import metrics
 
 SMOOTHING = 7
-"""Batches in the trailing mean of the time charts."""
+"""Batches in the trailing mean of the time charts: at least this many, and a fortieth of the
+replay when that is more (day-to-day noise would hide a long replay's trends)."""
 MAX_FEATURES = 12
 """Drift series drawn: the features with the largest effect on any batch."""
 REFERENCE_PREFIX = "every-batch"
@@ -108,8 +109,17 @@ def beaten_by(point: Point, points: Sequence[Point], greater_is_better: bool = T
     ]
 
 
+def smoothing(batches: int) -> int:
+    """Batches in the trailing mean of a replay of `batches` batches.
+
+    >>> smoothing(16), smoothing(915)
+    (7, 22)
+    """
+    return max(SMOOTHING, batches // 40)
+
+
 def gap_series(
-    result: backtest.PolicyResult, ref: backtest.PolicyResult, width: int = SMOOTHING
+    result: backtest.PolicyResult, ref: backtest.PolicyResult, width: int
 ) -> list[float | None]:
     """Per batch, the trailing mean over the last `width` batches scored by both of
     (`result` − `ref`), signed so that below zero is worse than the reference.
@@ -143,6 +153,7 @@ def render_backtest(
     ref = reference(results)
     chosen = next((r for r in results if r.policy == focus), results[-1])
     rows = summary_rows(results)
+    width = smoothing(len(results[0].steps))
     points = [Point(r.policy, r.cpu_seconds, r.score) for r in results if r.score == r.score]
     better = beaten_by(
         Point(chosen.policy, chosen.cpu_seconds, chosen.score), points, _direction(metric) > 0
@@ -151,14 +162,14 @@ def render_backtest(
         "days": [int(datetime.fromisoformat(step.end).timestamp()) for step in results[0].steps],
         "metric": metric,
         "greater_is_better": _direction(metric) > 0,
-        "smoothing": SMOOTHING,
+        "smoothing": width,
         "focus": chosen.policy,
         "reference": ref.policy if ref else None,
         "pareto": _pareto(results, rows, ref),
-        "gap": _gaps(results, ref, chosen),
-        "accuracy": {r.policy: _rolling(_metric(r), SMOOTHING) for r in results},
-        "retrains": _retrains(chosen),
-        "drift": _drift(chosen),
+        "gap": _gaps(results, ref, chosen, width),
+        "accuracy": {r.policy: _rolling(_metric(r), width) for r in results},
+        "retrains": _retrains(chosen, width),
+        "drift": _drift(chosen, width),
     }
     static = resources.files("driftloop.ui").joinpath("static")
     environment = jinja2.Environment(
@@ -222,6 +233,7 @@ def _gaps(
     results: Sequence[backtest.PolicyResult],
     ref: backtest.PolicyResult | None,
     chosen: backtest.PolicyResult,
+    width: int,
 ) -> list[dict[str, Any]]:
     """One gap series per policy other than the reference (the focus first), with the batches
     it retrained on (indices into the days)."""
@@ -232,20 +244,20 @@ def _gaps(
     return [
         {
             "policy": r.policy,
-            "values": gap_series(r, ref),
+            "values": gap_series(r, ref, width),
             "retrains": [i for i, step in enumerate(r.steps) if step.retrained],
         }
         for r in others
     ]
 
 
-def _retrains(result: backtest.PolicyResult) -> list[float | None]:
+def _retrains(result: backtest.PolicyResult, width: int) -> list[float | None]:
     """The focus policy's smoothed score on the batches it retrained, None elsewhere."""
-    smoothed = _rolling(_metric(result), SMOOTHING)
+    smoothed = _rolling(_metric(result), width)
     return [v if s.retrained else None for s, v in zip(result.steps, smoothed, strict=True)]
 
 
-def _drift(result: backtest.PolicyResult) -> dict[str, list[float | None]]:
+def _drift(result: backtest.PolicyResult, width: int) -> dict[str, list[float | None]]:
     """The smoothed drift effect of the features that drifted most (wide data keeps the file
     small and the chart readable)."""
     effects: dict[str, float] = {}
@@ -254,7 +266,7 @@ def _drift(result: backtest.PolicyResult) -> dict[str, list[float | None]]:
             effects[name] = max(effects.get(name, 0.0), value or 0.0)
     features = sorted(sorted(effects, key=lambda n: -effects[n])[:MAX_FEATURES])
     return {
-        name: _rolling([step.drift.get(name) for step in result.steps], SMOOTHING)
+        name: _rolling([step.drift.get(name) for step in result.steps], width)
         for name in features
     }
 
