@@ -49,6 +49,18 @@ CHART_PIXELS = """(element) => {
   return [painted, element.chart.data[0].length];
 }"""
 
+COLOURED_PIXELS = """(element) => {
+  const canvas = element.querySelector("canvas");
+  const pixels = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+  let coloured = 0;  // axes, grid and labels are grey: only data is drawn in colour
+  for (let i = 0; i < pixels.length; i += 4) {
+    const high = Math.max(pixels[i], pixels[i + 1], pixels[i + 2]);
+    const low = Math.min(pixels[i], pixels[i + 1], pixels[i + 2]);
+    if (pixels[i + 3] > 0 && high - low > 60) coloured++;
+  }
+  return coloured;
+}"""
+
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
@@ -163,7 +175,8 @@ def test_a_thousand_column_drift_report_opens_fast(browser: Any, tmp_path: Path)
 
 
 def replayed(days: int = 300) -> list[backtest.PolicyResult]:
-    """Seeded daily scores shaped like a backtest: every-batch (fixed window) best and dearest, never worst."""
+    """Seeded daily scores shaped like a backtest: never the worst, online the best, the
+    fixed-window every-batch the reference."""
     chance = random.Random(7)
     start = datetime(2024, 1, 1, tzinfo=UTC)
     policies = {  # name: (mean loss against every-batch, trains every n days, CPU per training)
@@ -203,6 +216,8 @@ def test_the_backtest_report_paints_its_pareto_and_gap_charts(
     for selector in charts:
         painted, points = page.locator(selector).evaluate(CHART_PIXELS)
         assert painted > 500 and points > 0, selector
+        # the points, the gap lines and their fill, the score and drift lines
+        assert page.locator(selector).evaluate(COLOURED_PIXELS) > 100, selector
     assert page.locator(".gap").count() == 5  # every row but the reference
     assert page.locator(".gap-title").first.inner_text().startswith("mine")
     assert not page.locator("#accuracy").is_visible()  # the lines are there, collapsed
