@@ -171,7 +171,7 @@ def show_results(rows: list[dict[str, Any]], metric: str, reference: str | None)
     table = console.table("policy", metric, "% of e.b.", "trained", "promoted", "CPU s", "% CPU")
     table.columns[0].no_wrap = True
     table.caption = (
-        f"% of e.b.: of the {metric} and the training CPU of {reference or 'every-batch'}; "
+        f"% of e.b., % CPU: of {reference or 'every-batch'}'s {metric} and training CPU; "
         "CPU s: training CPU seconds (online: learning CPU seconds; trained: snapshots)"
     )
     for row in rows:
