@@ -1,7 +1,8 @@
 """The dashboard in a real browser: Debian's /usr/bin/chromium, headless, driven by Playwright,
 against a real `driftloop serve` (canary rollout, live traffic) over the history of
 tests/test_dashboard.py. Every page renders without console errors, the charts draw, clicking
-a model version on the timeline opens its lineage; screenshots go to test-artifacts/.
+a model version on the timeline opens its lineage; the backtest report's charts are painted;
+screenshots go to test-artifacts/.
 
 Marked `browser`: skipped with the reason when Chromium or Playwright is missing, failed
 instead under DRIFTLOOP_REQUIRE_SERVICES=1 (CI installs both).
@@ -9,8 +10,11 @@ instead under DRIFTLOOP_REQUIRE_SERVICES=1 (CI installs both).
 
 from __future__ import annotations
 
+import math
+import random
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +25,10 @@ from test_dashboard import lived_folder, view_token
 from test_drift_html import wide_report
 from test_server import RECORD, Server, bearer
 
+from driftloop.controller import backtest, rollout
 from driftloop.controller import project as projects
-from driftloop.controller import rollout
 from driftloop.store import serving
+from driftloop.ui import report
 
 pytestmark = pytest.mark.browser
 
@@ -42,6 +47,18 @@ CHART_PIXELS = """(element) => {
   let painted = 0;
   for (let i = 3; i < pixels.length; i += 4) if (pixels[i] !== 0) painted++;
   return [painted, element.chart.data[0].length];
+}"""
+
+COLOURED_PIXELS = """(element) => {
+  const canvas = element.querySelector("canvas");
+  const pixels = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+  let coloured = 0;  // axes, grid and labels are grey: only data is drawn in colour
+  for (let i = 0; i < pixels.length; i += 4) {
+    const high = Math.max(pixels[i], pixels[i + 1], pixels[i + 2]);
+    const low = Math.min(pixels[i], pixels[i + 1], pixels[i + 2]);
+    if (pixels[i + 3] > 0 && high - low > 60) coloured++;
+  }
+  return coloured;
 }"""
 
 
@@ -153,5 +170,58 @@ def test_a_thousand_column_drift_report_opens_fast(browser: Any, tmp_path: Path)
     print(f"1000-column drift report: {size / 1024:.0f} KB, built in {built:.2f} s, "
           f"opened (load + first histograms) in {opened:.2f} s, {drawn} histograms drawn")
     assert opened < 10
+    assert problems == []
+    page.close()
+
+
+def replayed(days: int = 300) -> list[backtest.PolicyResult]:
+    """Seeded daily scores shaped like a backtest: never the worst, online the best, the
+    fixed-window every-batch the reference."""
+    chance = random.Random(7)
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    policies = {  # name: (mean loss against every-batch, trains every n days, CPU per training)
+        "never": (0.08, 10_000, 0.2), "every-batch": (0.01, 1, 0.1),
+        "every-batch (fixed window)": (0.0, 1, 0.1), "schedule (same budget)": (0.02, 8, 0.1),
+        "mine": (0.012, 9, 0.1), "online": (-0.005, 20, 0.3),
+    }
+    season = [0.8 + 0.05 * math.sin(day / 20) for day in range(days)]
+    results = []
+    for name, (loss, every, cpu) in policies.items():
+        steps = tuple(
+            backtest.Step((start + timedelta(days=day)).isoformat(), 48,
+                          None if day == 0 else season[day] - loss * (1 + math.sin(day / 9))
+                          + chance.gauss(0, 0.02),
+                          day % every == 0, day % every == 0, 0.1, {"x": chance.random()})
+            for day in range(days))
+        scores = [s.metric for s in steps if s.metric is not None]
+        trainings = sum(s.retrained for s in steps)
+        results.append(backtest.PolicyResult(name, "accuracy", sum(scores) / len(scores),
+                                             trainings, trainings, trainings * cpu, 1.0, steps))
+    return results
+
+
+def test_the_backtest_report_paints_its_pareto_and_gap_charts(
+    browser: Any, tmp_path: Path,
+) -> None:
+    path = tmp_path / "report.html"
+    path.write_text(report.render_backtest(replayed(), title="driftloop backtest",
+                                           description="300 daily batches", focus="mine"))
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda exc: problems.append(str(exc)))
+    page.goto(path.as_uri(), wait_until="load")
+    charts = ["#pareto", *(f'.gap[data-policy="{name}"]' for name in (
+        "mine", "schedule (same budget)", "online", "never", "every-batch")), "#accuracy", "#drift"]
+    for selector in charts:
+        painted, points = page.locator(selector).evaluate(CHART_PIXELS)
+        assert painted > 500 and points > 0, selector
+        # the points, the gap lines and their fill, the score and drift lines
+        assert page.locator(selector).evaluate(COLOURED_PIXELS) > 100, selector
+    assert page.locator(".gap").count() == 5  # every row but the reference
+    assert page.locator(".gap-title").first.inner_text().startswith("mine")
+    assert not page.locator("#accuracy").is_visible()  # the lines are there, collapsed
+    page.screenshot(path=str(ARTIFACTS / "backtest-report.png"), full_page=True)
+    page.locator("#pareto").screenshot(path=str(ARTIFACTS / "backtest-report-pareto.png"))
     assert problems == []
     page.close()

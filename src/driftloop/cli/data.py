@@ -4,6 +4,7 @@ quarantined, which accepted ones carry data-quality signals) and `driftloop batc
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import typer
@@ -150,7 +151,7 @@ def show_batches(listed: list[entities.Batch], signals: bool = False) -> None:
     and, with `signals`, the data-quality signals of each accepted one."""
     table = console.table("id", "file", "rows", "period", "status", "reasons", "signals")
     for batch in listed:
-        period = f"{batch.start:%Y-%m-%d} → {batch.end:%m-%d}" if batch.start and batch.end else ""
+        period = _period(batch.start, batch.end) if batch.start and batch.end else ""
         found = sum(len(reasons) for reasons in batch.reasons.values())
         table.add_row(
             str(batch.id),
@@ -194,3 +195,15 @@ def _signals(batch: entities.Batch) -> str:
     columns = list(batch.quality)
     named = ", ".join(columns[:3]) + (f" +{len(columns) - 3}" if len(columns) > 3 else "")
     return f"[yellow]⚠ {named} ({batch.quality_rows} rows)[/yellow]"
+
+
+def _period(start: datetime, end: datetime) -> str:
+    """A batch's time span, short: the end's year only when it differs from the start's.
+
+    >>> _period(datetime(1997, 1, 1), datetime(1997, 4, 11))
+    '1997-01-01 → 04-11'
+    >>> _period(datetime(1997, 1, 1), datetime(2003, 4, 11))
+    '1997-01-01 → 2003-04-11'
+    """
+    shown = "%m-%d" if start.year == end.year else "%Y-%m-%d"
+    return f"{start:%Y-%m-%d} → {end.strftime(shown)}"

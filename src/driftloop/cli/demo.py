@@ -140,31 +140,50 @@ def replay_and_report(
         )
         for task in tasks.values():
             bar.update(task, completed=len(ends))
-    show_results(reports.summary_rows(results), spec.gate.metric)
+    reference = reports.reference(results)
+    show_results(
+        reports.summary_rows(results), spec.gate.metric, reference.policy if reference else None
+    )
     if report is not None:
-        window = spec.trainer.window
         html = reports.render_backtest(
             results,
             title=title,
             focus=focus,
-            description=f"{len(ends) - 1} batches of {_human(every)} after a "
-            f"{_human(warmup)} warm-up, "
-            f"test-then-train; trainer {spec.trainer.function}, window {window.kind}"
-            + (f" {window.size or _human(window.duration)}" if window.size or window.duration
-               else ""),
+            description=describe(len(ends), every, warmup, spec),
         )
         report.write_text(html)
         console.ok(f"report: {report} ({len(html) // 1024} KB)")
     console.info(f"{time.perf_counter() - started:.0f} s in all")
 
 
-def show_results(rows: list[dict[str, Any]], metric: str) -> None:
-    """The comparison; percentages are relative to retraining on every batch (e.b.)."""
-    table = console.table("policy", metric, "% e.b.", "trained", "promoted", "CPU s", "%CPU")
+def describe(batches: int, every: timedelta, warmup: timedelta, spec: Any) -> str:
+    """The replay in a line. The warm-up is a batch too (it trains the first model), so the
+    count matches the steps replayed and every-batch's trainings.
+
+    >>> from driftloop.core import config
+    >>> spec = config.PipelineSpec.model_validate({"name": "p", "target": "y",
+    ...     "source": {"kind": "files", "path": "d"}, "trainer": {"function": "m:f"}})
+    >>> describe(915, timedelta(days=1), timedelta(days=30), spec)
+    '915 batches (a 30-day warm-up, then 914 of 1 day), test-then-train; trainer m:f, window all'
+    """
+    window = spec.trainer.window
+    return (
+        f"{batches} batches (a {_human(warmup, single=True)} warm-up, then {batches - 1} of "
+        f"{_human(every)}), test-then-train; trainer {spec.trainer.function}, window "
+        f"{window.kind}"
+        + (f" {_human(window.duration)}" if window.duration else "")
+        + (f" {window.rows} rows" if window.rows else "")
+        + (f" {window.size}" if window.size else "")
+    )
+
+
+def show_results(rows: list[dict[str, Any]], metric: str, reference: str | None) -> None:
+    """The comparison; percentages are relative to `reference`, the (better) every-batch row."""
+    table = console.table("policy", metric, "% of e.b.", "trained", "promoted", "CPU s", "% CPU")
     table.columns[0].no_wrap = True
     table.caption = (
-        "% e.b.: of every-batch; CPU s: training CPU seconds (online: learning CPU seconds; "
-        "trained: snapshots)"
+        f"% of e.b., % CPU: of {reference or 'every-batch'}'s {metric} and training CPU; "
+        "CPU s: training CPU seconds (online: learning CPU seconds; trained: snapshots)"
     )
     for row in rows:
         style = "bold" if row["policy"] in {DEFAULT_POLICY, SPEC_POLICY} else ""
@@ -181,15 +200,16 @@ def show_results(rows: list[dict[str, Any]], metric: str) -> None:
     console.print(table)
 
 
-def _human(delta: timedelta) -> str:
-    """`timedelta(days=1)` as "1 day", `timedelta(hours=12)` as "12 hours".
+def _human(delta: timedelta, single: bool = False) -> str:
+    """`timedelta(days=1)` as "1 day", `timedelta(hours=12)` as "12 hours"; `single` for use
+    before a noun ("30-day").
 
-    >>> _human(timedelta(days=30)), _human(timedelta(hours=12))
-    ('30 days', '12 hours')
+    >>> _human(timedelta(days=30)), _human(timedelta(hours=12)), _human(timedelta(days=30), True)
+    ('30 days', '12 hours', '30-day')
     """
     seconds = int(delta.total_seconds())
     for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
         if seconds % size == 0 and seconds >= size:
             count = seconds // size
-            return f"{count} {unit}{'s' if count != 1 else ''}"
-    return f"{seconds} seconds"
+            return f"{count}-{unit}" if single else f"{count} {unit}{'s' if count != 1 else ''}"
+    return f"{seconds}-second" if single else f"{seconds} seconds"
