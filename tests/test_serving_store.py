@@ -42,7 +42,7 @@ def rows(n: int, *, pipeline: str = "p", version: int = 1, at: datetime = START)
 
 
 def test_migration_creates_the_serving_tables(meta: MetadataStore) -> None:
-    assert migrations.head_revision() == "0006"
+    assert migrations.head_revision() == "0007"
     assert meta.schema_revision() == migrations.head_revision()
     assert {"predictions", "feedback", "tokens"} <= set(tables.metadata.tables)
     assert serving_tables.predictions.metadata is tables.metadata

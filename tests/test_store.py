@@ -72,7 +72,7 @@ def add_version(store: MetadataStore, batch_ids: list[int]) -> entities.ModelVer
 
 
 def test_migrations_run_up_from_empty_to_head(store: MetadataStore) -> None:
-    assert migrations.head_revision() == "0006"
+    assert migrations.head_revision() == "0007"
     assert store.schema_revision() == migrations.head_revision()
     with store.engine_.connect() as conn:
         names = set(sa.inspect(conn).get_table_names())
@@ -85,7 +85,7 @@ def test_open_twice_is_a_no_op(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'sub' / 'meta.db'}"
     MetadataStore.open(url).close()
     again = MetadataStore.open(url)
-    assert again.schema_revision() == "0006"
+    assert again.schema_revision() == "0007"
     with again.engine_.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1

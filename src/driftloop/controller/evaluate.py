@@ -2,7 +2,9 @@
 
 Called by the tick right after ingest (test-then-train: in a backtest this is the accuracy that
 counts). Each evaluation is stored with the per-row errors, which feed the streaming
-concept-drift detector (river ADWIN / Page-Hinkley) and the performance trigger's window.
+concept-drift detector (river ADWIN / Page-Hinkley) and the performance trigger's window, and
+with the accuracy estimated from the model's calibrated confidences before the labels were
+looked at (`train.calibration`), which stands in for the labels while they are missing.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from driftloop.controller import project as projects
 from driftloop.drift import detectors
 from driftloop.gate import metrics
 from driftloop.store import entities, serving
+from driftloop.train import calibration
 
 
 def errors_of(task: str, y_true: pd.Series, y_pred: np.ndarray) -> list[float]:
@@ -30,13 +33,23 @@ def errors_of(task: str, y_true: pd.Series, y_pred: np.ndarray) -> list[float]:
 
 
 def evaluate_batch(
-    project: projects.Project, model: Any, version: int, batch: entities.Batch, rows: pd.DataFrame
+    project: projects.Project,
+    model: Any,
+    version: int,
+    batch: entities.Batch,
+    rows: pd.DataFrame,
+    calibrator: calibration.Calibrator | None = None,
 ) -> entities.Evaluation:
-    """Score the champion on one batch's labelled rows and store the result."""
+    """Score the champion on one batch's labelled rows and store the result; with the model's
+    `calibrator`, first estimate its accuracy on all the batch's rows without their labels."""
     spec = project.spec
+    columns = spec.feature_columns([c for c in rows.columns if not c.startswith("__")])
+    estimate = None
+    if calibrator is not None and len(rows):
+        estimate = calibration.estimate_accuracy(model, calibrator, rows[columns])
     known = rows[spec.target].notna()
     labelled = rows if known.all() else rows[known]
-    features = labelled[spec.feature_columns([c for c in rows.columns if not c.startswith("__")])]
+    features = labelled[columns]
     value, errors = None, []
     if len(labelled):
         metric = metrics.get_metric(spec.gate.metric, spec.task)
@@ -54,6 +67,8 @@ def evaluate_batch(
         value=value,
         rows=len(labelled),
         errors=errors,
+        estimated_value=estimate,
+        estimated_rows=len(rows) if estimate is not None else 0,
     )
 
 

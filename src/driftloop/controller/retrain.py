@@ -22,6 +22,7 @@ from driftloop.data import profile as profiles
 from driftloop.gate import gate
 from driftloop.gate import metrics as gate_metrics
 from driftloop.store import entities
+from driftloop.train import calibration
 from driftloop.train import executor as executors
 from driftloop.train import search
 from driftloop.train import window as windows
@@ -105,6 +106,10 @@ def retrain(
         spec.gate,
         spec.task,
     )
+    calibrator, calibration_cpu = _calibrate(
+        project, executor, result.estimator, train_part, holdout, features
+    )
+    cpu_seconds = result.cpu_seconds + calibration_cpu
     artifact = project.artifacts.put_model(result.estimator)
     profile = store.add_profile(project.name, _profile(project, train_part, features))
     metrics = {
@@ -112,8 +117,13 @@ def retrain(
         "train_rows": len(train_part),
         "data_upto_batch": int(window[BATCH_COLUMN].max()),
         "holdout_rows": len(holdout),
-        "cpu_seconds": result.cpu_seconds,
+        "cpu_seconds": cpu_seconds,
     }
+    calibration_artifact = None
+    if calibrator is not None:
+        metrics["calibration_rows"] = calibrator.rows
+        stored = project.artifacts.put_json(calibrator.to_json())
+        calibration_artifact = (stored.uri, stored.sha256)
     keep_lease()
     version = store.add_model_version(
         project.name,
@@ -123,11 +133,53 @@ def retrain(
         metrics=metrics,
         profile_id=profile.id,
         gate_report=report.to_json(),
+        calibration=calibration_artifact,
     )
-    run = store.finish_run(run.id, status="succeeded", compute_seconds=result.cpu_seconds)
+    run = store.finish_run(run.id, status="succeeded", compute_seconds=cpu_seconds)
     keep_lease()
     promoted = report.passed and promote(project, version, actor)
     return Outcome(run, version, promoted, report.reason, result.estimator)
+
+
+def _calibrate(
+    project: projects.Project,
+    executor: executors.Executor,
+    model: Any,
+    train_part: pd.DataFrame,
+    holdout: pd.DataFrame,
+    features: list[str],
+) -> tuple[calibration.Calibrator | None, float]:
+    """The new model's confidence calibrator (`spec.estimate`) and the CPU seconds it cost.
+
+    Held-out rows: the gate's holdout, which the model never saw (free). Without one, and with
+    `estimate.rows` set, the same trainer fits once more on all but the newest `rows` training
+    rows, and that fit is calibrated on them: the stored model, trained on every row, is a
+    little more sure of itself than the fit its calibrator was made from."""
+    spec = project.spec
+    method = spec.estimate.method
+    if spec.task != "classification" or method == "none":
+        return None, 0.0
+    if len(holdout) >= calibration.MIN_ROWS:
+        fitted = calibration.fit_calibrator(
+            model, holdout[features], holdout[spec.target], method
+        )
+        return fitted, 0.0
+    rows = spec.estimate.rows
+    if rows < calibration.MIN_ROWS or len(train_part) < 2 * rows:
+        return None, 0.0
+    fit_part, held = train_part.iloc[: len(train_part) - rows], train_part.iloc[-rows:]
+    try:
+        extra = executor.train(
+            spec.trainer,
+            fit_part[features],
+            fit_part[spec.target],
+            project.base_dir,
+            gate_metrics.Scorer(spec.gate.metric, spec.task),
+        )
+    except errors.DriftloopError:
+        return None, 0.0  # the model itself trained; it goes without an estimate
+    fitted = calibration.fit_calibrator(extra.estimator, held[features], held[spec.target], method)
+    return fitted, extra.cpu_seconds
 
 
 def promote(project: projects.Project, version: entities.ModelVersion, actor: str) -> bool:

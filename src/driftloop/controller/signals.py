@@ -1,5 +1,6 @@
 """Gather the policy's `Signals` from the store: drift of the new rows against the champion's
-training profile, the live metric window, concept-drift detections, volume, manual requests.
+training profile, the live metric window, the accuracy estimated on the newest unlabelled
+batches, concept-drift detections, volume, manual requests.
 
 Called by the tick once per step, after ingest and evaluation, with what the tick already read
 this step (the accepted rows, the newest decisions, the champion and its profile).
@@ -51,6 +52,7 @@ def gather(
 
     drift = None
     live_metric, live_rows, champion_metric, concept = None, 0, None, False
+    estimated_metric, estimated_rows = None, 0
     if champion is not None:
         champion_metric = champion.metrics.get(spec.gate.metric)
         if new_batches and champion.profile_id is not None:
@@ -61,6 +63,11 @@ def gather(
             caused_by["profile"] = champion.profile_id
         live_metric, live_rows, used = _live_window(project, monitor.evaluations, champion.version)
         caused_by["evaluations"] = used
+        estimated_metric, estimated_rows, unlabelled = _estimated_window(
+            project, monitor.evaluations, champion.version
+        )
+        if unlabelled:
+            caused_by["estimated"] = unlabelled
         seen_evaluation = _last_evaluation(last_decision)
         detections = [e for e in monitor.update(champion.version) if e > seen_evaluation]
         concept = bool(detections)
@@ -77,6 +84,8 @@ def gather(
         drift=drift,
         live_metric=live_metric,
         live_rows=live_rows,
+        estimated_metric=estimated_metric,
+        estimated_rows=estimated_rows,
         champion_metric=champion_metric,
         new_labelled_rows=new_labelled,
         manual=manual is not None,
@@ -101,6 +110,27 @@ def _live_window(
         used.append(evaluation.id)
         rows += evaluation.rows
         total += evaluation.value * evaluation.rows
+        if rows >= window:
+            break
+    return (total / rows if rows else None), rows, used
+
+
+def _estimated_window(
+    project: projects.Project, evaluations: evaluate.Evaluations, version: int
+) -> tuple[float | None, int, list[int]]:
+    """The champion's estimated accuracy over its newest scored batches that had no labels
+    (back to its newest labelled evaluation), up to the performance window, weighted by rows.
+    Only for pipelines whose metric is accuracy: that is what the estimate estimates."""
+    if project.spec.gate.metric != "accuracy":
+        return None, 0, []
+    window = max((t.window for t in project.spec.triggers if t.kind == "performance"), default=0)
+    used, rows, total = [], 0, 0.0
+    for evaluation in evaluations.newest(version):
+        if evaluation.value is not None or evaluation.estimated_value is None:
+            break
+        used.append(evaluation.id)
+        rows += evaluation.estimated_rows
+        total += evaluation.estimated_value * evaluation.estimated_rows
         if rows >= window:
             break
     return (total / rows if rows else None), rows, used

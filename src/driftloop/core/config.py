@@ -261,6 +261,24 @@ class GateSpec(Spec):
     holdout_rows: int = Field(default=2000, gt=0)
 
 
+class EstimateSpec(Spec):
+    """Performance estimated before labels arrive (classifiers): each version's confidences are
+    calibrated on held-out labelled rows at training time (`train.calibration`), and every
+    batch the champion scores gets an estimated accuracy, used by a performance trigger while
+    the batch's labels are missing. The held-out rows are the gate's holdout; with the gate off
+    (or a holdout under 20 rows) and `rows` > 0, one extra fit on all but the newest `rows`
+    labelled rows of the window is calibrated on them (its CPU counts in the run's compute)."""
+
+    method: Literal["isotonic", "sigmoid", "none"] = Field(
+        default="isotonic", description="How confidences are calibrated; none: no estimate"
+    )
+    rows: int = Field(
+        default=0, ge=0,
+        description="Rows to hold out for calibration when the gate holds none out (an extra "
+        "fit); 0: calibrate only on the gate's holdout",
+    )
+
+
 class RolloutSpec(Spec):
     """How a model that passed the gate goes live, and when a live test promotes or rolls it back.
 
@@ -333,6 +351,7 @@ class PipelineSpec(Spec):
         "before another controller takes over; a live one renews it every third of this",
     )
     gate: GateSpec = GateSpec()
+    estimate: EstimateSpec = EstimateSpec()
     rollout: RolloutSpec = RolloutSpec()
     serving: ServingSpec = ServingSpec()
     online: OnlineSpec | None = Field(

@@ -22,6 +22,9 @@ class Signals:
     `drift` is a drift report's JSON (`dataset_drift`, `drifted_share`, `columns`).
     `live_metric` is the champion's metric on the last `live_rows` labelled rows it did not see
     in training; `champion_metric` its validation score when it was trained.
+    `estimated_metric` is the champion's accuracy estimated from its calibrated confidences
+    (CBPE) over the `estimated_rows` rows of its newest scored batches that had no labels (those
+    after its newest labelled evaluation); None when there are none or it has no calibrator.
 
     >>> from datetime import UTC
     >>> Signals(now=datetime(2024, 1, 1, tzinfo=UTC)).has_champion
@@ -35,6 +38,8 @@ class Signals:
     drift: JSON | None = None
     live_metric: float | None = None
     live_rows: int = 0
+    estimated_metric: float | None = None
+    estimated_rows: int = 0
     champion_metric: float | None = None
     new_labelled_rows: int = 0
     manual: bool = False

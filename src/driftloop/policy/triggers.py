@@ -127,7 +127,10 @@ class DriftTrigger(Trigger):
 class PerformanceTrigger(Trigger):
     """Fires when the champion's live metric falls below `floor`, or more than `drop` below its
     validation score, measured over at least `window` labelled rows. For metrics where lower is
-    better (log_loss, rmse, mae) `floor` is a ceiling and the drop is a rise.
+    better (log_loss, rmse, mae) `floor` is a ceiling and the drop is a rise. While the newest
+    batches have no labels, the accuracy estimated from calibrated confidences over them
+    (`Signals.estimated_metric`) is judged instead, once it covers `window` rows or there is
+    no live metric at all.
 
     >>> from driftloop.policy.signals import Signals
     >>> from datetime import UTC, datetime
@@ -157,9 +160,15 @@ class PerformanceTrigger(Trigger):
     def evaluate(self, signals: sig.Signals) -> sig.TriggerResult:
         lower = self.metric in LOWER_IS_BETTER
         live, rows, champion = signals.live_metric, signals.live_rows, signals.champion_metric
+        source = "live"
+        if signals.estimated_metric is not None and (live is None or
+                                                     signals.estimated_rows >= self.window):
+            # The newest batches have no labels yet: judge the accuracy estimated from the
+            # champion's calibrated confidences over them instead (CBPE).
+            live, rows, source = signals.estimated_metric, signals.estimated_rows, "estimated"
         evidence = {"metric": self.metric, "live_metric": live, "live_rows": rows,
                     "champion_metric": champion, "floor": self.floor, "drop": self.drop,
-                    "window": self.window, "greater_is_better": not lower}
+                    "window": self.window, "greater_is_better": not lower, "source": source}
         if live is None or rows < self.window:
             return self.result(False, f"live {self.metric} needs {self.window} labelled rows "
                                f"unseen in training; have {rows}", **evidence)
@@ -173,7 +182,7 @@ class PerformanceTrigger(Trigger):
             if _worse(live, limit, lower):
                 reasons.append(f"is {worse} champion validation {champion:g} "
                                f"{'+' if lower else '-'} {self.drop:g}")
-        head = f"live {self.metric} {live:.4g} over {rows} rows"
+        head = f"{source} {self.metric} {live:.4g} over {rows} rows"
         if reasons:
             return self.result(True, f"{head} " + " and ".join(reasons), **evidence)
         return self.result(False, f"{head} is within bounds", **evidence)
