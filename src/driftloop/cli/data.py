@@ -65,13 +65,22 @@ def batches(
     if not listed:
         console.info("no batches yet: run `driftloop ingest`")
     else:
-        show_batches(listed)
+        scored = {
+            e.batch_id: e for e in project.store.list_evaluations(project.name)
+            if e.batch_id is not None
+        }
+        show_batches(listed, scored)
     project.close()
 
 
-def show_batches(listed: list[entities.Batch]) -> None:
-    """A table of batches, then the reasons of each quarantined one (long lines fit no column)."""
-    table = console.table("id", "file", "rows", "period", "status", "reasons")
+def show_batches(
+    listed: list[entities.Batch], scored: dict[int, entities.Evaluation] | None = None
+) -> None:
+    """A table of batches, then the reasons of each quarantined one (long lines fit no column).
+    With `scored` (batch id → the champion's evaluation of it), the metric realised on each
+    batch and the accuracy estimated from calibrated confidences before its labels were used."""
+    extra = ("live", "estimated") if scored is not None else ()
+    table = console.table("id", "file", "rows", "period", "status", "reasons", *extra)
     for batch in listed:
         status = (
             "[green]accepted[/green]" if batch.status == "accepted" else "[red]quarantined[/red]"
@@ -85,6 +94,7 @@ def show_batches(listed: list[entities.Batch]) -> None:
             period,
             status,
             str(found) if found else "",
+            *(_scores(scored.get(batch.id)) if scored is not None else ()),
         )
     console.print(table)
     for batch in listed:
@@ -94,3 +104,12 @@ def show_batches(listed: list[entities.Batch]) -> None:
             )
             for reason in (r for reasons in batch.reasons.values() for r in reasons):
                 console.print(f"  • {reason}", highlight=False)
+
+
+def _scores(evaluation: entities.Evaluation | None) -> tuple[str, str]:
+    """The realised metric and the estimated accuracy of a batch, as table cells."""
+    if evaluation is None:
+        return "", ""
+    live = "" if evaluation.value is None else f"{evaluation.metric} {evaluation.value:.4f}"
+    estimated = evaluation.estimated_value
+    return live, "" if estimated is None else f"accuracy {estimated:.4f}"

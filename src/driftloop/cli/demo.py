@@ -149,11 +149,15 @@ def replay_and_report(
 
 def show_results(rows: list[dict[str, Any]], metric: str) -> None:
     """The comparison; percentages are relative to retraining on every batch (e.b.)."""
-    table = console.table("policy", metric, "% e.b.", "trained", "promoted", "CPU s", "%CPU")
+    estimated = any(row.get("estimate_mae") is not None for row in rows)
+    headers = ["policy", metric, "% e.b.", "trained", "promoted", "CPU s", "%CPU"]
+    table = console.table(*headers, *(["est. MAE"] if estimated else []))
     table.columns[0].no_wrap = True
     table.caption = (
         "% e.b.: of every-batch; CPU s: training CPU seconds (online: learning CPU seconds; "
         "trained: snapshots)"
+        + ("; est. MAE: mean absolute error of the accuracy estimated before each batch's "
+           "labels (calibrated confidences) against the accuracy realised" if estimated else "")
     )
     for row in rows:
         style = "bold" if row["policy"] in {DEFAULT_POLICY, SPEC_POLICY} else ""
@@ -165,9 +169,14 @@ def show_results(rows: list[dict[str, Any]], metric: str) -> None:
             str(row["promotions"]),
             f"{row['cpu_seconds']:.1f}",
             f"{row['relative_cpu']:.1%}" if row["relative_cpu"] is not None else "",
+            *([_mae(row.get("estimate_mae"))] if estimated else []),
             style=style,
         )
     console.print(table)
+
+
+def _mae(value: float | None) -> str:
+    return "" if value is None else f"{value:.4f}"
 
 
 def _human(delta: timedelta) -> str:

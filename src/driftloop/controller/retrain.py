@@ -22,9 +22,8 @@ from driftloop.data import profile as profiles
 from driftloop.gate import gate
 from driftloop.gate import metrics as gate_metrics
 from driftloop.store import entities
-from driftloop.train import calibration
+from driftloop.train import calibration, search
 from driftloop.train import executor as executors
-from driftloop.train import search
 from driftloop.train import window as windows
 from driftloop.validation import schema as schemas
 

@@ -92,7 +92,8 @@ class Calibrator:
             result: npt.NDArray[np.float64] = 1.0 / (
                 1.0 + np.exp(-(slope * _logit(conf) + intercept)))
             return result
-        return np.interp(conf, self.x, self.y)
+        interpolated: npt.NDArray[np.float64] = np.interp(conf, self.x, self.y)
+        return interpolated
 
     def to_json(self) -> JSON:
         return {"method": self.method, "x": list(self.x), "y": list(self.y), "rows": self.rows}

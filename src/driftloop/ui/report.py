@@ -41,6 +41,7 @@ def summary_rows(
                 if ref and ref.cpu_seconds
                 else None,
                 "wall_seconds": result.wall_seconds,
+                "estimate_mae": result.estimate_mae,
             }
         )
     return rows
