@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from driftloop.controller import project as projects
+from driftloop.data import calendar
 from driftloop.drift import detectors
 from driftloop.gate import metrics
 from driftloop.store import entities, serving
@@ -43,13 +44,13 @@ def evaluate_batch(
     """Score the champion on one batch's labelled rows and store the result; with the model's
     `calibrator`, first estimate its accuracy on all the batch's rows without their labels."""
     spec = project.spec
-    columns = spec.feature_columns([c for c in rows.columns if not c.startswith("__")])
+    inputs = calendar.model_input(spec, rows)
     estimate = None
     if calibrator is not None and len(rows):
-        estimate = calibration.estimate_accuracy(model, calibrator, rows[columns])
+        estimate = calibration.estimate_accuracy(model, calibrator, inputs)
     known = rows[spec.target].notna()
     labelled = rows if known.all() else rows[known]
-    features = labelled[columns]
+    features = inputs if known.all() else inputs[known]
     value, errors = None, []
     if len(labelled):
         metric = metrics.get_metric(spec.gate.metric, spec.task)

@@ -18,6 +18,7 @@ from driftloop.controller import project as projects
 from driftloop.controller import rollout
 from driftloop.controller.history import BATCH_COLUMN
 from driftloop.core import errors
+from driftloop.data import calendar
 from driftloop.data import profile as profiles
 from driftloop.gate import gate
 from driftloop.gate import metrics as gate_metrics
@@ -62,11 +63,13 @@ def retrain(
         if spec.trainer.window.kind == "since_drift"
         else None,
     )
+    # The model's inputs: the feature columns, then the calendar ones (`data.calendar`)
+    window = calendar.with_calendar(spec, window)
+    features = calendar.model_columns(spec, rows.columns)
     # The gate needs rows the challenger has not seen; without a gate, train on all of them.
     holdout_rows = min(spec.gate.holdout_rows, len(window) // 5) if spec.gate.enabled else 0
     train_part = window.iloc[: len(window) - holdout_rows]
     holdout = window.iloc[len(window) - holdout_rows :]
-    features = spec.feature_columns([c for c in rows.columns if not c.startswith("__")])
     batch_ids = tuple(int(b) for b in train_part[BATCH_COLUMN].unique())
     run = store.start_run(
         project.name,
