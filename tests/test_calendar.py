@@ -90,7 +90,7 @@ def test_without_a_country_or_the_package_there_is_no_holiday_flag(
 def test_an_unknown_country_is_a_config_error() -> None:
     spec = spec_of("calendar: {country: XX}\n")
     rows = pd.DataFrame({"t": pd.to_datetime(["2024-01-01"], utc=True), "x": [1.0]})
-    with pytest.raises(errors.ConfigError, match="calendar.country 'XX'"):
+    with pytest.raises(errors.ConfigError, match=r"calendar\.country 'XX'"):
         calendar.model_input(spec, rows)
 
 
