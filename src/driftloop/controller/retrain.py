@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from driftloop.controller import project as projects
@@ -154,9 +155,11 @@ def _calibrate(
     """The new model's confidence calibrator (`spec.estimate`) and the CPU seconds it cost.
 
     Held-out rows: the gate's holdout, which the model never saw (free). Without one, and with
-    `estimate.rows` set, the same trainer fits once more on all but the newest `rows` training
-    rows, and that fit is calibrated on them: the stored model, trained on every row, is a
-    little more sure of itself than the fit its calibrator was made from."""
+    `estimate.rows` set, the same trainer fits once more on the training rows but `rows` of
+    them spread evenly over the window, and that fit is calibrated on those: the window's own
+    distribution, which is what CBPE assumes the coming rows follow. (Measured on Elec2's
+    first 150 daily batches: holding out the newest rows instead, the calibration also learns
+    the last days' concept change, and the estimate's error was 0.16-0.17 against 0.13.)"""
     spec = project.spec
     method = spec.estimate.method
     if spec.task != "classification" or method == "none":
@@ -169,7 +172,9 @@ def _calibrate(
     rows = spec.estimate.rows
     if rows < calibration.MIN_ROWS or len(train_part) < 2 * rows:
         return None, 0.0
-    fit_part, held = train_part.iloc[: len(train_part) - rows], train_part.iloc[-rows:]
+    held_out = np.zeros(len(train_part), dtype=bool)
+    held_out[np.linspace(0, len(train_part) - 1, rows).astype(int)] = True
+    fit_part, held = train_part[~held_out], train_part[held_out]
     try:
         extra = executor.train(
             spec.trainer,

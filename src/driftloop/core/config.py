@@ -306,16 +306,16 @@ class EstimateSpec(Spec):
     calibrated on held-out labelled rows at training time (`train.calibration`), and every
     batch the champion scores gets an estimated accuracy, used by a performance trigger while
     the batch's labels are missing. The held-out rows are the gate's holdout; with the gate off
-    (or a holdout under 20 rows) and `rows` > 0, one extra fit on all but the newest `rows`
-    labelled rows of the window is calibrated on them (its CPU counts in the run's compute)."""
+    (or a holdout under 20 rows) and `rows` > 0, one extra fit on the window without `rows`
+    rows spread evenly over it is calibrated on those (its CPU counts in the run's compute)."""
 
     method: Literal["isotonic", "sigmoid", "none"] = Field(
         default="isotonic", description="How confidences are calibrated; none: no estimate"
     )
     rows: int = Field(
         default=0, ge=0,
-        description="Rows to hold out for calibration when the gate holds none out (an extra "
-        "fit); 0: calibrate only on the gate's holdout",
+        description="Rows to hold out for calibration, spread over the window, when the gate "
+        "holds none out (an extra fit); 0: calibrate only on the gate's holdout",
     )
 
 
