@@ -4,11 +4,15 @@ was quarantined). Called by `cli.main`."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from driftloop.cli import console
 from driftloop.store import entities
+
+if TYPE_CHECKING:
+    from driftloop.store import summaries
 
 SPEC = typer.Option(Path("driftloop.yaml"), "--spec", "-s", help="The pipeline spec.")
 
@@ -65,21 +69,24 @@ def batches(
     if not listed:
         console.info("no batches yet: run `driftloop ingest`")
     else:
+        from driftloop.store import summaries
+
         scored = {
-            e.batch_id: e for e in project.store.list_evaluations(project.name)
-            if e.batch_id is not None
+            point.batch_id: point for point in summaries.live_metric(project.store, project.name)
+            if point.batch_id is not None
         }
         show_batches(listed, scored)
     project.close()
 
 
 def show_batches(
-    listed: list[entities.Batch], scored: dict[int, entities.Evaluation] | None = None
+    listed: list[entities.Batch], scored: dict[int, summaries.LivePoint] | None = None
 ) -> None:
     """A table of batches, then the reasons of each quarantined one (long lines fit no column).
     With `scored` (batch id → the champion's evaluation of it), the metric realised on each
-    batch and the accuracy estimated from calibrated confidences before its labels were used."""
-    extra = ("live", "estimated") if scored is not None else ()
+    batch ("live") and the accuracy estimated from calibrated confidences before its labels
+    were used ("est. acc.")."""
+    extra = ("live", "est. acc.") if scored is not None else ()
     table = console.table("id", "file", "rows", "period", "status", "reasons", *extra)
     for batch in listed:
         status = (
@@ -106,10 +113,9 @@ def show_batches(
                 console.print(f"  • {reason}", highlight=False)
 
 
-def _scores(evaluation: entities.Evaluation | None) -> tuple[str, str]:
+def _scores(point: summaries.LivePoint | None) -> tuple[str, str]:
     """The realised metric and the estimated accuracy of a batch, as table cells."""
-    if evaluation is None:
+    if point is None:
         return "", ""
-    live = "" if evaluation.value is None else f"{evaluation.metric} {evaluation.value:.4f}"
-    estimated = evaluation.estimated_value
-    return live, "" if estimated is None else f"accuracy {estimated:.4f}"
+    live = "" if point.value is None else f"{point.value:.4f}"
+    return live, "" if point.estimated is None else f"{point.estimated:.4f}"
