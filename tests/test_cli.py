@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -215,3 +216,18 @@ def test_requeue_by_id_refuses_a_batch_that_is_not_quarantined(project: Path) ->
 def flat(output: str) -> str:
     """`output` with Rich's line wrapping undone."""
     return " ".join(output.split())
+
+
+def test_tick_and_batches_show_the_estimated_accuracy_beside_the_realised(project: Path) -> None:
+    from driftloop.data import elec2
+
+    spec = project / "driftloop.yaml"
+    spec.write_text(spec.read_text() + "estimate: {rows: 96}\n")
+    invoke("tick")
+    elec2.load_elec2().iloc[6 * 336 : 7 * 336].to_csv(project / "data" / "1996-06-18.csv",
+                                                      index=False)
+    ticked = invoke("tick")
+    assert "estimated accuracy 0." in ticked and "before its labels" in ticked
+    listed = invoke("batches")
+    assert "est. acc." in listed
+    assert re.search(r"│ 8 .*│ 0\.\d{4} +│ 0\.\d{4} +│", listed), listed  # realised, estimated

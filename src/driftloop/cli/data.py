@@ -6,12 +6,16 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from driftloop.cli import console
 from driftloop.core import types
 from driftloop.store import entities
+
+if TYPE_CHECKING:
+    from driftloop.store import summaries
 
 SPEC = typer.Option(Path("driftloop.yaml"), "--spec", "-s", help="The pipeline spec.")
 
@@ -86,7 +90,13 @@ def batches(
     if not listed:
         console.info("no batches yet: run `driftloop ingest`")
     else:
-        show_batches(listed, signals=signals)
+        from driftloop.store import summaries
+
+        scored = {
+            point.batch_id: point for point in summaries.live_metric(project.store, project.name)
+            if point.batch_id is not None
+        }
+        show_batches(listed, signals=signals, scored=scored)
         older = project.store.count_batches(project.name, status) - len(listed) if last else 0
         if older > 0:
             console.info(f"{older} older batch(es) not shown (--last 0 shows all)")
@@ -146,10 +156,17 @@ def requeue(
     project.close()
 
 
-def show_batches(listed: list[entities.Batch], signals: bool = False) -> None:
+def show_batches(
+    listed: list[entities.Batch],
+    signals: bool = False,
+    scored: dict[int, summaries.LivePoint] | None = None,
+) -> None:
     """A table of batches, then the reasons of each quarantined one (long lines fit no column)
-    and, with `signals`, the data-quality signals of each accepted one."""
-    table = console.table("id", "file", "rows", "period", "status", "reasons", "signals")
+    and, with `signals`, the data-quality signals of each accepted one. With `scored` (batch
+    id → the champion's evaluation of it), the metric realised on each batch ("live") and the
+    accuracy estimated from calibrated confidences before its labels were used ("est. acc.")."""
+    extra = ("live", "est. acc.") if scored is not None else ()
+    table = console.table("id", "file", "rows", "period", "status", "reasons", "signals", *extra)
     for batch in listed:
         period = _period(batch.start, batch.end) if batch.start and batch.end else ""
         found = sum(len(reasons) for reasons in batch.reasons.values())
@@ -161,6 +178,7 @@ def show_batches(listed: list[entities.Batch], signals: bool = False) -> None:
             _status(batch),
             str(found) if found else "",
             _signals(batch),
+            *(_scores(scored.get(batch.id)) if scored is not None else ()),
         )
     console.print(table)
     for batch in listed:
@@ -207,3 +225,11 @@ def _period(start: datetime, end: datetime) -> str:
     """
     shown = "%m-%d" if start.year == end.year else "%Y-%m-%d"
     return f"{start:%Y-%m-%d} → {end.strftime(shown)}"
+
+
+def _scores(point: summaries.LivePoint | None) -> tuple[str, str]:
+    """The realised metric and the estimated accuracy of a batch, as table cells."""
+    if point is None:
+        return "", ""
+    live = "" if point.value is None else f"{point.value:.4f}"
+    return live, "" if point.estimated is None else f"{point.estimated:.4f}"

@@ -179,11 +179,15 @@ def describe(batches: int, every: timedelta, warmup: timedelta, spec: Any) -> st
 
 def show_results(rows: list[dict[str, Any]], metric: str, reference: str | None) -> None:
     """The comparison; percentages are relative to `reference`, the (better) every-batch row."""
-    table = console.table("policy", metric, "% of e.b.", "trained", "promoted", "CPU s", "% CPU")
+    estimated = any(row.get("estimate_mae") is not None for row in rows)
+    headers = ["policy", metric, "% of e.b.", "trained", "promoted", "CPU s", "% CPU"]
+    table = console.table(*headers, *(["est. MAE"] if estimated else []))
     table.columns[0].no_wrap = True
     table.caption = (
         f"% of e.b., % CPU: of {reference or 'every-batch'}'s {metric} and training CPU; "
         "CPU s: training CPU seconds (online: learning CPU seconds; trained: snapshots)"
+        + ("; est. MAE: mean absolute error of the accuracy estimated before each batch's "
+           "labels (calibrated confidences) against the accuracy realised" if estimated else "")
     )
     for row in rows:
         style = "bold" if row["policy"] in {DEFAULT_POLICY, SPEC_POLICY} else ""
@@ -195,9 +199,14 @@ def show_results(rows: list[dict[str, Any]], metric: str, reference: str | None)
             str(row["promotions"]),
             f"{row['cpu_seconds']:.1f}",
             f"{row['relative_cpu']:.1%}" if row["relative_cpu"] is not None else "",
+            *([_mae(row.get("estimate_mae"))] if estimated else []),
             style=style,
         )
     console.print(table)
+
+
+def _mae(value: float | None) -> str:
+    return "" if value is None else f"{value:.4f}"
 
 
 def _human(delta: timedelta, single: bool = False) -> str:

@@ -172,10 +172,18 @@ def show_tick(result: object) -> None:
     for line in result.repaired:
         console.ok(f"repaired: {line}")
     for evaluation in result.evaluations:
+        estimated = evaluation.estimated_value
+        guess = "" if estimated is None else f"estimated accuracy {estimated:.4f}"
         if evaluation.value is not None:
             console.ok(
                 f"champion v{evaluation.version} on batch {evaluation.batch_id}: "
                 f"{evaluation.metric} {evaluation.value:.4f} ({evaluation.rows} rows)"
+                + (f"; {guess} before its labels" if guess else "")
+            )
+        elif guess:
+            console.ok(
+                f"champion v{evaluation.version} on batch {evaluation.batch_id}: no labels yet; "
+                f"{guess} ({evaluation.estimated_rows} rows)"
             )
     if result.decision is not None:
         verdict = result.decision.evidence.get("policy", {})

@@ -157,7 +157,14 @@ def check(
     table.add_row("triggers", ", ".join(trigger.kind for trigger in loaded.triggers))
     table.add_row("store", loaded.store)
     table.add_row("artifacts", loaded.artifacts.url)
+    if loaded.calendar is not None:
+        from driftloop.data import calendar
+
+        derived = ", ".join(calendar.derived_columns(loaded)) or "none"
+        table.add_row("calendar", f"{derived} (time zone {loaded.timezone})")
     console.print(table)
+    if loaded.calendar is not None and (note := calendar.holiday_note(loaded)) is not None:
+        console.info(note)
 
 
 STREAM_KINDS = {"redis", "nats"}

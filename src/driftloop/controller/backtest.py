@@ -5,7 +5,9 @@ fixed schedule with the policy's own training budget (`same_budget`) are replaye
 policies. Each policy gets its own
 in-memory store and artifact root, a `ReplaySource` that releases one batch per step as the
 clock reaches its end, and an in-process executor (its CPU seconds are what is compared).
-Every batch is scored by the live champion before anything learns from it (test-then-train);
+Every batch is scored by the live champion before anything learns from it (test-then-train),
+and its accuracy estimated from calibrated confidences before its labels are used (the error of
+that estimate against the realised accuracy is `PolicyResult.estimate_mae`);
 the first `warmup` of data is one batch that only trains the first model. Policies run in
 `workers` processes, several per process in lockstep (`replay_group`), or as Ray tasks when the
 spec's `trainer.executor` is ``ray``.
@@ -73,6 +75,7 @@ class Step:
     promoted: bool
     drift_share: float | None
     drift: dict[str, float]
+    estimate: float | None = None
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,11 @@ class PolicyResult:
     cpu_seconds: float
     wall_seconds: float
     steps: tuple[Step, ...]
+    estimate_mae: float | None = None
+    """Mean absolute error, over the batches that had both, of the accuracy estimated from
+    calibrated confidences before the batch's labels were used against the accuracy realised
+    on it; None when nothing was estimated (no calibrator, or a metric other than accuracy)."""
+    estimated_batches: int = 0
 
 
 def batch_ends(
@@ -182,10 +190,14 @@ class _Replay:
         if isinstance(self.controller, online_tick.OnlineController):
             self.controller.finish()  # the last snapshot: its learning CPU counts too
         runs = store.list_runs(spec.name, status="succeeded")
-        scored = [
-            (e.value, e.rows) for e in store.list_evaluations(spec.name) if e.value is not None
-        ]
+        evaluations = store.list_evaluations(spec.name)
+        scored = [(e.value, e.rows) for e in evaluations if e.value is not None]
         rows = sum(n for _, n in scored)
+        misses = [
+            abs(e.estimated_value - e.value)
+            for e in evaluations
+            if e.value is not None and e.estimated_value is not None and e.metric == "accuracy"
+        ]
         score = sum(value * n for value, n in scored) / rows if rows else float("nan")
         promotions = len(store.alias_history(spec.name, "champion"))
         store.close()
@@ -198,6 +210,8 @@ class _Replay:
             cpu_seconds=sum(run.compute_seconds or 0.0 for run in runs),
             wall_seconds=self.seconds,
             steps=tuple(self.steps),
+            estimate_mae=sum(misses) / len(misses) if misses else None,
+            estimated_batches=len(misses),
         )
 
 
@@ -226,6 +240,7 @@ def _step(end: pd.Timestamp, result: tick.TickResult) -> Step:
         promoted=bool(result.outcome and result.outcome.promoted),
         drift_share=drift.get("drifted_share"),
         drift=columns,
+        estimate=evaluation.estimated_value if evaluation else None,
     )
 
 

@@ -2,7 +2,9 @@
 
 Called by the tick right after ingest (test-then-train: in a backtest this is the accuracy that
 counts). Each evaluation is stored with the per-row errors, which feed the streaming
-concept-drift detector (river ADWIN / Page-Hinkley) and the performance trigger's window.
+concept-drift detector (river ADWIN / Page-Hinkley) and the performance trigger's window, and
+with the accuracy estimated from the model's calibrated confidences before the labels were
+looked at (`train.calibration`), which stands in for the labels while they are missing.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ if TYPE_CHECKING:  # numpy, pandas and scikit-learn are imported only when somet
     import numpy as np
     import pandas as pd
 
+    from driftloop.train import calibration
+
 
 def errors_of(task: str, y_true: pd.Series, y_pred: np.ndarray) -> list[float]:
     """Per-row error: 0/1 misclassification, or absolute error for regression."""
@@ -32,15 +36,27 @@ def errors_of(task: str, y_true: pd.Series, y_pred: np.ndarray) -> list[float]:
 
 
 def evaluate_batch(
-    project: projects.Project, model: Any, version: int, batch: entities.Batch, rows: pd.DataFrame
+    project: projects.Project,
+    model: Any,
+    version: int,
+    batch: entities.Batch,
+    rows: pd.DataFrame,
+    calibrator: calibration.Calibrator | None = None,
 ) -> entities.Evaluation:
-    """Score the champion on one batch's labelled rows and store the result."""
+    """Score the champion on one batch's labelled rows and store the result; with the model's
+    `calibrator`, first estimate its accuracy on all the batch's rows without their labels."""
+    from driftloop.data import calendar
     from driftloop.gate import metrics
+    from driftloop.train import calibration
 
     spec = project.spec
+    inputs = calendar.model_input(spec, rows)
+    estimate = None
+    if calibrator is not None and len(rows):
+        estimate = calibration.estimate_accuracy(model, calibrator, inputs)
     known = rows[spec.target].notna()
     labelled = rows if known.all() else rows[known]
-    features = labelled[spec.feature_columns([c for c in rows.columns if not c.startswith("__")])]
+    features = inputs if known.all() else inputs[known]
     value, errors = None, []
     if len(labelled):
         metric = metrics.get_metric(spec.gate.metric, spec.task)
@@ -58,6 +74,8 @@ def evaluate_batch(
         value=value,
         rows=len(labelled),
         errors=errors,
+        estimated_value=estimate,
+        estimated_rows=len(rows) if estimate is not None else 0,
     )
 
 

@@ -1,6 +1,7 @@
 """Gather the policy's `Signals` from the store: drift of the new rows against the champion's
-training profile, the live metric window, concept-drift detections, volume, manual requests,
-the data-quality signals of the new batches.
+training profile, the live metric window, the accuracy estimated on the newest unlabelled
+batches, concept-drift detections, volume, manual requests, the data-quality signals of the new
+batches.
 
 Called by the tick once per step, after ingest and evaluation, with what the tick already read
 this step (the accepted rows, the newest decisions, the champion and its profile).
@@ -55,6 +56,7 @@ def gather(
     drift = None
     live = Live()
     champion_metric, concept, window_rows = None, False, None
+    estimated_metric, estimated_rows = None, 0
     if champion is not None:
         champion_metric = champion.metrics.get(spec.gate.metric)
         window_rows = champion.metrics.get("train_rows")
@@ -68,6 +70,11 @@ def gather(
             caused_by["profile"] = champion.profile_id
         live = _live_window(project, monitor.evaluations, champion.version)
         caused_by["evaluations"] = live.used
+        estimated_metric, estimated_rows, unlabelled = _estimated_window(
+            project, monitor.evaluations, champion.version
+        )
+        if unlabelled:
+            caused_by["estimated"] = unlabelled
         seen_evaluation = _last_evaluation(last_decision)
         detections = [e for e in monitor.update(champion.version) if e > seen_evaluation]
         concept = bool(detections)
@@ -84,6 +91,8 @@ def gather(
         drift=drift,
         live_metric=live.metric,
         live_rows=live.rows,
+        estimated_metric=estimated_metric,
+        estimated_rows=estimated_rows,
         champion_metric=champion_metric,
         new_labelled_rows=new_labelled,
         batches_since_training=batches_since,
@@ -160,6 +169,31 @@ def _covering(newest_first: list[entities.Evaluation], window: Amount, now: date
         if window.reached(rows=rows, batches=count, elapsed=now - evaluation.at):
             return count
     return len(newest_first)
+
+
+def _estimated_window(
+    project: projects.Project, evaluations: evaluate.Evaluations, version: int
+) -> tuple[float | None, int, list[int]]:
+    """The champion's estimated accuracy over its newest scored batches that had no labels
+    (back to its newest labelled evaluation), up to the performance window, weighted by rows.
+    Only for pipelines whose metric is accuracy: that is what the estimate estimates."""
+    if project.spec.gate.metric != "accuracy":
+        return None, 0, []
+    windows = [t.window for t in project.spec.triggers if t.kind == "performance"]
+    if not windows:
+        return None, 0, []
+    now = project.clock.now()
+    used, rows, total = [], 0, 0.0
+    for evaluation in evaluations.newest(version):
+        if evaluation.value is not None or evaluation.estimated_value is None:
+            break
+        used.append(evaluation.id)
+        rows += evaluation.estimated_rows
+        total += evaluation.estimated_value * evaluation.estimated_rows
+        if all(w.reached(rows=rows, batches=len(used), elapsed=now - evaluation.at)
+               for w in windows):
+            break
+    return (total / rows if rows else None), rows, used
 
 
 def _last_evaluation(decision: entities.Decision | None) -> int:

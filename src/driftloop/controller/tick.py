@@ -41,6 +41,7 @@ from driftloop.train import fingerprint
 
 if TYPE_CHECKING:
     from driftloop.controller import online_tick
+    from driftloop.train import calibration
 
 _SLOTS = (("retrain", None), ("retrain", True), ("request", None))
 
@@ -91,6 +92,7 @@ class Controller:
         self.policy = policies.Policy.from_spec(project.spec)
         self.history_ = history.History(project)
         self.models_: dict[int, Any] = {}  # earlier versions, for late labels
+        self.calibrators_: dict[int, calibration.Calibrator] = {}  # the champion's
         self.evaluations_ = evaluate.Evaluations(project)
         self.serving_ = serving.ServingStore(project.store)
         self.monitor_ = evaluate.ConceptMonitor(project, self.evaluations_)
@@ -229,15 +231,32 @@ class Controller:
         for batch in pending:
             rows = self.history_.of(batch.id)
             origins = self.history_.origins(batch.id)
+            calibrator = None
             if origins is None:
                 pairs = [(live.version, model, rows)]
-            else:
+                calibrator = self.calibrator(live)
+            else:  # late labels: their rows were estimated when they arrived
                 pairs = self.late_pairs(rows, origins)
             for number, scorer, part in pairs:
-                evaluation = evaluate.evaluate_batch(self.project, scorer, number, batch, part)
+                evaluation = evaluate.evaluate_batch(
+                    self.project, scorer, number, batch, part, calibrator
+                )
                 scored.append(evaluation)
                 self.evaluations_.add(evaluation)
         return scored
+
+    def calibrator(self, version: entities.ModelVersion) -> calibration.Calibrator | None:
+        """The version's confidence calibrator, read once (hash-verified); None if it has none."""
+        if version.calibration_uri is None or version.calibration_sha256 is None:
+            return None
+        if version.version not in self.calibrators_:
+            document = self.project.artifacts.get_json(
+                version.calibration_uri, version.calibration_sha256
+            )
+            from driftloop.train import calibration
+
+            self.calibrators_ = {version.version: calibration.Calibrator.from_json(document)}
+        return self.calibrators_[version.version]
 
     def evaluate_feedback(self) -> list[entities.Evaluation]:
         """Labels that came back through the server become evaluations too."""
@@ -422,6 +441,8 @@ def _signals_json(signals: Any) -> dict[str, Any]:
         "has_champion": signals.has_champion,
         "live_metric": signals.live_metric,
         "live_rows": signals.live_rows,
+        "estimated_metric": signals.estimated_metric,
+        "estimated_rows": signals.estimated_rows,
         "champion_metric": signals.champion_metric,
         "new_labelled_rows": signals.new_labelled_rows,
         "concept_drift": signals.concept_drift,

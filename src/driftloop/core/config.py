@@ -412,6 +412,64 @@ class GateSpec(Spec):
         return data
 
 
+CalendarFeature = Literal["hour", "day_of_week", "month", "holiday"]
+
+
+class CalendarSpec(Spec):
+    """Model inputs derived from the `timestamp` column, in the pipeline's `timezone`: hour,
+    day of week (Monday 0), month, and 1 on public holidays of `country` (ISO code, with an
+    optional `subdivision`, e.g. AU / NSW). Holidays come from the optional `holidays` package
+    (``pip install driftloop[calendar]``), which works offline; without it, or without a
+    `country`, there is no holiday column (`driftloop check` says so). Derived at training,
+    in the controller's scoring and in the server from the same function
+    (`data.calendar.model_input`), so they cannot differ. Written ``calendar: true`` for all."""
+
+    features: list[CalendarFeature] = ["hour", "day_of_week", "month", "holiday"]
+    country: str | None = None
+    subdivision: str | None = None
+
+
+def _calendar(value: Any) -> Any:
+    """`calendar: true` is every calendar feature; `false` none.
+
+    >>> _calendar(True), _calendar(False)
+    ({}, None)
+    """
+    if value is True:
+        return {}
+    return None if value is False else value
+
+
+def _zone(value: str) -> str:
+    """An IANA time zone name, checked (`Europe/Berlin`, `Australia/Sydney`, `UTC`)."""
+    import zoneinfo
+
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {value!r}; use an IANA name like "
+                         "'Europe/Berlin' or 'UTC'") from exc
+    return value
+
+
+class EstimateSpec(Spec):
+    """Performance estimated before labels arrive (classifiers): each version's confidences are
+    calibrated on held-out labelled rows at training time (`train.calibration`), and every
+    batch the champion scores gets an estimated accuracy, used by a performance trigger while
+    the batch's labels are missing. The held-out rows are the gate's holdout; with the gate off
+    (or a holdout under 20 rows) and `rows` > 0, one extra fit on the window without `rows`
+    rows spread evenly over it is calibrated on those (its CPU counts in the run's compute)."""
+
+    method: Literal["isotonic", "sigmoid", "none"] = Field(
+        default="isotonic", description="How confidences are calibrated; none: no estimate"
+    )
+    rows: int = Field(
+        default=0, ge=0,
+        description="Rows to hold out for calibration, spread over the window, when the gate "
+        "holds none out (an extra fit); 0: calibrate only on the gate's holdout",
+    )
+
+
 class RolloutSpec(Spec):
     """How a model that passed the gate goes live, and when a live test promotes or rolls it back.
 
@@ -469,7 +527,14 @@ class PipelineSpec(Spec):
     timestamp: str | None = None
     id: str | None = Field(default=None, description="Row id column, to join late labels")
     features: list[str] | None = Field(
-        default=None, description="Model inputs; default: all but target, timestamp, id"
+        default=None, description="Model inputs; default: all but target, timestamp, id. "
+        "Also written {columns: [...], calendar: true}",
+    )
+    calendar: Annotated[CalendarSpec | None, BeforeValidator(_calendar)] = Field(
+        default=None, description="Hour, day of week, month, holiday from `timestamp`"
+    )
+    timezone: Annotated[str, pydantic.AfterValidator(_zone)] = Field(
+        default="UTC", description="The pipeline's time zone (IANA name): calendar features"
     )
     task: Literal["classification", "regression"] = "classification"
     validation: ValidationSpec = ValidationSpec()
@@ -488,6 +553,7 @@ class PipelineSpec(Spec):
         "before another controller takes over; a live one renews it every third of this",
     )
     gate: GateSpec = GateSpec()
+    estimate: EstimateSpec = EstimateSpec()
     rollout: RolloutSpec = RolloutSpec()
     serving: ServingSpec = ServingSpec()
     online: OnlineSpec | None = Field(
@@ -503,6 +569,12 @@ class PipelineSpec(Spec):
         if not isinstance(data, dict):
             return data
         data = dict(data)
+        features = data.get("features")
+        if isinstance(features, dict) and set(features) <= {"columns", "calendar"}:
+            # `features: {columns: [...], calendar: ...}`: the list, and the `calendar:` section
+            data["features"] = features.get("columns")
+            if "calendar" in features:
+                data.setdefault("calendar", features["calendar"])
         online = data.get("online")
         if isinstance(online, dict) and "trainer" not in data and "learner" in online:
             data["trainer"] = {"function": online["learner"], "executor": "inline"}
@@ -546,6 +618,10 @@ class PipelineSpec(Spec):
                 "an online learner is judged by prequential accuracy: it needs task "
                 "classification and gate.metric accuracy"
             )
+        if self.calendar is not None and self.timestamp is None:
+            raise ValueError("`calendar` features come from `timestamp:`; name that column")
+        if self.calendar is not None and self.online is not None:
+            raise ValueError("`calendar` features are not derived for an online learner yet")
         window = self.trainer.window
         timed = window.kind in {"last_duration", "since_drift"} or (
             window.size is not None and window.size.unit == "seconds")

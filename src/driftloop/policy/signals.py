@@ -46,6 +46,9 @@ class Signals:
     it was trained. `batches_since_training` counts the batches with rows since the last
     training, `window_rows` the rows the champion was trained on. `quality` sums the
     data-quality signals of the new batches.
+    `estimated_metric` is the champion's accuracy estimated from its calibrated confidences
+    (CBPE) over the `estimated_rows` rows of its newest scored batches that had no labels (those
+    after its newest labelled evaluation); None when there are none or it has no calibrator.
 
     >>> from datetime import UTC
     >>> Signals(now=datetime(2024, 1, 1, tzinfo=UTC)).has_champion
@@ -59,6 +62,8 @@ class Signals:
     drift: JSON | None = None
     live_metric: float | None = None
     live_rows: int = 0
+    estimated_metric: float | None = None
+    estimated_rows: int = 0
     champion_metric: float | None = None
     new_labelled_rows: int = 0
     batches_since_training: int = 0

@@ -139,6 +139,9 @@ class PerformanceTrigger(Trigger):
     metric's units). `floor` fires when the live metric is worse than a fixed value, `drop`
     when it is more than `drop` worse than the champion's validation score; for metrics where
     lower is better (log_loss, rmse, mae) `floor` is a ceiling and the drop is a rise.
+    While the newest batches have no labels, the accuracy estimated from the champion's
+    calibrated confidences over them (`Signals.estimated_metric`, CBPE) is judged instead: in
+    the relative test, against the accuracy of the reference rows (a one-sided z-test).
 
     >>> from driftloop.policy.signals import Signals
     >>> from datetime import UTC, datetime
@@ -175,15 +178,23 @@ class PerformanceTrigger(Trigger):
     def evaluate(self, signals: sig.Signals) -> sig.TriggerResult:
         lower = self.metric in LOWER_IS_BETTER
         live, rows, champion = signals.live_metric, signals.live_rows, signals.champion_metric
+        source = "live"
+        if signals.estimated_metric is not None and self.metric == "accuracy" and (
+            live is None or self.window.unit != "rows"
+            or signals.estimated_rows >= self.window.value
+        ):
+            # The newest batches have no labels yet: judge the accuracy estimated from the
+            # champion's calibrated confidences over them instead (CBPE).
+            live, rows, source = signals.estimated_metric, signals.estimated_rows, "estimated"
         evidence: dict[str, Any] = {
             "metric": self.metric, "live_metric": live, "live_rows": rows,
             "champion_metric": champion, "floor": self.floor, "drop": self.drop,
-            "window": str(self.window), "greater_is_better": not lower}
+            "window": str(self.window), "greater_is_better": not lower, "source": source}
         short = self.window.unit == "rows" and rows < self.window.value
         if live is None or not rows or short:
             return self.result(False, f"live {self.metric} needs {self.window} of labelled rows "
                                f"the champion did not train on; have {rows} rows", **evidence)
-        head = f"live {self.metric} {live:.4g} over {rows} rows"
+        head = f"{source} {self.metric} {live:.4g} over {rows} rows"
         if self.relative:
             return self._relative(signals, head, evidence)
         worse, below = (">", "above") if lower else ("<", "below")
@@ -203,15 +214,21 @@ class PerformanceTrigger(Trigger):
     def _relative(self, signals: sig.Signals, head: str,
                   evidence: dict[str, Any]) -> sig.TriggerResult:
         live, reference = signals.live_errors, signals.reference_errors
-        if len(reference) < 2 or len(live) < 2:
+        estimated = evidence["source"] == "estimated"
+        if len(reference) < 2 or (len(live) < 2 and not estimated):
             return self.result(False, f"{head}: no earlier live batches of this model to compare "
                                "with yet", **evidence)
-        rise, p = error_rise(live, reference)
-        evidence.update(live_error=_mean(live), reference_error=_mean(reference),
+        if estimated:  # an estimated accuracy: no per-row errors, a test of proportions
+            error = 1.0 - float(evidence["live_metric"])
+            rise, p = estimated_rise(error, int(evidence["live_rows"]), reference)
+        else:
+            error = _mean(live)
+            rise, p = error_rise(live, reference)
+        evidence.update(live_error=error, reference_error=_mean(reference),
                         reference_rows=len(reference), p_value=p, alpha=self.alpha)
         fired = rise > 0 and p < self.alpha
         verdict = "significantly" if fired else "not significantly"
-        return self.result(fired, f"{head}: error {_mean(live):.4g} vs {_mean(reference):.4g} on "
+        return self.result(fired, f"{head}: error {error:.4g} vs {_mean(reference):.4g} on "
                            f"its earlier {len(reference)} rows, {verdict} higher (p={p:.2g}, "
                            f"alpha {self.alpha:g})", **evidence)
 
@@ -232,6 +249,24 @@ def error_rise(live: Sequence[float], reference: Sequence[float]) -> tuple[float
         return rise, 0.0 if rise > 0 else 1.0
     p = float(stats.ttest_ind(a, b, equal_var=False, alternative="greater").pvalue)
     return rise, p
+
+
+def estimated_rise(error: float, rows: int, reference: Sequence[float]) -> tuple[float, float]:
+    """How much higher an estimated error rate over `rows` rows is than the reference's 0/1
+    errors, and the one-sided p-value of a two-proportion z-test that it is higher.
+
+    >>> rise, p = estimated_rise(0.3, 400, [1.0] * 100 + [0.0] * 900)
+    >>> round(rise, 2), p < 1e-6
+    (0.2, True)
+    """
+    from scipy import stats
+
+    base = _mean(reference)
+    rise = error - base
+    spread = (base * (1 - base) * (1 / max(rows, 1) + 1 / len(reference))) ** 0.5
+    if spread == 0:
+        return rise, 0.0 if rise > 0 else 1.0
+    return rise, float(stats.norm.sf(rise / spread))
 
 
 def _mean(values: Sequence[float]) -> float:

@@ -3,7 +3,8 @@
 `POST /v1/predict` calls `InputSchema.check` (every problem of every record, each naming the
 record index and the field: missing, null where the data never had nulls, wrong type,
 non-finite number, unknown category) and then `score`, which builds the frame exactly as
-training saw it (`validation.schema.coerce`, feature columns in schema order) and returns one
+training saw it (`validation.schema.coerce`, feature columns in schema order, then the
+calendar features derived by `data.calendar.model_input`, as in training) and returns one
 `Scored` per record. Extra fields in a record are ignored.
 
     >>> from driftloop.validation import schema as schemas
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -50,13 +52,15 @@ class InputSchema:
 
     def __init__(
         self, schema: schemas.Schema, features: list[str], allow_new_categories: bool = False,
+        derive: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
     ) -> None:
         self.schema = schema
         self.features = features
         self.allow_new_categories = allow_new_categories
+        self.derive = derive  # the model's input from the checked columns (`data.calendar`)
         self.columns_ = [schema.column(name) for name in features]
         # every feature a float64 column: the single-record fast path (`frame`, `score`)
-        self.plain_numbers_ = all(
+        self.plain_numbers_ = derive is None and all(
             c.kind == "numeric" and c.dtype == "float64" for c in self.columns_)
         self.index_ = pd.Index(features)  # built once: a text Index costs more than a row
 
@@ -142,7 +146,8 @@ class InputSchema:
             return pd.DataFrame(matrix.reshape(len(rows), len(names)), columns=self.index_,
                                 copy=False)
         raw = pd.DataFrame(rows, columns=self.features)
-        return schemas.coerce(raw, self.schema)[self.features]
+        checked = schemas.coerce(raw, self.schema)[self.features]
+        return checked if self.derive is None else self.derive(checked)
 
 
 def score(live: models.LiveModel, frame: pd.DataFrame, *, floats: bool = False) -> list[Scored]:

@@ -12,6 +12,7 @@ Settings come from the spec's `serving` section, overridden by keyword arguments
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from dataclasses import dataclass, fields, replace
@@ -19,6 +20,7 @@ from datetime import timedelta
 from typing import Any
 
 from driftloop.controller import project as projects
+from driftloop.data import calendar
 from driftloop.server import (
     auth,
     metrics,
@@ -153,9 +155,11 @@ class ServerState:
             return
         schema = schemas.Schema.from_json(stored)
         spec = self.project.spec
-        features = spec.feature_columns(list(schema.names))
+        features = calendar.input_columns(spec, list(schema.names))
+        derive = None if spec.calendar is None else functools.partial(calendar.model_input, spec)
         self.inputs_ = scoring.InputSchema(
-            schema, features, allow_new_categories=spec.validation.allow_new_categories)
+            schema, features, allow_new_categories=spec.validation.allow_new_categories,
+            derive=derive)
         self.schema_json_ = stored
 
     def _flush_stats(self) -> None:

@@ -344,20 +344,25 @@ class HistoryStore(_leases.LeaseStore):
     def add_evaluation(
         self, pipeline: str, *, batch_id: int | None, version: int, metric: str,
         value: float | None, rows: int, errors: Sequence[float],
+        estimated_value: float | None = None, estimated_rows: int = 0,
     ) -> entities.Evaluation:
-        """Record how model `version` scored (`metric` = `value`) on a batch's labelled rows."""
+        """Record how model `version` scored (`metric` = `value`) on a batch's labelled rows,
+        and the accuracy estimated on its `estimated_rows` rows before labels were used."""
         per_row = tuple(float(e) for e in errors)
+        estimate = None if estimated_value is None else float(estimated_value)
         with self._write() as conn:
             at = self.clock.now()
             new_id = conn.scalar(_INSERT_EVALUATION, {
                 "pipeline_id": self._pid(conn, pipeline), "batch_id": batch_id,
                 "version": version, "metric": metric, "value": value, "rows": int(rows),
-                "errors": list(per_row), "at": at,
+                "errors": list(per_row), "at": at, "estimated_value": estimate,
+                "estimated_rows": int(estimated_rows) if estimate is not None else None,
             })
         return entities.Evaluation(
             id=int(new_id), pipeline=pipeline, batch_id=batch_id, version=version, metric=metric,
             value=None if value is None else float(value), rows=int(rows), errors=per_row,
-            at=clocks.as_utc(at),
+            at=clocks.as_utc(at), estimated_value=estimate,
+            estimated_rows=int(estimated_rows) if estimate is not None else 0,
         )
 
     def list_evaluations(

@@ -88,7 +88,8 @@ def model_version(row: Any, batch_ids: Sequence[int]) -> entities.ModelVersion:
         id=row.id, pipeline=row.pipeline, version=row.version, run_id=row.run_id,
         artifact_uri=row.artifact_uri, sha256=row.sha256, metrics=row.metrics,
         profile_id=row.profile_id, gate_report=row.gate_report, created_at=row.created_at,
-        batch_ids=tuple(batch_ids),
+        batch_ids=tuple(batch_ids), calibration_uri=row.calibration_uri,
+        calibration_sha256=row.calibration_sha256,
     )
 
 
@@ -111,6 +112,7 @@ def evaluation(row: Any) -> entities.Evaluation:
     return entities.Evaluation(
         id=row.id, pipeline=row.pipeline, batch_id=row.batch_id, version=row.version,
         metric=row.metric, value=row.value, rows=row.rows, errors=tuple(row.errors), at=row.at,
+        estimated_value=row.estimated_value, estimated_rows=row.estimated_rows or 0,
     )
 
 

@@ -1,4 +1,5 @@
-"""Content-addressed artifact store on fsspec: batches (Parquet) and models (skops), sha256-checked.
+"""Content-addressed artifact store on fsspec: batches (Parquet), models (skops) and small JSON
+documents (a model's confidence calibrator), sha256-checked.
 
 The controller puts accepted batches and trained models here and records the returned
 `Artifact` (uri + sha256) in the metadata store; training, the gate and the server read them back
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import posixpath
 import uuid
 from collections.abc import Sequence
@@ -116,6 +118,22 @@ class ArtifactStore:
 
         return pd.read_parquet(io.BytesIO(self.get_bytes(uri, sha256)), engine="pyarrow")
 
+    # -- JSON ------------------------------------------------------------------------------
+
+    def put_json(self, document: Any) -> Artifact:
+        """Store a JSON document (e.g. a calibrator's breakpoints: numbers, never code)."""
+        return self.put_bytes(json.dumps(document, sort_keys=True).encode(), suffix=".json")
+
+    def get_json(self, uri: str, sha256: str) -> Any:
+        """Read back a document stored by `put_json`, after checking its hash.
+
+        >>> store = ArtifactStore("memory://doctest-json")
+        >>> stored = store.put_json({"x": [0.5, 1.0]})
+        >>> store.get_json(stored.uri, stored.sha256)
+        {'x': [0.5, 1.0]}
+        """
+        return json.loads(self.get_bytes(uri, sha256))
+
     # -- models ----------------------------------------------------------------------------
 
     def put_model(self, estimator: Any, format: str = "skops") -> Artifact:
@@ -199,6 +217,12 @@ class ReplayArtifactStore(ArtifactStore):
     def get_frame(self, uri: str, sha256: str) -> pd.DataFrame:
         frame: pd.DataFrame = self._take(uri, sha256)
         return frame
+
+    def put_json(self, document: Any) -> Artifact:
+        return self._keep(document)
+
+    def get_json(self, uri: str, sha256: str) -> Any:
+        return self._take(uri, sha256)
 
     def put_model(self, estimator: Any, format: str = "skops") -> Artifact:
         # A model that keeps changing (an online learner) is kept as a copy of its state now.

@@ -135,6 +135,9 @@ class ModelVersion:
     gate_report: JSON | None
     created_at: datetime
     batch_ids: tuple[int, ...] = field(default=())
+    calibration_uri: str | None = None
+    """The confidence calibrator (`train.calibration`), stored like the model; None: none."""
+    calibration_sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -170,7 +173,11 @@ class Decision:
 @dataclass(frozen=True)
 class Evaluation:
     """How a model version scored on one batch's labelled rows, with the per-row errors
-    (0/1 misclassification or absolute error) that feed the concept-drift detector."""
+    (0/1 misclassification or absolute error) that feed the concept-drift detector.
+
+    `estimated_value` is the accuracy estimated from the model's calibrated confidences on all
+    `estimated_rows` rows of the batch before any label was looked at (CBPE); None for models
+    without a calibrator. `value` is None when the batch had no labels."""
 
     id: int
     pipeline: str
@@ -181,6 +188,8 @@ class Evaluation:
     rows: int
     errors: tuple[float, ...]
     at: datetime
+    estimated_value: float | None = None
+    estimated_rows: int = 0
 
 
 @dataclass(frozen=True)

@@ -458,9 +458,11 @@ class MetadataStore(_trials.TrialStore):
     def add_model_version(
         self, pipeline: str, *, run_id: int | None, artifact_uri: str, sha256: str,
         metrics: types.JSON, profile_id: int | None = None, gate_report: types.JSON | None = None,
+        calibration: tuple[str, str] | None = None,
     ) -> entities.ModelVersion:
         """Register a model as the pipeline's next version (1, 2, 3, ...); its batch_ids are
-        the lineage of `run_id`."""
+        the lineage of `run_id`. `calibration`: (uri, sha256) of its confidence calibrator."""
+        calibration_uri, calibration_sha256 = calibration or (None, None)
         metrics = _rows.plain(metrics)
         report = None if gate_report is None else _rows.plain(gate_report)
         with self._write() as conn:
@@ -482,11 +484,13 @@ class MetadataStore(_trials.TrialStore):
                 "pipeline_id": bumped.id, "version": bumped.last_version, "run_id": run_id,
                 "artifact_uri": artifact_uri, "sha256": sha256, "metrics": metrics,
                 "profile_id": profile_id, "gate_report": report, "created_at": at,
+                "calibration_uri": calibration_uri, "calibration_sha256": calibration_sha256,
             }).scalar_one()
         return entities.ModelVersion(
             id=int(new_id), pipeline=pipeline, version=bumped.last_version, run_id=run_id,
             artifact_uri=artifact_uri, sha256=sha256, metrics=metrics, profile_id=profile_id,
             gate_report=report, created_at=clocks.as_utc(at), batch_ids=tuple(batch_ids),
+            calibration_uri=calibration_uri, calibration_sha256=calibration_sha256,
         )
 
     def _versions(

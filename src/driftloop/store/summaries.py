@@ -38,6 +38,9 @@ class LivePoint:
     metric: str
     value: float | None
     rows: int
+    estimated: float | None = None
+    """The accuracy estimated from calibrated confidences before the labels were used."""
+    batch_id: int | None = None
 
 
 def newest_batches(
@@ -54,13 +57,17 @@ def newest_batches(
 def live_metric(store: metadata.MetadataStore, pipeline: str) -> list[LivePoint]:
     """Every evaluation's score of `pipeline`, oldest first."""
     e, b = T.evaluations, T.batches
-    query = sa.select(e.c.at, e.c.version, e.c.metric, e.c.value, e.c.rows, b.c.end).select_from(
-        e.outerjoin(b, e.c.batch_id == b.c.id))
+    query = sa.select(
+        e.c.at, e.c.version, e.c.metric, e.c.value, e.c.rows, e.c.estimated_value, e.c.batch_id,
+        b.c.end,
+    ).select_from(e.outerjoin(b, e.c.batch_id == b.c.id))
     with store._read() as conn:
         rows = conn.execute(query.where(e.c.pipeline_id == store._pid(conn, pipeline))
                             .order_by(e.c.id)).all()
     return [LivePoint(row.end or row.at, int(row.version), row.metric,
-                      None if row.value is None else float(row.value), int(row.rows))
+                      None if row.value is None else float(row.value), int(row.rows),
+                      None if row.estimated_value is None else float(row.estimated_value),
+                      row.batch_id)
             for row in rows]
 
 

@@ -221,6 +221,9 @@ model_versions = sa.Table(
     ),
     sa.Column("gate_report", Json, nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
+    # the confidence calibrator (`train.calibration`), an artifact like the model; NULL: none
+    sa.Column("calibration_uri", sa.Text, nullable=True),
+    sa.Column("calibration_sha256", sa.String(64), nullable=True),
     sa.UniqueConstraint("pipeline_id", "version"),
     sa.Index(None, "run_id"),
 )
@@ -259,6 +262,9 @@ evaluations = sa.Table(
     sa.Column("rows", sa.BigInteger, nullable=False),
     sa.Column("errors", Json, nullable=False),
     sa.Column("at", UTCDateTime, nullable=False),
+    # accuracy estimated from calibrated confidences on all the batch's rows (labels unused)
+    sa.Column("estimated_value", sa.Double, nullable=True),
+    sa.Column("estimated_rows", sa.BigInteger, nullable=True),
     sa.Index(None, "pipeline_id", "version", "id"),
 )
 

@@ -62,6 +62,7 @@ def summary_rows(results: Sequence[backtest.PolicyResult]) -> list[dict[str, Any
                 if ref and ref.cpu_seconds
                 else None,
                 "wall_seconds": result.wall_seconds,
+                "estimate_mae": result.estimate_mae,
             }
         )
     return rows

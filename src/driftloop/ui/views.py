@@ -165,11 +165,19 @@ def charts(store: metadata.MetadataStore, name: str) -> dict[str, Any]:
     newest batch (seconds)."""
     metric_name = ""
     live: dict[float, list[float]] = {}
+    estimated: dict[float, list[float]] = {}
     for point in summaries.live_metric(store, name):
+        second = point.at.timestamp()
+        if point.estimated is not None and math.isfinite(point.estimated):
+            estimated.setdefault(second, []).append(point.estimated)
         if point.value is None or not math.isfinite(point.value):
             continue
         metric_name = point.metric
-        live.setdefault(point.at.timestamp(), []).append(point.value)
+        live.setdefault(second, []).append(point.value)
+    times = sorted(live.keys() | estimated.keys())
+    series = {metric_name or "metric": [_mean(live.get(t)) for t in times]}
+    if estimated:  # a second series: accuracy estimated before the labels came (CBPE)
+        series["estimated accuracy"] = [_mean(estimated.get(t)) for t in times]
     decisions = store.list_decisions(name, kind="retrain", limit=DRIFT_DECISIONS)
     first = min((int(d.evidence.get("last_batch_id") or 0) for d in decisions), default=0)
     ends = {b.id: b.end or b.created_at
@@ -184,11 +192,10 @@ def charts(store: metadata.MetadataStore, name: str) -> dict[str, Any]:
                 row[column["name"]] = float(column["effect"])
     top = sorted({f for row in effects.values() for f in row},
                  key=lambda f: -max(row.get(f, 0.0) for row in effects.values()))[:MAX_FEATURES]
-    times = sorted(effects)
+    moments = sorted(effects)
     return {
-        "live": chart(sorted(live), {metric_name or "metric": [
-            round(sum(v) / len(v), 5) for _, v in sorted(live.items())]}, metric_name),
-        "drift": chart(times, {f: [_round(effects[t].get(f)) for t in times] for f in top},
+        "live": chart(times, series, metric_name),
+        "drift": chart(moments, {f: [_round(effects[m].get(f)) for m in moments] for f in top},
                        "effect size"),
     }
 
@@ -197,6 +204,10 @@ def chart(x: list[float], series: dict[str, list[Any]], label: str) -> dict[str,
     """What `static/dashboard.js` draws: x in seconds, one list of y per named series."""
     return {"x": x, "series": [{"label": name, "values": values}
                                for name, values in series.items()], "label": label}
+
+
+def _mean(values: list[float] | None) -> float | None:
+    return None if not values else round(sum(values) / len(values), 5)
 
 
 def _round(value: float | None) -> float | None:
