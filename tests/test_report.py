@@ -80,7 +80,7 @@ def test_the_pareto_chart_places_every_policy_at_its_cpu_and_score(replayed: Any
         assert point["relative_score"] == pytest.approx(result.score / every.score, abs=1e-5)
         assert point["trainings"] == result.trainings
     assert {n: p["role"] for n, p in points.items()} == {
-        "every-batch": "reference", "never": "baseline", "weekly": "policy", "mine": "policy"}
+        "every-batch": "reference", "never": "baseline", "mine": "policy"}
     # the front: exactly the points no other point beats on both CPU and score
     for name, point in points.items():
         beaten = any(
@@ -103,7 +103,7 @@ def test_the_gap_chart_is_each_policys_rolling_difference_to_every_batch(replaye
     gaps = {g["policy"]: g for g in data["gap"]}
     assert data["smoothing"] == report.SMOOTHING  # a short replay: the least smoothing
     assert data["gap"][0]["policy"] == "mine"  # the focus first
-    assert set(gaps) == {"never", "weekly", "mine"}  # all but the reference
+    assert set(gaps) == {"never", "mine"}  # all but the reference
     for name, gap in gaps.items():
         steps = by_name[name].steps
         differences = pd.Series(

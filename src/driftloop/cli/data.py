@@ -165,11 +165,17 @@ def show_batches(
     and, with `signals`, the data-quality signals of each accepted one. With `scored` (batch
     id → the champion's evaluation of it), the metric realised on each batch ("live") and the
     accuracy estimated from calibrated confidences before its labels were used ("est. acc.")."""
-    extra = ("live", "est. acc.") if scored is not None else ()
-    table = console.table("id", "file", "rows", "period", "status", "reasons", "signals", *extra)
+    # Columns only where some batch has something to show: the table must fit a terminal.
+    flagged = any(batch.quality for batch in listed)
+    scored = {i: p for i, p in (scored or {}).items() if p.value is not None or p.estimated}
+    estimated = any(point.estimated is not None for point in scored.values())
+    extra = [*(["signals"] if flagged else []), *(["live"] if scored else []),
+             *(["est. acc."] if estimated else [])]
+    table = console.table("id", "file", "rows", "period", "status", "reasons", *extra)
     for batch in listed:
         period = _period(batch.start, batch.end) if batch.start and batch.end else ""
         found = sum(len(reasons) for reasons in batch.reasons.values())
+        live, guess = _scores(scored.get(batch.id))
         table.add_row(
             str(batch.id),
             Path(batch.source_uri).name,
@@ -177,8 +183,9 @@ def show_batches(
             period,
             _status(batch),
             str(found) if found else "",
-            _signals(batch),
-            *(_scores(scored.get(batch.id)) if scored is not None else ()),
+            *([_signals(batch)] if flagged else []),
+            *([live] if scored else []),
+            *([guess] if estimated else []),
         )
     console.print(table)
     for batch in listed:

@@ -27,7 +27,7 @@ _PATTERN = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(rows?|batch(?:es)?|%)\s*")
 
 @dataclass(frozen=True)
 class Amount:
-    """A quantity with its unit; `share` is a fraction (0, 1] of the training window.
+    """A quantity with its unit; `share` is a multiple of the training window (0.25: 25%).
 
     >>> Amount.parse("10 batches"), Amount.parse("1 batch").value, Amount.parse(480).unit
     (Amount(10 batches), 1.0, 'rows')
@@ -66,8 +66,8 @@ class Amount:
 
     @classmethod
     def _checked(cls, value: float, unit: Unit, text: Any) -> Amount:
-        if value < 0 or (unit == "share" and value > 1):
-            raise ValueError(f"{text!r}: an amount must be >= 0 (a share at most 100%)")
+        if value < 0:
+            raise ValueError(f"{text!r}: an amount must be >= 0")
         return cls(value, unit)
 
     @property
