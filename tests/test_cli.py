@@ -231,3 +231,23 @@ def test_tick_and_batches_show_the_estimated_accuracy_beside_the_realised(projec
     listed = invoke("batches")
     assert "est. acc." in listed
     assert re.search(r"│ 8 .*│ 0\.\d{4} +│ 0\.\d{4} +│", listed), listed  # realised, estimated
+
+
+def test_tick_output_names_rows_and_feedback_plainly(project: Path) -> None:
+    from driftloop.cli import loop
+
+    assert (loop._rows(1), loop._rows(48)) == ("1 row", "48 rows")
+    shown = flat(invoke("tick"))
+    assert "batch None" not in shown
+
+
+def test_a_quarantined_batch_on_the_timeline_names_each_column_once(project: Path) -> None:
+    from driftloop.controller import project as projects
+    from driftloop.ui import views
+
+    invoke("ingest")
+    opened = projects.open_project(project / "driftloop.yaml")
+    (faulty,) = opened.store.list_batches("electricity", status="quarantined")
+    text = views._batch_event(faulty).text
+    assert "nswprice: 4 non-numeric values" in text and "nswprice: nswprice" not in text
+    opened.close()

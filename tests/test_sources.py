@@ -334,3 +334,10 @@ def test_bare_postgresql_url_reads_through_psycopg(pg_url: str) -> None:
     batches, cursor = _poll(source, None)
     assert _ids(batches) == [[0, 1, 2]]
     assert cursor == {"after": (T0 + timedelta(hours=1)).isoformat(), "type": "datetime"}
+
+
+def test_a_header_naming_a_column_twice_is_said_so(folder: Path) -> None:
+    (folder / "twice.csv").write_text("time,price,price\n2024-01-01,1,2\n")
+    (raw,) = files.FileSource(str(folder / "*.csv")).poll(None)
+    assert raw.frame is None
+    assert raw.error == "not valid CSV: the header names 'price' in columns 2 and 3"

@@ -174,16 +174,18 @@ def show_tick(result: object) -> None:
     for evaluation in result.evaluations:
         estimated = evaluation.estimated_value
         guess = "" if estimated is None else f"estimated accuracy {estimated:.4f}"
+        scored = (f"batch {evaluation.batch_id}" if evaluation.batch_id is not None
+                  else "labels sent back to the server")
         if evaluation.value is not None:
             console.ok(
-                f"champion v{evaluation.version} on batch {evaluation.batch_id}: "
-                f"{evaluation.metric} {evaluation.value:.4f} ({evaluation.rows} rows)"
+                f"champion v{evaluation.version} on {scored}: "
+                f"{evaluation.metric} {evaluation.value:.4f} ({_rows(evaluation.rows)})"
                 + (f"; {guess} before its labels" if guess else "")
             )
         elif guess:
             console.ok(
-                f"champion v{evaluation.version} on batch {evaluation.batch_id}: no labels yet; "
-                f"{guess} ({evaluation.estimated_rows} rows)"
+                f"champion v{evaluation.version} on {scored}: no labels yet; "
+                f"{guess} ({_rows(evaluation.estimated_rows)})"
             )
     if result.decision is not None:
         verdict = result.decision.evidence.get("policy", {})
@@ -199,3 +201,8 @@ def show_tick(result: object) -> None:
             console.print(f"v{outcome.version.version} kept as challenger: {outcome.reason}")
     if not result.acted:
         console.info("nothing new")
+
+
+def _rows(count: int) -> str:
+    """``"1 row"``, ``"48 rows"``."""
+    return f"{count} row{'' if count == 1 else 's'}"

@@ -108,7 +108,8 @@ def _batch_event(batch: entities.Batch) -> Event:
         return Event(batch.created_at, "quarantine",
                      f"{head} quarantined, later requeued as a new batch")
     if batch.status != "accepted":
-        reasons = "; ".join(f"{col}: {', '.join(why)}" for col, why in batch.reasons.items())
+        # each reason names its column already
+        reasons = "; ".join(r for why in batch.reasons.values() for r in why)
         return Event(batch.created_at, "quarantine", f"{head} quarantined ({reasons[:300]})",
                      tone="bad")
     again = f", requeued from batch {batch.requeued_from}" if batch.requeued_from else ""

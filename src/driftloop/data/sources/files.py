@@ -240,7 +240,28 @@ def _read_csv(data: bytes, compression: str | None) -> tuple[pd.DataFrame | None
         return None, "empty file"
     except (ValueError, OSError, EOFError) as exc:  # ParserError is a ValueError
         return None, f"not valid CSV: {_first_line(exc)}"
+    twice = _repeated_names(data, compression)
+    if twice:
+        return None, f"not valid CSV: the header names {twice}"
     return frame, None
+
+
+def _repeated_names(data: bytes, compression: str | None) -> str:
+    """Header names given more than once, with their column numbers (pandas would rename the
+    second one `x.1` and the batch look as if a column were missing).
+
+    >>> _repeated_names(b"a,b,a\\n1,2,3\\n", None)
+    "'a' in columns 1 and 3"
+    """
+    import pandas as pd
+
+    header = pd.read_csv(io.BytesIO(data), compression=compression, header=None, nrows=1,
+                         dtype=str, index_col=False).iloc[0].tolist()
+    names = [str(name) for name in header]
+    return "; ".join(
+        f"{name!r} in columns " + " and ".join(
+            str(i + 1) for i, other in enumerate(names) if other == name)
+        for name in dict.fromkeys(n for n in names if names.count(n) > 1))
 
 
 def _read_parquet(data: bytes) -> tuple[pd.DataFrame | None, str | None]:
