@@ -50,10 +50,13 @@ def test_an_unrecorded_model_file_is_found_and_removed(folder: Path) -> None:
     crash_after_writing_the_model(folder)
     project = projects.open_project(folder / "driftloop.yaml")
     assert project.store.list_model_versions(project.name) == []
-    batches = project.store.list_batches(project.name, status="accepted")
+    batches = project.store.list_batches(project.name)  # quarantined ones keep their rows too
     referenced = {Path(b.data_uri.removeprefix("file://")) for b in batches if b.data_uri}
-    (orphan,) = files_of(folder) - referenced
-    assert orphan.suffix == ".skops"
+    # the model file, and the calibrator written with it (`train.calibration`)
+    orphans = files_of(folder) - referenced
+    (orphan,) = [path for path in orphans if path.suffix == ".skops"]
+    (calibrator,) = orphans - {orphan}
+    assert calibrator.suffix == ".json"
     stray = folder / "artifacts" / "notes.txt"  # not an artifact name: never touched
     stray.write_text("mine")
 
@@ -62,19 +65,21 @@ def test_an_unrecorded_model_file_is_found_and_removed(folder: Path) -> None:
         young.output)
     old = time.time() - 2 * 3600
     os.utime(orphan, (old, old))
+    os.utime(calibrator, (old, old))
     dry = runner.invoke(app, ["gc"])
     assert dry.exit_code == 0, dry.output
     assert f"{orphan.parent.name}/{orphan.name}" in dry.output
     assert f"{orphan.stat().st_size:,}" in dry.output
-    assert "1 file(s)" in dry.output and "would go" in dry.output
+    assert "2 file(s)" in dry.output and "would go" in dry.output
     assert orphan.exists()  # a dry run deletes nothing
 
     done = runner.invoke(app, ["gc", "--yes", "--actor", "ops"])
-    assert done.exit_code == 0 and "deleted 1 file(s)" in done.output, done.output
+    assert done.exit_code == 0 and "deleted 2 file(s)" in done.output, done.output
     assert files_of(folder) == referenced | {stray}
     (entry,) = project.store.list_audit(action="artifacts.gc")
     assert entry.actor == "ops" and entry.details["bytes"] > 0
-    assert [Path(uri).name for uri in entry.details["files"]] == [orphan.name]
+    assert sorted(Path(uri).name for uri in entry.details["files"]) == sorted(
+        [orphan.name, calibrator.name])
 
     result = tick.Controller(project, holder="a").tick()  # the loop carries on from the store
     assert result.outcome is not None and result.outcome.version is not None
@@ -84,6 +89,8 @@ def test_an_unrecorded_model_file_is_found_and_removed(folder: Path) -> None:
     assert "no unreferenced files older than 0" in again.output
     version = project.store.get_model_version(project.name, 1)
     assert project.artifacts.get_model(version.artifact_uri, version.sha256) is not None
+    assert version.calibration_uri is not None  # the live version's calibrator is kept
+    assert project.artifacts.get_json(version.calibration_uri, version.calibration_sha256)
     project.close()
 
 

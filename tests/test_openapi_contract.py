@@ -26,17 +26,18 @@ from driftloop.store import serving
 EXAMPLES = 40
 """Generated requests per operation and mode."""
 EXCLUDED = {label: [checks.positive_data_acceptance] for label in (
-    "POST /v1/predict", "POST /v1/feedback")}
+    "POST /v1/predict", "POST /v1/feedback", "POST /v1/batches")}
 """A record's fields and a label's values are checked against the pipeline's own schema (its
 feature columns and target, learnt from the data), which the document cannot state: a
-schema-valid `{"record": {}}` is rightly a 422 that names the missing columns."""
+schema-valid `{"record": {}}` is rightly a 422 that names the missing columns, and an empty
+CSV body a 400."""
 
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     project = projects.open_project(trained_folder(tmp_path_factory, "contract") / "driftloop.yaml")
     secret = auth.create_token(serving.ServingStore(project.store), "all",
-                               ["predict", "feedback", "admin"], actor="test")[1]
+                               ["predict", "feedback", "admin", "ingest"], actor="test")[1]
     with serve_in_thread(server_app.create_app(project, poll_interval=0.25)) as url:
         yield url, secret
     project.close()

@@ -173,6 +173,7 @@ def test_failed_trials_are_kept_and_every_failure_is_an_error() -> None:
 )
 def test_search_spec_errors_name_the_line(search_yaml: str, message: str) -> None:
     text = (Path(scaffold.__file__).parent / "scaffold" / "driftloop.yaml").read_text()
+    text = re.sub(r"  window: auto.*\n", "  window: all\n", text)
     text = re.sub(r"  executor: local.*\n", f"  executor: local\n  search: {search_yaml}\n", text)
     assert "search:" in text
     with pytest.raises(errors.ConfigError, match=message):
@@ -184,6 +185,7 @@ def test_a_retraining_stores_its_trials_and_deploys_the_best(tmp_path: Path) -> 
     scaffold.init(root, weeks=6)
     path = root / "driftloop.yaml"
     text = re.sub(r"  executor: local.*\n", "  executor: inline\n", path.read_text())
+    text = re.sub(r"  window: auto.*\n", "  window: all\n", text)
     search_yaml = (
         "  search:\n    trials: 2\n    candidates:\n      logistic:\n"
         "        function: sklearn.linear_model:LogisticRegression\n"

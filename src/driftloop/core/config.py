@@ -287,6 +287,10 @@ class TrainerSpec(Spec):
     def _combinations(self) -> TrainerSpec:
         if self.address is not None and self.executor != "ray":
             raise ValueError(f"`address` is for executor ray; executor is {self.executor!r}")
+        if self.window.kind == "auto" and self.search is not None:
+            raise ValueError("window `auto` and `search` do not combine yet (each candidate "
+                             "window would run the whole search): choose a window kind, e.g. "
+                             "window: {kind: last, size: 8 batches}")
         if self.segment_by is not None and self.search is not None:
             raise ValueError("`segment_by` and `search` do not combine yet; choose one")
         own = self.function.partition(":")[2]

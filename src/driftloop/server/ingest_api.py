@@ -55,7 +55,7 @@ from driftloop.controller import ingest as ingesting
 from driftloop.controller import lease as leases
 from driftloop.core import errors
 from driftloop.data import bodies
-from driftloop.server import state
+from driftloop.server import problems, state
 from driftloop.store import entities, uploads
 
 ROLE = "ingest"
@@ -107,7 +107,8 @@ def router(server: state.ServerState) -> APIRouter:
     @routes.post(
         "/v1/batches", status_code=201, response_model=BatchOut,
         responses={200: {"model": BatchOut, "description": "The batch existed already"},
-                   202: {"model": BatchOut, "description": "Queued for the next tick"}},
+                   202: {"model": BatchOut, "description": "Queued for the next tick"},
+                   **problems.responses(400, 401, 403, 409, 413, 415, 422)},
         openapi_extra={"requestBody": {"required": True, "content": _BODIES}},
     )
     async def post_batch(
@@ -165,7 +166,8 @@ def router(server: state.ServerState) -> APIRouter:
             if taken:
                 project.store.release_lease(project.name, lease_holder)
 
-    @routes.get("/v1/batches/{key:path}", response_model=BatchOut)
+    @routes.get("/v1/batches/{key:path}", response_model=BatchOut,
+                responses=problems.responses(401, 403, 404, 422))
     def get_batch(key: str, actor: str = Depends(allowed)) -> JSONResponse:
         """What became of the batch posted under `key` (the client's id, or sha256:<hex>)."""
         upload = store.get(server.name, key)

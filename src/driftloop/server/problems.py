@@ -46,6 +46,7 @@ _WHY = {
     404: "Something the request names does not exist",
     409: "The request clashes with the stored state",
     413: "The body is larger than the server's limit, or names too many records",
+    415: "The body's Content-Type is not one this endpoint reads",
     422: "The body or a parameter does not have the expected shape or values",
     503: "The server cannot answer yet (no champion loaded, or overloaded)",
 }

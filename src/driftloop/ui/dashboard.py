@@ -47,7 +47,8 @@ templates = jinja2.Environment(
 )
 templates.filters["when"] = lambda at: "" if at is None else f"{at:%Y-%m-%d %H:%M:%S}"
 templates.filters["num"] = lambda value, digits=4: "" if value is None or (
-    isinstance(value, float) and not math.isfinite(value)) else f"{value:.{digits}g}"
+    isinstance(value, float) and not math.isfinite(value)) else (
+    f"{value:.{digits}g}" if isinstance(value, int | float) else str(value))  # "8 batches"
 
 
 def render(template: str, status: int = 200, **context: Any) -> HTMLResponse:
