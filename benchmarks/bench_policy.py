@@ -47,7 +47,7 @@ def default_spec(stream: policy_streams.Stream) -> config.PipelineSpec:
     """What `driftloop init --data` writes for this stream, with the scaffold's trainer run in
     process (its CPU seconds are what is compared)."""
     text = calibrate.spec_text(stream.frame, name=stream.name, target=stream.target,
-                               timestamp="time", every=stream.every, warmup=stream.warmup)
+                               timestamp="time", every=stream.every)
     spec = config.parse_spec(text, f"{stream.name}.yaml")
     trainer = {**spec.trainer.model_dump(mode="json"), "executor": "inline"}
     return backtest.policy_spec(spec, {"trainer": trainer})

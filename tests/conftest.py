@@ -223,3 +223,20 @@ def stream_project(tmp_path: Any, source: Any, spec: str) -> Any:
     )
     store.ensure_pipeline(project.name, project.spec.model_dump(mode="json"))
     return project
+
+
+def replay_project(tmp_path: Any, spec: Any, data: Any, ends: Any) -> Any:
+    """A project that replays `data` (stamped in column ``t``) in batches ending at `ends`, on
+    a fake clock set to the first end, with an in-memory store and artifacts under
+    `tmp_path`."""
+    from driftloop.controller import project as projects
+    from driftloop.core import clock as clocks
+    from driftloop.data.sources import replay
+    from driftloop.store import artifacts, metadata
+
+    clock = clocks.FakeClock(ends[0].to_pydatetime())
+    store = metadata.MetadataStore.open("sqlite://", clock=clock)
+    store.ensure_pipeline(spec.name, spec.model_dump(mode="json"))
+    return projects.Project(spec=spec, base_dir=tmp_path, store=store,
+                            artifacts=artifacts.ArtifactStore(str(tmp_path / "artifacts")),
+                            source=replay.ReplaySource(data, "t", ends, clock), clock=clock)

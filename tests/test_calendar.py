@@ -10,15 +10,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import replay_project
 
 from driftloop.controller import backtest, tick
-from driftloop.controller import project as projects
-from driftloop.core import clock as clocks
 from driftloop.core import config, errors
 from driftloop.data import calendar
-from driftloop.data.sources import replay
 from driftloop.server import scoring, state
-from driftloop.store import artifacts, metadata
 
 BASE = """
 name: cal
@@ -107,15 +104,10 @@ def hourly(days: int, seed: int = 0) -> pd.DataFrame:
 def trained(tmp_path: Path, spec: config.PipelineSpec) -> tick.Controller:
     data = hourly(40)
     ends = backtest.batch_ends(data, "t", timedelta(days=1), timedelta(days=30))
-    clock = clocks.FakeClock(ends[0].to_pydatetime())
-    store = metadata.MetadataStore.open("sqlite://", clock=clock)
-    store.ensure_pipeline(spec.name, spec.model_dump(mode="json"))
-    project = projects.Project(spec=spec, base_dir=tmp_path, store=store,
-                               artifacts=artifacts.ArtifactStore(str(tmp_path / "artifacts")),
-                               source=replay.ReplaySource(data, "t", ends, clock), clock=clock)
+    project = replay_project(tmp_path, spec, data, ends)
     controller = tick.Controller(project)
     for end in ends[:3]:
-        clock.set(end.to_pydatetime())
+        project.clock.set(end.to_pydatetime())
         controller.tick()
     return controller
 

@@ -12,18 +12,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import replay_project
 from sklearn.calibration import CalibratedClassifierCV, calibration_curve
 from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
 
 from driftloop.controller import backtest, tick
-from driftloop.controller import project as projects
 from driftloop.core import clock as clocks
 from driftloop.core import config, errors
-from driftloop.data.sources import replay
 from driftloop.policy import signals as policy_signals
 from driftloop.policy import triggers
-from driftloop.store import artifacts, metadata
+from driftloop.store import metadata
 from driftloop.train import calibration
 
 W = np.array([2.0, -1.0])
@@ -183,13 +182,8 @@ def controller(
     spec = config.parse_spec(SPEC % {"task": task, "model": model})
     spec = backtest.policy_spec(spec, overrides)
     ends = backtest.batch_ends(data, "t", timedelta(days=1), timedelta(days=10))
-    clock = clocks.FakeClock(ends[0].to_pydatetime())
-    store = metadata.MetadataStore.open("sqlite://", clock=clock)
-    store.ensure_pipeline(spec.name, spec.model_dump(mode="json"))
-    project = projects.Project(spec=spec, base_dir=tmp_path, store=store,
-                               artifacts=artifacts.ArtifactStore(str(tmp_path / "artifacts")),
-                               source=replay.ReplaySource(data, "t", ends, clock), clock=clock)
-    return tick.Controller(project), clock, ends
+    project = replay_project(tmp_path, spec, data, ends)
+    return tick.Controller(project), project.clock, ends
 
 
 def test_each_batch_gets_an_estimate_and_unlabelled_ones_reach_the_trigger(

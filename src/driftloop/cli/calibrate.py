@@ -80,8 +80,7 @@ def describe(frame: pd.DataFrame, target: str, timestamp: str | None,
 
 
 def spec_text(frame: pd.DataFrame, *, name: str, target: str, timestamp: str | None,
-              every: timedelta | None = None, warmup: timedelta | None = None,
-              path: str = "data/*.csv") -> str:
+              every: timedelta | None = None, path: str = "data/*.csv") -> str:
     """A complete `driftloop.yaml` for this data, each derived value commented."""
     c = describe(frame, target, timestamp, every)
     cadence = f"{c.rows_per_batch:,.0f} rows a batch"
@@ -95,7 +94,6 @@ def spec_text(frame: pd.DataFrame, *, name: str, target: str, timestamp: str | N
         function, metric = "train:make_regressor", "rmse"
     window = f"{c.window_batches} batch" + ("es" if c.window_batches > 1 else "")
     stamp = f"timestamp: {timestamp}\n" if timestamp else ""
-    del warmup  # the first batch trains the first model, whatever its length
     return f"""\
 # A driftloop pipeline, derived from a sample of the data ({c.rows:,} rows): {cadence};
 # the target is {kind}. Every count below is in batches, so it holds whatever a batch is.

@@ -30,13 +30,13 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Security
+from fastapi import APIRouter, FastAPI, HTTPException
 from fastapi.responses import JSONResponse, Response
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from driftloop.controller import project as projects
 from driftloop.core import errors
 from driftloop.server import (
+    access,
     bodies,
     body_limit,
     docs,
@@ -100,29 +100,6 @@ def create_app(
     return app
 
 
-# -- authentication ------------------------------------------------------------------------------
-
-_bearer = HTTPBearer(auto_error=False, description="A driftloop token: `driftloop tokens create`")
-
-
-def _require(server: state.ServerState, role: str) -> Any:
-    anonymous = role == "predict" and server.settings.anonymous_predict
-
-    async def check(
-        credentials: HTTPAuthorizationCredentials | None = Security(_bearer),  # noqa: B008
-    ) -> str:
-        if credentials is None and anonymous:
-            return "anonymous"
-        token = server.tokens.authenticate(credentials.credentials if credentials else None)
-        if not server.tokens.allowed(token, role):
-            raise HTTPException(
-                403, f"token {token.name!r} lacks the role {role!r} "
-                f"(it has: {', '.join(token.roles)})")
-        return token.name
-
-    return Depends(check)
-
-
 # -- routes --------------------------------------------------------------------------------------
 
 
@@ -165,7 +142,7 @@ def _add_routes(app: FastAPI, server: state.ServerState) -> None:
     @app.post("/v1/predict", response_model=bodies.PredictResponse, tags=["predict"],
               responses=problems.responses(*body_errors, 503))
     async def predict(
-        body: bodies.PredictRequest, actor: str = _require(server, "predict"),
+        body: bodies.PredictRequest, actor: str = access.require(server, "predict"),
     ) -> JSONResponse:
         """Predict for one or many records; every prediction is logged with its id and the
         alias and version that answered (canary / A-B: a sticky share goes to the model under
@@ -214,7 +191,9 @@ def _add_routes(app: FastAPI, server: state.ServerState) -> None:
 
     @app.post("/v1/feedback", response_model=bodies.FeedbackResponse, tags=["feedback"],
               responses=problems.responses(*body_errors, 404))
-    def feedback(body: bodies.FeedbackRequest, actor: str = _require(server, "feedback")) -> Any:
+    def feedback(
+        body: bodies.FeedbackRequest, actor: str = access.require(server, "feedback")
+    ) -> Any:
         """Ground truth for earlier predictions (hours or days later). The first label of a
         prediction wins; any unknown prediction id fails the whole call with 404 listing them.
         An online pipeline's learner learns the new labels before the answer (`learned`) if
@@ -242,7 +221,7 @@ def _add_routes(app: FastAPI, server: state.ServerState) -> None:
 
     @app.post("/v1/admin/promote", tags=["admin"], response_model=bodies.AliasMoveOut,
               responses=problems.responses(*body_errors, 404, 409))
-    def promote(body: bodies.PromoteRequest, actor: str = _require(server, "admin")) -> Any:
+    def promote(body: bodies.PromoteRequest, actor: str = access.require(server, "admin")) -> Any:
         """Point an alias (default champion) at a version; audited with the token's name."""
         move = store.set_alias(name, body.alias, body.version, actor=actor, reason=body.reason)
         server.holder.refresh()
@@ -251,7 +230,7 @@ def _add_routes(app: FastAPI, server: state.ServerState) -> None:
     @app.post("/v1/admin/rollback", tags=["admin"], response_model=bodies.AliasMoveOut,
               responses=problems.responses(*body_errors, 404, 409))
     def rollback(
-        body: bodies.RollbackRequest | None = None, actor: str = _require(server, "admin"),
+        body: bodies.RollbackRequest | None = None, actor: str = access.require(server, "admin"),
     ) -> Any:
         """Move an alias back to the version it held before; audited with the token's name."""
         body = body or bodies.RollbackRequest()
@@ -262,7 +241,7 @@ def _add_routes(app: FastAPI, server: state.ServerState) -> None:
     @app.post("/v1/admin/retrain", tags=["admin"], response_model=bodies.RetrainOut,
               responses=problems.responses(*body_errors))
     def retrain(
-        body: bodies.RetrainRequest | None = None, actor: str = _require(server, "admin"),
+        body: bodies.RetrainRequest | None = None, actor: str = access.require(server, "admin"),
     ) -> Any:
         """Ask for a retraining (as `driftloop retrain` does); the next tick acts on it."""
         body = body or bodies.RetrainRequest()

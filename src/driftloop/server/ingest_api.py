@@ -45,17 +45,16 @@ import hashlib
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Security
+from fastapi import APIRouter, Header, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
 from driftloop.controller import ingest as ingesting
 from driftloop.controller import lease as leases
 from driftloop.core import errors
 from driftloop.data import bodies
-from driftloop.server import problems, state
+from driftloop.server import access, problems, state
 from driftloop.store import entities, uploads
 
 ROLE = "ingest"
@@ -86,7 +85,6 @@ class BatchOut(BaseModel):
     rows: int | None
 
 
-_bearer = HTTPBearer(auto_error=False, description="A driftloop token with the role ingest")
 
 
 def router(server: state.ServerState) -> APIRouter:
@@ -95,14 +93,7 @@ def router(server: state.ServerState) -> APIRouter:
     store = uploads.UploadStore(server.project.store)
     lease_holder = leases.holder_name(ACTOR)
 
-    async def allowed(
-        credentials: HTTPAuthorizationCredentials | None = Security(_bearer),  # noqa: B008
-    ) -> str:
-        token = server.tokens.authenticate(credentials.credentials if credentials else None)
-        if not server.tokens.allowed(token, ROLE):
-            raise HTTPException(403, f"token {token.name!r} lacks the role {ROLE!r} "
-                                f"(it has: {', '.join(token.roles)})")
-        return token.name
+    allowed = access.require(server, ROLE)
 
     @routes.post(
         "/v1/batches", status_code=201, response_model=BatchOut,
@@ -118,7 +109,7 @@ def router(server: state.ServerState) -> APIRouter:
             description="The client's id of this batch (or send the Idempotency-Key header)"),
         idempotency_key: str | None = Header(
             None, alias="Idempotency-Key", min_length=1, max_length=uploads.KEY_LENGTH),
-        actor: str = Depends(allowed),
+        actor: str = allowed,
     ) -> JSONResponse:
         """Validate and store a batch of rows, once per batch id (see the module docstring)."""
         fmt = _format(request.headers.get("content-type"))
@@ -168,7 +159,7 @@ def router(server: state.ServerState) -> APIRouter:
 
     @routes.get("/v1/batches/{key:path}", response_model=BatchOut,
                 responses=problems.responses(401, 403, 404, 422))
-    def get_batch(key: str, actor: str = Depends(allowed)) -> JSONResponse:
+    def get_batch(key: str, actor: str = allowed) -> JSONResponse:
         """What became of the batch posted under `key` (the client's id, or sha256:<hex>)."""
         upload = store.get(server.name, key)
         if upload is None:
