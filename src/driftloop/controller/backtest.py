@@ -16,6 +16,7 @@ spec's `trainer.executor` is ``ray``.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import itertools
 import multiprocessing
 import queue as queues
@@ -138,13 +139,19 @@ def replay_group(
     """Replay several policies in lockstep, one batch of each in turn, on one CPU thread.
     Lockstep makes their CPU seconds comparable on a machine whose speed drifts: every policy
     trains throughout the replay, not in a window of its own."""
-    with threadpoolctl.threadpool_limits(1):
+    with contextlib.ExitStack() as limits:
+        limits.enter_context(threadpoolctl.threadpool_limits(1))
         replays = [_Replay(frame, spec, name, ends, base_dir) for name, spec in specs.items()]
-        for end in ends:
+        for index, end in enumerate(ends):
             for replay in replays:
                 replay.step(end)
                 if on_step and replay.name in on_step:
                     on_step[replay.name]()
+            if index == 0:
+                # The first step trains, loading the trainer's thread pools (OpenMP, BLAS)
+                # after the first limit: two replays with two threads each on two cores spin
+                # in OpenMP's waits and run several times slower.
+                limits.enter_context(threadpoolctl.threadpool_limits(1))
         return [replay.finish() for replay in replays]
 
 
