@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
@@ -71,8 +72,9 @@ def add_version(store: MetadataStore, batch_ids: list[int]) -> entities.ModelVer
 # -- schema ------------------------------------------------------------------------------------
 
 
-HEAD = max(p.name[:4] for p in (Path(migrations.__file__).parent / "versions").glob("0*.py"))
-"""The newest revision shipped: the one migration file with the highest number."""
+_NEWEST = max((Path(migrations.__file__).parent / "versions").glob("0*.py"))
+HEAD = re.search(r'^revision: str = "([^"]+)"', _NEWEST.read_text(), re.MULTILINE)[1]  # type: ignore[index]
+"""The newest revision shipped: the revision id of the migration file with the highest number."""
 
 
 def test_migrations_run_up_from_empty_to_head(store: MetadataStore) -> None:

@@ -12,6 +12,7 @@ from driftloop.cli import (
     gc,
     loop,
     models,
+    notifications,
     project,
     report,
     serve,
@@ -35,6 +36,7 @@ app.command()(loop.tick)
 app.command()(loop.run)
 app.command()(loop.retrain)
 app.command()(gc.gc)
+app.command()(notifications.notifications)
 app.command()(demo.demo)
 app.command()(backtest.backtest)
 app.command()(report.report)

@@ -18,7 +18,7 @@ import pydantic
 import yaml
 from pydantic import BeforeValidator, Field
 
-from driftloop.core import errors, source_specs
+from driftloop.core import errors, notify_spec, source_specs
 from driftloop.core.amount import Amount, AmountField
 from driftloop.core.online_spec import OnlineSpec
 
@@ -563,6 +563,7 @@ class PipelineSpec(Spec):
     online: OnlineSpec | None = Field(
         default=None, description="An online learner that learns from every labelled event"
     )
+    notify: notify_spec.Hooks = []
 
     @pydantic.model_validator(mode="before")
     @classmethod

@@ -280,6 +280,26 @@ audit_log = sa.Table(
     sa.Index(None, "target"),
 )
 
+notifications = sa.Table(
+    # The webhook outbox (`store.outbox`): one row per (hook, event), written in the transaction
+    # that moves the hook's cursors past the event, so an event is queued once and never lost.
+    "notifications", metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    _pipeline_fk(),
+    sa.Column("hook", sa.String(64), nullable=False),
+    sa.Column("event", sa.String(50), nullable=False),
+    sa.Column("event_key", sa.String(200), nullable=False),
+    sa.Column("payload", Json, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),  # pending, sent, dead
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_at", UTCDateTime, nullable=False),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("sent_at", UTCDateTime, nullable=True),
+    sa.UniqueConstraint("pipeline_id", "hook", "event_key"),
+    sa.Index(None, "pipeline_id", "status", "next_at"),
+)
+
 leases = sa.Table(
     "leases", metadata,
     sa.Column("pipeline", sa.String(200), primary_key=True),

@@ -1,0 +1,59 @@
+"""The webhook outbox: one row per (hook, event) with its delivery state (`store.outbox`).
+
+Revision ID: 0011_global_ops
+Revises: 0010
+Create Date: 2026-12-04
+
+Written out in plain SQLAlchemy types (not imported from `tables.py`) so the revision stays
+what it was when later revisions change the tables.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects import postgresql
+
+revision: str = "0011_global_ops"
+down_revision: str | None = "0010"
+branch_labels: str | None = None
+depends_on: str | None = None
+
+_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+_JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+
+def upgrade() -> None:
+    op.create_table(
+        "notifications",
+        sa.Column("id", _ID, primary_key=True, autoincrement=True),
+        sa.Column(
+            "pipeline_id", _ID,
+            sa.ForeignKey("pipelines.id", name="fk_notifications_pipeline_id_pipelines",
+                          ondelete="CASCADE"),
+            nullable=False,
+        ),
+        sa.Column("hook", sa.String(64), nullable=False),
+        sa.Column("event", sa.String(50), nullable=False),
+        sa.Column("event_key", sa.String(200), nullable=False),
+        sa.Column("payload", _JSON, nullable=False),
+        sa.Column("status", sa.String(20), nullable=False),
+        sa.Column("attempts", sa.Integer, nullable=False),
+        sa.Column("next_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_error", sa.Text, nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id", name="pk_notifications"),
+        sa.UniqueConstraint(
+            "pipeline_id", "hook", "event_key", name="uq_notifications_pipeline_id_hook_event_key"
+        ),
+    )
+    op.create_index(
+        "ix_notifications_pipeline_id_status_next_at", "notifications",
+        ["pipeline_id", "status", "next_at"],
+    )
+
+
+def downgrade() -> None:
+    op.drop_index("ix_notifications_pipeline_id_status_next_at", table_name="notifications")
+    op.drop_table("notifications")
