@@ -17,6 +17,13 @@ version under test with the champion over the time since the test started:
   lower end at or above `-max_metric_drop` → promote; otherwise, or below `min_requests` /
   `min_labels`, wait.
 
+A promotion, and the start of a live test, happens only inside the spec's deployment windows
+and outside its freezes (`rollout.windows`, `rollout.freeze`; `policy.deploy_windows`) once
+there is a champion: outside, a ``rollout`` decision with outcome ``waiting`` says until when,
+and the tick that comes after the window opens does it (`retrain.promote_pending` for a gated
+version, `evaluate_rollout` for a live test). The first version goes live at once (there is
+nothing else to serve).
+
 Each outcome is a decision of kind ``rollout`` with its evidence (counts, metric per alias, the
 interval, error rates, latency); a wait is recorded only when its counts changed, so ticks on
 unchanged state add nothing. The decision is written before the aliases move: a crash in
@@ -62,18 +69,23 @@ def start_rollout(
 ) -> entities.AliasMove | None:
     """Put `version` live as the spec's strategy says: the champion for `replace` (or when
     there is no champion yet), else the strategy's test alias. None when there is nothing to
-    do: `version` is the champion, or it is (or was) under test already."""
+    do: `version` is the champion, or it is (or was) under test already, or it waits for a
+    deployment window (`wait_for_window`)."""
     spec, store, name = project.spec.rollout, project.store, project.name
     champion = store.get_alias(name, "champion")
     if champion == version:
         return None
     alias = spec.test_alias
+    if alias is not None and champion is not None and any(
+        move.version == version for move in store.alias_history(name, alias)
+    ):
+        return None  # tested before (promoted or rolled back): a decision was made
+    if champion is not None and wait_for_window(project, version, alias or "champion"):
+        return None
     if alias is None or champion is None:
         return store.set_alias(
             name, "champion", version, actor=actor, reason=reason or "promoted", action="promote"
         )
-    if any(move.version == version for move in store.alias_history(name, alias)):
-        return None  # tested before (promoted or rolled back): a decision was made
     return store.set_alias(
         name,
         alias,
@@ -158,7 +170,38 @@ def evaluate_rollout(
         outcome, why = "wait", _metric_reason(live, "straddles", -drop, spec.confidence)
     if outcome == "wait" and _same_wait(store, name, evidence):
         return None
+    if outcome == "promote" and wait_for_window(project, version, alias):
+        return None
     return _conclude(project, alias, version, outcome, why, evidence, actor)
+
+
+def wait_for_window(project: projects.Project, version: int, alias: str) -> bool:
+    """True if `version` must wait for a deployment window (`rollout.windows`, `rollout.freeze`)
+    before it may go live under `alias`; the wait is recorded once per version and opening as
+    a ``rollout`` decision with outcome ``waiting`` ("waiting for window until ...")."""
+    from driftloop.policy import deploy_windows
+
+    spec, store, name = project.spec.rollout, project.store, project.name
+    if not spec.windows and not spec.freeze:
+        return False
+    calendar = deploy_windows.DeployCalendar(spec.windows, spec.freeze)
+    now = project.clock.now()
+    opens = calendar.opens_at(now)
+    if opens <= now:
+        return False
+    last = store.list_decisions(name, kind="rollout", limit=1)
+    seen = last[0].evidence if last else {}
+    if seen.get("outcome") == "waiting" and (seen.get("version"), seen.get("until")) == (
+        version, opens.isoformat()):
+        return True
+    why = calendar.why_closed(now)
+    store.add_decision(name, kind="rollout", fired=False, evidence={
+        "outcome": "waiting", "version": version, "alias": alias, "until": opens.isoformat(),
+        "closed": why,
+        "reason": f"waiting for window until {deploy_windows.local_text(opens, spec.windows)}: "
+                  f"v{version} ({alias}) decided {why}",
+    })
+    return True
 
 
 def _conclude(

@@ -18,7 +18,7 @@ import pydantic
 import yaml
 from pydantic import BeforeValidator, Field
 
-from driftloop.core import errors, notify_spec, source_specs
+from driftloop.core import deploy_window_spec, errors, notify_spec, source_specs
 from driftloop.core.amount import Amount, AmountField
 from driftloop.core.online_spec import OnlineSpec
 
@@ -501,6 +501,12 @@ class RolloutSpec(Spec):
     max_error_rate: float = Field(default=0.01, ge=0, le=1)
     max_p99_ms: float = Field(default=50.0, gt=0)
     max_metric_drop: float = Field(default=0.01, ge=0)
+    windows: list[deploy_window_spec.DeployWindowSpec] = Field(
+        default=[], description="Local days and hours a promotion may happen in (none: any time)"
+    )
+    freeze: list[deploy_window_spec.FreezeSpec] = Field(
+        default=[], description="Periods without promotions, even inside a window"
+    )
 
     @property
     def test_alias(self) -> str | None:
