@@ -18,7 +18,7 @@ import pydantic
 import yaml
 from pydantic import BeforeValidator, Field
 
-from driftloop.core import deploy_window_spec, errors, notify_spec, source_specs
+from driftloop.core import deploy_window_spec, errors, notify_spec, source_specs, text_spec
 from driftloop.core.amount import Amount, AmountField
 from driftloop.core.online_spec import OnlineSpec
 
@@ -570,6 +570,7 @@ class PipelineSpec(Spec):
         default=None, description="An online learner that learns from every labelled event"
     )
     notify: notify_spec.Hooks = []
+    text: text_spec.TextSpec | None = Field(default=None, description="Free-text columns")
 
     @pydantic.model_validator(mode="before")
     @classmethod
