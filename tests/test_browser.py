@@ -23,11 +23,14 @@ import pytest
 from conftest import require_service
 from test_dashboard import lived_folder, view_token
 from test_drift_html import wide_report
+from test_regions import regional
 from test_server import RECORD, Server, bearer
+from uvicorn_thread import serving as serving_app
 
 from driftloop.controller import backtest, rollout
 from driftloop.controller import project as projects
 from driftloop.store import serving
+from driftloop.ui import app as dashboard_app
 from driftloop.ui import report
 
 pytestmark = pytest.mark.browser
@@ -225,3 +228,27 @@ def test_the_backtest_report_paints_its_pareto_and_gap_charts(
     page.locator("#pareto").screenshot(path=str(ARTIFACTS / "backtest-report-pareto.png"))
     assert problems == []
     page.close()
+
+
+def test_the_regions_page_shows_every_region_without_errors(browser: Any, tmp_path: Path) -> None:
+    folder = regional(tmp_path, ticked=True)
+    project = projects.open_project(folder / "driftloop.yaml", region="eu")
+    page = browser.new_page(viewport={"width": 1280, "height": 700})
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda exc: problems.append(str(exc)))
+    try:
+        with serving_app(dashboard_app.create_app(project)) as url:
+            page.goto(url + "/ui/regions", wait_until="load")
+            assert page.title() == "driftloop: regions"
+            rows = page.locator("#regions tbody tr")
+            assert rows.count() == 2
+            eu = page.inner_text('#regions tr[data-region="eu"]')
+            us = page.inner_text('#regions tr[data-region="us"]')
+            assert "Europe/Berlin" in eu and "America/Los_Angeles" in us
+            assert "v1" in eu and "v1" in us
+            page.screenshot(path=str(ARTIFACTS / "dashboard-regions.png"), full_page=True)
+    finally:
+        page.close()
+        project.close()
+    assert problems == []

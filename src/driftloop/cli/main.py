@@ -14,6 +14,7 @@ from driftloop.cli import (
     models,
     notifications,
     project,
+    regions,
     report,
     serve,
     status,
@@ -31,6 +32,7 @@ app.command()(project.check)
 app.command()(data.ingest)
 app.add_typer(data.batches_app, name="batches")
 app.add_typer(models.app, name="models")
+app.add_typer(regions.app, name="regions")
 app.command()(status.status)
 app.command()(loop.tick)
 app.command()(loop.run)

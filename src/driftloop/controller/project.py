@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from driftloop.core import clock as clocks
-from driftloop.core import config
+from driftloop.core import config, region_spec
 from driftloop.store import metadata, skops_trust
 
 if TYPE_CHECKING:  # imported by open_project: they pull in pandas, which status does not need
@@ -39,19 +39,23 @@ class Project:
 
 
 def open_project(
-    path: str | Path = "driftloop.yaml", clock: clocks.Clock | None = None, actor: str | None = None
+    path: str | Path = "driftloop.yaml", clock: clocks.Clock | None = None,
+    actor: str | None = None, region: str | None = None,
 ) -> Project:
     """Load the spec at `path` and open its store, artifacts and source. A spec that changed
     since it was last stored is recorded with an audit row naming `actor` (default: the OS
-    user running the command)."""
+    user running the command). A spec with `regions:` is opened for one region (`region`, or
+    $DRIFTLOOP_REGION): its store, artifacts, source and time zone replace the top-level ones,
+    and what the store writes records the region (`for_region`)."""
     from driftloop.data.sources import base as sources
     from driftloop.store import artifacts as artifact_store
 
     path = Path(path)
-    spec = config.load_spec(path)
+    spec, chosen = for_region(config.load_spec(path), region)
     base_dir = path.resolve().parent
     clock = clock or clocks.SystemClock()
     store = metadata.MetadataStore.open(resolve_store_url(spec.store, base_dir), clock=clock)
+    store.region = chosen
     project = Project(
         spec=spec,
         base_dir=base_dir,
@@ -65,6 +69,21 @@ def open_project(
     )
     store.ensure_pipeline(spec.name, spec.model_dump(mode="json"), actor=actor or whoami())
     return project
+
+
+def for_region(
+    spec: config.PipelineSpec, name: str | None,
+) -> tuple[config.PipelineSpec, str | None]:
+    """The spec one region's processes run, and the region's name (None without `regions:`):
+    only that region's store, artifacts, source and time zone are in it."""
+    region = region_spec.chosen(spec.regions, name)
+    if region is None:
+        return spec, None
+    local = spec.model_copy(update={
+        "store": region.store, "source": region.source, "timezone": region.timezone,
+        "artifacts": config.StorageSpec(url=region.artifacts, options=spec.artifacts.options),
+    })
+    return local, region.name
 
 
 def trusted_modules(spec: config.PipelineSpec) -> list[str]:

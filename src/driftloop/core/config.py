@@ -18,7 +18,14 @@ import pydantic
 import yaml
 from pydantic import BeforeValidator, Field
 
-from driftloop.core import deploy_window_spec, errors, notify_spec, source_specs, text_spec
+from driftloop.core import (
+    deploy_window_spec,
+    errors,
+    notify_spec,
+    region_spec,
+    source_specs,
+    text_spec,
+)
 from driftloop.core.amount import Amount, AmountField
 from driftloop.core.online_spec import OnlineSpec
 
@@ -571,6 +578,9 @@ class PipelineSpec(Spec):
     )
     notify: notify_spec.Hooks = []
     text: text_spec.TextSpec | None = Field(default=None, description="Free-text columns")
+    regions: Annotated[
+        list[region_spec.RegionSpec], pydantic.AfterValidator(region_spec.check_regions)
+    ] = Field(default=[], description="Regions, each with its own store, artifacts and source")
 
     @pydantic.model_validator(mode="before")
     @classmethod

@@ -49,6 +49,8 @@ class Batch:
     quality_rows: int = 0
     spec_sha256: str | None = None
     requeued_from: int | None = None
+    region: str | None = None
+    """The region it was ingested in (`regions:`); None for a pipeline without regions."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,7 @@ class TrainingRun:
     started_at: datetime
     finished_at: datetime | None
     trainer_sha256: str | None = None
+    region: str | None = None
 
 
 @dataclass(frozen=True)
@@ -138,6 +141,7 @@ class ModelVersion:
     calibration_uri: str | None = None
     """The confidence calibrator (`train.calibration`), stored like the model; None: none."""
     calibration_sha256: str | None = None
+    region: str | None = None
 
 
 @dataclass(frozen=True)

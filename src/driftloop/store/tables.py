@@ -98,6 +98,7 @@ batches = sa.Table(
     sa.Column(
         "requeued_from", Id, sa.ForeignKey("batches.id", ondelete="SET NULL"), nullable=True,
     ),
+    sa.Column("region", sa.String(100), nullable=True),  # `regions:`; NULL without (0011)
     sa.UniqueConstraint("pipeline_id", "fingerprint"),
     sa.Index(None, "pipeline_id", "status", "id"),
 )
@@ -168,6 +169,7 @@ runs = sa.Table(
     # which trainer ran: sha256 of its source file and the spec's trainer section (revision
     # 0007; NULL on older runs)
     sa.Column("trainer_sha256", sa.String(64), nullable=True),
+    sa.Column("region", sa.String(100), nullable=True),
     sa.Index(None, "pipeline_id", "status"),
 )
 
@@ -224,6 +226,7 @@ model_versions = sa.Table(
     # the confidence calibrator (`train.calibration`), an artifact like the model; NULL: none
     sa.Column("calibration_uri", sa.Text, nullable=True),
     sa.Column("calibration_sha256", sa.String(64), nullable=True),
+    sa.Column("region", sa.String(100), nullable=True),
     sa.UniqueConstraint("pipeline_id", "version"),
     sa.Index(None, "run_id"),
 )

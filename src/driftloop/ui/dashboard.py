@@ -57,8 +57,12 @@ def render(template: str, status: int = 200, **context: Any) -> HTMLResponse:
     return HTMLResponse(html, status_code=status)
 
 
-def router(store: metadata.MetadataStore, *, public: bool = False) -> APIRouter:
-    """The dashboard's routes over `store`; `public` opens them without a token."""
+def router(
+    store: metadata.MetadataStore, *, public: bool = False,
+    regions: Callable[[], list[Any]] | None = None,
+) -> APIRouter:
+    """The dashboard's routes over `store`; `public` opens them without a token; `regions`
+    gives the global view of a pipeline with `regions:` (`controller.regions`)."""
     tokens = serving.ServingStore(store)
     api = APIRouter(prefix=PREFIX, include_in_schema=False)
 
@@ -125,6 +129,12 @@ def router(store: metadata.MetadataStore, *, public: bool = False) -> APIRouter:
     def overview(request: Request) -> Response:
         return page(request, lambda user: render(
             "overview.html.j2", user=user, public=public, pipelines=views.overview(store)))
+
+    @api.get("/regions")
+    def regions_page(request: Request) -> Response:
+        rows = regions() if regions is not None else []
+        return page(request, lambda user: render(
+            "regions.html.j2", user=user, public=public, regions=rows))
 
     @api.get("/pipelines/{name}")
     def pipeline(request: Request, name: str, limit: int = Query(200, ge=1, le=5000)) -> Response:

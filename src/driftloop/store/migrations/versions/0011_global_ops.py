@@ -1,4 +1,5 @@
-"""The webhook outbox: one row per (hook, event) with its delivery state (`store.outbox`).
+"""The webhook outbox: one row per (hook, event) with its delivery state (`store.outbox`);
+the region (`regions:`) each batch, run and model version was made in.
 
 Revision ID: 0011_global_ops
 Revises: 0010
@@ -23,7 +24,13 @@ _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 _JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 
 
+_REGIONAL = ("batches", "runs", "model_versions")
+
+
 def upgrade() -> None:
+    for table in _REGIONAL:
+        with op.batch_alter_table(table) as batch:
+            batch.add_column(sa.Column("region", sa.String(100), nullable=True))
     op.create_table(
         "notifications",
         sa.Column("id", _ID, primary_key=True, autoincrement=True),
@@ -57,3 +64,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_notifications_pipeline_id_status_next_at", table_name="notifications")
     op.drop_table("notifications")
+    for table in _REGIONAL:
+        with op.batch_alter_table(table) as batch:
+            batch.drop_column("region")
