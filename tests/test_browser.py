@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -29,7 +30,7 @@ from uvicorn_thread import serving as serving_app
 
 from driftloop.controller import backtest, rollout
 from driftloop.controller import project as projects
-from driftloop.store import serving
+from driftloop.store import notes, serving
 from driftloop.ui import app as dashboard_app
 from driftloop.ui import report
 
@@ -230,7 +231,9 @@ def test_the_backtest_report_paints_its_pareto_and_gap_charts(
     page.close()
 
 
-def test_the_regions_page_shows_every_region_without_errors(browser: Any, tmp_path: Path) -> None:
+def test_the_regions_page_shows_every_region_and_notes_in_the_readers_time_zone(
+    browser: Any, tmp_path: Path,
+) -> None:
     folder = regional(tmp_path, ticked=True)
     project = projects.open_project(folder / "driftloop.yaml", region="eu")
     page = browser.new_page(viewport={"width": 1280, "height": 700})
@@ -248,6 +251,16 @@ def test_the_regions_page_shows_every_region_without_errors(browser: Any, tmp_pa
             assert "Europe/Berlin" in eu and "America/Los_Angeles" in us
             assert "v1" in eu and "v1" in us
             page.screenshot(path=str(ARTIFACTS / "dashboard-regions.png"), full_page=True)
+            # a note written in Berlin, read in Kolkata: the browser shows its own local time
+            note = notes.Notes(project.store).add("churn", "version", 1, author="ana@eu",
+                                                  text="ok for the EU")
+            kolkata = browser.new_context(timezone_id="Asia/Kolkata", locale="en-US").new_page()
+            kolkata.goto(url + "/ui/pipelines/churn/versions/1", wait_until="load")
+            shown = kolkata.inner_text("#notes time")
+            local = note.at.astimezone(ZoneInfo("Asia/Kolkata"))
+            assert "GMT+5:30" in shown and f"{local:%I:%M}" in shown, shown
+            assert "ana@eu" in kolkata.inner_text("#notes")
+            kolkata.close()
     finally:
         page.close()
         project.close()

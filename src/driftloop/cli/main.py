@@ -12,6 +12,7 @@ from driftloop.cli import (
     gc,
     loop,
     models,
+    notes,
     notifications,
     project,
     regions,
@@ -33,6 +34,7 @@ app.command()(data.ingest)
 app.add_typer(data.batches_app, name="batches")
 app.add_typer(models.app, name="models")
 app.add_typer(regions.app, name="regions")
+app.add_typer(notes.app, name="notes")
 app.command()(status.status)
 app.command()(loop.tick)
 app.command()(loop.run)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import getpass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -95,6 +95,7 @@ def show(version: int = typer.Argument(..., help="Version number."), spec: Path 
     console.print(
         f"gate: {'passed' if gate.get('passed') else 'failed'} — {gate.get('reason', '')}"
     )
+    _show_notes(project, found.version, traced.decision)
     history = console.table("at", "alias", "from", "to", "actor", "reason")
     for move in traced.moves:
         # most moves are promotions; the others name their action (no extra column: the
@@ -180,3 +181,17 @@ def _gate_cell(report: dict[str, object]) -> str:
     if str(report.get("reason", "")).startswith("gate disabled"):
         return "off"
     return "[green]passed[/green]" if report.get("passed") else "[red]failed[/red]"
+
+
+def _show_notes(project: Any, version: int, decision: Any) -> None:
+    """The notes on the version and on the decision that caused it, in local time."""
+    from driftloop.store import notes as notes_store
+
+    notes = notes_store.Notes(project.store)
+    found = notes.of(project.name, "version", version)
+    if decision is not None:
+        found += notes.of(project.name, "decision", decision.id)
+    for note in sorted(found, key=lambda n: n.at):
+        local = note.at.astimezone()
+        console.print(f"note on {note.target} {note.target_id} by {note.author}, "
+                      f"{local:%Y-%m-%d %H:%M %Z}: {note.text}", highlight=False)

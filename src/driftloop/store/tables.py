@@ -303,6 +303,19 @@ notifications = sa.Table(
     sa.Index(None, "pipeline_id", "status", "next_at"),
 )
 
+notes = sa.Table(
+    # Notes people leave on a model version, a decision or a batch (`store.notes`).
+    "notes", metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    _pipeline_fk(),
+    sa.Column("target", sa.String(20), nullable=False),  # version, decision, batch
+    sa.Column("target_id", sa.BigInteger, nullable=False),
+    sa.Column("author", sa.String(200), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Index(None, "pipeline_id", "target", "target_id"),
+)
+
 leases = sa.Table(
     "leases", metadata,
     sa.Column("pipeline", sa.String(200), primary_key=True),

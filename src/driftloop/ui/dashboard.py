@@ -31,6 +31,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from driftloop.core import errors, types
 from driftloop.store import lineage, metadata, serving
+from driftloop.store import notes as notes_store
 from driftloop.ui import views
 
 COOKIE = "driftloop_token"
@@ -147,9 +148,12 @@ def router(
     def version(
         request: Request, name: str, number: int = Path(ge=1, le=types.MAX_VERSION),
     ) -> Response:
-        return page(request, lambda user: render(
-            "version.html.j2", user=user, public=public, name=name,
-            lineage=lineage.of_version(store, name, number)))
+        def build(user: str) -> HTMLResponse:
+            traced = lineage.of_version(store, name, number)
+            return render("version.html.j2", user=user, public=public, name=name,
+                          lineage=traced, notes=_notes(store, name, traced))
+
+        return page(request, build)
 
     @api.get("/pipelines/{name}/serving")
     def serving_page(
@@ -160,6 +164,17 @@ def router(
             view=views.serving_view(store, name, store.clock.now(), hours)))
 
     return api
+
+
+def _notes(store: metadata.MetadataStore, name: str, traced: lineage.Lineage) -> list[Any]:
+    """The notes on a version, on the decision that caused it and on its batches, by time."""
+    found = notes_store.Notes(store)
+    kept = found.of(name, "version", traced.version.version)
+    if traced.decision is not None:
+        kept += found.of(name, "decision", traced.decision.id)
+    wanted = {b.id for b in traced.batches}
+    kept += [n for n in found.of(name, "batch") if n.target_id in wanted]
+    return sorted(kept, key=lambda n: n.at)
 
 
 def _local(target: str) -> str:

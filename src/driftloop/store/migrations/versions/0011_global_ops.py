@@ -1,5 +1,6 @@
 """The webhook outbox: one row per (hook, event) with its delivery state (`store.outbox`);
-the region (`regions:`) each batch, run and model version was made in.
+the region (`regions:`) each batch, run and model version was made in; notes on versions,
+decisions and batches (`store.notes`).
 
 Revision ID: 0011_global_ops
 Revises: 0010
@@ -59,9 +60,30 @@ def upgrade() -> None:
         "ix_notifications_pipeline_id_status_next_at", "notifications",
         ["pipeline_id", "status", "next_at"],
     )
+    op.create_table(
+        "notes",
+        sa.Column("id", _ID, primary_key=True, autoincrement=True),
+        sa.Column(
+            "pipeline_id", _ID,
+            sa.ForeignKey("pipelines.id", name="fk_notes_pipeline_id_pipelines",
+                          ondelete="CASCADE"),
+            nullable=False,
+        ),
+        sa.Column("target", sa.String(20), nullable=False),
+        sa.Column("target_id", sa.BigInteger, nullable=False),
+        sa.Column("author", sa.String(200), nullable=False),
+        sa.Column("text", sa.Text, nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_notes"),
+    )
+    op.create_index(
+        "ix_notes_pipeline_id_target_target_id", "notes", ["pipeline_id", "target", "target_id"]
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_notes_pipeline_id_target_target_id", table_name="notes")
+    op.drop_table("notes")
     op.drop_index("ix_notifications_pipeline_id_status_next_at", table_name="notifications")
     op.drop_table("notifications")
     for table in _REGIONAL:
