@@ -196,3 +196,20 @@ def test_an_unset_secret_variable_is_a_retried_failure_not_a_loss(
     clock.advance(timedelta(seconds=10))
     assert notify.Notifier(project).run().sent == 1
     project.close()
+
+
+def test_a_promotion_waiting_for_its_window_is_an_event(
+    tmp_path: Path, receiver: Receiver, clock: clocks.FakeClock, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DL_TEST_HOOK_SECRET", SECRET)
+    receiver.failures = 0
+    project = open_project(tmp_path, receiver.url, clock, events="    events: [waiting]\n")
+    notify.Notifier(project).run()
+    project.store.add_decision("hooks", kind="rollout", fired=False, evidence={
+        "outcome": "waiting", "version": 2, "until": "2026-03-30T00:00:00+00:00",
+        "reason": "waiting for window until 2026-03-30 02:00 CEST (Europe/Berlin): v2"})
+    assert notify.Notifier(project).run().sent == 1
+    (body,) = receiver.accepted()
+    assert body["text"].startswith("hooks: waiting for window until 2026-03-30 02:00 CEST")
+    assert body["driftloop"]["until"] == "2026-03-30T00:00:00+00:00"
+    project.close()

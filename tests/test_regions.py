@@ -150,3 +150,11 @@ def test_the_global_view_reads_metadata_only(
     result = runner.invoke(app, ["regions", "status", "--spec", str(spec)])
     assert result.exit_code == 0, result.output
     assert "churn in 2 regions" in result.output and "us" in result.output
+
+
+def test_the_readme_example_spec_is_valid() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    example = readme.split("## Running in several regions")[1].split("```yaml\n")[1]
+    spec = config.parse_spec(example.split("```")[0], "README.md")
+    assert [r.name for r in spec.regions] == ["eu", "us", "apac"]
+    assert spec.text is not None and spec.notify and spec.rollout.freeze
