@@ -11,7 +11,8 @@ with the profile of the first accepted batch, the reference (kept by the caller)
 
 Whether the mix of languages drifted is a statistical question, answered by `drift.text`.
 
-    >>>     >>> spec = TextSpec(columns=["t"], max_empty_rate=0.2)
+    >>> from driftloop.core.text_spec import TextSpec
+    >>> spec = TextSpec(columns=["t"], max_empty_rate=0.2)
     >>> reference = {"t": text_profile.text_profile(["a short note"] * 20)}
     >>> batch = ["Очень длинный отзыв о товаре, который пришёл вовремя"] * 10 + [""] * 5
     >>> for message in text_signals({"t": batch}, spec, reference)["t"]:
