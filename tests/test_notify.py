@@ -213,3 +213,18 @@ def test_a_promotion_waiting_for_its_window_is_an_event(
     assert body["text"].startswith("hooks: waiting for window until 2026-03-30 02:00 CEST")
     assert body["driftloop"]["until"] == "2026-03-30T00:00:00+00:00"
     project.close()
+
+
+@pytest.mark.postgres
+def test_the_outbox_queues_once_on_postgresql(pg_url: str, clock: clocks.FakeClock) -> None:
+    store = metadata.MetadataStore.open(pg_url, clock=clock)
+    store.ensure_pipeline("hooks", {})
+    box = outbox.Outbox(store)
+    box.enqueue("hooks", "h", [], box.facts("hooks", "h").upto)
+    happen(store)
+    found = box.facts("hooks", "h")
+    items = notify.events("hooks", found)
+    assert box.enqueue("hooks", "h", items, found.upto) == 5
+    assert box.enqueue("hooks", "h", items, found.upto) == 0  # a repeat is a no-op
+    assert box.facts("hooks", "h").moves == () and len(box.due("hooks")) == 5
+    store.close()

@@ -141,7 +141,8 @@ class Outbox:
                     payload=_rows.plain(payload), status="pending", attempts=0, next_at=now,
                     created_at=now,
                 ).on_conflict_do_nothing(index_elements=["pipeline_id", "hook", "event_key"])
-                added += conn.execute(insert).rowcount
+                # RETURNING, not rowcount: psycopg reports -1 for an INSERT ... ON CONFLICT
+                added += conn.execute(insert.returning(T.notifications.c.id)).first() is not None
             for source, value in upto.items():
                 upsert = self.store._insert(T.cursors).values(
                     pipeline_id=pid, key=f"notify:{hook}:{source}", value=int(value),
