@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from driftloop.cli.main import app
 from driftloop.controller import project as projects
-from driftloop.controller import regions, tick
+from driftloop.controller import regions, retrain, tick
 from driftloop.core import config, errors
 from driftloop.store import artifacts
 
@@ -158,3 +158,41 @@ def test_the_readme_example_spec_is_valid() -> None:
     spec = config.parse_spec(example.split("```")[0], "README.md")
     assert [r.name for r in spec.regions] == ["eu", "us", "apac"]
     assert spec.text is not None and spec.notify and spec.rollout.freeze
+
+
+def test_a_later_stage_promotes_only_after_the_earlier_regions_live_test_passed(
+    tmp_path: Path,
+) -> None:
+    spec = regional(tmp_path, ticked=True) / "driftloop.yaml"  # v1 is champion in both
+    spec.write_text(spec.read_text().replace("artifacts: us/artifacts,",
+                                             "artifacts: us/artifacts, after: eu,"))
+    eu = projects.open_project(spec, region="eu")
+    us = projects.open_project(spec, region="us")
+    eu.store.set_alias("churn", "canary", 1, actor="t", reason="canary", action="rollout")
+    passed = {"passed": True, "reason": "better"}
+    version = us.store.add_model_version("churn", run_id=None, artifact_uri="m", sha256="0" * 64,
+                                         metrics={}, gate_report=passed)
+    assert not retrain.promote(us, version, "ctl")
+    (waiting,) = us.store.list_decisions("churn", kind="rollout")
+    assert waiting.evidence["reason"] == (
+        "waiting for region 'eu' is still testing v1 (canary): v2 (champion) is a later stage")
+    eu.store.set_alias("churn", "canary", None, actor="t", reason="worse live", action="rollback")
+    assert retrain.promote_pending(us, "ctl") is None
+    newest = us.store.list_decisions("churn", kind="rollout", limit=1)[0]
+    assert "region 'eu' rolled back v1" in newest.evidence["reason"]
+    assert retrain.promote_pending(us, "ctl") is None  # the same wait is recorded once
+    assert len(us.store.list_decisions("churn", kind="rollout")) == 2
+    eu_v2 = eu.store.add_model_version("churn", run_id=None, artifact_uri="m", sha256="0" * 64,
+                                       metrics={}, gate_report=passed)
+    eu.store.set_alias("churn", "champion", eu_v2.version, actor="t", reason="promoted")
+    assert retrain.promote_pending(us, "ctl") == version
+    assert us.store.get_alias("churn", "champion") == 2
+    eu.close()
+    us.close()
+
+
+def test_a_stage_after_an_unknown_region_is_refused() -> None:
+    text = SPEC.format(eu_source="eu/in/*.csv").replace("artifacts: us/artifacts,",
+                                                        "artifacts: us/artifacts, after: apac,")
+    with pytest.raises(errors.ConfigError, match="`after: apac` names no region"):
+        config.parse_spec(text)

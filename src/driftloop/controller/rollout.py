@@ -176,31 +176,36 @@ def evaluate_rollout(
 
 
 def wait_for_window(project: projects.Project, version: int, alias: str) -> bool:
-    """True if `version` must wait for a deployment window (`rollout.windows`, `rollout.freeze`)
-    before it may go live under `alias`; the wait is recorded once per version and opening as
+    """True if `version` must wait before it may go live under `alias`: for an earlier stage
+    region (`regions: ... after:`, `controller.stages`), or for a deployment window
+    (`rollout.windows`, `rollout.freeze`). The wait is recorded once per version and reason as
     a ``rollout`` decision with outcome ``waiting`` ("waiting for window until ...")."""
+    from driftloop.controller import stages
     from driftloop.policy import deploy_windows
 
     spec, store, name = project.spec.rollout, project.store, project.name
-    if not spec.windows and not spec.freeze:
-        return False
-    calendar = deploy_windows.DeployCalendar(spec.windows, spec.freeze)
     now = project.clock.now()
-    opens = calendar.opens_at(now)
-    if opens <= now:
+    until, reason = None, stages.blocked(project) if project.spec.regions else None
+    if reason is not None:
+        reason = f"waiting for {reason}: v{version} ({alias}) is a later stage"
+    elif spec.windows or spec.freeze:
+        calendar = deploy_windows.DeployCalendar(spec.windows, spec.freeze)
+        opens = calendar.opens_at(now)
+        if opens > now:
+            until = opens.isoformat()
+            reason = (f"waiting for window until "
+                      f"{deploy_windows.local_text(opens, spec.windows)}: v{version} ({alias}) "
+                      f"decided {calendar.why_closed(now)}")
+    if reason is None:
         return False
     last = store.list_decisions(name, kind="rollout", limit=1)
     seen = last[0].evidence if last else {}
-    if seen.get("outcome") == "waiting" and (seen.get("version"), seen.get("until")) == (
-        version, opens.isoformat()):
+    if seen.get("outcome") == "waiting" and (seen.get("version"), seen.get("reason")) == (
+            version, reason):
         return True
-    why = calendar.why_closed(now)
     store.add_decision(name, kind="rollout", fired=False, evidence={
-        "outcome": "waiting", "version": version, "alias": alias, "until": opens.isoformat(),
-        "closed": why,
-        "reason": f"waiting for window until {deploy_windows.local_text(opens, spec.windows)}: "
-                  f"v{version} ({alias}) decided {why}",
-    })
+        "outcome": "waiting", "version": version, "alias": alias, "until": until,
+        "reason": reason})
     return True
 
 

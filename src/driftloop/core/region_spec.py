@@ -6,7 +6,10 @@ process works for one region (`DRIFTLOOP_REGION=eu driftloop run`): `for_region`
 spec it runs, with the region's store, artifacts, source and time zone in place of the
 top-level ones. `residency_problems` refuses a spec in which one region would read another's
 source or data, or write where another keeps its artifacts or metadata (the same location, or
-one inside the other); `driftloop check` reports each with the reason.
+one inside the other); `driftloop check` reports each with the reason. A region with
+`after: <region>` is a later stage of a follow-the-sun rollout: it promotes a new version only
+while the earlier region has no live test under way and did not roll its newest one back
+(`controller.stages`).
 
     regions:
       - {name: eu, timezone: Europe/Berlin, store: "postgresql://eu-db/driftloop",
@@ -40,6 +43,9 @@ class RegionSpec(_Spec):
     store: str = Field(description="The region's metadata store URL")
     artifacts: str = Field(description="The region's artifact location (folder or fsspec URL)")
     source: source_specs.SourceSpec
+    after: str | None = Field(
+        default=None, description="Stage: promote only once this region's live test has passed"
+    )
 
     def locations(self) -> dict[str, str]:
         """What the region touches: its store, artifacts and source, each as a location."""
@@ -108,6 +114,16 @@ def check_regions(regions: list[RegionSpec]) -> list[RegionSpec]:
     problems = residency_problems(regions)
     if problems:
         raise ValueError("; ".join(problems))
+    stages = {r.name: r.after for r in regions}
+    for region in regions:
+        seen, at = {region.name}, region.after
+        while at is not None:
+            if at not in stages:
+                raise ValueError(f"region {region.name!r}: `after: {at}` names no region")
+            if at in seen:
+                raise ValueError(f"regions: the stages loop through {', '.join(sorted(seen))}")
+            seen.add(at)
+            at = stages[at]
     return regions
 
 
