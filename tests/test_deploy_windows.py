@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from driftloop.controller import project as projects
-from driftloop.controller import retrain, rollout
+from driftloop.controller import readiness, retrain
 from driftloop.core import clock as clocks
 from driftloop.core import config
 from driftloop.core.deploy_window_spec import DeployWindowSpec, FreezeSpec
@@ -185,7 +185,7 @@ def test_a_canary_verdict_outside_the_window_waits(tmp_path: Path) -> None:
     assert retrain.promote(project, add_version(project), "ctl")  # Tuesday 03:00: open
     assert project.store.get_alias("windows", "canary") == 2
     project.clock.set(local("Europe/Berlin", 2026, 3, 31, 9))
-    assert rollout.wait_for_window(project, 2, "canary")
+    assert readiness.must_wait(project, 2, "canary")
     project.clock.set(local("Europe/Berlin", 2026, 4, 1, 2))
-    assert not rollout.wait_for_window(project, 2, "canary")
+    assert not readiness.must_wait(project, 2, "canary")
     project.close()

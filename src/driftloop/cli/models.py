@@ -185,12 +185,12 @@ def _gate_cell(report: dict[str, object]) -> str:
 
 def _show_notes(project: Any, version: int, decision: Any) -> None:
     """The notes on the version and on the decision that caused it, in local time."""
-    from driftloop.store import notes as notes_store
+    from driftloop.store import notes
 
-    notes = notes_store.Notes(project.store)
-    found = notes.of(project.name, "version", version)
+    book = notes.Notes(project.store)
+    found = book.of(project.name, "version", version)
     if decision is not None:
-        found += notes.of(project.name, "decision", decision.id)
+        found += book.of(project.name, "decision", decision.id)
     for note in sorted(found, key=lambda n: n.at):
         local = note.at.astimezone()
         console.print(f"note on {note.target} {note.target_id} by {note.author}, "

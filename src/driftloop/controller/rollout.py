@@ -18,7 +18,8 @@ version under test with the champion over the time since the test started:
   `min_labels`, wait.
 
 A promotion, and the start of a live test, happens only inside the spec's deployment windows
-and outside its freezes (`rollout.windows`, `rollout.freeze`; `policy.deploy_windows`) once
+and outside its freezes (`rollout.windows`, `rollout.freeze`), and after an earlier stage
+region's live test passed (`regions: ... after:`), once (`controller.readiness`)
 there is a champion: outside, a ``rollout`` decision with outcome ``waiting`` says until when,
 and the tick that comes after the window opens does it (`retrain.promote_pending` for a gated
 version, `evaluate_rollout` for a live test). The first version goes live at once (there is
@@ -39,6 +40,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from driftloop.controller import project as projects
+from driftloop.controller import readiness
 from driftloop.store import entities, serving, serving_stats
 
 if TYPE_CHECKING:  # numpy and scikit-learn are imported only while a rollout is judged
@@ -70,7 +72,7 @@ def start_rollout(
     """Put `version` live as the spec's strategy says: the champion for `replace` (or when
     there is no champion yet), else the strategy's test alias. None when there is nothing to
     do: `version` is the champion, or it is (or was) under test already, or it waits for a
-    deployment window (`wait_for_window`)."""
+    deployment window (`readiness.must_wait`)."""
     spec, store, name = project.spec.rollout, project.store, project.name
     champion = store.get_alias(name, "champion")
     if champion == version:
@@ -80,7 +82,7 @@ def start_rollout(
         move.version == version for move in store.alias_history(name, alias)
     ):
         return None  # tested before (promoted or rolled back): a decision was made
-    if champion is not None and wait_for_window(project, version, alias or "champion"):
+    if champion is not None and readiness.must_wait(project, version, alias or "champion"):
         return None
     if alias is None or champion is None:
         return store.set_alias(
@@ -170,43 +172,9 @@ def evaluate_rollout(
         outcome, why = "wait", _metric_reason(live, "straddles", -drop, spec.confidence)
     if outcome == "wait" and _same_wait(store, name, evidence):
         return None
-    if outcome == "promote" and wait_for_window(project, version, alias):
+    if outcome == "promote" and readiness.must_wait(project, version, alias):
         return None
     return _conclude(project, alias, version, outcome, why, evidence, actor)
-
-
-def wait_for_window(project: projects.Project, version: int, alias: str) -> bool:
-    """True if `version` must wait before it may go live under `alias`: for an earlier stage
-    region (`regions: ... after:`, `controller.stages`), or for a deployment window
-    (`rollout.windows`, `rollout.freeze`). The wait is recorded once per version and reason as
-    a ``rollout`` decision with outcome ``waiting`` ("waiting for window until ...")."""
-    from driftloop.controller import stages
-    from driftloop.policy import deploy_windows
-
-    spec, store, name = project.spec.rollout, project.store, project.name
-    now = project.clock.now()
-    until, reason = None, stages.blocked(project) if project.spec.regions else None
-    if reason is not None:
-        reason = f"waiting for {reason}: v{version} ({alias}) is a later stage"
-    elif spec.windows or spec.freeze:
-        calendar = deploy_windows.DeployCalendar(spec.windows, spec.freeze)
-        opens = calendar.opens_at(now)
-        if opens > now:
-            until = opens.isoformat()
-            reason = (f"waiting for window until "
-                      f"{deploy_windows.local_text(opens, spec.windows)}: v{version} ({alias}) "
-                      f"decided {calendar.why_closed(now)}")
-    if reason is None:
-        return False
-    last = store.list_decisions(name, kind="rollout", limit=1)
-    seen = last[0].evidence if last else {}
-    if seen.get("outcome") == "waiting" and (seen.get("version"), seen.get("reason")) == (
-            version, reason):
-        return True
-    store.add_decision(name, kind="rollout", fired=False, evidence={
-        "outcome": "waiting", "version": version, "alias": alias, "until": until,
-        "reason": reason})
-    return True
 
 
 def _conclude(

@@ -9,7 +9,7 @@ source or data, or write where another keeps its artifacts or metadata (the same
 one inside the other); `driftloop check` reports each with the reason. A region with
 `after: <region>` is a later stage of a follow-the-sun rollout: it promotes a new version only
 while the earlier region has no live test under way and did not roll its newest one back
-(`controller.stages`).
+(`controller.readiness`).
 
     regions:
       - {name: eu, timezone: Europe/Berlin, store: "postgresql://eu-db/driftloop",

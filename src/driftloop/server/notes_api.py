@@ -16,15 +16,15 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from driftloop.server import access, problems, state
-from driftloop.store import notes as notes_store
+from driftloop.store import notes
 
 ROLE = "view"
 
 
 class NoteIn(BaseModel):
-    target: notes_store.Target = Field(description="What the note is on")
+    target: notes.Target = Field(description="What the note is on")
     id: int = Field(ge=1, le=2**62, description="Its number: version, decision or batch id")
-    text: str = Field(min_length=1, max_length=notes_store.MAX_TEXT)
+    text: str = Field(min_length=1, max_length=notes.MAX_TEXT)
 
 
 class NoteOut(BaseModel):
@@ -36,7 +36,7 @@ class NoteOut(BaseModel):
     at: datetime
 
 
-def _out(note: notes_store.Note) -> NoteOut:
+def _out(note: notes.Note) -> NoteOut:
     return NoteOut(id=note.id, target=note.target, target_id=note.target_id, author=note.author,
                    text=note.text, at=note.at)
 
@@ -44,7 +44,7 @@ def _out(note: notes_store.Note) -> NoteOut:
 def router(server: state.ServerState) -> APIRouter:
     """The routes of this module for `server`."""
     routes = APIRouter(tags=["notes"])
-    notes = notes_store.Notes(server.project.store)
+    book = notes.Notes(server.project.store)
     allowed = access.require(server, ROLE)
 
     @routes.post("/v1/notes", status_code=201, response_model=NoteOut,
@@ -52,19 +52,19 @@ def router(server: state.ServerState) -> APIRouter:
     async def add_note(body: NoteIn, author: str = allowed) -> NoteOut:
         """Leave a note on a model version, a decision or a batch of this pipeline."""
         note = await run_in_threadpool(
-            notes.add, server.name, body.target, body.id, author=author, text=body.text)
+            book.add, server.name, body.target, body.id, author=author, text=body.text)
         return _out(note)
 
     @routes.get("/v1/notes", response_model=list[NoteOut],
                 responses=problems.responses(401, 403, 422))
     async def list_notes(
-        target: notes_store.Target | None = Query(  # noqa: B008 (FastAPI's way)
+        target: notes.Target | None = Query(  # noqa: B008 (FastAPI's way)
             None, description="Only notes on this kind"),
         id: int | None = Query(None, ge=1, le=2**62, description="Only notes on this one"),
         _: str = allowed,
     ) -> list[NoteOut]:
         """The notes of this pipeline, oldest first (the newest 200)."""
-        found = await run_in_threadpool(notes.of, server.name, target, id)
+        found = await run_in_threadpool(book.of, server.name, target, id)
         return [_out(note) for note in found]
 
     return routes

@@ -30,8 +30,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from driftloop.core import errors, types
-from driftloop.store import lineage, metadata, serving
-from driftloop.store import notes as notes_store
+from driftloop.store import lineage, metadata, notes, serving
 from driftloop.ui import views
 
 COOKIE = "driftloop_token"
@@ -168,7 +167,7 @@ def router(
 
 def _notes(store: metadata.MetadataStore, name: str, traced: lineage.Lineage) -> list[Any]:
     """The notes on a version, on the decision that caused it and on its batches, by time."""
-    found = notes_store.Notes(store)
+    found = notes.Notes(store)
     kept = found.of(name, "version", traced.version.version)
     if traced.decision is not None:
         kept += found.of(name, "decision", traced.decision.id)
