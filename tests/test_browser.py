@@ -242,7 +242,9 @@ def test_the_regions_page_shows_every_region_and_notes_in_the_readers_time_zone(
     page.on("pageerror", lambda exc: problems.append(str(exc)))
     try:
         with serving_app(dashboard_app.create_app(project)) as url:
-            page.goto(url + "/ui/regions", wait_until="load")
+            page.goto(url + "/ui/", wait_until="load")
+            page.click("#regions-link")
+            page.wait_for_url("**/ui/regions")
             assert page.title() == "driftloop: regions"
             rows = page.locator("#regions tbody tr")
             assert rows.count() == 2

@@ -128,7 +128,8 @@ def router(
     @api.get("/")
     def overview(request: Request) -> Response:
         return page(request, lambda user: render(
-            "overview.html.j2", user=user, public=public, pipelines=views.overview(store)))
+            "overview.html.j2", user=user, public=public, pipelines=views.overview(store),
+            regions=regions is not None))
 
     @api.get("/regions")
     def regions_page(request: Request) -> Response:
