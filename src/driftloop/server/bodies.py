@@ -123,4 +123,6 @@ class Readiness(BaseModel):
     ready: bool
     pipeline: str
     serving: dict[str, int]
+    runtimes: dict[str, str] = Field(
+        default_factory=dict, description="What scores for each alias: sklearn or onnx")
     problems: list[str]

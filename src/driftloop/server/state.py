@@ -26,6 +26,7 @@ from driftloop.server import (
     metrics,
     models,
     online,
+    onnx_runtime,
     predictions,
     routing,
     scoring,
@@ -49,6 +50,7 @@ class Settings:
     max_records: int = 10_000
     max_body_bytes: int = 16 * 1024 * 1024
     aliases: tuple[str, ...] = ("champion",)
+    runtime: str = "sklearn"
 
 
 def settings_for(spec: Any, **overrides: Any) -> Settings:
@@ -74,9 +76,11 @@ class ServerState:
         self.serving = serving.ServingStore(project.store)
         self.metrics = metrics.ServerMetrics()
         name = project.name
+        prepare = (onnx_runtime.OnnxPreparer(project.store, project.artifacts, name)
+                   if settings.runtime == "onnx" else None)
         self.holder = models.ModelHolder(
             project.store, project.artifacts, name, aliases=settings.aliases,
-            on_swap=self._swapped, on_load_error=self._load_failed)
+            on_swap=self._swapped, on_load_error=self._load_failed, prepare=prepare)
         self.log = predictions.PredictionLog(
             self.serving, flush_interval=settings.flush_interval, batch_rows=settings.batch_rows,
             on_written=self.metrics.log_written.inc,
