@@ -138,6 +138,7 @@ class ServerState:
             self._flush_stats()
         except Exception as exc:
             log.warning("writing the last request tallies failed: %s", exc)
+        self.metrics.close()
 
     def poll_once(self) -> None:
         """One round of the poller; each part fails alone (logged) and is retried next round."""
