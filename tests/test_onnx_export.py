@@ -19,8 +19,10 @@ from sklearn.neighbors import NearestCentroid
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from test_server import RECORD, trained_folder
+from typer.testing import CliRunner
 from uvicorn_thread import serving as serve_in_thread
 
+from driftloop.cli.main import app
 from driftloop.controller import exports
 from driftloop.controller import project as projects
 from driftloop.core import errors
@@ -31,6 +33,7 @@ from driftloop.store import serving, transfers
 
 pytest.importorskip("skl2onnx", reason="needs the onnx extra (skl2onnx, onnxruntime)")
 onnx_format = pytest.importorskip("driftloop.train.onnx_format")
+runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
@@ -133,3 +136,21 @@ def test_serving_runtime_onnx_scores_with_onnxruntime_and_falls_back_without_an_
         assert moved.status_code == 200, moved.text
         assert client.get("/readyz").json()["runtimes"] == {"champion": "sklearn"}
     assert f"v{plain} scores with scikit-learn, not onnxruntime" in caplog.text
+
+
+def test_the_commands_print_the_parity_and_show_keeps_it(
+    project: projects.Project, tmp_path: Path,
+) -> None:
+    spec = str(project.base_dir / "driftloop.yaml")
+    out = tmp_path / "v1.onnx"
+    done = runner.invoke(app, ["models", "export", "1", "--format", "onnx", "--out", str(out),
+                               "--spec", spec, "--actor", "ann"])
+    assert done.exit_code == 0, done.output
+    assert "same class on 100.0000% of 1008 stored rows" in " ".join(done.output.split())
+    shown = " ".join(runner.invoke(app, ["models", "show", "1", "--spec", spec]).output.split())
+    assert "exported as onnx to" in shown and "same class 100.0000%" in shown
+    assert "(by ann)" in shown
+    number = register(project, NearestCentroid())
+    refused = runner.invoke(app, ["models", "export", str(number), "--format", "onnx", "--out",
+                                  str(tmp_path / "no.onnx"), "--spec", spec])
+    assert refused.exit_code == 1 and "skl2onnx cannot convert" in refused.output
