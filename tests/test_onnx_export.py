@@ -5,6 +5,7 @@ onnxruntime (with the fallback to scikit-learn where a version has no passing ex
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -135,7 +136,13 @@ def test_serving_runtime_onnx_scores_with_onnxruntime_and_falls_back_without_an_
         moved = client.post("/v1/admin/promote", json={"version": plain})
         assert moved.status_code == 200, moved.text
         assert client.get("/readyz").json()["runtimes"] == {"champion": "sklearn"}
-    assert f"v{plain} scores with scikit-learn, not onnxruntime" in caplog.text
+        assert f"v{plain} scores with scikit-learn, not onnxruntime" in caplog.text
+        # an export made while the server runs is swapped in by the poller
+        exports.export_onnx(project, plain, tmp_path / "plain.onnx", actor="ann", rows=500)
+        deadline = time.monotonic() + 30
+        while client.get("/readyz").json()["runtimes"] != {"champion": "onnx"}:
+            assert time.monotonic() < deadline, "the new export was not swapped in"
+            time.sleep(0.05)
 
 
 def test_the_commands_print_the_parity_and_show_keeps_it(

@@ -182,6 +182,26 @@ class ModelHolder:
                 self.on_swap(alias, old, new)
         return [alias for alias, _, _ in swapped]
 
+    def reload(self, number: int) -> list[str]:
+        """Load version `number` again (its `prepare` step may now give something else, such
+        as an ONNX export made since) and swap it in wherever it serves; returns those aliases."""
+        with self.lock_:
+            self.loaded_.pop(number, None)
+            live = dict(self.live_)
+            swapped = []
+            for alias, old in live.items():
+                if old.number != number:
+                    continue
+                loaded = self._load(alias, number)
+                if loaded is not None:
+                    live[alias] = LiveModel(alias, loaded[0], loaded[1], self.clock.now())
+                    swapped.append((alias, old, live[alias]))
+            self.live_ = live
+        for alias, old, new in swapped:
+            if self.on_swap is not None:
+                self.on_swap(alias, old, new)
+        return [alias for alias, _, _ in swapped]
+
     def adopt(self, alias: str, version: entities.ModelVersion, model: Any) -> None:
         """Serve `model` as `alias` at `version` from now on: an online learner that keeps
         learning in this process. The cache of loaded versions keeps the stored snapshot, so

@@ -11,6 +11,7 @@ file, the version is served with scikit-learn and the reason is logged once per 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 from driftloop.store import artifacts as artifact_store
@@ -52,6 +53,12 @@ class OnnxPreparer:
                  self.pipeline, number, export.id, export.report.get("same_class"),
                  export.report.get("rows"))
         return served
+
+    def exported_since(self, live: Iterable[int]) -> list[int]:
+        """Of the `live` versions, those served with scikit-learn for want of a passing export
+        that have one now (the server's poller then reloads them, `ModelHolder.reload`)."""
+        return [number for number in set(live) if number in self.reasons_
+                and self.transfers_.passing_export(self.pipeline, number, "onnx") is not None]
 
     def _fallback(self, number: int, model: Any, reason: str) -> Any:
         if self.reasons_.get(number) != reason:
