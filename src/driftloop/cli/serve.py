@@ -15,7 +15,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -41,8 +41,8 @@ def serve(
     poll_interval: float | None = typer.Option(
         None, "--poll-interval", min=0.05, help="Seconds between alias checks (hot swap)."
     ),
-    workers: int = typer.Option(
-        1, "--workers", "-w", min=1, help="Worker processes sharing the port (one per core)."),
+    workers: Annotated[int, typer.Option(
+        "--workers", "-w", min=1, help="Worker processes sharing the port (one per core).")] = 1,
     log_level: str = typer.Option("info", help="uvicorn log level."),
 ) -> None:
     """Serve the pipeline's champion: predictions, feedback, admin, /metrics, /docs, /ui."""
