@@ -10,6 +10,10 @@ saved there with the sklearn flavour and served with ``--env-manager local``. Bo
 the same single-record requests (driftloop: ``{"record": ...}`` with a token; MLflow:
 ``{"dataframe_records": [...]}`` on /invocations).
 
+The server's own CPU time per request (all its processes, from /proc) is printed beside the
+figures: on a machine shared with other work, 1000 / (CPU ms per request) is what one idle
+core would serve, while req/s and latencies measure what the machine gave us at the time.
+
 Two runs per server: closed loop (`--threads` connections sending back to back: req/s, p50,
 p99) and, for driftloop, open loop at `--rate` req/s (latency measured from each request's
 scheduled time, so a stall counts against every request it delays). The load generator is this
@@ -180,6 +184,23 @@ def drive(url: str, headers: dict[str, str], body: dict[str, Any], seconds: floa
     return result
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process `pid` and its descendants (the workers) so far."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except FileNotFoundError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+        pending.extend(int(child) for child in children)
+    return total
+
+
 def serve_and_drive(spec: Path, secret: str, args: argparse.Namespace,
                     extra: tuple[str, ...] = ()) -> dict[str, Any]:
     """`driftloop serve` on `spec` (plus `extra` options): closed loop, then fixed rate."""
@@ -193,12 +214,18 @@ def serve_and_drive(spec: Path, secret: str, args: argparse.Namespace,
         runtimes = json.loads(urllib.request.urlopen(base + "/readyz").read())["runtimes"]
         headers = {"Authorization": f"Bearer {secret}"}
         body = {"record": RECORD}
+        used = cpu_seconds(server.pid)
         closed = drive(base + "/v1/predict", headers, body, args.seconds, args.threads)
+        used = cpu_seconds(server.pid) - used
         fixed = {"rate": args.rate, **drive(
             base + "/v1/predict", headers, body, args.seconds, 4, args.rate)}
     finally:
         stop(server)
-    return {"runtimes": runtimes, "closed": closed, "fixed_rate": fixed}
+    # CPU per request (with the warm-up requests the load generator sends): what one core
+    # could serve on an idle machine, whatever the load of the shared one was
+    cpu_ms = 1000 * used / max(1, closed["requests"] + args.threads)
+    return {"runtimes": runtimes, "closed": closed, "fixed_rate": fixed,
+            "server_cpu_ms_per_request": cpu_ms}
 
 
 def main(args: argparse.Namespace) -> None:
@@ -272,6 +299,7 @@ def main(args: argparse.Namespace) -> None:
         c, f = found["closed"], found["fixed_rate"]
         print(f"  {name:28s} {c['rps']:6.0f} req/s  p50 {c['p50_ms']:.2f} ms  p99 "
               f"{c['p99_ms']:.2f} ms | at rate: p50 {f['p50_ms']:.2f} ms  p99 {f['p99_ms']:.2f} ms"
+              f"  server CPU {found.get('server_cpu_ms_per_request', float('nan')):.3f} ms/req"
               f"  {found.get('runtimes', '')}")
     print(f"ONNX parity on {parity['rows']} stored rows: same class {parity['same_class']:.4%}, "
           f"max probability delta {parity['max_probability_delta']:.2g}")

@@ -101,14 +101,18 @@ class OnnxModel:
         outputs = [output.name for output in self.session_.get_outputs()]
         # classifiers give (label, probabilities), regressors (variable,)
         self.output_ = [outputs[-1]] if self.classes_ is not None else [outputs[0]]
+        self.matched_: Any = None  # the last column Index found in the graph's order
 
     def __repr__(self) -> str:
         return f"OnnxModel(columns={self.columns!r})"
 
     def run(self, frame: pd.DataFrame) -> np.ndarray[Any, Any]:
         """The graph's output for `frame`: probabilities per class, or predictions."""
-        if list(frame.columns) != self.columns:
-            frame = frame[self.columns]
+        if frame.columns is not self.matched_:  # the server passes the same Index each time
+            if list(frame.columns) != self.columns:  # (text Index: 14 us to compare)
+                frame = frame[self.columns]
+            else:
+                self.matched_ = frame.columns
         matrix = frame.to_numpy(dtype=np.float32, na_value=np.nan)
         found: np.ndarray[Any, Any] = self.session_.run(self.output_, {self.input_: matrix})[0]
         return found
