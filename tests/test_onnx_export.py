@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from driftloop.core import errors
 from driftloop.data import calendar
 from driftloop.server import app as server_app
 from driftloop.server import auth
-from driftloop.store import serving, transfers
+from driftloop.store import orphans, serving, transfers
 
 pytest.importorskip("skl2onnx", reason="needs the onnx extra (skl2onnx, onnxruntime)")
 onnx_format = pytest.importorskip("driftloop.train.onnx_format")
@@ -161,3 +162,9 @@ def test_the_commands_print_the_parity_and_show_keeps_it(
     refused = runner.invoke(app, ["models", "export", str(number), "--format", "onnx", "--out",
                                   str(tmp_path / "no.onnx"), "--spec", spec])
     assert refused.exit_code == 1 and "skl2onnx cannot convert" in refused.output
+
+
+def test_gc_keeps_the_exported_file(project: projects.Project, tmp_path: Path) -> None:
+    done = exports.export_onnx(project, 1, tmp_path / "kept.onnx", actor="ann", rows=200)
+    found = orphans.find_orphans(project.store, project.artifacts, min_age=timedelta(0))
+    assert done.transfer.sha256 not in {Path(o.uri).name[:64] for o in found}
