@@ -15,7 +15,11 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+from sklearn.ensemble import (
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+    RandomForestClassifier,
+)
 from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import NearestCentroid
 from sklearn.pipeline import make_pipeline
@@ -168,3 +172,12 @@ def test_gc_keeps_the_exported_file(project: projects.Project, tmp_path: Path) -
     done = exports.export_onnx(project, 1, tmp_path / "kept.onnx", actor="ann", rows=200)
     found = orphans.find_orphans(project.store, project.artifacts, min_age=timedelta(0))
     assert done.transfer.sha256 not in {Path(o.uri).name[:64] for o in found}
+
+
+def test_a_regressor_is_checked_on_its_predictions() -> None:
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.random((300, 3)), columns=["a", "b", "c"])
+    model = HistGradientBoostingRegressor(max_iter=20).fit(frame, frame.a * 100)
+    onnx = onnx_format.OnnxModel(onnx_format.convert(model, frame), ["a", "b", "c"])
+    report = onnx_format.check_parity(model, onnx, frame)
+    assert report["passed"] and report["max_relative_delta"] <= 1e-5
