@@ -524,6 +524,11 @@ class ServingSpec(Spec):
     public_dashboard: bool = Field(
         default=False, description="Show the dashboard (/ui) without a token with the view role"
     )
+    runtime: Literal["sklearn", "onnx"] = Field(
+        default="sklearn",
+        description="Score with onnxruntime where the version has an ONNX export that passed "
+        "its parity check (driftloop models export VERSION --format onnx); else scikit-learn",
+    )
 
 
 class PipelineSpec(Spec):
