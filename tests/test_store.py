@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
@@ -71,8 +72,9 @@ def add_version(store: MetadataStore, batch_ids: list[int]) -> entities.ModelVer
 # -- schema ------------------------------------------------------------------------------------
 
 
-HEAD = max(p.name[:4] for p in (Path(migrations.__file__).parent / "versions").glob("0*.py"))
-"""The newest revision shipped: the one migration file with the highest number."""
+HEAD = re.search(r'^revision: str = "(.+)"', max(
+    (Path(migrations.__file__).parent / "versions").glob("0*.py")).read_text(), re.M)[1]
+"""The newest revision shipped: the one in the migration file with the highest number."""
 
 
 def test_migrations_run_up_from_empty_to_head(store: MetadataStore) -> None:

@@ -66,6 +66,10 @@ def evaluate_batch(
         )
         value = metric.score(labelled[spec.target], predictions)
         errors = errors_of(spec.task, labelled[spec.target], y_pred)
+        if spec.fairness is not None:
+            from driftloop.controller import responsible
+
+            responsible.record_fairness(project, batch.id, version, labelled, y_pred)
     return project.store.add_evaluation(
         project.name,
         batch_id=batch.id,

@@ -18,7 +18,7 @@ import pydantic
 import yaml
 from pydantic import BeforeValidator, Field
 
-from driftloop.core import errors, source_specs
+from driftloop.core import errors, fairness_spec, source_specs
 from driftloop.core.amount import Amount, AmountField
 from driftloop.core.online_spec import OnlineSpec
 
@@ -282,6 +282,7 @@ class TrainerSpec(Spec):
         "scikit-learn, numpy, scipy and the trainer modules, e.g. lightgbm; a model file with "
         "any other type is refused when it is loaded",
     )
+    fairness_mitigation: fairness_spec.MitigationSpec | None = None
 
     @pydantic.model_validator(mode="after")
     def _combinations(self) -> TrainerSpec:
@@ -355,6 +356,15 @@ class VolumeTrigger(Spec):
         return self.every if self.every is not None else Amount(float(self.rows or 0), "rows")
 
 
+class FairnessTrigger(Spec):
+    """Fires when a disparity of `fairness.thresholds` is broken on the newest labelled
+    batches: on at least `batches` of the last `window` batches that had enough rows per group."""
+
+    kind: Literal["fairness"] = "fairness"
+    batches: int = Field(default=2, ge=1, description="Batches that must break a threshold")
+    window: int = Field(default=3, ge=1, description="Of this many newest judged batches")
+
+
 class ManualTrigger(Spec):
     kind: Literal["manual"] = "manual"
 
@@ -375,7 +385,8 @@ TriggerSpec = Annotated[
     | PerformanceTrigger
     | VolumeTrigger
     | ManualTrigger
-    | QualityTrigger,
+    | QualityTrigger
+    | FairnessTrigger,
     Field(discriminator="kind"),
 ]
 
@@ -563,6 +574,7 @@ class PipelineSpec(Spec):
     online: OnlineSpec | None = Field(
         default=None, description="An online learner that learns from every labelled event"
     )
+    fairness: fairness_spec.FairnessSpec | None = None
 
     @pydantic.model_validator(mode="before")
     @classmethod
@@ -626,6 +638,10 @@ class PipelineSpec(Spec):
             raise ValueError("`calendar` features come from `timestamp:`; name that column")
         if self.calendar is not None and self.online is not None:
             raise ValueError("`calendar` features are not derived for an online learner yet")
+        fairness_spec.check(self.fairness, self.trainer.fairness_mitigation, self.task,
+                            self.features)
+        if self.fairness is None and any(t.kind == "fairness" for t in self.triggers):
+            raise ValueError("a `fairness` trigger needs the `fairness:` section")
         window = self.trainer.window
         timed = window.kind in {"last_duration", "since_drift"} or (
             window.size is not None and window.size.unit == "seconds")
@@ -641,6 +657,8 @@ class PipelineSpec(Spec):
         if self.features is not None:
             return list(self.features)
         excluded = {self.target, self.timestamp, self.id}
+        if self.fairness is not None:
+            excluded |= self.fairness.excluded()
         return [column for column in columns if column not in excluded]
 
 
@@ -714,6 +732,7 @@ def _strip_union_tags(loc: list[Any]) -> list[Any]:
 
 _UNION_TAGS = {
     *source_specs.SOURCE_KINDS, "schedule", "drift", "performance", "volume", "manual", "quality",
+    "fairness",
 }
 
 

@@ -1,0 +1,33 @@
+"""Fairness and explanations in the loop: store the fairness report of each labelled batch, and
+the explanation of each new model version with how far it moved from the version before.
+
+Runs only for a spec with a `fairness:` section (reports) or when `shap`/scikit-learn can
+explain the model (explanations); nothing here is on the path of a pipeline without them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from driftloop.controller import project as projects
+from driftloop.store import entities
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+FAIRNESS = "fairness"
+EXPLANATION = "explanation"
+EXPLANATION_DRIFT = "explanation_drift"
+
+
+def record_fairness(project: projects.Project, batch_id: int | None, version: int,
+                    labelled: pd.DataFrame, y_pred: Any) -> entities.Finding:
+    """Assess the champion's predictions `y_pred` on a batch's `labelled` rows by group and
+    store the report (its headline: the worst demographic parity difference)."""
+    from driftloop.gate import fairness
+
+    spec = project.spec
+    assert spec.fairness is not None  # callers checked
+    report = fairness.assess(labelled[spec.target], y_pred, labelled, spec.fairness)
+    return project.store.add_finding(project.name, FAIRNESS, report, batch_id=batch_id,
+                                     version=version, value=fairness.worst(report))
