@@ -123,14 +123,14 @@ def assess(y_true: Any, y_pred: Any, rows: pd.DataFrame,
                 report["groups"][group] = {"rows": int(counts[group]), **values}
             if report["judged"]:
                 report["disparities"] = rates.disparities
-                report["breaches"] = broken(rates.disparities, {**spec.thresholds})
+                report["breaches"] = broken(rates.disparities, spec.thresholds)
         columns[column] = report
         breaches += [f"{column}: {text}" for text in report["breaches"]]
     return {"positive": positive, "rows": len(y), "columns": columns, "breaches": breaches,
             "judged": any(c["judged"] for c in columns.values())}
 
 
-def broken(disparities: Mapping[str, float | None], thresholds: Mapping[str, float]) -> list[str]:
+def broken(disparities: Mapping[str, float | None], thresholds: Mapping[Any, float]) -> list[str]:
     """The thresholds `disparities` break, as text ("name value > limit").
 
     >>> broken({"demographic_parity_ratio": 0.7}, {"demographic_parity_ratio": 0.8})
