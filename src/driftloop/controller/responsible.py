@@ -7,13 +7,17 @@ explain the model (explanations); nothing here is on the path of a pipeline with
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from driftloop.controller import project as projects
+from driftloop.core.types import JSON
 from driftloop.store import entities
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from driftloop.gate import gate as gates
 
 FAIRNESS = "fairness"
 EXPLANATION = "explanation"
@@ -31,3 +35,21 @@ def record_fairness(project: projects.Project, batch_id: int | None, version: in
     report = fairness.assess(labelled[spec.target], y_pred, labelled, spec.fairness)
     return project.store.add_finding(project.name, FAIRNESS, report, batch_id=batch_id,
                                      version=version, value=fairness.worst(report))
+
+
+def gate_fairness(project: projects.Project, report: gates.GateReport, challenger: Any,
+                  champion: Any | None, holdout: pd.DataFrame,
+                  features: list[str]) -> tuple[gates.GateReport, JSON]:
+    """The gate's verdict with the fairness rules applied on the same holdout: a challenger the
+    metric passed is refused if it is less fair; returns the report and the evidence."""
+    from driftloop.gate import fairness_gate
+
+    spec = project.spec
+    assert spec.fairness is not None  # callers checked
+    verdict = fairness_gate.judge(challenger, champion, holdout[features], holdout[spec.target],
+                                  holdout, spec.fairness, confidence=spec.gate.confidence)
+    evidence = {"passed": verdict.passed, "reason": verdict.reason, **verdict.evidence}
+    if verdict.passed or not report.passed:
+        return report, evidence
+    refused = replace(report, passed=False, reason=f"{report.reason}; refused: {verdict.reason}")
+    return refused, evidence
