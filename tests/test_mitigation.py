@@ -110,7 +110,7 @@ def test_a_mitigated_model_is_stored_and_the_fairness_only_column_stays_out(
     (tmp_path / "train.py").write_text(
         "from sklearn.ensemble import HistGradientBoostingClassifier\n\n\n"
         "def make_model():\n"
-        "    return HistGradientBoostingClassifier(max_iter=20, categorical_features='from_dtype')\n")
+        "    return HistGradientBoostingClassifier(max_iter=20)\n")
     spec = config.TrainerSpec(function="train:make_model", fairness_mitigation={
         "method": "reweight", "feature": "colour"})
     numbers = train[NUMBERS].assign(carrier=train["colour"]).rename(
