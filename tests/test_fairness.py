@@ -135,3 +135,87 @@ def test_the_trigger_fires_within_two_batches_of_the_injected_bias_and_not_befor
     assert len(found) == 9  # every labelled batch the champion scored
     before = [f.value for f in found[: bias_at - 1]]
     assert max(before) < 0.1 < min(f.value for f in found[bias_at - 1: bias_at + 1])
+
+
+class Fixed:
+    """A stand-in model whose predictions are a column of its input."""
+
+    def __init__(self, column: str) -> None:
+        self.column = column
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        return X[self.column].to_numpy()
+
+
+def holdout(rows: int = 2000, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    g = np.where(rng.random(rows) < 0.3, "B", "A")
+    y = (rng.random(rows) < 0.5).astype(int)
+    fair = np.where(rng.random(rows) < 0.85, y, 1 - y)
+    biased = np.where((g == "B") & (rng.random(rows) < 0.4), 0, fair)  # B selected less
+    return pd.DataFrame({"g": g, "y": y, "fair": fair, "biased": biased})
+
+
+def test_the_gate_refuses_a_biased_challenger_and_passes_a_fair_one() -> None:
+    from driftloop.gate import fairness_gate
+
+    rows = holdout()
+    spec = fairness_spec.FairnessSpec(sensitive=["g"], thresholds={
+        "demographic_parity_difference": 0.1, "equalized_odds_ratio": 0.5})
+    refused = fairness_gate.judge(Fixed("biased"), Fixed("fair"), rows, rows["y"], rows, spec)
+    assert not refused.passed
+    assert "g: demographic_parity_difference" in refused.reason
+    evidence = refused.evidence["columns"]["g"]
+    dpd = evidence["disparities"]["demographic_parity_difference"]
+    low, high = dpd["challenger"]["ci_low"], dpd["challenger"]["ci_high"]
+    assert low < dpd["challenger"]["value"] < high and dpd["champion"]["value"] < 0.1
+    rate = evidence["groups"]["B"]["challenger"]["selection_rate"]
+    assert rate["ci_low"] < rate["value"] < rate["ci_high"]
+    assert evidence["groups"]["B"]["rows"] == int((rows["g"] == "B").sum())
+    passed = fairness_gate.judge(Fixed("fair"), Fixed("biased"), rows, rows["y"], rows, spec)
+    assert passed.passed, passed.reason
+    # within the threshold, but worse than the champion by more than the margin
+    mild = rows.assign(mild=np.where((rows["g"] == "B") & (np.arange(len(rows)) % 8 == 0), 0,
+                                     rows["fair"]))
+    loose = spec.model_copy(update={"thresholds": {"demographic_parity_difference": 0.5}})
+    worse = fairness_gate.judge(Fixed("mild"), Fixed("fair"), mild, mild["y"], mild, loose)
+    assert not worse.passed and "worse than the champion" in worse.reason
+
+
+TRAIN_PY = """
+from sklearn.compose import make_column_transformer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder
+
+
+def make_model():
+    columns = make_column_transformer((OneHotEncoder(), ["g"]), remainder="passthrough")
+    return make_pipeline(columns, LogisticRegression())
+"""
+
+
+def test_retraining_on_the_biased_stream_promotes_only_a_fair_challenger(tmp_path: Path) -> None:
+    spec = SPEC.replace("gate: {enabled: false}",
+                        "gate: {require: not_worse, holdout: 1 batch, bootstrap: 200}").replace(
+        "executor: inline}", "executor: inline, window: {kind: last, size: 2 batches}}")
+    blind = write_project(tmp_path / "blind", spec)
+    sees = write_project(tmp_path / "sees", spec.replace(
+        "sensitive: [g]", "sensitive: [g]\n  model_inputs: [g]").replace(
+        "sklearn.linear_model:LogisticRegression", "train:make_model"))
+    (sees.base_dir / "train.py").write_text(TRAIN_PY)
+    for project in (blind, sees):
+        controller = tick.Controller(project)
+        for index, frame in enumerate(fairness_data.biased_stream(batches=10, bias_at=5)):
+            frame.to_csv(project.base_dir / "data" / f"{index:03}.csv", index=False)
+            controller.tick()
+    refused = [v for v in blind.store.list_model_versions(blind.name)
+               if v.gate_report and not v.gate_report["fairness"]["passed"]]
+    assert refused and not refused[0].gate_report["passed"]
+    assert "refused: fairness: g: demographic_parity_difference" in refused[0].gate_report[
+        "reason"]
+    promoted = [v for v in sees.store.list_model_versions(sees.name)[1:]
+                if v.gate_report and v.gate_report["passed"]]
+    assert promoted and all(v.gate_report["fairness"]["passed"] for v in promoted)
+    last = sees.store.list_findings(sees.name, responsible.FAIRNESS)[-1]
+    assert last.value is not None and last.value < 0.1
