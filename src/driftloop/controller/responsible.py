@@ -53,3 +53,32 @@ def gate_fairness(project: projects.Project, report: gates.GateReport, challenge
         return report, evidence
     refused = replace(report, passed=False, reason=f"{report.reason}; refused: {verdict.reason}")
     return refused, evidence
+
+
+def record_explanation(project: projects.Project, version: int, model: Any,
+                       holdout: pd.DataFrame, features: list[str]) -> entities.Finding:
+    """Explain `version` (the model the gate judged) on the newest `explain.rows` held-out
+    rows, store it, and store how far it moved from the previous version's explanation."""
+    from driftloop.gate import metrics
+    from driftloop.train import explain
+
+    spec = project.spec
+    assert spec.explain is not None  # callers checked
+    rows = holdout.iloc[-spec.explain.rows:]
+    scorer = metrics.Scorer(spec.gate.metric, spec.task)
+    sign = 1.0 if scorer.greater_is_better else -1.0  # permutation importance: higher is better
+    report = explain.global_explanation(model, rows[features], rows[spec.target],
+                                        scoring=lambda m, X, y: sign * scorer(m, X, y),
+                                        repeats=spec.explain.repeats)
+    top = max(explain.shares(report).values(), default=None)
+    previous = project.store.list_findings(project.name, EXPLANATION, last=1)
+    found = project.store.add_finding(project.name, EXPLANATION, report, version=version,
+                                      value=top)
+    if previous and previous[0].version is not None:
+        distance, moved = explain.shift(previous[0].report, report)
+        project.store.add_finding(project.name, EXPLANATION_DRIFT, {
+            "from_version": previous[0].version, "to_version": version, "distance": distance,
+            "threshold": spec.explain.shift, "shifted": distance > spec.explain.shift,
+            "shares": {f: {"before": a, "after": b} for f, (a, b) in moved.items()}},
+            version=version, value=distance)
+    return found

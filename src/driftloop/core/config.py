@@ -18,7 +18,7 @@ import pydantic
 import yaml
 from pydantic import BeforeValidator, Field
 
-from driftloop.core import errors, fairness_spec, source_specs
+from driftloop.core import errors, explain_spec, fairness_spec, source_specs
 from driftloop.core.amount import Amount, AmountField
 from driftloop.core.online_spec import OnlineSpec
 
@@ -575,6 +575,7 @@ class PipelineSpec(Spec):
         default=None, description="An online learner that learns from every labelled event"
     )
     fairness: fairness_spec.FairnessSpec | None = None
+    explain: explain_spec.ExplainSpec | None = None
 
     @pydantic.model_validator(mode="before")
     @classmethod
