@@ -175,7 +175,7 @@ def test_the_gate_refuses_a_biased_challenger_and_passes_a_fair_one() -> None:
     passed = fairness_gate.judge(Fixed("fair"), Fixed("biased"), rows, rows["y"], rows, spec)
     assert passed.passed, passed.reason
     # within the threshold, but worse than the champion by more than the margin
-    mild = rows.assign(mild=np.where((rows["g"] == "B") & (np.arange(len(rows)) % 8 == 0), 0,
+    mild = rows.assign(mild=np.where((rows["g"] == "B") & (np.arange(len(rows)) % 3 == 0), 0,
                                      rows["fair"]))
     loose = spec.model_copy(update={"thresholds": {"demographic_parity_difference": 0.5}})
     worse = fairness_gate.judge(Fixed("mild"), Fixed("fair"), mild, mild["y"], mild, loose)

@@ -1,6 +1,9 @@
 """The gate's fairness rules: a challenger is refused if, on the holdout, a disparity breaks its
 threshold (`fairness.thresholds`) or is worse than the champion's by more than
-`fairness.gate.margin`.
+`fairness.gate.margin`, each judged with the gate's confidence as the metric is: the whole
+bootstrap interval of the disparity lies beyond the threshold, the whole paired interval of the
+worsening above the margin (on a small holdout a fair model's disparity is noisy, and a point
+estimate would refuse it by chance).
 
 The evidence stored in the gate report has, per sensitive column, both models' disparities
 with a paired bootstrap interval, and each group's rows and favourable-prediction rate,
@@ -86,6 +89,7 @@ def _column(y: Any, models: dict[str, Any], codes: Any, groups: list[str],
             for name, p in models.items():
                 boot[name].append(fairness.group_rates(y[rows], p[rows], codes[rows],
                                                        len(groups)))
+    spreads: dict[str, dict[str, Any]] = {}
     for name, p in models.items():
         point = fairness.group_rates(y, p, codes, len(groups))
         samples = np.stack(boot[name])  # resamples x groups x rates
@@ -96,25 +100,45 @@ def _column(y: Any, models: dict[str, Any], codes: Any, groups: list[str],
             entry[name] = {rate: _interval(point[g, r], low[g, r], high[g, r])
                            for r, rate in enumerate(RATES)}
         for disparity in spec.thresholds:
-            value = fairness.disparity_of(point, disparity)
-            spread = [fairness.disparity_of(s, disparity) for s in samples]
-            lo, hi = np.nanquantile(spread, [tail, 1 - tail])
-            out["disparities"].setdefault(disparity, {})[name] = _interval(value, lo, hi)
+            spread = np.array([fairness.disparity_of(s, disparity) for s in samples])
+            spreads.setdefault(disparity, {})[name] = spread
+            lo, hi = _quantiles(spread, tail)
+            out["disparities"].setdefault(disparity, {})[name] = _interval(
+                fairness.disparity_of(point, disparity), lo, hi)
     for disparity, limit in spec.thresholds.items():
         entry = out["disparities"][disparity]
         entry["threshold"] = limit
-        new = entry["challenger"]["value"]
-        broken = fairness.broken({disparity: new}, {disparity: limit})
-        out["refusals"] += broken
-        if "champion" in entry and not broken:
-            old = entry["champion"]["value"]
-            worse = (old - new) if fairness_spec.is_ratio(disparity) else (new - old)
-            entry["worse_by"] = worse
-            if worse > spec.gate.margin:
-                out["refusals"].append(f"{disparity} {new:.3g} is worse than the champion's "
-                                       f"{old:.3g} by {worse:.3g} > margin "
-                                       f"{spec.gate.margin:g}")
+        new = entry["challenger"]
+        ratio = fairness_spec.is_ratio(disparity)
+        beyond = new["ci_high"] if ratio else new["ci_low"]  # the interval's fairest end
+        if beyond is not None and fairness.broken({disparity: beyond}, {disparity: limit}):
+            out["refusals"].append(
+                f"{disparity} {new['value']:.3g} (CI [{new['ci_low']:.3g}, "
+                f"{new['ci_high']:.3g}]) is wholly {'below' if ratio else 'above'} {limit:g}")
+            continue
+        if "champion" not in entry:
+            continue
+        pair = spreads[disparity]
+        worse = (pair["champion"] - pair["challenger"]) if ratio else (
+            pair["challenger"] - pair["champion"])
+        lo, hi = _quantiles(worse, tail)
+        sign = -1.0 if ratio else 1.0
+        moved = sign * ((new["value"] or 0.0) - (entry["champion"]["value"] or 0.0))
+        entry["worse_by"] = _interval(moved, lo, hi)
+        if lo > spec.gate.margin:
+            out["refusals"].append(
+                f"{disparity} {new['value']:.3g} is worse than the champion's "
+                f"{entry['champion']['value']:.3g} by {moved:.3g} (CI [{lo:.3g}, {hi:.3g}]), "
+                f"more than the margin {spec.gate.margin:g}")
     return out
+
+
+def _quantiles(values: Any, tail: float) -> tuple[float, float]:
+    finite = values[np.isfinite(values)]
+    if not len(finite):
+        return float("nan"), float("nan")
+    low, high = np.quantile(finite, [tail, 1 - tail])
+    return float(low), float(high)
 
 
 def _interval(value: float, low: float, high: float) -> dict[str, float | None]:
