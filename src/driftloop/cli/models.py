@@ -138,7 +138,8 @@ def _show_explanation(found: entities.Finding | None,
         return
     report = found.report
     table = console.table("feature", "permutation importance", "mean |SHAP|")
-    table.title = f"explanation on {report['rows']} held-out rows"
+    where = "held-out" if report.get("held_out", True) else "training (no holdout)"
+    table.title = f"explanation on {report['rows']} {where} rows"
     shap = report.get("shap") or {}
     ranked = sorted(report["permutation"].items(), key=lambda item: -item[1]["mean"])
     for feature, value in ranked:

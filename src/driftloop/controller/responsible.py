@@ -56,20 +56,23 @@ def gate_fairness(project: projects.Project, report: gates.GateReport, challenge
 
 
 def record_explanation(project: projects.Project, version: int, model: Any,
-                       holdout: pd.DataFrame, features: list[str]) -> entities.Finding:
+                       holdout: pd.DataFrame, train: pd.DataFrame,
+                       features: list[str]) -> entities.Finding:
     """Explain `version` (the model the gate judged) on the newest `explain.rows` held-out
-    rows, store it, and store how far it moved from the previous version's explanation."""
+    rows, store it, and store how far it moved from the previous version's explanation.
+    Without a holdout (gate off) the newest training rows stand in, and the report says so."""
     from driftloop.gate import metrics
     from driftloop.train import explain
 
     spec = project.spec
     assert spec.explain is not None  # callers checked
-    rows = holdout.iloc[-spec.explain.rows:]
+    rows = (holdout if not holdout.empty else train).iloc[-spec.explain.rows:]
     scorer = metrics.Scorer(spec.gate.metric, spec.task)
     sign = 1.0 if scorer.greater_is_better else -1.0  # permutation importance: higher is better
     report = explain.global_explanation(model, rows[features], rows[spec.target],
                                         scoring=lambda m, X, y: sign * scorer(m, X, y),
                                         repeats=spec.explain.repeats)
+    report["held_out"] = not holdout.empty
     top = max(explain.shares(report).values(), default=None)
     previous = project.store.list_findings(project.name, EXPLANATION, last=1)
     found = project.store.add_finding(project.name, EXPLANATION, report, version=version,

@@ -152,11 +152,11 @@ def retrain(
         calibration=calibration_artifact,
     )
     run = store.finish_run(run.id, status="succeeded", compute_seconds=cpu_seconds)
-    if spec.explain is not None and not part.holdout.empty:
+    if spec.explain is not None:
         from driftloop.controller import responsible
 
         responsible.record_explanation(project, version.version, fitted.estimator,
-                                       part.holdout, features)
+                                       part.holdout, part.train, features)
     keep_lease()
     promoted = report.passed and promote(project, version, actor)
     return Outcome(run, version, promoted, report.reason, model)

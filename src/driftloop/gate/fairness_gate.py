@@ -23,7 +23,7 @@ from driftloop.core.types import JSON
 from driftloop.gate import fairness
 from driftloop.gate import gate as gates
 
-RATES = ("selection_rate", "true_positive_rate", "false_positive_rate")
+RATES = fairness.RATES
 
 
 @dataclass(frozen=True)
