@@ -219,3 +219,35 @@ def test_retraining_on_the_biased_stream_promotes_only_a_fair_challenger(tmp_pat
     assert promoted and all(v.gate_report["fairness"]["passed"] for v in promoted)
     last = sees.store.list_findings(sees.name, responsible.FAIRNESS)[-1]
     assert last.value is not None and last.value < 0.1
+
+
+def test_labels_sent_back_for_served_predictions_are_judged_by_group(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from driftloop.store import serving
+
+    text = SPEC.replace("sensitive: [g]", "sensitive: [g]\n  model_inputs: [g]").replace(
+        "sklearn.linear_model:LogisticRegression", "train:make_model")
+    project = write_project(tmp_path, text)
+    (tmp_path / "train.py").write_text(TRAIN_PY)
+    frames = fairness_data.biased_stream(batches=2, rows=400, bias_at=1)
+    frames[0].to_csv(tmp_path / "data" / "000.csv", index=False)
+    controller = tick.Controller(project)
+    controller.tick()
+    model = controller.model_of(1)
+    served = frames[1]
+    predicted = model.predict(served[["x1", "x2", "g"]])
+    store = serving.ServingStore(project.store)
+    at = datetime(2024, 1, 1, tzinfo=UTC)
+    store.add_predictions([
+        serving.Prediction(f"p{i}", project.name, "champion", 1, None,
+                           {"x1": row.x1, "x2": row.x2, "g": row.g}, int(p), None, at)
+        for i, (row, p) in enumerate(zip(served.itertuples(), predicted, strict=True))])
+    store.add_feedback(project.name, [(f"p{i}", int(y)) for i, y in enumerate(served["y"])],
+                       actor="test")
+    controller.tick()
+    (found,) = [f for f in project.store.list_findings(project.name, responsible.FAIRNESS)
+                if f.report["source"] == "feedback"]
+    expected = fm.demographic_parity_difference(
+        served["y"], predicted, sensitive_features=served["g"])
+    assert found.value == pytest.approx(expected) and found.batch_id is None

@@ -178,6 +178,9 @@ def evaluate_feedback(
         value = None
         if not metric.needs_proba:
             value = metric.score(y_true, metrics.Predictions(y_pred))
+        if spec.fairness is not None:
+            _feedback_fairness(project, version, [item.prediction.features for item in mine],
+                               y_true, y_pred)
         scored.append(
             project.store.add_evaluation(
                 name,
@@ -191,6 +194,25 @@ def evaluate_feedback(
         )
     project.store.set_cursor(name, FEEDBACK_CURSOR, {"after": labelled[-1].feedback_id})
     return scored
+
+
+def _feedback_fairness(project: projects.Project, version: int, records: list[Any],
+                       y_true: np.ndarray, y_pred: np.ndarray) -> None:
+    """The fairness report of labelled served predictions, on the sensitive columns the
+    requests carried (those that are model inputs; the others never reach the server)."""
+    import pandas as pd
+
+    from driftloop.controller import responsible
+
+    spec = project.spec
+    assert spec.fairness is not None  # callers checked
+    rows = pd.DataFrame(records)
+    present = [c for c in spec.fairness.sensitive if c in rows.columns]
+    if not present:
+        return
+    rows[spec.target] = y_true
+    responsible.record_fairness(project, None, version, rows, y_pred,
+                                sensitive=present, source="feedback")
 
 
 def _labels(task: str, values: list[Any]) -> np.ndarray[Any, Any]:

@@ -25,14 +25,19 @@ EXPLANATION_DRIFT = "explanation_drift"
 
 
 def record_fairness(project: projects.Project, batch_id: int | None, version: int,
-                    labelled: pd.DataFrame, y_pred: Any) -> entities.Finding:
-    """Assess the champion's predictions `y_pred` on a batch's `labelled` rows by group and
-    store the report (its headline: the worst demographic parity difference)."""
+                    labelled: pd.DataFrame, y_pred: Any, sensitive: list[str] | None = None,
+                    source: str = "batch") -> entities.Finding:
+    """Assess the champion's predictions `y_pred` on a batch's (or the served predictions')
+    `labelled` rows by group, on the `sensitive` columns (default: all the spec's), and store
+    the report (its headline: the worst demographic parity difference)."""
     from driftloop.gate import fairness
 
     spec = project.spec
     assert spec.fairness is not None  # callers checked
-    report = fairness.assess(labelled[spec.target], y_pred, labelled, spec.fairness)
+    judged = spec.fairness if sensitive is None else spec.fairness.model_copy(
+        update={"sensitive": sensitive})
+    report = fairness.assess(labelled[spec.target], y_pred, labelled, judged)
+    report["source"] = source
     return project.store.add_finding(project.name, FAIRNESS, report, batch_id=batch_id,
                                      version=version, value=fairness.worst(report))
 
