@@ -8,8 +8,6 @@ asks each one, at every tick, whether it fires on the current `signals.Signals`.
 from __future__ import annotations
 
 import abc
-import contextlib
-import importlib
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -60,9 +58,6 @@ def build_trigger(spec: Any) -> Trigger:
     >>> build_trigger(config.VolumeTrigger(every="10 batches"))
     VolumeTrigger(every=Amount(10 batches))
     """
-    if spec.kind not in Trigger.registry_ and spec.kind.isidentifier():
-        with contextlib.suppress(ModuleNotFoundError):  # triggers kept in their own module
-            importlib.import_module(f"driftloop.policy.{spec.kind}_trigger")
     cls = Trigger.registry_.get(spec.kind)
     if cls is None:
         known = ", ".join(sorted(Trigger.registry_))
@@ -376,3 +371,6 @@ def _worse(value: float, limit: float, lower_is_better: bool) -> bool:
 def _share(share: Any) -> str:
     return f"{share:.0%}" if isinstance(share, int | float) else "an unknown share"
 
+
+# Triggers kept in a module of their own register when it is imported, after the base above.
+from driftloop.policy import fairness_trigger  # noqa: E402, F401
