@@ -147,3 +147,57 @@ fairness: {sensitive: [g]}
     with pytest.raises(errors.ConfigError, match="model_inputs"):
         config.parse_spec(text)
     assert config.parse_spec(text.replace("sensitive: [g]", "sensitive: [g], model_inputs: [g]"))
+
+
+ARRESTS_SPEC = """
+name: arrests
+store: sqlite:///driftloop.db
+artifacts: ./artifacts
+source: {kind: files, path: data/*.csv}
+target: released
+trainer:
+  function: train:make_model
+  executor: inline
+  fairness_mitigation: {method: reweight, feature: colour}
+triggers: [{kind: volume, every: 1 batch}]
+gate: {require: not_worse, holdout: 1 batch, bootstrap: 100}
+fairness: {sensitive: [colour], positive: "Yes"}
+"""
+
+ARRESTS_TRAIN = """
+from sklearn.compose import make_column_transformer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+
+def make_model():
+    columns = make_column_transformer(
+        (OneHotEncoder(), ["sex", "employed", "citizen"]),
+        (StandardScaler(), ["year", "age", "checks"]))
+    return make_pipeline(columns, LogisticRegression(max_iter=500))
+"""
+
+
+def test_the_loop_trains_a_mitigated_challenger_that_never_sees_the_column(
+        tmp_path: Path) -> None:
+    from driftloop.controller import project as projects
+    from driftloop.controller import tick
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "driftloop.yaml").write_text(ARRESTS_SPEC)
+    (tmp_path / "train.py").write_text(ARRESTS_TRAIN)
+    project = projects.open_project(tmp_path / "driftloop.yaml")
+    controller = tick.Controller(project)
+    rows = fairness_data.arrests().sample(frac=1.0, random_state=0)
+    for index in range(3):
+        rows.iloc[index * 1500:(index + 1) * 1500].to_csv(
+            tmp_path / "data" / f"{index:03}.csv", index=False)
+        controller.tick()
+    newest = project.store.list_model_versions(project.name)[-1]
+    model = project.artifacts.get_model(newest.artifact_uri, newest.sha256)
+    assert isinstance(model, mitigation.FairnessMitigated)
+    assert "colour" not in model.estimator_.feature_names_in_
+    assert newest.gate_report is not None and "fairness" in newest.gate_report
+    found = project.store.list_findings(project.name, "fairness")
+    assert found and found[-1].report["columns"]["colour"]["judged"]
