@@ -207,12 +207,8 @@ def _feedback_fairness(project: projects.Project, version: int, records: list[An
     spec = project.spec
     assert spec.fairness is not None  # callers checked
     rows = pd.DataFrame(records)
-    present = [c for c in spec.fairness.sensitive if c in rows.columns]
-    if not present:
-        return
     rows[spec.target] = y_true
-    responsible.record_fairness(project, None, version, rows, y_pred,
-                                sensitive=present, source="feedback")
+    responsible.record_fairness(project, None, version, rows, y_pred, source="feedback")
 
 
 def _labels(task: str, values: list[Any]) -> np.ndarray[Any, Any]:

@@ -26,16 +26,19 @@ EXPLANATION_DRIFT = "explanation_drift"
 
 def record_fairness(project: projects.Project, batch_id: int | None, version: int,
                     labelled: pd.DataFrame, y_pred: Any, sensitive: list[str] | None = None,
-                    source: str = "batch") -> entities.Finding:
+                    source: str = "batch") -> entities.Finding | None:
     """Assess the champion's predictions `y_pred` on a batch's (or the served predictions')
-    `labelled` rows by group, on the `sensitive` columns (default: all the spec's), and store
-    the report (its headline: the worst demographic parity difference)."""
+    `labelled` rows by group, on the `sensitive` columns (default: all the spec's that the rows
+    have), and store the report (its headline: the worst demographic parity difference).
+    None when the rows have none of them."""
     from driftloop.gate import fairness
 
     spec = project.spec
     assert spec.fairness is not None  # callers checked
-    judged = spec.fairness if sensitive is None else spec.fairness.model_copy(
-        update={"sensitive": sensitive})
+    present = [c for c in (sensitive or spec.fairness.sensitive) if c in labelled.columns]
+    if not present:
+        return None
+    judged = spec.fairness.model_copy(update={"sensitive": present})
     report = fairness.assess(labelled[spec.target], y_pred, labelled, judged)
     report["source"] = source
     return project.store.add_finding(project.name, FAIRNESS, report, batch_id=batch_id,
