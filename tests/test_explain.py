@@ -1,11 +1,12 @@
 """Explanations: SHAP values equal the shap package's own, permutation importance equals
 scikit-learn's; every trained version is explained on its held-out rows with the drift from
-the version before (shown by `driftloop models show`); `POST /v1/predict?explain=true` answers
+the champion's (a gate condition on request) (shown by `driftloop models show`); `POST /v1/predict?explain=true` answers
 with each feature's contribution, and with a 400 naming the reason for a model with no
 explainer."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -121,7 +122,8 @@ def test_every_version_is_explained_with_its_drift(tmp_path: Path) -> None:
     assert set(found.report["shap"]) == {"x1", "x2"}  # g is a fairness-only column
     drift = project.store.version_finding(project.name, responsible.EXPLANATION_DRIFT,
                                           versions[-1].version)
-    assert drift is not None and drift.report["from_version"] == versions[-2].version
+    promoted = [v.version for v in versions[:-1] if v.gate_report and v.gate_report["passed"]]
+    assert drift is not None and drift.report["from_version"] == promoted[-1]  # the champion
     assert 0 <= drift.value <= 1
     shown = CliRunner().invoke(cli, ["models", "show", str(versions[-1].version), "--spec",
                                      str(tmp_path / "driftloop.yaml")], env={"COLUMNS": "160"})
@@ -173,3 +175,22 @@ def test_predict_explain_on_a_model_with_no_explainer_is_a_400(tmp_path: Path) -
         assert "cannot explain its predictions: no SHAP explainer for Pipeline" in answer.text
         assert client.post("/v1/predict", json={"record": {"x1": 0, "x2": 1}},
                            headers=headers).status_code == 200
+
+
+def test_the_gate_may_refuse_a_challenger_that_relies_on_other_features(tmp_path: Path) -> None:
+    from driftloop.controller import responsible as responsibles
+    from driftloop.gate import gate
+
+    project = trained(tmp_path, "sklearn.linear_model:LogisticRegression", batches=2)
+    spec = project.spec.model_copy(update={"explain": project.spec.explain.model_copy(
+        update={"gate": True, "shift": 0.2})})
+    project = dataclasses.replace(project, spec=spec)
+    champion = project.store.get_alias(project.name, "champion")
+    rows = fairness_data.biased_stream(batches=1, rows=400, seed=3)[0]
+    other = LogisticRegression().fit(rows[["x1", "x2"]].assign(x1=0.0), rows["y"])  # x2 only
+    explained = responsibles.explain_challenger(project, other, rows, rows, ["x1", "x2"],
+                                                champion)
+    assert explained.drift is not None and explained.drift["shifted"]
+    passing = gate.unjudged(spec.gate, "test")
+    refused = responsibles.gate_explanation(project, passing, explained)
+    assert not refused.passed and "relies on its features differently" in refused.reason

@@ -1,16 +1,17 @@
 """Fairness and explanations in the loop: store the fairness report of each labelled batch, and
-the explanation of each new model version with how far it moved from the version before.
+the explanation of each new model version with how far it moved from the champion's.
 
-Runs only for a spec with a `fairness:` section (reports) or when `shap`/scikit-learn can
-explain the model (explanations); nothing here is on the path of a pipeline without them.
+Runs only for a spec with a `fairness:` section (reports, gate rules) or an `explain:` section
+(explanations); nothing here is on the path of a pipeline without them.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from driftloop.controller import project as projects
+from driftloop.core import errors
 from driftloop.core.types import JSON
 from driftloop.store import entities
 
@@ -63,12 +64,21 @@ def gate_fairness(project: projects.Project, report: gates.GateReport, challenge
     return refused, evidence
 
 
-def record_explanation(project: projects.Project, version: int, model: Any,
-                       holdout: pd.DataFrame, train: pd.DataFrame,
-                       features: list[str]) -> entities.Finding:
-    """Explain `version` (the model the gate judged) on the newest `explain.rows` held-out
-    rows, store it, and store how far it moved from the previous version's explanation.
-    Without a holdout (gate off) the newest training rows stand in, and the report says so."""
+@dataclass(frozen=True)
+class Explained:
+    """A challenger's explanation, and how far it moved from the champion's (None: no
+    champion, or the champion was not explained)."""
+
+    report: JSON
+    drift: JSON | None
+
+
+def explain_challenger(project: projects.Project, model: Any, holdout: pd.DataFrame,
+                       train: pd.DataFrame, features: list[str],
+                       champion: int | None) -> Explained:
+    """Explain `model` (the challenger the gate judges) on the newest `explain.rows` held-out
+    rows and compare it with the champion's explanation. Without a holdout (gate off) the
+    newest training rows stand in, and the report says so."""
     from driftloop.gate import metrics
     from driftloop.train import explain
 
@@ -77,19 +87,51 @@ def record_explanation(project: projects.Project, version: int, model: Any,
     rows = (holdout if not holdout.empty else train).iloc[-spec.explain.rows:]
     scorer = metrics.Scorer(spec.gate.metric, spec.task)
     sign = 1.0 if scorer.greater_is_better else -1.0  # permutation importance: higher is better
-    report = explain.global_explanation(model, rows[features], rows[spec.target],
-                                        scoring=lambda m, X, y: sign * scorer(m, X, y),
-                                        repeats=spec.explain.repeats)
+    try:
+        report = explain.global_explanation(model, rows[features], rows[spec.target],
+                                            scoring=lambda m, X, y: sign * scorer(m, X, y),
+                                            repeats=spec.explain.repeats)
+    except Exception as exc:  # the model's own failure on its held-out rows
+        raise errors.TrainingError(
+            f"explaining the challenger ({type(model).__name__}) on {len(rows)} rows failed: "
+            f"{type(exc).__name__}: {exc}; without the spec's `explain:` section it is not "
+            "explained") from exc
     report["held_out"] = not holdout.empty
-    top = max(explain.shares(report).values(), default=None)
-    previous = project.store.list_findings(project.name, EXPLANATION, last=1)
-    found = project.store.add_finding(project.name, EXPLANATION, report, version=version,
-                                      value=top)
-    if previous and previous[0].version is not None:
-        distance, moved = explain.shift(previous[0].report, report)
-        project.store.add_finding(project.name, EXPLANATION_DRIFT, {
-            "from_version": previous[0].version, "to_version": version, "distance": distance,
-            "threshold": spec.explain.shift, "shifted": distance > spec.explain.shift,
-            "shares": {f: {"before": a, "after": b} for f, (a, b) in moved.items()}},
-            version=version, value=distance)
+    before = None if champion is None else project.store.version_finding(
+        project.name, EXPLANATION, champion)
+    if before is None:
+        return Explained(report, None)
+    distance, moved = explain.shift(before.report, report)
+    return Explained(report, {
+        "from_version": champion, "distance": distance, "threshold": spec.explain.shift,
+        "shifted": distance > spec.explain.shift,
+        "shares": {f: {"before": a, "after": b} for f, (a, b) in moved.items()}})
+
+
+def gate_explanation(project: projects.Project, report: gates.GateReport,
+                     explained: Explained) -> gates.GateReport:
+    """With `explain.gate`, a challenger whose explanation shifted from the champion's is
+    refused."""
+    spec = project.spec
+    drift = explained.drift
+    if spec.explain is None or not spec.explain.gate or drift is None or not drift["shifted"]:
+        return report
+    return replace(report, passed=False, reason=(
+        f"{report.reason}; refused: it relies on its features differently from "
+        f"v{drift['from_version']} (explanation drift {drift['distance']:.3g} > "
+        f"{drift['threshold']:g})"))
+
+
+def record_explanation(project: projects.Project, version: int,
+                       explained: Explained) -> entities.Finding:
+    """Store a version's explanation, and its drift from the champion's when there is one."""
+    from driftloop.train import explain
+
+    top = max(explain.shares(explained.report).values(), default=None)
+    found = project.store.add_finding(project.name, EXPLANATION, explained.report,
+                                      version=version, value=top)
+    if explained.drift is not None:
+        project.store.add_finding(project.name, EXPLANATION_DRIFT,
+                                  {**explained.drift, "to_version": version}, version=version,
+                                  value=explained.drift["distance"])
     return found

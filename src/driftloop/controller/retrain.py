@@ -108,6 +108,14 @@ def retrain(
             report, fairness_evidence = responsible.gate_fairness(
                 project, report, fitted.estimator, champion[1] if champion else None, fair,
                 features)
+        explained = None
+        if spec.explain is not None:
+            from driftloop.controller import responsible
+
+            explained = responsible.explain_challenger(
+                project, fitted.estimator, part.holdout, part.train, features,
+                champion[0].version if champion else None)
+            report = responsible.gate_explanation(project, report, explained)
         model, refit_seconds, trained_on = fitted.estimator, 0.0, part.train
         if report.passed:
             model, refit_seconds, trained_on = challengers.refit(
@@ -152,11 +160,10 @@ def retrain(
         calibration=calibration_artifact,
     )
     run = store.finish_run(run.id, status="succeeded", compute_seconds=cpu_seconds)
-    if spec.explain is not None:
+    if explained is not None:
         from driftloop.controller import responsible
 
-        responsible.record_explanation(project, version.version, fitted.estimator,
-                                       part.holdout, part.train, features)
+        responsible.record_explanation(project, version.version, explained)
     keep_lease()
     promoted = report.passed and promote(project, version, actor)
     return Outcome(run, version, promoted, report.reason, model)

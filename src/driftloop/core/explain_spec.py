@@ -8,6 +8,8 @@ section, only a model SHAP can explain.
       rows: 1000          # held-out rows the explanation is computed on (the newest)
       repeats: 5          # shuffles per feature for permutation importance
       shift: 0.3          # explanation drift recorded as "shifted" above this distance
+      gate: false         # true: the gate refuses a challenger whose explanation shifted
+                          # from the champion's
 """
 
 from __future__ import annotations
@@ -25,3 +27,6 @@ class ExplainSpec(_Spec):
     shift: float = Field(
         default=0.3, gt=0, le=1, description="Total variation distance between two versions' "
         "shares of importance above which their explanations have shifted")
+    gate: bool = Field(
+        default=False, description="Refuse a challenger whose explanation shifted from the "
+        "champion's (it relies on its features differently)")
