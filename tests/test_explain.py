@@ -1,8 +1,8 @@
 """Explanations: SHAP values equal the shap package's own, permutation importance equals
 scikit-learn's; every trained version is explained on its held-out rows with the drift from
-the champion's (a gate condition on request) (shown by `driftloop models show`); `POST /v1/predict?explain=true` answers
-with each feature's contribution, and with a 400 naming the reason for a model with no
-explainer."""
+the champion's (shown by `driftloop models show`; a gate condition on request);
+`POST /v1/predict?explain=true` answers with each feature's contribution, and with a 400
+naming the reason for a model with no explainer."""
 
 from __future__ import annotations
 

@@ -174,8 +174,9 @@ class Decision:
 class Finding:
     """A responsible-AI record: the fairness report of a labelled batch (`kind` "fairness"),
     the explanation of a model version ("explanation"), or how much a version's explanation
-    moved from the champion's when it was trained ("explanation_drift"). `value` is the headline number (worst
-    demographic parity difference, top importance, distance), `report` the evidence."""
+    moved from the champion's when it was trained ("explanation_drift"). `value` is the
+    headline number (worst demographic parity difference, top importance, distance),
+    `report` the evidence."""
 
     id: int
     pipeline: str
