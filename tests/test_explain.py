@@ -194,3 +194,25 @@ def test_the_gate_may_refuse_a_challenger_that_relies_on_other_features(tmp_path
     passing = gate.unjudged(spec.gate, "test")
     refused = responsibles.gate_explanation(project, passing, explained)
     assert not refused.passed and "relies on its features differently" in refused.reason
+
+
+def test_the_explanation_trigger_fires_when_the_champion_relies_on_other_features(
+        tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "driftloop.yaml").write_text(
+        SPEC.replace("TRAINER", "sklearn.linear_model:LogisticRegression")
+        .replace("triggers: [{kind: volume, every: 1 batch}]", "triggers: [{kind: explanation}]")
+        .replace("explain: {rows: 500, repeats: 3}", "explain: {rows: 500, live: 0s}"))
+    project = projects.open_project(tmp_path / "driftloop.yaml")
+    controller = tick.Controller(project)
+    fired = []
+    for index, frame in enumerate(fairness_data.biased_stream(batches=6, rows=500, bias_at=99)):
+        if index >= 3:  # x1 all but stops varying: the model's output now moves with x2 alone
+            frame = frame.assign(x1=frame["x1"] * 0.05)
+        frame.to_csv(tmp_path / "data" / f"{index:03}.csv", index=False)
+        result = controller.tick()
+        if result.decision is not None and result.decision.fired and index > 0:
+            fired.append(index)
+    live = project.store.list_findings(project.name, responsible.EXPLANATION_LIVE)
+    assert [f.report["shifted"] for f in live[:2]] == [False, False]
+    assert fired and fired[0] == 3, fired

@@ -97,7 +97,8 @@ def show(version: int = typer.Argument(..., help="Version number."), spec: Path 
     )
     _show_fairness(gate.get("fairness"))
     _show_explanation(project.store.version_finding(name, "explanation", version),
-                      project.store.version_finding(name, "explanation_drift", version))
+                      project.store.version_finding(name, "explanation_drift", version),
+                      project.store.version_finding(name, "explanation_live", version))
     history = console.table("at", "alias", "from", "to", "actor", "reason")
     for move in traced.moves:
         # most moves are promotions; the others name their action (no extra column: the
@@ -131,8 +132,8 @@ def _show_fairness(evidence: Any) -> None:
     console.print(table)
 
 
-def _show_explanation(found: entities.Finding | None,
-                      drift: entities.Finding | None) -> None:
+def _show_explanation(found: entities.Finding | None, drift: entities.Finding | None,
+                      live: entities.Finding | None) -> None:
     """What the version relies on: permutation importance and mean |SHAP| per feature."""
     if found is None:
         return
@@ -153,6 +154,10 @@ def _show_explanation(found: entities.Finding | None,
         console.print(f"explanation drift from v{drift.report['from_version']}: "
                       f"{drift.report['distance']:.3f} ({shifted}; threshold "
                       f"{drift.report['threshold']:g})")
+    if live is not None and "distance" in live.report:
+        shifted = "shifted" if live.report["shifted"] else "steady"
+        console.print(f"re-explained on batch {live.batch_id}: drift from training "
+                      f"{live.report['distance']:.3f} ({shifted})")
 
 
 def _num(value: Any) -> str:

@@ -70,6 +70,11 @@ def evaluate_batch(
             from driftloop.controller import responsible
 
             responsible.record_fairness(project, batch.id, version, labelled, y_pred)
+        if spec.explain is not None and spec.explain.live is not None:
+            from driftloop.controller import responsible
+
+            responsible.explain_live(project, batch.id, version, model, features,
+                                     labelled[spec.target])
     return project.store.add_evaluation(
         project.name,
         batch_id=batch.id,

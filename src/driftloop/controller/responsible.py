@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 FAIRNESS = "fairness"
 EXPLANATION = "explanation"
 EXPLANATION_DRIFT = "explanation_drift"
+EXPLANATION_LIVE = "explanation_live"
 
 
 def record_fairness(project: projects.Project, batch_id: int | None, version: int,
@@ -64,6 +65,19 @@ def gate_fairness(project: projects.Project, report: gates.GateReport, challenge
     return refused, evidence
 
 
+def _explain(project: projects.Project, model: Any, X: Any, y: Any) -> JSON:
+    """`train.explain.global_explanation` scored with the gate's metric (higher is better)."""
+    from driftloop.gate import metrics
+    from driftloop.train import explain
+
+    spec = project.spec
+    assert spec.explain is not None  # callers checked
+    scorer = metrics.Scorer(spec.gate.metric, spec.task)
+    sign = 1.0 if scorer.greater_is_better else -1.0
+    return explain.global_explanation(model, X, y, scoring=lambda m, X, y: sign * scorer(m, X, y),
+                                      repeats=spec.explain.repeats)
+
+
 @dataclass(frozen=True)
 class Explained:
     """A challenger's explanation, and how far it moved from the champion's (None: no
@@ -79,18 +93,13 @@ def explain_challenger(project: projects.Project, model: Any, holdout: pd.DataFr
     """Explain `model` (the challenger the gate judges) on the newest `explain.rows` held-out
     rows and compare it with the champion's explanation. Without a holdout (gate off) the
     newest training rows stand in, and the report says so."""
-    from driftloop.gate import metrics
     from driftloop.train import explain
 
     spec = project.spec
     assert spec.explain is not None  # callers checked
     rows = (holdout if not holdout.empty else train).iloc[-spec.explain.rows:]
-    scorer = metrics.Scorer(spec.gate.metric, spec.task)
-    sign = 1.0 if scorer.greater_is_better else -1.0  # permutation importance: higher is better
     try:
-        report = explain.global_explanation(model, rows[features], rows[spec.target],
-                                            scoring=lambda m, X, y: sign * scorer(m, X, y),
-                                            repeats=spec.explain.repeats)
+        report = _explain(project, model, rows[features], rows[spec.target])
     except Exception as exc:  # the model's own failure on its held-out rows
         raise errors.TrainingError(
             f"explaining the challenger ({type(model).__name__}) on {len(rows)} rows failed: "
@@ -135,3 +144,34 @@ def record_explanation(project: projects.Project, version: int,
                                   {**explained.drift, "to_version": version}, version=version,
                                   value=explained.drift["distance"])
     return found
+
+
+def explain_live(project: projects.Project, batch_id: int, version: int, model: Any, X: Any,
+                 y: Any) -> entities.Finding | None:
+    """Re-explain the champion `version` on a labelled batch's rows, at most once per
+    `explain.live`, and store how far that moved from its training explanation (the
+    `explanation` trigger reads it). None when not due or the version was never explained;
+    a model that fails to be explained is recorded with the error, not raised."""
+    from driftloop.train import explain
+
+    spec, store = project.spec, project.store
+    assert spec.explain is not None and spec.explain.live is not None  # callers checked
+    last = store.version_finding(project.name, EXPLANATION_LIVE, version)
+    if last is not None and project.clock.now() - last.at < spec.explain.live:
+        return None
+    trained = store.version_finding(project.name, EXPLANATION, version)
+    if trained is None:
+        return None
+    rows = slice(max(0, len(X) - spec.explain.rows), len(X))
+    try:
+        now = _explain(project, model, X.iloc[rows], y.iloc[rows])
+    except Exception as exc:  # the champion's own failure: recorded, the tick goes on
+        return store.add_finding(project.name, EXPLANATION_LIVE, {
+            "error": f"{type(exc).__name__}: {exc}", "shifted": False}, batch_id=batch_id,
+            version=version)
+    distance, moved = explain.shift(trained.report, now)
+    return store.add_finding(project.name, EXPLANATION_LIVE, {
+        "rows": now["rows"], "distance": distance, "threshold": spec.explain.shift,
+        "shifted": distance > spec.explain.shift,
+        "shares": {f: {"trained": a, "live": b} for f, (a, b) in moved.items()}},
+        batch_id=batch_id, version=version, value=distance)

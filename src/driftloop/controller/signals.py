@@ -103,6 +103,7 @@ def gather(
         reference_errors=live.reference,
         quality=_quality(history.batches(after_id=seen)),
         fairness=_fairness(project, champion),
+        explanation=_explanation(project, champion),
     )
     return Gathered(signals, caused_by, last_batch)
 
@@ -131,6 +132,15 @@ def _fairness(project: projects.Project,
     return tuple(policy_signals.FairnessCheck(f.batch_id, bool(f.report.get("judged")),
                                               tuple(f.report.get("breaches", ())))
                  for f in found if f.version == champion.version)
+
+
+def _explanation(project: projects.Project,
+                 champion: entities.ModelVersion | None) -> JSON | None:
+    """The champion's newest live explanation drift (when an `explanation` trigger reads it)."""
+    if champion is None or not any(t.kind == "explanation" for t in project.spec.triggers):
+        return None
+    found = project.store.version_finding(project.name, "explanation_live", champion.version)
+    return None if found is None else {**found.report, "batch_id": found.batch_id}
 
 
 FAIRNESS_LOOKBACK = 50

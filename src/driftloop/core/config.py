@@ -365,6 +365,13 @@ class FairnessTrigger(Spec):
     window: int = Field(default=3, ge=1, description="Of this many newest judged batches")
 
 
+class ExplanationTrigger(Spec):
+    """Fires when the champion, re-explained on a recent labelled batch (`explain.live`),
+    relies on its features differently from when it was trained (`explain.shift`)."""
+
+    kind: Literal["explanation"] = "explanation"
+
+
 class ManualTrigger(Spec):
     kind: Literal["manual"] = "manual"
 
@@ -386,7 +393,8 @@ TriggerSpec = Annotated[
     | VolumeTrigger
     | ManualTrigger
     | QualityTrigger
-    | FairnessTrigger,
+    | FairnessTrigger
+    | ExplanationTrigger,
     Field(discriminator="kind"),
 ]
 
@@ -643,6 +651,9 @@ class PipelineSpec(Spec):
                             self.features)
         if self.fairness is None and any(t.kind == "fairness" for t in self.triggers):
             raise ValueError("a `fairness` trigger needs the `fairness:` section")
+        if (self.explain is None or self.explain.live is None) and any(
+                t.kind == "explanation" for t in self.triggers):
+            raise ValueError("an `explanation` trigger needs `explain: {live: ...}`")
         window = self.trainer.window
         timed = window.kind in {"last_duration", "since_drift"} or (
             window.size is not None and window.size.unit == "seconds")
@@ -733,7 +744,7 @@ def _strip_union_tags(loc: list[Any]) -> list[Any]:
 
 _UNION_TAGS = {
     *source_specs.SOURCE_KINDS, "schedule", "drift", "performance", "volume", "manual", "quality",
-    "fairness",
+    "fairness", "explanation",
 }
 
 

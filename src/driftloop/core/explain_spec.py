@@ -10,12 +10,15 @@ section, only a model SHAP can explain.
       shift: 0.3          # explanation drift recorded as "shifted" above this distance
       gate: false         # true: the gate refuses a challenger whose explanation shifted
                           # from the champion's
+      live: 1d            # re-explain the champion on a labelled batch at most this often;
+                          # its drift from training is a signal (trigger kind `explanation`)
 """
 
 from __future__ import annotations
 
 from pydantic import Field
 
+from driftloop.core.spec_base import Duration
 from driftloop.core.spec_base import Spec as _Spec
 
 
@@ -30,3 +33,6 @@ class ExplainSpec(_Spec):
     gate: bool = Field(
         default=False, description="Refuse a challenger whose explanation shifted from the "
         "champion's (it relies on its features differently)")
+    live: Duration | None = Field(
+        default=None, description="Re-explain the champion on a newly labelled batch at most "
+        "this often (null: never), and record the drift from its training explanation")

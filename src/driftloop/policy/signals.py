@@ -56,7 +56,8 @@ class Signals:
     it was trained. `batches_since_training` counts the batches with rows since the last
     training, `window_rows` the rows the champion was trained on. `quality` sums the
     data-quality signals of the new batches. `fairness` holds the champion's newest batch
-    fairness checks, oldest first (only with a `fairness:` section).
+    fairness checks, oldest first (only with a `fairness:` section); `explanation` its newest
+    live explanation drift (`explain.live`).
     `estimated_metric` is the champion's accuracy estimated from its calibrated confidences
     (CBPE) over the `estimated_rows` rows of its newest scored batches that had no labels (those
     after its newest labelled evaluation); None when there are none or it has no calibrator.
@@ -85,6 +86,7 @@ class Signals:
     reference_errors: tuple[float, ...] = ()
     quality: Quality = Quality()
     fairness: tuple[FairnessCheck, ...] = ()
+    explanation: JSON | None = None
 
     def since_training(self, amount: Amount) -> bool:
         """Whether the data (or time) since the last training reaches `amount`."""

@@ -373,4 +373,4 @@ def _share(share: Any) -> str:
 
 
 # Triggers kept in a module of their own register when it is imported, after the base above.
-from driftloop.policy import fairness_trigger  # noqa: E402, F401
+from driftloop.policy import explanation_trigger, fairness_trigger  # noqa: E402, F401
