@@ -11,7 +11,8 @@ count and left out of the disparities: a verdict is drawn only between groups wi
 The gate's bootstrap resamples rows (paired, the same indices for both models) and recomputes
 the per-group rates with numpy's `bincount` (one pass per resample instead of one fairlearn
 `MetricFrame`, ~100x faster); the point figures are fairlearn's, and a test checks the two agree.
-One `MetricFrame` per sensitive column costs about 15 ms (`benchmarks/bench_fairness.py`).
+One `MetricFrame` per sensitive column is nearly all of the cost per batch
+(`benchmarks/bench_fairness.py`).
 """
 
 from __future__ import annotations
