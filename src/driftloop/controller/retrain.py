@@ -87,6 +87,7 @@ def retrain(
     # The model's inputs: the feature columns, then the calendar ones (`data.calendar`)
     window = calendar.with_calendar(spec, window)
     features = calendar.model_columns(spec, rows.columns)
+    window, trained = _with_sensitive(spec, window, features)
     part = challengers.split(project, window)
     run = store.start_run(
         project.name,
@@ -105,7 +106,7 @@ def retrain(
         )
         return Outcome(failed, None, False, failed.error or "")
     try:
-        fitted = challengers.fit(project, part, features, executor,
+        fitted = challengers.fit(project, part, trained, executor,
                                  anchor(spec, decision, champion[0] if champion else None))
         fair = challengers.unseen(part.holdout, champion[0] if champion else None)
         if champion is not None and fair.empty and not part.holdout.empty:
@@ -120,10 +121,25 @@ def retrain(
                 spec.gate,
                 spec.task,
             )
+        fairness_evidence = None
+        if spec.fairness is not None and spec.fairness.gate.enabled and not fair.empty:
+            from driftloop.controller import responsible
+
+            report, fairness_evidence = responsible.gate_fairness(
+                project, report, fitted.estimator, champion[1] if champion else None, fair,
+                features)
+        explained = None
+        if spec.explain is not None:
+            from driftloop.controller import responsible
+
+            explained = responsible.explain_challenger(
+                project, fitted.estimator, part.holdout, part.train, features,
+                champion[0].version if champion else None)
+            report = responsible.gate_explanation(project, report, explained)
         model, refit_seconds, trained_on = fitted.estimator, 0.0, part.train
         if report.passed:
             model, refit_seconds, trained_on = challengers.refit(
-                project, part, fitted, features, executor
+                project, part, fitted, trained, executor
             )
     except errors.DriftloopError as exc:
         failed = store.finish_run(run.id, status="failed", compute_seconds=None, error=str(exc))
@@ -132,7 +148,7 @@ def retrain(
         store.add_trials(run.id, list(fitted.trials))
     # calibrated on the holdout, by the model the gate judged there (not the refitted one)
     calibrator, calibration_cpu = _calibrate(
-        project, executor, fitted.estimator, part.train, part.holdout, features
+        project, executor, fitted.estimator, part.train, part.holdout, trained
     )
     cpu_seconds = fitted.cpu_seconds + refit_seconds + calibration_cpu
     artifact = project.artifacts.put_model(model)
@@ -160,10 +176,15 @@ def retrain(
         sha256=artifact.sha256,
         metrics=metrics,
         profile_id=profile.id,
-        gate_report=report.to_json(),
+        gate_report={**report.to_json(), **({"fairness": fairness_evidence}
+                                             if fairness_evidence is not None else {})},
         calibration=calibration_artifact,
     )
     run = store.finish_run(run.id, status="succeeded", compute_seconds=cpu_seconds)
+    if explained is not None:
+        from driftloop.controller import responsible
+
+        responsible.record_explanation(project, version.version, explained)
     keep_lease()
     promoted = report.passed and promote(project, version, actor)
     return Outcome(run, version, promoted, report.reason, model)
@@ -247,6 +268,20 @@ def _was_champion(project: projects.Project, version: int) -> bool:
     return any(
         move.version == version for move in project.store.alias_history(project.name, "champion")
     )
+
+
+def _with_sensitive(spec: Any, window: pd.DataFrame,
+                    features: list[str]) -> tuple[pd.DataFrame, list[str]]:
+    """The window and the trainer's columns: with a fairness mitigation on a sensitive column
+    the model does not use, that column rides along under its carrier name (the mitigation
+    reads the groups from it and drops it before the estimator sees the rows)."""
+    mitigate = spec.trainer.fairness_mitigation
+    if mitigate is None or mitigate.feature in features:
+        return window, features
+    from driftloop.train import mitigation
+
+    carrier = mitigation.sensitive_column(mitigate.feature)
+    return window.assign(**{carrier: window[mitigate.feature]}), [*features, carrier]
 
 
 def _profile(project: projects.Project, frame: pd.DataFrame, features: list[str]) -> dict[str, Any]:

@@ -102,6 +102,8 @@ def gather(
         live_errors=live.errors,
         reference_errors=live.reference,
         quality=_quality(history.batches(after_id=seen)),
+        fairness=_fairness(project, champion),
+        explanation=_explanation(project, champion),
     )
     return Gathered(signals, caused_by, last_batch)
 
@@ -120,6 +122,31 @@ class Live:
 
 REFERENCE_ROWS = 20_000
 """At most this many of the champion's earliest live rows are the relative test's reference."""
+def _fairness(project: projects.Project,
+              champion: entities.ModelVersion | None) -> tuple[policy_signals.FairnessCheck, ...]:
+    """The champion's newest batch fairness checks (with a `fairness:` section and a trigger
+    that reads them), oldest first."""
+    if champion is None or not any(t.kind == "fairness" for t in project.spec.triggers):
+        return ()
+    found = project.store.list_findings(project.name, "fairness", last=FAIRNESS_LOOKBACK)
+    return tuple(policy_signals.FairnessCheck(f.batch_id, bool(f.report.get("judged")),
+                                              tuple(f.report.get("breaches", ())))
+                 for f in found if f.version == champion.version)
+
+
+def _explanation(project: projects.Project,
+                 champion: entities.ModelVersion | None) -> JSON | None:
+    """The champion's newest live explanation drift (when an `explanation` trigger reads it)."""
+    if champion is None or not any(t.kind == "explanation" for t in project.spec.triggers):
+        return None
+    found = project.store.version_finding(project.name, "explanation_live", champion.version)
+    return None if found is None else {**found.report, "batch_id": found.batch_id}
+
+
+FAIRNESS_LOOKBACK = 50
+"""Batch fairness reports read per tick (the trigger's window is at most this)."""
+
+
 def _quality(batches: list[entities.Batch]) -> policy_signals.Quality:
     """The data-quality signals of `batches`, summed: the columns (in order of first
     appearance), the signalled rows and all rows."""

@@ -18,7 +18,7 @@ import pydantic
 import yaml
 from pydantic import BeforeValidator, Field
 
-from driftloop.core import errors, source_specs
+from driftloop.core import errors, explain_spec, fairness_spec, source_specs
 from driftloop.core.amount import Amount, AmountField
 from driftloop.core.online_spec import OnlineSpec
 
@@ -288,6 +288,7 @@ class TrainerSpec(Spec):
         "scikit-learn, numpy, scipy and the trainer modules, e.g. lightgbm; a model file with "
         "any other type is refused when it is loaded",
     )
+    fairness_mitigation: fairness_spec.MitigationSpec | None = None
 
     @pydantic.model_validator(mode="after")
     def _combinations(self) -> TrainerSpec:
@@ -361,6 +362,22 @@ class VolumeTrigger(Spec):
         return self.every if self.every is not None else Amount(float(self.rows or 0), "rows")
 
 
+class FairnessTrigger(Spec):
+    """Fires when a disparity of `fairness.thresholds` is broken on the newest labelled
+    batches: on at least `batches` of the last `window` batches that had enough rows per group."""
+
+    kind: Literal["fairness"] = "fairness"
+    batches: int = Field(default=2, ge=1, description="Batches that must break a threshold")
+    window: int = Field(default=3, ge=1, description="Of this many newest judged batches")
+
+
+class ExplanationTrigger(Spec):
+    """Fires when the champion, re-explained on a recent labelled batch (`explain.live`),
+    relies on its features differently from when it was trained (`explain.shift`)."""
+
+    kind: Literal["explanation"] = "explanation"
+
+
 class ManualTrigger(Spec):
     kind: Literal["manual"] = "manual"
 
@@ -381,7 +398,9 @@ TriggerSpec = Annotated[
     | PerformanceTrigger
     | VolumeTrigger
     | ManualTrigger
-    | QualityTrigger,
+    | QualityTrigger
+    | FairnessTrigger
+    | ExplanationTrigger,
     Field(discriminator="kind"),
 ]
 
@@ -574,6 +593,8 @@ class PipelineSpec(Spec):
     online: OnlineSpec | None = Field(
         default=None, description="An online learner that learns from every labelled event"
     )
+    fairness: fairness_spec.FairnessSpec | None = None
+    explain: explain_spec.ExplainSpec | None = None
 
     @pydantic.model_validator(mode="before")
     @classmethod
@@ -637,6 +658,13 @@ class PipelineSpec(Spec):
             raise ValueError("`calendar` features come from `timestamp:`; name that column")
         if self.calendar is not None and self.online is not None:
             raise ValueError("`calendar` features are not derived for an online learner yet")
+        fairness_spec.check(self.fairness, self.trainer.fairness_mitigation, self.task,
+                            self.features)
+        if self.fairness is None and any(t.kind == "fairness" for t in self.triggers):
+            raise ValueError("a `fairness` trigger needs the `fairness:` section")
+        if (self.explain is None or self.explain.live is None) and any(
+                t.kind == "explanation" for t in self.triggers):
+            raise ValueError("an `explanation` trigger needs `explain: {live: ...}`")
         window = self.trainer.window
         timed = window.kind in {"last_duration", "since_drift"} or (
             window.size is not None and window.size.unit == "seconds")
@@ -652,6 +680,8 @@ class PipelineSpec(Spec):
         if self.features is not None:
             return list(self.features)
         excluded = {self.target, self.timestamp, self.id}
+        if self.fairness is not None:
+            excluded |= self.fairness.excluded()
         return [column for column in columns if column not in excluded]
 
 
@@ -725,6 +755,7 @@ def _strip_union_tags(loc: list[Any]) -> list[Any]:
 
 _UNION_TAGS = {
     *source_specs.SOURCE_KINDS, "schedule", "drift", "performance", "volume", "manual", "quality",
+    "fairness", "explanation",
 }
 
 

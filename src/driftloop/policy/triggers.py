@@ -374,3 +374,6 @@ def _worse(value: float, limit: float, lower_is_better: bool) -> bool:
 def _share(share: Any) -> str:
     return f"{share:.0%}" if isinstance(share, int | float) else "an unknown share"
 
+
+# Triggers kept in a module of their own register when it is imported, after the base above.
+from driftloop.policy import explanation_trigger, fairness_trigger  # noqa: E402, F401

@@ -52,6 +52,8 @@ class PredictionOut(BaseModel):
     probabilities: dict[str, float] | None
     version: int
     alias: str
+    contributions: dict[str, float] | SkipJsonSchema[None] = Field(
+        default=None, description="Each feature's SHAP contribution (with ?explain=true)")
 
 
 class PredictResponse(BaseModel):

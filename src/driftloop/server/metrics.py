@@ -76,6 +76,21 @@ class ServerMetrics:
             "driftloop_live_metric",
             "The champion's newest live score on labelled data, from the controller's "
             "evaluations.", ["pipeline", "metric"], registry=r, multiprocess_mode="livemax")
+        self.explained = prom.Counter(
+            "driftloop_explained_predictions", "Records predicted with their SHAP contributions "
+            "(?explain=true), by model version.", ["pipeline", "version"], registry=r)
+        self.explain_latency = prom.Histogram(
+            "driftloop_explain_seconds", "Time spent on SHAP contributions per explained request.",
+            ["pipeline"], buckets=LATENCY_BUCKETS, registry=r)
+        self.fairness_group = prom.Gauge(
+            "driftloop_fairness_group_metric",
+            "The champion's per-group metric on its newest labelled batch (groups: declared "
+            "or the most frequent, the rest 'other').",
+            ["pipeline", "feature", "group", "metric"], registry=r)
+        self.fairness_disparity = prom.Gauge(
+            "driftloop_fairness_disparity",
+            "The champion's disparity between groups on its newest labelled batch.",
+            ["pipeline", "feature", "disparity"], registry=r)
         self.shadow_dropped = prom.Counter(
             "driftloop_shadow_dropped", "Records not shadowed because the shadow fell behind.",
             ["pipeline"], registry=r)

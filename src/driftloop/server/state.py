@@ -24,6 +24,7 @@ from driftloop.controller import project as projects
 from driftloop.data import calendar
 from driftloop.server import (
     auth,
+    explained,
     metrics,
     models,
     online,
@@ -76,6 +77,7 @@ class ServerState:
         self.settings = settings
         self.serving = serving.ServingStore(project.store)
         self.metrics = metrics.ServerMetrics()
+        self.explainers = explained.Explainers(project)
         name = project.name
         self.onnx = (onnx_runtime.OnnxPreparer(project.store, project.artifacts, name)
                      if settings.runtime == "onnx" else None)
@@ -144,7 +146,8 @@ class ServerState:
     def poll_once(self) -> None:
         """One round of the poller; each part fails alone (logged) and is retried next round."""
         for part in (self.holder.refresh, self._refresh_onnx, self.tokens.refresh,
-                     self._refresh_schema, self._refresh_live_metric, self._flush_stats):
+                     self._refresh_schema, self._refresh_live_metric, self._refresh_fairness,
+                     self._flush_stats):
             try:
                 part()
             except Exception as exc:
@@ -186,6 +189,28 @@ class ServerState:
         if newest and newest[0].value is not None:
             self.metrics.live_metric.labels(pipeline=self.name, metric=newest[0].metric).set(
                 newest[0].value)
+
+    def _refresh_fairness(self) -> None:
+        """The newest batch fairness report as gauges (only with a `fairness:` section)."""
+        if self.project.spec.fairness is None:
+            return
+        newest = self.project.store.list_findings(self.name, "fairness", last=1)
+        if not newest:
+            return
+        for feature, column in newest[0].report.get("columns", {}).items():
+            for group, values in column.get("groups", {}).items():
+                for metric, value in values.items():
+                    if isinstance(value, int | float) and metric != "rows":
+                        self.metrics.fairness_group.labels(
+                            pipeline=self.name, feature=feature, group=group,
+                            metric=metric).set(value)
+                self.metrics.fairness_group.labels(pipeline=self.name, feature=feature,
+                                                   group=group, metric="rows").set(
+                    values.get("rows", 0))
+            for disparity, value in column.get("disparities", {}).items():
+                if value is not None:
+                    self.metrics.fairness_disparity.labels(
+                        pipeline=self.name, feature=feature, disparity=disparity).set(value)
 
     def _swapped(
         self, alias: str, old: models.LiveModel | None, new: models.LiveModel | None,

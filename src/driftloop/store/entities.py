@@ -192,6 +192,24 @@ class Decision:
 
 
 @dataclass(frozen=True)
+class Finding:
+    """A responsible-AI record: the fairness report of a labelled batch (`kind` "fairness"),
+    the explanation of a model version ("explanation"), or how much a version's explanation
+    moved from the champion's when it was trained ("explanation_drift"). `value` is the
+    headline number (worst demographic parity difference, top importance, distance),
+    `report` the evidence."""
+
+    id: int
+    pipeline: str
+    kind: str
+    batch_id: int | None
+    version: int | None
+    value: float | None
+    report: JSON
+    at: datetime
+
+
+@dataclass(frozen=True)
 class Evaluation:
     """How a model version scored on one batch's labelled rows, with the per-row errors
     (0/1 misclassification or absolute error) that feed the concept-drift detector.

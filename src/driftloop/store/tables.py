@@ -268,6 +268,20 @@ evaluations = sa.Table(
     sa.Index(None, "pipeline_id", "version", "id"),
 )
 
+findings = sa.Table(
+    "findings", metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    _pipeline_fk(),
+    sa.Column("kind", sa.String(40), nullable=False),
+    sa.Column("batch_id", Id, sa.ForeignKey("batches.id", ondelete="SET NULL"), nullable=True),
+    sa.Column("version", sa.Integer, nullable=True),
+    sa.Column("value", sa.Double, nullable=True),
+    sa.Column("report", Json, nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Index(None, "pipeline_id", "kind", "id"),
+)
+"""Fairness reports of batches, explanations of versions and their drift (`Finding`)."""
+
 audit_log = sa.Table(
     "audit_log", metadata,
     sa.Column("id", Id, primary_key=True, autoincrement=True),
