@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
@@ -72,9 +71,9 @@ def add_version(store: MetadataStore, batch_ids: list[int]) -> entities.ModelVer
 # -- schema ------------------------------------------------------------------------------------
 
 
-_NEWEST = max((Path(migrations.__file__).parent / "versions").glob("0*.py"))
-HEAD = re.search(r'^revision: str = "([^"]+)"', _NEWEST.read_text(), re.MULTILINE)[1]  # type: ignore[index]
-"""The newest revision shipped: the revision id of the migration file with the highest number."""
+HEAD = max((p for p in (Path(migrations.__file__).parent / "versions").glob("0*.py")),
+           key=lambda p: p.name).read_text().split('revision: str = "', 1)[1].split('"', 1)[0]
+"""The newest revision shipped: the one the migration file with the highest number names."""
 
 
 def test_migrations_run_up_from_empty_to_head(store: MetadataStore) -> None:

@@ -11,6 +11,7 @@ from driftloop.cli import (
     demo,
     gc,
     loop,
+    model_formats,
     models,
     notes,
     notifications,
@@ -32,6 +33,8 @@ app.command()(project.init)
 app.command()(project.check)
 app.command()(data.ingest)
 app.add_typer(data.batches_app, name="batches")
+models.app.command("export")(model_formats.export)
+models.app.command("import")(model_formats.import_model)
 app.add_typer(models.app, name="models")
 app.add_typer(regions.app, name="regions")
 app.add_typer(notes.app, name="notes")

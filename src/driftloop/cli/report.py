@@ -28,7 +28,7 @@ def report(
     from driftloop.controller import project as projects
     from driftloop.drift import histograms
     from driftloop.drift import report as drift_reports
-    from driftloop.ui import drift_report, views
+    from driftloop.ui import drift_report, responsible_views, views
 
     started = time.perf_counter()
     project = console.guard(lambda: projects.open_project(spec))
@@ -61,8 +61,12 @@ def report(
             reference=f"v{number}'s training data ({reference.metrics.get('train_rows', '?')} "
                       "rows, profiled)",
             current=f"batch {chosen.id} ({chosen.rows} rows, {chosen.source_uri})")
-        html = drift_report.render_drift(found, shapes, sides, title=f"driftloop drift: {name}",
-                                         history=views.charts(store, name))
+        fairness = store.list_findings(name, "fairness", last=1)
+        html = drift_report.render_drift(
+            found, shapes, sides, title=f"driftloop drift: {name}",
+            history=views.charts(store, name),
+            importance=responsible_views.importance_shares(store, name, number),
+            fairness=fairness[0].report if fairness else None)
     finally:
         project.close()
     out.write_text(html, encoding="utf-8")

@@ -3,24 +3,33 @@
 revoke` (API tokens; the secret is printed once and only its sha256 is stored).
 
 Registered by `cli.main`. The server binds 127.0.0.1 unless told otherwise: exposing it is a
-deliberate `--host 0.0.0.0`.
+deliberate `--host 0.0.0.0`. With ``--workers N`` uvicorn starts N processes on one listening
+socket; each loads the models, polls the aliases (hot swap), logs its predictions and writes its
+request tallies itself, and their Prometheus metrics are summed (`server.metrics`).
 """
 
 from __future__ import annotations
 
 import getpass
+import os
+import shutil
+import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from driftloop.cli import console
 
 if TYPE_CHECKING:
+    from fastapi import FastAPI
+
     from driftloop.controller.project import Project
     from driftloop.store.serving import ServingStore
 
 SPEC = typer.Option(Path("driftloop.yaml"), "--spec", "-s", help="The pipeline spec.")
+WORKER_SPEC = "DRIFTLOOP_SERVE_SPEC"
+WORKER_POLL = "DRIFTLOOP_SERVE_POLL_INTERVAL"
 
 tokens = typer.Typer(help="API tokens of the prediction server.", no_args_is_help=True)
 
@@ -32,24 +41,55 @@ def serve(
     poll_interval: float | None = typer.Option(
         None, "--poll-interval", min=0.05, help="Seconds between alias checks (hot swap)."
     ),
+    workers: Annotated[int, typer.Option(
+        "--workers", "-w", min=1, help="Worker processes sharing the port (one per core).")] = 1,
     log_level: str = typer.Option("info", help="uvicorn log level."),
 ) -> None:
     """Serve the pipeline's champion: predictions, feedback, admin, /metrics, /docs, /ui."""
     import uvicorn
 
     from driftloop.controller import project as projects
-    from driftloop.server import app as apps
-    from driftloop.ui import dashboard as dashboards
 
     project = console.guard(lambda: projects.open_project(spec))
     try:
-        dashboard = dashboards.router(project.store, public=project.spec.serving.public_dashboard)
-        app = console.guard(lambda: apps.create_app(
-            project, poll_interval=poll_interval, routers=[dashboard]))
-        console.info(f"serving {project.name} on http://{host}:{port} (docs: /docs)")
-        uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+        if workers > 1 and project.spec.online is not None:
+            console.fail("an online learner learns in one process: serve it with --workers 1")
+        console.info(f"serving {project.name} on http://{host}:{port} (docs: /docs)"
+                     + (f" with {workers} workers" if workers > 1 else ""))
+        if workers == 1:
+            app = console.guard(lambda: _app(project, poll_interval))
+            uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+            return
+        # Each worker builds its own app (`worker_app`) from these variables; their metrics
+        # meet in one folder (prometheus-client's multiprocess mode, `server.metrics`).
+        metrics_dir = tempfile.mkdtemp(prefix="driftloop-metrics-")
+        os.environ.update({WORKER_SPEC: str(spec.resolve()), "PROMETHEUS_MULTIPROC_DIR":
+                           metrics_dir, WORKER_POLL: str(poll_interval or "")})
+        try:
+            uvicorn.run(f"{__name__}:worker_app", factory=True, workers=workers, host=host,
+                        port=port, log_level=log_level, access_log=False)
+        finally:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     finally:
         project.close()
+
+
+def worker_app() -> FastAPI:
+    """The app of one worker of `serve --workers N` (uvicorn calls it in each process)."""
+    from driftloop.controller import project as projects
+
+    project = projects.open_project(Path(os.environ[WORKER_SPEC]))
+    poll = os.environ.get(WORKER_POLL)
+    return _app(project, float(poll) if poll else None)
+
+
+def _app(project: Project, poll_interval: float | None) -> FastAPI:
+    """The prediction server with the dashboard at /ui."""
+    from driftloop.server import app as apps
+    from driftloop.ui import dashboard as dashboards
+
+    dashboard = dashboards.router(project.store, public=project.spec.serving.public_dashboard)
+    return apps.create_app(project, poll_interval=poll_interval, routers=[dashboard])
 
 
 def ui(

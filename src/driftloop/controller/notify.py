@@ -203,12 +203,16 @@ def _decision_events(
     evidence = decision.evidence
     if decision.kind == "retrain":
         results = (evidence.get("policy") or {}).get("results") or []
-        drift = [r for r in results if r.get("kind") == "drift" and r.get("fired")]
-        if drift:
-            return [("drift", f"decision:{decision.id}",
-                     f"{pipeline}: drift: {drift[0].get('reason', '')}",
-                     {"decision": decision.id, "retrain": decision.fired,
-                      "evidence": drift[0].get("evidence", {})}, decision.at)]
+        found = []
+        for kind in ("drift", "fairness"):  # the triggers of those names that fired
+            fired = [r for r in results if r.get("kind") == kind and r.get("fired")]
+            if fired:
+                found.append((kind, f"decision:{decision.id}" + ("" if kind == "drift" else
+                                                                   f":{kind}"),
+                              f"{pipeline}: {kind}: {fired[0].get('reason', '')}",
+                              {"decision": decision.id, "retrain": decision.fired,
+                               "evidence": fired[0].get("evidence", {})}, decision.at))
+        return found
     if decision.kind == "rollout" and evidence.get("outcome") == "waiting":
         return [("waiting", f"decision:{decision.id}", f"{pipeline}: {evidence.get('reason', '')}",
                  {"decision": decision.id, "version": evidence.get("version"),

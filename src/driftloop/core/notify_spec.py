@@ -31,8 +31,9 @@ Event = Literal[
 ]
 """What a hook can be told: a model version registered (`retrained`), the champion moved to a
 new version (`promoted`), a version rolled back, a batch quarantined, a retraining decision
-that saw data or concept drift, a version whose gate found a fairness problem, a promotion
-waiting for its deployment window (`waiting`)."""
+that saw data or concept drift, a fairness problem (a version whose gate found one, or the
+fairness trigger firing on live data), a promotion waiting for its deployment window or an
+earlier region's rollout (`waiting`)."""
 
 EVENTS: tuple[Event, ...] = (
     "retrained", "promoted", "rolled_back", "quarantined", "drift", "fairness", "waiting",

@@ -32,7 +32,7 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, HTTPException
+from fastapi import APIRouter, FastAPI, HTTPException, Query
 from fastapi.responses import JSONResponse, Response
 
 from driftloop.controller import project as projects
@@ -42,6 +42,7 @@ from driftloop.server import (
     bodies,
     body_limit,
     docs,
+    explained,
     ingest_api,
     models,
     notes_api,
@@ -131,6 +132,7 @@ def _add_routes(app: FastAPI, server: state.ServerState) -> None:
         if not server.serving.ping():
             problems.append("the store does not answer")
         body = {"ready": not problems, "pipeline": name, "serving": server.holder.versions(),
+                "runtimes": server.holder.runtimes(), "process": server.tally.process,
                 "problems": problems}
         return JSONResponse(body, status_code=503 if problems else 200)
 
@@ -147,6 +149,8 @@ def _add_routes(app: FastAPI, server: state.ServerState) -> None:
               responses=problems.responses(*body_errors, 503))
     async def predict(
         body: bodies.PredictRequest, actor: str = access.require(server, "predict"),
+        explain: bool = Query(False, description="Add each feature's SHAP contribution to "
+                              "every prediction (400 for a model with no explainer)"),
     ) -> JSONResponse:
         """Predict for one or many records; every prediction is logged with its id and the
         alias and version that answered (canary / A-B: a sticky share goes to the model under
@@ -171,6 +175,7 @@ def _add_routes(app: FastAPI, server: state.ServerState) -> None:
             used, scored = _score(server, live, champion, part, at, started)
             for index, out in zip(indices, scored, strict=True):
                 answers[index] = (used, out)
+        contributions = _explain(server, groups, frame, len(rows)) if explain else None
         logged = [
             serving.Prediction(str(uuid.uuid4()), name, used.alias, used.number, body.key, row,
                                out.prediction, out.probabilities, at)
@@ -186,10 +191,13 @@ def _add_routes(app: FastAPI, server: state.ServerState) -> None:
         if server.shadow.active:
             server.shadow.submit(shadow.Job(frame, rows, [p.id for p in logged], body.key, at,
                                           inputs.plain_numbers_))
+        answer = [{"id": p.id, "prediction": p.prediction, "probabilities": p.probabilities,
+                   "version": p.version, "alias": p.alias} for p in logged]
+        if contributions is not None:
+            for item, values in zip(answer, contributions, strict=True):
+                item["contributions"] = values
         return JSONResponse({
-            "predictions": [
-                {"id": p.id, "prediction": p.prediction, "probabilities": p.probabilities,
-                 "version": p.version, "alias": p.alias} for p in logged],
+            "predictions": answer,
             "version": logged[0].version, "alias": logged[0].alias,
         })
 
@@ -274,6 +282,28 @@ def _score(
     server.tally.observe(at, live.alias, live.number, (time.perf_counter() - started) * 1000,
                          error=False)
     return live, scored
+
+
+def _explain(server: state.ServerState, groups: Any, frame: Any,
+             count: int) -> list[dict[str, float]]:
+    """Each record's SHAP contributions from the model that answered it; a 400 naming the
+    reason when that model has no explainer."""
+    started = time.perf_counter()
+    out: list[dict[str, float]] = [{}] * count
+    for live, indices in groups:
+        part = frame if len(groups) == 1 else frame.iloc[indices].reset_index(drop=True)
+        try:
+            values = server.explainers.contributions(live.model, live.number, part)
+        except explained.Unexplainable as exc:
+            raise HTTPException(400, f"version {live.number} ({type(live.model).__name__}) "
+                                f"cannot explain its predictions: {exc}") from exc
+        for index, row in zip(indices, values, strict=True):
+            out[index] = row
+        server.metrics.explained.labels(pipeline=server.name, version=str(live.number)).inc(
+            len(indices))
+    server.metrics.explain_latency.labels(pipeline=server.name).observe(
+        time.perf_counter() - started)
+    return out
 
 
 def _move_json(move: Any, server: state.ServerState) -> dict[str, Any]:

@@ -2,9 +2,10 @@
 
 `server.app.create_app` builds one `ServerState` and starts / stops it with the app's lifespan.
 The poller thread (every `Settings.poll_interval`) follows the aliases (`ModelHolder.refresh`,
-the hot swap), re-reads the active tokens and the pipeline's schema, updates the live
-metric gauge and writes the per-alias request tallies (`server.stats`); nothing of that runs
-on a request. The rollout strategy of the spec decides which aliases are watched: the
+the hot swap; with ``serving.runtime: onnx`` also the ONNX exports made since a version was
+loaded, `server.onnx_runtime`), re-reads the active tokens and the pipeline's schema, updates
+the live metric gauge and writes the per-alias request tallies (`server.stats`); nothing of
+that runs on a request. The rollout strategy of the spec decides which aliases are watched: the
 champion, plus the strategy's test alias (``shadow``, ``canary`` or ``challenger``).
 
 Settings come from the spec's `serving` section, overridden by keyword arguments.
@@ -23,9 +24,11 @@ from driftloop.controller import project as projects
 from driftloop.data import calendar
 from driftloop.server import (
     auth,
+    explained,
     metrics,
     models,
     online,
+    onnx_runtime,
     predictions,
     routing,
     scoring,
@@ -49,6 +52,7 @@ class Settings:
     max_records: int = 10_000
     max_body_bytes: int = 16 * 1024 * 1024
     aliases: tuple[str, ...] = ("champion",)
+    runtime: str = "sklearn"
 
 
 def settings_for(spec: Any, **overrides: Any) -> Settings:
@@ -73,10 +77,13 @@ class ServerState:
         self.settings = settings
         self.serving = serving.ServingStore(project.store)
         self.metrics = metrics.ServerMetrics()
+        self.explainers = explained.Explainers(project)
         name = project.name
+        self.onnx = (onnx_runtime.OnnxPreparer(project.store, project.artifacts, name)
+                     if settings.runtime == "onnx" else None)
         self.holder = models.ModelHolder(
             project.store, project.artifacts, name, aliases=settings.aliases,
-            on_swap=self._swapped, on_load_error=self._load_failed)
+            on_swap=self._swapped, on_load_error=self._load_failed, prepare=self.onnx)
         self.log = predictions.PredictionLog(
             self.serving, flush_interval=settings.flush_interval, batch_rows=settings.batch_rows,
             on_written=self.metrics.log_written.inc,
@@ -134,11 +141,13 @@ class ServerState:
             self._flush_stats()
         except Exception as exc:
             log.warning("writing the last request tallies failed: %s", exc)
+        self.metrics.close()
 
     def poll_once(self) -> None:
         """One round of the poller; each part fails alone (logged) and is retried next round."""
-        for part in (self.holder.refresh, self.tokens.refresh, self._refresh_schema,
-                     self._refresh_live_metric, self._flush_stats):
+        for part in (self.holder.refresh, self._refresh_onnx, self.tokens.refresh,
+                     self._refresh_schema, self._refresh_live_metric, self._refresh_fairness,
+                     self._flush_stats):
             try:
                 part()
             except Exception as exc:
@@ -162,6 +171,13 @@ class ServerState:
             derive=derive)
         self.schema_json_ = stored
 
+    def _refresh_onnx(self) -> None:
+        """``serving.runtime: onnx``: swap in the ONNX exports made since a version loaded."""
+        if self.onnx is None:
+            return
+        for number in self.onnx.exported_since(self.holder.versions().values()):
+            self.holder.reload(number)
+
     def _flush_stats(self) -> None:
         self.tally.flush(self.stats, self.name, self.project.store.clock.now())
 
@@ -173,6 +189,28 @@ class ServerState:
         if newest and newest[0].value is not None:
             self.metrics.live_metric.labels(pipeline=self.name, metric=newest[0].metric).set(
                 newest[0].value)
+
+    def _refresh_fairness(self) -> None:
+        """The newest batch fairness report as gauges (only with a `fairness:` section)."""
+        if self.project.spec.fairness is None:
+            return
+        newest = self.project.store.list_findings(self.name, "fairness", last=1)
+        if not newest:
+            return
+        for feature, column in newest[0].report.get("columns", {}).items():
+            for group, values in column.get("groups", {}).items():
+                for metric, value in values.items():
+                    if isinstance(value, int | float) and metric != "rows":
+                        self.metrics.fairness_group.labels(
+                            pipeline=self.name, feature=feature, group=group,
+                            metric=metric).set(value)
+                self.metrics.fairness_group.labels(pipeline=self.name, feature=feature,
+                                                   group=group, metric="rows").set(
+                    values.get("rows", 0))
+            for disparity, value in column.get("disparities", {}).items():
+                if value is not None:
+                    self.metrics.fairness_disparity.labels(
+                        pipeline=self.name, feature=feature, disparity=disparity).set(value)
 
     def _swapped(
         self, alias: str, old: models.LiveModel | None, new: models.LiveModel | None,

@@ -31,7 +31,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from driftloop.core import errors, types
 from driftloop.store import lineage, metadata, notes, serving
-from driftloop.ui import views
+from driftloop.ui import responsible_views, views
 
 COOKIE = "driftloop_token"
 ROLE = "view"
@@ -142,7 +142,7 @@ def router(
         return page(request, lambda user: render(
             "timeline.html.j2", user=user, public=public, name=name, limit=limit,
             events=views.timeline(store, name, limit), charts=views.charts(store, name),
-            aliases=store.aliases(name)))
+            fairness=responsible_views.fairness_chart(store, name), aliases=store.aliases(name)))
 
     @api.get("/pipelines/{name}/versions/{number}")
     def version(
@@ -151,7 +151,8 @@ def router(
         def build(user: str) -> HTMLResponse:
             traced = lineage.of_version(store, name, number)
             return render("version.html.j2", user=user, public=public, name=name,
-                          lineage=traced, notes=_notes(store, name, traced))
+                          lineage=traced, notes=_notes(store, name, traced),
+                          explained=responsible_views.explanation(store, name, number))
 
         return page(request, build)
 
