@@ -90,7 +90,8 @@ def open_project(tmp_path: Path, url: str, clock: clocks.FakeClock, events: str 
 
 
 def happen(store: metadata.MetadataStore) -> None:
-    """Five events: v1 trained and promoted, a batch quarantined, drift seen, v1 rolled back."""
+    """Six events: v1 trained and promoted, a batch quarantined, drift seen, the fairness
+    trigger fired, v1 rolled back (canary)."""
     store.add_model_version("hooks", run_id=None, artifact_uri="m1", sha256="0" * 64,
                             metrics={"accuracy": 0.9}, gate_report={"passed": True, "reason": "ok"})
     store.set_alias("hooks", "champion", 1, actor="ctl", reason="gate passed")
@@ -99,6 +100,9 @@ def happen(store: metadata.MetadataStore) -> None:
     store.add_decision("hooks", kind="retrain", fired=True, evidence={"policy": {"results": [
         {"kind": "drift", "fired": True, "reason": "2 of 4 columns drifted", "evidence": {}}]}})
     store.add_decision("hooks", kind="retrain", fired=False, evidence={"policy": {"results": []}})
+    store.add_decision("hooks", kind="retrain", fired=True, evidence={"policy": {"results": [
+        {"kind": "fairness", "fired": True, "reason": "selection rate ratio 0.61 < 0.8",
+         "evidence": {}}]}})
     store.set_alias("hooks", "canary", 1, actor="ctl", reason="canary", action="rollout")
     store.set_alias("hooks", "canary", None, actor="alice", reason="bad answers", action="rollback")
 
@@ -116,7 +120,7 @@ def test_a_failing_receiver_gets_every_event_once_signed_after_it_recovers(
     assert notify.Notifier(project).run().queued == 0  # a new hook starts from now
     happen(project.store)
     first = notify.Notifier(project).run()
-    assert (first.queued, first.sent, first.failed) == (5, 2, 3)  # 3 answered 503
+    assert (first.queued, first.sent, first.failed) == (6, 3, 3)  # 3 answered 503
     again = notify.Notifier(project).run()
     assert again == notify.Delivered(0, 0, 0, 0)  # not due yet: the backoff is 10 s
     clock.advance(timedelta(seconds=10))
@@ -128,16 +132,16 @@ def test_a_failing_receiver_gets_every_event_once_signed_after_it_recovers(
     assert notify.Notifier(project).run() == notify.Delivered(0, 0, 0, 0)
     accepted = receiver.accepted()
     events = sorted(body["driftloop"]["event"] for body in accepted)
-    assert events == ["drift", "promoted", "quarantined", "retrained", "rolled_back"]
+    assert events == ["drift", "fairness", "promoted", "quarantined", "retrained", "rolled_back"]
     keys = [headers[notify.DELIVERY] for headers, _, status in receiver.requests if status == 200]
-    assert len(set(keys)) == len(keys) == 5
+    assert len(set(keys)) == len(keys) == 6
     for headers, body, _ in receiver.requests:
         assert notify.verify(SECRET, body, headers[notify.SIGNATURE], now=time.time())
         assert not notify.verify("wrong", body, headers[notify.SIGNATURE], now=time.time())
     rolled = next(b for b in accepted if b["driftloop"]["event"] == "rolled_back")
     assert rolled["text"].startswith("hooks: v1 rolled back (canary): bad answers")
     counts = outbox.Outbox(project.store).counts("hooks")
-    assert counts == {"sent": 5}
+    assert counts == {"sent": 6}
     project.close()
 
 
@@ -224,7 +228,7 @@ def test_the_outbox_queues_once_on_postgresql(pg_url: str, clock: clocks.FakeClo
     happen(store)
     found = box.facts("hooks", "h")
     items = notify.events("hooks", found)
-    assert box.enqueue("hooks", "h", items, found.upto) == 5
+    assert box.enqueue("hooks", "h", items, found.upto) == 6
     assert box.enqueue("hooks", "h", items, found.upto) == 0  # a repeat is a no-op
-    assert box.facts("hooks", "h").moves == () and len(box.due("hooks")) == 5
+    assert box.facts("hooks", "h").moves == () and len(box.due("hooks")) == 6
     store.close()
