@@ -9,6 +9,7 @@ from driftloop.cli import (
     backtest,
     data,
     demo,
+    deploy,
     gc,
     loop,
     models,
@@ -39,5 +40,6 @@ app.command()(demo.demo)
 app.command()(backtest.backtest)
 app.command()(report.report)
 app.command()(serve.serve)
+app.command()(deploy.package)
 app.command()(serve.ui)
 app.add_typer(serve.tokens, name="tokens")

@@ -1,4 +1,5 @@
-"""`driftloop serve` (the prediction server under uvicorn, with the dashboard at /ui),
+"""`driftloop serve` (the prediction server under uvicorn, with the dashboard at /ui; with
+`--bundle`, a packaged model version without the pipeline's store, `server.bundled`),
 `driftloop ui` (the dashboard alone, over the store) and `driftloop tokens create / list /
 revoke` (API tokens; the secret is printed once and only its sha256 is stored).
 
@@ -22,6 +23,10 @@ if TYPE_CHECKING:
 
 SPEC = typer.Option(Path("driftloop.yaml"), "--spec", "-s", help="The pipeline spec.")
 
+BUNDLE = typer.Option(
+    None, "--bundle", help="The tokens of a server that serves this bundle (in the store "
+    "`driftloop serve --bundle` logs to) instead of the spec's store.")
+
 tokens = typer.Typer(help="API tokens of the prediction server.", no_args_is_help=True)
 
 
@@ -33,8 +38,15 @@ def serve(
         None, "--poll-interval", min=0.05, help="Seconds between alias checks (hot swap)."
     ),
     log_level: str = typer.Option("info", help="uvicorn log level."),
+    bundle: Path | None = typer.Option(
+        None, "--bundle", help="Serve this bundle (`driftloop package`) instead of the spec's "
+        "champion: read-only, no store needed; predictions go to $DRIFTLOOP_STORE_URL or the "
+        "SQLite file $DRIFTLOOP_PREDICTION_LOG (default ./predictions.db)."),
 ) -> None:
     """Serve the pipeline's champion: predictions, feedback, admin, /metrics, /docs, /ui."""
+    if bundle is not None:
+        serve_bundle(bundle, host, port, log_level)
+        return
     import uvicorn
 
     from driftloop.controller import project as projects
@@ -47,6 +59,25 @@ def serve(
         app = console.guard(lambda: apps.create_app(
             project, poll_interval=poll_interval, routers=[dashboard]))
         console.info(f"serving {project.name} on http://{host}:{port} (docs: /docs)")
+        uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+    finally:
+        project.close()
+
+
+def serve_bundle(path: Path, host: str, port: int, log_level: str) -> None:
+    """Serve the bundle at `path`; a bundle that changed after packaging is refused here."""
+    import uvicorn
+
+    from driftloop.server import app as apps
+    from driftloop.server import bundled
+    from driftloop.store import bundles
+
+    opened = console.guard(lambda: bundles.open_bundle(path))
+    project = console.guard(lambda: bundled.open_bundle_project(opened, bundled.log_url()))
+    try:
+        app = console.guard(lambda: apps.create_app(project, bundle=opened))
+        version = opened.version.version
+        console.info(f"serving {project.name} v{version} from {path} on http://{host}:{port}")
         uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
     finally:
         project.close()
@@ -83,11 +114,12 @@ def create(
     ),
     spec: Path = SPEC,
     actor: str | None = typer.Option(None, help="Who creates it; default: the OS user."),
+    bundle: Path | None = BUNDLE,
 ) -> None:
     """Create a token and print its secret once (only its sha256 is stored)."""
     from driftloop.server import auth
 
-    serving_store, project = _serving_store(spec)
+    serving_store, project = _serving_store(spec, bundle)
     token, secret = console.guard(
         lambda: auth.create_token(serving_store, name, role, actor=actor or getpass.getuser())
     )
@@ -98,9 +130,9 @@ def create(
 
 
 @tokens.command("list")
-def list_tokens(spec: Path = SPEC) -> None:
+def list_tokens(spec: Path = SPEC, bundle: Path | None = BUNDLE) -> None:
     """Tokens with their roles and state (secrets are never shown again)."""
-    serving_store, project = _serving_store(spec)
+    serving_store, project = _serving_store(spec, bundle)
     found = serving_store.list_tokens()
     project.close()
     table = console.table("name", "roles", "created", "revoked")
@@ -119,9 +151,10 @@ def revoke(
     name: str = typer.Argument(..., help="The token to revoke."),
     spec: Path = SPEC,
     actor: str | None = typer.Option(None, help="Who revokes it; default: the OS user."),
+    bundle: Path | None = BUNDLE,
 ) -> None:
     """Revoke a token; running servers refuse it within one poll interval."""
-    serving_store, project = _serving_store(spec)
+    serving_store, project = _serving_store(spec, bundle)
     token = console.guard(
         lambda: serving_store.revoke_token(name, actor=actor or getpass.getuser())
     )
@@ -129,9 +162,14 @@ def revoke(
     console.ok(f"token {token.name!r} revoked")
 
 
-def _serving_store(spec: Path) -> tuple[ServingStore, Project]:
+def _serving_store(spec: Path, bundle: Path | None) -> tuple[ServingStore, Project]:
     from driftloop.controller import project as projects
-    from driftloop.store import serving
+    from driftloop.server import bundled
+    from driftloop.store import bundles, serving
 
-    project = console.guard(lambda: projects.open_project(spec))
+    if bundle is None:
+        project = console.guard(lambda: projects.open_project(spec))
+    else:
+        opened = console.guard(lambda: bundles.open_bundle(bundle))
+        project = console.guard(lambda: bundled.open_bundle_project(opened, bundled.log_url()))
     return serving.ServingStore(project.store), project

@@ -1,0 +1,195 @@
+"""Bundles: `driftloop package` writes one model version as a folder, `driftloop serve --bundle`
+serves it without the pipeline's store. The round trip runs both servers for real (uvicorn in
+subprocesses on 127.0.0.1) and compares their answers for 1 000 Elec2 records; a bundle
+changed after packaging is refused before anything is loaded."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pandas as pd
+import pytest
+from test_server import trained_folder
+from typer.testing import CliRunner
+
+from driftloop.cli.main import app
+from driftloop.controller import project as projects
+from driftloop.core import errors
+from driftloop.deploy import package as packaging
+from driftloop.server import auth, bundled
+from driftloop.store import bundles, serving
+
+FEATURES = ["period", "nswprice", "nswdemand", "vicprice", "vicdemand", "transfer"]
+
+
+class Served:
+    """`driftloop serve` (with `bundle`: `serve --bundle`) in a subprocess on 127.0.0.1."""
+
+    def __init__(self, cwd: Path, *, spec: Path | None = None, bundle: Path | None = None,
+                 env: dict[str, str] | None = None) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        target = (f"bundle=Path({str(bundle)!r})" if bundle
+                  else f"spec=Path({str(spec)!r}), bundle=None")
+        code = ("from pathlib import Path; from driftloop.cli import serve; "
+                f"serve.serve({target}, host='127.0.0.1', port={self.port}, "
+                "poll_interval=0.25, log_level='warning')")
+        self.process = subprocess.Popen([sys.executable, "-c", code], cwd=cwd, env=env)
+        self.url = f"http://127.0.0.1:{self.port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, "the server exited during startup"
+            try:
+                if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise AssertionError("the server did not become ready within 60 s")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(30)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[projects.Project]:
+    opened = projects.open_project(trained_folder(tmp_path_factory, "bundle") / "driftloop.yaml")
+    yield opened
+    opened.close()
+
+
+@pytest.fixture(scope="module")
+def bundle(project: projects.Project, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("packaged") / "electricity-bundle"
+    packaging.package(project, "champion", out)
+    return out
+
+
+def records(project: projects.Project, count: int) -> list[dict[str, Any]]:
+    frames = [pd.read_csv(path) for path in sorted((project.base_dir / "data").glob("*.csv"))
+              if "faulty" not in path.name]
+    rows = pd.concat(frames)[FEATURES].dropna().head(count)
+    return [{k: float(v) for k, v in row.items()} for row in rows.to_dict("records")]
+
+
+def test_bundle_holds_the_version_its_schema_lineage_and_pins(
+    project: projects.Project, bundle: Path,
+) -> None:
+    opened = bundles.open_bundle(bundle)
+    version = project.store.get_model_version(project.name, 1)
+    assert opened.version.version == 1 and opened.version.sha256 == version.sha256
+    assert opened.schema == project.store.get_pipeline(project.name).schema
+    assert "store" not in opened.spec and opened.spec["source"] == packaging.NO_SOURCE
+    lineage = json.loads((bundle / "lineage.json").read_text())
+    assert lineage["version"] == 1 and lineage["batches"]
+    assert lineage["run"]["status"] == "succeeded"
+    assert [move["alias"] for move in lineage["moves"]] == ["champion"]
+    pins = (bundle / "requirements.lock").read_text().split()
+    names = {pin.split("==")[0] for pin in pins}
+    assert {"driftloop", "scikit-learn", "numpy", "scipy", "skops"} <= names
+    assert all("==" in pin for pin in pins)
+    dockerfile = (bundle / "Dockerfile").read_text()
+    assert "ARG BASE=python:3.11-slim" in dockerfile and "USER driftloop" in dockerfile
+    assert "HEALTHCHECK" in dockerfile and '"serve", "--bundle"' in dockerfile
+
+
+def test_bundle_answers_like_the_store_server(
+    project: projects.Project, bundle: Path, tmp_path: Path,
+) -> None:
+    """1 000 records through `serve` and `serve --bundle`: the same predictions and
+    probabilities; the bundle server logs them to its own SQLite file."""
+    secret = auth.create_token(serving.ServingStore(project.store), "rt", ["predict"],
+                               actor="test")[1]
+    log = tmp_path / "predictions.db"
+    env = {**_environ(), bundled.LOG_ENV: str(log)}
+    opened = bundles.open_bundle(bundle)
+    local = bundled.open_bundle_project(opened, bundled.log_url(env))
+    bundle_secret = auth.create_token(serving.ServingStore(local.store), "rt", ["predict"],
+                                      actor="test")[1]
+    local.close()
+    sent = {"records": records(project, 1000)}
+    answers = []
+    for server, token in ((Served(project.base_dir, spec=project.base_dir / "driftloop.yaml"),
+                           secret),
+                          (Served(tmp_path, bundle=bundle, env=env), bundle_secret)):
+        try:
+            answer = httpx.post(server.url + "/v1/predict", json=sent, timeout=60,
+                                headers={"Authorization": f"Bearer {token}"})
+            assert answer.status_code == 200, answer.text
+            answers.append(answer.json()["predictions"])
+            assert httpx.get(server.url + "/metrics").status_code == 200
+            admin = httpx.post(server.url + "/v1/admin/rollback", json={},
+                               headers={"Authorization": f"Bearer {token}"})
+        finally:
+            server.stop()
+    assert admin.status_code == 404  # a bundle's model cannot be moved
+    store_answers, bundle_answers = answers
+    assert len(bundle_answers) == 1000
+    assert [(a["prediction"], a["probabilities"], a["version"]) for a in store_answers] == [
+        (a["prediction"], a["probabilities"], a["version"]) for a in bundle_answers]
+    logged = bundled.open_bundle_project(opened, bundled.log_url(env))
+    assert serving.ServingStore(logged.store).count_predictions(project.name) == 1000
+    logged.close()
+
+
+def test_a_changed_bundle_is_refused(bundle: Path, tmp_path: Path) -> None:
+    changed = tmp_path / "changed"
+    shutil.copytree(bundle, changed)
+    model = changed / "model.skops"
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 1  # one bit
+    model.write_bytes(bytes(data))
+    with pytest.raises(errors.IntegrityError, match=r"model\.skops: sha256 .* differs"):
+        bundles.open_bundle(changed)
+    result = CliRunner().invoke(app, ["serve", "--bundle", str(changed)])
+    assert result.exit_code == 1
+    assert "refusing the bundle" in result.output and "model.skops" in result.output
+
+    added = tmp_path / "added"
+    shutil.copytree(bundle, added)
+    (added / "evil.py").write_text("import os\n")
+    (added / "schema.json").unlink()
+    with pytest.raises(errors.IntegrityError,
+                       match=r"schema\.json: missing; evil\.py: not part of the packaged"):
+        bundles.open_bundle(added)
+
+
+def test_a_model_that_differs_from_the_manifest_is_refused(bundle: Path, tmp_path: Path) -> None:
+    """Rewriting the listed hashes is not enough: the model must match the version's sha256."""
+    forged = tmp_path / "forged"
+    shutil.copytree(bundle, forged)
+    model = forged / "model.skops"
+    model.write_bytes(model.read_bytes() + b"\0")
+    manifest = json.loads((forged / bundles.MANIFEST).read_text())
+    manifest["files"]["model.skops"] = bundles.sha256_of(model)
+    (forged / bundles.MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(errors.IntegrityError, match="does not match its recorded hash"):
+        bundles.open_bundle(forged).load_model()
+
+
+def test_package_refuses_an_unknown_alias_and_a_used_folder(
+    project: projects.Project, bundle: Path, tmp_path: Path,
+) -> None:
+    with pytest.raises(errors.NotFoundError, match="'canary' is neither a version number"):
+        packaging.package(project, "canary", tmp_path / "b")
+    with pytest.raises(errors.ConfigError, match="is not empty"):
+        packaging.package(project, "1", bundle)
+    with pytest.raises(errors.NotFoundError, match="is not a driftloop bundle"):
+        bundles.open_bundle(tmp_path)
+
+
+def _environ() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k != bundled.STORE_ENV}
