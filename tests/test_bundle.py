@@ -102,7 +102,7 @@ def test_bundle_holds_the_version_its_schema_lineage_and_pins(
     assert {"driftloop", "scikit-learn", "numpy", "scipy", "skops"} <= names
     assert all("==" in pin for pin in pins)
     dockerfile = (bundle / "Dockerfile").read_text()
-    assert "ARG BASE=python:3.11-slim" in dockerfile and "USER driftloop" in dockerfile
+    assert "ARG BASE=python:3.11-slim" in dockerfile and "USER 10001:10001" in dockerfile
     assert "HEALTHCHECK" in dockerfile and '"serve", "--bundle"' in dockerfile
 
 

@@ -12,6 +12,8 @@ from driftloop.cli import console
 
 SPEC = typer.Option(Path("driftloop.yaml"), "--spec", "-s", help="The pipeline spec.")
 
+app = typer.Typer(help="Deployment files for a pipeline.", no_args_is_help=True)
+
 
 
 def package(
@@ -38,3 +40,34 @@ def package(
                f"({made.size / 1e6:.1f} MB, {len(made.pins)} pinned requirements{extra})")
     console.info(f"serve it: driftloop serve --bundle {made.path}; "
                  f"build its image: docker build -t {project.name}:v{made.version} {made.path}")
+
+
+@app.command()
+def k8s(
+    out: Path = typer.Option(..., "--out", "-o", help="The folder for the manifests."),
+    spec: Path = SPEC,
+    image: str = typer.Option(
+        ..., "--image", help="An image with driftloop and the trainer's packages (e.g. one "
+        "built from a bundle's Dockerfile)."),
+    cronjob: bool = typer.Option(
+        False, "--cronjob", help="The controller as a CronJob of `driftloop tick` instead of a "
+        "Deployment of `driftloop run`."),
+    schedule: str = typer.Option("*/10 * * * *", help="The CronJob's schedule."),
+    namespace: str | None = typer.Option(None, help="Namespace of every manifest."),
+) -> None:
+    """Kubernetes manifests: the spec as a ConfigMap, a Deployment + Service + HPA of
+    `driftloop serve`, and the controller. The store URL comes from the Secret
+    `driftloop-store` (key `url`), which you create: never from the manifests."""
+    from driftloop.core import config
+    from driftloop.deploy import k8s as kube
+
+    loaded = console.guard(lambda: config.load_spec(spec))
+    manifests = kube.render(loaded, spec.resolve().parent, image=image, cronjob=cronjob,
+                            schedule=schedule, namespace=namespace)
+    for path in kube.write(manifests, out):
+        console.ok(f"wrote {path}")
+    if "://" not in loaded.artifacts.url:
+        console.info(f"artifacts are in the local folder {loaded.artifacts.url!r}: in a cluster, "
+                     "point `artifacts:` at shared storage (s3://...) so every pod sees them")
+    console.info(f"then: kubectl create secret generic {kube.STORE_SECRET} "
+                 "--from-literal=url=STORE_URL && kubectl apply -f " + str(out))

@@ -4,12 +4,13 @@ Two stages on the same base (``ARG BASE``, default ``python:3.11-slim``; any ima
 Python 3.11 and ``useradd`` works, e.g. a Debian bookworm with python3-venv): the first
 installs ``requirements.lock`` into a virtual environment (from the bundle's ``wheels/`` with
 no package index when the bundle has them), the second copies that environment and the bundle's
-files (never the wheels), runs as the unprivileged user ``driftloop`` (uid 10001), answers
+files (never the wheels), runs as the unprivileged user ``driftloop`` (uid and gid 10001, by
+number so that Kubernetes' ``runAsNonRoot`` can check it), answers
 ``HEALTHCHECK`` from ``/healthz`` and logs predictions to ``/srv/driftloop/predictions.db``
 unless ``DRIFTLOOP_STORE_URL`` names a store.
 
 >>> text = render(["bundle.json", "model.skops", "code/"], wheels=False)
->>> "ARG BASE=python:3.11-slim" in text, "USER driftloop" in text, "--no-index" in text
+>>> "ARG BASE=python:3.11-slim" in text, "USER 10001:10001" in text, "--no-index" in text
 (True, True, False)
 """
 
@@ -54,14 +55,15 @@ COPY requirements.lock /tmp/bundle/
 {install}
 
 FROM ${{BASE}}
-RUN useradd --system --uid {UID} --user-group --home-dir {HOME} --create-home driftloop
+RUN groupadd --system --gid {UID} driftloop \\
+ && useradd --system --uid {UID} --gid {UID} --home-dir {HOME} --create-home driftloop
 COPY --from=install {VENV} {VENV}
 {copies}
 ENV PATH={VENV}/bin:$PATH \\
     PYTHONDONTWRITEBYTECODE=1 \\
     PYTHONUNBUFFERED=1 \\
     DRIFTLOOP_PREDICTION_LOG={HOME}/predictions.db
-USER driftloop
+USER {UID}:{UID}
 WORKDIR {HOME}
 EXPOSE {PORT}
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \\
