@@ -79,7 +79,11 @@ def package(project: projects.Project, ref: str, out: Path, *, wheels: bool = Fa
     local = requirements.local_modules(modules)
     for module in local:
         _copy_module(project.base_dir, module, out / "code")
-    pins = requirements.lock(["driftloop", *requirements.model_distributions(modules)])
+    roots = ["driftloop", *requirements.model_distributions(modules)]
+    calendar = project.spec.calendar
+    if calendar is not None and calendar.country and "holiday" in calendar.features:
+        roots.append("holidays")  # the server derives the holiday flag as training did
+    pins = requirements.lock(roots)
     spec = project.spec.model_dump(mode="json")
     for section in ("store", "artifacts"):
         spec.pop(section, None)
