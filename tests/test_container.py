@@ -55,6 +55,8 @@ def image(base: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple
         packaging.package(project, "champion", out, wheels=True)
     finally:
         project.close()
+    pins = (out / "requirements.lock").read_text().splitlines()
+    assert pins and all(" --hash=sha256:" in pin for pin in pins)  # pip checks every wheel
     name = f"localhost/driftloop-test-bundle:{uuid.uuid4().hex[:12]}"
     started = time.monotonic()
     built = subprocess.run(

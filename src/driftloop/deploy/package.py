@@ -22,6 +22,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from packaging import utils
+
 import driftloop
 from driftloop.controller import project as projects
 from driftloop.core import errors, types
@@ -84,6 +86,10 @@ def package(project: projects.Project, ref: str, out: Path, *, wheels: bool = Fa
     if calendar is not None and calendar.country and "holiday" in calendar.features:
         roots.append("holidays")  # the server derives the holiday flag as training did
     pins = requirements.lock(roots)
+    lines = pins
+    if wheels:  # pip checks every wheel against its pinned sha256 when the image is built
+        hashes = fetch_wheels(pins, out / "wheels")
+        lines = [f"{pin} --hash=sha256:{hashes[pin.split('==')[0]]}" for pin in pins]
     spec = project.spec.model_dump(mode="json")
     for section in ("store", "artifacts"):
         spec.pop(section, None)
@@ -91,7 +97,7 @@ def package(project: projects.Project, ref: str, out: Path, *, wheels: bool = Fa
     _write_json(out / "spec.json", spec)
     _write_json(out / "schema.json", schema)
     _write_json(out / "lineage.json", summary(traced))
-    (out / "requirements.lock").write_text("\n".join(pins) + "\n")
+    (out / "requirements.lock").write_text("\n".join(lines) + "\n")
     entries = ["bundle.json", model_file, "schema.json", "spec.json", "lineage.json",
                "requirements.lock", "Dockerfile"] + (["code/"] if local else [])
     (out / "Dockerfile").write_text(dockerfile.render(entries, wheels=wheels))
@@ -110,9 +116,8 @@ def package(project: projects.Project, ref: str, out: Path, *, wheels: bool = Fa
         "files": bundles.listed_files(out),
     }
     _write_json(out / bundles.MANIFEST, manifest)
-    wheel_count = fetch_wheels(pins, out / "wheels") if wheels else 0
     size = sum(item.stat().st_size for item in out.rglob("*") if item.is_file())
-    return Packaged(out, number, size, tuple(pins), wheel_count)
+    return Packaged(out, number, size, tuple(pins), len(hashes) if wheels else 0)
 
 
 def summary(traced: lineage.Lineage) -> types.JSON:
@@ -140,9 +145,9 @@ def summary(traced: lineage.Lineage) -> types.JSON:
     }
 
 
-def fetch_wheels(pins: list[str], folder: Path) -> int:
+def fetch_wheels(pins: list[str], folder: Path) -> dict[str, str]:
     """Put a wheel of every pin into `folder` (pip download; driftloop built from its source
-    tree when it runs from one); returns the number of wheels."""
+    tree when it runs from one); returns each pinned name's wheel sha256."""
     folder.mkdir(parents=True, exist_ok=True)
     others = [pin for pin in pins if not pin.startswith("driftloop==")]
     source = Path(driftloop.__file__).resolve().parents[2]
@@ -163,7 +168,13 @@ def fetch_wheels(pins: list[str], folder: Path) -> int:
         listed.flush()
         _pip("download", "--only-binary=:all:", "--no-deps", "--dest", str(folder),
              "--requirement", listed.name)
-    return len(list(folder.glob("*.whl")))
+    hashes = {str(utils.parse_wheel_filename(wheel.name)[0]): bundles.sha256_of(wheel)
+              for wheel in folder.glob("*.whl")}
+    missing = [pin for pin in pins if pin.split("==")[0] not in hashes]
+    if missing:
+        raise errors.DriftloopError(f"pip fetched no wheel for {', '.join(missing)}; they "
+                                    "have no wheel for this platform, so --wheels cannot work")
+    return hashes
 
 
 def _pip(*args: str) -> None:

@@ -4,12 +4,13 @@
 The folder holds::
 
     bundle.json         the manifest: pipeline, version, its metadata, and the sha256 of
-                        every other file (the wheelhouse excepted: pip checks those)
+                        every other file (the wheelhouse excepted: requirements.lock holds
+                        the sha256 of each wheel, which pip checks as it installs them)
     model.skops         the model artifact (model.pickle for a river online learner)
     schema.json         the pipeline's input schema
     spec.json           the pipeline spec, without store, artifact or source settings
     lineage.json        where the version came from: batches, run, decision, gate, moves
-    requirements.lock   exact versions of what the model needs to load
+    requirements.lock   exact versions of what the model needs to load (and serve)
     Dockerfile          the image that serves it
     code/               the project's own modules that the model's types live in, if any
     wheels/             with ``--wheels``: every requirement as a wheel
@@ -36,7 +37,7 @@ MANIFEST = "bundle.json"
 FORMAT = 1
 """The manifest's format number; `open_bundle` refuses any other."""
 UNHASHED = ("wheels",)
-"""Folders of a bundle that the manifest does not list (pip checks the wheels it installs)."""
+"""Folders of a bundle that the manifest does not list (the wheels' hashes are in the lock)."""
 
 
 @dataclass(frozen=True)
