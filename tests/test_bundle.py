@@ -43,8 +43,7 @@ class Served:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
-        target = (f"bundle=Path({str(bundle)!r})" if bundle
-                  else f"spec=Path({str(spec)!r}), bundle=None")
+        target = f"bundle=Path({str(bundle)!r})" if bundle else f"spec=Path({str(spec)!r})"
         code = ("from pathlib import Path; from driftloop.cli import serve; "
                 f"serve.serve({target}, host='127.0.0.1', port={self.port}, "
                 "poll_interval=0.25, log_level='warning')")

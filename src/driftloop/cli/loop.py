@@ -10,7 +10,7 @@ import threading
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
@@ -21,11 +21,11 @@ SPEC = typer.Option(Path("driftloop.yaml"), "--spec", "-s", help="The pipeline s
 
 def tick(
     spec: Path = SPEC,
-    as_json: bool = typer.Option(
-        False, "--json", help="Print one JSON object and exit with the status's code: 0 acted, "
-        "1 failed, 75 lease held elsewhere, 99 nothing to do (`cli.tick_json`)."),
-    exit_zero: bool = typer.Option(
-        False, "--exit-zero", help="With --json: exit 0 unless the tick failed."),
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print one JSON object and exit with the status's code: 0 acted, "
+        "1 failed, 75 lease held elsewhere, 99 nothing to do (`cli.tick_json`).")] = False,
+    exit_zero: Annotated[bool, typer.Option(
+        "--exit-zero", help="With --json: exit 0 unless the tick failed.")] = False,
 ) -> None:
     """Run one step of the loop: ingest → validate → evaluate → decide → train → gate → promote."""
     from driftloop.controller import project as projects

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import getpass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -23,9 +23,9 @@ if TYPE_CHECKING:
 
 SPEC = typer.Option(Path("driftloop.yaml"), "--spec", "-s", help="The pipeline spec.")
 
-BUNDLE = typer.Option(
-    None, "--bundle", help="The tokens of a server that serves this bundle (in the store "
-    "`driftloop serve --bundle` logs to) instead of the spec's store.")
+BundleTokens = Annotated[Path | None, typer.Option(
+    "--bundle", help="The tokens of a server that serves this bundle (in the store "
+    "`driftloop serve --bundle` logs to) instead of the spec's store.")]
 
 tokens = typer.Typer(help="API tokens of the prediction server.", no_args_is_help=True)
 
@@ -38,10 +38,10 @@ def serve(
         None, "--poll-interval", min=0.05, help="Seconds between alias checks (hot swap)."
     ),
     log_level: str = typer.Option("info", help="uvicorn log level."),
-    bundle: Path | None = typer.Option(
-        None, "--bundle", help="Serve this bundle (`driftloop package`) instead of the spec's "
+    bundle: Annotated[Path | None, typer.Option(
+        "--bundle", help="Serve this bundle (`driftloop package`) instead of the spec's "
         "champion: read-only, no store needed; predictions go to $DRIFTLOOP_STORE_URL or the "
-        "SQLite file $DRIFTLOOP_PREDICTION_LOG (default ./predictions.db)."),
+        "SQLite file $DRIFTLOOP_PREDICTION_LOG (default ./predictions.db).")] = None,
 ) -> None:
     """Serve the pipeline's champion: predictions, feedback, admin, /metrics, /docs, /ui."""
     if bundle is not None:
@@ -114,7 +114,7 @@ def create(
     ),
     spec: Path = SPEC,
     actor: str | None = typer.Option(None, help="Who creates it; default: the OS user."),
-    bundle: Path | None = BUNDLE,
+    bundle: BundleTokens = None,
 ) -> None:
     """Create a token and print its secret once (only its sha256 is stored)."""
     from driftloop.server import auth
@@ -130,7 +130,7 @@ def create(
 
 
 @tokens.command("list")
-def list_tokens(spec: Path = SPEC, bundle: Path | None = BUNDLE) -> None:
+def list_tokens(spec: Path = SPEC, bundle: BundleTokens = None) -> None:
     """Tokens with their roles and state (secrets are never shown again)."""
     serving_store, project = _serving_store(spec, bundle)
     found = serving_store.list_tokens()
@@ -151,7 +151,7 @@ def revoke(
     name: str = typer.Argument(..., help="The token to revoke."),
     spec: Path = SPEC,
     actor: str | None = typer.Option(None, help="Who revokes it; default: the OS user."),
-    bundle: Path | None = BUNDLE,
+    bundle: BundleTokens = None,
 ) -> None:
     """Revoke a token; running servers refuse it within one poll interval."""
     serving_store, project = _serving_store(spec, bundle)
