@@ -39,14 +39,14 @@ class Served:
     """`driftloop serve` (with `bundle`: `serve --bundle`) in a subprocess on 127.0.0.1."""
 
     def __init__(self, cwd: Path, *, spec: Path | None = None, bundle: Path | None = None,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, workers: int = 1) -> None:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
         target = f"bundle=Path({str(bundle)!r})" if bundle else f"spec=Path({str(spec)!r})"
         code = ("from pathlib import Path; from driftloop.cli import serve; "
                 f"serve.serve({target}, host='127.0.0.1', port={self.port}, "
-                "poll_interval=0.25, log_level='warning')")
+                f"poll_interval=0.25, workers={workers}, log_level='warning')")
         self.process = subprocess.Popen([sys.executable, "-c", code], cwd=cwd, env=env)
         self.url = f"http://127.0.0.1:{self.port}"
         deadline = time.monotonic() + 60
@@ -145,6 +145,26 @@ def test_bundle_answers_like_the_store_server(
     logged = bundled.open_bundle_project(opened, bundled.log_url(env))
     assert serving.ServingStore(logged.store).count_predictions(project.name) == 1000
     logged.close()
+
+
+def test_a_bundle_serves_with_two_workers(project: projects.Project, bundle: Path,
+                                          tmp_path: Path) -> None:
+    env = {**_environ(), bundled.LOG_ENV: str(tmp_path / "predictions.db")}
+    opened = bundles.open_bundle(bundle)
+    local = bundled.open_bundle_project(opened, bundled.log_url(env))
+    secret = auth.create_token(serving.ServingStore(local.store), "w", ["predict"],
+                               actor="test")[1]
+    server = Served(tmp_path, bundle=bundle, env=env, workers=2)
+    try:
+        sent = records(project, 30)
+        with httpx.Client(headers={"Authorization": f"Bearer {secret}"}) as client:
+            answers = [client.post(server.url + "/v1/predict", json={"record": r}, timeout=30)
+                       for r in sent]
+        assert [a.status_code for a in answers] == [200] * 30
+    finally:
+        server.stop()
+    assert serving.ServingStore(local.store).count_predictions(project.name) == 30
+    local.close()
 
 
 def test_a_changed_bundle_is_refused(bundle: Path, tmp_path: Path) -> None:

@@ -6,6 +6,8 @@ into a red one-line message and exit code 1, never a traceback.
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Callable
 from typing import NoReturn, TypeVar
 
@@ -17,8 +19,10 @@ from rich.text import Text
 from driftloop.core import errors
 
 T = TypeVar("T")
-stdout = Console()
-stderr = Console(stderr=True)
+# Piped output (a log file, CI) would be squeezed to 80 columns, truncating tables' numbers.
+_WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 120
+stdout = Console(width=_WIDTH)
+stderr = Console(stderr=True, width=_WIDTH)
 print = stdout.print
 
 

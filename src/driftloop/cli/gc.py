@@ -44,6 +44,7 @@ def gc(
         return
     table = console.table("file", "bytes", "written", "why",
                           title=f"unreferenced files in {project.artifacts.url}")
+    table.columns[0].overflow = "fold"  # a long name wraps whole, never cut with an ellipsis
     for orphan in found:
         written = "" if orphan.modified is None else f"{orphan.modified:%Y-%m-%d %H:%M}"
         why = "an unfinished write" if orphan.partial else "no version or batch refers to it"

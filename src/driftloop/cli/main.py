@@ -12,6 +12,7 @@ from driftloop.cli import (
     deploy,
     gc,
     loop,
+    model_formats,
     models,
     project,
     report,
@@ -30,6 +31,8 @@ app.command()(project.init)
 app.command()(project.check)
 app.command()(data.ingest)
 app.add_typer(data.batches_app, name="batches")
+models.app.command("export")(model_formats.export)
+models.app.command("import")(model_formats.import_model)
 app.add_typer(models.app, name="models")
 app.command()(status.status)
 app.command()(loop.tick)

@@ -69,7 +69,7 @@ def list_versions(
 @app.command()
 def show(version: int = typer.Argument(..., help="Version number."), spec: Path = SPEC) -> None:
     """One version and its lineage: batches → run → gate report → alias history → decision."""
-    from driftloop.store import lineage
+    from driftloop.store import lineage, transfers
 
     project = _open(spec)
     name = project.name
@@ -109,7 +109,25 @@ def show(version: int = typer.Argument(..., help="Version number."), spec: Path 
             action + move.reason,
         )
     console.print(history)
+    _show_transfers(transfers.TransferStore(project.store).list(name, version))
     project.close()
+
+
+def _show_transfers(found: list[entities.Transfer]) -> None:
+    """Where the version came from (an import) and each export, with its parity figures."""
+    for transfer in found:
+        report = transfer.report
+        if transfer.direction == "import":
+            said = f"imported from {transfer.format} {transfer.location} " + (
+                f"({report.get('serialization_format')})")
+        elif transfer.passed:
+            said = f"exported as {transfer.format} to {transfer.location}"
+            if "same_class" in report:
+                said += (f": same class {report['same_class']:.4%}, max Δp "
+                         f"{report['max_probability_delta']:.2g} on {report['rows']} rows")
+        else:
+            said = f"{transfer.format} export refused: {report.get('reason', '')}"
+        console.print(f"{transfer.at:%Y-%m-%d %H:%M} {said} (by {transfer.actor})")
 
 
 def _show_trials(trials: list[entities.Trial]) -> None:

@@ -4,12 +4,17 @@
 revoke` (API tokens; the secret is printed once and only its sha256 is stored).
 
 Registered by `cli.main`. The server binds 127.0.0.1 unless told otherwise: exposing it is a
-deliberate `--host 0.0.0.0`.
+deliberate `--host 0.0.0.0`. With ``--workers N`` uvicorn starts N processes on one listening
+socket; each loads the models, polls the aliases (hot swap), logs its predictions and writes its
+request tallies itself, and their Prometheus metrics are summed (`server.metrics`).
 """
 
 from __future__ import annotations
 
 import getpass
+import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -18,10 +23,16 @@ import typer
 from driftloop.cli import console
 
 if TYPE_CHECKING:
+    from fastapi import FastAPI
+
     from driftloop.controller.project import Project
+    from driftloop.store.bundles import Bundle
     from driftloop.store.serving import ServingStore
 
 SPEC = typer.Option(Path("driftloop.yaml"), "--spec", "-s", help="The pipeline spec.")
+WORKER_SPEC = "DRIFTLOOP_SERVE_SPEC"
+WORKER_POLL = "DRIFTLOOP_SERVE_POLL_INTERVAL"
+WORKER_BUNDLE = "DRIFTLOOP_SERVE_BUNDLE"
 
 BundleTokens = Annotated[Path | None, typer.Option(
     "--bundle", help="The tokens of a server that serves this bundle (in the store "
@@ -37,6 +48,8 @@ def serve(
     poll_interval: float | None = typer.Option(
         None, "--poll-interval", min=0.05, help="Seconds between alias checks (hot swap)."
     ),
+    workers: Annotated[int, typer.Option(
+        "--workers", "-w", min=1, help="Worker processes sharing the port (one per core).")] = 1,
     log_level: str = typer.Option("info", help="uvicorn log level."),
     bundle: Annotated[Path | None, typer.Option(
         "--bundle", help="Serve this bundle (`driftloop package`) instead of the spec's "
@@ -45,42 +58,95 @@ def serve(
 ) -> None:
     """Serve the pipeline's champion: predictions, feedback, admin, /metrics, /docs, /ui."""
     if bundle is not None:
-        serve_bundle(bundle, host, port, log_level)
+        serve_bundle(bundle, host, port, log_level, workers)
         return
     import uvicorn
 
     from driftloop.controller import project as projects
-    from driftloop.server import app as apps
-    from driftloop.ui import dashboard as dashboards
 
     project = console.guard(lambda: projects.open_project(spec))
     try:
-        dashboard = dashboards.router(project.store, public=project.spec.serving.public_dashboard)
-        app = console.guard(lambda: apps.create_app(
-            project, poll_interval=poll_interval, routers=[dashboard]))
-        console.info(f"serving {project.name} on http://{host}:{port} (docs: /docs)")
-        uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+        if workers > 1 and project.spec.online is not None:
+            console.fail("an online learner learns in one process: serve it with --workers 1")
+        console.info(f"serving {project.name} on http://{host}:{port} (docs: /docs)"
+                     + (f" with {workers} workers" if workers > 1 else ""))
+        if workers == 1:
+            app = console.guard(lambda: _app(project, poll_interval))
+            uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+            return
+        _run_workers({WORKER_SPEC: str(spec.resolve()), WORKER_POLL: str(poll_interval or "")},
+                     workers, host, port, log_level)
     finally:
         project.close()
 
 
-def serve_bundle(path: Path, host: str, port: int, log_level: str) -> None:
-    """Serve the bundle at `path`; a bundle that changed after packaging is refused here."""
+def _run_workers(
+    environ: dict[str, str], workers: int, host: str, port: int, log_level: str,
+) -> None:
+    """uvicorn with `workers` processes; each builds its own app (`worker_app`) from `environ`,
+    and their metrics meet in one folder (prometheus-client's multiprocess mode,
+    `server.metrics`)."""
     import uvicorn
 
+    metrics_dir = tempfile.mkdtemp(prefix="driftloop-metrics-")
+    os.environ.update({**environ, "PROMETHEUS_MULTIPROC_DIR": metrics_dir})
+    try:
+        uvicorn.run(f"{__name__}:worker_app", factory=True, workers=workers, host=host,
+                    port=port, log_level=log_level, access_log=False)
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def worker_app() -> FastAPI:
+    """The app of one worker of `serve --workers N` (uvicorn calls it in each process)."""
+    from driftloop.controller import project as projects
+
+    if os.environ.get(WORKER_BUNDLE):
+        return _bundle_app(Path(os.environ[WORKER_BUNDLE]))
+    project = projects.open_project(Path(os.environ[WORKER_SPEC]))
+    poll = os.environ.get(WORKER_POLL)
+    return _app(project, float(poll) if poll else None)
+
+
+def _app(project: Project, poll_interval: float | None) -> FastAPI:
+    """The prediction server with the dashboard at /ui."""
+    from driftloop.server import app as apps
+    from driftloop.ui import dashboard as dashboards
+
+    dashboard = dashboards.router(project.store, public=project.spec.serving.public_dashboard)
+    return apps.create_app(project, poll_interval=poll_interval, routers=[dashboard])
+
+
+def serve_bundle(path: Path, host: str, port: int, log_level: str, workers: int = 1) -> None:
+    """Serve the bundle at `path`; a bundle that changed after packaging is refused here,
+    before any worker starts."""
+    import uvicorn
+
+    from driftloop.store import bundles
+
+    opened = console.guard(lambda: bundles.open_bundle(path))
+    version = opened.version.version
+    console.info(f"serving {opened.pipeline} v{version} from {path} on http://{host}:{port}"
+                 + (f" with {workers} workers" if workers > 1 else ""))
+    if workers > 1:
+        _run_workers({WORKER_BUNDLE: str(path.resolve())}, workers, host, port, log_level)
+        return
+    app = console.guard(lambda: _bundle_app(path, opened))
+    try:
+        uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+    finally:
+        app.state.driftloop.project.close()
+
+
+def _bundle_app(path: Path, opened: Bundle | None = None) -> FastAPI:
+    """The read-only server of the bundle at `path` (`server.bundled`)."""
     from driftloop.server import app as apps
     from driftloop.server import bundled
     from driftloop.store import bundles
 
-    opened = console.guard(lambda: bundles.open_bundle(path))
-    project = console.guard(lambda: bundled.open_bundle_project(opened, bundled.log_url()))
-    try:
-        app = console.guard(lambda: apps.create_app(project, bundle=opened))
-        version = opened.version.version
-        console.info(f"serving {project.name} v{version} from {path} on http://{host}:{port}")
-        uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
-    finally:
-        project.close()
+    opened = opened or bundles.open_bundle(path)
+    project = bundled.open_bundle_project(opened, bundled.log_url())
+    return apps.create_app(project, bundle=opened)
 
 
 def ui(

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from driftloop.controller import project as projects
 from driftloop.controller import rollout
 from driftloop.controller.history import BATCH_COLUMN
-from driftloop.core import errors
+from driftloop.core import config, errors
 from driftloop.store import entities
 from driftloop.train import executor as executors
 from driftloop.train import fingerprint
@@ -35,6 +35,25 @@ class Outcome:
     promoted: bool
     reason: str
     model: Any = None
+
+
+ROUTINE = frozenset({"volume", "schedule"})
+"""Triggers that refresh a model without saying that anything changed."""
+
+
+def anchor(
+    spec: config.PipelineSpec, decision: entities.Decision, champion: entities.ModelVersion | None
+) -> int | None:
+    """The first batch of the champion's chosen window when this retraining is a routine
+    refresh (only `ROUTINE` triggers fired) of an `auto` window chosen `on_change`; else None
+    (choose again)."""
+    window = spec.trainer.window
+    if window.kind != "auto" or window.rechoose != "on_change" or champion is None:
+        return None
+    results = decision.evidence.get("policy", {}).get("results", [])
+    fired = {r.get("kind") for r in results if r.get("fired")}
+    start = champion.metrics.get("window_from_batch")
+    return int(start) if fired and fired <= ROUTINE and start is not None else None
 
 
 def retrain(
@@ -86,7 +105,8 @@ def retrain(
         )
         return Outcome(failed, None, False, failed.error or "")
     try:
-        fitted = challengers.fit(project, part, features, executor)
+        fitted = challengers.fit(project, part, features, executor,
+                                 anchor(spec, decision, champion[0] if champion else None))
         fair = challengers.unseen(part.holdout, champion[0] if champion else None)
         if champion is not None and fair.empty and not part.holdout.empty:
             report = gate.unjudged(spec.gate, "the champion was trained on every holdout row (no "
@@ -126,6 +146,7 @@ def retrain(
     }
     if fitted.size is not None:
         metrics["window"] = str(fitted.size)
+        metrics["window_from_batch"] = int(trained_on[BATCH_COLUMN].min())
     calibration_artifact = None
     if calibrator is not None:
         metrics["calibration_rows"] = calibrator.rows

@@ -163,10 +163,13 @@ class DriftSpec(Spec):
 class WindowSpec(Spec):
     """Which labelled rows a training uses.
 
-    `last` keeps the newest `size` (batches, rows or a duration); `auto` chooses at each
-    training among `candidates` (default: 1, 2, 4, ... batches and all data) by their score on
-    the newest labelled rows, which none of them was trained on, then refits the winner on
-    everything up to now.
+    `last` keeps the newest `size` (batches, rows or a duration); `auto` chooses among
+    `candidates` (default: 1, 2, 4, ... batches and all data) by their score on the newest
+    labelled rows, which none of them was trained on, then refits the winner on everything up
+    to now. With `rechoose: on_change` it chooses when a change caused the retraining (any
+    trigger but volume and schedule, or no chosen window yet) among all candidates; a routine
+    refresh tries none longer than the chosen window grown by the batches since, so the
+    costly long fits happen only after a change.
     """
 
     kind: Literal["all", "last", "last_rows", "last_duration", "since_drift", "auto"] = "all"
@@ -177,6 +180,7 @@ class WindowSpec(Spec):
         default=None,
         description="Windows `auto` tries; default: 1, 2, 4, ... batches up to all the data",
     )
+    rechoose: Literal["on_change", "always"] = "on_change"
 
     @pydantic.model_validator(mode="after")
     def _needs(self) -> WindowSpec:
@@ -191,6 +195,8 @@ class WindowSpec(Spec):
             raise ValueError("kind 'last_duration' needs `duration`, e.g. duration: 30d")
         if self.candidates is not None and self.kind != "auto":
             raise ValueError("`candidates` are for kind 'auto'")
+        if self.rechoose != "on_change" and self.kind != "auto":
+            raise ValueError("`rechoose` is for kind 'auto'")
         return self
 
 
@@ -517,6 +523,11 @@ class ServingSpec(Spec):
     )
     public_dashboard: bool = Field(
         default=False, description="Show the dashboard (/ui) without a token with the view role"
+    )
+    runtime: Literal["sklearn", "onnx"] = Field(
+        default="sklearn",
+        description="Score with onnxruntime where the version has an ONNX export that passed "
+        "its parity check (driftloop models export VERSION --format onnx); else scikit-learn",
     )
 
 

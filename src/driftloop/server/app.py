@@ -133,6 +133,7 @@ def _add_routes(app: FastAPI, server: state.ServerState) -> None:
         if not server.serving.ping():
             problems.append("the store does not answer")
         body = {"ready": not problems, "pipeline": name, "serving": server.holder.versions(),
+                "runtimes": server.holder.runtimes(), "process": server.tally.process,
                 "problems": problems}
         return JSONResponse(body, status_code=503 if problems else 200)
 

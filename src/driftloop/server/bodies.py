@@ -123,4 +123,7 @@ class Readiness(BaseModel):
     ready: bool
     pipeline: str
     serving: dict[str, int]
+    runtimes: dict[str, str] = Field(
+        default_factory=dict, description="What scores for each alias: sklearn or onnx")
+    process: str = Field(default="", description="The server process (worker) that answered")
     problems: list[str]

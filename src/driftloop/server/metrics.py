@@ -1,6 +1,13 @@
 """The server's Prometheus metrics, on a registry of their own (one per app, so several apps
 can live in one process, as in the tests).
 
+Under ``driftloop serve --workers N`` every worker process writes its metrics to files in
+``PROMETHEUS_MULTIPROC_DIR`` (prometheus-client's multiprocess mode, switched on by that
+variable before the workers start), and `render` sums them over the workers, whichever worker
+answers ``GET /metrics``: counters and histograms add up, the queue gauge adds up, and
+`model_version` has one series per live worker (a ``pid`` label), so a hot swap can be seen
+reaching each of them.
+
 `server.app` observes requests through these objects and renders `GET /metrics` with
 `render`; `server.models`, `server.predictions` and `server.state` report swaps, load errors
 and the prediction log's progress.
@@ -14,7 +21,12 @@ and the prediction log's progress.
 
 from __future__ import annotations
 
+import os
+
 import prometheus_client as prom
+from prometheus_client import multiprocess
+
+MULTIPROCESS = "PROMETHEUS_MULTIPROC_DIR"
 
 LATENCY_BUCKETS = (
     0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
@@ -39,7 +51,7 @@ class ServerMetrics:
             ["endpoint", "kind"], registry=r)
         self.model_version = prom.Gauge(
             "driftloop_model_version", "The model version each alias serves (0: none loaded).",
-            ["pipeline", "alias"], registry=r)
+            ["pipeline", "alias"], registry=r, multiprocess_mode="liveall")
         self.swaps = prom.Counter(
             "driftloop_model_swaps", "Hot swaps of the model behind an alias.",
             ["pipeline", "alias"], registry=r)
@@ -54,7 +66,7 @@ class ServerMetrics:
             ["pipeline"], registry=r)
         self.log_queued = prom.Gauge(
             "driftloop_prediction_log_queued", "Predictions waiting to be written.",
-            registry=r)
+            registry=r, multiprocess_mode="livesum")
         self.log_written = prom.Counter(
             "driftloop_prediction_log_written", "Predictions written to the store.", registry=r)
         self.log_write_errors = prom.Counter(
@@ -63,11 +75,20 @@ class ServerMetrics:
         self.live_metric = prom.Gauge(
             "driftloop_live_metric",
             "The champion's newest live score on labelled data, from the controller's "
-            "evaluations.", ["pipeline", "metric"], registry=r)
+            "evaluations.", ["pipeline", "metric"], registry=r, multiprocess_mode="livemax")
         self.shadow_dropped = prom.Counter(
             "driftloop_shadow_dropped", "Records not shadowed because the shadow fell behind.",
             ["pipeline"], registry=r)
 
     def render(self) -> tuple[bytes, str]:
-        """The exposition text and its content type."""
+        """The exposition text and its content type (summed over the workers, if several)."""
+        if os.environ.get(MULTIPROCESS):
+            merged = prom.CollectorRegistry()
+            multiprocess.MultiProcessCollector(merged)  # type: ignore[no-untyped-call]
+            return prom.generate_latest(merged), prom.CONTENT_TYPE_LATEST
         return prom.generate_latest(self.registry), prom.CONTENT_TYPE_LATEST
+
+    def close(self) -> None:
+        """This worker stops: its live gauges leave the sums (multiprocess mode only)."""
+        if os.environ.get(MULTIPROCESS):
+            multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]

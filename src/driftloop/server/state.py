@@ -2,9 +2,10 @@
 
 `server.app.create_app` builds one `ServerState` and starts / stops it with the app's lifespan.
 The poller thread (every `Settings.poll_interval`) follows the aliases (`ModelHolder.refresh`,
-the hot swap), re-reads the active tokens and the pipeline's schema, updates the live
-metric gauge and writes the per-alias request tallies (`server.stats`); nothing of that runs
-on a request. The rollout strategy of the spec decides which aliases are watched: the
+the hot swap; with ``serving.runtime: onnx`` also the ONNX exports made since a version was
+loaded, `server.onnx_runtime`), re-reads the active tokens and the pipeline's schema, updates
+the live metric gauge and writes the per-alias request tallies (`server.stats`); nothing of
+that runs on a request. The rollout strategy of the spec decides which aliases are watched: the
 champion, plus the strategy's test alias (``shadow``, ``canary`` or ``challenger``).
 
 Serving a bundle (`server.bundled`), the state holds the bundle's one model as the champion,
@@ -29,6 +30,7 @@ from driftloop.server import (
     metrics,
     models,
     online,
+    onnx_runtime,
     predictions,
     routing,
     scoring,
@@ -52,6 +54,7 @@ class Settings:
     max_records: int = 10_000
     max_body_bytes: int = 16 * 1024 * 1024
     aliases: tuple[str, ...] = ("champion",)
+    runtime: str = "sklearn"
 
 
 def settings_for(spec: Any, **overrides: Any) -> Settings:
@@ -82,10 +85,12 @@ class ServerState:
         self.serving = serving.ServingStore(project.store)
         self.metrics = metrics.ServerMetrics()
         name = project.name
+        self.onnx = (onnx_runtime.OnnxPreparer(project.store, project.artifacts, name)
+                     if settings.runtime == "onnx" and bundle is None else None)
         self.holder = models.ModelHolder(
             project.store, project.artifacts, name,
             aliases=settings.aliases if bundle is None else (),
-            on_swap=self._swapped, on_load_error=self._load_failed)
+            on_swap=self._swapped, on_load_error=self._load_failed, prepare=self.onnx)
         self.log = predictions.PredictionLog(
             self.serving, flush_interval=settings.flush_interval, batch_rows=settings.batch_rows,
             on_written=self.metrics.log_written.inc,
@@ -145,11 +150,12 @@ class ServerState:
             self._flush_stats()
         except Exception as exc:
             log.warning("writing the last request tallies failed: %s", exc)
+        self.metrics.close()
 
     def poll_once(self) -> None:
         """One round of the poller; each part fails alone (logged) and is retried next round."""
-        for part in (self.holder.refresh, self.tokens.refresh, self._refresh_schema,
-                     self._refresh_live_metric, self._flush_stats):
+        for part in (self.holder.refresh, self._refresh_onnx, self.tokens.refresh,
+                     self._refresh_schema, self._refresh_live_metric, self._flush_stats):
             try:
                 part()
             except Exception as exc:
@@ -173,6 +179,13 @@ class ServerState:
             schema, features, allow_new_categories=spec.validation.allow_new_categories,
             derive=derive)
         self.schema_json_ = stored
+
+    def _refresh_onnx(self) -> None:
+        """``serving.runtime: onnx``: swap in the ONNX exports made since a version loaded."""
+        if self.onnx is None:
+            return
+        for number in self.onnx.exported_since(self.holder.versions().values()):
+            self.holder.reload(number)
 
     def _flush_stats(self) -> None:
         self.tally.flush(self.stats, self.name, self.project.store.clock.now())

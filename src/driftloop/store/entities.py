@@ -141,6 +141,27 @@ class ModelVersion:
 
 
 @dataclass(frozen=True)
+class Transfer:
+    """A model version exported to another format, or a model imported from one.
+
+    An export keeps the exported file as an artifact (`artifact_uri`, `sha256`; None for a
+    folder written only outside the store) and whether it `passed` its parity check, with the
+    figures in `report`; an import says in `location` where the model came from."""
+
+    id: int
+    pipeline: str
+    version: int
+    direction: str
+    format: str
+    location: str
+    artifact_uri: str | None
+    sha256: str | None
+    passed: bool
+    report: JSON
+    actor: str
+    at: datetime
+
+@dataclass(frozen=True)
 class AliasMove:
     """One move of an alias (champion, challenger, shadow, canary); the history is all moves."""
 

@@ -289,6 +289,27 @@ leases = sa.Table(
 )
 
 
+model_transfers = sa.Table(
+    "model_transfers", metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column(
+        "pipeline_id", Id, sa.ForeignKey("pipelines.id", ondelete="CASCADE"), nullable=False,
+    ),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("direction", sa.String(10), nullable=False),  # "export" or "import"
+    sa.Column("format", sa.String(20), nullable=False),  # "onnx", "mlflow"
+    sa.Column("location", sa.Text, nullable=False),  # the file or folder written or read
+    sa.Column("artifact_uri", sa.Text, nullable=True),  # the exported file, kept like a model
+    sa.Column("sha256", sa.String(64), nullable=True),
+    sa.Column("passed", sa.Boolean, nullable=False),
+    sa.Column("report", Json, nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Index(None, "pipeline_id", "version"),
+)
+"""Exports of a model version to another format (with their parity report) and imports of a
+model from one (where from); `store.transfers` reads and writes them."""
+
 # The serving tables live in their own module but on the same metadata (imported last, so
 # `metadata` above exists when it runs).
 from driftloop.store import serving_tables as serving_tables  # noqa: E402
