@@ -12,6 +12,9 @@
     GET  /docs  /openapi.json     Swagger UI, served from the package (`server.docs`)
     GET  /ui/...              the dashboard (`ui.dashboard`, mounted by `driftloop serve`)
 
+Serving a bundle (`server.bundled`), the model cannot change: the admin routes and
+``POST /v1/batches`` are not mounted.
+
 Errors: every error answer is one body, ``{"detail", "error", "context"}`` (`server.problems`),
 declared per route in the OpenAPI document; a malformed body gets a 422 showing the expected
 shape, never a 5xx. A body larger than `Settings.max_body_bytes` is refused with 413 as its
@@ -50,8 +53,10 @@ from driftloop.server import (
     shadow,
     state,
 )
-from driftloop.store import serving
+from driftloop.store import bundles, serving
 
+BODY_ERRORS = (400, 401, 403, 413, 422)
+"""What every route with a body and a token may answer."""
 SWITCH_INTERVAL = 0.001
 """Seconds a thread may hold the GIL while another waits for it (CPython's default: 0.005)."""
 
@@ -61,13 +66,15 @@ def create_app(
     *,
     settings: state.Settings | None = None,
     routers: Sequence[APIRouter] = (),
+    bundle: bundles.Bundle | None = None,
     **overrides: Any,
 ) -> FastAPI:
     """The server app for `project`; `settings` (or keyword overrides of `state.Settings`)
     replace what the spec's `serving` section says; `routers` are mounted beside the API (the
-    CLI mounts the dashboard, `ui.dashboard`). The caller keeps ownership of `project`."""
+    CLI mounts the dashboard, `ui.dashboard`); `bundle`: serve that bundle's model, read-only
+    (`server.bundled`). The caller keeps ownership of `project`."""
     settings = settings or state.settings_for(project.spec, **overrides)
-    server = state.ServerState(project, settings)
+    server = state.ServerState(project, settings, bundle)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -93,7 +100,9 @@ def create_app(
     problems.add_handlers(app)
     docs.add_routes(app)
     _add_routes(app, server)
-    app.include_router(ingest_api.router(server))
+    if bundle is None:
+        _add_admin_routes(app, server)
+        app.include_router(ingest_api.router(server))
     for router in routers:
         app.include_router(router)
     app.add_middleware(body_limit.BodyLimit, limit=settings.max_body_bytes)
@@ -106,9 +115,6 @@ def create_app(
 
 def _add_routes(app: FastAPI, server: state.ServerState) -> None:
     name = server.name
-    store = server.project.store
-
-    body_errors = (400, 401, 403, 413, 422)  # every route with a body and a token may answer these
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
@@ -142,7 +148,7 @@ def _add_routes(app: FastAPI, server: state.ServerState) -> None:
         return Response(content, media_type=media_type)
 
     @app.post("/v1/predict", response_model=bodies.PredictResponse, tags=["predict"],
-              responses=problems.responses(*body_errors, 503))
+              responses=problems.responses(*BODY_ERRORS, 503))
     async def predict(
         body: bodies.PredictRequest, actor: str = access.require(server, "predict"),
         explain: bool = Query(False, description="Add each feature's SHAP contribution to "
@@ -198,7 +204,7 @@ def _add_routes(app: FastAPI, server: state.ServerState) -> None:
         })
 
     @app.post("/v1/feedback", response_model=bodies.FeedbackResponse, tags=["feedback"],
-              responses=problems.responses(*body_errors, 404))
+              responses=problems.responses(*BODY_ERRORS, 404))
     def feedback(
         body: bodies.FeedbackRequest, actor: str = access.require(server, "feedback")
     ) -> Any:
@@ -227,8 +233,13 @@ def _add_routes(app: FastAPI, server: state.ServerState) -> None:
         return {"stored": len(result.stored), "duplicates": list(result.duplicates),
                 "learned": learned}
 
+
+def _add_admin_routes(app: FastAPI, server: state.ServerState) -> None:
+    name = server.name
+    store = server.project.store
+
     @app.post("/v1/admin/promote", tags=["admin"], response_model=bodies.AliasMoveOut,
-              responses=problems.responses(*body_errors, 404, 409))
+              responses=problems.responses(*BODY_ERRORS, 404, 409))
     def promote(body: bodies.PromoteRequest, actor: str = access.require(server, "admin")) -> Any:
         """Point an alias (default champion) at a version; audited with the token's name."""
         move = store.set_alias(name, body.alias, body.version, actor=actor, reason=body.reason)
@@ -236,7 +247,7 @@ def _add_routes(app: FastAPI, server: state.ServerState) -> None:
         return _move_json(move, server)
 
     @app.post("/v1/admin/rollback", tags=["admin"], response_model=bodies.AliasMoveOut,
-              responses=problems.responses(*body_errors, 404, 409))
+              responses=problems.responses(*BODY_ERRORS, 404, 409))
     def rollback(
         body: bodies.RollbackRequest | None = None, actor: str = access.require(server, "admin"),
     ) -> Any:
@@ -247,7 +258,7 @@ def _add_routes(app: FastAPI, server: state.ServerState) -> None:
         return _move_json(move, server)
 
     @app.post("/v1/admin/retrain", tags=["admin"], response_model=bodies.RetrainOut,
-              responses=problems.responses(*body_errors))
+              responses=problems.responses(*BODY_ERRORS))
     def retrain(
         body: bodies.RetrainRequest | None = None, actor: str = access.require(server, "admin"),
     ) -> Any:
