@@ -1,6 +1,7 @@
 """The controller: one `tick` is one idempotent reconcile step of a pipeline.
 
     lease → ingest → repair → evaluate (test) → gather signals → decide → retrain → gate → promote
+          → retention (one bounded slice: `controller.retention`)
 
 Called by `driftloop tick` / `driftloop run`, and by the backtest with a fake clock and a frame
 source. A tick reads stored state, decides, acts and records; run twice on the same state it
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from driftloop.controller import attempts, evaluate, history, retrain, rollout
+from driftloop.controller import attempts, evaluate, history, retention, retrain, rollout
 from driftloop.controller import ingest as ingesting
 from driftloop.controller import lease as leases
 from driftloop.controller import project as projects
@@ -70,6 +71,7 @@ class TickResult:
     outcome: retrain.Outcome | None = None
     repaired: tuple[str, ...] = ()
     rollout: entities.Decision | None = None
+    swept: retention.Swept = retention.Swept()
 
 
 class Controller:
@@ -91,6 +93,7 @@ class Controller:
         self.executor = executor or executors.build_executor(project.spec.trainer.executor)
         self.policy = policies.Policy.from_spec(project.spec)
         self.history_ = history.History(project)
+        self.retention_ = retention.Retention(project, self.history_)
         self.models_: dict[int, Any] = {}  # earlier versions, for late labels
         self.calibrators_: dict[int, calibration.Calibrator] = {}  # the champion's
         self.evaluations_ = evaluate.Evaluations(project)
@@ -132,8 +135,10 @@ class Controller:
             outcome = self.act(decision)
         else:
             outcome = self.retry_unfinished(latest.fired)
+        swept = self.retention_.step()
         acted = bool(batches or repaired or evaluations or decision or outcome or rolled)
-        return TickResult(acted, None, batches, evaluations, decision, outcome, repaired, rolled)
+        return TickResult(
+            acted, None, batches, evaluations, decision, outcome, repaired, rolled, swept)
 
     def ingest(self) -> list[entities.Batch]:
         return ingesting.ingest(self.project, on_accepted=self.history_.add, known=self.history_)

@@ -21,6 +21,7 @@ from pydantic import BeforeValidator, Field
 from driftloop.core import errors, source_specs
 from driftloop.core.amount import Amount, AmountField
 from driftloop.core.online_spec import OnlineSpec
+from driftloop.core.retention_spec import RetentionSpec
 
 # Re-exported (`x as x`): callers know these as `config.<name>`.
 from driftloop.core.source_specs import BatchSpec as BatchSpec
@@ -563,6 +564,7 @@ class PipelineSpec(Spec):
     online: OnlineSpec | None = Field(
         default=None, description="An online learner that learns from every labelled event"
     )
+    retention: RetentionSpec = RetentionSpec()
 
     @pydantic.model_validator(mode="before")
     @classmethod
