@@ -233,7 +233,8 @@ def compact(store: metadata.MetadataStore, *, pages: int) -> str | None:
         if not free:
             return None
         if mode == 2:
-            driver.execute(f"PRAGMA incremental_vacuum({int(pages)})").fetchall()
+            # executescript runs the pragma to its end (execute would free a single page)
+            driver.executescript(f"PRAGMA incremental_vacuum({int(pages)})")
             return f"incremental vacuum: {min(free, pages)} of {free} free pages"
         if free >= VACUUM_SHARE * total:
             driver.execute("PRAGMA auto_vacuum=INCREMENTAL")
