@@ -84,9 +84,9 @@ def test_predictions_leave_after_the_horizon_and_come_back_from_the_archive(
     labels = dict(zip(back["id"], back["label"], strict=True))
     assert (labels[rows[5].id], labels[rows[10].id]) == ("1", "1")  # JSON text
     assert pd.isna(labels[rows[1].id])
-    (day,) = {f.day for f in files.list("p", "predictions")}
+    (day,) = {f.day for f in files.files_of("p", "predictions")}
     assert day == "2024-03-01"
-    for record in files.list("p", "predictions"):  # recorded with the sha256 of its bytes
+    for record in files.files_of("p", "predictions"):  # recorded with the sha256 of its bytes
         assert files.files.get_bytes(record.uri, record.sha256)
 
 

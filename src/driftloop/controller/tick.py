@@ -71,7 +71,7 @@ class TickResult:
     outcome: retrain.Outcome | None = None
     repaired: tuple[str, ...] = ()
     rollout: entities.Decision | None = None
-    swept: retention.Swept = retention.Swept()
+    swept: retention.Swept | None = None
 
 
 class Controller:

@@ -31,6 +31,7 @@ the files `driftloop gc` may delete once `retention.archives` has passed.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import posixpath
@@ -116,7 +117,7 @@ class Archive:
         fs.pipe_file(partial, data)
         fs.mv(partial, path)
 
-    def list(
+    def files_of(
         self, pipeline: str, kind: str | None = None, *, deleted: bool = False,
     ) -> list[ArchiveFile]:
         """The pipeline's archived files in day and id order (those gc deleted only if
@@ -145,7 +146,7 @@ class Archive:
         import pandas as pd
 
         parts = [
-            self.read(record) for record in self.list(pipeline, "predictions")
+            self.read(record) for record in self.files_of(pipeline, "predictions")
             if (since is None or record.last_at is None or record.last_at >= since)
             and (until is None or record.first_at is None or record.first_at < until)
         ]
@@ -158,6 +159,12 @@ class Archive:
             frame = frame[frame["at"] < until]
         return frame.reset_index(drop=True)
 
+    def labelled_rows(self, pipeline: str, target: str, timestamp: str) -> pd.DataFrame:
+        """The archived predictions that got a label, as rows of the pipeline's data: one
+        column per feature, the label as `target`, the time served as `timestamp`, oldest
+        first (what `driftloop backtest --archive` replays)."""
+        return served_rows(self.read_predictions(pipeline), target, timestamp, labelled=True)
+
     def expired(self, before: datetime) -> list[ArchiveFile]:
         """Archived files of every pipeline written before `before` and not deleted yet."""
         with self.store._read() as conn:
@@ -166,20 +173,38 @@ class Archive:
         return [_file(row) for row in rows]
 
     def delete(self, records: list[ArchiveFile]) -> list[ArchiveFile]:
-        """Delete these files and mark their records deleted (a file already gone counts as
-        deleted); returns the records marked."""
+        """Delete these files and mark their records deleted; returns the records marked."""
         done = []
         for record in records:
-            try:
+            with contextlib.suppress(FileNotFoundError):  # already gone counts as deleted
                 self.files.fs_.rm_file(self.files._path(record.uri))
-            except FileNotFoundError:
-                pass
             done.append(record)
         if done:
             with self.store._write() as conn:
                 conn.execute(sa.update(A).where(A.c.id.in_([r.id for r in done]))
                              .values(deleted_at=self.store.clock.now()))
         return done
+
+
+def served_rows(
+    archived: pd.DataFrame, target: str, timestamp: str, *, labelled: bool,
+) -> pd.DataFrame:
+    """Archived predictions (`Archive.read_predictions`) as data rows: the features, the time
+    served as `timestamp` and, if `labelled`, only rows with a label, in column `target`."""
+    import json
+
+    import pandas as pd
+
+    if archived.empty:
+        return pd.DataFrame()
+    if labelled:
+        archived = archived[archived["label"].notna()]
+    rows = pd.DataFrame.from_records(
+        [json.loads(text) for text in archived["features"]], index=archived.index)
+    rows[timestamp] = archived["at"]
+    if labelled:
+        rows[target] = [json.loads(text) for text in archived["label"]]
+    return rows.reset_index(drop=True)
 
 
 def _with_pipeline() -> sa.Select[Any]:

@@ -19,6 +19,7 @@ switches it to incremental mode for good.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -212,10 +213,8 @@ def mark_archived(
         shared = conn.scalar(sa.select(sa.func.count()).where(
             B.c.data_sha256 == row.data_sha256, B.c.id != batch_id))
     if row.data_uri and not shared:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             files.files.fs_.rm_file(files.files._path(row.data_uri))
-        except FileNotFoundError:
-            pass
     return uri
 
 
