@@ -36,7 +36,7 @@ from driftloop.core import errors
 from driftloop.core.types import JSON
 from driftloop.policy import policy as policies
 from driftloop.policy import signals as policy_signals
-from driftloop.store import entities, serving
+from driftloop.store import entities, faults, serving
 from driftloop.train import executor as executors
 from driftloop.train import fingerprint
 
@@ -45,6 +45,9 @@ if TYPE_CHECKING:
     from driftloop.train import calibration
 
 _SLOTS = (("retrain", None), ("retrain", True), ("request", None))
+
+STORE_RETRY_SECONDS = 30.0
+"""How long `driftloop run` waits before the next tick when the store refused writes."""
 
 UNUSABLE = "champion_unusable"
 """The `problem` of a ``health`` decision: the champion's model file cannot be loaded."""
@@ -109,12 +112,27 @@ class Controller:
 
     def tick(self) -> TickResult:
         """One reconcile step under the pipeline's lease; returns what it did. The lease is
-        kept afterwards: `release()` gives it up, for another controller to take the next tick."""
+        kept afterwards: `release()` gives it up, for another controller to take the next tick.
+
+        A store that cannot take writes (a full disk, a database that is down) stops the step
+        with `errors.TemporaryError` saying so; every write of the step is one transaction that
+        the store rolled back, and an artifact is written under a temporary name first, so the
+        next tick, once the store takes writes again, ingests the same data as if nothing
+        happened."""
         store, name = self.project.store, self.project.name
-        with leases.hold(store, name, self.holder, self.lease_ttl) as held:
-            if held is None:
-                return TickResult(acted=False, skipped="another controller holds the lease")
-            return self.reconcile()
+        try:
+            with leases.hold(store, name, self.holder, self.lease_ttl) as held:
+                if held is None:
+                    return TickResult(acted=False, skipped="another controller holds the lease")
+                return self.reconcile()
+        except Exception as exc:
+            why = faults.storage_fault(exc)
+            if why is None:
+                raise
+            raise errors.TemporaryError(
+                f"{why}: ingestion and training stop until the store takes writes again, then "
+                f"resume by themselves (nothing stored was changed). Cause: {exc}",
+                delay=STORE_RETRY_SECONDS, pipeline=name) from exc
 
     def release(self) -> None:
         """Give up the lease (if this controller holds it)."""

@@ -124,3 +124,4 @@ class Readiness(BaseModel):
     pipeline: str
     serving: dict[str, int]
     problems: list[str]
+    degraded: list[str] = []
