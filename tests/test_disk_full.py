@@ -155,7 +155,7 @@ def test_ingest_stops_on_a_full_disk_and_resumes(small_disk: Path, tmp_path: Pat
     assert integrity(small_disk / "driftloop.db") == "ok"
 
 
-def test_an_unreachable_database_is_a_temporary_error(tmp_path: Path) -> None:
+def test_an_unreachable_database_is_told_from_other_errors() -> None:
     exc = sa.exc.OperationalError(
         "SELECT 1", {}, Exception('connection to server at "127.0.0.1", port 9 failed: '
                                   "Connection refused"))
