@@ -32,7 +32,7 @@ from driftloop.controller import evaluate
 from driftloop.controller import history as histories
 from driftloop.controller import project as projects
 from driftloop.core import clock as clocks
-from driftloop.core import config
+from driftloop.core import config, errors
 from driftloop.core.amount import Amount
 from driftloop.store import archive, entities
 from driftloop.store import retention as stored
@@ -153,11 +153,16 @@ class Retention:
         return done
 
     def archive_batch(self, batch: entities.Batch) -> None:
-        """Move one batch's file to the archive (or delete it: `retention.then`)."""
+        """Move one batch's file to the archive (or delete it: `retention.then`). A file that
+        is already gone is recorded as deleted; one whose bytes changed raises
+        `errors.IntegrityError` and stays where it is."""
         data: Any = None
         if self.project.spec.retention.then == "archive" and batch.data_sha256 is not None \
                 and batch.data_uri is not None:
-            data = self.project.artifacts.get_frame(batch.data_uri, batch.data_sha256)
+            try:
+                data = self.project.artifacts.get_frame(batch.data_uri, batch.data_sha256)
+            except errors.NotFoundError:
+                data = None
         stored.mark_archived(self.project.store, self.archive_, self.project.name, batch.id, data)
         self.archived_.add(batch.id)
 
