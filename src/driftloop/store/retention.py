@@ -37,9 +37,12 @@ STATS_CURSOR = "retention.stats"
 VACUUM_SHARE = 0.5
 CHUNK = 500
 
-_DUE = (
-    sa.select(P, F.c.id.label("feedback_id"), F.c.label, F.c.actor.label("labelled_by"),
-              F.c.at.label("labelled_at"))
+_DUE = (  # JSON columns as their stored text: archived as is, never decoded and encoded again
+    sa.select(P.c.id, P.c.alias, P.c.version, P.c.key, P.c.at,
+              *(sa.cast(P.c[name], sa.Text).label(name)
+                for name in ("features", "prediction", "probabilities")),
+              F.c.id.label("feedback_id"), sa.cast(F.c.label, sa.Text).label("label"),
+              F.c.actor.label("labelled_by"), F.c.at.label("labelled_at"))
     .select_from(P.outerjoin(F, F.c.prediction_id == P.c.id))
     .where(P.c.pipeline_id == sa.bindparam("pid"), P.c.at < sa.bindparam("before"))
     .order_by(P.c.at, P.c.id)
@@ -75,37 +78,26 @@ def archive_predictions(
 
 
 def _by_day(rows: Sequence[Any]) -> list[list[Any]]:
-    days: dict[str, list[Any]] = {}
+    days: dict[Any, list[Any]] = {}
     for row in rows:
-        days.setdefault(f"{clocks.as_utc(row.at):%Y-%m-%d}", []).append(row)
+        days.setdefault(row.at.date(), []).append(row)  # `at` is an aware UTC time
     return list(days.values())
 
 
 def _frame(rows: Sequence[Any]) -> Any:
     """The archived form of prediction rows: JSON values as JSON text (a Parquet column has one
-    type; features and labels do not), times as UTC timestamps."""
-    import json
-
+    type; features and labels do not; JSON null is None), times as UTC timestamps."""
     import pandas as pd
 
-    def text(value: Any) -> str | None:
-        return None if value is None else json.dumps(value, sort_keys=True)
-
-    return pd.DataFrame({
-        "id": [row.id for row in rows],
-        "alias": [row.alias for row in rows],
-        "version": [int(row.version) for row in rows],
-        "key": [row.key for row in rows],
-        "features": [text(row.features) for row in rows],
-        "prediction": [text(row.prediction) for row in rows],
-        "probabilities": [text(row.probabilities) for row in rows],
-        "at": pd.to_datetime([clocks.as_utc(row.at) for row in rows], utc=True),
-        "label": [text(row.label) for row in rows],
-        "labelled_by": [row.labelled_by for row in rows],
-        "labelled_at": pd.to_datetime(
-            [None if row.labelled_at is None else clocks.as_utc(row.labelled_at)
-             for row in rows], utc=True),
-    })
+    columns = list(zip(*rows, strict=True))
+    frame = pd.DataFrame(dict(zip(rows[0]._fields, columns, strict=True)))
+    for name in ("features", "prediction", "probabilities", "label"):
+        frame[name] = frame[name].where(frame[name] != "null", None)
+    frame["version"] = frame["version"].astype("int64")
+    for name in ("at", "labelled_at"):
+        frame[name] = pd.to_datetime(frame[name], utc=True)
+    return frame[["id", "alias", "version", "key", "features", "prediction", "probabilities",
+                  "at", "label", "labelled_by", "labelled_at"]]
 
 
 def downsample_stats(
