@@ -12,7 +12,8 @@ Retention: a 1-day label horizon, per-minute stats merged into hours after 1 day
 after 3, batch files beyond the 10-batch training window archived.
 
 Per simulated day it prints the database size (file + WAL), the prediction rows stored, the
-archived files, the p99 of a predict request and of a tick, and `uptime`. At the end the
+archived files, the p99 of a predict request, the p50 and p99 of a tick and of the retention
+slice within it (ms), and the load average. At the end the
 labelled predictions of the first day are read back from the archive, compared with what was
 sent, and replayed in a backtest next to the same rows as sent: both must give the same score.
 """
@@ -122,6 +123,17 @@ def main(args: argparse.Namespace) -> None:
     secret = auth.create_token(serving.ServingStore(store), "labeller", ["feedback"],
                                actor="bench")[1]
     controller = tick.Controller(project, holder="soak")
+    sweep_ms: list[float] = []
+    sweep = controller.retention_.step
+
+    def timed_sweep() -> Any:  # the retention slice's share of each tick
+        began = time.perf_counter()
+        try:
+            return sweep()
+        finally:
+            sweep_ms.append((time.perf_counter() - began) * 1000)
+
+    controller.retention_.step = timed_sweep  # type: ignore[method-assign]
     clock.set(ends[0].to_pydatetime())
     controller.tick()  # the first batch: the schema and v1
     app = apps.create_app(project, anonymous_predict=True, poll_interval=0.2)
@@ -131,7 +143,8 @@ def main(args: argparse.Namespace) -> None:
           f"simulated days ({per_slot} predictions and 1 batch per {step}), "
           f"{args.records} records per request; {os.cpu_count()} CPUs; store {db}")
     print(f"{'day':>4} {'db MB':>8} {'pred rows':>10} {'archived':>9} {'predict p99 ms':>15} "
-          f"{'tick p50 ms':>12} {'tick p99 ms':>12}  load")
+          f"{'tick p50 ms':>12} {'tick p99 ms':>12} {'retention p50':>13} "
+          f"{'retention p99':>13}  load")
     sent_first_day: list[dict[str, Any]] = []
     predict_ms: list[float] = []
     tick_ms: list[float] = []
@@ -168,8 +181,9 @@ def main(args: argparse.Namespace) -> None:
             if ends[k].to_pydatetime() >= START + timedelta(days=day + 1) or \
                     k == args.batches - 1:
                 day += 1
-                report(day, db, store, predict_ms, tick_ms)
+                report(day, db, store, predict_ms, tick_ms, sweep_ms)
                 predict_ms, tick_ms = [], []
+                sweep_ms.clear()
     server.should_exit = True
     thread.join(30)
     print(f"wall {time.perf_counter() - started:.0f} s for the soak")
@@ -178,12 +192,13 @@ def main(args: argparse.Namespace) -> None:
 
 
 def report(day: int, db: Path, store: metadata.MetadataStore, predict_ms: list[float],
-           tick_ms: list[float]) -> None:
+           tick_ms: list[float], sweep_ms: list[float]) -> None:
     with store.engine_.connect() as conn:
         rows = conn.execute(sa.text("SELECT count(*) FROM predictions")).scalar()
         files = conn.execute(sa.text("SELECT count(*) FROM archives")).scalar()
     print(f"{day:>4} {db_bytes(db) / 1e6:>8.1f} {rows:>10,} {files:>9,} "
-          f"{p99(predict_ms):>15.1f} {np.median(tick_ms):>12.0f} {p99(tick_ms):>12.0f}  "
+          f"{p99(predict_ms):>15.1f} {np.median(tick_ms):>12.0f} {p99(tick_ms):>12.0f} "
+          f"{np.median(sweep_ms):>13.0f} {p99(sweep_ms):>13.0f}  "
           f"{uptime().split('load average:')[-1].strip()}", flush=True)
 
 
