@@ -68,6 +68,7 @@ class Retention:
         self.history = history
         self.archive_ = archive.Archive(project.store, project.artifacts)
         self.position_ = 0  # index in `history.batches_` where the next scan starts
+        self.floor_ = 0  # every batch below this index is archived: scans start here
         self.quarantine_after_ = 0  # quarantined batches up to this id are archived
         self.archived_: set[int] = set()
 
@@ -102,13 +103,16 @@ class Retention:
             return []
         needed: set[int] | None = None
         done: list[int] = []
+        while self.floor_ < len(records) and self.gone(records[self.floor_]):
+            self.floor_ += 1
+        self.position_ = max(self.position_, self.floor_)
         end = min(len(records), self.position_ + SCAN)
         for i in range(self.position_, end):
             batch = records[i]
             if not self.due(i, batch, now, reach):
-                self.position_ = 0  # newer ones are not due either: start over next time
+                self.position_ = self.floor_  # newer ones are not due either: start over
                 return done
-            if batch.archived_at is None and batch.id not in self.archived_:
+            if not self.gone(batch):
                 if needed is None:
                     needed = stored.needed_batches(
                         self.project.store, self.project.name, spec.retention.versions)
@@ -118,8 +122,12 @@ class Retention:
                         return done
                     self.archive_batch(batch)
                     done.append(batch.id)
-        self.position_ = 0 if end == len(records) else end
+        self.position_ = self.floor_ if end == len(records) else end
         return done
+
+    def gone(self, batch: entities.Batch) -> bool:
+        """Whether the batch's file has left already (by this process or an earlier one)."""
+        return batch.archived_at is not None or batch.id in self.archived_
 
     def due(self, i: int, batch: entities.Batch, now: datetime, reach: list[Amount]) -> bool:
         """Whether accepted batch `i` of the history is past every amount that keeps it."""
