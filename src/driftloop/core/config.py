@@ -21,6 +21,7 @@ from pydantic import BeforeValidator, Field
 from driftloop.core import errors, explain_spec, fairness_spec, source_specs
 from driftloop.core.amount import Amount, AmountField
 from driftloop.core.online_spec import OnlineSpec
+from driftloop.core.retention_spec import RetentionSpec
 
 # Re-exported (`x as x`): callers know these as `config.<name>`.
 from driftloop.core.source_specs import BatchSpec as BatchSpec
@@ -595,6 +596,7 @@ class PipelineSpec(Spec):
     )
     fairness: fairness_spec.FairnessSpec | None = None
     explain: explain_spec.ExplainSpec | None = None
+    retention: RetentionSpec = RetentionSpec()
 
     @pydantic.model_validator(mode="before")
     @classmethod

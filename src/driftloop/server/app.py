@@ -46,7 +46,6 @@ from driftloop.server import (
     explained,
     ingest_api,
     models,
-    predictions,
     problems,
     request_metrics,
     scoring,
@@ -125,17 +124,23 @@ def _add_routes(app: FastAPI, server: state.ServerState) -> None:
              responses={503: {"model": bodies.Readiness, "description": "Not ready: `problems` "
                               "says why"}})
     def readyz() -> JSONResponse:
-        """Ready when a champion is loaded, the input schema is known and the store answers."""
+        """Ready when a champion is loaded and the input schema is known. A store that does
+        not answer or refuses writes leaves the server ready (predict answers from memory) and
+        is listed under `degraded`, with how many predictions wait or were not logged."""
         problems: list[str] = []
         if server.holder.get("champion") is None:
             problems.append("no champion model is loaded")
         if server.inputs is None:
             problems.append("the pipeline has no schema yet (no accepted data)")
+        degraded = []
         if not server.serving.ping():
-            problems.append("the store does not answer")
+            degraded.append("the store does not answer")
+        if server.log.problem is not None:
+            degraded.append(server.log.problem)
+        server.metrics.observe_log(server.log)
         body = {"ready": not problems, "pipeline": name, "serving": server.holder.versions(),
                 "runtimes": server.holder.runtimes(), "process": server.tally.process,
-                "problems": problems}
+                "problems": problems, "degraded": degraded}
         return JSONResponse(body, status_code=503 if problems else 200)
 
     @app.get("/metrics", tags=["health"], response_class=Response, responses={200: {
@@ -143,7 +148,7 @@ def _add_routes(app: FastAPI, server: state.ServerState) -> None:
         "content": {"text/plain": {"schema": {"type": "string"}}}}})
     def metrics() -> Response:
         """Prometheus metrics."""
-        server.metrics.log_queued.set(server.log.queued)
+        server.metrics.observe_log(server.log)
         content, media_type = server.metrics.render()
         return Response(content, media_type=media_type)
 
@@ -183,10 +188,7 @@ def _add_routes(app: FastAPI, server: state.ServerState) -> None:
                                out.prediction, out.probabilities, at)
             for row, (used, out) in zip(rows, typing.cast(list[Any], answers), strict=True)
         ]
-        try:
-            server.log.submit(logged)
-        except predictions.Overloaded as exc:
-            raise HTTPException(503, f"{exc}; try again shortly") from exc
+        server.log.submit(logged)  # never refuses: what it cannot keep is counted (readyz)
         for live, indices in groups:
             server.metrics.predictions.labels(
                 pipeline=name, alias=live.alias, version=str(live.number)).inc(len(indices))

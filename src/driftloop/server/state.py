@@ -52,6 +52,7 @@ class Settings:
     poll_interval: float = 1.0
     flush_interval: float = 0.05
     batch_rows: int = 500
+    max_queued: int = 200_000
     max_records: int = 10_000
     max_body_bytes: int = 16 * 1024 * 1024
     aliases: tuple[str, ...] = ("champion",)
@@ -95,6 +96,7 @@ class ServerState:
             on_swap=self._swapped, on_load_error=self._load_failed, prepare=self.onnx)
         self.log = predictions.PredictionLog(
             self.serving, flush_interval=settings.flush_interval, batch_rows=settings.batch_rows,
+            max_queued=settings.max_queued,
             on_written=self.metrics.log_written.inc,
             on_error=lambda _exc: self.metrics.log_write_errors.inc())
         self.tokens = auth.TokenCache(self.serving)
@@ -163,7 +165,7 @@ class ServerState:
                 part()
             except Exception as exc:
                 log.warning("poller: %s failed: %s", getattr(part, "__name__", part), exc)
-        self.metrics.log_queued.set(self.log.queued)
+        self.metrics.observe_log(self.log)
 
     def _poll(self) -> None:
         while not self.stop_.wait(self.settings.poll_interval):
