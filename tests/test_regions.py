@@ -196,3 +196,13 @@ def test_a_stage_after_an_unknown_region_is_refused() -> None:
                                                         "artifacts: us/artifacts, after: apac,")
     with pytest.raises(errors.ConfigError, match="`after: apac` names no region"):
         config.parse_spec(text)
+
+
+def test_a_regions_process_refuses_another_regions_store_given_by_the_environment(
+    folder: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DRIFTLOOP_STORE_URL", "sqlite:///us/meta.db")
+    with pytest.raises(errors.ConfigError, match=r"region 'eu' was given sqlite:///us/meta\.db by "
+                       r"\$DRIFTLOOP_STORE_URL, which is region 'us''s store"):
+        projects.open_project(folder / "driftloop.yaml", region="eu")
+    assert not (folder / "us" / "meta.db").exists()

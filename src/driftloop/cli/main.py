@@ -9,6 +9,7 @@ from driftloop.cli import (
     backtest,
     data,
     demo,
+    deploy,
     gc,
     loop,
     model_formats,
@@ -48,5 +49,7 @@ app.command()(demo.demo)
 app.command()(backtest.backtest)
 app.command()(report.report)
 app.command()(serve.serve)
+app.command()(deploy.package)
+app.add_typer(deploy.app, name="deploy")
 app.command()(serve.ui)
 app.add_typer(serve.tokens, name="tokens")

@@ -3,11 +3,14 @@
 `open_project(path)` is what the CLI calls; backtests build a `Project` directly with an
 in-memory store, a frame source and a fake clock. Relative store and artifact locations in the
 spec resolve against the spec's folder, so a project folder can be moved or run from anywhere.
+The environment variable ``DRIFTLOOP_STORE_URL``, when set, replaces the spec's ``store`` (a
+Kubernetes Secret holds the URL with its password; the spec in a ConfigMap holds none).
 """
 
 from __future__ import annotations
 
 import getpass
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,6 +22,9 @@ from driftloop.store import metadata, skops_trust
 if TYPE_CHECKING:  # imported by open_project: they pull in pandas, which status does not need
     from driftloop.data.sources import base as sources
     from driftloop.store import artifacts as artifact_store
+
+STORE_ENV = "DRIFTLOOP_STORE_URL"
+"""The environment variable that, when set, names the metadata store instead of the spec."""
 
 
 @dataclass
@@ -54,7 +60,10 @@ def open_project(
     spec, chosen = for_region(config.load_spec(path), region)
     base_dir = path.resolve().parent
     clock = clock or clocks.SystemClock()
-    store = metadata.MetadataStore.open(resolve_store_url(spec.store, base_dir), clock=clock)
+    url = os.environ.get(STORE_ENV) or spec.store
+    if chosen is not None and url != spec.store:  # an override must not cross regions
+        region_spec.check_own(spec.regions, chosen, url, f"${STORE_ENV}")
+    store = metadata.MetadataStore.open(resolve_store_url(url, base_dir), clock=clock)
     store.region = chosen
     project = Project(
         spec=spec,

@@ -30,6 +30,7 @@ from driftloop.core import (
 )
 from driftloop.core.amount import Amount, AmountField
 from driftloop.core.online_spec import OnlineSpec
+from driftloop.core.retention_spec import RetentionSpec
 
 # Re-exported (`x as x`): callers know these as `config.<name>`.
 from driftloop.core.source_specs import BatchSpec as BatchSpec
@@ -610,6 +611,7 @@ class PipelineSpec(Spec):
     )
     fairness: fairness_spec.FairnessSpec | None = None
     explain: explain_spec.ExplainSpec | None = None
+    retention: RetentionSpec = RetentionSpec()
     notify: notify_spec.Hooks = []
     text: text_spec.TextSpec | None = Field(default=None, description="Free-text columns")
     regions: Annotated[

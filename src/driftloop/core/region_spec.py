@@ -127,6 +127,31 @@ def check_regions(regions: list[RegionSpec]) -> list[RegionSpec]:
     return regions
 
 
+def check_own(regions: Sequence[RegionSpec], name: str, location: str, given: str) -> None:
+    """`ConfigError` if `location` (given by `given`, e.g. an environment variable) is, or lies
+    in or around, a location of a region other than `name`: a region's process refuses
+    another region's URLs.
+
+    >>> eu = RegionSpec(name="eu", store="sqlite:///eu.db", artifacts="eu/a",
+    ...                 source={"kind": "files", "path": "eu/*.csv"})
+    >>> us = RegionSpec(name="us", store="sqlite:///us.db", artifacts="us/a",
+    ...                 source={"kind": "files", "path": "us/*.csv"})
+    >>> check_own([eu, us], "eu", "sqlite:///us.db", "$DRIFTLOOP_STORE_URL")
+    Traceback (most recent call last):
+    ...
+    driftloop.core.errors.ConfigError: region 'eu' was given sqlite:///us.db ...
+    """
+    for other in regions:
+        if other.name == name:
+            continue
+        for kind, theirs in other.locations().items():
+            if _within(location, theirs) or _within(theirs, location):
+                raise errors.ConfigError(
+                    f"region {name!r} was given {location} by {given}, which is region "
+                    f"{other.name!r}'s {kind} ({theirs}): a region's process reads and writes "
+                    "only its own region's data; unset it or give this region's own location")
+
+
 def chosen(regions: Sequence[RegionSpec], name: str | None) -> RegionSpec | None:
     """The region a process works for: `name`, else $DRIFTLOOP_REGION; None without regions.
 

@@ -14,6 +14,9 @@
     GET  /docs  /openapi.json     Swagger UI, served from the package (`server.docs`)
     GET  /ui/...              the dashboard (`ui.dashboard`, mounted by `driftloop serve`)
 
+Serving a bundle (`server.bundled`), the model cannot change: the admin routes and
+``POST /v1/batches`` are not mounted.
+
 Errors: every error answer is one body, ``{"detail", "error", "context"}`` (`server.problems`),
 declared per route in the OpenAPI document; a malformed body gets a 422 showing the expected
 shape, never a 5xx. A body larger than `Settings.max_body_bytes` is refused with 413 as its
@@ -46,15 +49,16 @@ from driftloop.server import (
     ingest_api,
     models,
     notes_api,
-    predictions,
     problems,
     request_metrics,
     scoring,
     shadow,
     state,
 )
-from driftloop.store import serving
+from driftloop.store import bundles, serving
 
+BODY_ERRORS = (400, 401, 403, 413, 422)
+"""What every route with a body and a token may answer."""
 SWITCH_INTERVAL = 0.001
 """Seconds a thread may hold the GIL while another waits for it (CPython's default: 0.005)."""
 
@@ -64,13 +68,15 @@ def create_app(
     *,
     settings: state.Settings | None = None,
     routers: Sequence[APIRouter] = (),
+    bundle: bundles.Bundle | None = None,
     **overrides: Any,
 ) -> FastAPI:
     """The server app for `project`; `settings` (or keyword overrides of `state.Settings`)
     replace what the spec's `serving` section says; `routers` are mounted beside the API (the
-    CLI mounts the dashboard, `ui.dashboard`). The caller keeps ownership of `project`."""
+    CLI mounts the dashboard, `ui.dashboard`); `bundle`: serve that bundle's model, read-only
+    (`server.bundled`). The caller keeps ownership of `project`."""
     settings = settings or state.settings_for(project.spec, **overrides)
-    server = state.ServerState(project, settings)
+    server = state.ServerState(project, settings, bundle)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -96,8 +102,10 @@ def create_app(
     problems.add_handlers(app)
     docs.add_routes(app)
     _add_routes(app, server)
-    app.include_router(ingest_api.router(server))
-    app.include_router(notes_api.router(server))
+    if bundle is None:
+        _add_admin_routes(app, server)
+        app.include_router(ingest_api.router(server))
+        app.include_router(notes_api.router(server))
     for router in routers:
         app.include_router(router)
     app.add_middleware(body_limit.BodyLimit, limit=settings.max_body_bytes)
@@ -110,9 +118,6 @@ def create_app(
 
 def _add_routes(app: FastAPI, server: state.ServerState) -> None:
     name = server.name
-    store = server.project.store
-
-    body_errors = (400, 401, 403, 413, 422)  # every route with a body and a token may answer these
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
@@ -123,17 +128,23 @@ def _add_routes(app: FastAPI, server: state.ServerState) -> None:
              responses={503: {"model": bodies.Readiness, "description": "Not ready: `problems` "
                               "says why"}})
     def readyz() -> JSONResponse:
-        """Ready when a champion is loaded, the input schema is known and the store answers."""
+        """Ready when a champion is loaded and the input schema is known. A store that does
+        not answer or refuses writes leaves the server ready (predict answers from memory) and
+        is listed under `degraded`, with how many predictions wait or were not logged."""
         problems: list[str] = []
         if server.holder.get("champion") is None:
             problems.append("no champion model is loaded")
         if server.inputs is None:
             problems.append("the pipeline has no schema yet (no accepted data)")
+        degraded = []
         if not server.serving.ping():
-            problems.append("the store does not answer")
+            degraded.append("the store does not answer")
+        if server.log.problem is not None:
+            degraded.append(server.log.problem)
+        server.metrics.observe_log(server.log)
         body = {"ready": not problems, "pipeline": name, "serving": server.holder.versions(),
                 "runtimes": server.holder.runtimes(), "process": server.tally.process,
-                "problems": problems}
+                "problems": problems, "degraded": degraded}
         return JSONResponse(body, status_code=503 if problems else 200)
 
     @app.get("/metrics", tags=["health"], response_class=Response, responses={200: {
@@ -141,12 +152,12 @@ def _add_routes(app: FastAPI, server: state.ServerState) -> None:
         "content": {"text/plain": {"schema": {"type": "string"}}}}})
     def metrics() -> Response:
         """Prometheus metrics."""
-        server.metrics.log_queued.set(server.log.queued)
+        server.metrics.observe_log(server.log)
         content, media_type = server.metrics.render()
         return Response(content, media_type=media_type)
 
     @app.post("/v1/predict", response_model=bodies.PredictResponse, tags=["predict"],
-              responses=problems.responses(*body_errors, 503))
+              responses=problems.responses(*BODY_ERRORS, 503))
     async def predict(
         body: bodies.PredictRequest, actor: str = access.require(server, "predict"),
         explain: bool = Query(False, description="Add each feature's SHAP contribution to "
@@ -181,10 +192,7 @@ def _add_routes(app: FastAPI, server: state.ServerState) -> None:
                                out.prediction, out.probabilities, at)
             for row, (used, out) in zip(rows, typing.cast(list[Any], answers), strict=True)
         ]
-        try:
-            server.log.submit(logged)
-        except predictions.Overloaded as exc:
-            raise HTTPException(503, f"{exc}; try again shortly") from exc
+        server.log.submit(logged)  # never refuses: what it cannot keep is counted (readyz)
         for live, indices in groups:
             server.metrics.predictions.labels(
                 pipeline=name, alias=live.alias, version=str(live.number)).inc(len(indices))
@@ -202,7 +210,7 @@ def _add_routes(app: FastAPI, server: state.ServerState) -> None:
         })
 
     @app.post("/v1/feedback", response_model=bodies.FeedbackResponse, tags=["feedback"],
-              responses=problems.responses(*body_errors, 404))
+              responses=problems.responses(*BODY_ERRORS, 404))
     def feedback(
         body: bodies.FeedbackRequest, actor: str = access.require(server, "feedback")
     ) -> Any:
@@ -231,8 +239,13 @@ def _add_routes(app: FastAPI, server: state.ServerState) -> None:
         return {"stored": len(result.stored), "duplicates": list(result.duplicates),
                 "learned": learned}
 
+
+def _add_admin_routes(app: FastAPI, server: state.ServerState) -> None:
+    name = server.name
+    store = server.project.store
+
     @app.post("/v1/admin/promote", tags=["admin"], response_model=bodies.AliasMoveOut,
-              responses=problems.responses(*body_errors, 404, 409))
+              responses=problems.responses(*BODY_ERRORS, 404, 409))
     def promote(body: bodies.PromoteRequest, actor: str = access.require(server, "admin")) -> Any:
         """Point an alias (default champion) at a version; audited with the token's name."""
         move = store.set_alias(name, body.alias, body.version, actor=actor, reason=body.reason)
@@ -240,7 +253,7 @@ def _add_routes(app: FastAPI, server: state.ServerState) -> None:
         return _move_json(move, server)
 
     @app.post("/v1/admin/rollback", tags=["admin"], response_model=bodies.AliasMoveOut,
-              responses=problems.responses(*body_errors, 404, 409))
+              responses=problems.responses(*BODY_ERRORS, 404, 409))
     def rollback(
         body: bodies.RollbackRequest | None = None, actor: str = access.require(server, "admin"),
     ) -> Any:
@@ -251,7 +264,7 @@ def _add_routes(app: FastAPI, server: state.ServerState) -> None:
         return _move_json(move, server)
 
     @app.post("/v1/admin/retrain", tags=["admin"], response_model=bodies.RetrainOut,
-              responses=problems.responses(*body_errors))
+              responses=problems.responses(*BODY_ERRORS))
     def retrain(
         body: bodies.RetrainRequest | None = None, actor: str = access.require(server, "admin"),
     ) -> Any:

@@ -129,3 +129,4 @@ class Readiness(BaseModel):
         default_factory=dict, description="What scores for each alias: sklearn or onnx")
     process: str = Field(default="", description="The server process (worker) that answered")
     problems: list[str]
+    degraded: list[str] = []

@@ -22,6 +22,7 @@ and the prediction log's progress.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import prometheus_client as prom
 from prometheus_client import multiprocess
@@ -72,6 +73,14 @@ class ServerMetrics:
         self.log_write_errors = prom.Counter(
             "driftloop_prediction_log_write_errors",
             "Failed writes of a prediction batch (retried).", registry=r)
+        self.log_unlogged = prom.Gauge(
+            "driftloop_predictions_unlogged",
+            "Predictions answered but not logged: the store refused writes while the log's "
+            "memory was full (since the server started).", registry=r)
+        self.store_writable = prom.Gauge(
+            "driftloop_store_writable",
+            "1 while the prediction log's writes succeed, 0 while the store refuses them.",
+            registry=r)
         self.live_metric = prom.Gauge(
             "driftloop_live_metric",
             "The champion's newest live score on labelled data, from the controller's "
@@ -94,6 +103,12 @@ class ServerMetrics:
         self.shadow_dropped = prom.Counter(
             "driftloop_shadow_dropped", "Records not shadowed because the shadow fell behind.",
             ["pipeline"], registry=r)
+
+    def observe_log(self, log: Any) -> None:
+        """Copy the prediction log's state (a `server.predictions.PredictionLog`) to gauges."""
+        self.log_queued.set(log.queued)
+        self.log_unlogged.set(log.unlogged_)
+        self.store_writable.set(0 if log.last_error_ is not None else 1)
 
     def render(self) -> tuple[bytes, str]:
         """The exposition text and its content type (summed over the workers, if several)."""

@@ -8,6 +8,9 @@ the live metric gauge and writes the per-alias request tallies (`server.stats`);
 that runs on a request. The rollout strategy of the spec decides which aliases are watched: the
 champion, plus the strategy's test alias (``shadow``, ``canary`` or ``challenger``).
 
+Serving a bundle (`server.bundled`), the state holds the bundle's one model as the champion,
+takes the input schema from the bundle and never follows an alias: the model cannot change.
+
 Settings come from the spec's `serving` section, overridden by keyword arguments.
 """
 
@@ -35,7 +38,7 @@ from driftloop.server import (
     shadow,
     stats,
 )
-from driftloop.store import serving, serving_stats
+from driftloop.store import bundles, serving, serving_stats
 from driftloop.validation import schema as schemas
 
 log = logging.getLogger("driftloop.server")
@@ -49,6 +52,7 @@ class Settings:
     poll_interval: float = 1.0
     flush_interval: float = 0.05
     batch_rows: int = 500
+    max_queued: int = 200_000
     max_records: int = 10_000
     max_body_bytes: int = 16 * 1024 * 1024
     aliases: tuple[str, ...] = ("champion",)
@@ -70,22 +74,29 @@ def settings_for(spec: Any, **overrides: Any) -> Settings:
 
 
 class ServerState:
-    """The project, its stores, the live models, the prediction log, tokens and metrics."""
+    """The project, its stores, the live models, the prediction log, tokens and metrics;
+    with `bundle`, that bundle's model and schema instead of the store's aliases and schema."""
 
-    def __init__(self, project: projects.Project, settings: Settings) -> None:
+    def __init__(
+        self, project: projects.Project, settings: Settings,
+        bundle: bundles.Bundle | None = None,
+    ) -> None:
         self.project = project
         self.settings = settings
+        self.bundle = bundle
         self.serving = serving.ServingStore(project.store)
         self.metrics = metrics.ServerMetrics()
         self.explainers = explained.Explainers(project)
         name = project.name
         self.onnx = (onnx_runtime.OnnxPreparer(project.store, project.artifacts, name)
-                     if settings.runtime == "onnx" else None)
+                     if settings.runtime == "onnx" and bundle is None else None)
         self.holder = models.ModelHolder(
-            project.store, project.artifacts, name, aliases=settings.aliases,
+            project.store, project.artifacts, name,
+            aliases=settings.aliases if bundle is None else (),
             on_swap=self._swapped, on_load_error=self._load_failed, prepare=self.onnx)
         self.log = predictions.PredictionLog(
             self.serving, flush_interval=settings.flush_interval, batch_rows=settings.batch_rows,
+            max_queued=settings.max_queued,
             on_written=self.metrics.log_written.inc,
             on_error=lambda _exc: self.metrics.log_write_errors.inc())
         self.tokens = auth.TokenCache(self.serving)
@@ -97,7 +108,7 @@ class ServerState:
             on_dropped=lambda n: self.metrics.shadow_dropped.labels(pipeline=name).inc(n))
         self.online = (
             online.OnlineServing(project, self.serving, self.holder)
-            if project.spec.online is not None else None
+            if project.spec.online is not None and bundle is None else None
         )
         self.inputs_: scoring.InputSchema | None = None
         self.schema_json_: Any = None
@@ -105,6 +116,8 @@ class ServerState:
         self.thread_: threading.Thread | None = None
         for alias in settings.aliases:
             self.metrics.model_version.labels(pipeline=name, alias=alias).set(0)
+        if bundle is not None:  # loaded (and verified) before the server accepts a request
+            self.holder.adopt("champion", bundle.version, bundle.load_model())
 
     @property
     def name(self) -> str:
@@ -152,14 +165,15 @@ class ServerState:
                 part()
             except Exception as exc:
                 log.warning("poller: %s failed: %s", getattr(part, "__name__", part), exc)
-        self.metrics.log_queued.set(self.log.queued)
+        self.metrics.observe_log(self.log)
 
     def _poll(self) -> None:
         while not self.stop_.wait(self.settings.poll_interval):
             self.poll_once()
 
     def _refresh_schema(self) -> None:
-        stored = self.project.store.get_pipeline(self.name).schema
+        stored = (self.bundle.schema if self.bundle is not None
+                  else self.project.store.get_pipeline(self.name).schema)
         if stored is None or stored == self.schema_json_:
             return
         schema = schemas.Schema.from_json(stored)

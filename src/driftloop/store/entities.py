@@ -49,6 +49,7 @@ class Batch:
     quality_rows: int = 0
     spec_sha256: str | None = None
     requeued_from: int | None = None
+    archived_at: datetime | None = None
     region: str | None = None
     """The region it was ingested in (`regions:`); None for a pipeline without regions."""
 

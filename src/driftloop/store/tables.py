@@ -98,6 +98,9 @@ batches = sa.Table(
     sa.Column(
         "requeued_from", Id, sa.ForeignKey("batches.id", ondelete="SET NULL"), nullable=True,
     ),
+    # when retention moved the batch's file to the archive (data_uri then names the archived
+    # file) or deleted it (data_uri NULL); NULL: the file is where ingest put it
+    sa.Column("archived_at", UTCDateTime, nullable=True),
     sa.Column("region", sa.String(100), nullable=True),  # `regions:`; NULL without (0011)
     sa.UniqueConstraint("pipeline_id", "fingerprint"),
     sa.Index(None, "pipeline_id", "status", "id"),
@@ -328,6 +331,26 @@ notes = sa.Table(
     sa.Column("text", sa.Text, nullable=False),
     sa.Column("at", UTCDateTime, nullable=False),
     sa.Index(None, "pipeline_id", "target", "target_id"),
+)
+
+archives = sa.Table(
+    # Files retention wrote to the artifact store (`store.archive`): predictions of one day, or
+    # one batch's rows; `deleted_at` is set when `driftloop gc` removed the file.
+    "archives", metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    _pipeline_fk(),
+    sa.Column("kind", sa.String(20), nullable=False),  # "predictions" or "batch"
+    sa.Column("day", sa.String(10), nullable=False),  # YYYY-MM-DD (UTC) of its rows
+    sa.Column("uri", sa.Text, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("rows", sa.BigInteger, nullable=False),
+    sa.Column("bytes", sa.BigInteger, nullable=False),
+    sa.Column("batch_id", Id, sa.ForeignKey("batches.id", ondelete="SET NULL"), nullable=True),
+    sa.Column("first_at", UTCDateTime, nullable=True),
+    sa.Column("last_at", UTCDateTime, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("deleted_at", UTCDateTime, nullable=True),
+    sa.Index(None, "pipeline_id", "kind", "day"),
 )
 
 leases = sa.Table(

@@ -2,8 +2,8 @@
 the region (`regions:`) each batch, run and model version was made in; notes on versions,
 decisions and batches (`store.notes`).
 
-Revision ID: 0013_global_ops
-Revises: 0012
+Revision ID: 0014_global_ops
+Revises: 0013
 Create Date: 2026-12-04
 
 Written out in plain SQLAlchemy types (not imported from `tables.py`) so the revision stays
@@ -16,8 +16,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0013_global_ops"
-down_revision: str | None = "0012"
+revision: str = "0014_global_ops"
+down_revision: str | None = "0013"
 branch_labels: str | None = None
 depends_on: str | None = None
 
