@@ -2,7 +2,7 @@
 the region (`regions:`) each batch, run and model version was made in; notes on versions,
 decisions and batches (`store.notes`).
 
-Revision ID: 0014_global_ops
+Revision ID: 0014
 Revises: 0013
 Create Date: 2026-12-04
 
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0014_global_ops"
+revision: str = "0014"
 down_revision: str | None = "0013"
 branch_labels: str | None = None
 depends_on: str | None = None
