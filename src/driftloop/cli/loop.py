@@ -14,7 +14,7 @@ from typing import Any
 
 import typer
 
-from driftloop.cli import console
+from driftloop.cli import console, durations
 
 SPEC = typer.Option(Path("driftloop.yaml"), "--spec", "-s", help="The pipeline spec.")
 
@@ -41,7 +41,7 @@ def tick(spec: Path = SPEC) -> None:
 
 def run(
     spec: Path = SPEC,
-    every: float = typer.Option(60.0, "--every", help="Seconds between ticks."),
+    every: str = typer.Option("1m", "--every", help=f"Time between ticks: {durations.HELP}."),
     ticks: int = typer.Option(0, "--ticks", help="Stop after this many ticks (0: never)."),
 ) -> None:
     """Tick every `--every` seconds until stopped (Ctrl-C) or `--ticks` are done.
@@ -57,6 +57,7 @@ def run(
     from driftloop.controller import tick as ticking
     from driftloop.core import errors
 
+    pause = durations.parse(every, "--every").total_seconds()
     project = console.guard(lambda: projects.open_project(spec))
     controller = ticking.build_controller(project)
     stopping = threading.Event()
@@ -89,7 +90,7 @@ def run(
                 console.fail(str(exc))
             done += 1
             if ticks == 0 or done < ticks:
-                wait_for_next_tick(stopping, every)
+                wait_for_next_tick(stopping, pause)
     except KeyboardInterrupt:
         stopping.set()
     finally:

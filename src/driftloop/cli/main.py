@@ -25,6 +25,25 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        import driftloop
+
+        typer.echo(f"driftloop {driftloop.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(
+        False, "--version", is_eager=True, callback=_print_version,
+        help="Print the version and exit."),
+) -> None:
+    """Continuous training: ingest, validate, detect drift, retrain, gate, version, loop."""
+
+
 app.command()(project.init)
 app.command()(project.check)
 app.command()(data.ingest)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from driftloop.cli import console
+from driftloop.cli import console, durations
 
 if TYPE_CHECKING:
     from driftloop.controller.project import Project
@@ -29,8 +29,8 @@ def serve(
     spec: Path = SPEC,
     host: str = typer.Option("127.0.0.1", help="Address to bind (0.0.0.0 exposes the server)."),
     port: int = typer.Option(8000, min=0, max=65535, help="Port to listen on."),
-    poll_interval: float | None = typer.Option(
-        None, "--poll-interval", min=0.05, help="Seconds between alias checks (hot swap)."
+    poll_interval: str | None = typer.Option(
+        None, "--poll-interval", help=f"Time between alias checks (hot swap): {durations.HELP}."
     ),
     log_level: str = typer.Option("info", help="uvicorn log level."),
 ) -> None:
@@ -41,11 +41,13 @@ def serve(
     from driftloop.server import app as apps
     from driftloop.ui import dashboard as dashboards
 
+    poll = None if poll_interval is None else durations.parse(
+        poll_interval, "--poll-interval").total_seconds()
     project = console.guard(lambda: projects.open_project(spec))
     try:
         dashboard = dashboards.router(project.store, public=project.spec.serving.public_dashboard)
         app = console.guard(lambda: apps.create_app(
-            project, poll_interval=poll_interval, routers=[dashboard]))
+            project, poll_interval=poll, routers=[dashboard]))
         console.info(f"serving {project.name} on http://{host}:{port} (docs: /docs)")
         uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
     finally:
