@@ -148,16 +148,17 @@ def check(
         console.fail("\n".join(problems))
     console.ok(f"{spec}: pipeline '{loaded.name}' is valid; its trainer was found and takes "
                "its params" + ("; it fits the data" if data else ""))
+    from driftloop.core import secrecy
+
     table = console.table("field", "value")
-    table.add_row(
-        "source",
-        f"{loaded.source.kind}: {loaded.source.model_dump(exclude={'kind'}, exclude_none=True)}",
-    )
+    source = secrecy.redact(loaded.source.model_dump(mode="json", exclude={"kind"},
+                                                     exclude_none=True))
+    table.add_row("source", f"{loaded.source.kind}: {source}")
     table.add_row("target", loaded.target)
     table.add_row("trainer", loaded.trainer.function)
     table.add_row("triggers", ", ".join(trigger.kind for trigger in loaded.triggers))
-    table.add_row("store", loaded.store)
-    table.add_row("artifacts", loaded.artifacts.url)
+    table.add_row("store", secrecy.redact_url(loaded.store))
+    table.add_row("artifacts", secrecy.redact_url(loaded.artifacts.url))
     if loaded.calendar is not None:
         from driftloop.data import calendar
 

@@ -4,6 +4,10 @@
 in-memory store, a frame source and a fake clock. Relative store and artifact locations in the
 spec resolve against the spec's folder, so a project folder can be moved or run from anywhere.
 
+The spec's ``${NAME}`` references in `store`, `artifacts` and `source` are replaced by
+environment variables here, where they are used (`core.secrecy`); ``DRIFTLOOP_STORE_URL`` and
+``DRIFTLOOP_ARTIFACTS_URL`` replace the two locations outright.
+
 From Python (a notebook, a script), `Project.open` takes a spec file or the same spec as a
 dict, and the project then works the loop itself: `ingest(frame)` records a DataFrame as a
 batch (validated like a file), `tick()` runs one step, `models`, `batches` and `champion` read
@@ -17,6 +21,7 @@ import dataclasses
 import getpass
 import hashlib
 import json
+import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -25,7 +30,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from driftloop.core import clock as clocks
-from driftloop.core import config, errors, spec_base
+from driftloop.core import config, errors, secrecy, spec_base
 from driftloop.store import entities, metadata, skops_trust
 
 if TYPE_CHECKING:  # imported by open_project: they pull in pandas, which status does not need
@@ -219,18 +224,24 @@ def _open(
     from driftloop.store import artifacts as artifact_store
 
     clock = clock or clocks.SystemClock()
-    store = metadata.MetadataStore.open(resolve_store_url(spec.store, base_dir), clock=clock)
+    store_url = os.environ.get(secrecy.STORE_URL) or secrecy.expand(spec.store, "store")
+    artifacts_url = (os.environ.get(secrecy.ARTIFACTS_URL)
+                     or secrecy.expand(spec.artifacts.url, "artifacts.url"))
+    source = type(spec.source).model_validate(
+        secrecy.expand_all(spec.source.model_dump(mode="json"), "source"))
+    store = metadata.MetadataStore.open(resolve_store_url(store_url, base_dir), clock=clock)
     project = Project(
         spec=spec,
         base_dir=base_dir,
         store=store,
         artifacts=artifact_store.ArtifactStore(
-            resolve_path_url(spec.artifacts.url, base_dir),
-            trusted_modules=trusted_modules(spec), **spec.artifacts.options
+            resolve_path_url(artifacts_url, base_dir), trusted_modules=trusted_modules(spec),
+            **secrecy.expand_all(spec.artifacts.options, "artifacts.options"),
         ),
-        source=sources.build_source(spec.source, base_dir),
+        source=sources.build_source(source, base_dir),
         clock=clock,
     )
+    # the spec as written: ${NAME} references, never their values (the store redacts the rest)
     store.ensure_pipeline(spec.name, spec.model_dump(mode="json"), actor=actor or whoami())
     return project
 
