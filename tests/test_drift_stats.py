@@ -70,6 +70,29 @@ def test_ks_equals_scipy_exact_and_asymptotic_branches(n1: int, n2: int) -> None
     _check_ks(ref, cur)
 
 
+@pytest.mark.parametrize("private", [True, False])
+def test_exact_p_values_equal_scipy_with_and_without_its_private_routine(
+    private: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The public path (scipy's ks_2samp on the smallest data with the same statistic) is what
+    runs once scipy drops or changes the private routine; both give scipy's answer."""
+    assert stats._private_agrees()  # the scipy installed here still has it
+    if not private:
+        monkeypatch.setattr(stats, "_PRIVATE", None)
+    rng = np.random.default_rng(7)
+    ref = rng.normal(size=(400, 4))
+    cur = rng.normal(size=(350, 4)) + np.array([0.0, 0.1, 0.3, 1.0])
+    ref[:, 0], cur[:, 0] = np.round(ref[:, 0]), np.round(cur[:, 0])
+    _check_ks(ref, cur)
+    for n1, n2 in ((1, 1), (1, 9), (13, 8), (250, 1000)):
+        for i in range(0, n1 + 1, max(n1 // 5, 1)):
+            for j in range(0, n2 + 1, max(n2 // 5, 1)):
+                if i * n2 >= j * n1:
+                    d, p = stats._public_exact(n1, n2, i / n1 - j / n2)
+                    assert d == pytest.approx(i / n1 - j / n2, abs=1e-15)
+                    assert p is None or 0.0 <= p <= 1.0
+
+
 def test_ks_drops_missing_values_per_column() -> None:
     rng = np.random.default_rng(3)
     ref, cur = rng.normal(size=(400, 2)), rng.normal(0.3, 1.0, size=(300, 2))

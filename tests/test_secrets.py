@@ -53,7 +53,8 @@ def test_planted_secrets_stay_out_of_the_database_output_and_logs(
     project: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    outputs = [runner.invoke(app, args) for args in (["check"], ["tick"], ["tick"])]
+    logged = ["--log-format", "json", "--log-level", "debug"]
+    outputs = [runner.invoke(app, args) for args in (["check"], [*logged, "tick"], ["tick"])]
     assert outputs[0].exit_code == 0, outputs[0].output
     assert outputs[1].exit_code == 1  # the endpoint is down: the tick says so and fails
     assert "127.0.0.1:9" in outputs[1].output and "api_key=***" in outputs[1].output
@@ -62,6 +63,7 @@ def test_planted_secrets_stay_out_of_the_database_output_and_logs(
     assert database.exists() and not (project / "unused.db").exists()
     stored = b"".join(path.read_bytes() for path in project.glob("state.db*"))
     shown = "".join(result.output for result in outputs) + caplog.text
+    assert '"logger": "driftloop.store._engine"' in outputs[1].stderr
     for secret in PLANTED:
         assert secret.encode() not in stored, secret
         assert secret not in shown, secret

@@ -10,6 +10,7 @@ from driftloop.cli import (
     data,
     demo,
     gc,
+    logs,
     loop,
     models,
     project,
@@ -40,8 +41,14 @@ def main(
     version: bool = typer.Option(
         False, "--version", is_eager=True, callback=_print_version,
         help="Print the version and exit."),
+    log_format: logs.Format | None = typer.Option(
+        None, "--log-format", help="Log lines as text or JSON objects (on stderr)."),
+    log_level: str | None = typer.Option(
+        None, "--log-level", help="debug, info, warning (default) or error."),
 ) -> None:
     """Continuous training: ingest, validate, detect drift, retrain, gate, version, loop."""
+    if log_format is not None or log_level is not None:
+        logs.configure(log_format or "text", log_level or "warning")
 
 
 app.command()(project.init)

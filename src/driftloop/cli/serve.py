@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from driftloop.cli import console, durations
+from driftloop.cli import console, durations, logs
 
 if TYPE_CHECKING:
     from driftloop.controller.project import Project
@@ -49,7 +49,8 @@ def serve(
         app = console.guard(lambda: apps.create_app(
             project, poll_interval=poll, routers=[dashboard]))
         console.info(f"serving {project.name} on http://{host}:{port} (docs: /docs)")
-        uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+        uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False,
+                    **logs.uvicorn_options())  # type: ignore[arg-type]
     finally:
         project.close()
 
@@ -71,7 +72,8 @@ def ui(
     try:
         app = apps.create_app(project)
         console.info(f"dashboard of {project.name} on http://{host}:{port}/ui/")
-        uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+        uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False,
+                    **logs.uvicorn_options())  # type: ignore[arg-type]
     finally:
         project.close()
 

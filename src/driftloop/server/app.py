@@ -177,8 +177,7 @@ def _add_routes(app: FastAPI, server: state.ServerState) -> None:
         except predictions.Overloaded as exc:
             raise HTTPException(503, f"{exc}; try again shortly") from exc
         for live, indices in groups:
-            server.metrics.predictions.labels(
-                pipeline=name, alias=live.alias, version=str(live.number)).inc(len(indices))
+            server.metrics.predictions.labels(pipeline=name, alias=live.alias).inc(len(indices))
         if server.shadow.active:
             server.shadow.submit(shadow.Job(frame, rows, [p.id for p in logged], body.key, at,
                                           inputs.plain_numbers_))

@@ -1,5 +1,6 @@
 """The server's Prometheus metrics, on a registry of their own (one per app, so several apps
-can live in one process, as in the tests).
+can live in one process, as in the tests). Names follow the Prometheus conventions (base
+units, ``_total`` counters, a ``driftloop_build_info`` gauge), labels have bounded values.
 
 `server.app` observes requests through these objects and renders `GET /metrics` with
 `render`; `server.models`, `server.predictions` and `server.state` report swaps, load errors
@@ -16,6 +17,8 @@ from __future__ import annotations
 
 import prometheus_client as prom
 
+from driftloop.core import build
+
 LATENCY_BUCKETS = (
     0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 )
@@ -31,8 +34,12 @@ class ServerMetrics:
         self.requests = prom.Counter(
             "driftloop_requests", "HTTP requests by endpoint, method and status.",
             ["endpoint", "method", "status"], registry=r)
+        self.build_info = prom.Gauge(
+            "driftloop_build_info", "Always 1; the labels say which driftloop and Python run.",
+            ["version", "python"], registry=r)
+        self.build_info.labels(**build.labels()).set(1)
         self.latency = prom.Histogram(
-            "driftloop_request_seconds", "Request latency in seconds, by endpoint.",
+            "driftloop_request_duration_seconds", "Request latency, by endpoint.",
             ["endpoint"], buckets=LATENCY_BUCKETS, registry=r)
         self.errors = prom.Counter(
             "driftloop_errors", "Failed requests (4xx and 5xx) by endpoint and kind of error.",
@@ -46,9 +53,9 @@ class ServerMetrics:
         self.load_errors = prom.Counter(
             "driftloop_model_load_errors", "Failed attempts to load a model version.",
             ["pipeline", "alias"], registry=r)
-        self.predictions = prom.Counter(
-            "driftloop_predictions", "Records predicted, by alias and model version.",
-            ["pipeline", "alias", "version"], registry=r)
+        self.predictions = prom.Counter(  # no version label: it would grow with every retrain
+            "driftloop_predictions", "Records predicted, by alias (driftloop_model_version "
+            "says which version an alias serves).", ["pipeline", "alias"], registry=r)
         self.feedback = prom.Counter(
             "driftloop_feedback", "Feedback labels stored (duplicates not counted).",
             ["pipeline"], registry=r)

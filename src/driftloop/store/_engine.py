@@ -10,6 +10,7 @@ lock cannot be upgraded. `bulk_insert` is the fast path for many rows (metric po
 from __future__ import annotations
 
 import contextlib
+import logging
 import operator
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -20,6 +21,8 @@ from sqlalchemy import event, pool
 from sqlalchemy.dialects import postgresql, sqlite
 
 from driftloop.core import errors, secrecy
+
+log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 30_000
 
@@ -36,6 +39,7 @@ def create_engine(url: str) -> sa.Engine:
             url=shown,
         ) from None  # the parser's message repeats the URL with its password
     backend = parsed.get_backend_name()
+    log.debug("opening the %s store at %s", backend, parsed.render_as_string(hide_password=True))
     if backend == "sqlite":
         return _sqlite(parsed)
     if backend in ("postgresql", "postgres"):
