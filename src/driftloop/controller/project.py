@@ -283,12 +283,16 @@ def _duration(value: timedelta | str) -> timedelta:
 
 def trusted_modules(spec: config.PipelineSpec) -> list[str]:
     """The modules a stored model of this pipeline may contain besides scikit-learn, numpy and
-    scipy (`store.skops_trust`): its trainer functions' modules and `trainer.trusted_modules`."""
+    scipy (`store.skops_trust`): its trainer functions' modules, what driftloop's LightGBM
+    family needs when it is named (`train.boosting`), and `trainer.trusted_modules`."""
+    from driftloop.train import boosting
+
     trainer = spec.trainer
     functions = [trainer.function]
     if trainer.search is not None:
         functions += [candidate.function for candidate in trainer.search.candidates.values()]
-    return skops_trust.modules_of(functions) + list(trainer.trusted_modules)
+    modules = skops_trust.modules_of(functions)
+    return modules + boosting.trusted_for(modules) + list(trainer.trusted_modules)
 
 
 def resolve_store_url(url: str, base_dir: Path) -> str:

@@ -9,8 +9,8 @@ set of the task (numeric feature columns in a DataFrame, as the controller hands
 2. fits it (the first form) and predicts: one prediction per row, from the classes it saw;
 3. for classification, `predict_proba`: one row per input, one column per class, rows summing
    to 1 (the gate, the calibrated estimate and the canary read probabilities);
-4. stores it and loads it back as a pipeline would (skops, with its trainer's module trusted)
-   and checks the loaded model predicts the same.
+4. stores it and loads it back as a pipeline would (skops, with its trainer's module trusted,
+   and LightGBM's types for `train.boosting`) and checks the loaded model predicts the same.
 
 Each failure is one line in the answer; an empty list means the trainer meets the contract.
 """
@@ -28,7 +28,7 @@ import pandas as pd
 
 from driftloop.core import errors
 from driftloop.store import artifacts
-from driftloop.train import trainer
+from driftloop.train import boosting, trainer
 
 Task = Literal["classification", "regression"]
 
@@ -164,9 +164,10 @@ def _round_trip(model: Any, X: pd.DataFrame, spelled: str | None,
                 function: Callable[..., Any]) -> list[str]:
     module = (spelled.partition(":")[0] if spelled is not None
               else getattr(function, "__module__", None))
+    modules = [module] if module else []
     store = artifacts.ArtifactStore(
         f"memory://driftloop-check-trainer-{uuid.uuid4().hex}",
-        trusted_modules=[module] if module else [])
+        trusted_modules=modules + boosting.trusted_for(modules))
     kind = type(model).__name__
     try:
         stored = store.put_model(model)
