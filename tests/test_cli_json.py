@@ -70,7 +70,9 @@ def test_check_as_json_valid_and_not(project: Path) -> None:
 
 
 def test_backtest_as_json(project: Path) -> None:
-    found = document("backtest", "--every", "7d", "--warmup", "7d", "--workers", "1")
+    found = document("backtest", "--every", "7d", "--warmup", "7d", "--workers", "1",
+                     "--out", "bt.html")  # --report, spelt as `driftloop report` spells it
+    assert found["report"] == "bt.html" and (project / "bt.html").stat().st_size > 1000
     policies = {p["policy"]: p for p in found["policies"]}
     assert {"never", "every-batch"} <= set(policies)
     assert found["every_seconds"] == 7 * 86400

@@ -103,3 +103,28 @@ def test_store_urls_are_stored_redacted(written: str, stored: str) -> None:
     store = driftloop.MetadataStore.open("sqlite://")
     store.ensure_pipeline("p", {"store": written, "source": {"password": "pw"}})
     assert store.get_pipeline("p").spec == {"store": stored, "source": {"password": "***"}}
+
+
+def test_a_token_secret_from_the_environment_is_stored_as_its_hash_only(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from driftloop.server import auth
+    from driftloop.store import serving
+
+    secret = "PLANTED-token-" + "x" * 32
+    monkeypatch.setenv("DRIFTLOOP_TOKEN", secret)
+    made = runner.invoke(app, ["tokens", "create", "ci", "--role", "predict",
+                               "--secret-env", "DRIFTLOOP_TOKEN"])
+    assert made.exit_code == 0, made.output
+    assert "registered" in made.output and secret not in made.output
+    stored = b"".join(path.read_bytes() for path in project.glob("state.db*"))
+    assert secret.encode() not in stored
+    with driftloop.Project.open(project / "driftloop.yaml") as opened:
+        cache = auth.TokenCache(serving.ServingStore(opened.store))
+        cache.refresh()
+        assert cache.authenticate(secret).name == "ci"
+    monkeypatch.setenv("DRIFTLOOP_TOKEN", "too-short")
+    short = runner.invoke(app, ["tokens", "create", "ci2", "--role", "predict",
+                                "--secret-env", "DRIFTLOOP_TOKEN"])
+    assert short.exit_code == 1 and "at least 32" in short.output
+    assert "too-short" not in short.output

@@ -31,7 +31,8 @@ def backtest(
     every: str = typer.Option("1d", help=f"Batch length: {durations.HELP}."),
     warmup: str = typer.Option(
         "30d", help=f"History used to train the first model: {durations.HELP}."),
-    report: Path | None = typer.Option(None, help="Also write an HTML report here."),
+    report: Path | None = typer.Option(
+        None, "--report", "--out", "-o", help="Also write an HTML report here."),
     workers: int = typer.Option(
         min(2, os.cpu_count() or 1), min=1, help="Policies replayed in parallel."
     ),

@@ -87,14 +87,28 @@ def create(
     ),
     spec: Path = SPEC,
     actor: str | None = typer.Option(None, help="Who creates it; default: the OS user."),
+    secret_env: str | None = typer.Option(
+        None, "--secret-env", help="Take the secret from this environment variable (made by "
+        "a secret store, e.g. DRIFTLOOP_TOKEN) instead of making one; it is not printed."),
 ) -> None:
     """Create a token and print its secret once (only its sha256 is stored)."""
+    import os
+
     from driftloop.server import auth
 
+    given = None if secret_env is None else os.environ.get(secret_env)
+    if secret_env is not None and not given:
+        console.fail(f"--secret-env: environment variable {secret_env} is not set")
     serving_store, project = _serving_store(spec)
-    token, secret = console.guard(
-        lambda: auth.create_token(serving_store, name, role, actor=actor or getpass.getuser())
-    )
+    who = actor or getpass.getuser()
+    if given is not None:
+        token = console.guard(lambda: auth.register_secret(serving_store, name, given, role,
+                                                           actor=who))
+        project.close()
+        console.ok(f"token {token.name!r} registered with roles {', '.join(token.roles)} for "
+                   f"the secret in ${secret_env} (only its sha256 is stored)")
+        return
+    token, secret = console.guard(lambda: auth.create_token(serving_store, name, role, actor=who))
     project.close()
     console.ok(f"token {token.name!r} created with roles {', '.join(token.roles)}")
     console.print("secret (shown only now; send it as `Authorization: Bearer <secret>`):")
