@@ -35,7 +35,7 @@ def test_json_logs_come_from_named_loggers(project: Path) -> None:
     assert records and all(set(r) >= {"time", "level", "logger", "message"} for r in records)
     loggers = {r["logger"] for r in records}
     assert {"driftloop.controller.tick", "driftloop.controller.ingest",
-            "driftloop.store._engine"} <= loggers
+            "driftloop.store._engine", "driftloop.data.sources.base"} <= loggers
     ticked = next(r for r in records if r["logger"] == "driftloop.controller.tick")
     assert "training succeeded: v1, promoted" in ticked["message"]
     assert "promoted to champion" in result.stdout  # the human output is unchanged

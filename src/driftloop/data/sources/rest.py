@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import time
@@ -49,6 +50,8 @@ from driftloop.core import config, errors, secrecy
 from driftloop.core.types import JSON
 from driftloop.data import row_names
 from driftloop.data.sources import base
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # pandas: imported when a page is read, not when the source is registered
     import pandas as pd
@@ -287,6 +290,7 @@ class RestSource(base.Source):
                         "source.url, source.params and source.headers", source=self.key)
                 wait = _retry_after(response.headers.get("retry-after"), wait)
             if attempt < self.retries:
+                log.warning("GET %s: %s; again in %.1f s", _shown(url), reason, wait)
                 time.sleep(wait)
         raise errors.TemporaryError(
             f"GET {_shown(url)} failed {self.retries + 1} times (last: {reason}); the next tick "
