@@ -6,7 +6,7 @@ Every function returns one value per column and equals its scipy counterpart on 
 
 - `ks_2samp`: statistic and p-value of ``scipy.stats.ks_2samp`` (two-sided, method "auto":
   the exact distribution when ``max(n1, n2) <= 10000``, else ``scipy.stats.kstwo`` at
-  ``round(n1*n2/(n1+n2))``; the exact p-value is scipy's (`_exact_pvalue`: the public
+  ``round(n1*n2/(n1+n2))``; the exact p-value is scipy's (`ks_exact`: the public
   ``ks_2samp(method="exact")``, or the faster private routine behind it while the two agree),
   and where scipy would warn and fall back to the asymptotic p-value this does the same without
   the warning).
@@ -40,10 +40,8 @@ from __future__ import annotations
 import atexit
 import concurrent.futures
 import functools
-import math
 import multiprocessing
 import os
-import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -51,6 +49,8 @@ import numpy as np
 import numpy.typing as npt
 import scipy.spatial.distance
 import scipy.stats
+
+from driftloop.drift import ks_exact
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -300,7 +300,7 @@ def _ks_pvalues(d: FloatArray, n1: IntArray, n2: IntArray) -> tuple[FloatArray, 
     p = np.full(d.shape, np.nan)
     asymp = ~np.isnan(d)
     for j in np.flatnonzero(asymp & (np.maximum(n1, n2) <= EXACT_MAX_N)):
-        d[j], prob = _exact_pvalue(int(n1[j]), int(n2[j]), float(d[j]))
+        d[j], prob = ks_exact.pvalue(int(n1[j]), int(n2[j]), float(d[j]))
         if prob is not None:
             p[j], asymp[j] = prob, False
     if asymp.any():
@@ -312,98 +312,6 @@ def _ks_pvalues(d: FloatArray, n1: IntArray, n2: IntArray) -> tuple[FloatArray, 
         else:
             p[asymp] = scipy.stats.kstwo.sf(d[asymp], en)
     return d, np.clip(p, 0.0, 1.0)
-
-
-def _exact_pvalue(n1: int, n2: int, d: float) -> tuple[float, float | None]:
-    """The statistic rounded to the grid it lives on (a multiple of 1/lcm(n1, n2)) and its
-    exact two-sided p-value, or None where scipy's exact method fails (it then warns and
-    answers the asymptotic value, which the caller computes in one vectorised call).
-
-    The p-value depends only on (n1, n2, D). The public way to get it is
-    ``scipy.stats.ks_2samp(method="exact")`` on the smallest data with that D (`_public_exact`);
-    that costs a sort and scipy's checks on top of the computation (measured 3.8 ms against
-    1.8 ms for n1 = n2 = 5000), so scipy's private routine behind it is called instead while it
-    answers as the public one does (`_private_agrees`, checked once per process).
-
-    >>> _exact_pvalue(30, 45, 0.4) == _public_exact(30, 45, 0.4)
-    True
-    """
-    lcm = math.lcm(n1, n2)
-    h = round(d * lcm)
-    rounded = h / lcm
-    if h == 0:
-        return rounded, 1.0
-    if _PRIVATE is not None and _private_agrees():
-        ok, _, prob = _PRIVATE(n1, n2, math.gcd(n1, n2), rounded, "two-sided")
-        return rounded, float(prob) if ok else None
-    return _public_exact(n1, n2, rounded)
-
-
-def _public_exact(n1: int, n2: int, d: float) -> tuple[float, float | None]:
-    """`_exact_pvalue` through ``scipy.stats.ks_2samp`` only: i of n1 and j of n2 values at 0,
-    the rest at 1, where i/n1 - j/n2 = D (`_grid_point`).
-
-    >>> d, p = _public_exact(30, 45, 0.4)
-    >>> found = scipy.stats.ks_2samp(*_two(30, 45, d), method="exact")
-    >>> d, float(found.statistic) == d, p == float(found.pvalue)
-    (0.4, True, True)
-    """
-    rounded = round(d * math.lcm(n1, n2)) / math.lcm(n1, n2)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        result = scipy.stats.ks_2samp(*_two(n1, n2, rounded), method="exact")
-    if any(issubclass(w.category, RuntimeWarning) for w in caught):
-        return rounded, None
-    return rounded, float(result.pvalue)
-
-
-_PRIVATE: Callable[..., tuple[bool, float, float]] | None = getattr(
-    getattr(scipy.stats, "_stats_py", None), "_attempt_exact_2kssamp", None)
-
-
-@functools.cache
-def _private_agrees() -> bool:
-    """Whether scipy still has its private exact routine and it answers as `_public_exact`
-    on a few cases (equal and unequal sizes, a tiny and a large p-value)."""
-    if _PRIVATE is None:
-        return False
-    try:
-        for n1, n2, d in ((30, 45, 0.4), (40, 40, 0.125), (7, 300, 0.9)):
-            rounded, expected = _public_exact(n1, n2, d)
-            ok, _, prob = _PRIVATE(n1, n2, math.gcd(n1, n2), rounded, "two-sided")
-            if not ok or expected is None or float(prob) != expected:
-                return False
-    except (TypeError, ValueError):  # another signature or behaviour
-        return False
-    return True
-
-
-def _two(n1: int, n2: int, d: float) -> tuple[FloatArray, FloatArray]:
-    """Two samples of sizes n1 and n2 whose two-sample KS statistic is `d`."""
-    i, j = _grid_point(n1, n2, round(d * math.lcm(n1, n2)))
-    a = np.zeros(n1)
-    a[i:] = 1.0
-    b = np.zeros(n2)
-    b[j:] = 1.0
-    return a, b
-
-
-def _grid_point(n1: int, n2: int, h: int) -> tuple[int, int]:
-    """(i, j) with 0 <= i <= n1, 0 <= j <= n2 and i/n1 - j/n2 = h/lcm(n1, n2), for an h that
-    two samples of these sizes can reach (every statistic of `_ks_pvalues` is one).
-
-    >>> _grid_point(4, 6, 5)  # 3/4 - 2/6 = 5/12
-    (3, 2)
-    """
-    g = math.gcd(n1, n2)
-    step1, step2 = n1 // g, n2 // g
-    # i * step2 ≡ h (mod step1): one residue class of i, of which the largest <= n1 is taken
-    base = h * pow(step2, -1, step1) % step1 if step1 > 1 else 0
-    i = base + (n1 - base) // step1 * step1
-    j = (i * step2 - h) // step1
-    if not (0 <= j <= n2):
-        raise ValueError(f"no KS grid point {h}/{math.lcm(n1, n2)} for sizes {n1}, {n2}")
-    return i, j
 
 
 def _effective_n(n1: IntArray, n2: IntArray) -> FloatArray:
