@@ -19,12 +19,18 @@ HERE = Path(__file__).resolve().parent
 CACHE = HERE.parent / ".bench"
 
 
+def venv_python(peer: str) -> Path:
+    """Where the python of the venv for `peer`'s current requirements is (built or not)."""
+    requirements = HERE / "peers" / f"{peer}.txt"
+    digest = hashlib.sha256(requirements.read_bytes()).hexdigest()[:16]
+    return CACHE / f"venv-{peer}-{digest}" / "bin" / "python"
+
+
 def peer_python(peer: str) -> Path:
     """The python of the venv for `peer`, built (or rebuilt) from `peers/<peer>.txt` if needed."""
     requirements = HERE / "peers" / f"{peer}.txt"
-    digest = hashlib.sha256(requirements.read_bytes()).hexdigest()[:16]
-    home = CACHE / f"venv-{peer}-{digest}"
-    python = home / "bin" / "python"
+    python = venv_python(peer)
+    home = python.parent.parent
     if not python.exists():
         print(f"building the {peer} venv in {home} (once) ...", file=sys.stderr)
         venv.create(home, with_pip=True, clear=True)

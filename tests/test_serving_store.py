@@ -148,13 +148,13 @@ def test_prediction_log_writes_in_batches_and_survives_store_errors(tmp_path: An
     meta.close()
 
 
-def test_prediction_log_refuses_when_full() -> None:
+def test_prediction_log_counts_what_it_cannot_keep() -> None:
     meta = MetadataStore.open("sqlite://")
     meta.ensure_pipeline("p", {})
     log = predictions.PredictionLog(serving.ServingStore(meta), max_queued=10)  # not started
-    log.submit(rows(10))
-    with pytest.raises(predictions.Overloaded, match="unwritten rows"):
-        log.submit(rows(1))
+    assert log.submit(rows(8)) == 8
+    assert log.submit(rows(5)) == 2  # never refuses: the rest is counted
+    assert (log.queued, log.unlogged_) == (10, 3)
     meta.close()
 
 

@@ -71,8 +71,9 @@ def add_version(store: MetadataStore, batch_ids: list[int]) -> entities.ModelVer
 # -- schema ------------------------------------------------------------------------------------
 
 
-HEAD = max(p.name[:4] for p in (Path(migrations.__file__).parent / "versions").glob("0*.py"))
-"""The newest revision shipped: the one migration file with the highest number."""
+HEAD = max((p for p in (Path(migrations.__file__).parent / "versions").glob("0*.py")),
+           key=lambda p: p.name).read_text().split('revision: str = "', 1)[1].split('"', 1)[0]
+"""The newest revision shipped: the one the migration file with the highest number names."""
 
 
 def test_migrations_run_up_from_empty_to_head(store: MetadataStore) -> None:

@@ -99,6 +99,60 @@ def test_auto_window_goes_to_all_data_on_a_stable_stream(tmp_path: Path) -> None
     replay.finish()
 
 
+def _replayed(frame: pd.DataFrame, spec: config.PipelineSpec, tmp_path: Path,
+              warmup: int = 1) -> backtest._Replay:
+    ends = backtest.batch_ends(frame, "time", timedelta(hours=1), timedelta(hours=warmup))
+    replay = backtest._Replay(frame, spec, "p", ends, tmp_path)
+    for end in ends:
+        replay.step(end)
+    return replay
+
+
+@pytest.mark.parametrize("rechoose", ["on_change", "always"])
+def test_a_routine_refresh_tries_no_window_longer_than_the_champions_grown(
+    tmp_path: Path, rechoose: str
+) -> None:
+    """Volume triggers retrain every 5 batches (1, 6, 11, 16) and the concept switches at
+    batch 9: the training at 11 chooses a short window; the one at 16 (nothing said that
+    anything changed) tries none longer than that window grown by the batches since, unless
+    told to choose again."""
+    frame = _switching(batches=16, switch=8)  # batch ids count from 1: row 800 is batch 9
+    spec = backtest.policy_spec(_spec(window={"kind": "auto", "rechoose": rechoose}), {
+        "triggers": [{"kind": "volume", "every": "5 batches"}], "cooldown": 0,
+        "gate": {"enabled": True, "require": "not_worse", "holdout": "1 batch"}})
+    replay = _replayed(frame, spec, tmp_path)
+    runs = sorted(replay.store.list_runs("w", status="succeeded"), key=lambda run: run.id)
+    assert len(runs) == 4
+    chosen = next(v for v in replay.store.list_model_versions("w") if v.run_id == runs[2].id)
+    start = chosen.metrics["window_from_batch"]
+    assert chosen.metrics["window"] in {"1 batch", "2 batches"} and start in {9, 10}
+    longest = max(int(t.params["size"].split()[0]) for t in replay.store.list_trials(runs[3].id))
+    grown = 16 - start  # batches from `start` up to 15 (16 is the holdout)
+    if rechoose == "on_change":
+        assert longest == grown
+    else:
+        assert longest > grown  # longer candidates too: 8 batches are all of the new concept
+    replay.finish()
+
+
+def test_a_model_poor_from_its_first_live_batch_is_judged_against_its_validation(
+    tmp_path: Path,
+) -> None:
+    """The first model validates at about 1.0 on the end of its warm-up and the concept flips
+    with the first live batch: it has no earlier live batches to compare with, so the relative
+    performance test compares that batch with the errors the gate measured, and fires at once."""
+    frame = _switching(batches=14, switch=10)
+    spec = backtest.policy_spec(_spec(), {
+        "triggers": [{"kind": "performance", "window": "1 batch"}], "cooldown": 0,
+        "gate": {"enabled": True, "require": "not_worse", "holdout": "1 batch"}})
+    replay = _replayed(frame, spec, tmp_path, warmup=10)
+    assert [step.retrained for step in replay.steps[:2]] == [True, True]
+    decision = replay.store.list_decisions("w")[1]
+    result = next(r for r in decision.evidence["policy"]["results"] if r["kind"] == "performance")
+    assert result["fired"] and result["evidence"]["reference_rows"] == 200  # the holdout
+    replay.finish()
+
+
 def test_gate_refit_keeps_the_newest_rows_and_not_worse_promotes_an_equal_model() -> None:
     from sklearn.dummy import DummyClassifier
 

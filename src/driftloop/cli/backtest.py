@@ -2,8 +2,9 @@
 comparing its retraining policy with the baselines (never, every batch) and a fixed schedule
 of the same training budget.
 
-History is the spec's source read from the start (or `--data FILE`), ordered by the spec's
-timestamp. Called by `cli.main`; `driftloop demo` is the same on bundled data.
+History is the spec's source read from the start (or `--data FILE`, or with `--archive` the
+labelled predictions the server logged, read back from the pipeline's archive), ordered by
+the spec's timestamp. Called by `cli.main`; `driftloop demo` is the same on bundled data.
 """
 
 from __future__ import annotations
@@ -36,7 +37,10 @@ def backtest(
     workers: int = typer.Option(
         min(2, os.cpu_count() or 1), min=1, help="Policies replayed in parallel."
     ),
-    as_json: bool = json_output.OPTION,
+    archive: bool = typer.Option(
+        False, "--archive", help="Replay the labelled predictions the server logged, from the "
+        "pipeline's archive (retention moves them there after the label horizon)."),
+    as_json: json_output.Flag = False,
 ) -> None:
     """Backtest the spec's retraining policy against the baselines on history."""
     from driftloop.cli import demo
@@ -45,7 +49,10 @@ def backtest(
     loaded = console.guard(lambda: config.load_spec(spec))
     if loaded.timestamp is None:
         console.fail(f"{spec}: a backtest needs `timestamp:` (the column that orders rows in time)")
-    frame = console.guard(lambda: _history(loaded, spec.resolve().parent, data))
+    if archive:
+        frame = console.guard(lambda: _archived(spec))
+    else:
+        frame = console.guard(lambda: _history(loaded, spec.resolve().parent, data))
     step, warm = durations.parse(every, "--every"), durations.parse(warmup, "--warmup")
     if as_json:
         _replay_json(frame, loaded, spec.resolve().parent, step, warm, report, workers)
@@ -95,6 +102,25 @@ def _replay_json(
             for r in results
         ],
     })
+
+
+def _archived(path: Path) -> object:
+    """The labelled predictions in the archive of the pipeline at `path`, as data rows."""
+    from driftloop.controller import project as projects
+    from driftloop.store import archive
+
+    project = projects.open_project(path)
+    try:
+        spec = project.spec
+        assert spec.timestamp is not None
+        frame = archive.Archive(project.store, project.artifacts).labelled_rows(
+            project.name, spec.target, spec.timestamp)
+    finally:
+        project.close()
+    if frame.empty:
+        console.fail("the archive holds no labelled predictions yet (retention moves them there "
+                     "after `retention.label_horizon`)")
+    return frame
 
 
 def _history(spec: object, base_dir: Path, data: Path | None) -> object:

@@ -77,7 +77,7 @@ def batches(
         False, "--signals", help="Also print each accepted batch's data-quality signals."
     ),
     last: int = typer.Option(50, "--last", "-n", min=0, help="The newest N batches (0: all)."),
-    as_json: bool = json_output.OPTION,
+    as_json: json_output.Flag = False,
 ) -> None:
     """List the pipeline's batches with their status and, for quarantined ones, the reasons;
     the `signals` column counts the columns (and rows) beyond what the first data showed."""

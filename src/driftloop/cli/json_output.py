@@ -14,13 +14,15 @@ import math
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
 from driftloop.store import entities
 
-OPTION = typer.Option(False, "--json", help="Print one JSON document (stable keys), no tables.")
+Flag = Annotated[bool, typer.Option(
+    "--json", help="Print one JSON document (stable keys), no tables.")]
+"""The `--json` option of a command (``as_json: json_output.Flag = False``)."""
 
 
 def emit(document: Mapping[str, Any]) -> None:

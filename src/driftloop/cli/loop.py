@@ -10,7 +10,7 @@ import threading
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
@@ -19,11 +19,21 @@ from driftloop.cli import console, durations
 SPEC = typer.Option(Path("driftloop.yaml"), "--spec", "-s", help="The pipeline spec.")
 
 
-def tick(spec: Path = SPEC) -> None:
+def tick(
+    spec: Path = SPEC,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print one JSON object and exit with the status's code: 0 acted, "
+        "1 failed, 75 lease held elsewhere, 99 nothing to do (`cli.tick_json`).")] = False,
+    exit_zero: Annotated[bool, typer.Option(
+        "--exit-zero", help="With --json: exit 0 unless the tick failed.")] = False,
+) -> None:
     """Run one step of the loop: ingest → validate → evaluate → decide → train → gate → promote."""
     from driftloop.controller import project as projects
     from driftloop.controller import tick as ticking
 
+    if as_json:
+        tick_as_json(spec, exit_zero)
+        return
     project = console.guard(lambda: projects.open_project(spec))
     controller = ticking.build_controller(project)
     try:
@@ -37,6 +47,44 @@ def tick(spec: Path = SPEC) -> None:
     project.close()
     if result.outcome is not None and result.outcome.version is None:
         raise typer.Exit(1)  # a failed training must fail a cron job or a CI step
+
+
+def tick_as_json(spec: Path, exit_zero: bool) -> None:
+    """`tick --json`: one tick, one JSON line on stdout, the status's exit code."""
+    from driftloop.cli import tick_json
+    from driftloop.controller import attempts
+    from driftloop.controller import project as projects
+    from driftloop.controller import tick as ticking
+    from driftloop.core import errors
+    from driftloop.train import fingerprint
+
+    name = None
+    try:
+        project = projects.open_project(spec)
+        name = project.name
+        try:
+            controller = ticking.build_controller(project)
+            try:
+                result = controller.tick()
+            finally:
+                controller.release()
+            gave_up = None
+            if result.outcome is None:
+                trainer = fingerprint.trainer_sha256(project.spec.trainer, project.base_dir)
+                gave_up = attempts.latest_give_up(project.store, name, trainer)
+            found = tick_json.document(name, result, gave_up)
+        finally:
+            project.close()
+    except errors.DriftloopError as exc:
+        found = tick_json.failure(name, str(exc))
+    except Exception as exc:  # the scheduler still gets its one line; the trace goes to stderr
+        console.stderr.print_exception()
+        found = tick_json.failure(name, f"{type(exc).__name__}: {exc}")
+    console.stdout.out(tick_json.dumps(found), highlight=False)
+    code = found["exit_code"]
+    if exit_zero and found["status"] != "failed":
+        code = 0
+    raise typer.Exit(code)
 
 
 def run(

@@ -9,9 +9,11 @@ from driftloop.cli import (
     backtest,
     data,
     demo,
+    deploy,
     gc,
     logs,
     loop,
+    model_formats,
     models,
     project,
     report,
@@ -55,6 +57,8 @@ app.command()(project.init)
 app.command()(project.check)
 app.command()(data.ingest)
 app.add_typer(data.batches_app, name="batches")
+models.app.command("export")(model_formats.export)
+models.app.command("import")(model_formats.import_model)
 app.add_typer(models.app, name="models")
 app.command()(status.status)
 app.command()(loop.tick)
@@ -65,5 +69,7 @@ app.command()(demo.demo)
 app.command()(backtest.backtest)
 app.command()(report.report)
 app.command()(serve.serve)
+app.command()(deploy.package)
+app.add_typer(deploy.app, name="deploy")
 app.command()(serve.ui)
 app.add_typer(serve.tokens, name="tokens")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import getpass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -36,7 +36,7 @@ def _open(spec: Path) -> projects.Project:
 def list_versions(
     spec: Path = SPEC,
     last: int = typer.Option(20, "--last", "-n", min=0, help="The newest N versions (0: all)."),
-    as_json: bool = json_output.OPTION,
+    as_json: json_output.Flag = False,
 ) -> None:
     """The newest versions with their metrics, gate result and aliases."""
     project = _open(spec)
@@ -80,10 +80,10 @@ def list_versions(
 def show(
     version: int = typer.Argument(..., help="Version number."),
     spec: Path = SPEC,
-    as_json: bool = json_output.OPTION,
+    as_json: json_output.Flag = False,
 ) -> None:
     """One version and its lineage: batches → run → gate report → alias history → decision."""
-    from driftloop.store import lineage
+    from driftloop.store import lineage, transfers
 
     project = _open(spec)
     name = project.name
@@ -114,6 +114,10 @@ def show(
     console.print(
         f"gate: {'passed' if gate.get('passed') else 'failed'} — {gate.get('reason', '')}"
     )
+    _show_fairness(gate.get("fairness"))
+    _show_explanation(project.store.version_finding(name, "explanation", version),
+                      project.store.version_finding(name, "explanation_drift", version),
+                      project.store.version_finding(name, "explanation_live", version))
     history = console.table("at", "alias", "from", "to", "actor", "reason")
     for move in traced.moves:
         # most moves are promotions; the others name their action (no extra column: the
@@ -128,6 +132,7 @@ def show(
             action + move.reason,
         )
     console.print(history)
+    _show_transfers(transfers.TransferStore(project.store).list(name, version))
     project.close()
 
 
@@ -161,6 +166,71 @@ def _lineage_json(
             for t in trials
         ],
     }
+
+
+def _show_transfers(found: list[entities.Transfer]) -> None:
+    """Where the version came from (an import) and each export, with its parity figures."""
+    for transfer in found:
+        report = transfer.report
+        if transfer.direction == "import":
+            said = f"imported from {transfer.format} {transfer.location} " + (
+                f"({report.get('serialization_format')})")
+        elif transfer.passed:
+            said = f"exported as {transfer.format} to {transfer.location}"
+            if "same_class" in report:
+                said += (f": same class {report['same_class']:.4%}, max Δp "
+                         f"{report['max_probability_delta']:.2g} on {report['rows']} rows")
+        else:
+            said = f"{transfer.format} export refused: {report.get('reason', '')}"
+        console.print(f"{transfer.at:%Y-%m-%d %H:%M} {said} (by {transfer.actor})")
+
+
+def _show_fairness(evidence: Any) -> None:
+    """The gate's fairness verdict and each disparity of the challenger and the champion."""
+    if not evidence:
+        return
+    console.print(f"fairness gate: {'passed' if evidence['passed'] else 'refused'} — "
+                  f"{evidence['reason']}")
+    table = console.table("column", "disparity", "challenger [CI]", "champion", "threshold")
+    for column, found in evidence.get("columns", {}).items():
+        for name, entry in found.get("disparities", {}).items():
+            new, old = entry.get("challenger", {}), entry.get("champion", {})
+            table.add_row(column, name, f"{_num(new.get('value'))} [{_num(new.get('ci_low'))}, "
+                          f"{_num(new.get('ci_high'))}]", _num(old.get("value")),
+                          f"{entry['threshold']:g}")
+    console.print(table)
+
+
+def _show_explanation(found: entities.Finding | None, drift: entities.Finding | None,
+                      live: entities.Finding | None) -> None:
+    """What the version relies on: permutation importance and mean |SHAP| per feature."""
+    if found is None:
+        return
+    report = found.report
+    table = console.table("feature", "permutation importance", "mean |SHAP|")
+    where = "held-out" if report.get("held_out", True) else "training (no holdout)"
+    table.title = f"explanation on {report['rows']} {where} rows"
+    shap = report.get("shap") or {}
+    ranked = sorted(report["permutation"].items(), key=lambda item: -item[1]["mean"])
+    for feature, value in ranked:
+        table.add_row(feature, f"{value['mean']:.4f} ± {value['std']:.4f}",
+                      _num(shap.get(feature)))
+    console.print(table)
+    if report.get("shap_note"):
+        console.print(f"no SHAP values: {report['shap_note']}")
+    if drift is not None:
+        shifted = "shifted" if drift.report["shifted"] else "steady"
+        console.print(f"explanation drift from v{drift.report['from_version']}: "
+                      f"{drift.report['distance']:.3f} ({shifted}; threshold "
+                      f"{drift.report['threshold']:g})")
+    if live is not None and "distance" in live.report:
+        shifted = "shifted" if live.report["shifted"] else "steady"
+        console.print(f"re-explained on batch {live.batch_id}: drift from training "
+                      f"{live.report['distance']:.3f} ({shifted})")
+
+
+def _num(value: Any) -> str:
+    return "-" if value is None else f"{value:.3f}"
 
 
 def _show_trials(trials: list[entities.Trial]) -> None:

@@ -131,7 +131,7 @@ def check(
         False, "--data", help="Also read the source's first batch and check the spec's columns "
         "against it (target, timestamp, id, features, validation settings).",
     ),
-    as_json: bool = json_output.OPTION,
+    as_json: json_output.Flag = False,
 ) -> None:
     """Validate a spec, find its trainer and check that it takes `trainer.params`; errors
     name the file, the line and the field. With --data, also check that the columns it names

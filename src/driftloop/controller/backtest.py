@@ -50,6 +50,10 @@ def baselines(spec: config.PipelineSpec, warmup_rows: int) -> dict[str, dict[str
     every = {"triggers": [{"kind": "volume", "every": "1 batch"}], "cooldown": 0,
              "gate": {"enabled": False}}
     found = {NEVER: {"triggers": [], "cooldown": 0}, EVERY_BATCH: every}
+    if spec.trainer.window.kind == "auto":  # every-batch chooses its window at every training
+        window = {**spec.trainer.window.model_dump(mode="json"), "rechoose": "always"}
+        found[EVERY_BATCH] = {**every, "trainer": {**spec.trainer.model_dump(mode="json"),
+                                                   "window": window}}
     if spec.trainer.window.kind in {"all", "auto", "since_drift"}:
         window = {"kind": "last", "size": f"{max(warmup_rows, 1)} rows"}
         trainer = {**spec.trainer.model_dump(mode="json"), "window": window}

@@ -80,10 +80,13 @@ def fit(
     part: Split,
     features: list[str],
     executor: executors.Executor,
+    anchor: int | None = None,
 ) -> Fitted:
     """Train the challenger on `part.train`; with window `auto`, the best of the candidate
     windows by the gate's metric on `part.holdout` (ties go to the longer window), trying them
-    shortest first until `PATIENCE` in a row did worse than the best."""
+    shortest first until `PATIENCE` in a row did worse than the best. With `anchor` (a routine
+    refresh, see `retrain.anchor`) no candidate is longer than the rows from that batch on,
+    the champion's window grown by the batches since: long fits only after a change."""
     spec = project.spec
     scorer = gate_metrics.Scorer(spec.gate.metric, spec.task)
     if spec.trainer.window.kind != "auto" or part.holdout.empty:
@@ -92,6 +95,11 @@ def fit(
         trials = tuple(_trial(t) for t in result.trials)
         return Fitted(result.estimator, None, len(part.train), result.cpu_seconds, trials)
     sizes = windows.auto_candidates(part.train, spec.trainer.window)
+    batches = part.train[types.BATCH_COLUMN].to_numpy()
+    if anchor is not None and (batches >= anchor).any():
+        grown = len(set(batches[batches >= anchor]))
+        sizes = [*(s for s in sizes if s.unit == "batches" and s.value < grown),
+                 Amount(float(grown), "batches")]
     now = newest_time(part.train, spec.timestamp, project.clock.now())
     holdout_X, holdout_y = part.holdout[features], part.holdout[spec.target]
     sign = 1.0 if gate_metrics.get_metric(spec.gate.metric, spec.task).greater_is_better else -1.0

@@ -66,6 +66,15 @@ def evaluate_batch(
         )
         value = metric.score(labelled[spec.target], predictions)
         errors = errors_of(spec.task, labelled[spec.target], y_pred)
+        if spec.fairness is not None:
+            from driftloop.controller import responsible
+
+            responsible.record_fairness(project, batch.id, version, labelled, y_pred)
+        if spec.explain is not None and spec.explain.live is not None:
+            from driftloop.controller import responsible
+
+            responsible.explain_live(project, batch.id, version, model, features,
+                                     labelled[spec.target])
     return project.store.add_evaluation(
         project.name,
         batch_id=batch.id,
@@ -174,6 +183,9 @@ def evaluate_feedback(
         value = None
         if not metric.needs_proba:
             value = metric.score(y_true, metrics.Predictions(y_pred))
+        if spec.fairness is not None:
+            _feedback_fairness(project, version, [item.prediction.features for item in mine],
+                               y_true, y_pred)
         scored.append(
             project.store.add_evaluation(
                 name,
@@ -187,6 +199,21 @@ def evaluate_feedback(
         )
     project.store.set_cursor(name, FEEDBACK_CURSOR, {"after": labelled[-1].feedback_id})
     return scored
+
+
+def _feedback_fairness(project: projects.Project, version: int, records: list[Any],
+                       y_true: np.ndarray, y_pred: np.ndarray) -> None:
+    """The fairness report of labelled served predictions, on the sensitive columns the
+    requests carried (those that are model inputs; the others never reach the server)."""
+    import pandas as pd
+
+    from driftloop.controller import responsible
+
+    spec = project.spec
+    assert spec.fairness is not None  # callers checked
+    rows = pd.DataFrame(records)
+    rows[spec.target] = y_true
+    responsible.record_fairness(project, None, version, rows, y_pred, source="feedback")
 
 
 def _labels(task: str, values: list[Any]) -> np.ndarray[Any, Any]:

@@ -155,10 +155,11 @@ class History:
         return self.rows().iloc[self.starts_[first] :]
 
     def batch_rows(self, batch: entities.Batch) -> pd.DataFrame:
-        """The rows of one accepted batch, tagged with its id."""
+        """The rows of one accepted batch, tagged with its id; none for a batch whose file
+        retention archived (no training window reaches it any more: `controller.retention`)."""
         if batch.id in self.pending_:
             frame = self.pending_[batch.id]
-        elif batch.data_uri is None or batch.data_sha256 is None:
+        elif batch.archived_at is not None or batch.data_uri is None or not batch.data_sha256:
             import pandas as pd
 
             return pd.DataFrame()

@@ -6,7 +6,8 @@ spec resolve against the spec's folder, so a project folder can be moved or run 
 
 The spec's ``${NAME}`` references in `store`, `artifacts` and `source` are replaced by
 environment variables here, where they are used (`core.secrecy`); ``DRIFTLOOP_STORE_URL`` and
-``DRIFTLOOP_ARTIFACTS_URL`` replace the two locations outright.
+``DRIFTLOOP_ARTIFACTS_URL`` replace the two locations outright (a Kubernetes Secret holds the
+URL with its password; the spec in a ConfigMap holds none).
 
 From Python (a notebook, a script), `Project.open` takes a spec file or the same spec as a
 dict, and the project then works the loop itself: `ingest(frame)` records a DataFrame as a
@@ -41,6 +42,9 @@ if TYPE_CHECKING:  # imported by open_project: they pull in pandas, which status
     from driftloop.controller import tick as ticks
     from driftloop.data.sources import base as sources
     from driftloop.store import artifacts as artifact_store
+
+STORE_ENV = secrecy.STORE_URL
+"""The environment variable that, when set, names the metadata store instead of the spec."""
 
 
 @dataclass
@@ -224,7 +228,7 @@ def _open(
     from driftloop.store import artifacts as artifact_store
 
     clock = clock or clocks.SystemClock()
-    store_url = os.environ.get(secrecy.STORE_URL) or secrecy.expand(spec.store, "store")
+    store_url = os.environ.get(STORE_ENV) or secrecy.expand(spec.store, "store")
     artifacts_url = (os.environ.get(secrecy.ARTIFACTS_URL)
                      or secrecy.expand(spec.artifacts.url, "artifacts.url"))
     source = type(spec.source).model_validate(

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from driftloop.controller import project as projects
 from driftloop.controller import rollout
 from driftloop.controller.history import BATCH_COLUMN
-from driftloop.core import errors
+from driftloop.core import config, errors
 from driftloop.store import entities
 from driftloop.train import executor as executors
 from driftloop.train import fingerprint
@@ -35,6 +35,25 @@ class Outcome:
     promoted: bool
     reason: str
     model: Any = None
+
+
+ROUTINE = frozenset({"volume", "schedule"})
+"""Triggers that refresh a model without saying that anything changed."""
+
+
+def anchor(
+    spec: config.PipelineSpec, decision: entities.Decision, champion: entities.ModelVersion | None
+) -> int | None:
+    """The first batch of the champion's chosen window when this retraining is a routine
+    refresh (only `ROUTINE` triggers fired) of an `auto` window chosen `on_change`; else None
+    (choose again)."""
+    window = spec.trainer.window
+    if window.kind != "auto" or window.rechoose != "on_change" or champion is None:
+        return None
+    results = decision.evidence.get("policy", {}).get("results", [])
+    fired = {r.get("kind") for r in results if r.get("fired")}
+    start = champion.metrics.get("window_from_batch")
+    return int(start) if fired and fired <= ROUTINE and start is not None else None
 
 
 def retrain(
@@ -68,6 +87,7 @@ def retrain(
     # The model's inputs: the feature columns, then the calendar ones (`data.calendar`)
     window = calendar.with_calendar(spec, window)
     features = calendar.model_columns(spec, rows.columns)
+    window, trained = _with_sensitive(spec, window, features)
     part = challengers.split(project, window)
     run = store.start_run(
         project.name,
@@ -86,7 +106,8 @@ def retrain(
         )
         return Outcome(failed, None, False, failed.error or "")
     try:
-        fitted = challengers.fit(project, part, features, executor)
+        fitted = challengers.fit(project, part, trained, executor,
+                                 anchor(spec, decision, champion[0] if champion else None))
         fair = challengers.unseen(part.holdout, champion[0] if champion else None)
         if champion is not None and fair.empty and not part.holdout.empty:
             report = gate.unjudged(spec.gate, "the champion was trained on every holdout row (no "
@@ -100,10 +121,25 @@ def retrain(
                 spec.gate,
                 spec.task,
             )
+        fairness_evidence = None
+        if spec.fairness is not None and spec.fairness.gate.enabled and not fair.empty:
+            from driftloop.controller import responsible
+
+            report, fairness_evidence = responsible.gate_fairness(
+                project, report, fitted.estimator, champion[1] if champion else None, fair,
+                features)
+        explained = None
+        if spec.explain is not None:
+            from driftloop.controller import responsible
+
+            explained = responsible.explain_challenger(
+                project, fitted.estimator, part.holdout, part.train, features,
+                champion[0].version if champion else None)
+            report = responsible.gate_explanation(project, report, explained)
         model, refit_seconds, trained_on = fitted.estimator, 0.0, part.train
         if report.passed:
             model, refit_seconds, trained_on = challengers.refit(
-                project, part, fitted, features, executor
+                project, part, fitted, trained, executor
             )
     except errors.DriftloopError as exc:
         failed = store.finish_run(run.id, status="failed", compute_seconds=None, error=str(exc))
@@ -112,7 +148,7 @@ def retrain(
         store.add_trials(run.id, list(fitted.trials))
     # calibrated on the holdout, by the model the gate judged there (not the refitted one)
     calibrator, calibration_cpu = _calibrate(
-        project, executor, fitted.estimator, part.train, part.holdout, features
+        project, executor, fitted.estimator, part.train, part.holdout, trained
     )
     cpu_seconds = fitted.cpu_seconds + refit_seconds + calibration_cpu
     artifact = project.artifacts.put_model(model)
@@ -126,6 +162,7 @@ def retrain(
     }
     if fitted.size is not None:
         metrics["window"] = str(fitted.size)
+        metrics["window_from_batch"] = int(trained_on[BATCH_COLUMN].min())
     calibration_artifact = None
     if calibrator is not None:
         metrics["calibration_rows"] = calibrator.rows
@@ -139,10 +176,15 @@ def retrain(
         sha256=artifact.sha256,
         metrics=metrics,
         profile_id=profile.id,
-        gate_report=report.to_json(),
+        gate_report={**report.to_json(), **({"fairness": fairness_evidence}
+                                             if fairness_evidence is not None else {})},
         calibration=calibration_artifact,
     )
     run = store.finish_run(run.id, status="succeeded", compute_seconds=cpu_seconds)
+    if explained is not None:
+        from driftloop.controller import responsible
+
+        responsible.record_explanation(project, version.version, explained)
     keep_lease()
     promoted = report.passed and promote(project, version, actor)
     return Outcome(run, version, promoted, report.reason, model)
@@ -226,6 +268,20 @@ def _was_champion(project: projects.Project, version: int) -> bool:
     return any(
         move.version == version for move in project.store.alias_history(project.name, "champion")
     )
+
+
+def _with_sensitive(spec: Any, window: pd.DataFrame,
+                    features: list[str]) -> tuple[pd.DataFrame, list[str]]:
+    """The window and the trainer's columns: with a fairness mitigation on a sensitive column
+    the model does not use, that column rides along under its carrier name (the mitigation
+    reads the groups from it and drops it before the estimator sees the rows)."""
+    mitigate = spec.trainer.fairness_mitigation
+    if mitigate is None or mitigate.feature in features:
+        return window, features
+    from driftloop.train import mitigation
+
+    carrier = mitigation.sensitive_column(mitigate.feature)
+    return window.assign(**{carrier: window[mitigate.feature]}), [*features, carrier]
 
 
 def _profile(project: projects.Project, frame: pd.DataFrame, features: list[str]) -> dict[str, Any]:

@@ -68,7 +68,7 @@ def gather(
             report = drift_report.detect_drift(profile, fresh, spec.drift)
             drift = report.to_json()
             caused_by["profile"] = champion.profile_id
-        live = _live_window(project, monitor.evaluations, champion.version)
+        live = _live_window(project, monitor.evaluations, champion)
         caused_by["evaluations"] = live.used
         estimated_metric, estimated_rows, unlabelled = _estimated_window(
             project, monitor.evaluations, champion.version
@@ -102,6 +102,8 @@ def gather(
         live_errors=live.errors,
         reference_errors=live.reference,
         quality=_quality(history.batches(after_id=seen)),
+        fairness=_fairness(project, champion),
+        explanation=_explanation(project, champion),
     )
     return Gathered(signals, caused_by, last_batch)
 
@@ -120,6 +122,31 @@ class Live:
 
 REFERENCE_ROWS = 20_000
 """At most this many of the champion's earliest live rows are the relative test's reference."""
+def _fairness(project: projects.Project,
+              champion: entities.ModelVersion | None) -> tuple[policy_signals.FairnessCheck, ...]:
+    """The champion's newest batch fairness checks (with a `fairness:` section and a trigger
+    that reads them), oldest first."""
+    if champion is None or not any(t.kind == "fairness" for t in project.spec.triggers):
+        return ()
+    found = project.store.list_findings(project.name, "fairness", last=FAIRNESS_LOOKBACK)
+    return tuple(policy_signals.FairnessCheck(f.batch_id, bool(f.report.get("judged")),
+                                              tuple(f.report.get("breaches", ())))
+                 for f in found if f.version == champion.version)
+
+
+def _explanation(project: projects.Project,
+                 champion: entities.ModelVersion | None) -> JSON | None:
+    """The champion's newest live explanation drift (when an `explanation` trigger reads it)."""
+    if champion is None or not any(t.kind == "explanation" for t in project.spec.triggers):
+        return None
+    found = project.store.version_finding(project.name, "explanation_live", champion.version)
+    return None if found is None else {**found.report, "batch_id": found.batch_id}
+
+
+FAIRNESS_LOOKBACK = 50
+"""Batch fairness reports read per tick (the trigger's window is at most this)."""
+
+
 def _quality(batches: list[entities.Batch]) -> policy_signals.Quality:
     """The data-quality signals of `batches`, summed: the columns (in order of first
     appearance), the signalled rows and all rows."""
@@ -132,10 +159,13 @@ def _quality(batches: list[entities.Batch]) -> policy_signals.Quality:
 
 
 def _live_window(
-    project: projects.Project, evaluations: evaluate.Evaluations, version: int
+    project: projects.Project, evaluations: evaluate.Evaluations, champion: entities.ModelVersion
 ) -> Live:
     """The champion's metric over its newest evaluations covering the performance window (the
     widest of the spec's performance triggers), and its errors on the evaluations before.
+    Until those earlier rows outnumber the window's, the reference also holds the errors the
+    gate measured on its holdout: a model that is poor from its first live batch is compared
+    with what it promised, not only with its own poor start.
 
     Batch values are weighted by rows: exact for per-row-mean metrics (accuracy, log loss, MAE),
     an approximation for AUC and F1.
@@ -143,7 +173,7 @@ def _live_window(
     windows = [t.window for t in project.spec.triggers if t.kind == "performance"]
     if not windows:
         return Live()
-    scored = [e for e in evaluations.newest(version) if e.value is not None]  # newest first
+    scored = [e for e in evaluations.newest(champion.version) if e.value is not None]
     if not scored:
         return Live()
     now = project.clock.now()
@@ -157,8 +187,27 @@ def _live_window(
             break
         reference += evaluation.errors
     errors = tuple(x for e in live for x in e.errors)
+    if len(reference) < len(errors):
+        reference = _validation_errors(champion, project.spec.gate.metric) + reference
     return Live(total / rows if rows else None, rows, errors, tuple(reference),
                 tuple(e.id for e in live))
+
+
+def _validation_errors(champion: entities.ModelVersion, metric: str) -> list[float]:
+    """The 0/1 errors behind the champion's validation accuracy on its gate holdout (their
+    order does not matter to the test); none for other metrics, whose per-row errors are not
+    kept.
+
+    >>> version = entities.ModelVersion(1, "p", 1, 1, "", "", {"accuracy": 0.75,
+    ...     "holdout_rows": 4}, None, None, datetime(2024, 1, 1))
+    >>> _validation_errors(version, "accuracy")
+    [1.0, 0.0, 0.0, 0.0]
+    """
+    score, rows = champion.metrics.get(metric), champion.metrics.get("holdout_rows")
+    if metric != "accuracy" or score is None or not rows:
+        return []
+    wrong = round((1.0 - float(score)) * int(rows))
+    return [1.0] * wrong + [0.0] * (int(rows) - wrong)
 
 
 def _covering(newest_first: list[entities.Evaluation], window: Amount, now: datetime) -> int:

@@ -1,6 +1,7 @@
 """The controller: one `tick` is one idempotent reconcile step of a pipeline.
 
     lease → ingest → repair → evaluate (test) → gather signals → decide → retrain → gate → promote
+          → retention (one bounded slice: `controller.retention`)
 
 Called by `driftloop tick` / `driftloop run`, and by the backtest with a fake clock and a frame
 source. A tick reads stored state, decides, acts and records; run twice on the same state it
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from driftloop.controller import attempts, evaluate, history, retrain, rollout
+from driftloop.controller import attempts, evaluate, history, retention, retrain, rollout
 from driftloop.controller import ingest as ingesting
 from driftloop.controller import lease as leases
 from driftloop.controller import project as projects
@@ -37,7 +38,7 @@ from driftloop.core import errors
 from driftloop.core.types import JSON
 from driftloop.policy import policy as policies
 from driftloop.policy import signals as policy_signals
-from driftloop.store import entities, serving
+from driftloop.store import entities, faults, serving
 from driftloop.train import executor as executors
 from driftloop.train import fingerprint
 
@@ -48,6 +49,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _SLOTS = (("retrain", None), ("retrain", True), ("request", None))
+
+STORE_RETRY_SECONDS = 30.0
+"""How long `driftloop run` waits before the next tick when the store refused writes."""
 
 UNUSABLE = "champion_unusable"
 """The `problem` of a ``health`` decision: the champion's model file cannot be loaded."""
@@ -74,6 +78,7 @@ class TickResult:
     outcome: retrain.Outcome | None = None
     repaired: tuple[str, ...] = ()
     rollout: entities.Decision | None = None
+    swept: retention.Swept | None = None
 
 
 class Controller:
@@ -95,6 +100,7 @@ class Controller:
         self.executor = executor or executors.build_executor(project.spec.trainer.executor)
         self.policy = policies.Policy.from_spec(project.spec)
         self.history_ = history.History(project)
+        self.retention_ = retention.Retention(project, self.history_)
         self.models_: dict[int, Any] = {}  # earlier versions, for late labels
         self.calibrators_: dict[int, calibration.Calibrator] = {}  # the champion's
         self.evaluations_ = evaluate.Evaluations(project)
@@ -110,14 +116,29 @@ class Controller:
 
     def tick(self) -> TickResult:
         """One reconcile step under the pipeline's lease; returns what it did. The lease is
-        kept afterwards: `release()` gives it up, for another controller to take the next tick."""
+        kept afterwards: `release()` gives it up, for another controller to take the next tick.
+
+        A store that cannot take writes (a full disk, a database that is down) stops the step
+        with `errors.TemporaryError` saying so; every write of the step is one transaction that
+        the store rolled back, and an artifact is written under a temporary name first, so the
+        next tick, once the store takes writes again, ingests the same data as if nothing
+        happened."""
         store, name = self.project.store, self.project.name
         started = time.perf_counter()
-        with leases.hold(store, name, self.holder, self.lease_ttl) as held:
-            if held is None:
-                log.info("%s: another controller holds the lease; tick skipped", name)
-                return TickResult(acted=False, skipped="another controller holds the lease")
-            result = self.reconcile()
+        try:
+            with leases.hold(store, name, self.holder, self.lease_ttl) as held:
+                if held is None:
+                    log.info("%s: another controller holds the lease; tick skipped", name)
+                    return TickResult(acted=False, skipped="another controller holds the lease")
+                result = self.reconcile()
+        except Exception as exc:
+            why = faults.storage_fault(exc)
+            if why is None:
+                raise
+            raise errors.TemporaryError(
+                f"{why}: ingestion and training stop until the store takes writes again, then "
+                f"resume by themselves (nothing stored was changed). Cause: {exc}",
+                delay=STORE_RETRY_SECONDS, pipeline=name) from exc
         log.info("%s: tick in %.3f s: %d batch(es), %d evaluation(s), decision %s, %s", name,
                  time.perf_counter() - started, len(result.batches), len(result.evaluations),
                  _kind(result.decision), _outcome(result.outcome))
@@ -142,8 +163,10 @@ class Controller:
             outcome = self.act(decision)
         else:
             outcome = self.retry_unfinished(latest.fired)
+        swept = self.retention_.step()
         acted = bool(batches or repaired or evaluations or decision or outcome or rolled)
-        return TickResult(acted, None, batches, evaluations, decision, outcome, repaired, rolled)
+        return TickResult(
+            acted, None, batches, evaluations, decision, outcome, repaired, rolled, swept)
 
     def ingest(self) -> list[entities.Batch]:
         return ingesting.ingest(self.project, on_accepted=self.history_.add, known=self.history_)

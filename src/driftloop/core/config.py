@@ -19,9 +19,10 @@ import pydantic
 import yaml
 from pydantic import BeforeValidator, Field
 
-from driftloop.core import errors, source_specs
+from driftloop.core import errors, explain_spec, fairness_spec, source_specs
 from driftloop.core.amount import Amount, AmountField
 from driftloop.core.online_spec import OnlineSpec
+from driftloop.core.retention_spec import RetentionSpec
 
 # Re-exported (`x as x`): callers know these as `config.<name>`.
 from driftloop.core.source_specs import BatchSpec as BatchSpec
@@ -164,10 +165,13 @@ class DriftSpec(Spec):
 class WindowSpec(Spec):
     """Which labelled rows a training uses.
 
-    `last` keeps the newest `size` (batches, rows or a duration); `auto` chooses at each
-    training among `candidates` (default: 1, 2, 4, ... batches and all data) by their score on
-    the newest labelled rows, which none of them was trained on, then refits the winner on
-    everything up to now.
+    `last` keeps the newest `size` (batches, rows or a duration); `auto` chooses among
+    `candidates` (default: 1, 2, 4, ... batches and all data) by their score on the newest
+    labelled rows, which none of them was trained on, then refits the winner on everything up
+    to now. With `rechoose: on_change` it chooses when a change caused the retraining (any
+    trigger but volume and schedule, or no chosen window yet) among all candidates; a routine
+    refresh tries none longer than the chosen window grown by the batches since, so the
+    costly long fits happen only after a change.
     """
 
     kind: Literal["all", "last", "last_rows", "last_duration", "since_drift", "auto"] = "all"
@@ -178,6 +182,7 @@ class WindowSpec(Spec):
         default=None,
         description="Windows `auto` tries; default: 1, 2, 4, ... batches up to all the data",
     )
+    rechoose: Literal["on_change", "always"] = "on_change"
 
     @pydantic.model_validator(mode="after")
     def _needs(self) -> WindowSpec:
@@ -192,6 +197,8 @@ class WindowSpec(Spec):
             raise ValueError("kind 'last_duration' needs `duration`, e.g. duration: 30d")
         if self.candidates is not None and self.kind != "auto":
             raise ValueError("`candidates` are for kind 'auto'")
+        if self.rechoose != "on_change" and self.kind != "auto":
+            raise ValueError("`rechoose` is for kind 'auto'")
         return self
 
 
@@ -283,6 +290,7 @@ class TrainerSpec(Spec):
         "scikit-learn, numpy, scipy and the trainer modules, e.g. lightgbm; a model file with "
         "any other type is refused when it is loaded",
     )
+    fairness_mitigation: fairness_spec.MitigationSpec | None = None
 
     @pydantic.model_validator(mode="after")
     def _combinations(self) -> TrainerSpec:
@@ -356,6 +364,22 @@ class VolumeTrigger(Spec):
         return self.every if self.every is not None else Amount(float(self.rows or 0), "rows")
 
 
+class FairnessTrigger(Spec):
+    """Fires when a disparity of `fairness.thresholds` is broken on the newest labelled
+    batches: on at least `batches` of the last `window` batches that had enough rows per group."""
+
+    kind: Literal["fairness"] = "fairness"
+    batches: int = Field(default=2, ge=1, description="Batches that must break a threshold")
+    window: int = Field(default=3, ge=1, description="Of this many newest judged batches")
+
+
+class ExplanationTrigger(Spec):
+    """Fires when the champion, re-explained on a recent labelled batch (`explain.live`),
+    relies on its features differently from when it was trained (`explain.shift`)."""
+
+    kind: Literal["explanation"] = "explanation"
+
+
 class ManualTrigger(Spec):
     kind: Literal["manual"] = "manual"
 
@@ -376,7 +400,9 @@ TriggerSpec = Annotated[
     | PerformanceTrigger
     | VolumeTrigger
     | ManualTrigger
-    | QualityTrigger,
+    | QualityTrigger
+    | FairnessTrigger
+    | ExplanationTrigger,
     Field(discriminator="kind"),
 ]
 
@@ -519,6 +545,11 @@ class ServingSpec(Spec):
     public_dashboard: bool = Field(
         default=False, description="Show the dashboard (/ui) without a token with the view role"
     )
+    runtime: Literal["sklearn", "onnx"] = Field(
+        default="sklearn",
+        description="Score with onnxruntime where the version has an ONNX export that passed "
+        "its parity check (driftloop models export VERSION --format onnx); else scikit-learn",
+    )
 
 
 class PipelineSpec(Spec):
@@ -564,6 +595,9 @@ class PipelineSpec(Spec):
     online: OnlineSpec | None = Field(
         default=None, description="An online learner that learns from every labelled event"
     )
+    fairness: fairness_spec.FairnessSpec | None = None
+    explain: explain_spec.ExplainSpec | None = None
+    retention: RetentionSpec = RetentionSpec()
 
     @pydantic.model_validator(mode="before")
     @classmethod
@@ -627,6 +661,13 @@ class PipelineSpec(Spec):
             raise ValueError("`calendar` features come from `timestamp:`; name that column")
         if self.calendar is not None and self.online is not None:
             raise ValueError("`calendar` features are not derived for an online learner yet")
+        fairness_spec.check(self.fairness, self.trainer.fairness_mitigation, self.task,
+                            self.features)
+        if self.fairness is None and any(t.kind == "fairness" for t in self.triggers):
+            raise ValueError("a `fairness` trigger needs the `fairness:` section")
+        if (self.explain is None or self.explain.live is None) and any(
+                t.kind == "explanation" for t in self.triggers):
+            raise ValueError("an `explanation` trigger needs `explain: {live: ...}`")
         window = self.trainer.window
         timed = window.kind in {"last_duration", "since_drift"} or (
             window.size is not None and window.size.unit == "seconds")
@@ -642,6 +683,8 @@ class PipelineSpec(Spec):
         if self.features is not None:
             return list(self.features)
         excluded = {self.target, self.timestamp, self.id}
+        if self.fairness is not None:
+            excluded |= self.fairness.excluded()
         return [column for column in columns if column not in excluded]
 
 
@@ -732,6 +775,7 @@ def _strip_union_tags(loc: list[Any]) -> list[Any]:
 
 _UNION_TAGS = {
     *source_specs.SOURCE_KINDS, "schedule", "drift", "performance", "volume", "manual", "quality",
+    "fairness", "explanation",
 }
 
 

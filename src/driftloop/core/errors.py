@@ -12,6 +12,7 @@ the kind to an HTTP status through `HTTP_STATUS`. Errors carry the context they 
     ├── IntegrityError           an artifact's bytes do not match their sha256
     ├── AuthError                missing or wrong credentials, or a role that may not do this
     ├── TrainingError            a trainer failed or ran out of time
+    ├── FormatError              a model cannot be exported to or imported from another format
     └── ControllerError          raised inside a tick; tells the controller whether to retry
         ├── TemporaryError       retry after `delay` seconds
         └── PermanentError       do not retry; record and move on
@@ -69,6 +70,11 @@ class TrainingError(DriftloopError):
     """A trainer raised, returned something that is not an estimator, or timed out."""
 
 
+class FormatError(DriftloopError):
+    """A model cannot be converted to another format (or fails its parity check), or a model
+    directory to import is malformed."""
+
+
 class ControllerError(DriftloopError):
     """Raised inside a tick; its subclass tells the controller whether to retry."""
 
@@ -93,6 +99,7 @@ HTTP_STATUS: dict[type[DriftloopError], int] = {
     IntegrityError: 500,
     AuthError: 401,
     TrainingError: 500,
+    FormatError: 422,
     ControllerError: 500,
 }
 

@@ -35,6 +35,16 @@ class Quality:
 
 
 @dataclass(frozen=True)
+class FairnessCheck:
+    """The fairness report of one labelled batch scored by the champion: was it judged (two
+    groups with enough rows) and which thresholds it broke."""
+
+    batch_id: int | None
+    judged: bool
+    breaches: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Signals:
     """Everything the controller knows when it decides whether to retrain.
 
@@ -45,7 +55,9 @@ class Signals:
     on the labelled batches it scored before those; `champion_metric` its validation score when
     it was trained. `batches_since_training` counts the batches with rows since the last
     training, `window_rows` the rows the champion was trained on. `quality` sums the
-    data-quality signals of the new batches.
+    data-quality signals of the new batches. `fairness` holds the champion's newest batch
+    fairness checks, oldest first (only with a `fairness:` section); `explanation` its newest
+    live explanation drift (`explain.live`).
     `estimated_metric` is the champion's accuracy estimated from its calibrated confidences
     (CBPE) over the `estimated_rows` rows of its newest scored batches that had no labels (those
     after its newest labelled evaluation); None when there are none or it has no calibrator.
@@ -73,6 +85,8 @@ class Signals:
     live_errors: tuple[float, ...] = ()
     reference_errors: tuple[float, ...] = ()
     quality: Quality = Quality()
+    fairness: tuple[FairnessCheck, ...] = ()
+    explanation: JSON | None = None
 
     def since_training(self, amount: Amount) -> bool:
         """Whether the data (or time) since the last training reaches `amount`."""

@@ -12,6 +12,9 @@
     GET  /docs  /openapi.json     Swagger UI, served from the package (`server.docs`)
     GET  /ui/...              the dashboard (`ui.dashboard`, mounted by `driftloop serve`)
 
+Serving a bundle (`server.bundled`), the model cannot change: the admin routes and
+``POST /v1/batches`` are not mounted.
+
 Errors: every error answer is one body, ``{"detail", "error", "context"}`` (`server.problems`),
 declared per route in the OpenAPI document; a malformed body gets a 422 showing the expected
 shape, never a 5xx. A body larger than `Settings.max_body_bytes` is refused with 413 as its
@@ -30,7 +33,7 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, HTTPException
+from fastapi import APIRouter, FastAPI, HTTPException, Query
 from fastapi.responses import JSONResponse, Response
 
 from driftloop.controller import project as projects
@@ -40,17 +43,19 @@ from driftloop.server import (
     bodies,
     body_limit,
     docs,
+    explained,
     ingest_api,
     models,
-    predictions,
     problems,
     request_metrics,
     scoring,
     shadow,
     state,
 )
-from driftloop.store import serving
+from driftloop.store import bundles, serving
 
+BODY_ERRORS = (400, 401, 403, 413, 422)
+"""What every route with a body and a token may answer."""
 SWITCH_INTERVAL = 0.001
 """Seconds a thread may hold the GIL while another waits for it (CPython's default: 0.005)."""
 
@@ -60,13 +65,15 @@ def create_app(
     *,
     settings: state.Settings | None = None,
     routers: Sequence[APIRouter] = (),
+    bundle: bundles.Bundle | None = None,
     **overrides: Any,
 ) -> FastAPI:
     """The server app for `project`; `settings` (or keyword overrides of `state.Settings`)
     replace what the spec's `serving` section says; `routers` are mounted beside the API (the
-    CLI mounts the dashboard, `ui.dashboard`). The caller keeps ownership of `project`."""
+    CLI mounts the dashboard, `ui.dashboard`); `bundle`: serve that bundle's model, read-only
+    (`server.bundled`). The caller keeps ownership of `project`."""
     settings = settings or state.settings_for(project.spec, **overrides)
-    server = state.ServerState(project, settings)
+    server = state.ServerState(project, settings, bundle)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -92,7 +99,9 @@ def create_app(
     problems.add_handlers(app)
     docs.add_routes(app)
     _add_routes(app, server)
-    app.include_router(ingest_api.router(server))
+    if bundle is None:
+        _add_admin_routes(app, server)
+        app.include_router(ingest_api.router(server))
     for router in routers:
         app.include_router(router)
     app.add_middleware(body_limit.BodyLimit, limit=settings.max_body_bytes)
@@ -105,9 +114,6 @@ def create_app(
 
 def _add_routes(app: FastAPI, server: state.ServerState) -> None:
     name = server.name
-    store = server.project.store
-
-    body_errors = (400, 401, 403, 413, 422)  # every route with a body and a token may answer these
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
@@ -118,16 +124,23 @@ def _add_routes(app: FastAPI, server: state.ServerState) -> None:
              responses={503: {"model": bodies.Readiness, "description": "Not ready: `problems` "
                               "says why"}})
     def readyz() -> JSONResponse:
-        """Ready when a champion is loaded, the input schema is known and the store answers."""
+        """Ready when a champion is loaded and the input schema is known. A store that does
+        not answer or refuses writes leaves the server ready (predict answers from memory) and
+        is listed under `degraded`, with how many predictions wait or were not logged."""
         problems: list[str] = []
         if server.holder.get("champion") is None:
             problems.append("no champion model is loaded")
         if server.inputs is None:
             problems.append("the pipeline has no schema yet (no accepted data)")
+        degraded = []
         if not server.serving.ping():
-            problems.append("the store does not answer")
+            degraded.append("the store does not answer")
+        if server.log.problem is not None:
+            degraded.append(server.log.problem)
+        server.metrics.observe_log(server.log)
         body = {"ready": not problems, "pipeline": name, "serving": server.holder.versions(),
-                "problems": problems}
+                "runtimes": server.holder.runtimes(), "process": server.tally.process,
+                "problems": problems, "degraded": degraded}
         return JSONResponse(body, status_code=503 if problems else 200)
 
     @app.get("/metrics", tags=["health"], response_class=Response, responses={200: {
@@ -135,14 +148,16 @@ def _add_routes(app: FastAPI, server: state.ServerState) -> None:
         "content": {"text/plain": {"schema": {"type": "string"}}}}})
     def metrics() -> Response:
         """Prometheus metrics."""
-        server.metrics.log_queued.set(server.log.queued)
+        server.metrics.observe_log(server.log)
         content, media_type = server.metrics.render()
         return Response(content, media_type=media_type)
 
     @app.post("/v1/predict", response_model=bodies.PredictResponse, tags=["predict"],
-              responses=problems.responses(*body_errors, 503))
+              responses=problems.responses(*BODY_ERRORS, 503))
     async def predict(
         body: bodies.PredictRequest, actor: str = access.require(server, "predict"),
+        explain: bool = Query(False, description="Add each feature's SHAP contribution to "
+                              "every prediction (400 for a model with no explainer)"),
     ) -> JSONResponse:
         """Predict for one or many records; every prediction is logged with its id and the
         alias and version that answered (canary / A-B: a sticky share goes to the model under
@@ -167,29 +182,30 @@ def _add_routes(app: FastAPI, server: state.ServerState) -> None:
             used, scored = _score(server, live, champion, part, at, started)
             for index, out in zip(indices, scored, strict=True):
                 answers[index] = (used, out)
+        contributions = _explain(server, groups, frame, len(rows)) if explain else None
         logged = [
             serving.Prediction(str(uuid.uuid4()), name, used.alias, used.number, body.key, row,
                                out.prediction, out.probabilities, at)
             for row, (used, out) in zip(rows, typing.cast(list[Any], answers), strict=True)
         ]
-        try:
-            server.log.submit(logged)
-        except predictions.Overloaded as exc:
-            raise HTTPException(503, f"{exc}; try again shortly") from exc
+        server.log.submit(logged)  # never refuses: what it cannot keep is counted (readyz)
         for live, indices in groups:
             server.metrics.predictions.labels(pipeline=name, alias=live.alias).inc(len(indices))
         if server.shadow.active:
             server.shadow.submit(shadow.Job(frame, rows, [p.id for p in logged], body.key, at,
                                           inputs.plain_numbers_))
+        answer = [{"id": p.id, "prediction": p.prediction, "probabilities": p.probabilities,
+                   "version": p.version, "alias": p.alias} for p in logged]
+        if contributions is not None:
+            for item, values in zip(answer, contributions, strict=True):
+                item["contributions"] = values
         return JSONResponse({
-            "predictions": [
-                {"id": p.id, "prediction": p.prediction, "probabilities": p.probabilities,
-                 "version": p.version, "alias": p.alias} for p in logged],
+            "predictions": answer,
             "version": logged[0].version, "alias": logged[0].alias,
         })
 
     @app.post("/v1/feedback", response_model=bodies.FeedbackResponse, tags=["feedback"],
-              responses=problems.responses(*body_errors, 404))
+              responses=problems.responses(*BODY_ERRORS, 404))
     def feedback(
         body: bodies.FeedbackRequest, actor: str = access.require(server, "feedback")
     ) -> Any:
@@ -218,8 +234,13 @@ def _add_routes(app: FastAPI, server: state.ServerState) -> None:
         return {"stored": len(result.stored), "duplicates": list(result.duplicates),
                 "learned": learned}
 
+
+def _add_admin_routes(app: FastAPI, server: state.ServerState) -> None:
+    name = server.name
+    store = server.project.store
+
     @app.post("/v1/admin/promote", tags=["admin"], response_model=bodies.AliasMoveOut,
-              responses=problems.responses(*body_errors, 404, 409))
+              responses=problems.responses(*BODY_ERRORS, 404, 409))
     def promote(body: bodies.PromoteRequest, actor: str = access.require(server, "admin")) -> Any:
         """Point an alias (default champion) at a version; audited with the token's name."""
         move = store.set_alias(name, body.alias, body.version, actor=actor, reason=body.reason)
@@ -227,7 +248,7 @@ def _add_routes(app: FastAPI, server: state.ServerState) -> None:
         return _move_json(move, server)
 
     @app.post("/v1/admin/rollback", tags=["admin"], response_model=bodies.AliasMoveOut,
-              responses=problems.responses(*body_errors, 404, 409))
+              responses=problems.responses(*BODY_ERRORS, 404, 409))
     def rollback(
         body: bodies.RollbackRequest | None = None, actor: str = access.require(server, "admin"),
     ) -> Any:
@@ -238,7 +259,7 @@ def _add_routes(app: FastAPI, server: state.ServerState) -> None:
         return _move_json(move, server)
 
     @app.post("/v1/admin/retrain", tags=["admin"], response_model=bodies.RetrainOut,
-              responses=problems.responses(*body_errors))
+              responses=problems.responses(*BODY_ERRORS))
     def retrain(
         body: bodies.RetrainRequest | None = None, actor: str = access.require(server, "admin"),
     ) -> Any:
@@ -269,6 +290,27 @@ def _score(
     server.tally.observe(at, live.alias, live.number, (time.perf_counter() - started) * 1000,
                          error=False)
     return live, scored
+
+
+def _explain(server: state.ServerState, groups: Any, frame: Any,
+             count: int) -> list[dict[str, float]]:
+    """Each record's SHAP contributions from the model that answered it; a 400 naming the
+    reason when that model has no explainer."""
+    started = time.perf_counter()
+    out: list[dict[str, float]] = [{}] * count
+    for live, indices in groups:
+        part = frame if len(groups) == 1 else frame.iloc[indices].reset_index(drop=True)
+        try:
+            values = server.explainers.contributions(live.model, live.number, part)
+        except explained.Unexplainable as exc:
+            raise HTTPException(400, f"version {live.number} ({type(live.model).__name__}) "
+                                f"cannot explain its predictions: {exc}") from exc
+        for index, row in zip(indices, values, strict=True):
+            out[index] = row
+        server.metrics.explained.labels(pipeline=server.name, alias=live.alias).inc(len(indices))
+    server.metrics.explain_latency.labels(pipeline=server.name).observe(
+        time.perf_counter() - started)
+    return out
 
 
 def _move_json(move: Any, server: state.ServerState) -> dict[str, Any]:

@@ -52,6 +52,8 @@ class PredictionOut(BaseModel):
     probabilities: dict[str, float] | None
     version: int
     alias: str
+    contributions: dict[str, float] | SkipJsonSchema[None] = Field(
+        default=None, description="Each feature's SHAP contribution (with ?explain=true)")
 
 
 class PredictResponse(BaseModel):
@@ -123,4 +125,8 @@ class Readiness(BaseModel):
     ready: bool
     pipeline: str
     serving: dict[str, int]
+    runtimes: dict[str, str] = Field(
+        default_factory=dict, description="What scores for each alias: sklearn or onnx")
+    process: str = Field(default="", description="The server process (worker) that answered")
     problems: list[str]
+    degraded: list[str] = []

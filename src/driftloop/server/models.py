@@ -91,6 +91,11 @@ class LiveModel:
         return classes
 
     @property
+    def runtime(self) -> str:
+        """What scores: ``onnx`` (onnxruntime, `train.onnx_format.OnnxModel`) or ``sklearn``."""
+        return str(getattr(self.model, "runtime", "sklearn"))
+
+    @property
     def classes(self) -> list[Any] | None:
         """The model's classes as plain values when it gives probabilities, else None."""
         classes = getattr(self.model, "classes_", None)
@@ -98,6 +103,9 @@ class LiveModel:
             return None
         return [c.item() if hasattr(c, "item") else c for c in classes]
 
+
+Prepare = Callable[[entities.ModelVersion, Any], Any]
+"""Turns a loaded version's model into what serves it (`server.onnx_runtime.OnnxPreparer`)."""
 
 SwapListener = Callable[[str, LiveModel | None, LiveModel | None], None]
 """Called as (alias, old, new) after an alias was swapped (new None: the alias was cleared)."""
@@ -117,6 +125,7 @@ class ModelHolder:
         clock: clocks.Clock | None = None,
         on_swap: SwapListener | None = None,
         on_load_error: Callable[[str, int, Exception], None] | None = None,
+        prepare: Prepare | None = None,
     ) -> None:
         self.store = store
         self.artifacts = artifacts
@@ -126,6 +135,7 @@ class ModelHolder:
         self.clock = clock or store.clock
         self.on_swap = on_swap
         self.on_load_error = on_load_error
+        self.prepare = prepare
         self.live_: dict[str, LiveModel] = {}
         self.loaded_: collections.OrderedDict[int, tuple[entities.ModelVersion, Any]] = (
             collections.OrderedDict())
@@ -139,6 +149,10 @@ class ModelHolder:
     def versions(self) -> dict[str, int]:
         """The version each watched alias serves."""
         return {alias: live.number for alias, live in self.live_.items()}
+
+    def runtimes(self) -> dict[str, str]:
+        """What scores for each watched alias (`LiveModel.runtime`)."""
+        return {alias: live.runtime for alias, live in self.live_.items()}
 
     def refresh(self) -> list[str]:
         """Follow the aliases to their current versions; returns the aliases swapped."""
@@ -168,6 +182,26 @@ class ModelHolder:
                 self.on_swap(alias, old, new)
         return [alias for alias, _, _ in swapped]
 
+    def reload(self, number: int) -> list[str]:
+        """Load version `number` again (its `prepare` step may now give something else, such
+        as an ONNX export made since) and swap it in wherever it serves; returns those aliases."""
+        with self.lock_:
+            self.loaded_.pop(number, None)
+            live = dict(self.live_)
+            swapped = []
+            for alias, old in live.items():
+                if old.number != number:
+                    continue
+                loaded = self._load(alias, number)
+                if loaded is not None:
+                    live[alias] = LiveModel(alias, loaded[0], loaded[1], self.clock.now())
+                    swapped.append((alias, old, live[alias]))
+            self.live_ = live
+        for alias, old, new in swapped:
+            if self.on_swap is not None:
+                self.on_swap(alias, old, new)
+        return [alias for alias, _, _ in swapped]
+
     def adopt(self, alias: str, version: entities.ModelVersion, model: Any) -> None:
         """Serve `model` as `alias` at `version` from now on: an online learner that keeps
         learning in this process. The cache of loaded versions keeps the stored snapshot, so
@@ -187,6 +221,8 @@ class ModelHolder:
         try:
             version = self.store.get_model_version(self.pipeline, number)
             model = self.artifacts.get_model(version.artifact_uri, version.sha256)
+            if self.prepare is not None:
+                model = self.prepare(version, model)
         except Exception as exc:  # keep serving the old model; retry on the next poll
             if self.failed_.get(number) != str(exc):
                 log.error("%s: cannot load v%d for %s: %s", self.pipeline, number, alias, exc)

@@ -8,10 +8,13 @@ batch is harmless). `flush` waits until everything submitted so far is written (
 it first, so a label can follow its prediction at once); `close` writes what is left, which
 makes the log durable across a clean shutdown.
 
-What a crash can lose: predictions answered in the last `flush_interval` (50 ms by default)
-before a kill -9 or a power cut, plus whatever queued while the store was unreachable (writes
-are retried with backoff; past `max_queued` rows `submit` refuses with `Overloaded` and the
-server answers 503 instead of answering without logging).
+When the store refuses writes (its disk is full, the database is down), rows wait in memory
+and writes are retried with backoff; predict keeps answering. Past `max_queued` waiting rows,
+new rows are not kept: `submit` counts them in `unlogged_`, and `problem` says so, which the
+server reports on /readyz and in its metrics (never silently). Writing resumes by itself once
+the store takes writes again. What a crash can lose: predictions answered in the last
+`flush_interval` (50 ms by default) before a kill -9 or a power cut, plus whatever waits in
+memory while the store refuses writes.
 """
 
 from __future__ import annotations
@@ -21,15 +24,11 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from driftloop.store import serving
+from driftloop.store import faults, serving
 
 log = logging.getLogger("driftloop.server")
 
 MAX_TRANSACTION_ROWS = 5000
-
-
-class Overloaded(Exception):
-    """The queue is full because the store has not accepted writes for a while."""
 
 
 class PredictionLog:
@@ -55,6 +54,8 @@ class PredictionLog:
         self.submitted_ = 0
         self.written_ = 0
         self.failures_ = 0
+        self.unlogged_ = 0
+        self.last_error_: str | None = None  # of the newest failed write; None once one succeeds
         self.urgent_ = False
         self.stopping_ = False
         self.cond_ = threading.Condition()
@@ -70,17 +71,33 @@ class PredictionLog:
                 target=self._run, name="driftloop-prediction-log", daemon=True)
             self.thread_.start()
 
-    def submit(self, rows: Sequence[serving.Prediction]) -> None:
-        """Queue rows for writing; `Overloaded` if the store has fallen too far behind."""
+    @property
+    def problem(self) -> str | None:
+        """Why predictions are not being logged now, or None while writes succeed (the count
+        of those never logged stays in `unlogged_`)."""
+        if self.last_error_ is None:
+            return None
+        return (f"predictions are not being logged ({self.last_error_}):"
+                f" {len(self.queue_)} wait in memory, {self.unlogged_} were dropped since the "
+                "server started; predict keeps answering, logging resumes when the store takes "
+                "writes again")
+
+    def submit(self, rows: Sequence[serving.Prediction]) -> int:
+        """Queue rows for writing; returns how many were kept. Past `max_queued` waiting rows
+        (the store has refused writes for a while) the rest are counted in `unlogged_`."""
         with self.cond_:
-            if len(self.queue_) + len(rows) > self.max_queued:
-                raise Overloaded(
-                    f"the prediction log holds {len(self.queue_)} unwritten rows; the store "
-                    "is not accepting writes")
+            room = max(0, self.max_queued - len(self.queue_))
+            if room < len(rows):
+                if not self.unlogged_:
+                    log.error("the prediction log is full (%d rows wait): predictions are no "
+                              "longer logged until the store takes writes", len(self.queue_))
+                self.unlogged_ += len(rows) - room
+                rows = rows[:room]
             self.queue_.extend(rows)
             self.submitted_ += len(rows)
             if len(self.queue_) >= self.batch_rows:
                 self.cond_.notify_all()
+        return len(rows)
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until every row submitted before this call is written; False on timeout."""
@@ -141,11 +158,13 @@ class PredictionLog:
                 self.store.add_predictions(chunk)
             except Exception as exc:  # the store is down or refused: keep the rows, retry
                 self.failures_ += 1
+                self.last_error_ = faults.storage_fault(exc) or type(exc).__name__
                 log.warning("writing %d predictions failed (will retry): %s", len(chunk), exc)
                 if self.on_error is not None:
                     self.on_error(exc)
                 return done
             done += len(chunk)
+            self.last_error_ = None
             if self.on_written is not None:
                 self.on_written(len(chunk))
         return done

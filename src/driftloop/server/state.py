@@ -2,10 +2,14 @@
 
 `server.app.create_app` builds one `ServerState` and starts / stops it with the app's lifespan.
 The poller thread (every `Settings.poll_interval`) follows the aliases (`ModelHolder.refresh`,
-the hot swap), re-reads the active tokens and the pipeline's schema, updates the live
-metric gauge and writes the per-alias request tallies (`server.stats`); nothing of that runs
-on a request. The rollout strategy of the spec decides which aliases are watched: the
+the hot swap; with ``serving.runtime: onnx`` also the ONNX exports made since a version was
+loaded, `server.onnx_runtime`), re-reads the active tokens and the pipeline's schema, updates
+the live metric gauge and writes the per-alias request tallies (`server.stats`); nothing of
+that runs on a request. The rollout strategy of the spec decides which aliases are watched: the
 champion, plus the strategy's test alias (``shadow``, ``canary`` or ``challenger``).
+
+Serving a bundle (`server.bundled`), the state holds the bundle's one model as the champion,
+takes the input schema from the bundle and never follows an alias: the model cannot change.
 
 Settings come from the spec's `serving` section, overridden by keyword arguments.
 """
@@ -23,16 +27,18 @@ from driftloop.controller import project as projects
 from driftloop.data import calendar
 from driftloop.server import (
     auth,
+    explained,
     metrics,
     models,
     online,
+    onnx_runtime,
     predictions,
     routing,
     scoring,
     shadow,
     stats,
 )
-from driftloop.store import serving, serving_stats
+from driftloop.store import bundles, serving, serving_stats
 from driftloop.validation import schema as schemas
 
 log = logging.getLogger("driftloop.server")
@@ -46,9 +52,11 @@ class Settings:
     poll_interval: float = 1.0
     flush_interval: float = 0.05
     batch_rows: int = 500
+    max_queued: int = 200_000
     max_records: int = 10_000
     max_body_bytes: int = 16 * 1024 * 1024
     aliases: tuple[str, ...] = ("champion",)
+    runtime: str = "sklearn"
 
 
 def settings_for(spec: Any, **overrides: Any) -> Settings:
@@ -66,19 +74,29 @@ def settings_for(spec: Any, **overrides: Any) -> Settings:
 
 
 class ServerState:
-    """The project, its stores, the live models, the prediction log, tokens and metrics."""
+    """The project, its stores, the live models, the prediction log, tokens and metrics;
+    with `bundle`, that bundle's model and schema instead of the store's aliases and schema."""
 
-    def __init__(self, project: projects.Project, settings: Settings) -> None:
+    def __init__(
+        self, project: projects.Project, settings: Settings,
+        bundle: bundles.Bundle | None = None,
+    ) -> None:
         self.project = project
         self.settings = settings
+        self.bundle = bundle
         self.serving = serving.ServingStore(project.store)
         self.metrics = metrics.ServerMetrics()
+        self.explainers = explained.Explainers(project)
         name = project.name
+        self.onnx = (onnx_runtime.OnnxPreparer(project.store, project.artifacts, name)
+                     if settings.runtime == "onnx" and bundle is None else None)
         self.holder = models.ModelHolder(
-            project.store, project.artifacts, name, aliases=settings.aliases,
-            on_swap=self._swapped, on_load_error=self._load_failed)
+            project.store, project.artifacts, name,
+            aliases=settings.aliases if bundle is None else (),
+            on_swap=self._swapped, on_load_error=self._load_failed, prepare=self.onnx)
         self.log = predictions.PredictionLog(
             self.serving, flush_interval=settings.flush_interval, batch_rows=settings.batch_rows,
+            max_queued=settings.max_queued,
             on_written=self.metrics.log_written.inc,
             on_error=lambda _exc: self.metrics.log_write_errors.inc())
         self.tokens = auth.TokenCache(self.serving)
@@ -90,7 +108,7 @@ class ServerState:
             on_dropped=lambda n: self.metrics.shadow_dropped.labels(pipeline=name).inc(n))
         self.online = (
             online.OnlineServing(project, self.serving, self.holder)
-            if project.spec.online is not None else None
+            if project.spec.online is not None and bundle is None else None
         )
         self.inputs_: scoring.InputSchema | None = None
         self.schema_json_: Any = None
@@ -98,6 +116,8 @@ class ServerState:
         self.thread_: threading.Thread | None = None
         for alias in settings.aliases:
             self.metrics.model_version.labels(pipeline=name, alias=alias).set(0)
+        if bundle is not None:  # loaded (and verified) before the server accepts a request
+            self.holder.adopt("champion", bundle.version, bundle.load_model())
 
     @property
     def name(self) -> str:
@@ -134,23 +154,26 @@ class ServerState:
             self._flush_stats()
         except Exception as exc:
             log.warning("writing the last request tallies failed: %s", exc)
+        self.metrics.close()
 
     def poll_once(self) -> None:
         """One round of the poller; each part fails alone (logged) and is retried next round."""
-        for part in (self.holder.refresh, self.tokens.refresh, self._refresh_schema,
-                     self._refresh_live_metric, self._flush_stats):
+        for part in (self.holder.refresh, self._refresh_onnx, self.tokens.refresh,
+                     self._refresh_schema, self._refresh_live_metric, self._refresh_fairness,
+                     self._flush_stats):
             try:
                 part()
             except Exception as exc:
                 log.warning("poller: %s failed: %s", getattr(part, "__name__", part), exc)
-        self.metrics.log_queued.set(self.log.queued)
+        self.metrics.observe_log(self.log)
 
     def _poll(self) -> None:
         while not self.stop_.wait(self.settings.poll_interval):
             self.poll_once()
 
     def _refresh_schema(self) -> None:
-        stored = self.project.store.get_pipeline(self.name).schema
+        stored = (self.bundle.schema if self.bundle is not None
+                  else self.project.store.get_pipeline(self.name).schema)
         if stored is None or stored == self.schema_json_:
             return
         schema = schemas.Schema.from_json(stored)
@@ -161,6 +184,13 @@ class ServerState:
             schema, features, allow_new_categories=spec.validation.allow_new_categories,
             derive=derive)
         self.schema_json_ = stored
+
+    def _refresh_onnx(self) -> None:
+        """``serving.runtime: onnx``: swap in the ONNX exports made since a version loaded."""
+        if self.onnx is None:
+            return
+        for number in self.onnx.exported_since(self.holder.versions().values()):
+            self.holder.reload(number)
 
     def _flush_stats(self) -> None:
         self.tally.flush(self.stats, self.name, self.project.store.clock.now())
@@ -173,6 +203,28 @@ class ServerState:
         if newest and newest[0].value is not None:
             self.metrics.live_metric.labels(pipeline=self.name, metric=newest[0].metric).set(
                 newest[0].value)
+
+    def _refresh_fairness(self) -> None:
+        """The newest batch fairness report as gauges (only with a `fairness:` section)."""
+        if self.project.spec.fairness is None:
+            return
+        newest = self.project.store.list_findings(self.name, "fairness", last=1)
+        if not newest:
+            return
+        for feature, column in newest[0].report.get("columns", {}).items():
+            for group, values in column.get("groups", {}).items():
+                for metric, value in values.items():
+                    if isinstance(value, int | float) and metric != "rows":
+                        self.metrics.fairness_group.labels(
+                            pipeline=self.name, feature=feature, group=group,
+                            metric=metric).set(value)
+                self.metrics.fairness_group.labels(pipeline=self.name, feature=feature,
+                                                   group=group, metric="rows").set(
+                    values.get("rows", 0))
+            for disparity, value in column.get("disparities", {}).items():
+                if value is not None:
+                    self.metrics.fairness_disparity.labels(
+                        pipeline=self.name, feature=feature, disparity=disparity).set(value)
 
     def _swapped(
         self, alias: str, old: models.LiveModel | None, new: models.LiveModel | None,

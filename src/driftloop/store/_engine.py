@@ -1,7 +1,8 @@
 """Engines and transactions for the metadata store; `store.metadata.MetadataStore` calls these.
 
-`create_engine(url)` understands `sqlite:///path.db` (WAL, synchronous=NORMAL, foreign keys,
-busy timeout), `sqlite://` (in memory, one shared connection) and `postgresql://...` (psycopg 3).
+`create_engine(url)` understands `sqlite:///path.db` (WAL, incremental auto-vacuum,
+synchronous=NORMAL, foreign keys, busy timeout), `sqlite://` (in memory, one shared
+connection) and `postgresql://...` (psycopg 3).
 `transaction(engine, write=...)` is one transaction; on SQLite a writing one starts with
 `BEGIN IMMEDIATE`, so two writers queue on the busy timeout instead of failing when a read
 lock cannot be upgraded. `bulk_insert` is the fast path for many rows (metric points).
@@ -68,6 +69,9 @@ def _sqlite(url: sa.URL) -> sa.Engine:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         if not memory:
+            # takes effect in a new file only (before its first table): freed pages then go
+            # back to the file system in slices (`store.retention.compact`)
+            cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
             cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")

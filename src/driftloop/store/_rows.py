@@ -48,6 +48,7 @@ def batch(row: Any) -> entities.Batch:
         data_uri=row.data_uri, data_sha256=row.data_sha256, created_at=row.created_at,
         quality=quality.get("columns", {}), quality_rows=int(quality.get("rows", 0)),
         spec_sha256=row.spec_sha256, requeued_from=row.requeued_from,
+        archived_at=row.archived_at,
     )
 
 

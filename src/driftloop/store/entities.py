@@ -49,6 +49,7 @@ class Batch:
     quality_rows: int = 0
     spec_sha256: str | None = None
     requeued_from: int | None = None
+    archived_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -141,6 +142,27 @@ class ModelVersion:
 
 
 @dataclass(frozen=True)
+class Transfer:
+    """A model version exported to another format, or a model imported from one.
+
+    An export keeps the exported file as an artifact (`artifact_uri`, `sha256`; None for a
+    folder written only outside the store) and whether it `passed` its parity check, with the
+    figures in `report`; an import says in `location` where the model came from."""
+
+    id: int
+    pipeline: str
+    version: int
+    direction: str
+    format: str
+    location: str
+    artifact_uri: str | None
+    sha256: str | None
+    passed: bool
+    report: JSON
+    actor: str
+    at: datetime
+
+@dataclass(frozen=True)
 class AliasMove:
     """One move of an alias (champion, challenger, shadow, canary); the history is all moves."""
 
@@ -167,6 +189,24 @@ class Decision:
     fired: bool
     evidence: JSON
     caused_by: JSON
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A responsible-AI record: the fairness report of a labelled batch (`kind` "fairness"),
+    the explanation of a model version ("explanation"), or how much a version's explanation
+    moved from the champion's when it was trained ("explanation_drift"). `value` is the
+    headline number (worst demographic parity difference, top importance, distance),
+    `report` the evidence."""
+
+    id: int
+    pipeline: str
+    kind: str
+    batch_id: int | None
+    version: int | None
+    value: float | None
+    report: JSON
     at: datetime
 
 

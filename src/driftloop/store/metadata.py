@@ -24,7 +24,16 @@ import sqlalchemy as sa
 
 from driftloop.core import clock as clocks
 from driftloop.core import errors, secrecy, types
-from driftloop.store import _engine, _history, _messages, _rows, _trials, entities, tables
+from driftloop.store import (
+    _engine,
+    _findings,
+    _history,
+    _messages,
+    _rows,
+    _trials,
+    entities,
+    tables,
+)
 
 T = tables
 BATCH_STATUSES = ("accepted", "quarantined")
@@ -105,7 +114,7 @@ def _runs_query(status: bool, decision: bool) -> sa.Select[Any]:
     return query.order_by(r.c.id)
 
 
-class MetadataStore(_trials.TrialStore):
+class MetadataStore(_trials.TrialStore, _findings.FindingStore):
     """Stored state of every pipeline, on SQLite (default) or PostgreSQL, chosen by `url`."""
 
     def _batch_ids(self, conn: sa.Connection, run_ids: Sequence[int]) -> dict[int, list[int]]:

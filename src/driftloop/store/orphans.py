@@ -56,14 +56,16 @@ class Orphan:
 
 
 def referenced(store: metadata.MetadataStore) -> set[str]:
-    """The sha256 of every model version's file and calibrator and of every stored batch, in
-    all pipelines."""
+    """The sha256 of every model version's file and calibrator, of every stored batch and of
+    every exported file kept on a version (an ONNX export), in all pipelines."""
     versions = sa.select(T.model_versions.c.sha256)
     calibrators = sa.select(T.model_versions.c.calibration_sha256).where(
         T.model_versions.c.calibration_sha256.is_not(None))
     batches = sa.select(T.batches.c.data_sha256).where(T.batches.c.data_sha256.is_not(None))
+    exported = sa.select(T.model_transfers.c.sha256).where(
+        T.model_transfers.c.sha256.is_not(None))
     with store._read() as conn:
-        return set(conn.scalars(sa.union(versions, calibrators, batches)))
+        return set(conn.scalars(sa.union(versions, calibrators, batches, exported)))
 
 
 def find_orphans(

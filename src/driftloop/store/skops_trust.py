@@ -34,6 +34,7 @@ from driftloop.core import errors
 DEFAULT_PREFIXES: tuple[str, ...] = (
     "sklearn", "numpy", "scipy",
     "driftloop.train.online.OnlineModel", "driftloop.train.segments.SegmentedModel",
+    "driftloop.train.mitigation.FairnessMitigated",
 )
 """What every stored model may contain; `check` takes more from the caller."""
 

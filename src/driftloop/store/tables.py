@@ -98,6 +98,9 @@ batches = sa.Table(
     sa.Column(
         "requeued_from", Id, sa.ForeignKey("batches.id", ondelete="SET NULL"), nullable=True,
     ),
+    # when retention moved the batch's file to the archive (data_uri then names the archived
+    # file) or deleted it (data_uri NULL); NULL: the file is where ingest put it
+    sa.Column("archived_at", UTCDateTime, nullable=True),
     sa.UniqueConstraint("pipeline_id", "fingerprint"),
     sa.Index(None, "pipeline_id", "status", "id"),
 )
@@ -268,6 +271,20 @@ evaluations = sa.Table(
     sa.Index(None, "pipeline_id", "version", "id"),
 )
 
+findings = sa.Table(
+    "findings", metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    _pipeline_fk(),
+    sa.Column("kind", sa.String(40), nullable=False),
+    sa.Column("batch_id", Id, sa.ForeignKey("batches.id", ondelete="SET NULL"), nullable=True),
+    sa.Column("version", sa.Integer, nullable=True),
+    sa.Column("value", sa.Double, nullable=True),
+    sa.Column("report", Json, nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Index(None, "pipeline_id", "kind", "id"),
+)
+"""Fairness reports of batches, explanations of versions and their drift (`Finding`)."""
+
 audit_log = sa.Table(
     "audit_log", metadata,
     sa.Column("id", Id, primary_key=True, autoincrement=True),
@@ -280,6 +297,26 @@ audit_log = sa.Table(
     sa.Index(None, "target"),
 )
 
+archives = sa.Table(
+    # Files retention wrote to the artifact store (`store.archive`): predictions of one day, or
+    # one batch's rows; `deleted_at` is set when `driftloop gc` removed the file.
+    "archives", metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    _pipeline_fk(),
+    sa.Column("kind", sa.String(20), nullable=False),  # "predictions" or "batch"
+    sa.Column("day", sa.String(10), nullable=False),  # YYYY-MM-DD (UTC) of its rows
+    sa.Column("uri", sa.Text, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("rows", sa.BigInteger, nullable=False),
+    sa.Column("bytes", sa.BigInteger, nullable=False),
+    sa.Column("batch_id", Id, sa.ForeignKey("batches.id", ondelete="SET NULL"), nullable=True),
+    sa.Column("first_at", UTCDateTime, nullable=True),
+    sa.Column("last_at", UTCDateTime, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("deleted_at", UTCDateTime, nullable=True),
+    sa.Index(None, "pipeline_id", "kind", "day"),
+)
+
 leases = sa.Table(
     "leases", metadata,
     sa.Column("pipeline", sa.String(200), primary_key=True),
@@ -288,6 +325,27 @@ leases = sa.Table(
     sa.Column("expires_at", UTCDateTime, nullable=False),
 )
 
+
+model_transfers = sa.Table(
+    "model_transfers", metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column(
+        "pipeline_id", Id, sa.ForeignKey("pipelines.id", ondelete="CASCADE"), nullable=False,
+    ),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("direction", sa.String(10), nullable=False),  # "export" or "import"
+    sa.Column("format", sa.String(20), nullable=False),  # "onnx", "mlflow"
+    sa.Column("location", sa.Text, nullable=False),  # the file or folder written or read
+    sa.Column("artifact_uri", sa.Text, nullable=True),  # the exported file, kept like a model
+    sa.Column("sha256", sa.String(64), nullable=True),
+    sa.Column("passed", sa.Boolean, nullable=False),
+    sa.Column("report", Json, nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Index(None, "pipeline_id", "version"),
+)
+"""Exports of a model version to another format (with their parity report) and imports of a
+model from one (where from); `store.transfers` reads and writes them."""
 
 # The serving tables live in their own module but on the same metadata (imported last, so
 # `metadata` above exists when it runs).

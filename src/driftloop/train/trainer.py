@@ -95,6 +95,10 @@ def fit_model(spec: config.TrainerSpec, X: Any, y: Any, base_dir: Path) -> Any:
     with _on_path(base_dir):
         function = load_trainer(spec.function, base_dir)
         itself = fits_itself(function)
+        if itself and spec.fairness_mitigation is not None:
+            raise errors.ConfigError(
+                f"trainer.fairness_mitigation needs a trainer that returns an unfitted "
+                f"estimator; {spec.function!r} takes X and y and fits itself")
         arguments = {"X": X, "y": y, **spec.params} if itself else dict(spec.params)
         _check_params(spec, function, arguments)
         # the limit for the trainer's own code; `fit_estimator` sets its own, which also covers
@@ -106,7 +110,15 @@ def fit_model(spec: config.TrainerSpec, X: Any, y: Any, base_dir: Path) -> Any:
                 raise errors.TrainingError(
                     f"trainer {spec.function!r} raised {type(exc).__name__}: {exc}"
                     f"{user_frame(exc, spec.function)}") from exc
-        return _checked(spec, model) if itself else fit_estimator(spec, model, X, y)
+        if itself:
+            return _checked(spec, model)
+        if spec.fairness_mitigation is not None:
+            from driftloop.train import mitigation
+
+            mitigate = spec.fairness_mitigation
+            model = mitigation.FairnessMitigated(model, mitigate.method, mitigate.feature,
+                                                 mitigate.constraint, mitigate.seed)
+        return fit_estimator(spec, model, X, y)
 
 
 def fit_estimator(spec: config.TrainerSpec, model: Any, X: Any, y: Any) -> Any:

@@ -29,7 +29,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from driftloop.core import errors, types
 from driftloop.store import lineage, metadata, serving
-from driftloop.ui import templating, views
+from driftloop.ui import responsible_views, templating, views
 
 COOKIE = "driftloop_token"
 ROLE = "view"
@@ -122,7 +122,7 @@ def router(store: metadata.MetadataStore, *, public: bool = False) -> APIRouter:
         return page(request, lambda user: render(
             "timeline.html.j2", user=user, public=public, name=name, limit=limit,
             events=views.timeline(store, name, limit), charts=views.charts(store, name),
-            aliases=store.aliases(name)))
+            fairness=responsible_views.fairness_chart(store, name), aliases=store.aliases(name)))
 
     @api.get("/pipelines/{name}/versions/{number}")
     def version(
@@ -130,7 +130,8 @@ def router(store: metadata.MetadataStore, *, public: bool = False) -> APIRouter:
     ) -> Response:
         return page(request, lambda user: render(
             "version.html.j2", user=user, public=public, name=name,
-            lineage=lineage.of_version(store, name, number)))
+            lineage=lineage.of_version(store, name, number),
+            explained=responsible_views.explanation(store, name, number)))
 
     @api.get("/pipelines/{name}/serving")
     def serving_page(

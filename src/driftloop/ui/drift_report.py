@@ -38,8 +38,12 @@ def render_drift(
     *,
     title: str,
     history: Mapping[str, Any] | None = None,
+    importance: Mapping[str, float] | None = None,
+    fairness: Mapping[str, Any] | None = None,
 ) -> str:
-    """The HTML report; `history` is the chart data of `ui.views.charts` (or None)."""
+    """The HTML report; `history` is the chart data of `ui.views.charts` (or None),
+    `importance` each feature's share of the reference model's importance (beside its drift),
+    `fairness` the newest batch fairness report."""
     columns = sorted(report.columns, key=lambda c: (not c.drifted, -(c.effect or 0.0), c.name))
     shapes_json = {
         name: {"b": list(shape.bins), "r": list(shape.reference), "c": list(shape.current)}
@@ -58,6 +62,8 @@ def render_drift(
         shapes=jinja2.utils.htmlsafe_json_dumps(  # safe inside <script>: <, >, & escaped
             shapes_json, separators=(",", ":"), allow_nan=False),
         history=history if has_history else None,
+        importance=importance,
+        fairness=fairness,
         uplot_js=static.joinpath("uPlot.iife.min.js").read_text() if has_history else "",
         uplot_css=static.joinpath("uPlot.min.css").read_text() if has_history else "",
         chart_js=static.joinpath("dashboard.js").read_text() if has_history else "",

@@ -1,0 +1,2 @@
+"""Deployment files: a model version as a bundle with its Dockerfile (`deploy.package`),
+Kubernetes manifests (`deploy.k8s`)."""
