@@ -17,17 +17,21 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 from conftest import require_service
 from test_dashboard import lived_folder, view_token
 from test_drift_html import wide_report
+from test_regions import regional
 from test_server import RECORD, Server, bearer
+from uvicorn_thread import serving as serving_app
 
 from driftloop.controller import backtest, rollout
 from driftloop.controller import project as projects
-from driftloop.store import serving
+from driftloop.store import notes, serving
+from driftloop.ui import app as dashboard_app
 from driftloop.ui import report
 
 pytestmark = pytest.mark.browser
@@ -225,3 +229,41 @@ def test_the_backtest_report_paints_its_pareto_and_gap_charts(
     page.locator("#pareto").screenshot(path=str(ARTIFACTS / "backtest-report-pareto.png"))
     assert problems == []
     page.close()
+
+
+def test_the_regions_page_shows_every_region_and_notes_in_the_readers_time_zone(
+    browser: Any, tmp_path: Path,
+) -> None:
+    folder = regional(tmp_path, ticked=True)
+    project = projects.open_project(folder / "driftloop.yaml", region="eu")
+    page = browser.new_page(viewport={"width": 1280, "height": 700})
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda exc: problems.append(str(exc)))
+    try:
+        with serving_app(dashboard_app.create_app(project)) as url:
+            page.goto(url + "/ui/", wait_until="load")
+            page.click("#regions-link")
+            page.wait_for_url("**/ui/regions")
+            assert page.title() == "driftloop: regions"
+            rows = page.locator("#regions tbody tr")
+            assert rows.count() == 2
+            eu = page.inner_text('#regions tr[data-region="eu"]')
+            us = page.inner_text('#regions tr[data-region="us"]')
+            assert "Europe/Berlin" in eu and "America/Los_Angeles" in us
+            assert "v1" in eu and "v1" in us
+            page.screenshot(path=str(ARTIFACTS / "dashboard-regions.png"), full_page=True)
+            # a note written in Berlin, read in Kolkata: the browser shows its own local time
+            note = notes.Notes(project.store).add("churn", "version", 1, author="ana@eu",
+                                                  text="ok for the EU")
+            kolkata = browser.new_context(timezone_id="Asia/Kolkata", locale="en-US").new_page()
+            kolkata.goto(url + "/ui/pipelines/churn/versions/1", wait_until="load")
+            shown = kolkata.inner_text("#notes time")
+            local = note.at.astimezone(ZoneInfo("Asia/Kolkata"))
+            assert "GMT+5:30" in shown and f"{local:%I:%M}" in shown, shown
+            assert "ana@eu" in kolkata.inner_text("#notes")
+            kolkata.close()
+    finally:
+        page.close()
+        project.close()
+    assert problems == []

@@ -39,6 +39,7 @@ def tick(
     try:
         with console.stdout.status("ticking ..."):
             result = console.guard(controller.tick)
+        notify(project, result)
     finally:
         controller.release()
     show_tick(result)
@@ -136,6 +137,7 @@ def run(
                 try:
                     metrics.holding(True)  # a tick that finds the lease taken returns at once
                     result = controller.tick()
+                    notify(project, result)
                 finally:
                     controller.release()  # the next tick is whoever's comes first
                     metrics.holding(False)
@@ -168,6 +170,19 @@ def run(
             exposed.server_close()
     if stopping.is_set():
         console.info("stopped")
+
+
+def notify(project: Any, result: Any) -> None:
+    """Tell the spec's webhooks what happened (`controller.notify`), while the tick's lease is
+    still held; a receiver that is down only delays its notifications (they are retried)."""
+    if not project.spec.notify or result.skipped is not None:
+        return
+    from driftloop.controller import notify as notifying
+
+    done = notifying.Notifier(project).run()
+    if done.sent or done.failed or done.dead:
+        console.info(f"notifications: {done.sent} sent, {done.failed} to retry, {done.dead} "
+                     "given up (driftloop notifications)")
 
 
 def wait_for_next_tick(stopping: threading.Event, seconds: float) -> None:

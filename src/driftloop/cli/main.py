@@ -15,7 +15,10 @@ from driftloop.cli import (
     loop,
     model_formats,
     models,
+    notes,
+    notifications,
     project,
+    regions,
     report,
     serve,
     status,
@@ -60,11 +63,14 @@ app.add_typer(data.batches_app, name="batches")
 models.app.command("export")(model_formats.export)
 models.app.command("import")(model_formats.import_model)
 app.add_typer(models.app, name="models")
+app.add_typer(regions.app, name="regions")
+app.add_typer(notes.app, name="notes")
 app.command()(status.status)
 app.command()(loop.tick)
 app.command()(loop.run)
 app.command()(loop.retrain)
 app.command()(gc.gc)
+app.command()(notifications.notifications)
 app.command()(demo.demo)
 app.command()(backtest.backtest)
 app.command()(report.report)

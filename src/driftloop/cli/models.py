@@ -114,6 +114,7 @@ def show(
     console.print(
         f"gate: {'passed' if gate.get('passed') else 'failed'} — {gate.get('reason', '')}"
     )
+    _show_notes(project, found.version, traced.decision)
     _show_fairness(gate.get("fairness"))
     _show_explanation(project.store.version_finding(name, "explanation", version),
                       project.store.version_finding(name, "explanation_drift", version),
@@ -301,3 +302,17 @@ def _gate_cell(report: dict[str, object]) -> str:
     if str(report.get("reason", "")).startswith("gate disabled"):
         return "off"
     return "[green]passed[/green]" if report.get("passed") else "[red]failed[/red]"
+
+
+def _show_notes(project: Any, version: int, decision: Any) -> None:
+    """The notes on the version and on the decision that caused it, in local time."""
+    from driftloop.store import notes
+
+    book = notes.Notes(project.store)
+    found = book.of(project.name, "version", version)
+    if decision is not None:
+        found += book.of(project.name, "decision", decision.id)
+    for note in sorted(found, key=lambda n: n.at):
+        local = note.at.astimezone()
+        console.print(f"note on {note.target} {note.target_id} by {note.author}, "
+                      f"{local:%Y-%m-%d %H:%M %Z}: {note.text}", highlight=False)

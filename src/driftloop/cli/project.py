@@ -164,6 +164,7 @@ def check(
 
         derived = ", ".join(calendar.derived_columns(loaded)) or "none"
         table.add_row("calendar", f"{derived} (time zone {loaded.timezone})")
+    _global_rows(table, loaded)
     console.print(table)
     if loaded.calendar is not None and (note := calendar.holiday_note(loaded)) is not None:
         console.info(note)
@@ -194,6 +195,32 @@ def check_problems(spec: Path, data: bool) -> tuple[config.PipelineSpec | None, 
         if found is not None:
             return loaded, [found]
     return loaded, []
+
+
+def _global_rows(table: Any, spec: Any) -> None:
+    """Regions, deployment windows (with the next opening), text columns and webhooks."""
+    from driftloop.core import secrecy
+
+    if spec.regions:
+        table.add_row("regions", "; ".join(
+            f"{r.name} ({r.timezone}): store {secrecy.redact_url(r.store)}, artifacts "
+            f"{secrecy.redact_url(r.artifacts)}"
+            for r in spec.regions) + " (each process: DRIFTLOOP_REGION=name)")
+    if spec.rollout.windows or spec.rollout.freeze:
+        from datetime import UTC, datetime
+
+        from driftloop.policy import deploy_windows
+
+        calendar = deploy_windows.DeployCalendar(spec.rollout.windows, spec.rollout.freeze)
+        opens = deploy_windows.local_text(calendar.opens_at(datetime.now(UTC)),
+                                          spec.rollout.windows)
+        table.add_row("deploy windows", "; ".join(w.describe() for w in spec.rollout.windows)
+                      + f" (next promotion possible {opens})")
+    if spec.text is not None:
+        table.add_row("text columns", ", ".join(spec.text.columns))
+    for hook in spec.notify:
+        table.add_row("notify", f"{secrecy.redact_url(hook.url)}: {', '.join(hook.events)}"
+                      + ("" if hook.secret else " (unsigned: no secret)"))
 
 
 STREAM_KINDS = {"redis", "nats"}

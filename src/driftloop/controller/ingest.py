@@ -342,7 +342,39 @@ def _validate(
             return checks.Findings({"*": [why]}), None
         inferred = schemas.infer_schema(frame, target=spec.target, timestamp=spec.timestamp)
         schema = schemas_.set(inferred)
-    return schemas.check_batch(frame, schema, spec.validation, names), schema
+    findings = schemas.check_batch(frame, schema, spec.validation, names)
+    if spec.text is not None and findings.valid:
+        findings = _text_findings(project, frame, findings)
+    return findings, schema
+
+
+TEXT_REFERENCE = "text:profile"
+"""The cursor holding the text profiles of the first accepted batch (`validation.text_checks`)."""
+
+
+def _text_findings(
+    project: projects.Project, frame: pd.DataFrame, findings: checks.Findings,
+) -> checks.Findings:
+    """`findings` with the text columns' signals added; the first batch's profiles are kept
+    as the reference of the next ones."""
+    import dataclasses
+
+    from driftloop.validation import text_checks
+
+    spec = project.spec.text
+    assert spec is not None  # the caller checked
+    columns = {c: frame[c].tolist() for c in spec.columns if c in frame.columns}
+    store, name = project.store, project.name
+    reference = store.get_cursor(name, TEXT_REFERENCE)
+    if reference is None:
+        store.set_cursor(name, TEXT_REFERENCE, text_checks.profiles(columns, spec))
+    signals = text_checks.text_signals(columns, spec, reference)
+    if not signals:
+        return findings
+    quality = dict(findings.quality)
+    for column, messages in signals.items():
+        quality[column] = [*quality.get(column, []), *messages]
+    return dataclasses.replace(findings, quality=quality)
 
 
 def _missing_roles(spec: config.PipelineSpec, missing: list[str], frame: pd.DataFrame) -> str:

@@ -31,7 +31,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from driftloop.core import clock as clocks
-from driftloop.core import config, errors, secrecy, spec_base
+from driftloop.core import config, errors, region_spec, secrecy, spec_base
 from driftloop.store import entities, metadata, skops_trust
 
 if TYPE_CHECKING:  # imported by open_project: they pull in pandas, which status does not need
@@ -101,8 +101,8 @@ class Project:
         """
         if not isinstance(spec, Mapping):
             return open_project(spec, clock=clock)
-        parsed = config.spec_from_mapping(spec)
-        return _open(parsed, Path(base_dir or ".").resolve(), clock, None)
+        parsed, region = for_region(config.spec_from_mapping(spec), None)
+        return _open(parsed, Path(base_dir or ".").resolve(), clock, None, region)
 
     def __enter__(self) -> Project:
         return self
@@ -212,28 +212,37 @@ class Project:
 
 
 def open_project(
-    path: str | Path = "driftloop.yaml", clock: clocks.Clock | None = None, actor: str | None = None
+    path: str | Path = "driftloop.yaml", clock: clocks.Clock | None = None,
+    actor: str | None = None, region: str | None = None,
 ) -> Project:
     """Load the spec at `path` and open its store, artifacts and source. A spec that changed
     since it was last stored is recorded with an audit row naming `actor` (default: the OS
-    user running the command)."""
+    user running the command). A spec with `regions:` is opened for one region (`region`, or
+    $DRIFTLOOP_REGION): its store, artifacts, source and time zone replace the top-level ones,
+    and what the store writes records the region (`for_region`)."""
     path = Path(path)
-    return _open(config.load_spec(path), path.resolve().parent, clock, actor)
+    spec, chosen = for_region(config.load_spec(path), region)
+    return _open(spec, path.resolve().parent, clock, actor, chosen)
 
 
 def _open(
-    spec: config.PipelineSpec, base_dir: Path, clock: clocks.Clock | None, actor: str | None
+    spec: config.PipelineSpec, base_dir: Path, clock: clocks.Clock | None, actor: str | None,
+    region: str | None = None,
 ) -> Project:
     from driftloop.data.sources import base as sources
     from driftloop.store import artifacts as artifact_store
 
     clock = clock or clocks.SystemClock()
-    store_url = os.environ.get(STORE_ENV) or secrecy.expand(spec.store, "store")
+    override = os.environ.get(STORE_ENV)
+    if region is not None and override and override != spec.store:  # not another region's
+        region_spec.check_own(spec.regions, region, override, f"${STORE_ENV}")
+    store_url = override or secrecy.expand(spec.store, "store")
     artifacts_url = (os.environ.get(secrecy.ARTIFACTS_URL)
                      or secrecy.expand(spec.artifacts.url, "artifacts.url"))
     source = type(spec.source).model_validate(
         secrecy.expand_all(spec.source.model_dump(mode="json"), "source"))
     store = metadata.MetadataStore.open(resolve_store_url(store_url, base_dir), clock=clock)
+    store.region = region
     project = Project(
         spec=spec,
         base_dir=base_dir,
@@ -248,6 +257,21 @@ def _open(
     # the spec as written: ${NAME} references, never their values (the store redacts the rest)
     store.ensure_pipeline(spec.name, spec.model_dump(mode="json"), actor=actor or whoami())
     return project
+
+
+def for_region(
+    spec: config.PipelineSpec, name: str | None,
+) -> tuple[config.PipelineSpec, str | None]:
+    """The spec one region's processes run, and the region's name (None without `regions:`):
+    only that region's store, artifacts, source and time zone are in it."""
+    region = region_spec.chosen(spec.regions, name)
+    if region is None:
+        return spec, None
+    local = spec.model_copy(update={
+        "store": region.store, "source": region.source, "timezone": region.timezone,
+        "artifacts": config.StorageSpec(url=region.artifacts, options=spec.artifacts.options),
+    })
+    return local, region.name
 
 
 def frame_fingerprint(frame: pd.DataFrame) -> str:

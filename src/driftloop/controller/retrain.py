@@ -290,10 +290,12 @@ def _profile(project: projects.Project, frame: pd.DataFrame, features: list[str]
     from driftloop.validation import schema as schemas
 
     schema = schemas.Schema.from_json(project.store.get_pipeline(project.name).schema or {})
-    kinds = {
+    text = set(project.spec.text.columns) if project.spec.text is not None else set()
+    kinds = {  # text columns have tests of their own (`drift.text`)
         c.name: ("numeric" if c.kind == "numeric" else "categorical")
         for c in schema.columns
         if c.name in features and c.kind in {"numeric", "categorical", "boolean"}
+        and c.name not in text
     }
     return profiles.build_profile(frame[list(kinds)], columns=kinds)
 

@@ -17,6 +17,14 @@ version under test with the champion over the time since the test started:
   lower end at or above `-max_metric_drop` → promote; otherwise, or below `min_requests` /
   `min_labels`, wait.
 
+A promotion, and the start of a live test, happens only inside the spec's deployment windows
+and outside its freezes (`rollout.windows`, `rollout.freeze`), and after an earlier stage
+region's live test passed (`regions: ... after:`), once (`controller.readiness`)
+there is a champion: outside, a ``rollout`` decision with outcome ``waiting`` says until when,
+and the tick that comes after the window opens does it (`retrain.promote_pending` for a gated
+version, `evaluate_rollout` for a live test). The first version goes live at once (there is
+nothing else to serve).
+
 Each outcome is a decision of kind ``rollout`` with its evidence (counts, metric per alias, the
 interval, error rates, latency); a wait is recorded only when its counts changed, so ticks on
 unchanged state add nothing. The decision is written before the aliases move: a crash in
@@ -32,6 +40,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from driftloop.controller import project as projects
+from driftloop.controller import readiness
 from driftloop.store import entities, serving, serving_stats
 
 if TYPE_CHECKING:  # numpy and scikit-learn are imported only while a rollout is judged
@@ -62,18 +71,23 @@ def start_rollout(
 ) -> entities.AliasMove | None:
     """Put `version` live as the spec's strategy says: the champion for `replace` (or when
     there is no champion yet), else the strategy's test alias. None when there is nothing to
-    do: `version` is the champion, or it is (or was) under test already."""
+    do: `version` is the champion, or it is (or was) under test already, or it waits for a
+    deployment window (`readiness.must_wait`)."""
     spec, store, name = project.spec.rollout, project.store, project.name
     champion = store.get_alias(name, "champion")
     if champion == version:
         return None
     alias = spec.test_alias
+    if alias is not None and champion is not None and any(
+        move.version == version for move in store.alias_history(name, alias)
+    ):
+        return None  # tested before (promoted or rolled back): a decision was made
+    if champion is not None and readiness.must_wait(project, version, alias or "champion"):
+        return None
     if alias is None or champion is None:
         return store.set_alias(
             name, "champion", version, actor=actor, reason=reason or "promoted", action="promote"
         )
-    if any(move.version == version for move in store.alias_history(name, alias)):
-        return None  # tested before (promoted or rolled back): a decision was made
     return store.set_alias(
         name,
         alias,
@@ -157,6 +171,8 @@ def evaluate_rollout(
     else:
         outcome, why = "wait", _metric_reason(live, "straddles", -drop, spec.confidence)
     if outcome == "wait" and _same_wait(store, name, evidence):
+        return None
+    if outcome == "promote" and readiness.must_wait(project, version, alias):
         return None
     return _conclude(project, alias, version, outcome, why, evidence, actor)
 

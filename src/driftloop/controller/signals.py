@@ -12,10 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from driftloop.controller import evaluate
 from driftloop.controller import history as histories
 from driftloop.controller import project as projects
+from driftloop.core import text_spec
 from driftloop.core.amount import Amount
 from driftloop.core.types import JSON
 from driftloop.policy import signals as policy_signals
@@ -68,6 +70,8 @@ def gather(
             report = drift_report.detect_drift(profile, fresh, spec.drift)
             drift = report.to_json()
             caused_by["profile"] = champion.profile_id
+            if spec.text is not None:
+                drift["text"] = _text_drift(spec.text, history, champion, fresh)
         live = _live_window(project, monitor.evaluations, champion)
         caused_by["evaluations"] = live.used
         estimated_metric, estimated_rows, unlabelled = _estimated_window(
@@ -106,6 +110,28 @@ def gather(
         explanation=_explanation(project, champion),
     )
     return Gathered(signals, caused_by, last_batch)
+
+
+def _text_drift(
+    spec: text_spec.TextSpec, history: histories.History, champion: entities.ModelVersion,
+    fresh: Any,
+) -> list[JSON]:
+    """The text drift tests (`drift.text`) of each text column: the new rows against the
+    champion's training rows."""
+    from driftloop.data import text_profile
+    from driftloop.drift import text as text_drift
+
+    known = set(history.batch_ids())
+    trained = [history.of(b) for b in champion.batch_ids if b in known]
+    found = []
+    for column in spec.columns:
+        if column not in fresh.columns:
+            continue
+        reference = [t for frame in trained if column in frame.columns
+                     for t in text_profile.as_texts(frame[column])]
+        current = text_profile.as_texts(fresh[column])
+        found.append(text_drift.detect_text_drift(column, reference, current, spec).to_json())
+    return found
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,16 @@ import pydantic
 import yaml
 from pydantic import BeforeValidator, Field
 
-from driftloop.core import errors, explain_spec, fairness_spec, source_specs
+from driftloop.core import (
+    deploy_window_spec,
+    errors,
+    explain_spec,
+    fairness_spec,
+    notify_spec,
+    region_spec,
+    source_specs,
+    text_spec,
+)
 from driftloop.core.amount import Amount, AmountField
 from driftloop.core.online_spec import OnlineSpec
 from driftloop.core.retention_spec import RetentionSpec
@@ -528,6 +537,12 @@ class RolloutSpec(Spec):
     max_error_rate: float = Field(default=0.01, ge=0, le=1)
     max_p99_ms: float = Field(default=50.0, gt=0)
     max_metric_drop: float = Field(default=0.01, ge=0)
+    windows: list[deploy_window_spec.DeployWindowSpec] = Field(
+        default=[], description="Local days and hours a promotion may happen in (none: any time)"
+    )
+    freeze: list[deploy_window_spec.FreezeSpec] = Field(
+        default=[], description="Periods without promotions, even inside a window"
+    )
 
     @property
     def test_alias(self) -> str | None:
@@ -598,6 +613,11 @@ class PipelineSpec(Spec):
     fairness: fairness_spec.FairnessSpec | None = None
     explain: explain_spec.ExplainSpec | None = None
     retention: RetentionSpec = RetentionSpec()
+    notify: notify_spec.Hooks = []
+    text: text_spec.TextSpec | None = Field(default=None, description="Free-text columns")
+    regions: Annotated[
+        list[region_spec.RegionSpec], pydantic.AfterValidator(region_spec.check_regions)
+    ] = Field(default=[], description="Regions, each with its own store, artifacts and source")
 
     @pydantic.model_validator(mode="before")
     @classmethod

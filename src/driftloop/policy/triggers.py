@@ -102,7 +102,8 @@ class ScheduleTrigger(Trigger):
 
 
 class DriftTrigger(Trigger):
-    """Fires when the latest drift report says the dataset drifted, or concept drift fired."""
+    """Fires when the latest drift report says the dataset drifted, a text column drifted, or
+    concept drift fired."""
 
     kind = "drift"
 
@@ -112,10 +113,15 @@ class DriftTrigger(Trigger):
 
     def evaluate(self, signals: sig.Signals) -> sig.TriggerResult:
         report = signals.drift or {}
+        text = [c["column"] for c in report.get("text", []) if c.get("drifted")]
         dataset = bool(report.get("dataset_drift", False))
         share = report.get("drifted_share")
-        evidence = {"dataset_drift": dataset, "drifted_share": share,
+        evidence = {"dataset_drift": dataset, "drifted_share": share, "text_drift": text,
                     "concept_drift": signals.concept_drift, "has_report": signals.drift is not None}
+        if text:  # a text column's own tests found drift (`drift.text`)
+            reason = f"text drift in {', '.join(text)}" + (
+                " and concept drift" if signals.concept_drift else "")
+            return self.result(True, reason, **evidence)
         if dataset and signals.concept_drift:
             reason = f"data drift ({_share(share)} of columns drifted) and concept drift"
         elif dataset:

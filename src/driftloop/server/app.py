@@ -8,6 +8,8 @@
     POST /v1/admin/rollback   role admin: move an alias back (audited)
     POST /v1/admin/retrain    role admin: ask the next tick to retrain (audited)
     POST /v1/batches              role ingest: a batch of rows (`server.ingest_api`)
+    POST /v1/notes  GET /v1/notes role view: notes on versions, decisions, batches
+                                  (`server.notes_api`; the author is the token's name)
     GET  /healthz  /readyz  /metrics
     GET  /docs  /openapi.json     Swagger UI, served from the package (`server.docs`)
     GET  /ui/...              the dashboard (`ui.dashboard`, mounted by `driftloop serve`)
@@ -46,6 +48,7 @@ from driftloop.server import (
     explained,
     ingest_api,
     models,
+    notes_api,
     problems,
     request_metrics,
     scoring,
@@ -102,6 +105,7 @@ def create_app(
     if bundle is None:
         _add_admin_routes(app, server)
         app.include_router(ingest_api.router(server))
+        app.include_router(notes_api.router(server))
     for router in routers:
         app.include_router(router)
     app.add_middleware(body_limit.BodyLimit, limit=settings.max_body_bytes)

@@ -109,6 +109,8 @@ class HistoryStore(_leases.LeaseStore):
         self.clock = clock if clock is not None else clocks.SystemClock()
         self.engine_ = _engine.create_engine(url)
         self.pipeline_ids_: dict[str, int] = {}
+        self.region: str | None = None
+        """The region (`regions:`) recorded with every batch, run and version written."""
 
     @classmethod
     def open(cls, url: str, clock: clocks.Clock | None = None) -> Self:

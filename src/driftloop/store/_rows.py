@@ -48,7 +48,7 @@ def batch(row: Any) -> entities.Batch:
         data_uri=row.data_uri, data_sha256=row.data_sha256, created_at=row.created_at,
         quality=quality.get("columns", {}), quality_rows=int(quality.get("rows", 0)),
         spec_sha256=row.spec_sha256, requeued_from=row.requeued_from,
-        archived_at=row.archived_at,
+        archived_at=row.archived_at, region=row.region,
     )
 
 
@@ -73,7 +73,7 @@ def run(row: Any, batch_ids: Sequence[int]) -> entities.TrainingRun:
         id=row.id, pipeline=row.pipeline, trainer=row.trainer, params=row.params,
         batch_ids=tuple(batch_ids), decision_id=row.decision_id, status=row.status,
         compute_seconds=row.compute_seconds, error=row.error, started_at=row.started_at,
-        finished_at=row.finished_at, trainer_sha256=row.trainer_sha256,
+        finished_at=row.finished_at, trainer_sha256=row.trainer_sha256, region=row.region,
     )
 
 
@@ -90,7 +90,7 @@ def model_version(row: Any, batch_ids: Sequence[int]) -> entities.ModelVersion:
         artifact_uri=row.artifact_uri, sha256=row.sha256, metrics=row.metrics,
         profile_id=row.profile_id, gate_report=row.gate_report, created_at=row.created_at,
         batch_ids=tuple(batch_ids), calibration_uri=row.calibration_uri,
-        calibration_sha256=row.calibration_sha256,
+        calibration_sha256=row.calibration_sha256, region=row.region,
     )
 
 

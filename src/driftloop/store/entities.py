@@ -50,6 +50,8 @@ class Batch:
     spec_sha256: str | None = None
     requeued_from: int | None = None
     archived_at: datetime | None = None
+    region: str | None = None
+    """The region it was ingested in (`regions:`); None for a pipeline without regions."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,7 @@ class TrainingRun:
     started_at: datetime
     finished_at: datetime | None
     trainer_sha256: str | None = None
+    region: str | None = None
 
 
 @dataclass(frozen=True)
@@ -139,6 +142,7 @@ class ModelVersion:
     calibration_uri: str | None = None
     """The confidence calibrator (`train.calibration`), stored like the model; None: none."""
     calibration_sha256: str | None = None
+    region: str | None = None
 
 
 @dataclass(frozen=True)

@@ -213,7 +213,7 @@ class MetadataStore(_trials.TrialStore, _findings.FindingStore):
             "start": start, "end": end, "status": status, "reasons": _rows.plain(reasons),
             "data_uri": data_uri, "data_sha256": data_sha256, "created_at": self.clock.now(),
             "quality": _rows.quality_json(quality or {}, quality_rows),
-            "spec_sha256": spec_sha256, "requeued_from": requeued_from,
+            "spec_sha256": spec_sha256, "requeued_from": requeued_from, "region": self.region,
         }
         try:
             with self._write() as conn:
@@ -385,7 +385,7 @@ class MetadataStore(_trials.TrialStore, _findings.FindingStore):
             run_id = int(conn.scalar(_INSERT_RUN, {
                 "pipeline_id": pid, "trainer": trainer, "params": params,
                 "decision_id": decision_id, "status": "running", "started_at": at,
-                "trainer_sha256": trainer_sha256,
+                "trainer_sha256": trainer_sha256, "region": self.region,
             }))
             if batch_ids:
                 conn.execute(_INSERT_RUN_BATCH, [
@@ -395,7 +395,7 @@ class MetadataStore(_trials.TrialStore, _findings.FindingStore):
             id=run_id, pipeline=pipeline, trainer=trainer, params=params,
             batch_ids=tuple(batch_ids), decision_id=decision_id, status="running",
             compute_seconds=None, error=None, started_at=clocks.as_utc(at), finished_at=None,
-            trainer_sha256=trainer_sha256,
+            trainer_sha256=trainer_sha256, region=self.region,
         )
 
     def finish_run(
@@ -495,12 +495,14 @@ class MetadataStore(_trials.TrialStore, _findings.FindingStore):
                 "artifact_uri": artifact_uri, "sha256": sha256, "metrics": metrics,
                 "profile_id": profile_id, "gate_report": report, "created_at": at,
                 "calibration_uri": calibration_uri, "calibration_sha256": calibration_sha256,
+                "region": self.region,
             }).scalar_one()
         return entities.ModelVersion(
             id=int(new_id), pipeline=pipeline, version=bumped.last_version, run_id=run_id,
             artifact_uri=artifact_uri, sha256=sha256, metrics=metrics, profile_id=profile_id,
             gate_report=report, created_at=clocks.as_utc(at), batch_ids=tuple(batch_ids),
             calibration_uri=calibration_uri, calibration_sha256=calibration_sha256,
+            region=self.region,
         )
 
     def _versions(

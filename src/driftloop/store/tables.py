@@ -101,6 +101,7 @@ batches = sa.Table(
     # when retention moved the batch's file to the archive (data_uri then names the archived
     # file) or deleted it (data_uri NULL); NULL: the file is where ingest put it
     sa.Column("archived_at", UTCDateTime, nullable=True),
+    sa.Column("region", sa.String(100), nullable=True),  # `regions:`; NULL without (0011)
     sa.UniqueConstraint("pipeline_id", "fingerprint"),
     sa.Index(None, "pipeline_id", "status", "id"),
 )
@@ -171,6 +172,7 @@ runs = sa.Table(
     # which trainer ran: sha256 of its source file and the spec's trainer section (revision
     # 0007; NULL on older runs)
     sa.Column("trainer_sha256", sa.String(64), nullable=True),
+    sa.Column("region", sa.String(100), nullable=True),
     sa.Index(None, "pipeline_id", "status"),
 )
 
@@ -227,6 +229,7 @@ model_versions = sa.Table(
     # the confidence calibrator (`train.calibration`), an artifact like the model; NULL: none
     sa.Column("calibration_uri", sa.Text, nullable=True),
     sa.Column("calibration_sha256", sa.String(64), nullable=True),
+    sa.Column("region", sa.String(100), nullable=True),
     sa.UniqueConstraint("pipeline_id", "version"),
     sa.Index(None, "run_id"),
 )
@@ -295,6 +298,39 @@ audit_log = sa.Table(
     sa.Column("at", UTCDateTime, nullable=False),
     sa.Index(None, "action"),
     sa.Index(None, "target"),
+)
+
+notifications = sa.Table(
+    # The webhook outbox (`store.outbox`): one row per (hook, event), written in the transaction
+    # that moves the hook's cursors past the event, so an event is queued once and never lost.
+    "notifications", metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    _pipeline_fk(),
+    sa.Column("hook", sa.String(64), nullable=False),
+    sa.Column("event", sa.String(50), nullable=False),
+    sa.Column("event_key", sa.String(200), nullable=False),
+    sa.Column("payload", Json, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),  # pending, sent, dead
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_at", UTCDateTime, nullable=False),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("sent_at", UTCDateTime, nullable=True),
+    sa.UniqueConstraint("pipeline_id", "hook", "event_key"),
+    sa.Index(None, "pipeline_id", "status", "next_at"),
+)
+
+notes = sa.Table(
+    # Notes people leave on a model version, a decision or a batch (`store.notes`).
+    "notes", metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    _pipeline_fk(),
+    sa.Column("target", sa.String(20), nullable=False),  # version, decision, batch
+    sa.Column("target_id", sa.BigInteger, nullable=False),
+    sa.Column("author", sa.String(200), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Index(None, "pipeline_id", "target", "target_id"),
 )
 
 archives = sa.Table(

@@ -17,8 +17,16 @@ def create_app(project: projects.Project) -> FastAPI:
     """The dashboard app for the store of `project` (the caller keeps ownership of it)."""
     app = FastAPI(title=f"driftloop dashboard: {project.name}", docs_url=None, redoc_url=None,
                   openapi_url=None)
-    app.include_router(
-        dashboard.router(project.store, public=project.spec.serving.public_dashboard))
+    spec = project.spec
+    everywhere = None
+    if spec.regions:
+        from driftloop.controller import regions
+
+        def everywhere() -> list[regions.RegionStatus]:
+            return regions.global_status(spec, project.base_dir)
+
+    app.include_router(dashboard.router(
+        project.store, public=spec.serving.public_dashboard, regions=everywhere))
 
     @app.get("/", include_in_schema=False)
     def home() -> RedirectResponse:

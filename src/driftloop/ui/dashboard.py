@@ -28,7 +28,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from driftloop.core import errors, types
-from driftloop.store import lineage, metadata, serving
+from driftloop.store import lineage, metadata, notes, serving
 from driftloop.ui import responsible_views, templating, views
 
 COOKIE = "driftloop_token"
@@ -48,8 +48,12 @@ def render(template: str, status: int = 200, **context: Any) -> HTMLResponse:
     return HTMLResponse(html, status_code=status)
 
 
-def router(store: metadata.MetadataStore, *, public: bool = False) -> APIRouter:
-    """The dashboard's routes over `store`; `public` opens them without a token."""
+def router(
+    store: metadata.MetadataStore, *, public: bool = False,
+    regions: Callable[[], list[Any]] | None = None,
+) -> APIRouter:
+    """The dashboard's routes over `store`; `public` opens them without a token; `regions`
+    gives the global view of a pipeline with `regions:` (`controller.regions`)."""
     tokens = serving.ServingStore(store)
     api = APIRouter(prefix=PREFIX, include_in_schema=False)
 
@@ -115,7 +119,14 @@ def router(store: metadata.MetadataStore, *, public: bool = False) -> APIRouter:
     @api.get("/")
     def overview(request: Request) -> Response:
         return page(request, lambda user: render(
-            "overview.html.j2", user=user, public=public, pipelines=views.overview(store)))
+            "overview.html.j2", user=user, public=public, pipelines=views.overview(store),
+            regions=regions is not None))
+
+    @api.get("/regions")
+    def regions_page(request: Request) -> Response:
+        rows = regions() if regions is not None else []
+        return page(request, lambda user: render(
+            "regions.html.j2", user=user, public=public, regions=rows))
 
     @api.get("/pipelines/{name}")
     def pipeline(request: Request, name: str, limit: int = Query(200, ge=1, le=5000)) -> Response:
@@ -128,10 +139,13 @@ def router(store: metadata.MetadataStore, *, public: bool = False) -> APIRouter:
     def version(
         request: Request, name: str, number: int = Path(ge=1, le=types.MAX_VERSION),
     ) -> Response:
-        return page(request, lambda user: render(
-            "version.html.j2", user=user, public=public, name=name,
-            lineage=lineage.of_version(store, name, number),
-            explained=responsible_views.explanation(store, name, number)))
+        def build(user: str) -> HTMLResponse:
+            traced = lineage.of_version(store, name, number)
+            return render("version.html.j2", user=user, public=public, name=name,
+                          lineage=traced, notes=_notes(store, name, traced),
+                          explained=responsible_views.explanation(store, name, number))
+
+        return page(request, build)
 
     @api.get("/pipelines/{name}/serving")
     def serving_page(
@@ -142,6 +156,17 @@ def router(store: metadata.MetadataStore, *, public: bool = False) -> APIRouter:
             view=views.serving_view(store, name, store.clock.now(), hours)))
 
     return api
+
+
+def _notes(store: metadata.MetadataStore, name: str, traced: lineage.Lineage) -> list[Any]:
+    """The notes on a version, on the decision that caused it and on its batches, by time."""
+    found = notes.Notes(store)
+    kept = found.of(name, "version", traced.version.version)
+    if traced.decision is not None:
+        kept += found.of(name, "decision", traced.decision.id)
+    wanted = {b.id for b in traced.batches}
+    kept += [n for n in found.of(name, "batch") if n.target_id in wanted]
+    return sorted(kept, key=lambda n: n.at)
 
 
 def _local(target: str) -> str:

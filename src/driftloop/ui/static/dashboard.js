@@ -37,4 +37,12 @@
   }
 
   document.querySelectorAll("[data-chart]").forEach(draw);
+  // times written in UTC, shown in the reader's own time zone
+  document.querySelectorAll("time[data-local]").forEach(function (element) {
+    const at = new Date(element.getAttribute("datetime"));
+    element.title = element.textContent;
+    element.textContent = at.toLocaleString(undefined, {
+      year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit",
+      timeZoneName: "short" });
+  });
 })();
