@@ -11,7 +11,7 @@ import scipy.stats
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from driftloop.drift import stats
+from driftloop.drift import ks_exact, stats
 
 RTOL = 1e-9
 
@@ -68,6 +68,29 @@ def test_ks_equals_scipy_exact_and_asymptotic_branches(n1: int, n2: int) -> None
     cur[:, 0] = np.round(cur[:, 0], 1)  # ties between samples
     ref[:, 0] = np.round(ref[:, 0], 1)
     _check_ks(ref, cur)
+
+
+@pytest.mark.parametrize("private", [True, False])
+def test_exact_p_values_equal_scipy_with_and_without_its_private_routine(
+    private: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The public path (scipy's ks_2samp on the smallest data with the same statistic) is what
+    runs once scipy drops or changes the private routine; both give scipy's answer."""
+    assert ks_exact.private_agrees()  # the scipy installed here still has it
+    if not private:
+        monkeypatch.setattr(ks_exact, "PRIVATE", None)
+    rng = np.random.default_rng(7)
+    ref = rng.normal(size=(400, 4))
+    cur = rng.normal(size=(350, 4)) + np.array([0.0, 0.1, 0.3, 1.0])
+    ref[:, 0], cur[:, 0] = np.round(ref[:, 0]), np.round(cur[:, 0])
+    _check_ks(ref, cur)
+    for n1, n2 in ((1, 1), (1, 9), (13, 8), (250, 1000)):
+        for i in range(0, n1 + 1, max(n1 // 5, 1)):
+            for j in range(0, n2 + 1, max(n2 // 5, 1)):
+                if i * n2 >= j * n1:
+                    d, p = ks_exact.public_pvalue(n1, n2, i / n1 - j / n2)
+                    assert d == pytest.approx(i / n1 - j / n2, abs=1e-15)
+                    assert p is None or 0.0 <= p <= 1.0
 
 
 def test_ks_drops_missing_values_per_column() -> None:

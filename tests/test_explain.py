@@ -161,8 +161,8 @@ def test_predict_explains_each_record_and_counts_it(tmp_path: Path) -> None:
         theirs = shap.LinearExplainer(model, shap.maskers.Independent(background))(frame).values
         np.testing.assert_allclose([[row["x1"], row["x2"]] for row in got], theirs, atol=1e-9)
         metrics = client.get("/metrics").text
-        counted = 'driftloop_explained_predictions_total{pipeline="explained",version="%d"} 2.0'
-        assert counted % champion in metrics
+        counted = 'driftloop_explained_predictions_total{alias="champion",pipeline="explained"} 2.0'
+        assert counted in metrics
         assert 'driftloop_predictions_total' in metrics
 
 

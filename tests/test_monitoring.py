@@ -12,6 +12,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,10 @@ from conftest import require_service
 from test_server import RECORD, Server, bearer, trained_folder
 
 from driftloop.controller import project as projects
+from driftloop.controller import retrain, telemetry, tick
 from driftloop.server import auth
-from driftloop.store import serving
+from driftloop.server import metrics as server_metrics
+from driftloop.store import entities, serving
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 METRIC = re.compile(r"\bdriftloop_[a-z_]+\b")
@@ -81,17 +84,66 @@ def test_every_grafana_query_names_an_exported_metric(server: Server) -> None:
     ids = [panel["id"] for panel in board["panels"]]
     assert len(ids) == len(set(ids)) >= 8 and board["uid"] == "driftloop"
     exported = exported_names(httpx.get(server.url + "/metrics").text)
+    exported |= exported_names(controller_metrics().render().decode())
     queries = grafana_queries()
     for query in queries:
         used = set(METRIC.findall(query))
         assert used, f"query names no driftloop metric: {query}"
         assert used <= exported, f"{sorted(used - exported)} are not exported: {query}"
     covered = {name for query in queries for name in METRIC.findall(query)}
-    declared = {line.split()[2] for line in httpx.get(server.url + "/metrics").text.splitlines()
+    texts = httpx.get(server.url + "/metrics").text + controller_metrics().render().decode()
+    declared = {line.split()[2] for line in texts.splitlines()
                 if line.startswith("# TYPE ") and not line.endswith("_created gauge")}
     missing = {name for name in declared
                if not any(used.startswith(name) for used in covered)}
     assert not missing, f"metrics no panel shows: {sorted(missing)}"
+
+
+def controller_metrics() -> telemetry.ControllerMetrics:
+    """The metrics of `driftloop run --metrics-port`, after a tick that trained a model."""
+    metrics = telemetry.ControllerMetrics("electricity")
+    at = datetime(2024, 5, 1, tzinfo=UTC)
+    run = entities.TrainingRun(1, "electricity", "train:make_model", {}, (1,), 1, "succeeded",
+                               2.5, None, at, at + timedelta(seconds=3))
+    decision = entities.Decision(1, "electricity", "retrain", True, {}, {}, at)
+    outcome = retrain.Outcome(run, None, True, "no champion")
+    metrics.observe(tick.TickResult(True, decision=decision, outcome=outcome), 3.2, at)
+    metrics.failed(0.1)
+    return metrics
+
+
+def test_metric_names_follow_the_prometheus_conventions() -> None:
+    """https://prometheus.io/docs/practices/naming/: a driftloop_ prefix, snake case, base
+    units (seconds, bytes) as a suffix, _total on counters, a time as _timestamp_seconds, an
+    _info gauge of 1; and no label that grows without bound (a model version)."""
+    registries = [server_metrics.ServerMetrics().registry, controller_metrics().registry]
+    families = [family for registry in registries for family in registry.collect()]
+    names = {family.name for family in families}
+    assert {"driftloop_build_info", "driftloop_request_duration_seconds",
+            "driftloop_tick_duration_seconds", "driftloop_trainings",
+            "driftloop_last_successful_tick_timestamp_seconds", "driftloop_lease_held"} <= names
+    for family in families:
+        name = family.name
+        assert re.fullmatch(r"driftloop_[a-z][a-z0-9_]*[a-z0-9]", name), name
+        assert family.documentation.strip(), f"{name} has no help text"
+        assert not re.search(r"_(milli|micro|nano)?seconds?_(total|count)$|_ms\b|_(minutes|hours|"
+                             r"days|millis|kilobytes|megabytes|percent)\b", name), name
+        assert not name.endswith(("_count", "_sum", "_bucket")), name
+        if family.type == "counter":
+            assert not name.endswith("_total"), name  # the client adds _total itself
+            assert all(s.name.startswith(name + "_total") or s.name.endswith("_created")
+                       for s in family.samples), name
+        if family.type == "histogram":
+            assert name.endswith("_seconds"), f"{name}: durations are in seconds"
+        if "timestamp" in name:
+            assert name.endswith("_timestamp_seconds") and family.type == "gauge", name
+        if name.endswith("_info"):
+            assert family.type == "gauge" and all(s.value == 1 for s in family.samples), name
+        for sample in family.samples:
+            labels = set(sample.labels) - {"le"}
+            assert all(re.fullmatch(r"[a-z][a-z0-9_]*", label) for label in labels), sample
+            if not name.endswith("_info"):
+                assert "version" not in labels, f"{name}: a version label grows with retrains"
 
 
 def free_port() -> int:
@@ -100,12 +152,14 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def scrape_config(target: str) -> dict[str, Any]:
-    """deploy/prometheus.yml with its target replaced and a short scrape interval."""
+def scrape_config(server: str, controller: str) -> dict[str, Any]:
+    """deploy/prometheus.yml with its targets replaced and a short scrape interval."""
     config = yaml.safe_load((DEPLOY / "prometheus.yml").read_text())
     config["global"]["scrape_interval"] = config["global"]["evaluation_interval"] = "1s"
-    (job,) = [job for job in config["scrape_configs"] if job["job_name"] == "driftloop"]
-    job["static_configs"][0]["targets"] = [target]
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert set(jobs) == {"driftloop", "driftloop-controller"}
+    jobs["driftloop"]["static_configs"][0]["targets"] = [server]
+    jobs["driftloop-controller"]["static_configs"][0]["targets"] = [controller]
     return dict(config)
 
 
@@ -117,8 +171,11 @@ def test_prometheus_scrapes_the_server_with_the_shipped_config(
     if binary is None or promtool is None:
         require_service("Prometheus", "prometheus / promtool are not installed "
                                       "(apt-get install prometheus)")
+    controller = controller_metrics()
+    exposed = controller.serve(0)
     config = tmp_path / "prometheus.yml"
-    config.write_text(yaml.safe_dump(scrape_config(f"127.0.0.1:{server.port}")))
+    config.write_text(yaml.safe_dump(scrape_config(
+        f"127.0.0.1:{server.port}", f"127.0.0.1:{exposed.server_port}")))
     checked = subprocess.run([promtool, "check", "config", str(config)], capture_output=True,
                              text=True, check=False)
     assert checked.returncode == 0, checked.stdout + checked.stderr
@@ -141,7 +198,11 @@ def test_prometheus_scrapes_the_server_with_the_shipped_config(
         assert any(item["metric"].get("endpoint") == "/v1/predict" for item in found)
         up = _wait_for(url, 'up{job="driftloop"} == 1', log)
         assert up[0]["metric"]["instance"] == f"127.0.0.1:{server.port}"
+        ticks = _wait_for(url, 'driftloop_ticks_total{job="driftloop-controller"}', log)
+        assert {item["metric"]["result"] for item in ticks} == {"acted", "failed"}
     finally:
+        exposed.shutdown()
+        exposed.server_close()
         process.terminate()
         assert process.wait(timeout=30) == 0, log.read_text()[-2000:]
 

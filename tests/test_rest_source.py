@@ -286,3 +286,18 @@ def test_headers_come_from_the_environment_and_stay_out_of_repr(
     monkeypatch.delenv("API_TOKEN")
     with pytest.raises(errors.ConfigError, match="API_TOKEN is not set"):
         base.build_source(spec)
+
+
+def test_a_secret_in_the_query_stays_out_of_batches_and_the_store(
+    api: tuple[Api, str], tmp_path: Path
+) -> None:
+    state, url = api
+    project = open_project(tmp_path / "p", url + "?api_key=PLANTED-rest-3c9d", max_pages=1)
+    batches = ingesting.ingest(project)
+    # sent with every request (httpx would have dropped the URL's query for the page number)
+    assert batches and all(q["api_key"] == "PLANTED-rest-3c9d" for q in state.requests)
+    assert all("api_key=***" in batch.source_uri for batch in batches)
+    assert "PLANTED" not in project.source.key
+    project.close()
+    stored = b"".join(path.read_bytes() for path in (tmp_path / "p").glob("driftloop.db*"))
+    assert b"PLANTED-rest-3c9d" not in stored

@@ -307,10 +307,10 @@ def test_health_docs_and_metrics(server: Server, secrets: dict[str, str]) -> Non
     for line in (
         'driftloop_requests_total{endpoint="/v1/predict",method="POST",status="200"}',
         'driftloop_requests_total{endpoint="/v1/predict",method="POST",status="401"}',
-        'driftloop_request_seconds_bucket{endpoint="/v1/predict",le="0.005"}',
+        'driftloop_request_duration_seconds_bucket{endpoint="/v1/predict",le="0.005"}',
         'driftloop_errors_total{endpoint="/v1/predict",kind="401"}',
         'driftloop_model_version{alias="champion",pipeline="electricity"} 1.0',
-        'driftloop_predictions_total{alias="champion",pipeline="electricity",version="1"}',
+        'driftloop_predictions_total{alias="champion",pipeline="electricity"}',
         'driftloop_feedback_total{pipeline="electricity"}',
         "driftloop_prediction_log_written_total",
         "# TYPE driftloop_live_metric gauge",  # set once the controller has scored live data

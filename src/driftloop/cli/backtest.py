@@ -12,10 +12,14 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from driftloop.cli import console
+from driftloop.cli import console, durations, json_output
+
+if TYPE_CHECKING:
+    from driftloop.core import config
 
 SPEC = typer.Option(Path("driftloop.yaml"), "--spec", "-s", help="The pipeline spec.")
 
@@ -25,15 +29,18 @@ def backtest(
     data: Path | None = typer.Option(
         None, help="CSV or Parquet file to replay; default: the spec's source from the start."
     ),
-    every: str = typer.Option("1d", help="Batch length, e.g. 1d, 12h."),
-    warmup: str = typer.Option("30d", help="History used to train the first model."),
-    report: Path | None = typer.Option(None, help="Also write an HTML report here."),
+    every: str = typer.Option("1d", help=f"Batch length: {durations.HELP}."),
+    warmup: str = typer.Option(
+        "30d", help=f"History used to train the first model: {durations.HELP}."),
+    report: Path | None = typer.Option(
+        None, "--report", "--out", "-o", help="Also write an HTML report here."),
     workers: int = typer.Option(
         min(2, os.cpu_count() or 1), min=1, help="Policies replayed in parallel."
     ),
     archive: bool = typer.Option(
         False, "--archive", help="Replay the labelled predictions the server logged, from the "
         "pipeline's archive (retention moves them there after the label horizon)."),
+    as_json: json_output.Flag = False,
 ) -> None:
     """Backtest the spec's retraining policy against the baselines on history."""
     from driftloop.cli import demo
@@ -46,9 +53,10 @@ def backtest(
         frame = console.guard(lambda: _archived(spec))
     else:
         frame = console.guard(lambda: _history(loaded, spec.resolve().parent, data))
-    step, warm = (
-        _duration(value, name) for value, name in ((every, "--every"), (warmup, "--warmup"))
-    )
+    step, warm = durations.parse(every, "--every"), durations.parse(warmup, "--warmup")
+    if as_json:
+        _replay_json(frame, loaded, spec.resolve().parent, step, warm, report, workers)
+        return
     demo.replay_and_report(
         frame,
         loaded,
@@ -62,13 +70,38 @@ def backtest(
     )
 
 
-def _duration(value: str, option: str) -> timedelta:
-    from driftloop.core import config
+def _replay_json(
+    frame: object, spec: config.PipelineSpec, base_dir: Path, every: timedelta,
+    warmup: timedelta, report: Path | None, workers: int,
+) -> None:
+    """`backtest --json`: the policies' headline numbers as one document, no progress bar."""
+    from driftloop.cli import demo
+    from driftloop.controller import backtest as backtests
+    from driftloop.ui import report as reports
 
-    parsed = config.parse_duration(value)
-    if not isinstance(parsed, timedelta):
-        console.fail(f"{option}: {value!r} is not a duration such as 1d, 12h or 30m")
-    return parsed
+    policies: dict[str, dict[str, object]] = {demo.SPEC_POLICY: {}}
+    results = console.guard(lambda: backtests.backtest(
+        frame, spec, policies, base_dir=base_dir,
+        every=every, warmup=warmup, workers=workers, budget=demo.SPEC_POLICY))
+    if report is not None:
+        steps = len(results[0].steps)
+        report.write_text(reports.render_backtest(
+            results, title=f"driftloop backtest: {spec.name}", focus=demo.SPEC_POLICY,
+            description=demo.describe(steps, every, warmup, spec)), encoding="utf-8")
+    json_output.emit({
+        "pipeline": spec.name,
+        "metric": spec.gate.metric,
+        "every_seconds": every.total_seconds(),
+        "warmup_seconds": warmup.total_seconds(),
+        "report": None if report is None else str(report),
+        "policies": [
+            {"policy": r.policy, "score": r.score, "trainings": r.trainings,
+             "promotions": r.promotions, "cpu_seconds": r.cpu_seconds,
+             "wall_seconds": r.wall_seconds, "batches": len(r.steps),
+             "estimate_mae": r.estimate_mae}
+            for r in results
+        ],
+    })
 
 
 def _archived(path: Path) -> object:

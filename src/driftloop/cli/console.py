@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from driftloop.core import errors
+from driftloop.core import errors, secrecy
 
 T = TypeVar("T")
 # Piped output (a log file, CI) would be squeezed to 80 columns, truncating tables' numbers.
@@ -35,7 +35,9 @@ def info(message: str) -> None:
 
 
 def fail(message: str) -> NoReturn:
-    stderr.print(Text("error: ", style="red") + Text(message), highlight=False)
+    """Print `message` (URLs in it without their passwords) and exit with code 1."""
+    shown = secrecy.redact_text(message)
+    stderr.print(Text("error: ", style="red") + Text(shown), highlight=False)
     raise typer.Exit(1)
 
 

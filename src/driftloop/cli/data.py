@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from driftloop.cli import console
+from driftloop.cli import console, json_output
 from driftloop.core import types
 from driftloop.store import entities
 
@@ -77,6 +77,7 @@ def batches(
         False, "--signals", help="Also print each accepted batch's data-quality signals."
     ),
     last: int = typer.Option(50, "--last", "-n", min=0, help="The newest N batches (0: all)."),
+    as_json: json_output.Flag = False,
 ) -> None:
     """List the pipeline's batches with their status and, for quarantined ones, the reasons;
     the `signals` column counts the columns (and rows) beyond what the first data showed."""
@@ -87,6 +88,11 @@ def batches(
     project = console.guard(lambda: projects.open_project(spec))
     status: types.BatchStatus | None = "quarantined" if quarantined else None
     listed = project.store.list_batches(project.name, status=status, last=last or None)
+    if as_json:
+        json_output.emit({"pipeline": project.name,
+                          "batches": [json_output.batch(found) for found in listed]})
+        project.close()
+        return
     if not listed:
         console.info("no batches yet: run `driftloop ingest`")
     else:

@@ -50,7 +50,8 @@ TRAINER = {
 
 def demo(
     report: Path = typer.Option(
-        Path("driftloop-demo.html"), help="Where to write the HTML report."
+        Path("driftloop-demo.html"), "--report", "--out", "-o",
+        help="Where to write the HTML report."
     ),
     workers: int = typer.Option(
         min(2, os.cpu_count() or 1), min=1, help="Policies replayed in parallel."

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from driftloop.cli import console
+from driftloop.cli import console, durations
 
 SPEC = typer.Option(Path("driftloop.yaml"), "--spec", "-s", help="The pipeline spec.")
 
@@ -90,8 +90,13 @@ def tick_as_json(spec: Path, exit_zero: bool) -> None:
 
 def run(
     spec: Path = SPEC,
-    every: float = typer.Option(60.0, "--every", help="Seconds between ticks."),
+    every: str = typer.Option("1m", "--every", help=f"Time between ticks: {durations.HELP}."),
     ticks: int = typer.Option(0, "--ticks", help="Stop after this many ticks (0: never)."),
+    metrics_port: int | None = typer.Option(
+        None, "--metrics-port", min=0, max=65535,
+        help="Expose the controller's Prometheus metrics on this port (/metrics)."),
+    metrics_host: str = typer.Option(
+        "127.0.0.1", "--metrics-host", help="Address the metrics bind to."),
 ) -> None:
     """Tick every `--every` seconds until stopped (Ctrl-C) or `--ticks` are done.
 
@@ -103,11 +108,18 @@ def run(
     could leave a transaction open on the lease row that the release then waits for. A second
     Ctrl-C stops at once."""
     from driftloop.controller import project as projects
+    from driftloop.controller import telemetry
     from driftloop.controller import tick as ticking
     from driftloop.core import errors
 
+    pause = durations.parse(every, "--every").total_seconds()
     project = console.guard(lambda: projects.open_project(spec))
     controller = ticking.build_controller(project)
+    metrics = telemetry.ControllerMetrics(project.name)
+    exposed = None
+    if metrics_port is not None:
+        exposed = metrics.serve(metrics_port, metrics_host)
+        console.info(f"metrics on http://{metrics_host}:{exposed.server_port}/metrics")
     stopping = threading.Event()
 
     def stop(_signum: int, _frame: Any) -> None:
@@ -120,26 +132,32 @@ def run(
     done, gave_up = 0, None
     try:
         while not stopping.is_set() and (ticks == 0 or done < ticks):
+            started = time.perf_counter()
             try:
                 try:
+                    metrics.holding(True)  # a tick that finds the lease taken returns at once
                     result = controller.tick()
                     notify(project, result)
                 finally:
                     controller.release()  # the next tick is whoever's comes first
+                    metrics.holding(False)
+                metrics.observe(result, time.perf_counter() - started, project.clock.now())
                 show_tick(result)
                 if result.outcome is None:
                     gave_up = show_give_up(project, unless=gave_up)
             except errors.TemporaryError as exc:
+                metrics.failed(time.perf_counter() - started)
                 console.info(f"temporary problem, retrying in {exc.delay:.0f}s: {exc}")
                 stopping.wait(exc.delay)
                 continue
             except (errors.PermanentError, errors.ConflictError) as exc:
+                metrics.failed(time.perf_counter() - started)
                 console.stderr.print(f"[red]tick failed[/red]: {exc}; carrying on", markup=True)
             except errors.DriftloopError as exc:
                 console.fail(str(exc))
             done += 1
             if ticks == 0 or done < ticks:
-                wait_for_next_tick(stopping, every)
+                wait_for_next_tick(stopping, pause)
     except KeyboardInterrupt:
         stopping.set()
     finally:
@@ -147,6 +165,9 @@ def run(
             signal.signal(sig, handler)
         controller.release()
         project.close()
+        if exposed is not None:
+            exposed.shutdown()
+            exposed.server_close()
     if stopping.is_set():
         console.info("stopped")
 

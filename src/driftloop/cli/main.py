@@ -11,6 +11,7 @@ from driftloop.cli import (
     demo,
     deploy,
     gc,
+    logs,
     loop,
     model_formats,
     models,
@@ -30,6 +31,31 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        import driftloop
+
+        typer.echo(f"driftloop {driftloop.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(
+        False, "--version", is_eager=True, callback=_print_version,
+        help="Print the version and exit."),
+    log_format: logs.Format | None = typer.Option(
+        None, "--log-format", help="Log lines as text or JSON objects (on stderr)."),
+    log_level: str | None = typer.Option(
+        None, "--log-level", help="debug, info, warning (default) or error."),
+) -> None:
+    """Continuous training: ingest, validate, detect drift, retrain, gate, version, loop."""
+    if log_format is not None or log_level is not None:
+        logs.configure(log_format or "text", log_level or "warning")
+
+
 app.command()(project.init)
 app.command()(project.check)
 app.command()(data.ingest)

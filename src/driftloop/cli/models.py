@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from driftloop.cli import console
+from driftloop.cli import console, json_output
 
 if TYPE_CHECKING:
     from driftloop.controller import project as projects
-    from driftloop.store import entities
+    from driftloop.store import entities, lineage
 
 app = typer.Typer(
     help="The model registry: versions, lineage, promotion and rollback.", no_args_is_help=True
@@ -36,6 +36,7 @@ def _open(spec: Path) -> projects.Project:
 def list_versions(
     spec: Path = SPEC,
     last: int = typer.Option(20, "--last", "-n", min=0, help="The newest N versions (0: all)."),
+    as_json: json_output.Flag = False,
 ) -> None:
     """The newest versions with their metrics, gate result and aliases."""
     project = _open(spec)
@@ -43,6 +44,15 @@ def list_versions(
     aliases: dict[int, list[str]] = {}
     for alias, number in store.aliases(name).items():
         aliases.setdefault(number, []).append(alias)
+    if as_json:
+        listed = store.list_model_versions(name, last=last or None)
+        json_output.emit({
+            "pipeline": name,
+            "metric": project.spec.gate.metric,
+            "versions": [json_output.version(v, aliases.get(v.version, ())) for v in listed],
+        })
+        project.close()
+        return
     table = console.table(
         "version", "created", "aliases", project.spec.gate.metric, "gate", "train rows", "run"
     )
@@ -67,13 +77,22 @@ def list_versions(
 
 
 @app.command()
-def show(version: int = typer.Argument(..., help="Version number."), spec: Path = SPEC) -> None:
+def show(
+    version: int = typer.Argument(..., help="Version number."),
+    spec: Path = SPEC,
+    as_json: json_output.Flag = False,
+) -> None:
     """One version and its lineage: batches → run → gate report → alias history → decision."""
     from driftloop.store import lineage, transfers
 
     project = _open(spec)
     name = project.name
     traced = console.guard(lambda: lineage.of_version(project.store, name, version))
+    if as_json:
+        json_output.emit(_lineage_json(name, traced, project.store.list_trials(traced.run.id)
+                                       if traced.run is not None else []))
+        project.close()
+        return
     found = traced.version
     console.print(
         f"[bold]{name} v{found.version}[/bold]  sha256 {found.sha256[:16]}…  {found.artifact_uri}"
@@ -116,6 +135,38 @@ def show(version: int = typer.Argument(..., help="Version number."), spec: Path 
     console.print(history)
     _show_transfers(transfers.TransferStore(project.store).list(name, version))
     project.close()
+
+
+def _lineage_json(
+    pipeline: str, traced: lineage.Lineage, trials: list[entities.Trial]
+) -> dict[str, object]:
+    """`models show --json`: the version, the run, the decision that caused it, the alias
+    moves and the search trials."""
+    run, decision = traced.run, traced.decision
+    return {
+        "pipeline": pipeline,
+        "version": json_output.version(traced.version, traced.aliases),
+        "run": None if run is None else {
+            "id": run.id, "trainer": run.trainer, "params": run.params, "status": run.status,
+            "compute_seconds": run.compute_seconds, "error": run.error,
+            "started_at": json_output.when(run.started_at),
+            "finished_at": json_output.when(run.finished_at),
+        },
+        "decision": None if decision is None else {
+            "id": decision.id, "at": json_output.when(decision.at), "reason": traced.reason,
+        },
+        "gate": traced.gate,
+        "moves": [
+            {"at": json_output.when(m.at), "alias": m.alias, "from": m.previous,
+             "to": m.version, "action": m.action, "actor": m.actor, "reason": m.reason}
+            for m in traced.moves
+        ],
+        "trials": [
+            {"number": t.number, "family": t.family, "score": t.score,
+             "cpu_seconds": t.cpu_seconds, "params": t.params, "error": t.error}
+            for t in trials
+        ],
+    }
 
 
 def _show_transfers(found: list[entities.Transfer]) -> None:

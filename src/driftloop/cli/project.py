@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from driftloop.cli import console
+from driftloop.cli import console, json_output
+
+if TYPE_CHECKING:
+    from driftloop.core import config
 
 WEEK = 7 * 48
 
@@ -128,35 +131,34 @@ def check(
         False, "--data", help="Also read the source's first batch and check the spec's columns "
         "against it (target, timestamp, id, features, validation settings).",
     ),
+    as_json: json_output.Flag = False,
 ) -> None:
     """Validate a spec, find its trainer and check that it takes `trainer.params`; errors
     name the file, the line and the field. With --data, also check that the columns it names
-    are in the data and parse."""
-    from driftloop.core import config
-    from driftloop.train import trainer
-
-    loaded = console.guard(lambda: config.load_spec(spec))
-    misfit = console.guard(lambda: trainer.param_problem(loaded.trainer, spec.resolve().parent))
-    if misfit is not None:
-        where = ("trainer", "params", misfit.param) if misfit.param else ("trainer", "params")
-        field = ".".join(where)
-        accepted = ", ".join(misfit.accepted) or "none"
-        console.fail(f"{spec}:{config.line_of(spec, *where)}: {field}: {misfit.problem}; "
-                     f"{loaded.trainer.function} accepts: {accepted}")
-    if data:
-        _check_data(loaded, spec.resolve().parent)
+    are in the data and parse. With --json: ``{"spec", "valid", "problems", "pipeline"}`` on
+    stdout, and exit code 1 when it is not valid."""
+    loaded, problems = check_problems(spec, data)
+    if as_json:
+        json_output.emit({"spec": str(spec), "valid": not problems, "problems": problems,
+                          "pipeline": None if loaded is None else loaded.name})
+        if problems:
+            raise typer.Exit(1)
+        return
+    if problems or loaded is None:
+        console.fail("\n".join(problems))
     console.ok(f"{spec}: pipeline '{loaded.name}' is valid; its trainer was found and takes "
                "its params" + ("; it fits the data" if data else ""))
+    from driftloop.core import secrecy
+
     table = console.table("field", "value")
-    table.add_row(
-        "source",
-        f"{loaded.source.kind}: {loaded.source.model_dump(exclude={'kind'}, exclude_none=True)}",
-    )
+    source = secrecy.redact(loaded.source.model_dump(mode="json", exclude={"kind"},
+                                                     exclude_none=True))
+    table.add_row("source", f"{loaded.source.kind}: {source}")
     table.add_row("target", loaded.target)
     table.add_row("trainer", loaded.trainer.function)
     table.add_row("triggers", ", ".join(trigger.kind for trigger in loaded.triggers))
-    table.add_row("store", loaded.store)
-    table.add_row("artifacts", loaded.artifacts.url)
+    table.add_row("store", secrecy.redact_url(loaded.store))
+    table.add_row("artifacts", secrecy.redact_url(loaded.artifacts.url))
     if loaded.calendar is not None:
         from driftloop.data import calendar
 
@@ -168,11 +170,41 @@ def check(
         console.info(note)
 
 
+def check_problems(spec: Path, data: bool) -> tuple[config.PipelineSpec | None, list[str]]:
+    """The spec (None if it is not valid) and what is wrong with it, each problem one message
+    that names the file, line and field where it can."""
+    from driftloop.core import config, errors
+    from driftloop.train import trainer
+
+    try:
+        loaded = config.load_spec(spec)
+    except errors.ConfigError as exc:
+        return None, str(exc).splitlines()
+    try:
+        misfit = trainer.param_problem(loaded.trainer, spec.resolve().parent)
+    except errors.DriftloopError as exc:
+        return loaded, [str(exc)]
+    if misfit is not None:
+        where = ("trainer", "params", misfit.param) if misfit.param else ("trainer", "params")
+        field = ".".join(where)
+        accepted = ", ".join(misfit.accepted) or "none"
+        return loaded, [f"{spec}:{config.line_of(spec, *where)}: {field}: {misfit.problem}; "
+                        f"{loaded.trainer.function} accepts: {accepted}"]
+    if data:
+        found = _data_problem(loaded, spec.resolve().parent)
+        if found is not None:
+            return loaded, [found]
+    return loaded, []
+
+
 def _global_rows(table: Any, spec: Any) -> None:
     """Regions, deployment windows (with the next opening), text columns and webhooks."""
+    from driftloop.core import secrecy
+
     if spec.regions:
         table.add_row("regions", "; ".join(
-            f"{r.name} ({r.timezone}): store {r.store}, artifacts {r.artifacts}"
+            f"{r.name} ({r.timezone}): store {secrecy.redact_url(r.store)}, artifacts "
+            f"{secrecy.redact_url(r.artifacts)}"
             for r in spec.regions) + " (each process: DRIFTLOOP_REGION=name)")
     if spec.rollout.windows or spec.rollout.freeze:
         from datetime import UTC, datetime
@@ -187,7 +219,7 @@ def _global_rows(table: Any, spec: Any) -> None:
     if spec.text is not None:
         table.add_row("text columns", ", ".join(spec.text.columns))
     for hook in spec.notify:
-        table.add_row("notify", f"{hook.url}: {', '.join(hook.events)}"
+        table.add_row("notify", f"{secrecy.redact_url(hook.url)}: {', '.join(hook.events)}"
                       + ("" if hook.secret else " (unsigned: no secret)"))
 
 
@@ -195,21 +227,27 @@ STREAM_KINDS = {"redis", "nats"}
 """Sources `check --data` does not read: polling a stream would take messages from it."""
 
 
-def _check_data(spec: Any, base_dir: Path) -> None:
-    """Read the source's first batch and fail with every column problem of the spec."""
+def _data_problem(spec: Any, base_dir: Path) -> str | None:
+    """Read the source's first batch: every column problem of the spec in one message, or
+    None."""
+    from driftloop.core import errors
     from driftloop.data.sources import base as sources
     from driftloop.validation import spec_data
 
     if spec.source.kind in STREAM_KINDS:
-        console.fail(f"check --data reads files or SQL sources; a {spec.source.kind} stream "
-                     "would lose the messages it reads. Check the columns of a sample by hand")
-    source = console.guard(lambda: sources.build_source(spec.source, base_dir))
-    first = console.guard(lambda: next(iter(source.poll(None)), None))
+        return (f"check --data reads files or SQL sources; a {spec.source.kind} stream "
+                "would lose the messages it reads. Check the columns of a sample by hand")
+    try:
+        source = sources.build_source(spec.source, base_dir)
+        first = next(iter(source.poll(None)), None)
+    except errors.DriftloopError as exc:
+        return str(exc)
     if first is None:
-        console.fail(f"check --data: the source {source.key} has no data yet")
+        return f"check --data: the source {source.key} has no data yet"
     if first.frame is None:
-        console.fail(f"check --data: {first.source_uri} cannot be read: {first.error}")
+        return f"check --data: {first.source_uri} cannot be read: {first.error}"
     found = spec_data.problems(spec, first.frame)
     if found:
-        console.fail(f"the spec does not fit {first.source_uri}:\n"
-                     + "\n".join(f"  • {problem}" for problem in found))
+        return (f"the spec does not fit {first.source_uri}:\n"
+                + "\n".join(f"  • {problem}" for problem in found))
+    return None

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from driftloop.cli import console
+from driftloop.cli import console, durations, logs
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -45,8 +45,8 @@ def serve(
     spec: Path = SPEC,
     host: str = typer.Option("127.0.0.1", help="Address to bind (0.0.0.0 exposes the server)."),
     port: int = typer.Option(8000, min=0, max=65535, help="Port to listen on."),
-    poll_interval: float | None = typer.Option(
-        None, "--poll-interval", min=0.05, help="Seconds between alias checks (hot swap)."
+    poll_interval: str | None = typer.Option(
+        None, "--poll-interval", help=f"Time between alias checks (hot swap): {durations.HELP}."
     ),
     workers: Annotated[int, typer.Option(
         "--workers", "-w", min=1, help="Worker processes sharing the port (one per core).")] = 1,
@@ -64,6 +64,8 @@ def serve(
 
     from driftloop.controller import project as projects
 
+    poll = None if poll_interval is None else durations.parse(
+        poll_interval, "--poll-interval").total_seconds()
     project = console.guard(lambda: projects.open_project(spec))
     try:
         if workers > 1 and project.spec.online is not None:
@@ -71,10 +73,11 @@ def serve(
         console.info(f"serving {project.name} on http://{host}:{port} (docs: /docs)"
                      + (f" with {workers} workers" if workers > 1 else ""))
         if workers == 1:
-            app = console.guard(lambda: _app(project, poll_interval))
-            uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+            app = console.guard(lambda: _app(project, poll))
+            uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False,
+                        **logs.uvicorn_options())  # type: ignore[arg-type]
             return
-        _run_workers({WORKER_SPEC: str(spec.resolve()), WORKER_POLL: str(poll_interval or "")},
+        _run_workers({WORKER_SPEC: str(spec.resolve()), WORKER_POLL: str(poll or "")},
                      workers, host, port, log_level)
     finally:
         project.close()
@@ -166,7 +169,8 @@ def ui(
     try:
         app = apps.create_app(project)
         console.info(f"dashboard of {project.name} on http://{host}:{port}/ui/")
-        uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+        uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False,
+                    **logs.uvicorn_options())  # type: ignore[arg-type]
     finally:
         project.close()
 
@@ -181,14 +185,26 @@ def create(
     spec: Path = SPEC,
     actor: str | None = typer.Option(None, help="Who creates it; default: the OS user."),
     bundle: BundleTokens = None,
+    secret_env: Annotated[str | None, typer.Option(
+        "--secret-env", help="Take the secret from this environment variable (made by a secret "
+        "store, e.g. DRIFTLOOP_TOKEN) instead of making one; it is not printed.")] = None,
 ) -> None:
     """Create a token and print its secret once (only its sha256 is stored)."""
     from driftloop.server import auth
 
+    given = None if secret_env is None else os.environ.get(secret_env)
+    if secret_env is not None and not given:
+        console.fail(f"--secret-env: environment variable {secret_env} is not set")
     serving_store, project = _serving_store(spec, bundle)
-    token, secret = console.guard(
-        lambda: auth.create_token(serving_store, name, role, actor=actor or getpass.getuser())
-    )
+    who = actor or getpass.getuser()
+    if given is not None:
+        token = console.guard(lambda: auth.register_secret(serving_store, name, given, role,
+                                                           actor=who))
+        project.close()
+        console.ok(f"token {token.name!r} registered with roles {', '.join(token.roles)} for "
+                   f"the secret in ${secret_env} (only its sha256 is stored)")
+        return
+    token, secret = console.guard(lambda: auth.create_token(serving_store, name, role, actor=who))
     project.close()
     console.ok(f"token {token.name!r} created with roles {', '.join(token.roles)}")
     console.print("secret (shown only now; send it as `Authorization: Bearer <secret>`):")

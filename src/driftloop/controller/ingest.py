@@ -33,6 +33,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -50,6 +51,8 @@ if TYPE_CHECKING:  # pandas and what reads data: imported when a batch is record
     from driftloop.store import artifacts
     from driftloop.validation import checks
     from driftloop.validation import schema as schemas
+
+log = logging.getLogger(__name__)
 
 Accepted = Callable[[entities.Batch, "pd.DataFrame"], None]
 
@@ -192,8 +195,11 @@ def record_batch(
     schemas_: Schemas | None = None,
 ) -> entities.Batch:
     """Validate one raw batch against the schema (inferred from the first good batch), store it."""
-    return store_batch(project, raw, judge(project, raw, schemas_ or Schemas(project)),
-                       on_accepted)
+    batch = store_batch(project, raw, judge(project, raw, schemas_ or Schemas(project)),
+                        on_accepted)
+    log.info("%s: batch %d (%s, %d rows) %s%s", project.name, batch.id, batch.source_uri,
+             batch.rows, batch.status, f": {sorted(batch.reasons)}" if batch.reasons else "")
+    return batch
 
 
 def judge(project: projects.Project, raw: sources.RawBatch, schemas_: Schemas) -> Judged:

@@ -12,6 +12,7 @@ and another controller takes over, repairing what the dead one left (see `tick.r
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import socket
 import threading
@@ -20,6 +21,8 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 from driftloop.store import entities, metadata
+
+log = logging.getLogger(__name__)
 
 
 def holder_name(role: str) -> str:
@@ -64,6 +67,8 @@ class Heartbeat:
             except Exception:  # "database is locked", a dropped connection: try again next
                 continue  # time; if the lease lapses meanwhile, the fence refuses the next write
             if renewed is None:  # another controller holds it now
+                log.warning("%s lost the lease on %s to another holder", self.holder,
+                            self.pipeline)
                 self.lost_ = True
                 return
 

@@ -23,6 +23,8 @@ and the retrained model replaces it.
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -43,6 +45,8 @@ from driftloop.train import fingerprint
 if TYPE_CHECKING:
     from driftloop.controller import online_tick
     from driftloop.train import calibration
+
+log = logging.getLogger(__name__)
 
 _SLOTS = (("retrain", None), ("retrain", True), ("request", None))
 
@@ -120,11 +124,13 @@ class Controller:
         next tick, once the store takes writes again, ingests the same data as if nothing
         happened."""
         store, name = self.project.store, self.project.name
+        started = time.perf_counter()
         try:
             with leases.hold(store, name, self.holder, self.lease_ttl) as held:
                 if held is None:
+                    log.info("%s: another controller holds the lease; tick skipped", name)
                     return TickResult(acted=False, skipped="another controller holds the lease")
-                return self.reconcile()
+                result = self.reconcile()
         except Exception as exc:
             why = faults.storage_fault(exc)
             if why is None:
@@ -133,6 +139,10 @@ class Controller:
                 f"{why}: ingestion and training stop until the store takes writes again, then "
                 f"resume by themselves (nothing stored was changed). Cause: {exc}",
                 delay=STORE_RETRY_SECONDS, pipeline=name) from exc
+        log.info("%s: tick in %.3f s: %d batch(es), %d evaluation(s), decision %s, %s", name,
+                 time.perf_counter() - started, len(result.batches), len(result.evaluations),
+                 _kind(result.decision), _outcome(result.outcome))
+        return result
 
     def release(self) -> None:
         """Give up the lease (if this controller holds it)."""
@@ -456,6 +466,20 @@ def build_controller(
         options.pop("executor", None)
         return online_tick.OnlineController(project, **options)
     return Controller(project, **options)
+
+
+def _kind(decision: entities.Decision | None) -> str:
+    if decision is None:
+        return "none"
+    return f"{decision.kind} ({'fired' if decision.fired else 'not fired'})"
+
+
+def _outcome(outcome: retrain.Outcome | None) -> str:
+    if outcome is None:
+        return "no training"
+    made = "no version" if outcome.version is None else f"v{outcome.version.version}"
+    return (f"training {outcome.run.status}: {made}, "
+            f"{'promoted' if outcome.promoted else 'not promoted'} ({outcome.reason})")
 
 
 def _signals_json(signals: Any) -> dict[str, Any]:

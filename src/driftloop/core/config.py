@@ -10,6 +10,7 @@ Durations are written ``90s``, ``15m``, ``12h``, ``7d``, ``2w`` (or a number of 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -752,6 +753,23 @@ def parse_spec(text: str, filename: str = "<spec>") -> PipelineSpec:
         return PipelineSpec.model_validate(data)
     except pydantic.ValidationError as exc:
         problems = [_describe(error, node, filename) for error in exc.errors()]
+        raise errors.ConfigError("\n".join(problems)) from exc
+
+
+def spec_from_mapping(data: Mapping[str, Any], origin: str = "<dict>") -> PipelineSpec:
+    """Validate a spec given as a mapping (from Python); problems name `origin` and the field.
+
+    >>> spec_from_mapping({"name": "x"})
+    Traceback (most recent call last):
+    ...
+    driftloop.core.errors.ConfigError: <dict>:1: source: Field required
+    <dict>:1: target: Field required
+    <dict>:1: trainer: Field required
+    """
+    try:
+        return PipelineSpec.model_validate(dict(data))
+    except pydantic.ValidationError as exc:
+        problems = [_describe(error, None, origin) for error in exc.errors()]
         raise errors.ConfigError("\n".join(problems)) from exc
 
 

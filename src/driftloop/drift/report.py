@@ -94,9 +94,27 @@ class DriftReport:
     columns_share: float
 
     @property
+    def drifted(self) -> bool:
+        """Whether the dataset drifted (`dataset_drift`)."""
+        return self.dataset_drift
+
+    @property
     def drifted_columns(self) -> list[str]:
         """Names of the drifted columns."""
         return [column.name for column in self.columns if column.drifted]
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per column (index: the column's name), with `ColumnDrift`'s fields.
+
+        >>> column = ColumnDrift("x", "numeric", "ks", 0.5, 0.01, 0.01, 0.5, 0.1, True, 10, 10)
+        >>> report = DriftReport(columns=(column,), drifted_share=1.0, dataset_drift=True,
+        ...                      alpha=0.05, correction="holm", columns_share=0.3)
+        >>> frame = report.to_frame()
+        >>> frame.index.tolist(), frame.loc["x", "test"], bool(frame.loc["x", "drifted"])
+        (['x'], 'ks', True)
+        """
+        rows = [dataclasses.asdict(column) for column in self.columns]
+        return pd.DataFrame(rows, columns=list(_COLUMN_FIELDS)).set_index("name")
 
     def to_json(self) -> types.JSON:
         """A JSON-safe dict (NaN and infinities become null)."""

@@ -6,8 +6,10 @@ Every function returns one value per column and equals its scipy counterpart on 
 
 - `ks_2samp`: statistic and p-value of ``scipy.stats.ks_2samp`` (two-sided, method "auto":
   the exact distribution when ``max(n1, n2) <= 10000``, else ``scipy.stats.kstwo`` at
-  ``round(n1*n2/(n1+n2))``; the exact path calls scipy's own routine, and where scipy would warn
-  and fall back to the asymptotic p-value this does the same without the warning).
+  ``round(n1*n2/(n1+n2))``; the exact p-value is scipy's (`ks_exact`: the public
+  ``ks_2samp(method="exact")``, or the faster private routine behind it while the two agree),
+  and where scipy would warn and fall back to the asymptotic p-value this does the same without
+  the warning).
 - `chi2_counts`: ``scipy.stats.chi2_contingency(table, correction=False)`` on the 2×k table of
   reference and current counts. Yates' correction is never applied (scipy would apply it only
   for k = 2); categories seen on one side only are kept, categories seen on neither are dropped.
@@ -38,7 +40,6 @@ from __future__ import annotations
 import atexit
 import concurrent.futures
 import functools
-import math
 import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Sequence
@@ -48,7 +49,8 @@ import numpy as np
 import numpy.typing as npt
 import scipy.spatial.distance
 import scipy.stats
-from scipy.stats import _stats_py
+
+from driftloop.drift import ks_exact
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -298,12 +300,8 @@ def _ks_pvalues(d: FloatArray, n1: IntArray, n2: IntArray) -> tuple[FloatArray, 
     p = np.full(d.shape, np.nan)
     asymp = ~np.isnan(d)
     for j in np.flatnonzero(asymp & (np.maximum(n1, n2) <= EXACT_MAX_N)):
-        a, b = int(n1[j]), int(n2[j])
-        ok, d_exact, prob = _stats_py._attempt_exact_2kssamp(
-            a, b, math.gcd(a, b), float(d[j]), "two-sided"
-        )
-        d[j] = d_exact
-        if ok:
+        d[j], prob = ks_exact.pvalue(int(n1[j]), int(n2[j]), float(d[j]))
+        if prob is not None:
             p[j], asymp[j] = prob, False
     if asymp.any():
         en = _effective_n(n1[asymp], n2[asymp])

@@ -194,8 +194,7 @@ def _add_routes(app: FastAPI, server: state.ServerState) -> None:
         ]
         server.log.submit(logged)  # never refuses: what it cannot keep is counted (readyz)
         for live, indices in groups:
-            server.metrics.predictions.labels(
-                pipeline=name, alias=live.alias, version=str(live.number)).inc(len(indices))
+            server.metrics.predictions.labels(pipeline=name, alias=live.alias).inc(len(indices))
         if server.shadow.active:
             server.shadow.submit(shadow.Job(frame, rows, [p.id for p in logged], body.key, at,
                                           inputs.plain_numbers_))
@@ -312,8 +311,7 @@ def _explain(server: state.ServerState, groups: Any, frame: Any,
                                 f"cannot explain its predictions: {exc}") from exc
         for index, row in zip(indices, values, strict=True):
             out[index] = row
-        server.metrics.explained.labels(pipeline=server.name, version=str(live.number)).inc(
-            len(indices))
+        server.metrics.explained.labels(pipeline=server.name, alias=live.alias).inc(len(indices))
     server.metrics.explain_latency.labels(pipeline=server.name).observe(
         time.perf_counter() - started)
     return out

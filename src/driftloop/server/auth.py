@@ -48,6 +48,31 @@ def create_token(
     return token, secret
 
 
+MIN_SECRET_LENGTH = 32
+"""Characters a secret given from outside must have at least (`register_secret`)."""
+
+
+def register_secret(
+    store: serving.ServingStore, name: str, secret: str, roles: Sequence[str], *, actor: str,
+) -> serving.Token:
+    """Store token `name` for a secret made elsewhere (a deployment's secret store hands the
+    same value to the server's clients); only its sha256 is kept, as for `create_token`.
+
+    >>> from driftloop.store import metadata
+    >>> tokens = serving.ServingStore(metadata.MetadataStore.open("sqlite://"))
+    >>> register_secret(tokens, "ci", "short", ["predict"], actor="x")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    driftloop.core.errors.ConfigError: the secret of token 'ci' has 5 characters; give at least ...
+    """
+    if len(secret) < MIN_SECRET_LENGTH:
+        raise errors.ConfigError(
+            f"the secret of token {name!r} has {len(secret)} characters; give at least "
+            f"{MIN_SECRET_LENGTH} (e.g. from `python -c 'import secrets; "
+            "print(secrets.token_urlsafe(32))'`)")
+    return store.add_token(name, hash_secret(secret), roles, actor=actor)
+
+
 class TokenCache:
     """The active tokens by secret hash, kept in memory for the request path."""
 

@@ -1,5 +1,6 @@
 """The server's Prometheus metrics, on a registry of their own (one per app, so several apps
-can live in one process, as in the tests).
+can live in one process, as in the tests). Names follow the Prometheus conventions (base
+units, ``_total`` counters, a ``driftloop_build_info`` gauge), labels have bounded values.
 
 Under ``driftloop serve --workers N`` every worker process writes its metrics to files in
 ``PROMETHEUS_MULTIPROC_DIR`` (prometheus-client's multiprocess mode, switched on by that
@@ -27,6 +28,8 @@ from typing import Any
 import prometheus_client as prom
 from prometheus_client import multiprocess
 
+from driftloop.core import build
+
 MULTIPROCESS = "PROMETHEUS_MULTIPROC_DIR"
 
 LATENCY_BUCKETS = (
@@ -44,8 +47,12 @@ class ServerMetrics:
         self.requests = prom.Counter(
             "driftloop_requests", "HTTP requests by endpoint, method and status.",
             ["endpoint", "method", "status"], registry=r)
+        self.build_info = prom.Gauge(
+            "driftloop_build_info", "Always 1; the labels say which driftloop and Python run.",
+            ["version", "python"], registry=r, multiprocess_mode="max")
+        self.build_info.labels(**build.labels()).set(1)
         self.latency = prom.Histogram(
-            "driftloop_request_seconds", "Request latency in seconds, by endpoint.",
+            "driftloop_request_duration_seconds", "Request latency, by endpoint.",
             ["endpoint"], buckets=LATENCY_BUCKETS, registry=r)
         self.errors = prom.Counter(
             "driftloop_errors", "Failed requests (4xx and 5xx) by endpoint and kind of error.",
@@ -59,9 +66,9 @@ class ServerMetrics:
         self.load_errors = prom.Counter(
             "driftloop_model_load_errors", "Failed attempts to load a model version.",
             ["pipeline", "alias"], registry=r)
-        self.predictions = prom.Counter(
-            "driftloop_predictions", "Records predicted, by alias and model version.",
-            ["pipeline", "alias", "version"], registry=r)
+        self.predictions = prom.Counter(  # no version label: it would grow with every retrain
+            "driftloop_predictions", "Records predicted, by alias (driftloop_model_version "
+            "says which version an alias serves).", ["pipeline", "alias"], registry=r)
         self.feedback = prom.Counter(
             "driftloop_feedback", "Feedback labels stored (duplicates not counted).",
             ["pipeline"], registry=r)
@@ -85,11 +92,12 @@ class ServerMetrics:
             "driftloop_live_metric",
             "The champion's newest live score on labelled data, from the controller's "
             "evaluations.", ["pipeline", "metric"], registry=r, multiprocess_mode="livemax")
-        self.explained = prom.Counter(
+        self.explained = prom.Counter(  # by alias: a version label would grow with retrains
             "driftloop_explained_predictions", "Records predicted with their SHAP contributions "
-            "(?explain=true), by model version.", ["pipeline", "version"], registry=r)
+            "(?explain=true), by alias.", ["pipeline", "alias"], registry=r)
         self.explain_latency = prom.Histogram(
-            "driftloop_explain_seconds", "Time spent on SHAP contributions per explained request.",
+            "driftloop_explain_duration_seconds",
+            "Time spent on SHAP contributions per explained request.",
             ["pipeline"], buckets=LATENCY_BUCKETS, registry=r)
         self.fairness_group = prom.Gauge(
             "driftloop_fairness_group_metric",

@@ -11,6 +11,7 @@ lock cannot be upgraded. `bulk_insert` is the fast path for many rows (metric po
 from __future__ import annotations
 
 import contextlib
+import logging
 import operator
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -20,7 +21,9 @@ import sqlalchemy as sa
 from sqlalchemy import event, pool
 from sqlalchemy.dialects import postgresql, sqlite
 
-from driftloop.core import errors
+from driftloop.core import errors, secrecy
+
+log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 30_000
 
@@ -29,13 +32,15 @@ def create_engine(url: str) -> sa.Engine:
     """An engine for a store URL; raises `ConfigError` for a scheme the store does not speak."""
     try:
         parsed = sa.engine.make_url(url)
-    except sa.exc.ArgumentError as exc:
+    except (sa.exc.ArgumentError, ValueError):  # ValueError: a port that is no number
+        shown = secrecy.redact_url(url)
         raise errors.ConfigError(
-            f"store URL {url!r} is not a database URL; use sqlite:///path.db or "
+            f"store URL {shown!r} is not a database URL; use sqlite:///path.db or "
             "postgresql://user@host/db",
-            url=url,
-        ) from exc
+            url=shown,
+        ) from None  # the parser's message repeats the URL with its password
     backend = parsed.get_backend_name()
+    log.debug("opening the %s store at %s", backend, parsed.render_as_string(hide_password=True))
     if backend == "sqlite":
         return _sqlite(parsed)
     if backend in ("postgresql", "postgres"):

@@ -23,7 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from driftloop.core import clock as clocks
-from driftloop.core import errors, types
+from driftloop.core import errors, secrecy, types
 from driftloop.store import (
     _engine,
     _findings,
@@ -128,8 +128,9 @@ class MetadataStore(_trials.TrialStore, _findings.FindingStore):
     def ensure_pipeline(
         self, name: str, spec: types.JSON, actor: str = "system",
     ) -> entities.Pipeline:
-        """Create pipeline `name`, or update its spec if it changed (audited as `config.change`)."""
-        spec = _rows.plain(spec)
+        """Create pipeline `name`, or update its spec if it changed (audited as `config.change`).
+        The spec is stored with its secrets masked (`core.secrecy.redact`)."""
+        spec = _rows.plain(secrecy.redact(spec))
         try:
             with self._write() as conn:
                 row = conn.execute(sa.select(T.pipelines).where(T.pipelines.c.name == name)).first()

@@ -19,19 +19,17 @@ browser by the vendored uPlot (`static/`), never fetched from a CDN.
 
 from __future__ import annotations
 
-import math
 import urllib.parse
 from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
-import jinja2
 from fastapi import APIRouter, HTTPException, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from driftloop.core import errors, types
 from driftloop.store import lineage, metadata, notes, serving
-from driftloop.ui import responsible_views, views
+from driftloop.ui import responsible_views, templating, views
 
 COOKIE = "driftloop_token"
 ROLE = "view"
@@ -41,14 +39,7 @@ STATIC = {
     "dashboard.js": "text/javascript", "dashboard.css": "text/css",
 }
 
-templates = jinja2.Environment(
-    loader=jinja2.PackageLoader("driftloop.ui", "templates"), autoescape=True,
-    undefined=jinja2.StrictUndefined,
-)
-templates.filters["when"] = lambda at: "" if at is None else f"{at:%Y-%m-%d %H:%M:%S}"
-templates.filters["num"] = lambda value, digits=4: "" if value is None or (
-    isinstance(value, float) and not math.isfinite(value)) else (
-    f"{value:.{digits}g}" if isinstance(value, int | float) else str(value))  # "8 batches"
+templates = templating.templates
 
 
 def render(template: str, status: int = 200, **context: Any) -> HTMLResponse:

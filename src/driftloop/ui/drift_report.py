@@ -20,7 +20,7 @@ import jinja2
 
 from driftloop.drift import histograms
 from driftloop.drift import report as drift_reports
-from driftloop.ui import dashboard
+from driftloop.ui import templating
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ def render_drift(
     static = resources.files("driftloop.ui").joinpath("static")
     has_history = bool(history) and any(
         chart["x"] for chart in (history or {}).values())
-    return dashboard.templates.get_template("drift.html.j2").render(
+    return templating.templates.get_template("drift.html.j2").render(
         title=title,
         sides=sides,
         report=report,

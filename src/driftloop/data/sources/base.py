@@ -41,6 +41,7 @@ import abc
 import dataclasses
 import hashlib
 import inspect
+import logging
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from driftloop.core import config, errors
 from driftloop.core.types import JSON
 from driftloop.data import row_names as row_names_
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # pandas is imported when data is read, not to poll for new data
     import pandas as pd
@@ -184,4 +187,6 @@ def build_source(
             f"source.kind: unknown source kind {spec.kind!r}; known kinds: "
             f"{', '.join(sorted(_REGISTRY))}"
         ) from None
-    return cls.from_spec(spec, Path(base_dir))
+    source = cls.from_spec(spec, Path(base_dir))
+    log.debug("source %s", source.key)
+    return source

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import time
@@ -43,12 +44,14 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import parse_qsl, urljoin, urlsplit
 
-from driftloop.core import config, errors
+from driftloop.core import config, errors, secrecy
 from driftloop.core.types import JSON
 from driftloop.data import row_names
 from driftloop.data.sources import base
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # pandas: imported when a page is read, not when the source is registered
     import pandas as pd
@@ -137,7 +140,7 @@ class RestSource(base.Source):
         parts = urlsplit(self.url)
         host = parts.hostname or ""
         netloc = host + (f":{parts.port}" if parts.port else "")  # never user:password
-        return "http:" + parts._replace(netloc=netloc).geturl()
+        return "http:" + secrecy.redact_url(parts._replace(netloc=netloc).geturl())
 
     def __repr__(self) -> str:  # header values are credentials: only their names are shown
         shown = super().__repr__().replace(f"headers={self.headers!r}",
@@ -162,7 +165,7 @@ class RestSource(base.Source):
                 frame, error = bodies.read_body(response.content, self.format, self.records)
                 if frame is None:
                     raise errors.PermanentError(
-                        f"cannot read {response.url}: {error}; check source.format and "
+                        f"cannot read {_shown(response.url)}: {error}; check source.format and "
                         "source.records", source=self.key)
                 following = self._following(listing, response, frame)
                 batch = self._batch(listing, frame, str(response.url), following)
@@ -182,7 +185,9 @@ class RestSource(base.Source):
         """The URL and query parameters of the listing's next page."""
         if isinstance(listing.next, str):  # a next URL carries its own parameters
             return listing.next, {}
-        params = dict(self.params)
+        # httpx replaces a URL's query with `params`: the URL's own parameters go in them
+        params = {**dict(parse_qsl(urlsplit(self.url).query, keep_blank_values=True)),
+                  **self.params}
         if self.cursor is not None and listing.since is not None:
             params[self.cursor[0]] = _text(listing.since)
         if self.page_param is not None:
@@ -229,7 +234,7 @@ class RestSource(base.Source):
         digest = hashlib.sha256("\n".join((self.key, *messages)).encode()).hexdigest()
         labels = [str(frame[self.id].iloc[i]) if self.id else str(i + 1) for i in keep]
         return base.RawBatch(
-            source_uri=url,
+            source_uri=_shown(url),
             fingerprint=digest,
             frame=frame.iloc[keep].reset_index(drop=True),
             error=None,
@@ -245,7 +250,7 @@ class RestSource(base.Source):
         field = self.cursor[1]
         if field not in frame.columns:
             raise errors.PermanentError(
-                f"the records of {url} have no field {field!r}; check source.cursor.field "
+                f"the records of {_shown(url)} have no field {field!r}; check source.cursor.field "
                 f"(they have {', '.join(map(str, frame.columns[:10]))})", source=self.key)
         return [_plain(value) for value in frame[field].tolist()]
 
@@ -281,14 +286,15 @@ class RestSource(base.Source):
                 if response.status_code not in RETRY_STATUS:
                     excerpt = response.text[:200].strip()
                     raise errors.PermanentError(
-                        f"GET {response.url} answered {reason}: {excerpt!r}; check source.url, "
-                        "source.params and source.headers", source=self.key)
+                        f"GET {_shown(response.url)} answered {reason}: {excerpt!r}; check "
+                        "source.url, source.params and source.headers", source=self.key)
                 wait = _retry_after(response.headers.get("retry-after"), wait)
             if attempt < self.retries:
+                log.warning("GET %s: %s; again in %.1f s", _shown(url), reason, wait)
                 time.sleep(wait)
         raise errors.TemporaryError(
-            f"GET {url} failed {self.retries + 1} times (last: {reason}); the next tick goes "
-            "on from this page", delay=30.0, source=self.key)
+            f"GET {_shown(url)} failed {self.retries + 1} times (last: {reason}); the next tick "
+            "goes on from this page", delay=30.0, source=self.key)
 
 
 class _Listing:
@@ -374,6 +380,12 @@ def _retry_after(header: str | None, default: float) -> float:
         return min(max(float(header), 0.0), MAX_WAIT) if header else default
     except ValueError:
         return default
+
+
+def _shown(url: object) -> str:
+    """A page's URL as records and messages show it: no password, no secret query value
+    (``?api_key=***``; `core.secrecy`)."""
+    return secrecy.redact_url(str(url))
 
 
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
