@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from driftloop.controller import project as projects
-from driftloop.core import errors, notify_spec
+from driftloop.core import errors, notify_spec, secrecy
 from driftloop.store import entities, outbox
 
 if TYPE_CHECKING:
@@ -127,9 +127,10 @@ class Notifier:
         body = json.dumps(item.payload, sort_keys=True).encode()
         headers = {"Content-Type": "application/json", DELIVERY: item.event_key}
         try:
-            url = notify_spec.expand(hook.url)
+            url = secrecy.expand(hook.url, "notify")
             if hook.secret is not None:
-                headers[SIGNATURE] = sign(notify_spec.expand(hook.secret), body, int(time.time()))
+                secret = secrecy.expand(hook.secret, "notify")
+                headers[SIGNATURE] = sign(secret, body, int(time.time()))
             answer = client.post(url, content=body, headers=headers,
                                  timeout=hook.timeout.total_seconds())
             error = None if answer.is_success else f"HTTP {answer.status_code}"

@@ -14,7 +14,6 @@ may hold such references too (a Slack incoming-webhook URL is itself a secret).
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from datetime import timedelta
 from typing import Annotated, Literal
@@ -22,7 +21,7 @@ from typing import Annotated, Literal
 import pydantic
 from pydantic import Field
 
-from driftloop.core import errors
+from driftloop.core import secrecy
 from driftloop.core.spec_base import Duration
 from driftloop.core.spec_base import Spec as _Spec
 
@@ -39,28 +38,7 @@ EVENTS: tuple[Event, ...] = (
     "retrained", "promoted", "rolled_back", "quarantined", "drift", "fairness", "waiting",
 )
 
-_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-
-
-def expand(text: str) -> str:
-    """`text` with every ``${NAME}`` replaced by the environment variable NAME.
-
-    >>> os.environ["DL_DOCTEST_HOOK"] = "s3cr3t"
-    >>> expand("https://127.0.0.1/hook?key=${DL_DOCTEST_HOOK}")
-    'https://127.0.0.1/hook?key=s3cr3t'
-    >>> expand("${DL_DOCTEST_UNSET}")
-    Traceback (most recent call last):
-    ...
-    driftloop.core.errors.ConfigError: notify: environment variable DL_DOCTEST_UNSET is not set
-    """
-
-    def value(match: re.Match[str]) -> str:
-        found = os.environ.get(match[1])
-        if found is None:
-            raise errors.ConfigError(f"notify: environment variable {match[1]} is not set")
-        return found
-
-    return _REFERENCE.sub(value, text)
+_REFERENCE = secrecy.VARIABLE
 
 
 class HookSpec(_Spec):

@@ -37,7 +37,7 @@ ARTIFACTS_URL = "DRIFTLOOP_ARTIFACTS_URL"
 """Replaces the spec's `artifacts.url` when set."""
 
 MASK = "***"
-_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _SECRET_NAME = re.compile(
     r"(pass(word|wd)?|secret|token|auth(orization)?|api[-_]?key|access[-_]?key|private[-_]?key|"
     r"credentials?|signature|sig|key)$", re.IGNORECASE)
@@ -63,7 +63,7 @@ def expand(value: str, field: str) -> str:
             raise errors.ConfigError(f"{field}: environment variable {match[1]} is not set")
         return found
 
-    return _VARIABLE.sub(variable, value)
+    return VARIABLE.sub(variable, value)
 
 
 def expand_all(data: Any, field: str) -> Any:
@@ -136,7 +136,7 @@ def _secret_name(name: str) -> bool:
 def _only_references(value: str) -> bool:
     """Whether `value` holds nothing but ``${NAME}`` references and non-secret decoration
     (``Bearer ${API_TOKEN}``)."""
-    if not _VARIABLE.search(value):
+    if not VARIABLE.search(value):
         return False
-    rest = _VARIABLE.sub("", value).strip()
+    rest = VARIABLE.sub("", value).strip()
     return rest.lower() in {"", "bearer", "token", "basic"}

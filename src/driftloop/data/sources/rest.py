@@ -37,8 +37,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import re
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -128,7 +126,8 @@ class RestSource(base.Source):
             page_next=spec.page.next if spec.page else None,
             id=spec.id,
             params=spec.params,
-            headers={name: _expand(value, name) for name, value in spec.headers.items()},
+            headers={name: secrecy.expand(value, f"source.headers.{name}")
+                     for name, value in spec.headers.items()},
             timeout=spec.timeout.total_seconds(),
             retries=spec.retries,
             backoff=spec.backoff.total_seconds(),
@@ -386,19 +385,3 @@ def _shown(url: object) -> str:
     """A page's URL as records and messages show it: no password, no secret query value
     (``?api_key=***``; `core.secrecy`)."""
     return secrecy.redact_url(str(url))
-
-
-_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-
-
-def _expand(value: str, header: str) -> str:
-    """`value` with each ``${NAME}`` replaced by environment variable NAME."""
-
-    def variable(match: re.Match[str]) -> str:
-        found = os.environ.get(match[1])
-        if found is None:
-            raise errors.ConfigError(
-                f"source.headers.{header}: environment variable {match[1]} is not set")
-        return found
-
-    return _VARIABLE.sub(variable, value)
