@@ -4,8 +4,9 @@
 The poller thread (every `Settings.poll_interval`) follows the aliases (`ModelHolder.refresh`,
 the hot swap; with ``serving.runtime: onnx`` also the ONNX exports made since a version was
 loaded, `server.onnx_runtime`), re-reads the active tokens and the pipeline's schema, updates
-the live metric gauge and writes the per-alias request tallies (`server.stats`); nothing of
-that runs on a request. The rollout strategy of the spec decides which aliases are watched: the
+the live metric gauge; a second thread writes the per-alias request tallies (`server.stats`),
+so a write waiting for the store's lock never delays a swap; nothing of that runs on a
+request. The rollout strategy of the spec decides which aliases are watched: the
 champion, plus the strategy's test alias (``shadow``, ``canary`` or ``challenger``).
 
 Serving a bundle (`server.bundled`), the state holds the bundle's one model as the champion,
@@ -114,6 +115,7 @@ class ServerState:
         self.schema_json_: Any = None
         self.stop_ = threading.Event()
         self.thread_: threading.Thread | None = None
+        self.tallies_: threading.Thread | None = None
         for alias in settings.aliases:
             self.metrics.model_version.labels(pipeline=name, alias=alias).set(0)
         if bundle is not None:  # loaded (and verified) before the server accepts a request
@@ -137,12 +139,16 @@ class ServerState:
             self.shadow.start()
         self.thread_ = threading.Thread(target=self._poll, name="driftloop-poller", daemon=True)
         self.thread_.start()
+        self.tallies_ = threading.Thread(target=self._write_tallies, name="driftloop-tallies",
+                                         daemon=True)
+        self.tallies_.start()
 
     def stop(self) -> None:
         """Stop polling, write every queued prediction, give up the online learner's lease."""
         self.stop_.set()
-        if self.thread_ is not None:
-            self.thread_.join(10)
+        for thread in (self.thread_, self.tallies_):
+            if thread is not None:
+                thread.join(10)
         self.shadow.close()
         self.log.close()
         if self.online is not None:
@@ -157,10 +163,11 @@ class ServerState:
         self.metrics.close()
 
     def poll_once(self) -> None:
-        """One round of the poller; each part fails alone (logged) and is retried next round."""
+        """One round of the poller; each part fails alone (logged) and is retried next round.
+        It only reads: the request tallies are written on their own thread (`_write_tallies`),
+        so a write waiting for the store's lock never holds back following the aliases."""
         for part in (self.holder.refresh, self._refresh_onnx, self.tokens.refresh,
-                     self._refresh_schema, self._refresh_live_metric, self._refresh_fairness,
-                     self._flush_stats):
+                     self._refresh_schema, self._refresh_live_metric, self._refresh_fairness):
             try:
                 part()
             except Exception as exc:
@@ -170,6 +177,13 @@ class ServerState:
     def _poll(self) -> None:
         while not self.stop_.wait(self.settings.poll_interval):
             self.poll_once()
+
+    def _write_tallies(self) -> None:
+        while not self.stop_.wait(self.settings.poll_interval):
+            try:
+                self._flush_stats()
+            except Exception as exc:  # kept in memory; the next round writes them
+                log.warning("writing the request tallies failed: %s", exc)
 
     def _refresh_schema(self) -> None:
         stored = (self.bundle.schema if self.bundle is not None
