@@ -240,3 +240,21 @@ def replay_project(tmp_path: Any, spec: Any, data: Any, ends: Any) -> Any:
     return projects.Project(spec=spec, base_dir=tmp_path, store=store,
                             artifacts=artifacts.ArtifactStore(str(tmp_path / "artifacts")),
                             source=replay.ReplaySource(data, "t", ends, clock), clock=clock)
+
+
+@pytest.fixture
+def cli_project(tmp_path: Any) -> Iterator[Any]:
+    """A `driftloop init` project that trains in process, as the working directory (the CLI
+    tests run commands in it)."""
+    from typer.testing import CliRunner
+
+    from driftloop.cli.main import app
+
+    folder = tmp_path / "project"
+    assert CliRunner().invoke(app, ["init", str(folder)]).exit_code == 0
+    spec = folder / "driftloop.yaml"
+    spec.write_text(spec.read_text().replace("executor: local", "executor: inline"))
+    old = os.getcwd()
+    os.chdir(folder)
+    yield folder
+    os.chdir(old)

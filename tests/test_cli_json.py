@@ -3,30 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from typer.testing import CliRunner
 
 import driftloop
 from driftloop.cli.main import app
 
 runner = CliRunner()
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Iterator[Path]:
-    folder = tmp_path / "json-project"
-    assert runner.invoke(app, ["init", str(folder)]).exit_code == 0
-    spec = folder / "driftloop.yaml"
-    spec.write_text(spec.read_text().replace("executor: local", "executor: inline"))
-    old = Path.cwd()
-    os.chdir(folder)
-    yield folder
-    os.chdir(old)
 
 
 def document(*args: str, code: int = 0) -> Any:
@@ -36,7 +21,7 @@ def document(*args: str, code: int = 0) -> Any:
     return json.loads(result.stdout)
 
 
-def test_models_and_batches_as_json(project: Path) -> None:
+def test_models_and_batches_as_json(cli_project: Path) -> None:
     assert runner.invoke(app, ["tick"]).exit_code == 0
     listed = document("models", "list")
     assert listed["pipeline"] == "electricity" and listed["metric"] == "accuracy"
@@ -58,21 +43,21 @@ def test_models_and_batches_as_json(project: Path) -> None:
                                "quality", "quality_rows", "requeued_from", "created_at"}
 
 
-def test_check_as_json_valid_and_not(project: Path) -> None:
+def test_check_as_json_valid_and_not(cli_project: Path) -> None:
     valid = document("check")
     assert valid == {"spec": "driftloop.yaml", "valid": True, "problems": [],
                      "pipeline": "electricity"}
-    spec = project / "driftloop.yaml"
+    spec = cli_project / "driftloop.yaml"
     spec.write_text(spec.read_text().replace("target: class", "targte: class"))
     broken = document("check", code=1)
     assert broken["valid"] is False and broken["pipeline"] is None
     assert any("targte" in problem for problem in broken["problems"])
 
 
-def test_backtest_as_json(project: Path) -> None:
+def test_backtest_as_json(cli_project: Path) -> None:
     found = document("backtest", "--every", "7d", "--warmup", "7d", "--workers", "1",
                      "--out", "bt.html")  # --report, spelt as `driftloop report` spells it
-    assert found["report"] == "bt.html" and (project / "bt.html").stat().st_size > 1000
+    assert found["report"] == "bt.html" and (cli_project / "bt.html").stat().st_size > 1000
     policies = {p["policy"]: p for p in found["policies"]}
     assert {"never", "every-batch"} <= set(policies)
     assert found["every_seconds"] == 7 * 86400
@@ -84,7 +69,7 @@ def test_version() -> None:
     assert result.exit_code == 0 and result.stdout == f"driftloop {driftloop.__version__}\n"
 
 
-def test_durations_in_duration_options(project: Path) -> None:
+def test_durations_in_duration_options(cli_project: Path) -> None:
     ran = runner.invoke(app, ["run", "--ticks", "2", "--every", "1s"])
     assert ran.exit_code == 0 and "next tick in 1 s" in ran.output
     wrong = runner.invoke(app, ["run", "--every", "soon"])
