@@ -339,8 +339,9 @@ def test_hot_swap_at_concurrency_32_fails_no_request(
     took = time.monotonic() - started
     moved = sum(m.reason == "hot swap under load" for m in store.alias_history(name, "champion"))
     p50, p99 = (float(np.quantile(latencies, q)) * 1000 for q in (0.5, 0.99))
-    print(f"\nhot swap: {len(latencies)} requests at concurrency {concurrency} in {took:.1f} s "
-          f"({len(latencies) / took:.0f} req/s), {moved} swaps, {len(failures)} failed, versions seen "
+    sent = len(latencies)
+    print(f"\nhot swap: {sent} requests at concurrency {concurrency} in {took:.1f} s "
+          f"({sent / took:.0f} req/s), {moved} swaps, {len(failures)} failed, versions seen "
           f"{sorted(versions)}, client p50 {p50:.1f} ms p99 {p99:.1f} ms")
     assert failures == []
     assert moved == swaps and versions == {1, other}
