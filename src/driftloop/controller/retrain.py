@@ -40,6 +40,14 @@ class Outcome:
 ROUTINE = frozenset({"volume", "schedule"})
 """Triggers that refresh a model without saying that anything changed."""
 
+CHANGE = frozenset({"performance", "drift"})
+"""Triggers that say the data or the concept changed, in the newest labelled batches."""
+
+
+def _fired(decision: entities.Decision) -> set[str]:
+    results = decision.evidence.get("policy", {}).get("results", [])
+    return {r.get("kind") for r in results if r.get("fired")}
+
 
 def anchor(
     spec: config.PipelineSpec, decision: entities.Decision, champion: entities.ModelVersion | None
@@ -50,10 +58,21 @@ def anchor(
     window = spec.trainer.window
     if window.kind != "auto" or window.rechoose != "on_change" or champion is None:
         return None
-    results = decision.evidence.get("policy", {}).get("results", [])
-    fired = {r.get("kind") for r in results if r.get("fired")}
+    fired = _fired(decision)
     start = champion.metrics.get("window_from_batch")
     return int(start) if fired and fired <= ROUTINE and start is not None else None
+
+
+def change_batch(
+    decision: entities.Decision, champion: entities.ModelVersion | None, holdout: pd.DataFrame
+) -> int | None:
+    """The first batch of the newest concept, as far as the loop knows: the holdout's first
+    batch when a `CHANGE` trigger fired (the change is in the newest labelled batch), else the
+    champion's own (`change_from_batch` carries through routine refreshes); None before any."""
+    if _fired(decision) & CHANGE and not holdout.empty:
+        return int(holdout[BATCH_COLUMN].min())
+    found = champion.metrics.get("change_from_batch") if champion is not None else None
+    return None if found is None else int(found)
 
 
 def retrain(
@@ -160,6 +179,10 @@ def retrain(
         "holdout_rows": len(part.holdout),
         "cpu_seconds": cpu_seconds,
     }
+    change = change_batch(decision, champion[0] if champion else None, part.holdout)
+    if change is not None:  # a share-of-window volume trigger counts from the change
+        metrics["change_from_batch"] = change
+        metrics["rows_since_change"] = int((trained_on[BATCH_COLUMN] >= change).sum())
     if fitted.size is not None:
         metrics["window"] = str(fitted.size)
         metrics["window_from_batch"] = int(trained_on[BATCH_COLUMN].min())

@@ -61,7 +61,12 @@ def gather(
     estimated_metric, estimated_rows = None, 0
     if champion is not None:
         champion_metric = champion.metrics.get(spec.gate.metric)
+        # After a change, a share of the window counts the rows since the change: a model
+        # whose window reaches back into the old concept is refreshed soon, ever more rarely
         window_rows = champion.metrics.get("train_rows")
+        since_change = champion.metrics.get("rows_since_change")
+        if window_rows and since_change is not None:
+            window_rows = max(1, min(window_rows, since_change))
         if new_batches and champion.profile_id is not None:
             from driftloop.drift import report as drift_report  # scipy: only when there is data
 
