@@ -153,6 +153,29 @@ def test_a_model_poor_from_its_first_live_batch_is_judged_against_its_validation
     replay.finish()
 
 
+def test_after_a_change_a_share_of_the_window_counts_from_the_change(tmp_path: Path) -> None:
+    """The concept flips at batch 12 (after a 10-batch warm-up, which is batch 1). The
+    performance test fires on it and the retraining there knows one batch of the new concept:
+    `every: 150%` then counts the rows since the change, not the whole window the model was
+    trained on, so the next training follows within two batches instead of fifteen."""
+    frame = _switching(batches=30, switch=20)
+    spec = backtest.policy_spec(_spec(window="auto"), {
+        "triggers": [{"kind": "performance", "window": "1 batch"},
+                     {"kind": "volume", "every": "150%"}], "cooldown": 0,
+        "gate": {"enabled": True, "require": "not_worse", "holdout": "1 batch"}})
+    replay = _replayed(frame, spec, tmp_path, warmup=10)
+    versions = replay.store.list_model_versions("w")
+    changed = next(v for v in versions if "change_from_batch" in v.metrics)
+    assert changed.metrics["change_from_batch"] == 12
+    assert changed.metrics["rows_since_change"] == BATCH  # the holdout, refitted into it
+    trained = [i + 1 for i, step in enumerate(replay.steps) if step.retrained]
+    after = [b for b in trained if b > 12]
+    assert trained[:2] == [1, 12] and after and after[0] <= 14
+    follow = next(v for v in versions if v.version == changed.version + 1)
+    assert follow.metrics["change_from_batch"] == 12  # carried through the routine refresh
+    replay.finish()
+
+
 def test_gate_refit_keeps_the_newest_rows_and_not_worse_promotes_an_equal_model() -> None:
     from sklearn.dummy import DummyClassifier
 
