@@ -117,8 +117,8 @@ triggers:
   - kind: performance           # the live error significantly above the model's own earlier
     window: {window:<20}  # error (one-sided test, alpha 0.01); >= {MIN_WINDOW_ROWS} rows: {cadence}
   - kind: volume                # and once the new labelled rows are 1.5 times the rows the
-    every: 150%                 # model was trained on: soon after a change, while a short
-                                # window grows; ever more rarely on a stable stream
+    every: 150%                 # model was trained on (after a change: since the change):
+                                # soon after one, ever more rarely on a stable stream
   - kind: volume                # and after 12 batches at the latest: drifts too slow for
     every: 12 batches           # the error test still reach the model
 cooldown: 1 batch

@@ -54,7 +54,8 @@ class Signals:
     in training (their per-row errors: `live_errors`); `reference_errors` are its per-row errors
     on the labelled batches it scored before those; `champion_metric` its validation score when
     it was trained. `batches_since_training` counts the batches with rows since the last
-    training, `window_rows` the rows the champion was trained on. `quality` sums the
+    training, `window_rows` the rows the champion was trained on (since the change, when it was
+    trained after one: see `retrain.change_batch`). `quality` sums the
     data-quality signals of the new batches. `fairness` holds the champion's newest batch
     fairness checks, oldest first (only with a `fairness:` section); `explanation` its newest
     live explanation drift (`explain.live`).
