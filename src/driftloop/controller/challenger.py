@@ -102,10 +102,8 @@ def fit(
                  Amount(float(grown), "batches")]
     now = newest_time(part.train, spec.timestamp, project.clock.now())
     holdout_X, holdout_y = part.holdout[features], part.holdout[spec.target]
-    metric = gate_metrics.get_metric(spec.gate.metric, spec.task)
-    sign = 1.0 if metric.greater_is_better else -1.0
+    sign = 1.0 if gate_metrics.get_metric(spec.gate.metric, spec.task).greater_is_better else -1.0
     tried: list[tuple[Amount, int, float, executors.TrainResult]] = []
-    terms: list[Any] = []  # each candidate's per-row terms on the holdout (None: no such terms)
     best, since_best = -1, 0
     for size in sizes:  # shortest first; stop once longer windows stopped helping
         rows = windows.newest(part.train, size, timestamp=spec.timestamp, now=now)
@@ -113,9 +111,7 @@ def fit(
             continue
         (result,) = executor.train_each(
             spec.trainer, [(rows[features], rows[spec.target])], project.base_dir, scorer)
-        predictions = metric.predict(result.estimator, holdout_X)
-        score = metric.score(holdout_y, predictions)
-        terms.append(metric.rows(holdout_y, predictions) if metric.per_row else None)
+        score = scorer(result.estimator, holdout_X, holdout_y)
         tried.append((size, len(rows), score, result))
         if best < 0 or sign * score >= sign * tried[best][2]:
             best, since_best = len(tried) - 1, 0
@@ -128,30 +124,8 @@ def fit(
                              score=score, cpu_seconds=r.cpu_seconds, wall_seconds=r.wall_seconds,
                              error=None)
         for i, (size, rows, score, r) in enumerate(tried))
-    best = _one_standard_error(tried, terms, best, sign)
     size, rows, _, result = tried[best]
     return Fitted(result.estimator, size, rows, sum(t[3].cpu_seconds for t in tried), trials)
-
-
-def _one_standard_error(tried: list[tuple[Any, int, float, Any]], terms: list[Any], best: int,
-                        sign: float) -> int:
-    """The longest tried window whose holdout score is within one standard error of the best
-    one's (the paired standard error of their per-row differences): a shorter window must be
-    clearly better to win, so one noisy holdout does not make the model forget for nothing.
-    Without per-row terms (AUC, F1), the best."""
-    import numpy as np
-
-    if terms[best] is None:
-        return best
-    chosen = best
-    for index, (_, rows, _, _) in enumerate(tried):
-        if rows <= tried[chosen][1]:
-            continue
-        diff = sign * (terms[best] - terms[index])  # > 0 where the best is better, per row
-        error = float(np.std(diff, ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else 0.0
-        if diff.mean() <= error:
-            chosen = index
-    return chosen
 
 
 def refit(
