@@ -176,12 +176,11 @@ class WindowSpec(Spec):
 
     `last` keeps the newest `size` (batches, rows or a duration); `auto` chooses among
     `candidates` (default: 1, 2, 4, ... batches and all data) by their score on the newest
-    labelled rows, which none of them was trained on (the longest within one paired standard
-    error of the best wins), then refits the winner on everything up to now. With
-    `rechoose: on_change` it chooses when a change caused the retraining (any trigger but
-    volume and schedule, or no chosen window yet) among all candidates; a routine refresh tries
-    none longer than the chosen window grown by the batches since, so the costly long fits
-    happen only after a change.
+    labelled rows, which none of them was trained on, then refits the winner on everything up
+    to now. With `rechoose: on_change` it chooses when a change caused the retraining (any
+    trigger but volume and schedule, or no chosen window yet) among all candidates; a routine
+    refresh tries none longer than the chosen window grown by the batches since, so the
+    costly long fits happen only after a change.
     """
 
     kind: Literal["all", "last", "last_rows", "last_duration", "since_drift", "auto"] = "all"
