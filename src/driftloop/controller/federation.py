@@ -74,13 +74,14 @@ def decline_reason(result: tick.TickResult | None) -> str:
     return "its policy did not fire and no decision waits"
 
 
-def region_tick(controller: tick.Controller, executor: federated_executor.FederatedExecutor,
+def region_tick(tick_once: Callable[[], tick.TickResult],
+                executor: federated_executor.FederatedExecutor,
                 ) -> tuple[tick.TickResult | None, str | None]:
-    """One tick of a region in a round; the executor declines if the tick did not train.
-    Returns the result, or the error that stopped the tick."""
+    """One tick of a region in a round (`tick_once`); the executor declines if the tick did
+    not train. Returns the result, or the error that stopped the tick."""
     result, error = None, None
     try:
-        result = controller.tick()
+        result = tick_once()
     except errors.DriftloopError as exc:
         error = f"{type(exc).__name__}: {exc}"
     finally:
@@ -101,7 +102,7 @@ def _region_process(spec_path: str, region: str, channel: Connection) -> None:
     try:
         controller = tick.Controller(project, holder=leases.holder_name("federated"),
                                      executor=executor)
-        result, error = region_tick(controller, executor)
+        result, error = region_tick(controller.tick, executor)
         controller.release()
     finally:
         project.close()
@@ -114,14 +115,16 @@ def run_round(spec_path: str | Path, aggregator: Aggregator = federated.aggregat
     spec = config.load_spec(spec_path)
     federation = _federation(spec)
     context = multiprocessing.get_context("spawn")
-    channels, processes = {}, []
+    channels: dict[str, Connection] = {}
+    processes: list[Any] = []
     for region in spec.regions:
         mine, theirs = context.Pipe()
         process = context.Process(target=_region_process, name=f"federated-{region.name}",
                                   args=(str(spec_path), region.name, theirs))
         process.start()
         theirs.close()
-        channels[region.name], processes = mine, [*processes, process]
+        channels[region.name] = mine
+        processes.append(process)
     timeout = spec.trainer.timeout.total_seconds()
     try:
         summary = rounds.coordinate(channels, federation.rounds, federation.min_regions,
@@ -140,11 +143,11 @@ def run_round(spec_path: str | Path, aggregator: Aggregator = federated.aggregat
 
 
 class RegionWorker:
-    """A region's controller on a thread of its own (its store is used by that thread only):
-    `call(job)` runs `job(controller, executor)` there and returns its result."""
+    """A region's side on a thread of its own: `build(executor)` makes what it ticks (a
+    controller, a backtest's replay) there, so its store is only ever used by that thread."""
 
-    def __init__(self, region: str, build: Callable[[federated_executor.FederatedExecutor],
-                                                    tick.Controller]) -> None:
+    def __init__(self, region: str,
+                 build: Callable[[federated_executor.FederatedExecutor], Any]) -> None:
         self.region = region
         self.channel, theirs = multiprocessing.Pipe()
         self._executor = federated_executor.FederatedExecutor(theirs, region)
@@ -153,23 +156,24 @@ class RegionWorker:
         self._thread = threading.Thread(target=self._serve, args=(build,), daemon=True,
                                         name=f"region-{region}")
         self._thread.start()
+        self.held = self.result()
+        """What `build` made (use it only through jobs: it belongs to the region's thread)."""
 
-    def _serve(self, build: Callable[[federated_executor.FederatedExecutor],
-                                     tick.Controller]) -> None:
+    def _serve(self, build: Callable[[federated_executor.FederatedExecutor], Any]) -> None:
         try:
-            controller = build(self._executor)
-        except Exception as exc:  # handed to the caller of `call`
+            held = build(self._executor)
+        except Exception as exc:  # handed to the caller
             self._results.put(exc)
             return
-        self._results.put(None)
+        self._results.put(held)
         while (job := self._jobs.get()) is not None:
             try:
-                self._results.put(job(controller, self._executor))
-            except Exception as exc:  # handed to the caller of `call`
+                self._results.put(job(held, self._executor))
+            except Exception as exc:  # handed to the caller of `result`
                 self._results.put(exc)
 
-    def start(self, job: Callable[[tick.Controller, Any], Any]) -> None:
-        """Run `job` on the region's thread (`result()` waits for it)."""
+    def start(self, job: Callable[[Any, federated_executor.FederatedExecutor], Any]) -> None:
+        """Run `job(held, executor)` on the region's thread (`result()` waits for it)."""
         self._jobs.put(job)
 
     def result(self) -> Any:
@@ -187,14 +191,13 @@ class RegionWorker:
 
 def tick_regions(
     workers: Mapping[str, RegionWorker], federation: federated_spec.FederatedSpec,
-    timeout: float, before: Callable[[tick.Controller], None] = lambda _c: None,
+    timeout: float, tick_once: Callable[[Any], tick.TickResult],
     aggregator: Aggregator = federated.aggregate,
 ) -> tuple[rounds.Summary, dict[str, tick.TickResult | None]]:
-    """Tick every region once, concurrently, as one round (`before` runs on each region's
-    controller first, e.g. to move a backtest's clock); the coordinator runs here."""
-    def job(controller: tick.Controller, executor: Any) -> tick.TickResult | None:
-        before(controller)
-        result, error = region_tick(controller, executor)
+    """Tick every region once, concurrently, as one round (`tick_once(held)` on each region's
+    thread); the coordinator runs here. A tick's error is raised here."""
+    def job(held: Any, executor: federated_executor.FederatedExecutor) -> tick.TickResult | None:
+        result, error = region_tick(lambda: tick_once(held), executor)
         if error is not None:
             raise errors.TrainingError(error)
         return result

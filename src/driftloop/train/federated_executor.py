@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn import base
+from sklearn import base, pipeline, preprocessing
 
 from driftloop.core import config, errors
 from driftloop.train import executor as executors
@@ -91,16 +91,21 @@ class FederatedExecutor(executors.Executor):
 
 
 def _make(spec: config.TrainerSpec, base_dir: Path) -> Any:
-    """The trainer's unfitted linear model; `ConfigError` if it cannot be averaged."""
+    """The trainer's unfitted linear model (the last step of a `StandardScaler` + model
+    pipeline: the federation standardises with the global scaler instead); `ConfigError` if
+    it cannot be averaged."""
     function = trainers.load_trainer(spec.function, base_dir)
     if trainers.fits_itself(function):
         raise errors.ConfigError(
             f"trainer {spec.function!r} fits the model itself; a federated trainer must return "
             "an unfitted linear model with partial_fit (e.g. sklearn.linear_model:SGDClassifier)")
     model = function(**spec.params)
+    if isinstance(model, pipeline.Pipeline) and all(
+            isinstance(step, preprocessing.StandardScaler) for _, step in model.steps[:-1]):
+        model = model.steps[-1][1]
     if not hasattr(model, "partial_fit"):
         raise errors.ConfigError(
             f"trainer {spec.function!r} returned {type(model).__name__}, which has no "
             "`partial_fit`: federated training averages linear models' parameters (SGDClassifier, "
-            "SGDRegressor, Perceptron, PassiveAggressiveClassifier)")
+            "SGDRegressor, Perceptron, PassiveAggressiveClassifier, after a StandardScaler)")
     return model
