@@ -14,6 +14,12 @@ cross, and the coordinator accepts nothing else (`ProtocolError` otherwise):
 `coordinate` runs one training over the regions that joined (at least `min_regions`). The
 arithmetic is `train.federated`'s: FedAvg weighted by rows, after a standardisation computed
 exactly from the regions' sums.
+
+Flower (`flwr`) is not the transport: every release pins the packages driftloop's server and
+CLI run on below the versions they run on (flwr 1.42: fastapi < 0.139, starlette < 1.4,
+uvicorn < 0.50, typer < 0.21, rich < 15, packaging < 26; older releases older ones, and
+protobuf < 5 or cryptography < 47 besides). The messages here are what its FedAvg strategy
+exchanges, so a region's side could move to a Flower client once its pins allow.
 """
 
 from __future__ import annotations
