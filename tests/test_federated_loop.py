@@ -210,3 +210,26 @@ def test_the_backtest_replays_the_regions_three_ways(tmp_path: Path) -> None:
         assert replay.trainings == results["per-region"][region].trainings == len(ends)
         assert 0.6 < replay.score <= 1.0
     assert 0.6 < federated_backtest.overall(results["pooled"]) <= 1.0
+
+
+def test_a_regressor_trains_federated_too(tmp_path: Path) -> None:
+    spec = project_folder(tmp_path)
+    text = spec.read_text().replace("target: y", "target: y\ntask: regression").replace(
+        "sklearn.linear_model:SGDClassifier", "sklearn.linear_model:SGDRegressor").replace(
+        "{loss: log_loss, random_state: 0}", "{random_state: 0}")
+    spec.write_text(text)
+    workers = workers_for(spec)
+    rules = config.load_spec(spec).trainer.federated
+    assert rules is not None
+    try:
+        summary, results = federation.tick_regions(workers, rules, 60, lambda c: c.tick())
+        assert summary.aborted is None and summary.rounds == 4
+        for result in results.values():
+            assert result is not None and result.outcome is not None
+            assert result.outcome.version is not None
+            assert result.outcome.version.metrics["federated_regions"] == 2
+    finally:
+        for worker in workers.values():
+            worker.start(lambda controller, _executor: controller.project.close())
+            worker.result()
+            worker.close()

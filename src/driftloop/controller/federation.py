@@ -82,7 +82,7 @@ def region_tick(tick_once: Callable[[], tick.TickResult],
     result, error = None, None
     try:
         result = tick_once()
-    except errors.DriftloopError as exc:
+    except Exception as exc:  # reported as the region's outcome; the round goes on without it
         error = f"{type(exc).__name__}: {exc}"
     finally:
         executor.finish(error or decline_reason(result))
@@ -131,7 +131,10 @@ def run_round(spec_path: str | Path, aggregator: Aggregator = federated.aggregat
                                     timeout, aggregator)
         outcomes = {}
         for name, channel in channels.items():
-            report = rounds.receive(channel, timeout, (RegionOutcome,), f"region {name!r}")
+            try:
+                report = rounds.receive(channel, timeout, (RegionOutcome,), f"region {name!r}")
+            except rounds.ProtocolError as exc:  # its process died
+                report = RegionOutcome(name, reason=str(exc))
             outcomes[name] = (report if isinstance(report, RegionOutcome)
                               else RegionOutcome(name, reason=report.reason))
     finally:

@@ -65,8 +65,12 @@ class FederatedExecutor(executors.Executor):
             if isinstance(message, rounds.Final):
                 break
             seed = federation.seed + 97 * message.round + sum(map(ord, self.region))
-            update = federated.local_update(_make(spec, base_dir), scaled, target,
-                                            message.params, labels, federation.epochs, seed)
+            try:
+                update = federated.local_update(_make(spec, base_dir), scaled, target,
+                                                message.params, labels, federation.epochs, seed)
+            except Exception as exc:  # the others must not wait for this region
+                self.channel.send(rounds.Abort(f"region {self.region!r}: {exc}"))
+                raise errors.TrainingError(f"federated training: {exc}") from exc
             self.channel.send(update)
         fitted = federated.assemble(_make(spec, base_dir), scaler.mean, scaler.var, scaler.rows,
                                     message.params, labels, columns)
