@@ -1,8 +1,8 @@
 """A federated round of the loop: each region's controller ticks with an executor that takes
 part in one federated training, and a coordinator averages their parameters.
 
-`run_round(spec_path)` (`driftloop regions federate`) starts one process per region. Each opens the
-spec for its own region only (`project.for_region`: that region's store, artifacts, source)
+`run_round(spec_path)` (`driftloop regions federate`) starts one process per region. Each
+opens the spec for its own region only (`project.for_region`: that region's store, artifacts, source)
 and ticks under that region's lease: it ingests, evaluates and decides as always; when it
 trains (its policy fired now, a decision has waited since an earlier tick, or `driftloop
 retrain` asked), its `FederatedExecutor` joins the training with its training rows' count,
@@ -110,8 +110,8 @@ def _region_process(spec_path: str, region: str, channel: Connection) -> None:
 
 
 def run_round(spec_path: str | Path, aggregator: Aggregator = federated.aggregate) -> Round:
-    """`driftloop regions federate`: one round over every region of the spec at `spec_path`, each in a
-    process of its own; this process only coordinates."""
+    """`driftloop regions federate`: one round over every region of the spec at `spec_path`,
+    each in a process of its own; this process only coordinates."""
     spec = config.load_spec(spec_path)
     federation = _federation(spec)
     context = multiprocessing.get_context("spawn")
@@ -215,5 +215,6 @@ def tick_regions(
 def _federation(spec: config.PipelineSpec) -> federated_spec.FederatedSpec:
     if spec.trainer.federated is None:
         raise errors.ConfigError(
-            "`driftloop regions federate` runs pipelines with `trainer.federated`; this spec has none")
+            "`driftloop regions federate` runs pipelines with `trainer.federated`; this spec has "
+            "none")
     return spec.trainer.federated

@@ -1,7 +1,7 @@
 """The `trainer.federated` section: train across the regions by averaging parameters (FedAvg).
 
-Each region's controller trains on its own rows only; a coordinator (`driftloop regions federate`)
-combines the regions' parameters, weighted by their row counts, into one global model, which
+Each region's controller trains on its own rows only; a coordinator (`driftloop regions
+federate`) combines the regions' parameters, weighted by their row counts, into one global model, which
 then goes through every region's own gate and is versioned there like any other version.
 
     trainer:
