@@ -2,8 +2,8 @@
 part in one federated training, and a coordinator averages their parameters.
 
 `run_round(spec_path)` (`driftloop regions federate`) starts one process per region. Each
-opens the spec for its own region only (`project.for_region`: that region's store, artifacts, source)
-and ticks under that region's lease: it ingests, evaluates and decides as always; when it
+opens the spec for its own region only (`project.for_region`: that region's store, artifacts,
+source) and ticks under that region's lease: it ingests, evaluates and decides as always; when it
 trains (its policy fired now, a decision has waited since an earlier tick, or `driftloop
 retrain` asked), its `FederatedExecutor` joins the training with its training rows' count,
 sums and parameters; otherwise it declines. The coordinator, here, opens no region's store,

@@ -1,8 +1,9 @@
 """The `trainer.federated` section: train across the regions by averaging parameters (FedAvg).
 
 Each region's controller trains on its own rows only; a coordinator (`driftloop regions
-federate`) combines the regions' parameters, weighted by their row counts, into one global model, which
-then goes through every region's own gate and is versioned there like any other version.
+federate`) combines the regions' parameters, weighted by their row counts, into one global
+model, which then goes through every region's own gate and is versioned there like any other
+version.
 
     trainer:
       function: sklearn.linear_model:SGDClassifier   # a linear model with `partial_fit`
