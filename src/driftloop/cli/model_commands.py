@@ -110,6 +110,11 @@ def show(
             f"{traced.reason}"
         )
     console.print(f"trained on batches: {', '.join(map(str, found.batch_ids)) or '-'}")
+    if "federated_rounds" in found.metrics:
+        rows = {k.partition(".")[2]: int(v) for k, v in found.metrics.items()
+                if k.startswith("federated_rows.")}
+        console.print(f"federated: {int(found.metrics['federated_rounds'])} rounds over "
+                      + ", ".join(f"{name} ({n} rows)" for name, n in rows.items()))
     gate = traced.gate
     console.print(
         f"gate: {'passed' if gate.get('passed') else 'failed'} — {gate.get('reason', '')}"

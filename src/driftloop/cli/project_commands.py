@@ -155,7 +155,10 @@ def check(
                                                      exclude_none=True))
     table.add_row("source", f"{loaded.source.kind}: {source}")
     table.add_row("target", loaded.target)
-    table.add_row("trainer", loaded.trainer.function)
+    rules = loaded.trainer.federated
+    table.add_row("trainer", loaded.trainer.function + (
+        f" (federated: {rules.rounds} rounds of {rules.epochs} epoch(s), at least "
+        f"{rules.min_regions} regions; driftloop regions federate)" if rules else ""))
     table.add_row("triggers", ", ".join(trigger.kind for trigger in loaded.triggers))
     table.add_row("store", secrecy.redact_url(loaded.store))
     table.add_row("artifacts", secrecy.redact_url(loaded.artifacts.url))

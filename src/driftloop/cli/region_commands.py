@@ -1,4 +1,5 @@
-"""`driftloop regions status`: the pipeline in every region of `regions:`, metadata only."""
+"""`driftloop regions status`: the pipeline in every region of `regions:`, metadata only.
+`driftloop regions federate`: one federated round (`trainer.federated`) across the regions."""
 
 from __future__ import annotations
 
@@ -39,4 +40,29 @@ def status(spec: Path = SPEC) -> None:
         grid.add_row(row.region, when, str(row.accepted), str(row.quarantined), str(row.versions),
                      champion, live, row.last_decision or "—",
                      {True: "yes", False: "no", None: "—"}[row.drift])
+    console.print(grid)
+
+
+@app.command("federate")
+def federate(spec: Path = SPEC) -> None:
+    """One federated round: every region ticks in a process of its own on its own data; those
+    that train (a fired or waiting decision) send only parameters, which this process averages
+    (FedAvg, weighted by rows) into one model; each region gates, stores and rolls it out.
+    Run it on the schedule the regions train on (e.g. from cron); a region's `driftloop run`
+    leaves its training to these rounds."""
+    from driftloop.controller import federation
+
+    done = console.guard(lambda: federation.run_round(spec))
+    summary = done.summary
+    if summary.aborted:
+        console.info(f"no federated model this round: {summary.aborted}")
+    else:
+        console.ok(f"{summary.rounds} rounds over {len(summary.joined)} regions ("
+                   + ", ".join(f"{n} {r} rows" for n, r in summary.joined.items()) + ")")
+    grid = console.table("region", "trained", "version", "promoted", "why")
+    for name, outcome in done.regions.items():
+        grid.add_row(name, "yes" if name in summary.joined else "no",
+                     "—" if outcome.version is None else f"v{outcome.version}",
+                     "yes" if outcome.promoted else "no",
+                     summary.declined.get(name) or outcome.reason)
     console.print(grid)

@@ -145,7 +145,7 @@ def replay_group(
     trains throughout the replay, not in a window of its own."""
     with contextlib.ExitStack() as limits:
         limits.enter_context(threadpoolctl.threadpool_limits(1))
-        replays = [_Replay(frame, spec, name, ends, base_dir) for name, spec in specs.items()]
+        replays = [Replay(frame, spec, name, ends, base_dir) for name, spec in specs.items()]
         for index, end in enumerate(ends):
             for replay in replays:
                 replay.step(end)
@@ -159,8 +159,9 @@ def replay_group(
         return [replay.finish() for replay in replays]
 
 
-class _Replay:
-    """One policy's replay: its own in-memory store, artifact root, clock and controller."""
+class Replay:
+    """One policy's replay: its own in-memory store, artifact root, clock and controller
+    (training with `executor`, default in this process)."""
 
     def __init__(
         self,
@@ -169,8 +170,9 @@ class _Replay:
         name: str,
         ends: Sequence[pd.Timestamp],
         base_dir: Path,
+        executor: executors.Executor | None = None,
     ) -> None:
-        timestamp = _timestamp(spec)
+        timestamp = timestamp_of(spec)
         self.name = name
         self.spec = spec
         self.clock = clocks.FakeClock(ends[0].to_pydatetime())
@@ -185,16 +187,19 @@ class _Replay:
         )
         self.store.ensure_pipeline(spec.name, spec.model_dump(mode="json"))
         self.controller = tick.build_controller(
-            project, holder=f"backtest:{name}", executor=executors.InlineExecutor()
+            project, holder=f"backtest:{name}", executor=executor or executors.InlineExecutor()
         )
         self.steps: list[Step] = []
         self.seconds = 0.0
 
-    def step(self, end: pd.Timestamp) -> None:
+    def step(self, end: pd.Timestamp) -> tick.TickResult:
+        """Tick once with the clock at `end`; what the tick did."""
         started = time.perf_counter()
         self.clock.set(end.to_pydatetime())
-        self.steps.append(_step(end, self.controller.tick()))
+        result = self.controller.tick()
+        self.steps.append(_step(end, result))
         self.seconds += time.perf_counter() - started
+        return result
 
     def finish(self) -> PolicyResult:
         store, spec = self.store, self.spec
@@ -226,7 +231,7 @@ class _Replay:
         )
 
 
-def _timestamp(spec: config.PipelineSpec) -> str:
+def timestamp_of(spec: config.PipelineSpec) -> str:
     """The column that orders rows in time; a `ConfigError` if the spec names none."""
     if spec.timestamp is None:
         raise errors.ConfigError(
@@ -289,8 +294,8 @@ def backtest(
     With `workers` > 1 the policies run in that many processes, one CPU thread each; with
     `trainer.executor: ray` they run as Ray tasks (one CPU each) on the spec's cluster.
     """
-    ends = batch_ends(frame, _timestamp(spec), every, warmup)
-    warmup_rows = int((frame[_timestamp(spec)] <= ends[0]).sum())
+    ends = batch_ends(frame, timestamp_of(spec), every, warmup)
+    warmup_rows = int((frame[timestamp_of(spec)] <= ends[0]).sum())
     overrides = {**baselines(spec, warmup_rows), **policies}
     specs = {name: policy_spec(spec, changes) for name, changes in overrides.items()}
     results = replay_all(frame, specs, ends, base_dir, workers, progress)

@@ -17,7 +17,8 @@ gate then judges: its winner's holdout score is slightly optimistic, the champio
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -53,6 +54,7 @@ class Fitted:
     rows: int  # how many of the newest training rows it was fitted on
     cpu_seconds: float
     trials: tuple[entities.TrialRecord, ...]
+    lineage: Mapping[str, float] = field(default_factory=dict)
 
 
 def split(project: projects.Project, window: pd.DataFrame) -> Split:
@@ -93,7 +95,8 @@ def fit(
         result = executor.train(spec.trainer, part.train[features], part.train[spec.target],
                                 project.base_dir, scorer)
         trials = tuple(_trial(t) for t in result.trials)
-        return Fitted(result.estimator, None, len(part.train), result.cpu_seconds, trials)
+        return Fitted(result.estimator, None, len(part.train), result.cpu_seconds, trials,
+                      result.lineage)
     sizes = windows.auto_candidates(part.train, spec.trainer.window)
     batches = part.train[types.BATCH_COLUMN].to_numpy()
     if anchor is not None and (batches >= anchor).any():
@@ -136,10 +139,11 @@ def refit(
     executor: executors.Executor,
 ) -> tuple[Any, float, pd.DataFrame]:
     """The model to store after the gate passed: refitted on the rows the challenger was fitted
-    on plus the holdout (`gate.refit`), else the challenger itself. Returns it, its CPU seconds
-    and its rows."""
+    on plus the holdout (`gate.refit`), else the challenger itself (always for a federated
+    model: a refit would be another round of every region). Returns it, its CPU seconds and
+    its rows."""
     spec = project.spec
-    if part.holdout.empty or not spec.gate.refit:
+    if part.holdout.empty or not spec.gate.refit or spec.trainer.federated is not None:
         return fitted.estimator, 0.0, part.train.iloc[len(part.train) - fitted.rows :]
     rows = part.window.iloc[len(part.train) - fitted.rows :]
     result = executor.train(spec.trainer, rows[features], rows[spec.target], project.base_dir,

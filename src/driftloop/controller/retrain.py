@@ -179,6 +179,7 @@ def retrain(
         "holdout_rows": len(part.holdout),
         "cpu_seconds": cpu_seconds,
     }
+    metrics.update(fitted.lineage)
     change = change_batch(decision, champion[0] if champion else None, part.holdout)
     if change is not None:  # a share-of-window volume trigger counts from the change
         metrics["change_from_batch"] = change
@@ -244,8 +245,8 @@ def _calibrate(
         )
         return fitted, 0.0
     rows = spec.estimate.rows
-    if rows < calibration.MIN_ROWS or len(train_part) < 2 * rows:
-        return None, 0.0
+    if rows < calibration.MIN_ROWS or len(train_part) < 2 * rows or spec.trainer.federated:
+        return None, 0.0  # (a federated model cannot be fitted again alone)
     held_out = np.zeros(len(train_part), dtype=bool)
     held_out[np.linspace(0, len(train_part) - 1, rows).astype(int)] = True
     fit_part, held = train_part[~held_out], train_part[held_out]

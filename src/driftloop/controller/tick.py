@@ -160,7 +160,7 @@ class Controller:
         decision = self.decide(live, latest)
         outcome = None
         if decision is not None and decision.fired:
-            outcome = self.act(decision)
+            outcome = self.act(decision) if self.trains() else None
         else:
             outcome = self.retry_unfinished(latest.fired)
         swept = self.retention_.step()
@@ -390,6 +390,16 @@ class Controller:
             return champion.version
         return None
 
+    def trains(self) -> bool:
+        """Whether this controller trains: a federated pipeline's (`trainer.federated`) trains
+        only within a federated round (`controller.federation`), whose executor takes part in
+        it; until then a fired decision waits, and the round acts on it."""
+        if self.project.spec.trainer.federated is None:
+            return True
+        from driftloop.train import federated_executor
+
+        return isinstance(self.executor, federated_executor.FederatedExecutor)
+
     def act(self, decision: entities.Decision) -> retrain.Outcome:
         """Retrain for `decision`; the gate compares with the champion if it can be loaded."""
         rows = self.history_.rows()
@@ -442,7 +452,7 @@ class Controller:
     def retry_unfinished(self, last_fired: entities.Decision | None) -> retrain.Outcome | None:
         """A fired decision without a succeeded run is retried until it has
         `attempts.MAX_ATTEMPTS` failed runs of the current trainer (`controller.attempts`)."""
-        if last_fired is None or last_fired.id in self.settled_:
+        if last_fired is None or last_fired.id in self.settled_ or not self.trains():
             return None
         runs = self.project.store.list_runs(self.project.name, decision_id=last_fired.id)
         if any(run.status == "succeeded" for run in runs):

@@ -24,6 +24,7 @@ from driftloop.core import (
     errors,
     explain_spec,
     fairness_spec,
+    federated_spec,
     notify_spec,
     region_spec,
     source_specs,
@@ -300,9 +301,14 @@ class TrainerSpec(Spec):
         "any other type is refused when it is loaded",
     )
     fairness_mitigation: fairness_spec.MitigationSpec | None = None
+    federated: federated_spec.FederatedSpec | None = Field(
+        default=None, description="Train across `regions:` by averaging parameters (FedAvg)"
+    )
 
     @pydantic.model_validator(mode="after")
     def _combinations(self) -> TrainerSpec:
+        if self.federated is not None and (why := federated_spec.trainer_problem(self)):
+            raise federated_spec.located("TrainerSpec", ["federated"], why, "federated")
         if self.address is not None and self.executor != "ray":
             raise ValueError(f"`address` is for executor ray; executor is {self.executor!r}")
         if self.window.kind == "auto" and self.search is not None:
@@ -688,6 +694,10 @@ class PipelineSpec(Spec):
         if (self.explain is None or self.explain.live is None) and any(
                 t.kind == "explanation" for t in self.triggers):
             raise ValueError("an `explanation` trigger needs `explain: {live: ...}`")
+        if self.trainer.federated is not None and (
+                why := federated_spec.regions_problem(self.trainer.federated, self.regions)):
+            raise federated_spec.located("PipelineSpec", ["trainer", "federated"], why,
+                                         "federated")
         window = self.trainer.window
         timed = window.kind in {"last_duration", "since_drift"} or (
             window.size is not None and window.size.unit == "seconds")

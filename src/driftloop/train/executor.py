@@ -30,7 +30,8 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import timedelta
 from multiprocessing import forkserver
 from multiprocessing.connection import Connection
@@ -43,13 +44,15 @@ from driftloop.train import search
 
 @dataclass(frozen=True)
 class TrainResult:
-    """A fitted estimator, what it cost (CPU seconds of the training, wall seconds), and the
-    trials of the search that chose it (none without `trainer.search`)."""
+    """A fitted estimator, what it cost (CPU seconds of the training, wall seconds), the
+    trials of the search that chose it (none without `trainer.search`), and numbers the
+    version's lineage records besides (a federated training's rounds and regions' rows)."""
 
     estimator: Any
     cpu_seconds: float
     wall_seconds: float
     trials: tuple[search.TrialOutcome, ...] = ()
+    lineage: Mapping[str, float] = field(default_factory=dict)
 
 
 class Executor(abc.ABC):

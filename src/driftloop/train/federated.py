@@ -14,10 +14,8 @@ sees nothing else, so no row leaves a region. One round:
 The estimator must be a `partial_fit` linear model with `coef_` and `intercept_`
 (`SGDClassifier`, `SGDRegressor`, `Perceptron`, `PassiveAggressiveClassifier`).
 
-Flower (`flwr`) would be the engine for this across processes; its current release (1.42) pins
-versions of fastapi, starlette, typer, rich and uvicorn other than the ones driftloop's server
-runs on, so it is not a dependency: the rounds here run in one process over the regions'
-updates, the same arithmetic Flower's FedAvg strategy does.
+`train.federated_rounds` runs these rounds between regions' processes (the loop's
+`trainer.federated` mode); `federated_fit` runs them in one process over in-memory shards.
 
     >>> import numpy as np
     >>> from sklearn.linear_model import SGDClassifier
@@ -81,22 +79,54 @@ def global_scaler(updates: Sequence[Update]) -> StandardScaler:
     return scaler
 
 
+def _partial_fit(model: Any, x: Array, y: Array, classes: Array | None) -> None:
+    """One `partial_fit` call; `classes` for a classifier, None for a regressor."""
+    if classes is None:
+        model.partial_fit(x, y)
+    else:
+        model.partial_fit(x, y, classes=classes)
+
+
+def _set(model: Any, x: Array, y: Array, params: dict[str, Array], classes: Array | None) -> None:
+    """`model` with the parameters `params` (allocated by one step, then overwritten)."""
+    _partial_fit(model, x[:1], y[:1], classes)
+    model.coef_, model.intercept_ = params["coef"].copy(), params["intercept"].copy()
+    model.t_ = float(params["steps"][0])  # the learning-rate schedule goes on, not restarts
+
+
 def local_update(
-    model: Any, x: Array, y: Array, start: dict[str, Array] | None, classes: Array, epochs: int,
-    seed: int,
+    model: Any, x: Array, y: Array, start: dict[str, Array] | None, classes: Array | None,
+    epochs: int, seed: int,
 ) -> Update:
     """`model` from the global parameters `start`, `epochs` shuffled passes over one region's
-    (already standardised) rows; its coefficients and intercept as an `Update`."""
+    (already standardised) rows; its coefficients and intercept as an `Update`. `classes`:
+    every label of the federation (a classifier), None for a regressor."""
     rng = np.random.default_rng(seed)
     if start is not None:
-        model.partial_fit(x[:1], y[:1], classes=classes)  # allocate, then overwrite
-        model.coef_, model.intercept_ = start["coef"].copy(), start["intercept"].copy()
-        model.t_ = float(start["steps"][0])  # the learning-rate schedule goes on, not restarts
+        _set(model, x, y, start, classes)
     for _ in range(epochs):
         order = rng.permutation(len(x))
-        model.partial_fit(x[order], y[order], classes=classes)
-    return Update(len(x), {"coef": model.coef_.copy(), "intercept": model.intercept_.copy(),
+        _partial_fit(model, x[order], y[order], classes)
+    return Update(len(x), {"coef": np.array(model.coef_, dtype=float),
+                           "intercept": np.array(model.intercept_, dtype=float),
                            "steps": np.array([model.t_])})
+
+
+def assemble(model: Any, mean: Array, var: Array, rows: int, params: dict[str, Array],
+             classes: Array | None, columns: Sequence[str] | None = None) -> Pipeline:
+    """The global model: the standardisation `mean`/`var` of `rows` rows, then `model` with the
+    averaged `params` (set without learning from any row: a zero row only allocates them);
+    `columns`: the input's column names, if it has them."""
+    scaler = StandardScaler()
+    scaler.mean_, scaler.var_ = np.asarray(mean, dtype=float), np.asarray(var, dtype=float)
+    scaler.scale_ = np.where(scaler.var_ > 0, np.sqrt(scaler.var_), 1.0)
+    scaler.n_features_in_, scaler.n_samples_seen_ = len(scaler.mean_), rows
+    first = np.zeros((1, len(scaler.mean_)))
+    label = classes[:1] if classes is not None else np.zeros(1)
+    _set(model, first, label, params, classes)
+    if columns is not None:
+        scaler.feature_names_in_ = np.asarray(columns, dtype=object)
+    return make_pipeline(scaler, model)
 
 
 def federated_fit(
@@ -120,7 +150,5 @@ def federated_fit(
         updates = [local_update(make_model(), x, y, params, classes, epochs, seed + 97 * step + i)
                    for i, (x, y) in enumerate(scaled)]
         params = aggregator(updates)
-    model = make_model()
-    model.partial_fit(scaled[0][0][:1], scaled[0][1][:1], classes=classes)
-    model.coef_, model.intercept_ = params["coef"], params["intercept"]  # type: ignore[index]
-    return make_pipeline(scaler, model)
+    return assemble(make_model(), scaler.mean_, scaler.var_, scaler.n_samples_seen_,
+                    params, classes)  # type: ignore[arg-type]
