@@ -3,6 +3,8 @@ migration, and the batched prediction log writer."""
 
 from __future__ import annotations
 
+import itertools
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -200,3 +202,40 @@ def test_serving_stats_are_replaced_per_minute_and_process_and_summed_across_the
     assert (since.requests, since.errors, since.p99_ms) == (100, 0, serving_stats.BOUNDS_MS[fast])
     assert stats.read("p", alias="canary", version=3).p99_ms is None
     assert stats.read("p", alias="champion", version=1).requests == 400
+
+
+def test_prediction_log_leaves_the_write_lock_free_as_long_as_it_held_it(tmp_path: Any) -> None:
+    """A writer that is always behind (a batch waits whenever a transaction ends) still pauses
+    after each transaction for as long as that transaction held the write lock, so a writer of
+    another process (a promotion) finds the lock free at least half the time."""
+    meta = MetadataStore.open(f"sqlite:///{tmp_path / 'm.db'}")
+    meta.ensure_pipeline("p", {})
+    log = predictions.PredictionLog(serving.ServingStore(meta), flush_interval=0.01,
+                                    batch_rows=100)
+    waiting = [rows(predictions.MAX_TRANSACTION_ROWS) for _ in range(12)]
+    held: list[tuple[float, float]] = []  # (BEGIN IMMEDIATE, COMMIT) of each log transaction
+
+    @sa.event.listens_for(meta.engine_, "begin")
+    def _began(conn: sa.Connection) -> None:
+        if conn.get_execution_options().get("driftloop_write"):
+            held.append((time.monotonic(), float("nan")))
+
+    @sa.event.listens_for(meta.engine_, "commit")
+    def _committing(conn: sa.Connection) -> None:
+        if conn.get_execution_options().get("driftloop_write"):
+            held[-1] = (held[-1][0], time.monotonic())
+            if waiting:
+                log.submit(waiting.pop())  # a full transaction waits before this one ends
+
+    log.submit(waiting.pop())
+    log.start()
+    while waiting:
+        time.sleep(0.01)
+    assert log.flush(timeout=60)
+    log.close()
+    pairs = list(itertools.pairwise(held))
+    assert len(pairs) >= 11 and all(
+        begin - commit >= commit - first for (first, commit), (begin, _) in pairs), [
+        (f"held {commit - first:.4f} s, then free {begin - commit:.4f} s")
+        for (first, commit), (begin, _) in pairs]
+    meta.close()

@@ -8,6 +8,14 @@ batch is harmless). `flush` waits until everything submitted so far is written (
 it first, so a label can follow its prediction at once); `close` writes what is left, which
 makes the log durable across a clean shutdown.
 
+The writer never holds the store's write lock more than half the time: after a transaction it
+waits at least as long as that transaction took before the next. SQLite's lock has no queue: a
+writer of another process (a promotion moving an alias, a controller) retries every 100 ms or
+so and gets in only when it finds the lock free. Under load each transaction is slower (the
+request threads keep the interpreter busy), so more rows wait and the next one is longer; a
+writer that went again at once then held the lock nearly all the time, and the other
+processes' writes waited for seconds, up to the busy timeout.
+
 When the store refuses writes (its disk is full, the database is down), rows wait in memory
 and writes are retried with backoff; predict keeps answering. Past `max_queued` waiting rows,
 new rows are not kept: `submit` counts them in `unlogged_`, and `problem` says so, which the
@@ -28,7 +36,8 @@ from driftloop.store import faults, serving
 
 log = logging.getLogger("driftloop.server")
 
-MAX_TRANSACTION_ROWS = 5000
+MAX_TRANSACTION_ROWS = 1000
+"""Rows per transaction, so that one transaction holds the store's write lock a bounded time."""
 
 
 class PredictionLog:
@@ -127,15 +136,14 @@ class PredictionLog:
                 self.cond_.wait_for(
                     lambda: self.stopping_ or self.urgent_ or len(self.queue_) >= self.batch_rows,
                     timeout=self.flush_interval)
-                self.urgent_ = False
-                taken, self.queue_ = self.queue_, []
+                taken = self.queue_[:MAX_TRANSACTION_ROWS]
+                self.queue_ = self.queue_[MAX_TRANSACTION_ROWS:]
+                self.urgent_ = self.urgent_ and bool(self.queue_)  # a flush waits for the rest
                 stopping = self.stopping_
-            written = self._write(taken)
-            if written < len(taken):
+            started = time.monotonic()
+            if taken and not self._write(taken):
                 with self.cond_:  # put the unwritten rows back in front, in order
-                    self.queue_ = taken[written:] + self.queue_
-                    self.written_ += written
-                    self.cond_.notify_all()
+                    self.queue_ = taken + self.queue_
                 failed_at_stop += stopping
                 if failed_at_stop > 3:
                     return  # the store stays down at shutdown: give up (close logs the loss)
@@ -144,27 +152,31 @@ class PredictionLog:
                 continue
             backoff = 0.0
             with self.cond_:
-                self.written_ += written
+                self.written_ += len(taken)
                 self.cond_.notify_all()
                 if stopping and not self.queue_:
                     return
+            if taken:
+                self._yield_lock(time.monotonic() - started)
 
-    def _write(self, rows: list[serving.Prediction]) -> int:
-        """Write `rows` in transactions of at most MAX_TRANSACTION_ROWS; how many were written."""
-        done = 0
-        while done < len(rows):
-            chunk = rows[done:done + MAX_TRANSACTION_ROWS]
-            try:
-                self.store.add_predictions(chunk)
-            except Exception as exc:  # the store is down or refused: keep the rows, retry
-                self.failures_ += 1
-                self.last_error_ = faults.storage_fault(exc) or type(exc).__name__
-                log.warning("writing %d predictions failed (will retry): %s", len(chunk), exc)
-                if self.on_error is not None:
-                    self.on_error(exc)
-                return done
-            done += len(chunk)
-            self.last_error_ = None
-            if self.on_written is not None:
-                self.on_written(len(chunk))
-        return done
+    def _write(self, rows: list[serving.Prediction]) -> bool:
+        """Write `rows` in one transaction; False (counted and logged) if the store refused."""
+        try:
+            self.store.add_predictions(rows)
+        except Exception as exc:  # the store is down or refused: keep the rows, retry
+            self.failures_ += 1
+            self.last_error_ = faults.storage_fault(exc) or type(exc).__name__
+            log.warning("writing %d predictions failed (will retry): %s", len(rows), exc)
+            if self.on_error is not None:
+                self.on_error(exc)
+            return False
+        self.last_error_ = None
+        if self.on_written is not None:
+            self.on_written(len(rows))
+        return True
+
+    def _yield_lock(self, held: float) -> None:
+        """Leave the store's write lock to other writers for `held` seconds, as long as the
+        transaction that held it took (cut short only by `close`)."""
+        with self.cond_:
+            self.cond_.wait_for(lambda: self.stopping_, timeout=held)

@@ -1,7 +1,8 @@
 """Engines and transactions for the metadata store; `store.metadata.MetadataStore` calls these.
 
-`create_engine(url)` understands `sqlite:///path.db` (WAL, incremental auto-vacuum,
-synchronous=NORMAL, foreign keys, busy timeout), `sqlite://` (in memory, one shared
+`create_engine(url)` understands `sqlite:///path.db` (WAL, incremental auto-vacuum for a new
+file, synchronous=NORMAL, foreign keys, busy timeout; opening a connection never writes, so it
+never waits for another process's write lock), `sqlite://` (in memory, one shared
 connection) and `postgresql://...` (psycopg 3).
 `transaction(engine, write=...)` is one transaction; on SQLite a writing one starts with
 `BEGIN IMMEDIATE`, so two writers queue on the busy timeout instead of failing when a read
@@ -68,14 +69,17 @@ def _sqlite(url: sa.URL) -> sa.Engine:
         # Let SQLAlchemy (the "begin" hook below) own BEGIN/COMMIT instead of pysqlite.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         if not memory:
-            # takes effect in a new file only (before its first table): freed pages then go
-            # back to the file system in slices (`store.retention.compact`)
-            cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
+            if cursor.execute("PRAGMA page_count").fetchone()[0] == 0:
+                # a new file (before its first table, the only time it takes effect): freed
+                # pages then go back to the file system in slices (`store.retention.compact`).
+                # Never on a file with tables: there the pragma rewrites a header field, a
+                # write, and opening a connection would wait for another writer's lock.
+                cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
             cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         cursor.close()
 
     @event.listens_for(engine, "begin")

@@ -161,11 +161,16 @@ class ServingStore:
         (so a retried batch is harmless). Returns how many rows were given."""
         if not rows:
             return 0
+        names = {row.pipeline for row in rows} - self.pipeline_ids_.keys()
+        if names:
+            with self._read() as conn:
+                for name in names:
+                    self._pid(conn, name)
+        # built before the transaction: it holds the write lock for the insert alone
+        values = [_prediction_values(row, self.pipeline_ids_[row.pipeline]) for row in rows]
+        statement = self._insert(S.predictions).on_conflict_do_nothing(index_elements=["id"])
         with self._write() as conn:
-            pids = {name: self._pid(conn, name) for name in {row.pipeline for row in rows}}
-            values = [_prediction_values(row, pids[row.pipeline]) for row in rows]
-            conn.execute(self._insert(S.predictions).on_conflict_do_nothing(
-                index_elements=["id"]), values)
+            conn.execute(statement, values)
         return len(rows)
 
     def get_prediction(self, prediction_id: str) -> Prediction:
