@@ -1,4 +1,4 @@
-"""The server's poller (`server.models.ModelHolder.refresh`) follows an alias moved by another
+"""The server's poller (`server.live_models.ModelHolder.refresh`) follows an alias moved by another
 process on the same SQLite file at its next poll: while that process holds the write lock (a
 busy server's prediction log, a controller), on a connection it opens now (a new process, a
 grown pool), and while a read transaction of its own process keeps an older snapshot open."""
@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 from sklearn.tree import DecisionTreeClassifier
 
-from driftloop.server import models
+from driftloop.server import live_models
 from driftloop.store import artifacts, tables
 from driftloop.store.metadata import MetadataStore
 
@@ -87,7 +87,7 @@ def test_a_new_connection_follows_a_move_while_another_process_holds_the_write_l
     mover = Mover(path, 2, hold=True)
     store = MetadataStore(f"sqlite:///{path}")  # its first connection opens now
     try:
-        holder = models.ModelHolder(store, files, "p")
+        holder = live_models.ModelHolder(store, files, "p")
         assert holder.refresh() == ["champion"]
         assert holder.versions() == {"champion": 2}
     finally:
@@ -100,7 +100,7 @@ def test_a_read_transaction_held_open_in_the_process_does_not_hide_a_move(
 ) -> None:
     path, files = store_file
     store = MetadataStore(f"sqlite:///{path}")
-    holder = models.ModelHolder(store, files, "p")
+    holder = live_models.ModelHolder(store, files, "p")
     holder.refresh()
     assert holder.versions() == {"champion": 1}
     a = tables.aliases
