@@ -4,8 +4,10 @@ in the spec, `core.retention_spec`).
 Each `step` moves at most `slice_rows` predictions to the archive, merges at most as many
 per-minute serving-stats rows into hours (and deletes as many hourly rows past their time),
 archives at most `BATCH_FILES` batch files after looking at at most `SCAN` batch records,
-and returns at most `VACUUM_PAGES` free SQLite pages: a tick's cost does not depend on the
-backlog, which shrinks by a slice per tick.
+retires at most a slice of evaluations, decisions and profiles (`controller.records`), merges
+the small archived files of at most one finished day into one (`Archive.merge`, up to
+`retention.merge_rows` rows), and returns at most `VACUUM_PAGES` free SQLite pages: a tick's
+cost does not depend on the backlog, which shrinks by a slice per tick.
 
 Never removed (the tests hold retention to this):
 
@@ -24,11 +26,11 @@ training batches, which its lineage keeps.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from driftloop.controller import evaluate
+from driftloop.controller import evaluate, records
 from driftloop.controller import history as histories
 from driftloop.controller import project as projects
 from driftloop.core import clock as clocks
@@ -55,18 +57,23 @@ class Swept:
     stats_dropped: int = 0
     batches: tuple[int, ...] = ()
     compacted: str | None = None
+    retired: records.Retired = field(default_factory=records.Retired)
+    merged_file: archive.ArchiveFile | None = None
 
     def __bool__(self) -> bool:
-        return bool(self.predictions or self.stats_merged or self.stats_dropped or self.batches)
+        return bool(self.predictions or self.stats_merged or self.stats_dropped or self.batches
+                    or self.retired or self.merged_file)
 
 
 class Retention:
     """Applies `project.spec.retention` to one pipeline, a slice per `step`."""
 
-    def __init__(self, project: projects.Project, history: histories.History) -> None:
+    def __init__(self, project: projects.Project, history: histories.History,
+                 evaluations: evaluate.Evaluations | None = None) -> None:
         self.project = project
         self.history = history
         self.archive_ = archive.Archive(project.store, project.artifacts)
+        self.records_ = records.Records(project, history, evaluations, self.archive_)
         self.position_ = 0  # index in `history.batches_` where the next scan starts
         self.floor_ = 0  # every batch below this index is archived: scans start here
         self.quarantine_after_ = 0  # quarantined batches up to this id are archived
@@ -91,8 +98,14 @@ class Retention:
             dropped = stored.drop_hourly_stats(
                 store, name, before=now - spec.hourly_stats, limit=spec.slice_rows)
         batches = tuple(self.quarantined(now)) + tuple(self.accepted(now))
+        retired = self.records_.step(now) if self.records_.due() else records.Retired()
+        joined = None
+        if moved or retired:  # a day's archive is complete once retention moved past it
+            oldest = min(before, self.records_.before_ or before)
+            joined = self.archive_.merge(name, before_day=f"{oldest:%Y-%m-%d}",
+                                         rows=spec.merge_rows)
         compacted = stored.compact(store, pages=VACUUM_PAGES)
-        return Swept(moved, merged, dropped, batches, compacted)
+        return Swept(moved, merged, dropped, batches, compacted, retired, joined)
 
     def accepted(self, now: datetime) -> list[int]:
         """Archive (or delete) the files of accepted batches nothing needs any more."""
