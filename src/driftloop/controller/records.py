@@ -53,8 +53,13 @@ class Retired:
 class Records:
     """Retires one pipeline's evaluations, decisions and profiles, a slice per `step`."""
 
-    def __init__(self, project: projects.Project, history: histories.History,
-                 evaluations: evaluate.Evaluations | None, files: archive.Archive) -> None:
+    def __init__(
+        self,
+        project: projects.Project,
+        history: histories.History,
+        evaluations: evaluate.Evaluations | None,
+        files: archive.Archive,
+    ) -> None:
         self.project = project
         self.history = history
         self.evaluations = evaluations
@@ -85,11 +90,17 @@ class Records:
         store, name, limit = self.project.store, self.project.name, spec.slice_rows
         evaluations = self.retire_evaluations(files, before, now)
         due, self.decisions_after_ = retire.due_decisions(
-            store, name, before=before, after_id=self.decisions_after_, limit=limit)
+            store, name, before=before, after_id=self.decisions_after_, limit=limit
+        )
         decisions = retire.retire(store, files, name, "decisions", due)
         waiting, self.profiles_after_ = retire.due_profiles(
-            store, name, before=before, after_id=self.profiles_after_, limit=PROFILES,
-            keep=lambda: stored.needed_versions(store, name, spec.versions))
+            store,
+            name,
+            before=before,
+            after_id=self.profiles_after_,
+            limit=PROFILES,
+            keep=lambda: stored.needed_versions(store, name, spec.versions),
+        )
         profiles = retire.retire(store, files, name, "profiles", waiting)
         self.full_ = decisions >= limit or evaluations >= limit
         return Retired(evaluations, decisions, profiles)
@@ -109,7 +120,10 @@ class Records:
         return clocks.as_utc(batches[i].created_at) if 0 <= i < len(batches) else None
 
     def retire_evaluations(
-        self, files: archive.Archive | None, before: datetime, now: datetime,
+        self,
+        files: archive.Archive | None,
+        before: datetime,
+        now: datetime,
     ) -> int:
         """Retire the oldest evaluations made before `before` that nothing needs, up to
         `slice_rows` of their rows."""
@@ -148,8 +162,9 @@ class Records:
         return keep
 
 
-def _covering(newest_first: list[entities.Evaluation], windows: list[Amount],
-              now: datetime) -> list[entities.Evaluation]:
+def _covering(
+    newest_first: list[entities.Evaluation], windows: list[Amount], now: datetime
+) -> list[entities.Evaluation]:
     """What `signals` reads of one version's evaluations: the newest one, the newest labelled
     ones until every window is covered (the live metric), and the newest unlabelled ones before
     them until every window is covered in estimated rows (the estimate)."""
@@ -167,6 +182,7 @@ def _covering(newest_first: list[entities.Evaluation], windows: list[Amount],
         elif estimating and evaluation.estimated_value is not None:
             taken.append(evaluation)
             estimated, guessed = estimated + evaluation.estimated_rows, guessed + 1
-            estimating = not all(w.reached(rows=estimated, batches=guessed, elapsed=elapsed)
-                                 for w in windows)
+            estimating = not all(
+                w.reached(rows=estimated, batches=guessed, elapsed=elapsed) for w in windows
+            )
     return taken

@@ -46,19 +46,50 @@ E, D, P = tables.evaluations, tables.decisions, tables.profiles
 CHUNK = 500
 
 _COLUMNS: dict[str, tuple[sa.Table, list[Any]]] = {
-    "evaluations": (E, [E.c.id, E.c.batch_id, E.c.version, E.c.metric, E.c.value, E.c.rows,
-                        sa.cast(E.c.errors, sa.Text).label("errors"), E.c.at,
-                        E.c.estimated_value, E.c.estimated_rows]),
-    "decisions": (D, [D.c.id, D.c.kind, D.c.fired, sa.cast(D.c.evidence, sa.Text).label(
-        "evidence"), sa.cast(D.c.caused_by, sa.Text).label("caused_by"), D.c.at]),
-    "profiles": (P, [P.c.id, P.c.batch_id, sa.cast(P.c.profile, sa.Text).label("profile"),
-                     P.c.created_at.label("at")]),
+    "evaluations": (
+        E,
+        [
+            E.c.id,
+            E.c.batch_id,
+            E.c.version,
+            E.c.metric,
+            E.c.value,
+            E.c.rows,
+            sa.cast(E.c.errors, sa.Text).label("errors"),
+            E.c.at,
+            E.c.estimated_value,
+            E.c.estimated_rows,
+        ],
+    ),
+    "decisions": (
+        D,
+        [
+            D.c.id,
+            D.c.kind,
+            D.c.fired,
+            sa.cast(D.c.evidence, sa.Text).label("evidence"),
+            sa.cast(D.c.caused_by, sa.Text).label("caused_by"),
+            D.c.at,
+        ],
+    ),
+    "profiles": (
+        P,
+        [
+            P.c.id,
+            P.c.batch_id,
+            sa.cast(P.c.profile, sa.Text).label("profile"),
+            P.c.created_at.label("at"),
+        ],
+    ),
 }
 """Per kind of record: its table and the columns archived (each file has an ``at``)."""
 
 
 def retire(
-    store: metadata.MetadataStore, files: archive.Archive | None, pipeline: str, kind: str,
+    store: metadata.MetadataStore,
+    files: archive.Archive | None,
+    pipeline: str,
+    kind: str,
     ids: Sequence[int],
 ) -> int:
     """Archive (or, with `files` None, delete) the `kind` records with these ids, in one
@@ -70,8 +101,11 @@ def retire(
         pid = store._pid(conn, pipeline)
         rows = []
         for start in range(0, len(ids), CHUNK):
-            rows += conn.execute(sa.select(*columns).where(
-                table.c.pipeline_id == pid, table.c.id.in_(ids[start:start + CHUNK]))).all()
+            rows += conn.execute(
+                sa.select(*columns).where(
+                    table.c.pipeline_id == pid, table.c.id.in_(ids[start : start + CHUNK])
+                )
+            ).all()
         if not rows:
             return 0
         rows.sort(key=lambda row: (row.at, row.id))
@@ -80,7 +114,7 @@ def retire(
                 files.write(conn, pipeline, kind, _frame(day_rows))
         taken = [row.id for row in rows]
         for start in range(0, len(taken), CHUNK):
-            conn.execute(sa.delete(table).where(table.c.id.in_(taken[start:start + CHUNK])))
+            conn.execute(sa.delete(table).where(table.c.id.in_(taken[start : start + CHUNK])))
     return len(rows)
 
 
@@ -104,7 +138,11 @@ def _frame(rows: Sequence[Any]) -> Any:
 
 
 def due_decisions(
-    store: metadata.MetadataStore, pipeline: str, *, before: datetime, after_id: int,
+    store: metadata.MetadataStore,
+    pipeline: str,
+    *,
+    before: datetime,
+    after_id: int,
     limit: int,
 ) -> tuple[list[int], int]:
     """Among the first `limit` decisions with id > `after_id` made before `before`, the ids of
@@ -112,17 +150,34 @@ def due_decisions(
     for good. Needed: the newest decision of its kind, fired or not (what the tick reads back),
     for now; the cause of a run (a version's lineage: "why is this model live?") for good."""
     newer = sa.alias(D)
-    has_newer = sa.exists().where(newer.c.pipeline_id == D.c.pipeline_id,
-                                  newer.c.kind == D.c.kind, newer.c.id > D.c.id,
-                                  newer.c.fired == D.c.fired)
+    has_newer = sa.exists().where(
+        newer.c.pipeline_id == D.c.pipeline_id,
+        newer.c.kind == D.c.kind,
+        newer.c.id > D.c.id,
+        newer.c.fired == D.c.fired,
+    )
     with store._read() as conn:
         pid = store._pid(conn, pipeline)
-        rows = conn.execute(sa.select(D.c.id, D.c.fired, has_newer.label("superseded")).where(
-            D.c.pipeline_id == pid, D.c.id > after_id, D.c.at < before,
-        ).order_by(D.c.id).limit(limit)).all()
+        rows = conn.execute(
+            sa.select(D.c.id, D.c.fired, has_newer.label("superseded"))
+            .where(
+                D.c.pipeline_id == pid,
+                D.c.id > after_id,
+                D.c.at < before,
+            )
+            .order_by(D.c.id)
+            .limit(limit)
+        ).all()
         fired = [row.id for row in rows if row.fired]
-        caused = set(conn.scalars(sa.select(tables.runs.c.decision_id).where(
-            tables.runs.c.decision_id.in_(fired)))) if fired else set()
+        caused = (
+            set(
+                conn.scalars(
+                    sa.select(tables.runs.c.decision_id).where(tables.runs.c.decision_id.in_(fired))
+                )
+            )
+            if fired
+            else set()
+        )
     due, cursor, held = [], after_id, False
     for row in rows:
         if not row.superseded and row.id not in caused:
@@ -135,8 +190,13 @@ def due_decisions(
 
 
 def due_profiles(
-    store: metadata.MetadataStore, pipeline: str, *, before: datetime,
-    keep: Callable[[], set[int]], after_id: int, limit: int,
+    store: metadata.MetadataStore,
+    pipeline: str,
+    *,
+    before: datetime,
+    keep: Callable[[], set[int]],
+    after_id: int,
+    limit: int,
 ) -> tuple[list[int], int]:
     """Among the first `limit` profiles with id > `after_id` made before `before`, the ids of
     those that are not the profile of a version in `keep()` (called only if there are any),
@@ -144,10 +204,17 @@ def due_profiles(
     mv = tables.model_versions
     with store._read() as conn:
         pid = store._pid(conn, pipeline)
-        rows = conn.execute(sa.select(P.c.id, mv.c.version).outerjoin(
-            mv, mv.c.profile_id == P.c.id).where(
-            P.c.pipeline_id == pid, P.c.id > after_id, P.c.created_at < before,
-        ).order_by(P.c.id).limit(limit)).all()
+        rows = conn.execute(
+            sa.select(P.c.id, mv.c.version)
+            .outerjoin(mv, mv.c.profile_id == P.c.id)
+            .where(
+                P.c.pipeline_id == pid,
+                P.c.id > after_id,
+                P.c.created_at < before,
+            )
+            .order_by(P.c.id)
+            .limit(limit)
+        ).all()
     if not rows:
         return [], after_id
     kept = keep()
