@@ -164,3 +164,57 @@ def test_a_days_small_files_merge_into_one_with_the_same_rows(tmp_path: Path) ->
     on_disk = sorted(p.name for p in (tmp_path / "artifacts").rglob("*.parquet"))
     assert on_disk == sorted(Path(f.uri).name for f in files.files_of("p"))
     meta.close()
+
+
+ONLINE = """
+name: p
+source: {kind: files, path: unused/*.csv}
+target: y
+timestamp: t
+online:
+  learner: river.naive_bayes:GaussianNB
+  checkpoint: {every_events: 100, window: 50}
+  drift: {detector: adwin, action: reset}
+retention: {label_horizon: 1d, batches: 2 batches, history: %s, versions: 1}
+"""
+
+
+def run_online(tmp_path: Path, history: str) -> tuple[Any, list[Any]]:
+    """An online pipeline fed a batch a day for 30 days; the project and each tick's result."""
+    from driftloop.controller import online_tick
+
+    spec = config.parse_spec(ONLINE % history)
+    data = stream(30)
+    ends = backtest.batch_ends(data, "t", timedelta(days=1), timedelta(days=1))
+    project = replay_project(tmp_path, spec, data, ends)
+    controller = online_tick.OnlineController(project)
+    results = []
+    for end in ends:
+        project.clock.set(end.to_pydatetime())
+        results.append(controller.tick())
+    return project, results
+
+
+def test_an_online_pipeline_is_bounded_the_same_way(tmp_path: Path) -> None:
+    kept, _ = run_online(tmp_path / "kept", "1000d")
+    project, results = run_online(tmp_path / "retired", "2 batches")
+    store, name = project.store, project.name
+    assert [
+        (v.version, v.metrics["accuracy"], v.metrics["data_upto_batch"])
+        for v in store.list_model_versions(name)
+    ] == [
+        (v.version, v.metrics["accuracy"], v.metrics["data_upto_batch"])
+        for v in kept.store.list_model_versions(name)
+    ]  # learned exactly the same
+    assert len(store.list_evaluations(name)) <= 4 < len(kept.store.list_evaluations(name))
+    assert any(r.swept and r.swept.retired.evaluations for r in results)
+    champion = store.get_model_version(name, store.get_alias(name, "champion") or 0)
+    upto = champion.metrics["data_upto_batch"]
+    batches = store.list_batches(name, status="accepted")
+    archived = [b.id for b in batches if b.archived_at is not None]
+    assert archived and max(archived) <= upto  # what the snapshot learned, never what follows
+    assert all(b.archived_at is None for b in batches[-2:])
+    files = archive.Archive(store, project.artifacts)
+    assert {f.kind for f in files.files_of(name)} >= {"batch", "evaluations"}
+    kept.close()
+    project.close()

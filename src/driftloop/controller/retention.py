@@ -17,8 +17,9 @@ Never removed (the tests hold retention to this):
 - a batch file in the training lineage of a version an alias holds, of a rollback target or
   of one of the newest `versions` versions; one the next training's window reaches (windows
   ``all``, ``auto`` and ``since_drift`` reach every accepted batch: then no accepted file
-  goes); one younger than the label horizon (late labels join its rows); one within
-  `retention.batches` (quarantined: `retention.quarantine`) of the newest.
+  goes); one an online pipeline's champion snapshot has not learned yet; one younger than the
+  label horizon (late labels join its rows); one within `retention.batches` (quarantined:
+  `retention.quarantine`) of the newest.
 
 The drift reference is the champion's training profile, stored in the database from its
 training batches, which its lineage keeps.
@@ -111,17 +112,18 @@ class Retention:
         """Archive (or delete) the files of accepted batches nothing needs any more."""
         spec = self.project.spec
         reach = window_reach(spec)
-        records = self.history.batches_
-        if reach is None or not records:
+        found = self.history.batches_
+        if reach is None or not found:
             return []
         needed: set[int] | None = None
+        learned = 0.0
         done: list[int] = []
-        while self.floor_ < len(records) and self.gone(records[self.floor_]):
+        while self.floor_ < len(found) and self.gone(found[self.floor_]):
             self.floor_ += 1
         self.position_ = max(self.position_, self.floor_)
-        end = min(len(records), self.position_ + SCAN)
+        end = min(len(found), self.position_ + SCAN)
         for i in range(self.position_, end):
-            batch = records[i]
+            batch = found[i]
             if not self.due(i, batch, now, reach):
                 self.position_ = self.floor_  # newer ones are not due either: start over
                 return done
@@ -129,14 +131,30 @@ class Retention:
                 if needed is None:
                     needed = stored.needed_batches(
                         self.project.store, self.project.name, spec.retention.versions)
+                    learned = self.learned_upto()
+                if batch.id > learned:  # an online learner learns it again after a restart
+                    self.position_ = self.floor_
+                    return done
                 if batch.id not in needed:
                     if len(done) == BATCH_FILES:
                         self.position_ = i
                         return done
                     self.archive_batch(batch)
                     done.append(batch.id)
-        self.position_ = self.floor_ if end == len(records) else end
+        self.position_ = self.floor_ if end == len(found) else end
         return done
+
+    def learned_upto(self) -> float:
+        """The newest batch an online pipeline's champion snapshot has learned (a process that
+        starts later continues from it and learns the batches after it again); no limit for a
+        pipeline that trains in batches."""
+        if self.project.spec.online is None:
+            return float("inf")
+        store, name = self.project.store, self.project.name
+        number = store.get_alias(name, "champion")
+        if number is None:
+            return 0.0
+        return float(store.get_model_version(name, number).metrics.get("data_upto_batch", 0))
 
     def gone(self, batch: entities.Batch) -> bool:
         """Whether the batch's file has left already (by this process or an earlier one)."""
@@ -190,7 +208,10 @@ class Retention:
 
 def window_reach(spec: config.PipelineSpec) -> list[Amount] | None:
     """How far back the next training's window reaches, as amounts; None when it may reach
-    every accepted batch (``all``, ``auto``, ``since_drift``)."""
+    every accepted batch (``all``, ``auto``, ``since_drift``). An online learner has no
+    window: it has learned them (`Retention.learned_upto`)."""
+    if spec.online is not None:
+        return []
     window = spec.trainer.window
     if window.kind == "last" and window.size is not None:
         return [window.size]
