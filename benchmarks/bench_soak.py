@@ -6,12 +6,16 @@ The issue's size is 2 million predictions and 500 batches; both are parameters.
 One process runs the real server app (uvicorn on 127.0.0.1, in a thread) and the controller
 on one fake clock over a SQLite file and a local artifact folder. For each of `batches` slots
 of simulated time it sends `predictions / batches` predictions (``POST /v1/predict``, `records`
-per request), sends their labels (``POST /v1/feedback``), and runs one tick (which ingests one
-batch of a synthetic stream, trains once a simulated day, and applies one retention slice).
-Retention: a 1-day label horizon, per-minute stats merged into hours after 1 day and dropped
-after 3, batch files beyond the 10-batch training window archived.
+per request), then their labels (``POST /v1/feedback``, `LABELS_PER_CALL` per request), and
+runs one tick (which ingests one batch of a synthetic stream, trains once a simulated day, and
+applies one retention slice).
 
-Per simulated day it prints the database size (file + WAL), the prediction rows stored, the
+Retention: a 1-day label horizon, per-minute stats merged into hours after 1 day and dropped
+after 3, batch files beyond the 10-batch training window archived, evaluations, decisions and
+old versions' profiles archived after 1 day (`history`), a day's archived files merged.
+
+Per simulated day it prints the database size (the file after a WAL checkpoint, the bytes of
+its pages in use, and the file with its WAL), the prediction rows stored, the
 archived files, the p99 of a predict request, the p50 and p99 of a tick and of the retention
 slice within it (ms), and the load average. At the end the
 labelled predictions of the first day are read back from the archive, compared with what was
@@ -21,7 +25,9 @@ sent, and replayed in a backtest next to the same rows as sent: both must give t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -47,6 +53,7 @@ from driftloop.server import auth
 from driftloop.store import archive, artifacts, metadata, serving
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
+LABELS_PER_CALL = 2000
 FEATURES = ["x0", "x1", "x2", "x3"]
 SPEC = """
 name: soak
@@ -64,6 +71,7 @@ retention:
   minute_stats: 1d
   hourly_stats: 3d
   batches: 10 batches
+  history: 1d
   archives: null
 """
 
@@ -142,7 +150,8 @@ def main(args: argparse.Namespace) -> None:
     print(f"soak: {args.predictions:,} predictions, {args.batches} batches over {args.days} "
           f"simulated days ({per_slot} predictions and 1 batch per {step}), "
           f"{args.records} records per request; {os.cpu_count()} CPUs; store {db}")
-    print(f"{'day':>4} {'db MB':>8} {'pred rows':>10} {'archived':>9} {'predict p99 ms':>15} "
+    print(f"{'day':>4} {'db MB':>8} {'used MB':>8} {'+WAL MB':>8} {'pred rows':>10} "
+          f"{'archived':>9} {'predict p99 ms':>15} "
           f"{'tick p50 ms':>12} {'tick p99 ms':>12} {'retention p50':>13} "
           f"{'retention p99':>13}  load")
     sent_first_day: list[dict[str, Any]] = []
@@ -151,6 +160,7 @@ def main(args: argparse.Namespace) -> None:
     started = time.perf_counter()
     day = 0
     headers = {"Authorization": f"Bearer {secret}"}
+    owed: list[dict[str, Any]] = []  # labels not sent yet
     with httpx.Client(base_url=url, timeout=60) as client:
         for k in range(1, args.batches):
             slot = START + k * step
@@ -166,14 +176,19 @@ def main(args: argparse.Namespace) -> None:
                 answer.raise_for_status()
                 ids = [p["id"] for p in answer.json()["predictions"]]
                 chunk = labels[first:first + args.records]
-                pairs = zip(ids, chunk, strict=True)
-                feedback = client.post("/v1/feedback", headers=headers, json={
-                    "labels": [{"prediction_id": i, "label": int(y)} for i, y in pairs]})
-                feedback.raise_for_status()
+                owed += [{"prediction_id": i, "label": int(y)}
+                         for i, y in zip(ids, chunk, strict=True)]
                 if slot < START + timedelta(days=1):
                     sent_first_day += [{**r, "t": clock.now(), "y": int(y)}
                                        for r, y in zip(records, chunk, strict=True)]
+            # the slot's labels come back after its predictions are logged, in large calls (a
+            # call per predict request would wait for the log's writer each time)
             log.flush(timeout=60)
+            for start in range(0, len(owed), LABELS_PER_CALL):
+                feedback = client.post("/v1/feedback", headers=headers, json={
+                    "labels": owed[start:start + LABELS_PER_CALL]})
+                feedback.raise_for_status()
+            owed = []
             clock.set(ends[k].to_pydatetime())
             began = time.perf_counter()
             controller.tick()
@@ -196,7 +211,13 @@ def report(day: int, db: Path, store: metadata.MetadataStore, predict_ms: list[f
     with store.engine_.connect() as conn:
         rows = conn.execute(sa.text("SELECT count(*) FROM predictions")).scalar()
         files = conn.execute(sa.text("SELECT count(*) FROM archives")).scalar()
-    print(f"{day:>4} {db_bytes(db) / 1e6:>8.1f} {rows:>10,} {files:>9,} "
+    with contextlib.closing(sqlite3.connect(db)) as own:  # outside SQLAlchemy's transaction
+        own.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        pages = [own.execute(f"PRAGMA {name}").fetchone()[0]
+                 for name in ("page_count", "freelist_count", "page_size")]
+    used = (pages[0] - pages[1]) * pages[2]
+    print(f"{day:>4} {db.stat().st_size / 1e6:>8.2f} {used / 1e6:>8.2f} "
+          f"{db_bytes(db) / 1e6:>8.1f} {rows:>10,} {files:>9,} "
           f"{p99(predict_ms):>15.1f} {np.median(tick_ms):>12.0f} {p99(tick_ms):>12.0f} "
           f"{np.median(sweep_ms):>13.0f} {p99(sweep_ms):>13.0f}  "
           f"{uptime().split('load average:')[-1].strip()}", flush=True)

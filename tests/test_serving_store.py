@@ -4,6 +4,7 @@ migration, and the batched prediction log writer."""
 from __future__ import annotations
 
 import itertools
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -157,6 +158,35 @@ def test_prediction_log_counts_what_it_cannot_keep() -> None:
     assert log.submit(rows(8)) == 8
     assert log.submit(rows(5)) == 2  # never refuses: the rest is counted
     assert (log.queued, log.unlogged_) == (10, 3)
+    meta.close()
+
+
+class HeldStore(serving.ServingStore):
+    """Holds each write until `release` is set, then refuses it."""
+
+    def __init__(self, meta: MetadataStore) -> None:
+        super().__init__(meta)
+        self.writing = threading.Event()
+        self.release = threading.Event()
+
+    def add_predictions(self, rows: Any) -> int:
+        self.writing.set()
+        self.release.wait(10)
+        raise sa.exc.OperationalError("INSERT", {}, Exception("database or disk is full"))
+
+
+def test_rows_being_written_count_against_what_the_log_keeps() -> None:
+    meta = MetadataStore.open("sqlite://")
+    meta.ensure_pipeline("p", {})
+    store = HeldStore(meta)
+    log = predictions.PredictionLog(store, flush_interval=0.01, batch_rows=5, max_queued=10)
+    log.start()
+    log.submit(rows(8))
+    assert store.writing.wait(10)  # the writer thread holds the 8 rows
+    assert log.submit(rows(8)) == 2  # 10 in memory at most, wherever they are
+    assert log.unlogged_ == 6
+    store.release.set()
+    log.close(timeout=1)
     meta.close()
 
 

@@ -35,7 +35,7 @@ from driftloop.controller import project as projects
 from driftloop.core import clock as clocks
 from driftloop.core import config, errors
 from driftloop.data.sources import replay
-from driftloop.store import artifacts, metadata
+from driftloop.store import artifacts, entities, metadata
 from driftloop.train import executor as executors
 from driftloop.train import ray_executor
 
@@ -190,6 +190,8 @@ class Replay:
             project, holder=f"backtest:{name}", executor=executor or executors.InlineExecutor()
         )
         self.steps: list[Step] = []
+        self.evaluations: list[entities.Evaluation] = []  # every tick's (retention moves
+        # older ones out of the store: `controller.records`)
         self.seconds = 0.0
 
     def step(self, end: pd.Timestamp) -> tick.TickResult:
@@ -198,6 +200,7 @@ class Replay:
         self.clock.set(end.to_pydatetime())
         result = self.controller.tick()
         self.steps.append(_step(end, result))
+        self.evaluations += result.evaluations
         self.seconds += time.perf_counter() - started
         return result
 
@@ -206,7 +209,7 @@ class Replay:
         if isinstance(self.controller, online_tick.OnlineController):
             self.controller.finish()  # the last snapshot: its learning CPU counts too
         runs = store.list_runs(spec.name, status="succeeded")
-        evaluations = store.list_evaluations(spec.name)
+        evaluations = self.evaluations
         scored = [(e.value, e.rows) for e in evaluations if e.value is not None]
         rows = sum(n for _, n in scored)
         misses = [

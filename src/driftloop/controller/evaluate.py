@@ -105,6 +105,11 @@ class Evaluations:
         """Keep an evaluation this process just stored (the newest one: saves reading it back)."""
         self.items_.append(evaluation)
 
+    def forget(self, ids: set[int]) -> None:
+        """Drop evaluations retention moved out of the store (`controller.records`)."""
+        if ids:
+            self.items_ = [e for e in self.items_ if e.id not in ids]
+
     def last(self) -> entities.Evaluation | None:
         return self.items_[-1] if self.items_ else None
 

@@ -3,6 +3,7 @@
     lease → ingest → for each new accepted batch: score it with the live learner (stored as an
     evaluation: test) → learn its labelled rows (train) → watch the error stream → checkpoint
     → learn the feedback labels sent to the server since (`controller.online_feedback`)
+    → retention (one bounded slice, as in `tick.Controller`: `controller.retention_tick`)
 
 Called by `driftloop tick` / `run` and by the backtest (same code, fake clock), in place of
 `controller.tick.Controller`. The learner lives in an `OnlineSession`. A new process continues
@@ -24,7 +25,14 @@ from datetime import timedelta
 
 import numpy as np
 
-from driftloop.controller import evaluate, history, online_feedback, online_session, retrain
+from driftloop.controller import (
+    evaluate,
+    history,
+    online_feedback,
+    online_session,
+    retention_tick,
+    retrain,
+)
 from driftloop.controller import ingest as ingesting
 from driftloop.controller import lease as leases
 from driftloop.controller import project as projects
@@ -49,6 +57,7 @@ class OnlineController:
         self.lease_ttl = lease_ttl or project.spec.lease_timeout
         self.history_ = history.History(project)
         self.evaluations_ = evaluate.Evaluations(project)
+        self.retention_ = retention_tick.Retention(project, self.history_, self.evaluations_)
         self.serving_ = serving.ServingStore(project.store)
         self.session_: online_session.OnlineSession | None = None
 
@@ -107,7 +116,8 @@ class OnlineController:
         self.evaluations_.refresh()
         session = self.session()
         if session is None:
-            return ticking.TickResult(acted=bool(batches), batches=batches)
+            swept = self.retention_.step()
+            return ticking.TickResult(acted=bool(batches), batches=batches, swept=swept)
         evaluations: list[entities.Evaluation] = []
         decisions: list[entities.Decision] = []
         checkpoints: list[online_session.Checkpoint] = []
@@ -130,10 +140,11 @@ class OnlineController:
             last = checkpoints[-1]
             reason = "online snapshot" if last.promoted else "online snapshot rolled back"
             outcome = retrain.Outcome(last.run, last.version, last.promoted, reason)
+        swept = self.retention_.step()
         acted = bool(batches or evaluations or decisions or checkpoints or labelled)
         return ticking.TickResult(
             acted, None, batches, tuple(evaluations), decisions[-1] if decisions else None,
-            outcome,
+            outcome, swept=swept,
         )
 
     def learn_batch(

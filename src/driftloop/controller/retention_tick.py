@@ -4,8 +4,10 @@ in the spec, `core.retention_spec`).
 Each `step` moves at most `slice_rows` predictions to the archive, merges at most as many
 per-minute serving-stats rows into hours (and deletes as many hourly rows past their time),
 archives at most `BATCH_FILES` batch files after looking at at most `SCAN` batch records,
-and returns at most `VACUUM_PAGES` free SQLite pages: a tick's cost does not depend on the
-backlog, which shrinks by a slice per tick.
+retires at most a slice of evaluations, decisions and profiles (`controller.records`), merges
+the small archived files of at most one finished day into one (`Archive.merge`, up to
+`retention.merge_rows` rows), and returns at most `VACUUM_PAGES` free SQLite pages: a tick's
+cost does not depend on the backlog, which shrinks by a slice per tick.
 
 Never removed (the tests hold retention to this):
 
@@ -15,8 +17,9 @@ Never removed (the tests hold retention to this):
 - a batch file in the training lineage of a version an alias holds, of a rollback target or
   of one of the newest `versions` versions; one the next training's window reaches (windows
   ``all``, ``auto`` and ``since_drift`` reach every accepted batch: then no accepted file
-  goes); one younger than the label horizon (late labels join its rows); one within
-  `retention.batches` (quarantined: `retention.quarantine`) of the newest.
+  goes); one an online pipeline's champion snapshot has not learned yet; one younger than the
+  label horizon (late labels join its rows); one within `retention.batches` (quarantined:
+  `retention.quarantine`) of the newest.
 
 The drift reference is the champion's training profile, stored in the database from its
 training batches, which its lineage keeps.
@@ -24,11 +27,11 @@ training batches, which its lineage keeps.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from driftloop.controller import evaluate
+from driftloop.controller import evaluate, records
 from driftloop.controller import history as histories
 from driftloop.controller import project as projects
 from driftloop.core import clock as clocks
@@ -55,18 +58,23 @@ class Swept:
     stats_dropped: int = 0
     batches: tuple[int, ...] = ()
     compacted: str | None = None
+    retired: records.Retired = field(default_factory=records.Retired)
+    merged_file: archive.ArchiveFile | None = None
 
     def __bool__(self) -> bool:
-        return bool(self.predictions or self.stats_merged or self.stats_dropped or self.batches)
+        return bool(self.predictions or self.stats_merged or self.stats_dropped or self.batches
+                    or self.retired or self.merged_file)
 
 
 class Retention:
     """Applies `project.spec.retention` to one pipeline, a slice per `step`."""
 
-    def __init__(self, project: projects.Project, history: histories.History) -> None:
+    def __init__(self, project: projects.Project, history: histories.History,
+                 evaluations: evaluate.Evaluations | None = None) -> None:
         self.project = project
         self.history = history
         self.archive_ = archive.Archive(project.store, project.artifacts)
+        self.records_ = records.Records(project, history, evaluations, self.archive_)
         self.position_ = 0  # index in `history.batches_` where the next scan starts
         self.floor_ = 0  # every batch below this index is archived: scans start here
         self.quarantine_after_ = 0  # quarantined batches up to this id are archived
@@ -91,24 +99,31 @@ class Retention:
             dropped = stored.drop_hourly_stats(
                 store, name, before=now - spec.hourly_stats, limit=spec.slice_rows)
         batches = tuple(self.quarantined(now)) + tuple(self.accepted(now))
+        retired = self.records_.step(now) if self.records_.due() else records.Retired()
+        joined = None
+        if moved or retired:  # a day's archive is complete once retention moved past it
+            oldest = min(before, self.records_.before_ or before)
+            joined = self.archive_.merge(name, before_day=f"{oldest:%Y-%m-%d}",
+                                         rows=spec.merge_rows)
         compacted = stored.compact(store, pages=VACUUM_PAGES)
-        return Swept(moved, merged, dropped, batches, compacted)
+        return Swept(moved, merged, dropped, batches, compacted, retired, joined)
 
     def accepted(self, now: datetime) -> list[int]:
         """Archive (or delete) the files of accepted batches nothing needs any more."""
         spec = self.project.spec
         reach = window_reach(spec)
-        records = self.history.batches_
-        if reach is None or not records:
+        found = self.history.batches_
+        if reach is None or not found:
             return []
         needed: set[int] | None = None
+        learned = 0.0
         done: list[int] = []
-        while self.floor_ < len(records) and self.gone(records[self.floor_]):
+        while self.floor_ < len(found) and self.gone(found[self.floor_]):
             self.floor_ += 1
         self.position_ = max(self.position_, self.floor_)
-        end = min(len(records), self.position_ + SCAN)
+        end = min(len(found), self.position_ + SCAN)
         for i in range(self.position_, end):
-            batch = records[i]
+            batch = found[i]
             if not self.due(i, batch, now, reach):
                 self.position_ = self.floor_  # newer ones are not due either: start over
                 return done
@@ -116,14 +131,30 @@ class Retention:
                 if needed is None:
                     needed = stored.needed_batches(
                         self.project.store, self.project.name, spec.retention.versions)
+                    learned = self.learned_upto()
+                if batch.id > learned:  # an online learner learns it again after a restart
+                    self.position_ = self.floor_
+                    return done
                 if batch.id not in needed:
                     if len(done) == BATCH_FILES:
                         self.position_ = i
                         return done
                     self.archive_batch(batch)
                     done.append(batch.id)
-        self.position_ = self.floor_ if end == len(records) else end
+        self.position_ = self.floor_ if end == len(found) else end
         return done
+
+    def learned_upto(self) -> float:
+        """The newest batch an online pipeline's champion snapshot has learned (a process that
+        starts later continues from it and learns the batches after it again); no limit for a
+        pipeline that trains in batches."""
+        if self.project.spec.online is None:
+            return float("inf")
+        store, name = self.project.store, self.project.name
+        number = store.get_alias(name, "champion")
+        if number is None:
+            return 0.0
+        return float(store.get_model_version(name, number).metrics.get("data_upto_batch", 0))
 
     def gone(self, batch: entities.Batch) -> bool:
         """Whether the batch's file has left already (by this process or an earlier one)."""
@@ -177,7 +208,10 @@ class Retention:
 
 def window_reach(spec: config.PipelineSpec) -> list[Amount] | None:
     """How far back the next training's window reaches, as amounts; None when it may reach
-    every accepted batch (``all``, ``auto``, ``since_drift``)."""
+    every accepted batch (``all``, ``auto``, ``since_drift``). An online learner has no
+    window: it has learned them (`Retention.learned_upto`)."""
+    if spec.online is not None:
+        return []
     window = spec.trainer.window
     if window.kind == "last" and window.size is not None:
         return [window.size]

@@ -100,10 +100,10 @@ class Controller:
         self.executor = executor or executors.build_executor(project.spec.trainer.executor)
         self.policy = policies.Policy.from_spec(project.spec)
         self.history_ = history.History(project)
-        self.retention_ = retention_tick.Retention(project, self.history_)
         self.models_: dict[int, Any] = {}  # earlier versions, for late labels
         self.calibrators_: dict[int, calibration.Calibrator] = {}  # the champion's
         self.evaluations_ = evaluate.Evaluations(project)
+        self.retention_ = retention_tick.Retention(project, self.history_, self.evaluations_)
         self.serving_ = serving.ServingStore(project.store)
         self.monitor_ = evaluate.ConceptMonitor(project, self.evaluations_)
         self.champion_: entities.ModelVersion | None = None

@@ -11,8 +11,10 @@ time has passed. The defaults keep a laptop's store small without ever being tou
       hourly_stats: 400d       # hourly serving stats, then deleted
       batches: 30 batches      # accepted batch files no version needs: kept this much longer
       quarantine: 30d          # quarantined batch files, for inspection and requeue
-      then: archive            # batch files leaving: archive (Parquet by day) or delete
+      then: archive            # batch files, records leaving: archive (Parquet by day) or delete
+      history: 30d             # evaluations, decisions, old versions' profiles, then archived
       archives: 400d           # archived files, then `driftloop gc --yes` deletes them
+      merge_rows: 250000       # a day's small archived files are merged up to this many rows
       versions: 3              # the newest versions whose training batches are always kept
       slice_rows: 5000         # rows one tick moves at most (a tick's cost is bounded)
 
@@ -69,10 +71,21 @@ class RetentionSpec(_Spec):
         default=Amount(30 * 86400, "seconds"),
         description="Quarantined batch files are kept this long, for inspection and requeue")
     then: Literal["archive", "delete"] = Field(
-        default="archive", description="Where batch files past their retention go")
+        default="archive",
+        description="Where batch files and records past their retention go")
     archives: Duration | None = Field(
         default=timedelta(days=400),
         description="Archived files older than this are deleted by `driftloop gc`; null: never")
+    history: AmountField = Field(
+        default=Amount(30 * 86400, "seconds"),
+        description="Evaluations, decisions and profiles are kept while less than this came "
+        "after them, then leave as `then` says, except what the loop still reads "
+        "(`controller.records`)",
+    )
+    merge_rows: int = Field(
+        default=250_000, ge=1,
+        description="Archived files of one day and kind are merged into files of up to this "
+        "many rows")
     versions: int = Field(
         default=3, ge=1, description="The newest versions whose training batches are kept")
     slice_rows: int = Field(
@@ -93,6 +106,14 @@ class RetentionSpec(_Spec):
         if value.unit == "share":
             raise ValueError(
                 f"`batches` of retention is batches, rows or a duration; got {value}")
+        return value
+
+    @pydantic.field_validator("history")
+    @classmethod
+    def _history(cls, value: Amount) -> Amount:
+        if value.unit == "share":
+            raise ValueError(
+                f"`history` of retention is batches, rows or a duration; got {value}")
         return value
 
     @pydantic.field_validator("quarantine")

@@ -67,6 +67,7 @@ class PredictionLog:
         self.last_error_: str | None = None  # of the newest failed write; None once one succeeds
         self.urgent_ = False
         self.stopping_ = False
+        self.in_flight_ = 0  # rows the writer thread took from the queue and is writing
         self.cond_ = threading.Condition()
         self.thread_: threading.Thread | None = None
 
@@ -95,7 +96,7 @@ class PredictionLog:
         """Queue rows for writing; returns how many were kept. Past `max_queued` waiting rows
         (the store has refused writes for a while) the rest are counted in `unlogged_`."""
         with self.cond_:
-            room = max(0, self.max_queued - len(self.queue_))
+            room = max(0, self.max_queued - len(self.queue_) - self.in_flight_)
             if room < len(rows):
                 if not self.unlogged_:
                     log.error("the prediction log is full (%d rows wait): predictions are no "
@@ -139,11 +140,13 @@ class PredictionLog:
                 taken = self.queue_[:MAX_TRANSACTION_ROWS]
                 self.queue_ = self.queue_[MAX_TRANSACTION_ROWS:]
                 self.urgent_ = self.urgent_ and bool(self.queue_)  # a flush waits for the rest
+                self.in_flight_ = len(taken)  # still in memory: they count against max_queued
                 stopping = self.stopping_
             started = time.monotonic()
             if taken and not self._write(taken):
                 with self.cond_:  # put the unwritten rows back in front, in order
                     self.queue_ = taken + self.queue_
+                    self.in_flight_ = 0
                 failed_at_stop += stopping
                 if failed_at_stop > 3:
                     return  # the store stays down at shutdown: give up (close logs the loss)
@@ -152,6 +155,7 @@ class PredictionLog:
                 continue
             backoff = 0.0
             with self.cond_:
+                self.in_flight_ = 0
                 self.written_ += len(taken)
                 self.cond_.notify_all()
                 if stopping and not self.queue_:

@@ -82,9 +82,11 @@ class Archive:
     def write(
         self, conn: sa.Connection, pipeline: str, kind: str, frame: pd.DataFrame,
         batch_id: int | None = None, day: datetime | None = None,
+        created_at: datetime | None = None,
     ) -> ArchiveFile:
         """Write the rows of `frame` as a Parquet file in the partition of `day` (default: the
-        day of its first ``at``) and record it within `conn`'s transaction."""
+        day of its first ``at``) and record it within `conn`'s transaction (as written at
+        `created_at`, default now: `driftloop gc` counts the file's age from then)."""
         buffer = io.BytesIO()
         frame.to_parquet(buffer, engine="pyarrow", index=False)
         data = buffer.getvalue()
@@ -104,7 +106,7 @@ class Archive:
             "pipeline_id": self.store._pid(conn, pipeline), "kind": kind, "day": partition,
             "uri": self.files.fs_.unstrip_protocol(path), "sha256": sha, "rows": len(frame),
             "bytes": len(data), "batch_id": batch_id, "first_at": first, "last_at": last,
-            "created_at": self.store.clock.now(), "deleted_at": None,
+            "created_at": created_at or self.store.clock.now(), "deleted_at": None,
         }
         new_id = conn.scalar(sa.insert(A).returning(A.c.id), values)
         values.pop("pipeline_id")
@@ -116,6 +118,47 @@ class Archive:
         partial = f"{path}.partial"
         fs.pipe_file(partial, data)
         fs.mv(partial, path)
+
+    def merge(self, pipeline: str, *, before_day: str, rows: int) -> ArchiveFile | None:
+        """Merge the small files of one partition: the oldest (kind, day) before `before_day`
+        with at least two files of fewer than `rows` rows each (batch files, one per batch,
+        stay as they are). Its smallest files, up to `rows` rows in all, become one file with
+        the same rows in ``at`` order, recorded with its sha256 and the oldest part's time (gc
+        sees the same age); the parts' records go in the same transaction, their files after
+        it. Returns the merged file, or None when there is nothing to merge."""
+        import pandas as pd
+
+        with self.store._read() as conn:
+            pid = self.store._pid(conn, pipeline)
+            small = (A.c.pipeline_id == pid, A.c.deleted_at.is_(None), A.c.kind != "batch",
+                     A.c.rows < rows, A.c.day < before_day)
+            found = conn.execute(sa.select(A.c.kind, A.c.day).where(*small)
+                                 .group_by(A.c.kind, A.c.day).having(sa.func.count() > 1)
+                                 .order_by(A.c.day).limit(1)).first()
+            if found is None:
+                return None
+            candidates = conn.execute(_with_pipeline().where(
+                *small, A.c.kind == found.kind, A.c.day == found.day,
+            ).order_by(A.c.rows, A.c.id)).all()
+        parts: list[ArchiveFile] = []
+        total = 0
+        for row in candidates:
+            if len(parts) >= 2 and total + int(row.rows) > rows:
+                break
+            parts.append(_file(row))
+            total += int(row.rows)
+        frame = pd.concat([self.read(part) for part in parts], ignore_index=True)
+        frame = frame.sort_values(["at", "id"], kind="stable", ignore_index=True)
+        with self.store._write() as conn:
+            merged = self.write(conn, pipeline, found.kind, frame,
+                                day=datetime.fromisoformat(found.day),
+                                created_at=min(part.created_at for part in parts))
+            conn.execute(sa.delete(A).where(A.c.id.in_([part.id for part in parts])))
+        for part in parts:
+            if part.uri != merged.uri:
+                with contextlib.suppress(FileNotFoundError):
+                    self.files.fs_.rm_file(self.files._path(part.uri))
+        return merged
 
     def files_of(
         self, pipeline: str, kind: str | None = None, *, deleted: bool = False,

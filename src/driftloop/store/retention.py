@@ -248,6 +248,18 @@ def rollout_start(store: metadata.MetadataStore, pipeline: str) -> datetime | No
 def needed_batches(store: metadata.MetadataStore, pipeline: str, newest: int) -> set[int]:
     """Ids of the batches some version still needs: the training lineage of every version an
     alias holds, of each alias's rollback target and of the newest `newest` versions."""
+    versions = needed_versions(store, pipeline, newest)
+    mv, rb = tables.model_versions, tables.run_batches
+    with store._read() as conn:
+        pid = store._pid(conn, pipeline)
+        return set(conn.scalars(
+            sa.select(rb.c.batch_id).join(mv, mv.c.run_id == rb.c.run_id).where(
+                mv.c.pipeline_id == pid, mv.c.version.in_(sorted(versions)))))
+
+
+def needed_versions(store: metadata.MetadataStore, pipeline: str, newest: int) -> set[int]:
+    """The versions whose lineage retention keeps: every version an alias holds, each alias's
+    rollback target and the newest `newest` versions."""
     from driftloop.store import _alias_stack
 
     versions = set(store.aliases(pipeline).values())
@@ -258,14 +270,12 @@ def needed_batches(store: metadata.MetadataStore, pipeline: str, newest: int) ->
         target = _alias_stack.rollback_target(history)
         if target is not None:
             versions.add(target)
-    mv, rb = tables.model_versions, tables.run_batches
+    mv = tables.model_versions
     with store._read() as conn:
         pid = store._pid(conn, pipeline)
         versions.update(conn.scalars(sa.select(mv.c.version).where(mv.c.pipeline_id == pid)
                                      .order_by(mv.c.version.desc()).limit(newest)))
-        return set(conn.scalars(
-            sa.select(rb.c.batch_id).join(mv, mv.c.run_id == rb.c.run_id).where(
-                mv.c.pipeline_id == pid, mv.c.version.in_(sorted(versions)))))
+    return versions
 
 
 def quarantined(
