@@ -1,28 +1,45 @@
 """The `driftloop` command: sub-commands are defined in the modules beside this one and
-registered here. Heavy imports happen inside the commands, so `driftloop --help` is fast."""
+registered here by name (`Commands`), and each command's module is imported only when that
+command runs (`cli.lazy`). Heavy imports happen inside the commands."""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import typer
 
-from driftloop.cli import (
-    backtest,
-    data,
-    demo,
-    deploy,
-    gc,
-    logs,
-    loop,
-    model_formats,
-    models,
-    notes,
-    notifications,
-    project,
-    regions,
-    report,
-    serve,
-    status,
-)
+from driftloop.cli import lazy, logs
+
+
+class Commands(lazy.LazyGroup):
+    """`driftloop`'s sub-commands: name -> ``"module:attribute"`` in `driftloop.cli`, in the
+    order ``--help`` lists them. The names are written here, not found by importing the
+    modules, so that a command imports only its own module."""
+
+    lazy_commands: ClassVar[dict[str, str]] = {
+        "init": "project:init",
+        "check": "project:check",
+        "ingest": "data:ingest",
+        "status": "status:status",
+        "tick": "loop:tick",
+        "run": "loop:run",
+        "retrain": "loop:retrain",
+        "gc": "gc:gc",
+        "notifications": "notifications:notifications",
+        "demo": "demo:demo",
+        "backtest": "backtest:backtest",
+        "report": "report:report",
+        "serve": "serve:serve",
+        "package": "deploy:package",
+        "ui": "serve:ui",
+        "batches": "data:batches_app",
+        "models": "models:app",
+        "regions": "regions:app",
+        "notes": "notes:app",
+        "deploy": "deploy:app",
+        "tokens": "serve:tokens",
+    }
+
 
 app = typer.Typer(
     name="driftloop",
@@ -30,6 +47,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    cls=Commands,
 )
 
 
@@ -55,27 +73,3 @@ def main(
     if log_format is not None or log_level is not None:
         logs.configure(log_format or "text", log_level or "warning")
 
-
-app.command()(project.init)
-app.command()(project.check)
-app.command()(data.ingest)
-app.add_typer(data.batches_app, name="batches")
-models.app.command("export")(model_formats.export)
-models.app.command("import")(model_formats.import_model)
-app.add_typer(models.app, name="models")
-app.add_typer(regions.app, name="regions")
-app.add_typer(notes.app, name="notes")
-app.command()(status.status)
-app.command()(loop.tick)
-app.command()(loop.run)
-app.command()(loop.retrain)
-app.command()(gc.gc)
-app.command()(notifications.notifications)
-app.command()(demo.demo)
-app.command()(backtest.backtest)
-app.command()(report.report)
-app.command()(serve.serve)
-app.command()(deploy.package)
-app.add_typer(deploy.app, name="deploy")
-app.command()(serve.ui)
-app.add_typer(serve.tokens, name="tokens")
