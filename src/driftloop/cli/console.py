@@ -6,10 +6,11 @@ into a red one-line message and exit code 1, never a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Callable
-from typing import NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -47,6 +48,12 @@ def guard(action: Callable[[], T]) -> T:
         return action()
     except errors.DriftloopError as exc:
         fail(str(exc))
+
+
+def busy(message: str) -> contextlib.AbstractContextManager[Any]:
+    """A spinner saying `message` on a terminal; nothing where the output is a log or a pipe
+    (which never shows it, and a cron job's command need not load Rich's live display)."""
+    return stdout.status(message) if stdout.is_terminal else contextlib.nullcontext()
 
 
 def table(*columns: str, title: str | None = None) -> Table:

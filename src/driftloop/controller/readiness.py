@@ -16,13 +16,8 @@ reason, while
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from driftloop.controller import project as projects
 from driftloop.store import metadata
-
-if TYPE_CHECKING:
-    from driftloop.policy import deploy_windows
 
 _TEST_ALIASES = ("canary", "shadow", "challenger")
 
