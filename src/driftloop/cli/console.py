@@ -22,8 +22,20 @@ from driftloop.core import errors, secrecy
 T = TypeVar("T")
 # Piped output (a log file, CI) would be squeezed to 80 columns, truncating tables' numbers.
 _WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 120
-stdout = Console(width=_WIDTH)
-stderr = Console(stderr=True, width=_WIDTH)
+
+
+def _console(stderr: bool = False) -> Console:
+    """A console of `_WIDTH` that highlights (colours numbers, paths, URLs) only where it shows
+    colours: where it shows none (a pipe, a log), the highlighter would change nothing but cost
+    the compiling of its patterns, more than a no-op `driftloop tick`'s SQL."""
+    made = Console(stderr=stderr, width=_WIDTH)
+    if made.color_system is None:
+        made = Console(stderr=stderr, width=_WIDTH, highlight=False)
+    return made
+
+
+stdout = _console()
+stderr = _console(stderr=True)
 print = stdout.print
 
 
