@@ -45,6 +45,7 @@ def load(name: str, where: str) -> Any:
     """The click command `where` (``"module:attribute"`` in `driftloop.cli`) names."""
     module, attribute = where.split(":")
     found = getattr(importlib.import_module(f"driftloop.cli.{module}"), attribute)
+    command: Any
     if isinstance(found, typer.Typer):
         command = typer.main.get_group(found)
     else:
