@@ -17,8 +17,8 @@ class Commands(lazy.LazyGroup):
     modules, so that a command imports only its own module."""
 
     lazy_commands: ClassVar[dict[str, str]] = {
-        "init": "project:init",
-        "check": "project:check",
+        "init": "project_commands:init",
+        "check": "project_commands:check",
         "ingest": "data:ingest",
         "status": "status:status",
         "tick": "loop:tick",
@@ -27,15 +27,15 @@ class Commands(lazy.LazyGroup):
         "gc": "gc:gc",
         "notifications": "notifications:notifications",
         "demo": "demo:demo",
-        "backtest": "backtest:backtest",
-        "report": "report:report",
+        "backtest": "backtest_command:backtest",
+        "report": "report_command:report",
         "serve": "serve:serve",
         "package": "deploy:package",
         "ui": "serve:ui",
         "batches": "data:batches_app",
-        "models": "models:app",
-        "regions": "regions:app",
-        "notes": "notes:app",
+        "models": "model_commands:app",
+        "regions": "region_commands:app",
+        "notes": "note_commands:app",
         "deploy": "deploy:app",
         "tokens": "serve:tokens",
     }

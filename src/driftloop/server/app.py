@@ -21,7 +21,7 @@ Errors: every error answer is one body, ``{"detail", "error", "context"}`` (`ser
 declared per route in the OpenAPI document; a malformed body gets a 422 showing the expected
 shape, never a 5xx. A body larger than `Settings.max_body_bytes` is refused with 413 as its
 bytes arrive, chunked or not (`server.body_limit`). Request bodies and their bounds:
-`server.bodies`. The predict path never waits on the database (see `server.predictions`).
+`server.api_bodies`. The predict path never waits on the database (see `server.predictions`).
 """
 
 from __future__ import annotations
@@ -42,12 +42,12 @@ from driftloop.controller import project as projects
 from driftloop.core import errors
 from driftloop.server import (
     access,
-    bodies,
+    api_bodies,
     body_limit,
     docs,
     explained,
     ingest_api,
-    models,
+    live_models,
     notes_api,
     problems,
     request_metrics,
@@ -124,8 +124,8 @@ def _add_routes(app: FastAPI, server: state.ServerState) -> None:
         """The process is up."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"], response_model=bodies.Readiness,
-             responses={503: {"model": bodies.Readiness, "description": "Not ready: `problems` "
+    @app.get("/readyz", tags=["health"], response_model=api_bodies.Readiness,
+             responses={503: {"model": api_bodies.Readiness, "description": "Not ready: `problems` "
                               "says why"}})
     def readyz() -> JSONResponse:
         """Ready when a champion is loaded and the input schema is known. A store that does
@@ -156,10 +156,10 @@ def _add_routes(app: FastAPI, server: state.ServerState) -> None:
         content, media_type = server.metrics.render()
         return Response(content, media_type=media_type)
 
-    @app.post("/v1/predict", response_model=bodies.PredictResponse, tags=["predict"],
+    @app.post("/v1/predict", response_model=api_bodies.PredictResponse, tags=["predict"],
               responses=problems.responses(*BODY_ERRORS, 503))
     async def predict(
-        body: bodies.PredictRequest, actor: str = access.require(server, "predict"),
+        body: api_bodies.PredictRequest, actor: str = access.require(server, "predict"),
         explain: bool = Query(False, description="Add each feature's SHAP contribution to "
                               "every prediction (400 for a model with no explainer)"),
     ) -> JSONResponse:
@@ -180,7 +180,7 @@ def _add_routes(app: FastAPI, server: state.ServerState) -> None:
         frame = inputs.frame(rows)
         at = server.project.store.clock.now()
         groups = server.router.route(server.holder, champion, records, body.key)
-        answers: list[tuple[models.LiveModel, scoring.Scored] | None] = [None] * len(rows)
+        answers: list[tuple[live_models.LiveModel, scoring.Scored] | None] = [None] * len(rows)
         for live, indices in groups:
             part = frame if len(groups) == 1 else frame.iloc[indices].reset_index(drop=True)
             used, scored = _score(server, live, champion, part, at, started)
@@ -208,10 +208,10 @@ def _add_routes(app: FastAPI, server: state.ServerState) -> None:
             "version": logged[0].version, "alias": logged[0].alias,
         })
 
-    @app.post("/v1/feedback", response_model=bodies.FeedbackResponse, tags=["feedback"],
+    @app.post("/v1/feedback", response_model=api_bodies.FeedbackResponse, tags=["feedback"],
               responses=problems.responses(*BODY_ERRORS, 404))
     def feedback(
-        body: bodies.FeedbackRequest, actor: str = access.require(server, "feedback")
+        body: api_bodies.FeedbackRequest, actor: str = access.require(server, "feedback")
     ) -> Any:
         """Ground truth for earlier predictions (hours or days later). The first label of a
         prediction wins; any unknown prediction id fails the whole call with 404 listing them.
@@ -243,32 +243,35 @@ def _add_admin_routes(app: FastAPI, server: state.ServerState) -> None:
     name = server.name
     store = server.project.store
 
-    @app.post("/v1/admin/promote", tags=["admin"], response_model=bodies.AliasMoveOut,
+    @app.post("/v1/admin/promote", tags=["admin"], response_model=api_bodies.AliasMoveOut,
               responses=problems.responses(*BODY_ERRORS, 404, 409))
-    def promote(body: bodies.PromoteRequest, actor: str = access.require(server, "admin")) -> Any:
+    def promote(
+        body: api_bodies.PromoteRequest, actor: str = access.require(server, "admin"),
+    ) -> Any:
         """Point an alias (default champion) at a version; audited with the token's name."""
         move = store.set_alias(name, body.alias, body.version, actor=actor, reason=body.reason)
         server.holder.refresh()
         return _move_json(move, server)
 
-    @app.post("/v1/admin/rollback", tags=["admin"], response_model=bodies.AliasMoveOut,
+    @app.post("/v1/admin/rollback", tags=["admin"], response_model=api_bodies.AliasMoveOut,
               responses=problems.responses(*BODY_ERRORS, 404, 409))
     def rollback(
-        body: bodies.RollbackRequest | None = None, actor: str = access.require(server, "admin"),
+        body: api_bodies.RollbackRequest | None = None,
+        actor: str = access.require(server, "admin"),
     ) -> Any:
         """Move an alias back to the version it held before; audited with the token's name."""
-        body = body or bodies.RollbackRequest()
+        body = body or api_bodies.RollbackRequest()
         move = store.rollback(name, body.alias, actor=actor, reason=body.reason)
         server.holder.refresh()
         return _move_json(move, server)
 
-    @app.post("/v1/admin/retrain", tags=["admin"], response_model=bodies.RetrainOut,
+    @app.post("/v1/admin/retrain", tags=["admin"], response_model=api_bodies.RetrainOut,
               responses=problems.responses(*BODY_ERRORS))
     def retrain(
-        body: bodies.RetrainRequest | None = None, actor: str = access.require(server, "admin"),
+        body: api_bodies.RetrainRequest | None = None, actor: str = access.require(server, "admin"),
     ) -> Any:
         """Ask for a retraining (as `driftloop retrain` does); the next tick acts on it."""
-        body = body or bodies.RetrainRequest()
+        body = body or api_bodies.RetrainRequest()
         request = store.add_decision(
             name, kind="request", fired=True, evidence={"reason": body.reason, "actor": actor})
         store.audit(actor, "retrain.request", name, {"decision": request.id,
@@ -277,9 +280,9 @@ def _add_admin_routes(app: FastAPI, server: state.ServerState) -> None:
 
 
 def _score(
-    server: state.ServerState, live: models.LiveModel, champion: models.LiveModel,
+    server: state.ServerState, live: live_models.LiveModel, champion: live_models.LiveModel,
     frame: Any, at: Any, started: float,
-) -> tuple[models.LiveModel, list[scoring.Scored]]:
+) -> tuple[live_models.LiveModel, list[scoring.Scored]]:
     """Score with `live`; a model under test that raises is counted as its error and the
     champion answers instead. Every model that answered (or failed) is tallied."""
     floats = server.inputs is not None and server.inputs.plain_numbers_

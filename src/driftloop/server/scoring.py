@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from driftloop.core import errors, types
-from driftloop.server import models
+from driftloop.server import live_models
 from driftloop.validation import schema as schemas
 
 MAX_PROBLEMS = 50
@@ -150,7 +150,9 @@ class InputSchema:
         return checked if self.derive is None else self.derive(checked)
 
 
-def score(live: models.LiveModel, frame: pd.DataFrame, *, floats: bool = False) -> list[Scored]:
+def score(
+    live: live_models.LiveModel, frame: pd.DataFrame, *, floats: bool = False,
+) -> list[Scored]:
     """Predictions (and class probabilities when the model has `predict_proba`) per row. An
     online learner answers both from one state (`predict_and_proba`) while it learns.
     `floats`: every column of `frame` is float64 (`InputSchema.plain_numbers_`), so a plain
