@@ -14,7 +14,9 @@ newest made champion: a long-lived pipeline), 100 000 logged predictions of the 
   exists) as processes, goal <= 0.5 s wall each.
 
 Runs against whichever driftloop is imported (set PYTHONPATH to compare two trees). Prints the
-machine's load (`uptime`) before and after: the machine may be shared.
+machine's load (`uptime`) before and after: the machine may be shared; and whether driftloop's
+modules load from cached bytecode, as an installed package's do, or are compiled from source by
+every process (PYTHONDONTWRITEBYTECODE with no cache yet), which costs them about a fifth more.
 
     python benchmarks/bench_tick.py [--repeats 5] [--keep DIR]
 """
@@ -22,6 +24,7 @@ machine's load (`uptime`) before and after: the machine may be shared.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import resource
 import statistics
 import subprocess
@@ -139,6 +142,14 @@ def has_command(name: str, folder: Path) -> bool:
     return "No such command" not in output
 
 
+def bytecode() -> str:
+    """Whether driftloop's modules load from cached bytecode or are compiled by every process."""
+    cached = Path(importlib.util.cache_from_source(tick.__file__))
+    if cached.exists() or not sys.dont_write_bytecode:
+        return "cached"
+    return "compiled from source by every process (PYTHONDONTWRITEBYTECODE, no cache)"
+
+
 def load() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
 
@@ -156,7 +167,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--keep", type=Path, help="Build the project here (and keep it).")
     options = parser.parse_args()
-    print(f"driftloop from {Path(driftloop.__file__).parent}")
+    print(f"driftloop from {Path(driftloop.__file__).parent}; bytecode {bytecode()}")
     print(f"load before: {load()}")
     with tempfile.TemporaryDirectory() as tmp:
         folder = (options.keep or Path(tmp)) / "bench-tick"

@@ -3,6 +3,7 @@ output or the logs; ``${NAME}`` references and DRIFTLOOP_* variables are read wh
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Iterator
@@ -73,6 +74,14 @@ def test_planted_secrets_stay_out_of_the_database_output_and_logs(
     assert spec["source"]["headers"] == {"X-Literal-Token": "***",
                                          "Authorization": "Bearer ${API_TOKEN}"}
     assert spec["artifacts"]["url"] == "${ARTIFACTS_DIR}"
+
+
+def test_status_reads_the_store_the_other_commands_use(project: Path) -> None:
+    runner.invoke(app, ["tick"])  # the endpoint is down, but the pipeline is recorded
+    shown = runner.invoke(app, ["status", "--json"])
+    assert shown.exit_code == 0, shown.output
+    assert [p["name"] for p in json.loads(shown.stdout)["pipelines"]] == ["guarded"]
+    assert not (project / "unused.db").exists()  # DRIFTLOOP_STORE_URL, not the spec's store
 
 
 def test_a_missing_variable_is_named_without_a_value(project: Path,

@@ -6,10 +6,11 @@ into a red one-line message and exit code 1, never a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Callable
-from typing import NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -21,8 +22,20 @@ from driftloop.core import errors, secrecy
 T = TypeVar("T")
 # Piped output (a log file, CI) would be squeezed to 80 columns, truncating tables' numbers.
 _WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 120
-stdout = Console(width=_WIDTH)
-stderr = Console(stderr=True, width=_WIDTH)
+
+
+def _console(stderr: bool = False) -> Console:
+    """A console of `_WIDTH` that highlights (colours numbers, paths, URLs) only where it shows
+    colours: where it shows none (a pipe, a log), the highlighter would change nothing but cost
+    the compiling of its patterns, more than a no-op `driftloop tick`'s SQL."""
+    made = Console(stderr=stderr, width=_WIDTH)
+    if made.color_system is None:
+        made = Console(stderr=stderr, width=_WIDTH, highlight=False)
+    return made
+
+
+stdout = _console()
+stderr = _console(stderr=True)
 print = stdout.print
 
 
@@ -47,6 +60,12 @@ def guard(action: Callable[[], T]) -> T:
         return action()
     except errors.DriftloopError as exc:
         fail(str(exc))
+
+
+def busy(message: str) -> contextlib.AbstractContextManager[Any]:
+    """A spinner saying `message` on a terminal; nothing where the output is a log or a pipe
+    (which never shows it, and a cron job's command need not load Rich's live display)."""
+    return stdout.status(message) if stdout.is_terminal else contextlib.nullcontext()
 
 
 def table(*columns: str, title: str | None = None) -> Table:

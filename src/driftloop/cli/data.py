@@ -35,7 +35,7 @@ def ingest(spec: Path = SPEC) -> None:
     ttl = project.spec.lease_timeout
     try:
         with (
-            console.stdout.status("reading the source ..."),
+            console.busy("reading the source ..."),
             leases.hold(project.store, project.name, holder, ttl) as held,
         ):
             batches = None if held is None else console.guard(lambda: ingesting.ingest(project))

@@ -37,7 +37,7 @@ def tick(
     project = console.guard(lambda: projects.open_project(spec))
     controller = ticking.build_controller(project)
     try:
-        with console.stdout.status("ticking ..."):
+        with console.busy("ticking ..."):
             result = console.guard(controller.tick)
         notify(project, result)
     finally:

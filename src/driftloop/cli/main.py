@@ -1,28 +1,45 @@
 """The `driftloop` command: sub-commands are defined in the modules beside this one and
-registered here. Heavy imports happen inside the commands, so `driftloop --help` is fast."""
+registered here by name (`Commands`), and each command's module is imported only when that
+command runs (`cli.lazy`). Heavy imports happen inside the commands."""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import typer
 
-from driftloop.cli import (
-    backtest_command,
-    data,
-    demo,
-    deploy,
-    gc,
-    logs,
-    loop,
-    model_commands,
-    model_formats,
-    note_commands,
-    notifications,
-    project_commands,
-    region_commands,
-    report_command,
-    serve,
-    status,
-)
+from driftloop.cli import lazy, logs
+
+
+class Commands(lazy.LazyGroup):
+    """`driftloop`'s sub-commands: name -> ``"module:attribute"`` in `driftloop.cli`, in the
+    order ``--help`` lists them. The names are written here, not found by importing the
+    modules, so that a command imports only its own module."""
+
+    lazy_commands: ClassVar[dict[str, str]] = {
+        "init": "project_commands:init",
+        "check": "project_commands:check",
+        "ingest": "data:ingest",
+        "status": "status:status",
+        "tick": "loop:tick",
+        "run": "loop:run",
+        "retrain": "loop:retrain",
+        "gc": "gc:gc",
+        "notifications": "notifications:notifications",
+        "demo": "demo:demo",
+        "backtest": "backtest_command:backtest",
+        "report": "report_command:report",
+        "serve": "serve:serve",
+        "package": "deploy:package",
+        "ui": "serve:ui",
+        "batches": "data:batches_app",
+        "models": "model_commands:app",
+        "regions": "region_commands:app",
+        "notes": "note_commands:app",
+        "deploy": "deploy:app",
+        "tokens": "serve:tokens",
+    }
+
 
 app = typer.Typer(
     name="driftloop",
@@ -30,6 +47,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    cls=Commands,
 )
 
 
@@ -55,27 +73,3 @@ def main(
     if log_format is not None or log_level is not None:
         logs.configure(log_format or "text", log_level or "warning")
 
-
-app.command()(project_commands.init)
-app.command()(project_commands.check)
-app.command()(data.ingest)
-app.add_typer(data.batches_app, name="batches")
-model_commands.app.command("export")(model_formats.export)
-model_commands.app.command("import")(model_formats.import_model)
-app.add_typer(model_commands.app, name="models")
-app.add_typer(region_commands.app, name="regions")
-app.add_typer(note_commands.app, name="notes")
-app.command()(status.status)
-app.command()(loop.tick)
-app.command()(loop.run)
-app.command()(loop.retrain)
-app.command()(gc.gc)
-app.command()(notifications.notifications)
-app.command()(demo.demo)
-app.command()(backtest_command.backtest)
-app.command()(report_command.report)
-app.command()(serve.serve)
-app.command()(deploy.package)
-app.add_typer(deploy.app, name="deploy")
-app.command()(serve.ui)
-app.add_typer(serve.tokens, name="tokens")

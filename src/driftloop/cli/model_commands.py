@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from driftloop.cli import console, json_output
+from driftloop.cli import console, json_output, model_formats
 
 if TYPE_CHECKING:
     from driftloop.controller import project as projects
@@ -321,3 +321,7 @@ def _show_notes(project: Any, version: int, decision: Any) -> None:
         local = note.at.astimezone()
         console.print(f"note on {note.target} {note.target_id} by {note.author}, "
                       f"{local:%Y-%m-%d %H:%M %Z}: {note.text}", highlight=False)
+
+
+app.command("export")(model_formats.export)
+app.command("import")(model_formats.import_model)

@@ -34,7 +34,7 @@ def status(
 
     loaded = console.guard(lambda: config.load_spec(spec))
     base_dir = spec.resolve().parent
-    url = projects.resolve_store_url(loaded.store, base_dir)
+    url = console.guard(lambda: projects.store_url(loaded, base_dir))
     store = console.guard(lambda: metadata.MetadataStore.open(url))
     now = datetime.now(UTC)
     trainer = fingerprint.trainer_sha256(loaded.trainer, base_dir)

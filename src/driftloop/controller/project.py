@@ -236,12 +236,11 @@ def _open(
     override = os.environ.get(STORE_ENV)
     if region is not None and override and override != spec.store:  # not another region's
         region_spec.check_own(spec.regions, region, override, f"${STORE_ENV}")
-    store_url = override or secrecy.expand(spec.store, "store")
     artifacts_url = (os.environ.get(secrecy.ARTIFACTS_URL)
                      or secrecy.expand(spec.artifacts.url, "artifacts.url"))
     source = type(spec.source).model_validate(
         secrecy.expand_all(spec.source.model_dump(mode="json"), "source"))
-    store = metadata.MetadataStore.open(resolve_store_url(store_url, base_dir), clock=clock)
+    store = metadata.MetadataStore.open(store_url(spec, base_dir), clock=clock)
     store.region = region
     project = Project(
         spec=spec,
@@ -321,6 +320,13 @@ def trusted_modules(spec: config.PipelineSpec) -> list[str]:
         functions += [candidate.function for candidate in trainer.search.candidates.values()]
     modules = skops_trust.modules_of(functions)
     return modules + boosting.trusted_for(modules) + list(trainer.trusted_modules)
+
+
+def store_url(spec: config.PipelineSpec, base_dir: Path) -> str:
+    """Where the metadata store is: $DRIFTLOOP_STORE_URL, else the spec's `store` with its
+    ``${NAME}`` references replaced; a relative SQLite path is in `base_dir`."""
+    url = os.environ.get(STORE_ENV) or secrecy.expand(spec.store, "store")
+    return resolve_store_url(url, base_dir)
 
 
 def resolve_store_url(url: str, base_dir: Path) -> str:

@@ -17,7 +17,6 @@ reason, while
 from __future__ import annotations
 
 from driftloop.controller import project as projects
-from driftloop.policy import deploy_windows
 from driftloop.store import metadata
 
 _TEST_ALIASES = ("canary", "shadow", "challenger")
@@ -32,6 +31,8 @@ def must_wait(project: projects.Project, version: int, alias: str) -> bool:
     if reason is not None:
         reason = f"waiting for {reason}: v{version} ({alias}) is a later stage"
     elif spec.windows or spec.freeze:
+        from driftloop.policy import deploy_windows  # croniter: only for windows and freezes
+
         calendar = deploy_windows.DeployCalendar(spec.windows, spec.freeze)
         opens = calendar.opens_at(now)
         if opens > now:

@@ -17,13 +17,13 @@ from driftloop.controller import rollout
 from driftloop.controller.history import BATCH_COLUMN
 from driftloop.core import config, errors
 from driftloop.store import entities
-from driftloop.train import executor as executors
 from driftloop.train import fingerprint
 
 if TYPE_CHECKING:  # pandas, scikit-learn, scipy: imported when a retraining happens
     import pandas as pd
 
     from driftloop.train import calibration
+    from driftloop.train import executor as executors
 
 
 @dataclass(frozen=True)

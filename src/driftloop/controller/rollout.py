@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 from driftloop.controller import project as projects
 from driftloop.controller import readiness
-from driftloop.store import entities, serving, serving_stats
+from driftloop.store import entities, serving
 
 if TYPE_CHECKING:  # numpy and scikit-learn are imported only while a rollout is judged
     import numpy as np
@@ -127,6 +127,8 @@ def evaluate_rollout(
             else "the champion already serves this version (an interrupted promotion)"
         )
         return _conclude(project, alias, version, "promote", why, base, actor)
+    from driftloop.store import serving_stats  # only while a version is under test
+
     started = _started(store, name, alias, version)
     counts = serving_stats.ServingStats(serving_store)
     tested = counts.read(name, alias=alias, version=version, since=started)

@@ -39,12 +39,12 @@ from driftloop.core.types import JSON
 from driftloop.policy import policy as policies
 from driftloop.policy import signals as policy_signals
 from driftloop.store import entities, faults, serving
-from driftloop.train import executor as executors
 from driftloop.train import fingerprint
 
 if TYPE_CHECKING:
     from driftloop.controller import online_tick
     from driftloop.train import calibration
+    from driftloop.train import executor as executors
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ class Controller:
         # A tick renews its lease while it works (`lease.hold`), so a short one outlives any
         # training; it only bounds how long a dead controller blocks the others.
         self.lease_ttl = lease_ttl or project.spec.lease_timeout
-        self.executor = executor or executors.build_executor(project.spec.trainer.executor)
+        self._executor = executor
         self.policy = policies.Policy.from_spec(project.spec)
         self.history_ = history.History(project)
         self.models_: dict[int, Any] = {}  # earlier versions, for late labels
@@ -113,6 +113,16 @@ class Controller:
         self.profiles_: dict[int, JSON] = {}
         self.settled_: set[int] = set()  # fired decisions with a succeeded run
         self.latest_ = Latest(None, None, None)
+
+    @property
+    def executor(self) -> executors.Executor:
+        """Where trainings run (`trainer.executor`), built on first use: a step that trains
+        nothing needs neither the executors nor the trainer search."""
+        if self._executor is None:
+            from driftloop.train import executor as executors
+
+            self._executor = executors.build_executor(self.project.spec.trainer.executor)
+        return self._executor
 
     def tick(self) -> TickResult:
         """One reconcile step under the pipeline's lease; returns what it did. The lease is

@@ -14,7 +14,6 @@ from typing import Any, ClassVar
 
 from driftloop.core import config, errors
 from driftloop.core.amount import Amount
-from driftloop.policy import schedule
 from driftloop.policy import signals as sig
 
 # Metrics where lower is better; the same set as `gate.metrics` (a test guards the two agree;
@@ -80,6 +79,8 @@ class ScheduleTrigger(Trigger):
     def __init__(self, cron: str, timezone: str = "UTC") -> None:
         self.cron = cron
         self.timezone = timezone
+        from driftloop.policy import schedule  # croniter: only a schedule trigger needs it
+
         self.schedule_ = schedule.CronSchedule(cron, timezone)
 
     @classmethod

@@ -20,7 +20,6 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event, pool
-from sqlalchemy.dialects import postgresql, sqlite
 
 from driftloop.core import errors, secrecy
 
@@ -94,8 +93,13 @@ def _sqlite(url: sa.URL) -> sa.Engine:
 
 def insert(dialect: str, table: sa.Table) -> Any:
     """An INSERT that knows ON CONFLICT, for the backend named `dialect` (SQLite or PostgreSQL)."""
-    module = postgresql if dialect == "postgresql" else sqlite
-    return module.insert(table)
+    if dialect == "postgresql":  # imported here: a SQLite store never loads this dialect
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert(table)
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.insert(table)
 
 
 @contextlib.contextmanager

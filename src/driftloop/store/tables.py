@@ -13,7 +13,6 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 
 from driftloop.core import clock
 
@@ -26,8 +25,24 @@ NAMING = {
 
 metadata = sa.MetaData(naming_convention=NAMING)
 
-Json = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
-"""A JSON document column: JSONB on PostgreSQL, JSON text elsewhere."""
+
+class Json(sa.types.TypeDecorator[Any]):
+    """A JSON document column: JSONB on PostgreSQL, JSON text elsewhere.
+
+    The same as ``sa.JSON().with_variant(postgresql.JSONB(), "postgresql")`` (the migrations'
+    spelling), but the PostgreSQL dialect is imported only to talk to PostgreSQL: a SQLite
+    store's process (a cron job's `driftloop tick`) never pays for it."""
+
+    impl = sa.JSON
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            from sqlalchemy.dialects import postgresql
+
+            return dialect.type_descriptor(postgresql.JSONB())
+        return dialect.type_descriptor(sa.JSON())
+
 
 Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 """A surrogate key: BIGINT, except INTEGER on SQLite so it aliases the rowid."""
