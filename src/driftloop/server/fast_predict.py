@@ -125,9 +125,11 @@ class Middleware:
         self.latency_: Any = None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if (scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST"
-                or scope["query_string"] or scope.get("root_path")):
+        if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST":
             await self.app(scope, receive, send)
+            return
+        if scope["query_string"] or scope.get("root_path"):
+            await self._hand_on(scope, [], receive, send)
             return
         started = time.perf_counter()
         content_type = authorization = None
