@@ -24,8 +24,9 @@ bytes arrive, chunked or not (`server.body_limit`). Request bodies and their bou
 `server.bodies`. The predict path never waits on the database (see `server.predictions`).
 
 ``POST /v1/predict`` has two ways in that answer alike: the common request (a valid body, a
-known token, no query string) is answered by `server.fast_predict` in front of FastAPI; every
-other one (``?explain=true``, any error) by the route below. Both end in `server.answering`.
+known token, no query string) is answered by `server.fast_predict` in front of FastAPI (the
+app is its `App`); every other one (``?explain=true``, any error) by the route below. Both end
+in `server.answering`.
 """
 
 from __future__ import annotations
@@ -93,8 +94,8 @@ def create_app(
         finally:
             server.stop()
 
-    app = FastAPI(
-        title=f"driftloop: {project.name}", lifespan=lifespan,
+    app = fast_predict.App(
+        fast_predict.FastPredict(server), title=f"driftloop: {project.name}", lifespan=lifespan,
         description="Predictions, feedback labels and model administration of one pipeline.",
         docs_url=None,
     )
@@ -110,8 +111,6 @@ def create_app(
         app.include_router(router)
     app.add_middleware(body_limit.BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(request_metrics.RequestMetrics, metrics=server.metrics)
-    app.state.fast_predict = fast_predict.FastPredict(server)
-    app.add_middleware(fast_predict.Middleware, fast=app.state.fast_predict)
     return app
 
 

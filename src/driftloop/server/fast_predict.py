@@ -1,5 +1,6 @@
-"""The fast path of ``POST /v1/predict``: a pure ASGI middleware, outermost in the app, that
-answers the common request in plain Python and hands every other one to the FastAPI route.
+"""The fast path of ``POST /v1/predict``: a pure ASGI middleware in front of the whole FastAPI
+app (`App`) that answers the common request in plain Python and hands every other one to the
+FastAPI route.
 
 The common request: no query string, a JSON body (``Content-Type: application/json`` or
 none) of the documented shape (`bodies.PredictRequest`: exactly one of ``records``, a non-empty
@@ -12,7 +13,8 @@ with `server.answering`, the code the FastAPI route runs, so predictions, probab
 prediction log, tallies, metrics, canary / A-B routing and the shadow behave alike; the
 response bytes are those of Starlette's `JSONResponse`. What it skips is FastAPI's work per
 request: dependency solving, pydantic models for the request and the response, the middleware
-stack and the router.
+stack and the router, and FastAPI's own telemetry hook (OpenTelemetry spans, if a provider is
+configured, cover the requests handed on only).
 
 Anything else is handed on unchanged with the body messages already read replayed
 (`Middleware`): a query string (``?explain=true``), another content type, a body that is not
@@ -31,17 +33,18 @@ those it hands on).
 from __future__ import annotations
 
 import collections
+import functools
 import json
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import MutableMapping
 from typing import Any
 
+from fastapi import FastAPI
 from fastapi.security.utils import get_authorization_scheme_param
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from driftloop.core import errors
 from driftloop.server import answering, bodies, state
-
-ASGIApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
 
 PATH = "/v1/predict"
 FIELDS = frozenset(bodies.PredictRequest.model_fields)
@@ -114,9 +117,28 @@ def _records(parsed: Any) -> list[Any] | None:
     return [record] if type(record) is dict else None
 
 
+class App(FastAPI):
+    """The server's FastAPI app with the fast path in front of all of it: a request for
+    `PATH` meets `Middleware` first, before FastAPI's own layers (its telemetry hook, error
+    and exception middleware, the app's middleware, the router), which cost a single-record
+    request about as much as its prediction; every other request goes to FastAPI as usual.
+    A model failing on the fast path reaches uvicorn, which answers the same plain 500."""
+
+    def __init__(self, fast: FastPredict, **options: Any) -> None:
+        super().__init__(**options)
+        self.state.fast_predict = fast
+        self.fast_path_ = Middleware(functools.partial(FastAPI.__call__, self), fast)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == PATH:
+            await self.fast_path_(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+
 class Middleware:
-    """Wraps the app: reads the body of ``POST /v1/predict`` (up to the body limit) and sends
-    `fast`'s answer, or hands the request on with the messages read replayed."""
+    """Wraps an ASGI app: reads the body of ``POST /v1/predict`` (up to the body limit) and
+    sends `fast`'s answer, or hands the request on with the messages read replayed."""
 
     def __init__(self, app: ASGIApp, fast: FastPredict) -> None:
         self.app = app
@@ -124,7 +146,7 @@ class Middleware:
         self.ok_: Any = None  # the metrics' children of a 200 (made at the first one)
         self.latency_: Any = None
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
@@ -175,8 +197,8 @@ class Middleware:
         self.latency_.observe(time.perf_counter() - started)
 
     async def _hand_on(
-        self, scope: dict[str, Any], messages: list[MutableMapping[str, Any]], receive: Any,
-        send: Any,
+        self, scope: Scope, messages: list[MutableMapping[str, Any]], receive: Receive,
+        send: Send,
     ) -> None:
         """The FastAPI app answers, reading `messages` first, then the rest of the body."""
         self.fast.handed_on_ += 1
