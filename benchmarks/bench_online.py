@@ -37,7 +37,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from driftloop.controller import online
+from driftloop.controller import online_session
 from driftloop.controller import project as projects
 from driftloop.core import clock as clocks
 from driftloop.core import config
@@ -88,11 +88,11 @@ def driftloop_repeat(
             spec=spec, base_dir=Path(tmp), store=store,
             artifacts=artifacts.ArtifactStore(str(Path(tmp) / "artifacts")),
             source=sources.build_source(spec.source, Path(tmp)), clock=clock)
-        session = online.OnlineSession(project, list(elec2.FEATURES), "bench")
+        session = online_session.OnlineSession(project, list(elec2.FEATURES), "bench")
         snapshot_seconds = [0.0]
         checkpoint = session.checkpoint
 
-        def timed_checkpoint() -> online.Checkpoint:
+        def timed_checkpoint() -> online_session.Checkpoint:
             started = time.perf_counter()
             try:
                 return checkpoint()
@@ -105,7 +105,7 @@ def driftloop_repeat(
         for x, y in zip(records, labels, strict=True):
             served = session.model_.predict_one(x)
             predictions.append(served)
-            session.learn([online.Event(x, y, served)])
+            session.learn([online_session.Event(x, y, served)])
         seconds = time.perf_counter() - started
         snapshots = len(store.list_model_versions("bench"))
         store.close()

@@ -310,7 +310,7 @@ def main(args: argparse.Namespace) -> None:
     import joblib
     from peers import peer_python
 
-    from driftloop.cli import project as scaffold
+    from driftloop.cli import project_commands as scaffold
     from driftloop.controller import exports
     from driftloop.controller import project as projects
     from driftloop.controller import tick as ticking

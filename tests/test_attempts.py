@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from driftloop.cli import project as scaffold
+from driftloop.cli import project_commands as scaffold
 from driftloop.controller import attempts, tick
 from driftloop.controller import project as projects
 from driftloop.train import fingerprint

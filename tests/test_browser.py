@@ -31,8 +31,7 @@ from uvicorn_thread import serving as serving_app
 from driftloop.controller import backtest, rollout
 from driftloop.controller import project as projects
 from driftloop.store import notes, serving
-from driftloop.ui import app as dashboard_app
-from driftloop.ui import report
+from driftloop.ui import backtest_report, dashboard_app
 
 pytestmark = pytest.mark.browser
 
@@ -208,7 +207,7 @@ def test_the_backtest_report_paints_its_pareto_and_gap_charts(
     browser: Any, tmp_path: Path,
 ) -> None:
     path = tmp_path / "report.html"
-    path.write_text(report.render_backtest(replayed(), title="driftloop backtest",
+    path.write_text(backtest_report.render_backtest(replayed(), title="driftloop backtest",
                                            description="300 daily batches", focus="mine"))
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     problems: list[str] = []

@@ -23,7 +23,7 @@ from conftest import require_service
 from test_server import trained_folder
 from typer.testing import CliRunner
 
-from driftloop.cli import project as scaffold
+from driftloop.cli import project_commands as scaffold
 from driftloop.cli.main import app
 from driftloop.controller import project as projects
 from driftloop.controller import tick as ticking

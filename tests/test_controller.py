@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from driftloop.cli import project as scaffold
+from driftloop.cli import project_commands as scaffold
 from driftloop.controller import attempts, backtest, ingest, retrain, tick
 from driftloop.controller import project as projects
 from driftloop.core import clock as clocks

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from test_server import Server, trained_folder
 
-from driftloop.cli import project as scaffold
+from driftloop.cli import project_commands as scaffold
 from driftloop.controller import project as projects
 from driftloop.controller import tick as ticking
 from driftloop.data import elec2
@@ -132,7 +132,7 @@ def test_unknown_things_and_bad_input_get_4xx(client: httpx.Client, secret: str)
     assert client.get("/ui/pipelines/electricity?limit=0", headers=header).status_code == 422
     assert client.get("/ui/pipelines/electricity/serving?hours=-1",
                       headers=header).status_code == 422
-    assert client.get("/ui/static/../app.py").status_code == 404
+    assert client.get("/ui/static/../dashboard_app.py").status_code == 404
     assert client.post("/ui/login", content=b"token=" + b"x" * 5000).status_code == 413
 
 

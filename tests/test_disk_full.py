@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from test_server import trained_folder
 from uvicorn_thread import serving as serve_in_thread
 
-from driftloop.cli import project as scaffold
+from driftloop.cli import project_commands as scaffold
 from driftloop.controller import project as projects
 from driftloop.controller import tick
 from driftloop.core import errors

@@ -25,7 +25,7 @@ from test_server import RECORD, Server, bearer, trained_folder
 from driftloop.controller import project as projects
 from driftloop.controller import retrain, telemetry, tick
 from driftloop.server import auth
-from driftloop.server import metrics as server_metrics
+from driftloop.server import prometheus_metrics as server_metrics
 from driftloop.store import entities, serving
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from driftloop.cli.main import app
 from driftloop.controller import project as projects
 from driftloop.controller import tick as ticking
-from driftloop.server import models
+from driftloop.server import live_models
 from driftloop.store import artifacts as artifact_store
 
 runner = CliRunner()
@@ -137,7 +137,7 @@ def test_the_server_keeps_the_last_good_model_when_the_new_one_is_corrupted(
     project = projects.open_project(trained)
     try:
         errors: list[int] = []
-        holder = models.ModelHolder(
+        holder = live_models.ModelHolder(
             project.store, project.artifacts, project.name,
             on_load_error=lambda alias, number, exc: errors.append(number),
         )

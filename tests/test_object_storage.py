@@ -18,7 +18,7 @@ import pytest
 import yaml
 from sklearn.linear_model import LogisticRegression
 
-from driftloop.cli import project as scaffold
+from driftloop.cli import project_commands as scaffold
 from driftloop.controller import project as projects
 from driftloop.controller import tick
 from driftloop.core import errors

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 from river import tree
 
-from driftloop.controller import backtest, online
+from driftloop.controller import backtest, online_session
 from driftloop.controller import project as projects
 from driftloop.core import clock as clocks
 from driftloop.core import config, errors
@@ -104,10 +104,10 @@ def project_for(tmp_path: Path, online_spec: dict[str, Any], clock: clocks.FakeC
                             source=sources.build_source(spec.source, tmp_path), clock=clock)
 
 
-def concept(n: int, flipped: bool, seed: int) -> list[online.Event]:
+def concept(n: int, flipped: bool, seed: int) -> list[online_session.Event]:
     """y = x > 0.5 (or its opposite) on uniform x."""
     xs = np.random.default_rng(seed).random(n)
-    return [online.Event({"x": float(x)}, int((x > 0.5) != flipped)) for x in xs]
+    return [online_session.Event({"x": float(x)}, int((x > 0.5) != flipped)) for x in xs]
 
 
 def test_snapshots_on_a_cadence_of_events_and_of_time(tmp_path: Path) -> None:
@@ -116,7 +116,7 @@ def test_snapshots_on_a_cadence_of_events_and_of_time(tmp_path: Path) -> None:
         "learner": "river.naive_bayes:GaussianNB",
         "checkpoint": {"every_events": 100, "every": "10m", "window": 50},
         "drift": {"detector": "none"}}, clock)
-    session = online.OnlineSession(project, ["x"], "test")
+    session = online_session.OnlineSession(project, ["x"], "test")
     events = concept(350, False, 0)
     for start in range(0, 350, 50):
         session.learn(events[start:start + 50])
@@ -145,7 +145,7 @@ def test_a_worse_snapshot_is_rolled_back_then_a_changed_stream_is_accepted(
         "learner": "river.naive_bayes:GaussianNB",
         "checkpoint": {"every_events": 200, "window": 100, "tolerance": 0.1},
         "drift": {"detector": "none"}}, clock)
-    session = online.OnlineSession(project, ["x"], "test")
+    session = online_session.OnlineSession(project, ["x"], "test")
     session.learn(concept(200, False, 0))  # v1: the first snapshot
     session.learn(concept(200, False, 1))  # v2: accurate
     good = project.store.get_model_version("stream", 2)
@@ -183,7 +183,7 @@ def test_adwin_on_the_error_stream_records_a_decision_and_acts(
         "learner": "river.naive_bayes:GaussianNB",
         "checkpoint": {"every_events": None, "tolerance": 1.0},
         "drift": {"detector": "adwin", "action": action, "window": 300}}, clock)
-    session = online.OnlineSession(project, ["x"], "test")
+    session = online_session.OnlineSession(project, ["x"], "test")
     stable, flipped = concept(1500, False, 0), concept(1000, True, 1)
     events = stable + flipped
     for start in range(0, len(events), 100):

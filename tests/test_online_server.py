@@ -13,7 +13,7 @@ import httpx
 import pytest
 from test_server import FEATURES, Server, bearer
 
-from driftloop.cli import project as scaffold
+from driftloop.cli import project_commands as scaffold
 from driftloop.controller import online_tick, tick
 from driftloop.controller import project as projects
 from driftloop.data import elec2

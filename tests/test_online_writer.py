@@ -16,8 +16,8 @@ import pytest
 from test_online_server import ONLINE, fresh_rows
 from test_server import FEATURES, POLL, Server, bearer
 
-from driftloop.cli import project as scaffold
-from driftloop.controller import online, online_tick
+from driftloop.cli import project_commands as scaffold
+from driftloop.controller import online_session, online_tick
 from driftloop.controller import project as projects
 from driftloop.server import auth
 from driftloop.store import serving
@@ -96,7 +96,7 @@ def test_the_server_writes_nothing_while_a_controller_holds_the_lease(
     assert champion is not None
     versions = len(store.list_model_versions(name))
     moves = len(store.alias_history(name, "champion"))
-    cursor = store.get_cursor(name, online.FEEDBACK_CURSOR)
+    cursor = store.get_cursor(name, online_session.FEEDBACK_CURSOR)
     rows = fresh_rows(3, 50)
     with httpx.Client(base_url=server.url, headers=bearer(secret), timeout=30) as client:
         answer = predict_and_label(client, rows)
@@ -104,14 +104,15 @@ def test_the_server_writes_nothing_while_a_controller_holds_the_lease(
         # Not the server's turn: no version, no alias move, the labels left for the holder.
         assert len(store.list_model_versions(name)) == versions
         assert len(store.alias_history(name, "champion")) == moves
-        assert store.get_cursor(name, online.FEEDBACK_CURSOR) == cursor
+        assert store.get_cursor(name, online_session.FEEDBACK_CURSOR) == cursor
         assert store.get_lease(name).holder == controller.holder  # type: ignore[union-attr]
 
         result = controller.tick()
         assert result.acted and result.skipped is None
         assert session.model_.n_learned_ == learned_before + 50  # each label once
         last_label = serving.ServingStore(store).labelled(name, alias="champion")[-1]
-        assert store.get_cursor(name, online.FEEDBACK_CURSOR) == {"after": last_label.feedback_id}
+        cursor = store.get_cursor(name, online_session.FEEDBACK_CURSOR)
+        assert cursor == {"after": last_label.feedback_id}
         # 50 events: the controller's snapshot, moved to champion by the controller.
         snapshot = store.get_model_version(name, champion + 1)
         assert store.get_alias(name, "champion") == champion + 1

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from sklearn.datasets import make_classification
 
-from driftloop.cli import project as scaffold
+from driftloop.cli import project_commands as scaffold
 from driftloop.controller import backtest
 from driftloop.core import config, errors
 from driftloop.data import elec2

@@ -13,11 +13,11 @@ import pandas as pd
 import pytest
 
 from driftloop.cli import demo
-from driftloop.cli import project as scaffold
+from driftloop.cli import project_commands as scaffold
 from driftloop.controller import backtest
 from driftloop.core import config
 from driftloop.data import elec2
-from driftloop.ui import report
+from driftloop.ui import backtest_report
 
 DAYS = 45
 
@@ -42,20 +42,20 @@ def embedded(html: str) -> dict[str, Any]:
 
 def test_report_is_offline_small_and_carries_every_policy(replayed: Any) -> None:
     _, results = replayed
-    html = report.render_backtest(results, title="t", description="d", focus="mine")
+    html = backtest_report.render_backtest(results, title="t", description="d", focus="mine")
     assert len(html) < 150_000  # aggregates, not rows
     assert not re.search(r"""(src|href)=["']https?://""", html)  # nothing fetched
     data = embedded(html)
     assert set(data["accuracy"]) == {"never", "every-batch", "mine"}
     assert len(data["days"]) == len(results[0].steps) == 16  # warm-up + 15 days
     assert data["focus"] == "mine" and set(data["drift"]) >= set(elec2.FEATURES) - {"period"}
-    for row in report.summary_rows(results):
+    for row in backtest_report.summary_rows(results):
         assert row["policy"] in html
 
 
 def test_report_leads_with_the_pareto_chart_then_the_gap_then_the_table(replayed: Any) -> None:
     _, results = replayed
-    html = report.render_backtest(results, title="t", description="d", focus="mine")
+    html = backtest_report.render_backtest(results, title="t", description="d", focus="mine")
     order = [html.index(f'id="{part}"') for part in ("lead", "pareto", "gaps", "policies")]
     assert order == sorted(order)
     # the per-policy score lines are kept, below and collapsed
@@ -65,7 +65,8 @@ def test_report_leads_with_the_pareto_chart_then_the_gap_then_the_table(replayed
 
 def test_the_pareto_chart_places_every_policy_at_its_cpu_and_score(replayed: Any) -> None:
     _, results = replayed
-    data = embedded(report.render_backtest(results, title="t", description="d", focus="mine"))
+    html = backtest_report.render_backtest(results, title="t", description="d", focus="mine")
+    data = embedded(html)
     by_name = {r.policy: r for r in results}
     every = by_name["every-batch"]
     assert data["reference"] == "every-batch"
@@ -97,11 +98,12 @@ def test_the_pareto_chart_places_every_policy_at_its_cpu_and_score(replayed: Any
 
 def test_the_gap_chart_is_each_policys_rolling_difference_to_every_batch(replayed: Any) -> None:
     _, results = replayed
-    data = embedded(report.render_backtest(results, title="t", description="d", focus="mine"))
+    html = backtest_report.render_backtest(results, title="t", description="d", focus="mine")
+    data = embedded(html)
     by_name = {r.policy: r for r in results}
     every = [s.metric for s in by_name["every-batch"].steps]
     gaps = {g["policy"]: g for g in data["gap"]}
-    assert data["smoothing"] == report.SMOOTHING  # a short replay: the least smoothing
+    assert data["smoothing"] == backtest_report.SMOOTHING  # a short replay: the least smoothing
     assert data["gap"][0]["policy"] == "mine"  # the focus first
     assert set(gaps) == {"never", "mine"}  # all but the reference
     for name, gap in gaps.items():
@@ -134,12 +136,12 @@ def test_the_reference_is_the_better_every_batch_row_whatever_the_other_names() 
         result("schedule (same budget)", 0.79, 1.0, [0.8, 0.7, 0.8]),
         result("mine", 0.82, 1.5, [0.8, 0.8, 0.9]),
     ]
-    ref = report.reference(results)
+    ref = backtest_report.reference(results)
     assert ref is not None and ref.policy == "every-batch (fixed window)"
-    rows = {row["policy"]: row for row in report.summary_rows(results)}
+    rows = {row["policy"]: row for row in backtest_report.summary_rows(results)}
     assert rows["mine"]["relative_score"] == pytest.approx(0.82 / 0.84)
     assert rows["mine"]["relative_cpu"] == pytest.approx(1.5 / 9.0)
-    html = report.render_backtest(results, title="t", description="d", focus="mine")
+    html = backtest_report.render_backtest(results, title="t", description="d", focus="mine")
     data = embedded(html)
     assert data["reference"] == "every-batch (fixed window)"
     assert "% of every-batch (fixed window)" in html
@@ -153,7 +155,9 @@ def test_the_reference_is_the_better_every_batch_row_whatever_the_other_names() 
     assert gaps["mine"] == pytest.approx([0.0, -0.05, 0.0])  # rolling over 0, -0.1, +0.1
     assert "every-batch" in gaps and "every-batch (fixed window)" not in gaps
     assert "On the Pareto front" in html
-    dominated = report.render_backtest(results, title="t", description="d", focus="every-batch")
+    dominated = backtest_report.render_backtest(
+        results, title="t", description="d", focus="every-batch",
+    )
     assert "Not on the Pareto front: <b>every-batch (fixed window), mine</b>" in dominated
 
 
@@ -163,9 +167,10 @@ def test_for_an_error_metric_lower_is_better_and_above_zero_still_means_better()
         result("every-batch (fixed window)", 3.0, 10.0, [3.0, 3.0], metric="rmse"),
         result("mine", 2.5, 1.0, [2.5, 1.5], metric="rmse"),
     ]
-    ref = report.reference(results)
+    ref = backtest_report.reference(results)
     assert ref is not None and ref.policy == "every-batch"  # the smaller error
-    data = embedded(report.render_backtest(results, title="t", description="d", focus="mine"))
+    html = backtest_report.render_backtest(results, title="t", description="d", focus="mine")
+    data = embedded(html)
     gaps = {g["policy"]: g["values"] for g in data["gap"]}
     assert gaps["mine"] == pytest.approx([-0.5, 0.0])  # worse by 0.5, then better by 0.5
     assert data["greater_is_better"] is False

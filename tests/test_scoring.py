@@ -21,7 +21,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 
-from driftloop.server import models, scoring
+from driftloop.server import live_models, scoring
 from driftloop.store import entities
 
 
@@ -33,9 +33,9 @@ def _data(classes: int, rows: int = 300) -> tuple[pd.DataFrame, pd.Series]:
     return frame, y.map(lambda k: f"class-{k}") if classes > 2 else y
 
 
-def live(model: object) -> models.LiveModel:
+def live(model: object) -> live_models.LiveModel:
     version = entities.ModelVersion.__new__(entities.ModelVersion)
-    return models.LiveModel("champion", version, model, datetime.now(UTC))
+    return live_models.LiveModel("champion", version, model, datetime.now(UTC))
 
 
 def test_plain_estimators_score_arrays_meta_estimators_frames_with_equal_answers() -> None:

@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from driftloop.cli import main
-from driftloop.cli import project as scaffold
+from driftloop.cli import project_commands as scaffold
 from driftloop.controller import project as projects
 from driftloop.controller import tick
 from driftloop.core import config, errors

@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 from sklearn.tree import DecisionTreeClassifier
 
-from driftloop.cli import project as scaffold
+from driftloop.cli import project_commands as scaffold
 from driftloop.controller import project as projects
 from driftloop.controller import tick as ticking
 from driftloop.server import auth

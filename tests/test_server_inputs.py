@@ -12,7 +12,7 @@ import httpx
 import pytest
 from uvicorn_thread import serving as serve_in_thread
 
-from driftloop.cli import project as scaffold
+from driftloop.cli import project_commands as scaffold
 from driftloop.controller import project as projects
 from driftloop.core import clock as clocks
 from driftloop.core import config

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from driftloop.cli import project as scaffold
+from driftloop.cli import project_commands as scaffold
 from driftloop.cli import tick_json
 from driftloop.cli.main import app
 from driftloop.controller import project as projects

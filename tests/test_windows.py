@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from driftloop.cli import calibrate
-from driftloop.cli import project as scaffold
+from driftloop.cli import project_commands as scaffold
 from driftloop.controller import backtest
 from driftloop.core import config
 from driftloop.core.amount import Amount

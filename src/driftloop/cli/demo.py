@@ -110,7 +110,7 @@ def replay_and_report(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from driftloop.controller import backtest
-    from driftloop.ui import report as reports
+    from driftloop.ui import backtest_report as reports
 
     started = time.perf_counter()
     ends = backtest.batch_ends(frame, spec.timestamp, every, warmup)

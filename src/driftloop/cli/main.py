@@ -6,20 +6,20 @@ from __future__ import annotations
 import typer
 
 from driftloop.cli import (
-    backtest,
+    backtest_command,
     data,
     demo,
     deploy,
     gc,
     logs,
     loop,
+    model_commands,
     model_formats,
-    models,
-    notes,
+    note_commands,
     notifications,
-    project,
-    regions,
-    report,
+    project_commands,
+    region_commands,
+    report_command,
     serve,
     status,
 )
@@ -56,15 +56,15 @@ def main(
         logs.configure(log_format or "text", log_level or "warning")
 
 
-app.command()(project.init)
-app.command()(project.check)
+app.command()(project_commands.init)
+app.command()(project_commands.check)
 app.command()(data.ingest)
 app.add_typer(data.batches_app, name="batches")
-models.app.command("export")(model_formats.export)
-models.app.command("import")(model_formats.import_model)
-app.add_typer(models.app, name="models")
-app.add_typer(regions.app, name="regions")
-app.add_typer(notes.app, name="notes")
+model_commands.app.command("export")(model_formats.export)
+model_commands.app.command("import")(model_formats.import_model)
+app.add_typer(model_commands.app, name="models")
+app.add_typer(region_commands.app, name="regions")
+app.add_typer(note_commands.app, name="notes")
 app.command()(status.status)
 app.command()(loop.tick)
 app.command()(loop.run)
@@ -72,8 +72,8 @@ app.command()(loop.retrain)
 app.command()(gc.gc)
 app.command()(notifications.notifications)
 app.command()(demo.demo)
-app.command()(backtest.backtest)
-app.command()(report.report)
+app.command()(backtest_command.backtest)
+app.command()(report_command.report)
 app.command()(serve.serve)
 app.command()(deploy.package)
 app.add_typer(deploy.app, name="deploy")

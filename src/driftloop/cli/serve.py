@@ -6,7 +6,7 @@ revoke` (API tokens; the secret is printed once and only its sha256 is stored).
 Registered by `cli.main`. The server binds 127.0.0.1 unless told otherwise: exposing it is a
 deliberate `--host 0.0.0.0`. With ``--workers N`` uvicorn starts N processes on one listening
 socket; each loads the models, polls the aliases (hot swap), logs its predictions and writes its
-request tallies itself, and their Prometheus metrics are summed (`server.metrics`).
+request tallies itself, and their Prometheus metrics are summed (`server.prometheus_metrics`).
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ def _run_workers(
 ) -> None:
     """uvicorn with `workers` processes; each builds its own app (`worker_app`) from `environ`,
     and their metrics meet in one folder (prometheus-client's multiprocess mode,
-    `server.metrics`)."""
+    `server.prometheus_metrics`)."""
     import uvicorn
 
     metrics_dir = tempfile.mkdtemp(prefix="driftloop-metrics-")
@@ -163,7 +163,7 @@ def ui(
     import uvicorn
 
     from driftloop.controller import project as projects
-    from driftloop.ui import app as apps
+    from driftloop.ui import dashboard_app as apps
 
     project = console.guard(lambda: projects.open_project(spec))
     try:

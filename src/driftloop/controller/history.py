@@ -156,7 +156,7 @@ class History:
 
     def batch_rows(self, batch: entities.Batch) -> pd.DataFrame:
         """The rows of one accepted batch, tagged with its id; none for a batch whose file
-        retention archived (no training window reaches it any more: `controller.retention`)."""
+        retention archived (no training window reaches it any more: `controller.retention_tick`)."""
         if batch.id in self.pending_:
             frame = self.pending_[batch.id]
         elif batch.archived_at is not None or batch.data_uri is None or not batch.data_sha256:

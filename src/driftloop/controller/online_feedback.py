@@ -2,7 +2,7 @@
 `POST /v1/feedback`, joined to the features logged with their prediction, learned in label
 order with the prediction that was served as each event's test.
 
-Called by whichever process holds the pipeline's lease: the server (`server.online`, on a
+Called by whichever process holds the pipeline's lease: the server (`server.online_serving`, on a
 feedback call) and the online controller (`controller.online_tick`, every tick). The labels
 learned are those after the session's `feedback_upto_` (the champion snapshot's
 ``feedback_upto`` plus what the session learned since), so each label is learned once in a
@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from driftloop.controller import online
+from driftloop.controller import online_session
 from driftloop.controller import project as projects
 from driftloop.core import types
 from driftloop.store import serving
@@ -28,7 +28,7 @@ FrameOf = Callable[[list[types.JSON]], pd.DataFrame]
 
 
 def pending(
-    project: projects.Project, store: serving.ServingStore, session: online.OnlineSession
+    project: projects.Project, store: serving.ServingStore, session: online_session.OnlineSession
 ) -> list[serving.Labelled]:
     """The champion's predictions labelled after the session's position, in label order."""
     return store.labelled(project.name, after_id=session.feedback_upto_, alias="champion")
@@ -36,12 +36,12 @@ def pending(
 
 def learn(
     project: projects.Project,
-    session: online.OnlineSession,
+    session: online_session.OnlineSession,
     items: list[serving.Labelled],
     schema: schemas.Schema,
     *,
     frame: FrameOf | None = None,
-) -> online.LearnReport:
+) -> online_session.LearnReport:
     """Learn `items` (from `pending`) and move the cursor. `frame` builds the input frame
     (default: `schema_frame`; the server passes its request path's,
     `server.scoring.InputSchema.frame`). The caller holds the lease and keeps other learners
@@ -51,13 +51,13 @@ def learn(
     records = learners.records_of(built, session.features)
     dtype = schema.column(schema.target).dtype
     events = [
-        online.Event(record, label_of(item.label, dtype), item.prediction.prediction,
+        online_session.Event(record, label_of(item.label, dtype), item.prediction.prediction,
                      feedback_id=item.feedback_id)
         for record, item in zip(records, items, strict=True)
     ]
     report = session.learn(events)
     if items:
-        project.store.set_cursor(project.name, online.FEEDBACK_CURSOR,
+        project.store.set_cursor(project.name, online_session.FEEDBACK_CURSOR,
                                  {"after": items[-1].feedback_id})
     return report
 

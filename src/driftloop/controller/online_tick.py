@@ -12,7 +12,7 @@ store implies; batches already scored are not scored twice. Late labels (a batch
 earlier rows) are not learned by the online path.
 
 The lease decides who writes: a prediction server learns feedback labels itself only while it
-holds the lease (`server.online`), and gives it back after each call. So the learner that
+holds the lease (`server.online_serving`), and gives it back after each call. So the learner that
 checkpoints may change between ticks: each tick first checks that the session still continues
 from the champion as stored, and if another writer moved it, continues from that snapshot
 instead (`OnlineSession.attach`), learning again what came after it.
@@ -24,7 +24,7 @@ from datetime import timedelta
 
 import numpy as np
 
-from driftloop.controller import evaluate, history, online, online_feedback, retrain
+from driftloop.controller import evaluate, history, online_feedback, online_session, retrain
 from driftloop.controller import ingest as ingesting
 from driftloop.controller import lease as leases
 from driftloop.controller import project as projects
@@ -50,9 +50,9 @@ class OnlineController:
         self.history_ = history.History(project)
         self.evaluations_ = evaluate.Evaluations(project)
         self.serving_ = serving.ServingStore(project.store)
-        self.session_: online.OnlineSession | None = None
+        self.session_: online_session.OnlineSession | None = None
 
-    def session(self) -> online.OnlineSession | None:
+    def session(self) -> online_session.OnlineSession | None:
         """The live learner's session, continuing from the champion snapshot as stored now
         (None: no schema yet, so no feature columns)."""
         store, name = self.project.store, self.project.name
@@ -73,7 +73,7 @@ class OnlineController:
         model: learners.OnlineModel | None = None
         if number is not None:
             version, model = self._snapshot(number)
-        self.session_ = online.OnlineSession(
+        self.session_ = online_session.OnlineSession(
             self.project, features, self.holder, model=model, version=version
         )
         return self.session_
@@ -110,7 +110,7 @@ class OnlineController:
             return ticking.TickResult(acted=bool(batches), batches=batches)
         evaluations: list[entities.Evaluation] = []
         decisions: list[entities.Decision] = []
-        checkpoints: list[online.Checkpoint] = []
+        checkpoints: list[online_session.Checkpoint] = []
         for batch in self.history_.batches(after_id=session.upto_batch_):
             evaluation, report = self.learn_batch(session, batch)
             if evaluation is not None:
@@ -137,8 +137,8 @@ class OnlineController:
         )
 
     def learn_batch(
-        self, session: online.OnlineSession, batch: entities.Batch
-    ) -> tuple[entities.Evaluation | None, online.LearnReport]:
+        self, session: online_session.OnlineSession, batch: entities.Batch
+    ) -> tuple[entities.Evaluation | None, online_session.LearnReport]:
         """Score the batch's labelled rows with the learner as it is, then learn them."""
         spec = self.project.spec
         rows = self.history_.of(batch.id)
@@ -161,7 +161,7 @@ class OnlineController:
             )
             self.evaluations_.add(evaluation)
         events = [
-            online.Event(record, label, prediction, batch.id)
+            online_session.Event(record, label, prediction, batch.id)
             for record, label, prediction in zip(records, labels, predictions, strict=True)
         ]
         if not events:  # nothing labelled: the batch is still done
@@ -169,7 +169,7 @@ class OnlineController:
         report = session.learn(events)
         return evaluation, report
 
-    def finish(self) -> online.Checkpoint | None:
+    def finish(self) -> online_session.Checkpoint | None:
         """Checkpoint what was learned since the last snapshot (the backtest's last step)."""
         session = self.session_
         if session is None or session.since_events_ == 0:

@@ -1,7 +1,7 @@
 """The controller: one `tick` is one idempotent reconcile step of a pipeline.
 
     lease → ingest → repair → evaluate (test) → gather signals → decide → retrain → gate → promote
-          → retention (one bounded slice: `controller.retention`)
+          → retention (one bounded slice: `controller.retention_tick`)
 
 Called by `driftloop tick` / `driftloop run`, and by the backtest with a fake clock and a frame
 source. A tick reads stored state, decides, acts and records; run twice on the same state it
@@ -29,11 +29,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from driftloop.controller import attempts, evaluate, history, retention, retrain, rollout
+from driftloop.controller import attempts, evaluate, history, retention_tick, retrain, rollout
+from driftloop.controller import gather as gathering
 from driftloop.controller import ingest as ingesting
 from driftloop.controller import lease as leases
 from driftloop.controller import project as projects
-from driftloop.controller import signals as gathering
 from driftloop.core import errors
 from driftloop.core.types import JSON
 from driftloop.policy import policy as policies
@@ -78,7 +78,7 @@ class TickResult:
     outcome: retrain.Outcome | None = None
     repaired: tuple[str, ...] = ()
     rollout: entities.Decision | None = None
-    swept: retention.Swept | None = None
+    swept: retention_tick.Swept | None = None
 
 
 class Controller:
@@ -100,7 +100,7 @@ class Controller:
         self.executor = executor or executors.build_executor(project.spec.trainer.executor)
         self.policy = policies.Policy.from_spec(project.spec)
         self.history_ = history.History(project)
-        self.retention_ = retention.Retention(project, self.history_)
+        self.retention_ = retention_tick.Retention(project, self.history_)
         self.models_: dict[int, Any] = {}  # earlier versions, for late labels
         self.calibrators_: dict[int, calibration.Calibrator] = {}  # the champion's
         self.evaluations_ = evaluate.Evaluations(project)

@@ -1,7 +1,7 @@
 """The `retention:` section of a pipeline spec: how long what driftloop stores is kept.
 
 `core.config.PipelineSpec` holds it as `retention`; the controller applies it at the end of
-every tick in bounded slices (`controller.retention`), `driftloop gc` deletes archives whose
+every tick in bounded slices (`controller.retention_tick`), `driftloop gc` deletes archives whose
 time has passed. The defaults keep a laptop's store small without ever being touched:
 
     retention:

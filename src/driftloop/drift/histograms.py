@@ -6,7 +6,7 @@ Jensen-Shannon use), categorical columns the `max_categories` most frequent cate
 reference plus current count) and one "other" bucket. Shares are rounded to 4 digits, so a
 column costs a few hundred bytes of JSON whatever the number of rows.
 
-Called by `driftloop report` (`cli.report`) before `ui.drift_report` renders.
+Called by `driftloop report` (`cli.report_command`) before `ui.drift_report` renders.
 
     >>> import pandas as pd
     >>> from driftloop.data import profile as profiles

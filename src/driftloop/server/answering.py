@@ -4,7 +4,7 @@ route the records, score them, log and count the predictions, queue the shadow's
 Both ways into ``POST /v1/predict`` end here: the FastAPI route (`server.app`) and the fast
 path (`server.fast_predict`), so the two give the same predictions, probabilities, logged rows
 and metrics for the same records. Each request uses the models it read once at its start (the
-hot swap replaces them between requests, `server.models`).
+hot swap replaces them between requests, `server.live_models`).
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from typing import Any
 
 from fastapi import HTTPException
 
-from driftloop.server import explained, models, scoring, shadow, state
+from driftloop.server import explained, live_models, scoring, shadow, state
 from driftloop.store import serving
 
 
 def answer(
-    server: state.ServerState, champion: models.LiveModel, inputs: scoring.InputSchema,
+    server: state.ServerState, champion: live_models.LiveModel, inputs: scoring.InputSchema,
     records: list[Any], rows: list[Any], key: str | None, started: float, *,
     explain: bool = False,
 ) -> dict[str, Any]:
@@ -33,7 +33,7 @@ def answer(
     data = scoring.ModelInput.of(inputs, rows)
     at = server.project.store.clock.now()
     groups = server.router.route(server.holder, champion, records, key)
-    answers: list[tuple[models.LiveModel, scoring.Scored] | None] = [None] * len(rows)
+    answers: list[tuple[live_models.LiveModel, scoring.Scored] | None] = [None] * len(rows)
     for live, indices in groups:
         part = data if len(groups) == 1 else data.take(indices)
         used, scored = _score(server, live, champion, part, at, started)
@@ -59,9 +59,9 @@ def answer(
 
 
 def _score(
-    server: state.ServerState, live: models.LiveModel, champion: models.LiveModel,
+    server: state.ServerState, live: live_models.LiveModel, champion: live_models.LiveModel,
     data: scoring.ModelInput, at: Any, started: float,
-) -> tuple[models.LiveModel, list[scoring.Scored]]:
+) -> tuple[live_models.LiveModel, list[scoring.Scored]]:
     """Score with `live`; a model under test that raises is counted as its error and the
     champion answers instead. Every model that answered (or failed) is tallied."""
     try:

@@ -21,7 +21,7 @@ Errors: every error answer is one body, ``{"detail", "error", "context"}`` (`ser
 declared per route in the OpenAPI document; a malformed body gets a 422 showing the expected
 shape, never a 5xx. A body larger than `Settings.max_body_bytes` is refused with 413 as its
 bytes arrive, chunked or not (`server.body_limit`). Request bodies and their bounds:
-`server.bodies`. The predict path never waits on the database (see `server.predictions`).
+`server.api_bodies`. The predict path never waits on the database (see `server.predictions`).
 
 ``POST /v1/predict`` has two ways in that answer alike: the common request (a valid body, a
 known token, no query string) is answered by `server.fast_predict` in front of FastAPI (the
@@ -46,7 +46,7 @@ from driftloop.core import errors
 from driftloop.server import (
     access,
     answering,
-    bodies,
+    api_bodies,
     body_limit,
     docs,
     fast_predict,
@@ -125,8 +125,8 @@ def _add_routes(app: FastAPI, server: state.ServerState) -> None:
         """The process is up."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"], response_model=bodies.Readiness,
-             responses={503: {"model": bodies.Readiness, "description": "Not ready: `problems` "
+    @app.get("/readyz", tags=["health"], response_model=api_bodies.Readiness,
+             responses={503: {"model": api_bodies.Readiness, "description": "Not ready: `problems` "
                               "says why"}})
     def readyz() -> JSONResponse:
         """Ready when a champion is loaded and the input schema is known. A store that does
@@ -157,10 +157,10 @@ def _add_routes(app: FastAPI, server: state.ServerState) -> None:
         content, media_type = server.metrics.render()
         return Response(content, media_type=media_type)
 
-    @app.post("/v1/predict", response_model=bodies.PredictResponse, tags=["predict"],
+    @app.post("/v1/predict", response_model=api_bodies.PredictResponse, tags=["predict"],
               responses=problems.responses(*BODY_ERRORS, 503))
     async def predict(
-        body: bodies.PredictRequest, actor: str = access.require(server, "predict"),
+        body: api_bodies.PredictRequest, actor: str = access.require(server, "predict"),
         explain: bool = Query(False, description="Add each feature's SHAP contribution to "
                               "every prediction (400 for a model with no explainer)"),
     ) -> JSONResponse:
@@ -181,10 +181,10 @@ def _add_routes(app: FastAPI, server: state.ServerState) -> None:
         return JSONResponse(answering.answer(server, champion, inputs, records, rows, body.key,
                                              started, explain=explain))
 
-    @app.post("/v1/feedback", response_model=bodies.FeedbackResponse, tags=["feedback"],
+    @app.post("/v1/feedback", response_model=api_bodies.FeedbackResponse, tags=["feedback"],
               responses=problems.responses(*BODY_ERRORS, 404))
     def feedback(
-        body: bodies.FeedbackRequest, actor: str = access.require(server, "feedback")
+        body: api_bodies.FeedbackRequest, actor: str = access.require(server, "feedback")
     ) -> Any:
         """Ground truth for earlier predictions (hours or days later). The first label of a
         prediction wins; any unknown prediction id fails the whole call with 404 listing them.
@@ -216,32 +216,35 @@ def _add_admin_routes(app: FastAPI, server: state.ServerState) -> None:
     name = server.name
     store = server.project.store
 
-    @app.post("/v1/admin/promote", tags=["admin"], response_model=bodies.AliasMoveOut,
+    @app.post("/v1/admin/promote", tags=["admin"], response_model=api_bodies.AliasMoveOut,
               responses=problems.responses(*BODY_ERRORS, 404, 409))
-    def promote(body: bodies.PromoteRequest, actor: str = access.require(server, "admin")) -> Any:
+    def promote(
+        body: api_bodies.PromoteRequest, actor: str = access.require(server, "admin"),
+    ) -> Any:
         """Point an alias (default champion) at a version; audited with the token's name."""
         move = store.set_alias(name, body.alias, body.version, actor=actor, reason=body.reason)
         server.holder.refresh()
         return _move_json(move, server)
 
-    @app.post("/v1/admin/rollback", tags=["admin"], response_model=bodies.AliasMoveOut,
+    @app.post("/v1/admin/rollback", tags=["admin"], response_model=api_bodies.AliasMoveOut,
               responses=problems.responses(*BODY_ERRORS, 404, 409))
     def rollback(
-        body: bodies.RollbackRequest | None = None, actor: str = access.require(server, "admin"),
+        body: api_bodies.RollbackRequest | None = None,
+        actor: str = access.require(server, "admin"),
     ) -> Any:
         """Move an alias back to the version it held before; audited with the token's name."""
-        body = body or bodies.RollbackRequest()
+        body = body or api_bodies.RollbackRequest()
         move = store.rollback(name, body.alias, actor=actor, reason=body.reason)
         server.holder.refresh()
         return _move_json(move, server)
 
-    @app.post("/v1/admin/retrain", tags=["admin"], response_model=bodies.RetrainOut,
+    @app.post("/v1/admin/retrain", tags=["admin"], response_model=api_bodies.RetrainOut,
               responses=problems.responses(*BODY_ERRORS))
     def retrain(
-        body: bodies.RetrainRequest | None = None, actor: str = access.require(server, "admin"),
+        body: api_bodies.RetrainRequest | None = None, actor: str = access.require(server, "admin"),
     ) -> Any:
         """Ask for a retraining (as `driftloop retrain` does); the next tick acts on it."""
-        body = body or bodies.RetrainRequest()
+        body = body or api_bodies.RetrainRequest()
         request = store.add_decision(
             name, kind="request", fired=True, evidence={"reason": body.reason, "actor": actor})
         store.audit(actor, "retrain.request", name, {"decision": request.id,

@@ -3,7 +3,7 @@ app (`App`) that answers the common request in plain Python and hands every othe
 FastAPI route.
 
 The common request: no query string, a JSON body (``Content-Type: application/json`` or
-none) of the documented shape (`bodies.PredictRequest`: exactly one of ``records``, a non-empty
+none) of the documented shape (`api_bodies.PredictRequest`: exactly one of ``records``, a non-empty
 list of objects, or ``record``, an object; ``key`` text of at most 200 characters; no other
 field), a bearer token the in-memory cache holds with the ``predict`` role (or no token where
 anonymous predictions are allowed), a champion loaded, at most `Settings.max_records` records,
@@ -44,11 +44,11 @@ from fastapi.security.utils import get_authorization_scheme_param
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from driftloop.core import errors
-from driftloop.server import answering, bodies, state
+from driftloop.server import answering, api_bodies, state
 
 PATH = "/v1/predict"
-FIELDS = frozenset(bodies.PredictRequest.model_fields)
-KEY_LENGTH = next(rule.max_length for rule in bodies.PredictRequest.model_fields["key"].metadata
+FIELDS = frozenset(api_bodies.PredictRequest.model_fields)
+KEY_LENGTH = next(rule.max_length for rule in api_bodies.PredictRequest.model_fields["key"].metadata
                   if hasattr(rule, "max_length"))
 _HEADERS = [(b"content-type", b"application/json")]
 
@@ -102,7 +102,7 @@ class FastPredict:
 
 
 def _records(parsed: Any) -> list[Any] | None:
-    """The records of a body `bodies.PredictRequest` accepts, or None for any other body."""
+    """The records of a body `api_bodies.PredictRequest` accepts, or None for any other body."""
     if type(parsed) is not dict or not parsed.keys() <= FIELDS:
         return None
     key = parsed.get("key")

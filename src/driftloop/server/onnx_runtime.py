@@ -1,6 +1,6 @@
 """``serving.runtime: onnx``: serve a version through onnxruntime when it has a passing export.
 
-`OnnxPreparer` is the `server.models.ModelHolder`'s ``prepare`` step. For each version it
+`OnnxPreparer` is the `server.live_models.ModelHolder`'s ``prepare`` step. For each version it
 loads, it looks for the newest ONNX export of that version that passed its parity check
 (`store.transfers`, written by `driftloop models export VERSION --format onnx`), reads the file
 from the artifact store (sha256-checked) and serves a `train.onnx_format.OnnxModel` in place of

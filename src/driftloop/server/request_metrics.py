@@ -1,6 +1,6 @@
 """A pure ASGI middleware that counts every HTTP request of the server by endpoint: requests by
 status, latency, and errors by kind (``server`` for a 5xx, else the status), in the server's
-Prometheus metrics (`server.metrics`)."""
+Prometheus metrics (`server.prometheus_metrics`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import typing
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from driftloop.server import metrics as server_metrics
+from driftloop.server import prometheus_metrics as server_metrics
 
 ASGIApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
 

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from driftloop.core import config
-from driftloop.server import models
+from driftloop.server import live_models
 
 _SCALE = float(2**64)
 
@@ -43,9 +43,9 @@ class Router:
         self.alias_ = rollout.test_alias
 
     def route(
-        self, holder: models.ModelHolder, champion: models.LiveModel,
+        self, holder: live_models.ModelHolder, champion: live_models.LiveModel,
         records: Sequence[Any], key: str | None,
-    ) -> list[tuple[models.LiveModel, list[int]]]:
+    ) -> list[tuple[live_models.LiveModel, list[int]]]:
         """(live model, record indices) groups covering every record, champion first."""
         every = list(range(len(records)))
         test = holder.get(self.alias_) if self.split_ and self.alias_ else None

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from driftloop.core import errors, types
-from driftloop.server import models
+from driftloop.server import live_models
 from driftloop.train import onnx_format
 from driftloop.validation import schema as schemas
 
@@ -201,7 +201,7 @@ class ModelInput:
         return part
 
 
-def score_input(live: models.LiveModel, data: ModelInput) -> list[Scored]:
+def score_input(live: live_models.LiveModel, data: ModelInput) -> list[Scored]:
     """`score` for checked rows: an ONNX graph whose input is the feature columns in order
     (`train.onnx_format.OnnxModel`) or a plain estimator fit on them
     (`LiveModel.array_features`) reads the float matrix itself, with no frame built; any
@@ -217,7 +217,9 @@ def score_input(live: models.LiveModel, data: ModelInput) -> list[Scored]:
     return score(live, data.frame, floats=matrix is not None)
 
 
-def score(live: models.LiveModel, frame: pd.DataFrame, *, floats: bool = False) -> list[Scored]:
+def score(
+    live: live_models.LiveModel, frame: pd.DataFrame, *, floats: bool = False,
+) -> list[Scored]:
     """Predictions (and class probabilities when the model has `predict_proba`) per row. An
     online learner answers both from one state (`predict_and_proba`) while it learns.
     `floats`: every column of `frame` is float64 (`InputSchema.plain_numbers_`), so a plain
@@ -243,7 +245,7 @@ def _scored(values: list[Any], probabilities: Any, known: Any) -> list[Scored]:
     ]
 
 
-def _estimated(live: models.LiveModel, data: Any) -> list[Scored]:
+def _estimated(live: live_models.LiveModel, data: Any) -> list[Scored]:
     """`Scored` answers of a scikit-learn estimator for `data` (a frame or a float matrix)."""
     classes = live.classes
     if classes is None:
@@ -261,9 +263,10 @@ def _estimated(live: models.LiveModel, data: Any) -> list[Scored]:
 
 
 def _argmax_predict(model: Any, data: Any, proba: np.ndarray[Any, Any], classes: Any) -> list[Any]:
-    """`model.predict(data)` for a model of `models.ARGMAX_CLASSIFIERS`, from its probabilities:
-    the class of each row's unique largest probability; rows with a tied maximum (where the
-    model may break the tie on its raw scores) are asked of `model.predict` itself."""
+    """`model.predict(data)` for a model of `live_models.ARGMAX_CLASSIFIERS`, from its
+    probabilities: the class of each row's unique largest probability; rows with a tied maximum
+    (where the model may break the tie on its raw scores) are asked of `model.predict`
+    itself."""
     best = proba.argmax(axis=1)
     predicted = np.asarray(classes)[best]
     tied = (proba == proba[np.arange(len(proba)), best][:, None]).sum(axis=1) > 1

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from driftloop.controller import rollout
-from driftloop.server import models, predictions, scoring, stats
+from driftloop.server import live_models, predictions, scoring, tallies
 from driftloop.store import serving
 
 log = logging.getLogger("driftloop.server")
@@ -43,8 +43,8 @@ class ShadowScorer:
     """A queue of answered requests and the thread that scores them with the shadow alias."""
 
     def __init__(
-        self, pipeline: str, holder: models.ModelHolder, log_: predictions.PredictionLog,
-        tally: stats.Tally, *, max_queued: int = 10_000,
+        self, pipeline: str, holder: live_models.ModelHolder, log_: predictions.PredictionLog,
+        tally: tallies.Tally, *, max_queued: int = 10_000,
         on_dropped: Callable[[int], None] | None = None,
     ) -> None:
         self.pipeline = pipeline

@@ -4,7 +4,7 @@
 The poller thread (every `Settings.poll_interval`) follows the aliases (`ModelHolder.refresh`,
 the hot swap; with ``serving.runtime: onnx`` also the ONNX exports made since a version was
 loaded, `server.onnx_runtime`), re-reads the active tokens and the pipeline's schema, updates
-the live metric gauge; a second thread writes the per-alias request tallies (`server.stats`),
+the live metric gauge; a second thread writes the per-alias request tallies (`server.tallies`),
 so a write waiting for the store's lock never delays a swap; nothing of that runs on a
 request. The rollout strategy of the spec decides which aliases are watched: the
 champion, plus the strategy's test alias (``shadow``, ``canary`` or ``challenger``).
@@ -29,15 +29,15 @@ from driftloop.data import calendar
 from driftloop.server import (
     auth,
     explained,
-    metrics,
-    models,
-    online,
+    live_models,
+    online_serving,
     onnx_runtime,
     predictions,
+    prometheus_metrics,
     routing,
     scoring,
     shadow,
-    stats,
+    tallies,
 )
 from driftloop.store import bundles, serving, serving_stats
 from driftloop.validation import schema as schemas
@@ -86,12 +86,12 @@ class ServerState:
         self.settings = settings
         self.bundle = bundle
         self.serving = serving.ServingStore(project.store)
-        self.metrics = metrics.ServerMetrics()
+        self.metrics = prometheus_metrics.ServerMetrics()
         self.explainers = explained.Explainers(project)
         name = project.name
         self.onnx = (onnx_runtime.OnnxPreparer(project.store, project.artifacts, name)
                      if settings.runtime == "onnx" and bundle is None else None)
-        self.holder = models.ModelHolder(
+        self.holder = live_models.ModelHolder(
             project.store, project.artifacts, name,
             aliases=settings.aliases if bundle is None else (),
             on_swap=self._swapped, on_load_error=self._load_failed, prepare=self.onnx)
@@ -102,13 +102,13 @@ class ServerState:
             on_error=lambda _exc: self.metrics.log_write_errors.inc())
         self.tokens = auth.TokenCache(self.serving)
         self.router = routing.Router(project.spec.rollout)
-        self.tally = stats.Tally(stats.process_name())
+        self.tally = tallies.Tally(tallies.process_name())
         self.stats = serving_stats.ServingStats(self.serving)
         self.shadow = shadow.ShadowScorer(
             name, self.holder, self.log, self.tally,
             on_dropped=lambda n: self.metrics.shadow_dropped.labels(pipeline=name).inc(n))
         self.online = (
-            online.OnlineServing(project, self.serving, self.holder)
+            online_serving.OnlineServing(project, self.serving, self.holder)
             if project.spec.online is not None and bundle is None else None
         )
         self.inputs_: scoring.InputSchema | None = None
@@ -241,7 +241,7 @@ class ServerState:
                         pipeline=self.name, feature=feature, disparity=disparity).set(value)
 
     def _swapped(
-        self, alias: str, old: models.LiveModel | None, new: models.LiveModel | None,
+        self, alias: str, old: live_models.LiveModel | None, new: live_models.LiveModel | None,
     ) -> None:
         if self.online is not None:
             self.online.swapped(alias, new)

@@ -1,7 +1,7 @@
 """The archive: rows that leave the metadata store, as Parquet files partitioned by day in the
 artifact store, each recorded in the `archives` table with its sha256.
 
-Retention (`controller.retention`) writes a file, then records it and deletes the rows it holds
+Retention (`controller.retention_tick`) writes a file, then records it and deletes the rows it holds
 in one transaction, so rows are either in the database or in a recorded file (a crash between
 the two leaves a file nothing records, written again under the same name by the next tick:
 its bytes are a function of its rows). Layout under the artifact root:

@@ -4,10 +4,10 @@ batch's file is marked archived, and SQLite gives freed pages back to the file s
 
 Every call does at most `limit` rows (or pages) of work and finds them through an index or a
 stored cursor, so its cost depends on the slice, not on how much is waiting (the same rule as
-`store._messages.prune`). `controller.retention` calls these once per tick.
+`store._messages.prune`). `controller.retention_tick` calls these once per tick.
 
 What is never deleted: a prediction younger than `before` (the label horizon, and the start
-of a rollout under evaluation: `controller.retention`), and a labelled prediction whose label
+of a rollout under evaluation: `controller.retention_tick`), and a labelled prediction whose label
 the controller has not scored yet (feedback id above `evaluated`).
 
 On PostgreSQL the deletes are these slices, each its own short transaction, and autovacuum

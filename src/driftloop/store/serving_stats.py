@@ -1,6 +1,6 @@
 """Per-alias serving stats: requests, model errors and latency, per minute and server process.
 
-A server process counts in memory (`server.stats.Tally`, no database on the request path) and
+A server process counts in memory (`server.tallies.Tally`, no database on the request path) and
 its poller writes the current minute's totals with `ServingStats.write`: one row per minute,
 process, alias and version, replaced on every write (idempotent, so a retried write is
 harmless and processes never add to each other's rows). The controller's rollout evaluation

@@ -1,11 +1,11 @@
 """Online learners: a river model or a scikit-learn estimator with `partial_fit`, behind one
 thread-safe wrapper that predicts and learns record by record (or in mini-batches).
 
-`controller.online.OnlineSession` owns the live `OnlineModel` (in the controller, the server and
-the backtest); the server's predict path calls `predict_and_proba` on it while feedback labels
-update it. Every read and every update takes the model's lock, so a prediction sees the model
-before or after an update, never half of one; one update is one event (river) or one
-mini-batch (`partial_fit`). A prediction and its probabilities come from the same state.
+`controller.online_session.OnlineSession` owns the live `OnlineModel` (in the controller, the
+server and the backtest); the server's predict path calls `predict_and_proba` on it while
+feedback labels update it. Every read and every update takes the model's lock, so a prediction
+sees the model before or after an update, never half of one; one update is one event (river) or
+one mini-batch (`partial_fit`). A prediction and its probabilities come from the same state.
 
 Records are dicts of feature -> value (what river takes; a stream source hands over the same).
 Frames are turned into such dicts with `records_of`, so a frame and its records give the same

@@ -1,7 +1,7 @@
 """The dashboard: server-rendered pages (Jinja2) under ``/ui``, as a FastAPI `APIRouter`.
 
 `driftloop serve` mounts it beside the prediction API (`server.app.create_app(routers=...)`);
-`ui.app.create_app` serves it alone for `driftloop ui` (the store only, no models). Pages:
+`ui.dashboard_app.create_app` serves it alone for `driftloop ui` (the store only, no models). Pages:
 
     GET  /ui/                                   pipelines overview
     GET  /ui/pipelines/{name}                   timeline: events, live metric and drift charts

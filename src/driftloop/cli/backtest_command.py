@@ -77,7 +77,7 @@ def _replay_json(
     """`backtest --json`: the policies' headline numbers as one document, no progress bar."""
     from driftloop.cli import demo
     from driftloop.controller import backtest as backtests
-    from driftloop.ui import report as reports
+    from driftloop.ui import backtest_report as reports
 
     policies: dict[str, dict[str, object]] = {demo.SPEC_POLICY: {}}
     results = console.guard(lambda: backtests.backtest(

@@ -2,9 +2,9 @@
 
 `server.state.ServerState` builds an `OnlineServing` when the spec has an `online:` section.
 When the champion is loaded (or moved by someone else), a copy of that snapshot becomes the
-live learner of an `controller.online.OnlineSession`, and the `ModelHolder` serves exactly that
-object (`adopt`), so predictions come from the model that learns. `POST /v1/feedback` calls
-`learn_feedback` after the labels are stored.
+live learner of an `controller.online_session.OnlineSession`, and the `ModelHolder` serves
+exactly that object (`adopt`), so predictions come from the model that learns.
+`POST /v1/feedback` calls `learn_feedback` after the labels are stored.
 
 One writer at a time, chosen by the pipeline's lease (`controller.lease`): the learner learns
 and checkpoints (versions, the champion alias, decisions) only while this process holds it. A
@@ -31,10 +31,10 @@ import logging
 import threading
 
 from driftloop.controller import lease as leases
-from driftloop.controller import online, online_feedback
+from driftloop.controller import online_feedback, online_session
 from driftloop.controller import project as projects
 from driftloop.core import errors
-from driftloop.server import models, scoring
+from driftloop.server import live_models, scoring
 from driftloop.store import entities, serving
 from driftloop.train import online as learners
 
@@ -47,20 +47,21 @@ class OnlineServing:
     """The server's online learner session, fed by feedback labels."""
 
     def __init__(
-        self, project: projects.Project, store: serving.ServingStore, holder: models.ModelHolder,
+        self, project: projects.Project, store: serving.ServingStore,
+        holder: live_models.ModelHolder,
     ) -> None:
         self.project = project
         self.store = store
         self.holder = holder
         self.lease_holder = leases.holder_name(ACTOR)
-        self.session_: online.OnlineSession | None = None
+        self.session_: online_session.OnlineSession | None = None
         self.lock_ = threading.Lock()
 
     @property
-    def session(self) -> online.OnlineSession | None:
+    def session(self) -> online_session.OnlineSession | None:
         return self.session_
 
-    def swapped(self, alias: str, new: models.LiveModel | None) -> None:
+    def swapped(self, alias: str, new: live_models.LiveModel | None) -> None:
         """The holder moved `alias`: follow the champion unless it is already our learner."""
         if alias != "champion" or new is None:
             return
@@ -78,7 +79,7 @@ class OnlineServing:
             return
         model = new.model.snapshot()  # the cached snapshot stays as stored
         if session is None:
-            self.session_ = online.OnlineSession(
+            self.session_ = online_session.OnlineSession(
                 self.project, model.features, ACTOR, model=model, version=new.version,
                 on_model=self._serve,
             )
@@ -124,7 +125,7 @@ class OnlineServing:
         """Give the lease up if a feedback call left it with this process."""
         self.project.store.release_lease(self.project.name, self.lease_holder)
 
-    def _current(self) -> online.OnlineSession | None:
+    def _current(self) -> online_session.OnlineSession | None:
         """The session, continuing from the champion as stored now (another writer may have
         moved it since the poller last looked); None if it cannot (the champion is not an
         online learner, or failed to load)."""

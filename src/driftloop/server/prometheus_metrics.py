@@ -10,7 +10,7 @@ answers ``GET /metrics``: counters and histograms add up, the queue gauge adds u
 reaching each of them.
 
 `server.app` observes requests through these objects and renders `GET /metrics` with
-`render`; `server.models`, `server.predictions` and `server.state` report swaps, load errors
+`render`; `server.live_models`, `server.predictions` and `server.state` report swaps, load errors
 and the prediction log's progress.
 
     >>> metrics = ServerMetrics()
