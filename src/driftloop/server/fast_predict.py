@@ -179,7 +179,7 @@ class Middleware:
         metrics = self.fast.server.metrics
         try:
             payload = self.fast.answer(body, content_type, authorization, started)
-        except Exception:  # a model failed: a 500 (ServerErrorMiddleware), counted as the route
+        except Exception:  # a model failed: uvicorn answers 500; counted as the route counts it
             metrics.requests.labels(endpoint=PATH, method="POST", status="500").inc()
             metrics.errors.labels(endpoint=PATH, kind="server").inc()
             metrics.latency.labels(endpoint=PATH).observe(time.perf_counter() - started)
