@@ -1,21 +1,33 @@
 """Serving benchmark: the same scikit-learn model behind `driftloop serve` (scoring with
-scikit-learn, then with onnxruntime from its parity-checked ONNX export) and `mlflow models
-serve`, one worker each, on 127.0.0.1, driven by a load generator in a separate process.
+scikit-learn, then with onnxruntime from its parity-checked ONNX export), a bare ASGI app that
+scores the same ONNX file with onnxruntime and nothing else (`bare_onnx.py`, the reference),
+and `mlflow models serve`, one worker each, on 127.0.0.1, driven by a load generator in a
+separate process.
 
-    python benchmarks/bench_serve.py [--seconds 10] [--threads 8] [--rate 200] [--workers 1 2]
+    python benchmarks/bench_serve.py [--seconds 10] [--threads 8] [--rate 200] [--repeats 3]
+                                     [--workers 1 2] [--no-mlflow]
 
 The model is the champion a scaffolded Elec2 project trains in one tick (HistGradientBoosting).
+Each driftloop server is driven twice: at ``/v1/predict`` (the fast path,
+`server.fast_predict`) and at ``/v1/predict?explain=false``, which the fast path hands to the
+FastAPI route (the path every request took before the fast path). The servers are started in
+turn, `--repeats` times; the figures printed are medians over the repeats, and each row's
+ratio to the reference is the median of the ratios within a repeat (the machine's load at that
+moment weighs on both). The load (`uptime`) is printed before and after each repeat.
+
 MLflow runs in its own venv (`peers.peer_python("mlflow")`): the model is written with joblib,
-saved there with the sklearn flavour and served with ``--env-manager local``. Both servers get
-the same single-record requests (driftloop: ``{"record": ...}`` with a token; MLflow:
-``{"dataframe_records": [...]}`` on /invocations).
+saved there with the sklearn flavour and served with ``--env-manager local``. All servers get
+the same single-record requests (driftloop and the reference: ``{"record": ...}``, driftloop
+with a token; MLflow: ``{"dataframe_records": [...]}`` on /invocations).
 
 The server's own CPU time per request (all its processes, from /proc) is printed beside the
 figures: on a machine shared with other work, 1000 / (CPU ms per request) is what one idle
-core would serve, while req/s and latencies measure what the machine gave us at the time.
+core would serve, while req/s and latencies measure what the machine gave us at the time. The
+C modules each server process loaded (httptools, uvloop) are read from /proc too, to show it
+runs with the settings that matter.
 
-Two runs per server: closed loop (`--threads` connections sending back to back: req/s, p50,
-p99) and, for driftloop, open loop at `--rate` req/s (latency measured from each request's
+Two runs per server and path: closed loop (`--threads` connections sending back to back:
+req/s, p50, p99) and open loop at `--rate` req/s (latency measured from each request's
 scheduled time, so a stall counts against every request it delays). The load generator is this
 file run with ``--load``: one keep-alive connection per thread, the request bytes built once
 (`Connection`), so its own cost stays small next to the servers'.
@@ -28,6 +40,7 @@ import json
 import os
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -88,7 +101,8 @@ class Connection:
 
     def __init__(self, url: str, headers: dict[str, str], body: bytes) -> None:
         parts = urllib.parse.urlsplit(url)
-        lines = [f"POST {parts.path} HTTP/1.1", f"Host: {parts.netloc}",
+        target = parts.path + (f"?{parts.query}" if parts.query else "")
+        lines = [f"POST {target} HTTP/1.1", f"Host: {parts.netloc}",
                  "Content-Type: application/json", f"Content-Length: {len(body)}",
                  *(f"{k}: {v}" for k, v in headers.items())]
         self.request = ("\r\n".join(lines) + "\r\n\r\n").encode() + body
@@ -201,31 +215,95 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
-def serve_and_drive(spec: Path, secret: str, args: argparse.Namespace,
-                    extra: tuple[str, ...] = ()) -> dict[str, Any]:
-    """`driftloop serve` on `spec` (plus `extra` options): closed loop, then fixed rate."""
-    port = free_port()
-    server = subprocess.Popen(
-        [str(Path(sys.executable).with_name("driftloop")), "serve", "--spec", str(spec),
-         "--port", str(port), "--log-level", "warning", *extra], cwd=spec.parent)
+def loaded_modules(pid: int) -> list[str]:
+    """Which of httptools and uvloop process `pid` (or a worker of it) has loaded."""
+    found = set()
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            maps = Path(f"/proc/{current}/maps").read_text()
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except FileNotFoundError:
+            continue
+        found.update(name for name in ("httptools", "uvloop") if f"/{name}/" in maps)
+        pending.extend(int(child) for child in children)
+    return sorted(found)
+
+
+def drive_server(
+    command: list[str], ready: str, base: str, paths: dict[str, str], headers: dict[str, str],
+    body: dict[str, Any], args: argparse.Namespace, cwd: Path,
+) -> dict[str, dict[str, Any]]:
+    """Start `command`, then for each name -> path of `paths`: closed loop (with the server's
+    CPU per request), then fixed rate; stop it."""
+    server = subprocess.Popen(command, cwd=cwd)
+    results: dict[str, dict[str, Any]] = {}
     try:
-        base = f"http://127.0.0.1:{port}"
-        wait_ready(base + "/readyz", server)
-        runtimes = json.loads(urllib.request.urlopen(base + "/readyz").read())["runtimes"]
-        headers = {"Authorization": f"Bearer {secret}"}
-        body = {"record": RECORD}
-        used = cpu_seconds(server.pid)
-        closed = drive(base + "/v1/predict", headers, body, args.seconds, args.threads)
-        used = cpu_seconds(server.pid) - used
-        fixed = {"rate": args.rate, **drive(
-            base + "/v1/predict", headers, body, args.seconds, 4, args.rate)}
+        wait_ready(base + ready, server)
+        modules = loaded_modules(server.pid)
+        for name, path in paths.items():
+            used = cpu_seconds(server.pid)
+            closed = drive(base + path, headers, body, args.seconds, args.threads)
+            used = cpu_seconds(server.pid) - used
+            fixed = {"rate": args.rate, **drive(base + path, headers, body, args.seconds, 4,
+                                                args.rate)}
+            # CPU per request (with the warm-up requests the load generator sends): what one
+            # core could serve on an idle machine, whatever the load of the shared one was
+            cpu_ms = 1000 * used / max(1, closed["requests"] + args.threads)
+            results[name] = {"closed": closed, "fixed_rate": fixed, "modules": modules,
+                             "server_cpu_ms_per_request": cpu_ms}
     finally:
         stop(server)
-    # CPU per request (with the warm-up requests the load generator sends): what one core
-    # could serve on an idle machine, whatever the load of the shared one was
-    cpu_ms = 1000 * used / max(1, closed["requests"] + args.threads)
-    return {"runtimes": runtimes, "closed": closed, "fixed_rate": fixed,
-            "server_cpu_ms_per_request": cpu_ms}
+    return results
+
+
+def serve_and_drive(spec: Path, secret: str, args: argparse.Namespace, name: str,
+                    extra: tuple[str, ...] = ()) -> dict[str, dict[str, Any]]:
+    """`driftloop serve` on `spec` (plus `extra` options): the fast path and the route."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    command = [str(Path(sys.executable).with_name("driftloop")), "serve", "--spec", str(spec),
+               "--port", str(port), "--log-level", "warning", *extra]
+    paths = {name: "/v1/predict", f"{name}_route": "/v1/predict?explain=false"}
+    return drive_server(command, "/readyz", base, paths,
+                        {"Authorization": f"Bearer {secret}"}, {"record": RECORD}, args,
+                        spec.parent)
+
+
+def reference_and_drive(model: Path, columns: list[str], classes: list[Any],
+                        args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """The bare ASGI app with onnxruntime (`bare_onnx.py`) on the same ONNX file."""
+    port = free_port()
+    command = [sys.executable, str(HERE / "bare_onnx.py"), str(model), json.dumps(columns),
+               json.dumps(classes), str(port)]
+    return drive_server(command, "/healthz", f"http://127.0.0.1:{port}",
+                        {"reference": "/v1/predict"}, {}, {"record": RECORD}, args, HERE)
+
+
+def median_rows(runs: list[dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """Per row: the median of each figure over the repeats, and of its ratio to the reference
+    within each repeat."""
+    rows: dict[str, dict[str, Any]] = {}
+    for name in dict.fromkeys(name for run in runs for name in run):
+        found = [run[name] for run in runs if name in run]
+        row = {"modules": found[0].get("modules", []), "repeats": len(found)}
+        for part, key in (("closed", "rps"), ("closed", "p50_ms"), ("closed", "p99_ms"),
+                          ("fixed_rate", "p50_ms"), ("fixed_rate", "p99_ms")):
+            row[f"{part}_{key}"] = statistics.median(run[part][key] for run in found)
+        row["failures"] = sum(run["closed"]["failures"] + run["fixed_rate"]["failures"]
+                              for run in found)
+        row["server_cpu_ms_per_request"] = statistics.median(
+            run.get("server_cpu_ms_per_request", float("nan")) for run in found)
+        ratios = [run[name]["closed"]["rps"] / run["reference"]["closed"]["rps"]
+                  for run in runs if name in run and "reference" in run]
+        row["rps_vs_reference"] = statistics.median(ratios) if ratios else float("nan")
+        rows[name] = row
+    return rows
+
+
+def uptime() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
 
 def main(args: argparse.Namespace) -> None:
@@ -252,19 +330,31 @@ def main(args: argparse.Namespace) -> None:
     model = project.artifacts.get_model(version.artifact_uri, version.sha256)
     secret = auth.create_token(serving.ServingStore(project.store), "bench", ["predict"],
                                actor="bench")[1]
-    parity = exports.export_onnx(project, 1, work / "model.onnx", actor="bench").transfer.report
+    exported = exports.export_onnx(project, 1, work / "model.onnx", actor="bench").transfer
+    parity = exported.report
     project.close()
     onnx_spec = folder / "driftloop-onnx.yaml"
     onnx_spec.write_text(spec.read_text() + "\nserving:\n  runtime: onnx\n")
+    classes = [c.item() for c in model.classes_]
 
     results: dict[str, Any] = {"model": type(model).__name__, "threads": args.threads,
                                "seconds": args.seconds, "cpus": os.cpu_count(),
-                               "onnx_parity": parity}
-    results["driftloop"] = serve_and_drive(spec, secret, args)
-    results["driftloop_onnx"] = serve_and_drive(onnx_spec, secret, args)
-    for workers in args.workers:
-        results[f"driftloop_onnx_workers_{workers}"] = serve_and_drive(
-            onnx_spec, secret, args, ("--workers", str(workers)))
+                               "onnx_parity": parity, "repeats": []}
+    for repeat in range(args.repeats):
+        run: dict[str, dict[str, Any]] = {}
+        before = uptime()
+        run.update(reference_and_drive(work / "model.onnx", list(parity["columns"]), classes,
+                                       args))
+        run.update(serve_and_drive(onnx_spec, secret, args, "driftloop_onnx"))
+        run.update(serve_and_drive(spec, secret, args, "driftloop_sklearn"))
+        for workers in args.workers:
+            run.update(serve_and_drive(onnx_spec, secret, args,
+                                       f"driftloop_onnx_workers_{workers}",
+                                       ("--workers", str(workers))))
+        results["repeats"].append({"uptime_before": before, "uptime_after": uptime(),
+                                   "rows": run})
+        print(f"repeat {repeat + 1}/{args.repeats} done; load {before} -> {uptime()}",
+              file=sys.stderr)
 
     if args.mlflow:
         joblib.dump(model, work / "model.joblib")
@@ -282,25 +372,28 @@ def main(args: argparse.Namespace) -> None:
             base = f"http://127.0.0.1:{port}"
             wait_ready(base + "/ping", mlflow)
             body = {"dataframe_records": [RECORD]}
-            results["mlflow"] = {
+            results["repeats"][-1]["rows"]["mlflow"] = {
                 "closed": drive(base + "/invocations", {}, body, args.seconds, args.threads),
                 "fixed_rate": {"rate": args.rate, **drive(
                     base + "/invocations", {}, body, args.seconds, 4, args.rate)}}
         finally:
             stop(mlflow)
 
-    results["uptime"] = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    rows = median_rows([r["rows"] for r in results["repeats"]])
+    results["medians"] = rows
+    results["uptime"] = uptime()
     print(json.dumps(results, indent=2))
-    print(f"closed loop ({args.threads} connections) / fixed rate {args.rate:.0f} req/s; "
-          f"load: {results['uptime']}")
-    for name, found in results.items():
-        if not isinstance(found, dict) or "closed" not in found:
-            continue
-        c, f = found["closed"], found["fixed_rate"]
-        print(f"  {name:28s} {c['rps']:6.0f} req/s  p50 {c['p50_ms']:.2f} ms  p99 "
-              f"{c['p99_ms']:.2f} ms | at rate: p50 {f['p50_ms']:.2f} ms  p99 {f['p99_ms']:.2f} ms"
-              f"  server CPU {found.get('server_cpu_ms_per_request', float('nan')):.3f} ms/req"
-              f"  {found.get('runtimes', '')}")
+    print(f"medians of {args.repeats} repeat(s): closed loop ({args.threads} connections) / "
+          f"fixed rate {args.rate:.0f} req/s (4 connections)")
+    for repeat in results["repeats"]:
+        print(f"  load: {repeat['uptime_before']}  ->  {repeat['uptime_after']}")
+    for name, row in rows.items():
+        print(f"  {name:30s} {row['closed_rps']:6.0f} req/s ({row['rps_vs_reference']:.2f}x "
+              f"ref)  p50 {row['closed_p50_ms']:.2f} ms  p99 {row['closed_p99_ms']:.2f} ms | "
+              f"at rate: p50 {row['fixed_rate_p50_ms']:.2f} ms  p99 "
+              f"{row['fixed_rate_p99_ms']:.2f} ms | server CPU "
+              f"{row['server_cpu_ms_per_request']:.3f} ms/req | {','.join(row['modules'])}"
+              f"{' | FAILURES ' + str(row['failures']) if row['failures'] else ''}")
     print(f"ONNX parity on {parity['rows']} stored rows: same class {parity['same_class']:.4%}, "
           f"max probability delta {parity['max_probability_delta']:.2g}")
     print("goals: onnxruntime >= 5000 req/s on one worker; p99 <= 2 ms at 200 req/s; "
@@ -312,6 +405,8 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--rate", type=float, default=200.0)
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="Start every server this many times, in turn; medians are shown.")
     parser.add_argument("--workers", type=int, nargs="*", default=[],
                         help="Also serve ONNX with `--workers N` for each N given.")
     parser.add_argument("--no-mlflow", dest="mlflow", action="store_false",

@@ -232,3 +232,59 @@ def test_window_errors(stamped: pd.DataFrame) -> None:
 
 def test_trainer_module_text_is_valid() -> None:
     compile(textwrap.dedent(TRAIN_PY), "train.py", "exec")
+
+
+CUSTOM_PY = '''
+"""A trainer whose model class is the project's own, with a helper module beside it."""
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+
+
+class Centroids(ClassifierMixin, BaseEstimator):
+    def __init__(self, shift=0.0):
+        self.shift = shift
+
+    def fit(self, X, y):
+        from shapes import Box  # a helper module imported only while fitting
+
+        self.classes_ = np.unique(y)
+        self.centres_ = np.stack([X[y == c].mean(axis=0) for c in self.classes_])
+        self.box_ = Box(X.min(axis=0), X.max(axis=0))
+        return self
+
+    def predict(self, X):
+        far = ((X[:, None, :] - self.centres_[None]) ** 2).sum(axis=2)
+        return self.classes_[far.argmin(axis=1)]
+
+
+def make_model(shift=0.0):
+    return Centroids(shift)
+'''
+SHAPES_PY = '''
+class Box:
+    def __init__(self, low, high):
+        self.low, self.high = low, high
+'''
+
+
+def test_local_executor_returns_a_model_class_of_the_project(tmp_path: Path,
+                                                              data: tuple) -> None:
+    X, y = data
+    for name, body in (("mine", CUSTOM_PY), ("other", "class Centroids:\n    pass\n")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "train.py").write_text(body)
+        (tmp_path / name / "shapes.py").write_text(
+            SHAPES_PY if name == "mine" else "class Box:\n    pass\n")
+    local = executor.LocalExecutor(timeout=60)
+    first = local.train(_spec("train:make_model"), X, y, tmp_path / "mine").estimator
+    # now another project's `train` and `shapes` modules are imported in this process
+    trainer.load_trainer("train:Centroids", tmp_path / "other")
+    trainer.load_trainer("shapes:Box", tmp_path / "other")
+    model = local.train(_spec("train:make_model"), X, y, tmp_path / "mine").estimator
+    for found in (first, model):
+        assert type(found).__name__ == "Centroids" and type(found).__module__ == "train"
+        assert str(tmp_path / "mine") in type(found).fit.__code__.co_filename
+        assert type(found.box_).__module__ == "shapes" and hasattr(found.box_, "low")
+    inline = trainer.fit_model(_spec("train:make_model"), X, y, tmp_path / "mine")
+    np.testing.assert_array_equal(model.predict(X), inline.predict(X))
+    assert model.score(X, y) > 0.6

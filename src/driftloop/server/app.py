@@ -22,6 +22,11 @@ declared per route in the OpenAPI document; a malformed body gets a 422 showing 
 shape, never a 5xx. A body larger than `Settings.max_body_bytes` is refused with 413 as its
 bytes arrive, chunked or not (`server.body_limit`). Request bodies and their bounds:
 `server.api_bodies`. The predict path never waits on the database (see `server.predictions`).
+
+``POST /v1/predict`` has two ways in that answer alike: the common request (a valid body, a
+known token, no query string) is answered by `server.fast_predict` in front of FastAPI (the
+app is its `App`); every other one (``?explain=true``, any error) by the route below. Both end
+in `server.answering`.
 """
 
 from __future__ import annotations
@@ -30,8 +35,6 @@ import contextlib
 import gc
 import sys
 import time
-import typing
-import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -42,20 +45,18 @@ from driftloop.controller import project as projects
 from driftloop.core import errors
 from driftloop.server import (
     access,
+    answering,
     api_bodies,
     body_limit,
     docs,
-    explained,
+    fast_predict,
     ingest_api,
-    live_models,
     notes_api,
     problems,
     request_metrics,
-    scoring,
-    shadow,
     state,
 )
-from driftloop.store import bundles, serving
+from driftloop.store import bundles
 
 BODY_ERRORS = (400, 401, 403, 413, 422)
 """What every route with a body and a token may answer."""
@@ -93,8 +94,8 @@ def create_app(
         finally:
             server.stop()
 
-    app = FastAPI(
-        title=f"driftloop: {project.name}", lifespan=lifespan,
+    app = fast_predict.App(
+        fast_predict.FastPredict(server), title=f"driftloop: {project.name}", lifespan=lifespan,
         description="Predictions, feedback labels and model administration of one pipeline.",
         docs_url=None,
     )
@@ -177,36 +178,8 @@ def _add_routes(app: FastAPI, server: state.ServerState) -> None:
                 413, f"{len(records)} records in one request; the limit is "
                 f"{server.settings.max_records}. Split the request")
         rows = inputs.check(records)
-        frame = inputs.frame(rows)
-        at = server.project.store.clock.now()
-        groups = server.router.route(server.holder, champion, records, body.key)
-        answers: list[tuple[live_models.LiveModel, scoring.Scored] | None] = [None] * len(rows)
-        for live, indices in groups:
-            part = frame if len(groups) == 1 else frame.iloc[indices].reset_index(drop=True)
-            used, scored = _score(server, live, champion, part, at, started)
-            for index, out in zip(indices, scored, strict=True):
-                answers[index] = (used, out)
-        contributions = _explain(server, groups, frame, len(rows)) if explain else None
-        logged = [
-            serving.Prediction(str(uuid.uuid4()), name, used.alias, used.number, body.key, row,
-                               out.prediction, out.probabilities, at)
-            for row, (used, out) in zip(rows, typing.cast(list[Any], answers), strict=True)
-        ]
-        server.log.submit(logged)  # never refuses: what it cannot keep is counted (readyz)
-        for live, indices in groups:
-            server.metrics.predictions.labels(pipeline=name, alias=live.alias).inc(len(indices))
-        if server.shadow.active:
-            server.shadow.submit(shadow.Job(frame, rows, [p.id for p in logged], body.key, at,
-                                          inputs.plain_numbers_))
-        answer = [{"id": p.id, "prediction": p.prediction, "probabilities": p.probabilities,
-                   "version": p.version, "alias": p.alias} for p in logged]
-        if contributions is not None:
-            for item, values in zip(answer, contributions, strict=True):
-                item["contributions"] = values
-        return JSONResponse({
-            "predictions": answer,
-            "version": logged[0].version, "alias": logged[0].alias,
-        })
+        return JSONResponse(answering.answer(server, champion, inputs, records, rows, body.key,
+                                             started, explain=explain))
 
     @app.post("/v1/feedback", response_model=api_bodies.FeedbackResponse, tags=["feedback"],
               responses=problems.responses(*BODY_ERRORS, 404))
@@ -277,47 +250,6 @@ def _add_admin_routes(app: FastAPI, server: state.ServerState) -> None:
         store.audit(actor, "retrain.request", name, {"decision": request.id,
                                                       "reason": body.reason})
         return {"decision": request.id, "kind": request.kind, "actor": actor}
-
-
-def _score(
-    server: state.ServerState, live: live_models.LiveModel, champion: live_models.LiveModel,
-    frame: Any, at: Any, started: float,
-) -> tuple[live_models.LiveModel, list[scoring.Scored]]:
-    """Score with `live`; a model under test that raises is counted as its error and the
-    champion answers instead. Every model that answered (or failed) is tallied."""
-    floats = server.inputs is not None and server.inputs.plain_numbers_
-    try:
-        scored = scoring.score(live, frame, floats=floats)
-    except Exception:
-        server.tally.observe(at, live.alias, live.number,
-                             (time.perf_counter() - started) * 1000, error=True)
-        if live is champion:
-            raise
-        return _score(server, champion, champion, frame, at, started)
-    server.tally.observe(at, live.alias, live.number, (time.perf_counter() - started) * 1000,
-                         error=False)
-    return live, scored
-
-
-def _explain(server: state.ServerState, groups: Any, frame: Any,
-             count: int) -> list[dict[str, float]]:
-    """Each record's SHAP contributions from the model that answered it; a 400 naming the
-    reason when that model has no explainer."""
-    started = time.perf_counter()
-    out: list[dict[str, float]] = [{}] * count
-    for live, indices in groups:
-        part = frame if len(groups) == 1 else frame.iloc[indices].reset_index(drop=True)
-        try:
-            values = server.explainers.contributions(live.model, live.number, part)
-        except explained.Unexplainable as exc:
-            raise HTTPException(400, f"version {live.number} ({type(live.model).__name__}) "
-                                f"cannot explain its predictions: {exc}") from exc
-        for index, row in zip(indices, values, strict=True):
-            out[index] = row
-        server.metrics.explained.labels(pipeline=server.name, alias=live.alias).inc(len(indices))
-    server.metrics.explain_latency.labels(pipeline=server.name).observe(
-        time.perf_counter() - started)
-    return out
 
 
 def _move_json(move: Any, server: state.ServerState) -> dict[str, Any]:

@@ -105,6 +105,11 @@ class TokenCache:
             raise errors.AuthError("the bearer token is unknown or revoked")
         return token
 
+    def cached(self, secret: str) -> serving.Token | None:
+        """The active token with this secret if the cache holds it; never asks the store
+        (the fast path of predict, `server.fast_predict`, leaves the rest to `authenticate`)."""
+        return self.tokens_.get(hash_secret(secret))
+
     @staticmethod
     def allowed(token: serving.Token, role: str) -> bool:
         """True if `token` carries `role`."""

@@ -34,6 +34,7 @@ import pandas as pd
 
 from driftloop.core import errors, types
 from driftloop.server import live_models
+from driftloop.train import onnx_format
 from driftloop.validation import schema as schemas
 
 MAX_PROBLEMS = 50
@@ -141,13 +142,79 @@ class InputSchema:
         if self.plain_numbers_:
             # Every feature is a float64 column: one float matrix (null -> NaN) is what
             # `coerce` gives, at a fraction of its cost (the single-record hot path).
-            names = self.features
-            matrix = np.array([[row[name] for name in names] for row in rows], dtype=np.float64)
-            return pd.DataFrame(matrix.reshape(len(rows), len(names)), columns=self.index_,
-                                copy=False)
+            return pd.DataFrame(self.matrix(rows), columns=self.index_, copy=False)
         raw = pd.DataFrame(rows, columns=self.features)
         checked = schemas.coerce(raw, self.schema)[self.features]
         return checked if self.derive is None else self.derive(checked)
+
+    def matrix(self, rows: list[types.JSON]) -> np.ndarray[Any, Any]:
+        """Checked rows as a float64 matrix in feature order (null -> NaN); for schemas whose
+        features are all float64 columns (`plain_numbers_`)."""
+        names = self.features
+        matrix = np.array([[row[name] for name in names] for row in rows], dtype=np.float64)
+        return matrix.reshape(len(rows), len(names))
+
+
+class ModelInput:
+    """Checked rows as a model reads them: with `InputSchema.plain_numbers_` a float64
+    `matrix` in feature order, which an ONNX graph or a plain estimator fit on these columns
+    reads as it is (`score_input`); the frame is built only when a model needs it, then kept.
+
+        >>> from driftloop.validation import schema as schemas
+        >>> import pandas as pd
+        >>> inputs = InputSchema(schemas.infer_schema(
+        ...     pd.DataFrame({"x": [0.5, 1.5], "y": [0, 1]}), target="y"), ["x"])
+        >>> data = ModelInput.of(inputs, inputs.check([{"x": 1.0}, {"x": 2.0}]))
+        >>> data.matrix.tolist(), data.take([1]).frame["x"].tolist()
+        ([[1.0], [2.0]], [2.0])
+    """
+
+    def __init__(
+        self, inputs: InputSchema, rows: list[types.JSON],
+        matrix: np.ndarray[Any, Any] | None = None,
+    ) -> None:
+        self.inputs = inputs
+        self.rows = rows
+        self.matrix = matrix
+        self.frame_: pd.DataFrame | None = None
+
+    @classmethod
+    def of(cls, inputs: InputSchema, rows: list[types.JSON]) -> ModelInput:
+        """`rows` (checked by `inputs.check`), with their matrix where the schema allows one."""
+        return cls(inputs, rows, inputs.matrix(rows) if inputs.plain_numbers_ else None)
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """The model's input frame (`InputSchema.frame`), built on first use."""
+        if self.frame_ is None:
+            self.frame_ = (self.inputs.frame(self.rows) if self.matrix is None else
+                           pd.DataFrame(self.matrix, columns=self.inputs.index_, copy=False))
+        return self.frame_
+
+    def take(self, indices: list[int]) -> ModelInput:
+        """The rows at `indices`, in that order; without a matrix, their part of the whole
+        frame (`coerce` gives a whole request's columns one dtype and one category list)."""
+        part = ModelInput(self.inputs, [self.rows[i] for i in indices],
+                          None if self.matrix is None else self.matrix[indices])
+        if self.matrix is None:
+            part.frame_ = self.frame.iloc[indices].reset_index(drop=True)
+        return part
+
+
+def score_input(live: live_models.LiveModel, data: ModelInput) -> list[Scored]:
+    """`score` for checked rows: an ONNX graph whose input is the feature columns in order
+    (`train.onnx_format.OnnxModel`) or a plain estimator fit on them
+    (`LiveModel.array_features`) reads the float matrix itself, with no frame built; any
+    other model reads the frame."""
+    model, matrix = live.model, data.matrix
+    if matrix is not None:
+        features = data.inputs.features
+        if isinstance(model, onnx_format.OnnxModel) and model.columns == features:
+            return _scored(*model.predict_and_proba_array(matrix))
+        if not callable(getattr(model, "predict_and_proba", None)) and (
+                live.array_features == features):
+            return _estimated(live, matrix)
+    return score(live, data.frame, floats=matrix is not None)
 
 
 def score(
@@ -159,17 +226,27 @@ def score(
     estimator fit on these columns in this order reads them as an array
     (`LiveModel.array_features`)."""
     if callable(getattr(live.model, "predict_and_proba", None)):
-        values, probabilities, known = live.model.predict_and_proba(frame)
-        if probabilities is None:
-            return [Scored(value, None) for value in values]
-        names = [str(c) for c in known]
-        return [
-            Scored(value, dict(zip(names, row, strict=True)))
-            for value, row in zip(values, probabilities.tolist(), strict=True)
-        ]
+        return _scored(*live.model.predict_and_proba(frame))
     data: Any = frame
     if floats and live.array_features == list(frame.columns):
         data = frame.to_numpy()
+    return _estimated(live, data)
+
+
+def _scored(values: list[Any], probabilities: Any, known: Any) -> list[Scored]:
+    """`Scored` answers from a model that gives (predictions, probabilities or None, classes)
+    from one call (an online learner, an ONNX graph)."""
+    if probabilities is None:
+        return [Scored(value, None) for value in values]
+    names = [str(c) for c in known]
+    return [
+        Scored(value, dict(zip(names, row, strict=True)))
+        for value, row in zip(values, probabilities.tolist(), strict=True)
+    ]
+
+
+def _estimated(live: live_models.LiveModel, data: Any) -> list[Scored]:
+    """`Scored` answers of a scikit-learn estimator for `data` (a frame or a float matrix)."""
     classes = live.classes
     if classes is None:
         return [Scored(value, None) for value in np.asarray(live.model.predict(data)).tolist()]
@@ -186,9 +263,10 @@ def score(
 
 
 def _argmax_predict(model: Any, data: Any, proba: np.ndarray[Any, Any], classes: Any) -> list[Any]:
-    """`model.predict(data)` for a model of `models.ARGMAX_CLASSIFIERS`, from its probabilities:
-    the class of each row's unique largest probability; rows with a tied maximum (where the
-    model may break the tie on its raw scores) are asked of `model.predict` itself."""
+    """`model.predict(data)` for a model of `live_models.ARGMAX_CLASSIFIERS`, from its
+    probabilities: the class of each row's unique largest probability; rows with a tied maximum
+    (where the model may break the tie on its raw scores) are asked of `model.predict`
+    itself."""
     best = proba.argmax(axis=1)
     predicted = np.asarray(classes)[best]
     tied = (proba == proba[np.arange(len(proba)), best][:, None]).sum(axis=1) > 1

@@ -1,10 +1,10 @@
 """The shadow scorer: the ``shadow`` alias scores the same records as the champion, off the
 response path, and its predictions are logged but never returned.
 
-`POST /v1/predict` hands the request's model input and the champion's prediction ids to
-`ShadowScorer.submit` (a bounded queue append, no scoring) and answers at once; one background
-thread scores each queued request with the model the ``shadow`` alias serves then, logs the
-predictions with alias ``shadow`` under ids derived from the champion's
+`POST /v1/predict` (`server.answering`) hands the request's checked records and the champion's
+prediction ids to `ShadowScorer.submit` (a bounded queue append, no scoring) and answers at
+once; one background thread scores each queued request with the model the ``shadow`` alias
+serves then, logs the predictions with alias ``shadow`` under ids derived from the champion's
 (`controller.rollout.shadow_id`, so a label given for the champion's prediction labels the
 shadow's too), and counts requests, errors and latency for the rollout evaluation. When the
 queue is full (the shadow is slower than the traffic) requests are not shadowed and counted as
@@ -21,10 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-import pandas as pd
-
 from driftloop.controller import rollout
-from driftloop.core import types
 from driftloop.server import live_models, predictions, scoring, tallies
 from driftloop.store import serving
 
@@ -33,14 +30,13 @@ log = logging.getLogger("driftloop.server")
 
 @dataclass(frozen=True)
 class Job:
-    """One answered request to score again with the shadow."""
+    """One answered request to score again with the shadow: its checked records (the frame,
+    if the shadow needs one, is built on the shadow's thread), the champion's prediction ids."""
 
-    frame: pd.DataFrame
-    rows: list[types.JSON]
+    data: scoring.ModelInput
     ids: list[str]
     key: str | None
     at: datetime
-    floats: bool = False  # every column of `frame` is float64 (see `scoring.score`)
 
 
 class ShadowScorer:
@@ -123,7 +119,7 @@ class ShadowScorer:
             return
         started = time.perf_counter()
         try:
-            scored = scoring.score(live, job.frame, floats=job.floats)
+            scored = scoring.score_input(live, job.data)
         except Exception as exc:
             self.tally.observe(job.at, live.alias, live.number,
                                (time.perf_counter() - started) * 1000, error=True)
@@ -135,4 +131,4 @@ class ShadowScorer:
             serving.Prediction(rollout.shadow_id(champion_id), self.pipeline, live.alias,
                                live.number, job.key, row, out.prediction, out.probabilities,
                                job.at)
-            for champion_id, row, out in zip(job.ids, job.rows, scored, strict=True)])
+            for champion_id, row, out in zip(job.ids, job.data.rows, scored, strict=True)])

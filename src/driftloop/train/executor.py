@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from driftloop.core import config, errors
-from driftloop.train import search
+from driftloop.train import search, trainer
 
 
 @dataclass(frozen=True)
@@ -145,7 +145,9 @@ class LocalExecutor(Executor):
     fits, and sends back the fitted estimator and its own CPU seconds through a Pipe. That
     pipe carries pickles, which is acceptable here: both ends are our own processes, started
     for this call; nothing read from the store or the network is unpickled. Model files in
-    the store use skops, never pickle.
+    the store use skops, never pickle. The pickle is read as the child imported the trainer,
+    with the project folder first on the path (`trainer.unpickle`), so a model class defined
+    in the project's own modules comes back.
 
     The child dies with its controller. It leads its own process group, which the controller
     kills (SIGKILL) at the timeout or when it stops mid-training (an exception, Ctrl-C), so
@@ -186,7 +188,7 @@ class LocalExecutor(Executor):
                     f"training exceeded its timeout of {seconds:g}s ({spec.function}); the "
                     "training process was killed. Raise trainer.timeout or train on fewer rows")
             try:
-                message = receive.recv()
+                message = trainer.unpickle(receive.recv_bytes(), base_dir)
             except EOFError:
                 child.join(5)
                 raise errors.TrainingError(

@@ -113,13 +113,24 @@ class OnnxModel:
                 frame = frame[self.columns]
             else:
                 self.matched_ = frame.columns
-        matrix = frame.to_numpy(dtype=np.float32, na_value=np.nan)
-        found: np.ndarray[Any, Any] = self.session_.run(self.output_, {self.input_: matrix})[0]
+        return self.run_array(frame.to_numpy(dtype=np.float32, na_value=np.nan))
+
+    def run_array(self, matrix: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        """The graph's output for a matrix of the `columns` in order (cast to float32)."""
+        found: np.ndarray[Any, Any] = self.session_.run(
+            self.output_, {self.input_: matrix.astype(np.float32, copy=False)})[0]
         return found
 
     def predict_and_proba(self, frame: pd.DataFrame) -> tuple[list[Any], Any, Any]:
         """(predictions, probabilities or None, classes) from one run of the graph."""
-        out = self.run(frame)
+        return self._answers(self.run(frame))
+
+    def predict_and_proba_array(self, matrix: np.ndarray[Any, Any]) -> tuple[list[Any], Any, Any]:
+        """`predict_and_proba` for a matrix of the `columns` in order: the server's input when
+        every feature is a float column, with no frame built."""
+        return self._answers(self.run_array(matrix))
+
+    def _answers(self, out: np.ndarray[Any, Any]) -> tuple[list[Any], Any, Any]:
         if self.classes_ is None:
             return np.asarray(out).reshape(-1).tolist(), None, None
         proba = np.asarray(out, dtype=np.float64)

@@ -16,6 +16,8 @@ from __future__ import annotations
 import contextlib
 import importlib
 import inspect
+import io
+import pickle
 import sys
 import traceback
 from collections.abc import Callable, Iterator
@@ -236,6 +238,28 @@ def param_problem(spec: config.TrainerSpec, base_dir: Path) -> ParamProblem | No
     except TypeError as exc:
         return ParamProblem("", f"{name}{signature}: {exc}", named)
     return None
+
+
+def unpickle(data: bytes, base_dir: Path) -> Any:
+    """Unpickle what a training process sent back (`train.executor`), resolving classes as that
+    process imported them: `base_dir` first on sys.path, so a class defined in the project's
+    folder (its ``train.py``, or a module beside it) is found, and in this project's module
+    rather than in a module of the same name another project's trainer left in
+    ``sys.modules``. Only bytes from the executor's own child process come here; a stored
+    model is never a pickle (`store.skops_trust` keeps its allow-list, which the trainer's
+    module is on and a helper module joins through ``trainer.trusted_modules``)."""
+    seen: set[str] = set()
+
+    class Unpickler(pickle.Unpickler):
+        def find_class(self, module: str, name: str) -> Any:
+            top = module.split(".")[0]
+            if top not in seen:
+                seen.add(top)
+                _forget_stale(module, base_dir)
+            return super().find_class(module, name)
+
+    with _on_path(base_dir):
+        return Unpickler(io.BytesIO(data)).load()
 
 
 @contextlib.contextmanager
