@@ -68,7 +68,7 @@ def archive_predictions(
         if not taken:
             return 0
         if files is not None:
-            for day_rows in _by_day(taken):
+            for day_rows in by_day(taken):
                 files.write(conn, pipeline, "predictions", _frame(day_rows))
         ids = [row.id for row in taken]
         for start in range(0, len(ids), CHUNK):
@@ -77,7 +77,8 @@ def archive_predictions(
     return len(taken)
 
 
-def _by_day(rows: Sequence[Any]) -> list[list[Any]]:
+def by_day(rows: Sequence[Any]) -> list[list[Any]]:
+    """Rows grouped by the UTC day of their `at`, in order."""
     days: dict[Any, list[Any]] = {}
     for row in rows:
         days.setdefault(row.at.date(), []).append(row)  # `at` is an aware UTC time

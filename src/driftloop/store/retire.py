@@ -40,7 +40,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from driftloop.store import archive, metadata, tables
+from driftloop.store import archive, metadata, retention, tables
 
 E, D, P = tables.evaluations, tables.decisions, tables.profiles
 CHUNK = 500
@@ -110,19 +110,12 @@ def retire(
             return 0
         rows.sort(key=lambda row: (row.at, row.id))
         if files is not None:
-            for day_rows in _by_day(rows):
+            for day_rows in retention.by_day(rows):
                 files.write(conn, pipeline, kind, _frame(day_rows))
         taken = [row.id for row in rows]
         for start in range(0, len(taken), CHUNK):
             conn.execute(sa.delete(table).where(table.c.id.in_(taken[start : start + CHUNK])))
     return len(rows)
-
-
-def _by_day(rows: Sequence[Any]) -> list[list[Any]]:
-    days: dict[Any, list[Any]] = {}
-    for row in rows:
-        days.setdefault(row.at.date(), []).append(row)  # `at` is an aware UTC time
-    return list(days.values())
 
 
 def _frame(rows: Sequence[Any]) -> Any:
