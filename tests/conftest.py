@@ -34,6 +34,19 @@ def require_service(name: str, reason: str) -> None:
     pytest.skip(message)
 
 
+@pytest.fixture(autouse=True)
+def _cli_log_handlers_removed() -> Iterator[None]:
+    """`--log-format` / `--log-level` put a stderr handler on the process's loggers; a real CLI
+    call is a process of its own, but the tests share one, so a test's JSON logging must not
+    outlive it."""
+    yield
+    for name in ("", "driftloop"):
+        logger = logging.getLogger(name)
+        for handler in [h for h in logger.handlers if hasattr(h, "driftloop_format")]:
+            logger.removeHandler(handler)
+    logging.getLogger("driftloop").setLevel(logging.NOTSET)
+
+
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A URL to a fresh, empty PostgreSQL schema in database `test`; dropped afterwards."""
