@@ -36,8 +36,8 @@ class CheckpointSpec(_Spec):
     The default, a snapshot per 5 000 events, keeps the registry to a version every few
     seconds at full speed and the learner fast: on CPython 3.11 storing a snapshot turns the
     attributes of every object it pickles from the inline layout into a dict, and a Hoeffding
-    tree's leaves then run slower until they split (`benchmarks/bench_online.py`: 85% of a bare
-    river loop at 5 000, 75% at 1 000). A finer cadence rolls back bad stretches sooner.
+    tree's leaves then run slower until they split (`benchmarks/bench_online.py`; its figures
+    are in docs/performance.md). A finer cadence rolls back bad stretches sooner.
     """
 
     every_events: int | None = Field(default=5000, gt=0)
