@@ -186,9 +186,9 @@ class Replay:
             clock=self.clock,
         )
         self.store.ensure_pipeline(spec.name, spec.model_dump(mode="json"))
-        self.controller = tick.build_controller(
-            project, holder=f"backtest:{name}", executor=executor or executors.InlineExecutor()
-        )
+        self.controller = tick.build_controller(  # no retention: this store is thrown away
+            project, holder=f"backtest:{name}", executor=executor or executors.InlineExecutor(),
+            retain=False)
         self.steps: list[Step] = []
         self.evaluations: list[entities.Evaluation] = []  # every tick's (retention moves
         # older ones out of the store: `controller.records`)

@@ -51,13 +51,15 @@ class OnlineController:
         *,
         holder: str | None = None,
         lease_ttl: timedelta | None = None,
+        retain: bool = True,
     ) -> None:
         self.project = project
         self.holder = holder or leases.holder_name("controller")
         self.lease_ttl = lease_ttl or project.spec.lease_timeout
         self.history_ = history.History(project)
         self.evaluations_ = evaluate.Evaluations(project)
-        self.retention_ = retention_tick.Retention(project, self.history_, self.evaluations_)
+        self.retention_ = (retention_tick.Retention(project, self.history_, self.evaluations_)
+                           if retain else None)  # as in `tick.Controller`
         self.serving_ = serving.ServingStore(project.store)
         self.session_: online_session.OnlineSession | None = None
 
@@ -116,7 +118,7 @@ class OnlineController:
         self.evaluations_.refresh()
         session = self.session()
         if session is None:
-            swept = self.retention_.step()
+            swept = self.retention_.step() if self.retention_ is not None else None
             return ticking.TickResult(acted=bool(batches), batches=batches, swept=swept)
         evaluations: list[entities.Evaluation] = []
         decisions: list[entities.Decision] = []
@@ -140,7 +142,7 @@ class OnlineController:
             last = checkpoints[-1]
             reason = "online snapshot" if last.promoted else "online snapshot rolled back"
             outcome = retrain.Outcome(last.run, last.version, last.promoted, reason)
-        swept = self.retention_.step()
+        swept = self.retention_.step() if self.retention_ is not None else None
         acted = bool(batches or evaluations or decisions or checkpoints or labelled)
         return ticking.TickResult(
             acted, None, batches, tuple(evaluations), decisions[-1] if decisions else None,

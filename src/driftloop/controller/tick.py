@@ -91,6 +91,7 @@ class Controller:
         holder: str | None = None,
         lease_ttl: timedelta | None = None,
         executor: executors.Executor | None = None,
+        retain: bool = True,
     ) -> None:
         self.project = project
         self.holder = holder or leases.holder_name("controller")
@@ -103,7 +104,9 @@ class Controller:
         self.models_: dict[int, Any] = {}  # earlier versions, for late labels
         self.calibrators_: dict[int, calibration.Calibrator] = {}  # the champion's
         self.evaluations_ = evaluate.Evaluations(project)
-        self.retention_ = retention_tick.Retention(project, self.history_, self.evaluations_)
+        # `retain=False`: no retention step (a backtest's store is in memory and thrown away)
+        self.retention_ = (retention_tick.Retention(project, self.history_, self.evaluations_)
+                           if retain else None)
         self.serving_ = serving.ServingStore(project.store)
         self.monitor_ = evaluate.ConceptMonitor(project, self.evaluations_)
         self.champion_: entities.ModelVersion | None = None
@@ -173,7 +176,7 @@ class Controller:
             outcome = self.act(decision) if self.trains() else None
         else:
             outcome = self.retry_unfinished(latest.fired)
-        swept = self.retention_.step()
+        swept = self.retention_.step() if self.retention_ is not None else None
         acted = bool(batches or repaired or evaluations or decision or outcome or rolled)
         return TickResult(
             acted, None, batches, evaluations, decision, outcome, repaired, rolled, swept)
@@ -479,7 +482,7 @@ def build_controller(
 ) -> Controller | online_tick.OnlineController:
     """The controller the pipeline needs: `online_tick.OnlineController` with an `online:`
     section (imported only then: it brings river), else `Controller` (`options` go to it:
-    holder, lease_ttl, executor)."""
+    holder, lease_ttl, executor, retain)."""
     if project.spec.online is not None:
         from driftloop.controller import online_tick
 
