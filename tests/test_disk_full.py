@@ -60,6 +60,32 @@ def fill(disk: Path) -> Path:
     return filler
 
 
+def predict_onto_a_full_disk(client: httpx.Client, record: dict[str, float],
+                             disk: Path) -> tuple[Path, float]:
+    """Fill `disk`, then send 400 predictions to a server whose log keeps at most 300 in
+    memory: every one is answered, `/readyz` stays ready but says the disk is full, the store
+    is shown unwritable. Returns the filler file and the unlogged count `/metrics` shows."""
+    filler = fill(disk)
+    answered = 0
+    for _ in range(40):
+        response = client.post("/v1/predict", json={"records": [record] * 10})
+        assert response.status_code == 200, response.text
+        answered += len(response.json()["predictions"])
+    assert answered == 400
+    for _ in range(200):  # the writer thread meets the full disk
+        ready = client.get("/readyz").json()
+        if ready["degraded"]:
+            break
+        time.sleep(0.05)
+    assert ready["ready"], "a loaded model keeps the server ready"
+    assert any("the disk is full" in line for line in ready["degraded"]), ready
+    metrics = client.get("/metrics").text
+    assert "driftloop_store_writable 0.0" in metrics
+    unlogged = next(float(line.split()[-1]) for line in metrics.splitlines()
+                    if line.startswith("driftloop_predictions_unlogged "))
+    return filler, unlogged
+
+
 def integrity(db: Path) -> str:
     engine = sa.create_engine(f"sqlite:///{db}")
     with engine.connect() as conn:
@@ -90,24 +116,7 @@ def test_predict_answers_on_a_full_disk_and_logging_resumes(
               "vicdemand": 0.4, "transfer": 0.4}
     with serve_in_thread(app) as url, httpx.Client(base_url=url, timeout=30) as client:
         assert client.post("/v1/predict", json={"records": [record] * 10}).status_code == 200
-        filler = fill(small_disk)
-        answered = 0
-        for _ in range(40):  # 400 predictions, the log keeps at most 300 in memory
-            response = client.post("/v1/predict", json={"records": [record] * 10})
-            assert response.status_code == 200, response.text
-            answered += len(response.json()["predictions"])
-        assert answered == 400
-        for _ in range(200):  # the writer thread meets the full disk
-            ready = client.get("/readyz").json()
-            if ready["degraded"]:
-                break
-            time.sleep(0.05)
-        assert ready["ready"], "a loaded model keeps the server ready"
-        assert any("the disk is full" in line for line in ready["degraded"]), ready
-        metrics = client.get("/metrics").text
-        assert "driftloop_store_writable 0.0" in metrics
-        unlogged = next(float(line.split()[-1]) for line in metrics.splitlines()
-                        if line.startswith("driftloop_predictions_unlogged "))
+        filler, unlogged = predict_onto_a_full_disk(client, record, small_disk)
         assert unlogged >= 100  # what did not fit in memory is counted, not hidden
         assert integrity(db) == "ok"
         filler.unlink()  # space is back: the waiting rows are written, by themselves

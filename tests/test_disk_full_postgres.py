@@ -19,7 +19,6 @@ import contextlib
 import pwd
 import subprocess
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,7 +27,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from conftest import PG_ADMIN_URL, require_service
-from test_disk_full import fill
+from test_disk_full import predict_onto_a_full_disk
 from uvicorn_thread import serving as serve_in_thread
 
 from driftloop.cli import project_commands as scaffold
@@ -117,24 +116,7 @@ def test_postgres_on_a_full_disk_keeps_predicting_and_resumes(
     with serve_in_thread(app) as served, httpx.Client(base_url=served, timeout=30) as client:
         assert client.post("/v1/predict", json={"records": [RECORD] * 10}).status_code == 200
         assert app.state.driftloop.log.flush(timeout=30)
-        filler = fill(disk)
-        answered = 0
-        for _ in range(40):  # 400 predictions, the log keeps at most 300 in memory
-            response = client.post("/v1/predict", json={"records": [RECORD] * 10})
-            assert response.status_code == 200, response.text
-            answered += len(response.json()["predictions"])
-        assert answered == 400
-        for _ in range(200):  # the writer thread meets the full disk
-            ready = client.get("/readyz").json()
-            if ready["degraded"]:
-                break
-            time.sleep(0.05)
-        assert ready["ready"], "a loaded model keeps the server ready"
-        assert any("the disk is full" in line for line in ready["degraded"]), ready
-        metrics = client.get("/metrics").text
-        assert "driftloop_store_writable 0.0" in metrics
-        unlogged = next(float(line.split()[-1]) for line in metrics.splitlines()
-                        if line.startswith("driftloop_predictions_unlogged "))
+        filler, unlogged = predict_onto_a_full_disk(client, RECORD, disk)
         # what did not fit in memory is counted, not hidden (the first rows may still find
         # room in a table's pages: the count at the end adds up either way)
         assert unlogged > 0 and app.state.driftloop.log.queued <= 300
