@@ -100,20 +100,12 @@ class RetentionSpec(_Spec):
                 f"time); got {value}. Write e.g. 1d or 36h")
         return value
 
-    @pydantic.field_validator("batches")
+    @pydantic.field_validator("batches", "history")
     @classmethod
-    def _no_share(cls, value: Amount) -> Amount:
+    def _no_share(cls, value: Amount, info: pydantic.ValidationInfo) -> Amount:
         if value.unit == "share":
             raise ValueError(
-                f"`batches` of retention is batches, rows or a duration; got {value}")
-        return value
-
-    @pydantic.field_validator("history")
-    @classmethod
-    def _history(cls, value: Amount) -> Amount:
-        if value.unit == "share":
-            raise ValueError(
-                f"`history` of retention is batches, rows or a duration; got {value}")
+                f"`{info.field_name}` of retention is batches, rows or a duration; got {value}")
         return value
 
     @pydantic.field_validator("quarantine")
