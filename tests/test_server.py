@@ -152,7 +152,7 @@ def test_predict_feedback_round_trip(
         reference = model_of(project, 1)
         expected = reference.predict_proba(pd.DataFrame(records)[FEATURES])
         for out, row in zip(body["predictions"], expected, strict=True):
-            assert uuid.UUID(out["id"]).version == 4
+            assert uuid.UUID(out["id"]).version == 7  # time-ordered (`server.prediction_ids`)
             assert [out["probabilities"]["0"], out["probabilities"]["1"]] == pytest.approx(row)
             assert out["prediction"] == int(reference.classes_[row.argmax()])
         single = client.post("/v1/predict", json={"record": RECORD}).json()["predictions"]

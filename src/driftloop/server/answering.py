@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import time
 import typing
-import uuid
 from typing import Any
 
 from fastapi import HTTPException
 
-from driftloop.server import explained, live_models, scoring, shadow, state
+from driftloop.server import explained, live_models, prediction_ids, scoring, shadow, state
 from driftloop.store import serving
 
 
@@ -41,13 +40,14 @@ def answer(
             answers[index] = (used, out)
     contributions = _explain(server, groups, data, len(rows)) if explain else None
     logged = [
-        serving.Prediction(str(uuid.uuid4()), name, used.alias, used.number, key, row,
-                           out.prediction, out.probabilities, at)
-        for row, (used, out) in zip(rows, typing.cast(list[Any], answers), strict=True)
+        serving.Prediction(id_, name, used.alias, used.number, key, row, out.prediction,
+                           out.probabilities, at)
+        for id_, row, (used, out) in zip(prediction_ids.new_ids(at, len(rows)), rows,
+                                         typing.cast(list[Any], answers), strict=True)
     ]
     server.log.submit(logged)  # never refuses: what it cannot keep is counted (readyz)
     for live, indices in groups:
-        server.metrics.predictions.labels(pipeline=name, alias=live.alias).inc(len(indices))
+        server.metrics.predicted(name, live.alias).inc(len(indices))
     if server.shadow.active:
         server.shadow.submit(shadow.Job(data, [p.id for p in logged], key, at))
     predictions = [{"id": p.id, "prediction": p.prediction, "probabilities": p.probabilities,

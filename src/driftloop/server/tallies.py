@@ -25,7 +25,7 @@ import os
 import socket
 import threading
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from driftloop.store import serving_stats
 
@@ -47,10 +47,15 @@ class Tally:
         self.counts_: dict[Key, tuple[int, int, dict[int, int]]] = {}
         self.dirty_ = False
         self.lock_ = threading.Lock()
+        self.minute_: tuple[datetime, datetime] | None = None  # the newest seen: start, end
 
     def observe(self, at: datetime, alias: str, version: int, ms: float, *, error: bool) -> None:
         """Count one request answered (or failed) by `alias` serving `version`."""
-        key = (serving_stats.minute_of(at), alias, version)
+        span = self.minute_
+        if span is None or not span[0] <= at < span[1]:  # a tenth of `minute_of`'s cost
+            start = serving_stats.minute_of(at)
+            span = self.minute_ = (start, start + timedelta(minutes=1))
+        key = (span[0], alias, version)
         index = serving_stats.bucket(ms)
         with self.lock_:
             requests, errors, latency = self.counts_.get(key, (0, 0, {}))

@@ -6,7 +6,8 @@ never waits for another process's write lock), `sqlite://` (in memory, one share
 connection) and `postgresql://...` (psycopg 3).
 `transaction(engine, write=...)` is one transaction; on SQLite a writing one starts with
 `BEGIN IMMEDIATE`, so two writers queue on the busy timeout instead of failing when a read
-lock cannot be upgraded. `bulk_insert` is the fast path for many rows (metric points).
+lock cannot be upgraded. `bulk_insert` is the fast path for many rows (metric points, the
+prediction log).
 """
 
 from __future__ import annotations
@@ -112,20 +113,30 @@ def transaction(engine: sa.Engine, *, write: bool) -> Iterator[sa.Connection]:
             yield connection
 
 
+SQLITE_CHUNK_VALUES = 999
+"""Values per multi-row INSERT on SQLite (its oldest limit of bound parameters a statement)."""
+
+
 def bulk_insert(
     conn: sa.Connection, table: sa.Table, columns: Sequence[str], rows: Iterable[tuple[Any, ...]],
-    constants: dict[str, Any],
+    constants: dict[str, Any], *, skip_conflicts_on: str | None = None,
 ) -> None:
     """INSERT `rows` (values of `columns`) plus `constants` (the same in every row) through the
-    driver's executemany.
+    driver; with `skip_conflicts_on` (a unique column), rows whose value there is already
+    stored are skipped (``ON CONFLICT DO NOTHING``).
 
     Core's executemany converts every value of every row through its column type; here the
     constants are converted once and per-row values only where their type needs it (plain
     strings and numbers do not), which makes bulk metric logging several times faster.
+
+    On SQLite the rows go as multi-row INSERTs (`SQLITE_CHUNK_VALUES` values each): the
+    driver's executemany runs the statement once per row and lets go of the GIL around each
+    run, and in a busy server (the prediction log's writer beside the request thread) each
+    hand-over of the GIL cost about as much CPU as the row's insert (measured: 33 against
+    23 µs a row).
     """
     dialect = conn.dialect
     names = [*columns, *constants]
-    compiled = sa.insert(table).compile(dialect=dialect, column_keys=names)
     bound = tuple(
         _converter(table, name, dialect)(value) for name, value in constants.items())
     converters = [(i, _converter(table, name, dialect)) for i, name in enumerate(columns)]
@@ -138,6 +149,13 @@ def bulk_insert(
                 values[i] = convert(values[i])
             row = tuple(values)
         params.append(tuple(row) + bound)
+    if dialect.name == "sqlite":
+        _sqlite_insert(conn, table, names, params, skip_conflicts_on)
+        return
+    statement = insert(dialect.name, table)
+    if skip_conflicts_on is not None:
+        statement = statement.on_conflict_do_nothing(index_elements=[skip_conflicts_on])
+    compiled = statement.compile(dialect=dialect, column_keys=names)
     if compiled.positional:
         order = [names.index(name) for name in compiled.positiontup or ()]
         pick = operator.itemgetter(*order)
@@ -145,6 +163,23 @@ def bulk_insert(
     else:
         driver = [dict(zip(names, values, strict=True)) for values in params]
     conn.exec_driver_sql(compiled.string, driver)
+
+
+def _sqlite_insert(
+    conn: sa.Connection, table: sa.Table, names: list[str], params: list[tuple[Any, ...]],
+    skip_conflicts_on: str | None,
+) -> None:
+    """`params` (values of `names`) as multi-row INSERTs on SQLite."""
+    quote = conn.dialect.identifier_preparer.quote
+    head = f"INSERT INTO {quote(table.name)} ({', '.join(map(quote, names))}) VALUES "
+    group = "(" + ", ".join("?" * len(names)) + ")"
+    tail = ("" if skip_conflicts_on is None
+            else f" ON CONFLICT ({quote(skip_conflicts_on)}) DO NOTHING")
+    step = max(1, SQLITE_CHUNK_VALUES // len(names))
+    for start in range(0, len(params), step):
+        chunk = params[start:start + step]
+        conn.exec_driver_sql(head + ", ".join([group] * len(chunk)) + tail,
+                             tuple(value for values in chunk for value in values))
 
 
 def _same(value: Any) -> Any:

@@ -41,9 +41,11 @@ import sqlalchemy as sa
 
 from driftloop.core import clock as clocks
 from driftloop.core import errors, types
-from driftloop.store import _rows, metadata, serving_tables, tables
+from driftloop.store import _engine, _rows, metadata, serving_tables, tables
 
 S = serving_tables
+PREDICTION_COLUMNS = ("id", "pipeline_id", "alias", "version", "key", "features", "prediction",
+                      "probabilities", "at")
 ROLES = ("predict", "feedback", "admin", "view", "ingest")
 """Token roles; ``view`` opens the dashboard (`driftloop.ui`), ``ingest`` posts batches."""
 
@@ -166,11 +168,12 @@ class ServingStore:
             with self._read() as conn:
                 for name in names:
                     self._pid(conn, name)
-        # built before the transaction: it holds the write lock for the insert alone
-        values = [_prediction_values(row, self.pipeline_ids_[row.pipeline]) for row in rows]
-        statement = self._insert(S.predictions).on_conflict_do_nothing(index_elements=["id"])
         with self._write() as conn:
-            conn.execute(statement, values)
+            _engine.bulk_insert(
+                conn, S.predictions, PREDICTION_COLUMNS,
+                [(row.id, self.pipeline_ids_[row.pipeline], row.alias, int(row.version), row.key,
+                  row.features, row.prediction, row.probabilities, row.at) for row in rows],
+                {}, skip_conflicts_on="id")
         return len(rows)
 
     def get_prediction(self, prediction_id: str) -> Prediction:
@@ -346,14 +349,6 @@ def _with_pipeline() -> sa.Select[Any]:
     p = S.predictions
     return sa.select(p, tables.pipelines.c.name.label("pipeline")).join(
         tables.pipelines, tables.pipelines.c.id == p.c.pipeline_id)
-
-
-def _prediction_values(row: Prediction, pid: int) -> dict[str, Any]:
-    return {
-        "id": row.id, "pipeline_id": pid, "alias": row.alias, "version": int(row.version),
-        "key": row.key, "features": row.features, "prediction": row.prediction,
-        "probabilities": row.probabilities, "at": row.at,
-    }
 
 
 def _prediction(row: Any) -> Prediction:

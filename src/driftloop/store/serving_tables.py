@@ -6,8 +6,9 @@ revisions `0002_serving` and `0003_serving_stats` create them. `store.serving.Se
 queries them; the server (`driftloop.server`) writes predictions and feedback through it,
 `driftloop tokens` the tokens; `store.serving_stats` reads and writes the stats.
 
-Prediction ids are uuid4 text chosen by the server (they are handed to the client before the
-row is written). A prediction keeps which alias and which model version answered, so shadow,
+Prediction ids are UUID text chosen by the server (they are handed to the client before the
+row is written); the server's are time-ordered (version 7), so the primary key's index grows
+at its end. A prediction keeps which alias and which model version answered, so shadow,
 canary and A/B traffic can later be told apart and compared on the same labels.
 """
 
