@@ -114,7 +114,7 @@ def transaction(engine: sa.Engine, *, write: bool) -> Iterator[sa.Connection]:
 
 
 SQLITE_CHUNK_VALUES = 999
-"""Values per multi-row INSERT on SQLite (its oldest limit of bound parameters a statement)."""
+"""Values per multi-row INSERT on SQLite (its limit of a statement's parameters before 3.32)."""
 
 
 def bulk_insert(
@@ -172,7 +172,7 @@ def _sqlite_insert(
     """`params` (values of `names`) as multi-row INSERTs on SQLite."""
     quote = conn.dialect.identifier_preparer.quote
     head = f"INSERT INTO {quote(table.name)} ({', '.join(map(quote, names))}) VALUES "
-    group = "(" + ", ".join("?" * len(names)) + ")"
+    group = "(" + ", ".join(["?"] * len(names)) + ")"
     tail = ("" if skip_conflicts_on is None
             else f" ON CONFLICT ({quote(skip_conflicts_on)}) DO NOTHING")
     step = max(1, SQLITE_CHUNK_VALUES // len(names))

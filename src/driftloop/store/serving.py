@@ -44,8 +44,8 @@ from driftloop.core import errors, types
 from driftloop.store import _engine, _rows, metadata, serving_tables, tables
 
 S = serving_tables
-PREDICTION_COLUMNS = ("id", "pipeline_id", "alias", "version", "key", "features", "prediction",
-                      "probabilities", "at")
+_PREDICTION_COLUMNS = ("id", "pipeline_id", "alias", "version", "key", "features", "prediction",
+                       "probabilities", "at")
 ROLES = ("predict", "feedback", "admin", "view", "ingest")
 """Token roles; ``view`` opens the dashboard (`driftloop.ui`), ``ingest`` posts batches."""
 
@@ -168,12 +168,12 @@ class ServingStore:
             with self._read() as conn:
                 for name in names:
                     self._pid(conn, name)
+        # built before the transaction: it holds the write lock for the insert alone
+        values = [(row.id, self.pipeline_ids_[row.pipeline], row.alias, int(row.version), row.key,
+                   row.features, row.prediction, row.probabilities, row.at) for row in rows]
         with self._write() as conn:
-            _engine.bulk_insert(
-                conn, S.predictions, PREDICTION_COLUMNS,
-                [(row.id, self.pipeline_ids_[row.pipeline], row.alias, int(row.version), row.key,
-                  row.features, row.prediction, row.probabilities, row.at) for row in rows],
-                {}, skip_conflicts_on="id")
+            _engine.bulk_insert(conn, S.predictions, _PREDICTION_COLUMNS, values, {},
+                                skip_conflicts_on="id")
         return len(rows)
 
     def get_prediction(self, prediction_id: str) -> Prediction:
