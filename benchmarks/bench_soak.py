@@ -124,7 +124,7 @@ def main(args: argparse.Namespace) -> None:
     clock = clocks.FakeClock(START)
     db = root / "soak.db"
     store = metadata.MetadataStore.open(f"sqlite:///{db}", clock=clock)
-    store.ensure_pipeline(spec.name, spec.model_dump(mode="json"))
+    store.pipelines.ensure(spec.name, spec.model_dump(mode="json"))
     project = projects.Project(spec=spec, base_dir=root, store=store,
                                artifacts=artifacts.ArtifactStore(str(root / "artifacts")),
                                source=replay.ReplaySource(data, "t", ends, clock), clock=clock)

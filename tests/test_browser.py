@@ -87,9 +87,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, s
     spec = folder / "driftloop.yaml"
     spec.write_text(spec.read_text() + "\nrollout:\n  strategy: canary\n  share: 0.5\n")
     opened = projects.open_project(spec)
-    champion = opened.store.get_alias(opened.name, "champion")
+    champion = opened.store.aliases.get(opened.name, "champion")
     assert champion is not None
-    opened.store.set_alias(opened.name, "canary", 1, actor="test", reason="canary of v1",
+    opened.store.aliases.set(opened.name, "canary", 1, actor="test", reason="canary of v1",
                            action="rollout")
     opened.close()
     secret = view_token(folder, ("view", "predict"))

@@ -185,7 +185,7 @@ class Replay:
             source=replay.ReplaySource(frame, timestamp, ends, self.clock),
             clock=self.clock,
         )
-        self.store.ensure_pipeline(spec.name, spec.model_dump(mode="json"))
+        self.store.pipelines.ensure(spec.name, spec.model_dump(mode="json"))
         self.controller = tick.build_controller(  # no retention: this store is thrown away
             project, holder=f"backtest:{name}", executor=executor or executors.InlineExecutor(),
             retain=False)
@@ -208,7 +208,7 @@ class Replay:
         store, spec = self.store, self.spec
         if isinstance(self.controller, online_tick.OnlineController):
             self.controller.finish()  # the last snapshot: its learning CPU counts too
-        runs = store.list_runs(spec.name, status="succeeded")
+        runs = store.runs.list(spec.name, status="succeeded")
         evaluations = self.evaluations
         scored = [(e.value, e.rows) for e in evaluations if e.value is not None]
         rows = sum(n for _, n in scored)
@@ -218,7 +218,7 @@ class Replay:
             if e.value is not None and e.estimated_value is not None and e.metric == "accuracy"
         ]
         score = sum(value * n for value, n in scored) / rows if rows else float("nan")
-        promotions = len(store.alias_history(spec.name, "champion"))
+        promotions = len(store.aliases.history(spec.name, "champion"))
         store.close()
         return PolicyResult(
             policy=self.name,

@@ -64,7 +64,7 @@ class History:
     def refresh(self) -> None:
         """Take in the records of the batches accepted since the last call (not their rows)."""
         after = self.ids_[-1] if self.ids_ else 0
-        for batch in self.project.store.list_batches(
+        for batch in self.project.store.batches.list(
             self.project.name, status="accepted", after_id=after
         ):
             self.batches_.append(batch)

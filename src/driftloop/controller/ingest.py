@@ -19,8 +19,9 @@ One call is one poll, and a stream source ends its poll after `max_batches` batc
 100; see `data.sources.events`), so a tick under a steady stream of events still ends and
 hands on to evaluate, decide and train; the next tick takes what was left on the server. After
 a call that recorded a batch of stream messages, the ids of old batches that can no longer
-come again are pruned (`MetadataStore.prune_messages`; the rule is in `store._messages`): once
-per call, after the poll, so whatever was left pending before has been delivered again first.
+come again are pruned (`MetadataStore.batches.prune_messages`; the rule is in
+`store._messages`): once per call, after the poll, so whatever was left pending before has
+been delivered again first.
 
 Uploads (`POST /v1/batches`, `server.ingest_api`) wait in the store until the lease holder
 records them (`ingest_uploads`, after the source's poll; the server does it itself when it can
@@ -70,20 +71,20 @@ def ingest(
     store, name, source = project.store, project.name, project.source
     recorded, with_messages = [], False
     schemas_ = Schemas(project, known)
-    cursor = store.get_cursor(name, source.key)
+    cursor = store.batches.get_cursor(name, source.key)
     for raw in source.poll(cursor):
-        fresh = raw.without(store.recorded_messages(name, source.key, raw.messages))
-        if fresh is not None and store.find_batch(name, fresh.fingerprint) is None:
+        fresh = raw.without(store.batches.recorded_messages(name, source.key, raw.messages))
+        if fresh is not None and store.batches.find(name, fresh.fingerprint) is None:
             recorded.append(record_batch(project, fresh, on_accepted, schemas_))
             with_messages = with_messages or bool(fresh.messages)
-        store.set_cursor(name, source.key, raw.cursor)
+        store.batches.set_cursor(name, source.key, raw.cursor)
         cursor = raw.cursor
         source.acknowledge(raw)
     settled = source.settled()
     if settled is not None and settled != cursor:
-        store.set_cursor(name, source.key, settled)
+        store.batches.set_cursor(name, source.key, settled)
     if with_messages:  # only stream sources record message ids
-        store.prune_messages(name)
+        store.batches.prune_messages(name)
     for _, batch, new in ingest_uploads(project, on_accepted, schemas_):
         if new:
             recorded.append(batch)
@@ -118,7 +119,7 @@ def record_upload(
     done; `frame` is its body already read, if the caller has it."""
     from driftloop.data import bodies
 
-    batch = project.store.find_batch(project.name, upload.sha256)
+    batch = project.store.batches.find(project.name, upload.sha256)
     new = batch is None
     if batch is None:
         data = upload.data or b""
@@ -160,7 +161,7 @@ class Schemas:
         if self.schema_ is None:
             from driftloop.validation import schema as schemas
 
-            stored = self.project.store.get_pipeline(self.project.name).schema
+            stored = self.project.store.pipelines.get(self.project.name).schema
             self.schema_ = None if stored is None else schemas.Schema.from_json(stored)
         return self.schema_
 
@@ -169,7 +170,7 @@ class Schemas:
         from driftloop.validation import schema as schemas
 
 
-        stored = self.project.store.set_schema(self.project.name, schema.to_json()).schema
+        stored = self.project.store.pipelines.set_schema(self.project.name, schema.to_json()).schema
         self.schema_ = schemas.Schema.from_json(stored or {})
         return self.schema_
 
@@ -226,7 +227,7 @@ def store_batch(
 ) -> entities.Batch:
     """Record `raw` as `judged`: an accepted batch with its rows coerced to the schema, a
     quarantined one with its rows as read (for `requeue`). `requeued_from`: see
-    `MetadataStore.add_batch`."""
+    `MetadataStore.batches.add`."""
     from driftloop.data import frames
     from driftloop.validation import schema as schemas
 
@@ -239,7 +240,7 @@ def store_batch(
         stored: artifacts.Artifact | None = project.artifacts.put_frame(frame)
     else:
         stored = keep_as_read(project, raw)
-    batch, _ = project.store.add_batch(
+    batch, _ = project.store.batches.add(
         project.name,
         source_uri=raw.source_uri,
         fingerprint=raw.fingerprint,
@@ -365,9 +366,9 @@ def _text_findings(
     assert spec is not None  # the caller checked
     columns = {c: frame[c].tolist() for c in spec.columns if c in frame.columns}
     store, name = project.store, project.name
-    reference = store.get_cursor(name, TEXT_REFERENCE)
+    reference = store.batches.get_cursor(name, TEXT_REFERENCE)
     if reference is None:
-        store.set_cursor(name, TEXT_REFERENCE, text_checks.profiles(columns, spec))
+        store.batches.set_cursor(name, TEXT_REFERENCE, text_checks.profiles(columns, spec))
     signals = text_checks.text_signals(columns, spec, reference)
     if not signals:
         return findings

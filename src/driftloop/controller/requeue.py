@@ -44,13 +44,13 @@ def select(
     `NotFoundError` for an id that is not a batch of the pipeline, `ConflictError` for one
     that is not quarantined."""
     store, name = project.store, project.name
-    quarantined = store.list_batches(name, status="quarantined")
+    quarantined = store.batches.list(name, status="quarantined")
     chosen = quarantined
     if ids:
         by_id = {batch.id: batch for batch in quarantined}
         for batch_id in ids:
             if batch_id not in by_id:
-                batch = store.get_batch(batch_id)  # NotFoundError if there is none
+                batch = store.batches.get(batch_id)  # NotFoundError if there is none
                 if batch.pipeline != name:
                     raise errors.NotFoundError(
                         f"batch {batch_id} is not a batch of pipeline {name!r}", batch=batch_id
@@ -98,8 +98,8 @@ def requeue(
         if judged.accepted:
             accepted[batch.id] = ingest.store_batch(project, raw, judged, requeued_from=batch.id)
         else:
-            refused.append(store.requarantine(batch.id, judged.findings.reasons, key))
-    store.audit(actor, "batches.requeue", project.name, {
+            refused.append(store.batches.requarantine(batch.id, judged.findings.reasons, key))
+    store.audit.add(actor, "batches.requeue", project.name, {
         "batches": [batch.id for batch in batches],
         "accepted": {str(old): new.id for old, new in accepted.items()},
         "quarantined": [batch.id for batch in refused],

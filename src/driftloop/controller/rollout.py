@@ -74,21 +74,21 @@ def start_rollout(
     do: `version` is the champion, or it is (or was) under test already, or it waits for a
     deployment window (`readiness.must_wait`)."""
     spec, store, name = project.spec.rollout, project.store, project.name
-    champion = store.get_alias(name, "champion")
+    champion = store.aliases.get(name, "champion")
     if champion == version:
         return None
     alias = spec.test_alias
     if alias is not None and champion is not None and any(
-        move.version == version for move in store.alias_history(name, alias)
+        move.version == version for move in store.aliases.history(name, alias)
     ):
         return None  # tested before (promoted or rolled back): a decision was made
     if champion is not None and readiness.must_wait(project, version, alias or "champion"):
         return None
     if alias is None or champion is None:
-        return store.set_alias(
+        return store.aliases.set(
             name, "champion", version, actor=actor, reason=reason or "promoted", action="promote"
         )
-    return store.set_alias(
+    return store.aliases.set(
         name,
         alias,
         version,
@@ -110,7 +110,7 @@ def evaluate_rollout(
     alias = spec.test_alias
     if alias is None:
         return None
-    aliases = store.aliases(name)
+    aliases = store.aliases.all(name)
     version, champion = aliases.get(alias), aliases.get("champion")
     if version is None:
         return None
@@ -189,15 +189,15 @@ def _conclude(
     actor: str,
 ) -> entities.Decision:
     store, name = project.store, project.name
-    decision = store.add_decision(
+    decision = store.decisions.add(
         name,
         kind="rollout",
         fired=outcome != "wait",
         evidence={**evidence, "outcome": outcome, "reason": why},
     )
     if outcome == "promote":
-        if store.get_alias(name, "champion") != version:
-            store.set_alias(
+        if store.aliases.get(name, "champion") != version:
+            store.aliases.set(
                 name,
                 "champion",
                 version,
@@ -205,7 +205,7 @@ def _conclude(
                 action="promote",
                 reason=f"{alias} v{version} passed its live test: {why}",
             )
-        store.set_alias(
+        store.aliases.set(
             name,
             alias,
             None,
@@ -214,7 +214,7 @@ def _conclude(
             reason=f"v{version} promoted to champion",
         )
     elif outcome == "rollback":
-        store.set_alias(
+        store.aliases.set(
             name,
             alias,
             None,
@@ -227,14 +227,14 @@ def _conclude(
 
 def _started(store: Any, name: str, alias: str, version: int) -> datetime:
     """When `alias` last moved to `version` (the start of its live test)."""
-    moves = [m for m in store.alias_history(name, alias) if m.version == version]
+    moves = [m for m in store.aliases.history(name, alias) if m.version == version]
     at: datetime = moves[-1].at if moves else store.clock.now()
     return at
 
 
 def _same_wait(store: Any, name: str, evidence: dict[str, Any]) -> bool:
     """True if the newest rollout decision is a wait on the same version with the same counts."""
-    last = store.list_decisions(name, kind="rollout", limit=1)
+    last = store.decisions.list(name, kind="rollout", limit=1)
     if not last or last[0].evidence.get("outcome") != "wait":
         return False
     before = last[0].evidence
