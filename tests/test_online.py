@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 from river import tree
 
-from driftloop.controller import backtest, online_session
+from driftloop.controller import backtest, online_session, policy_replay
 from driftloop.controller import project as projects
 from driftloop.core import clock as clocks
 from driftloop.core import config, errors
@@ -209,14 +209,14 @@ def elec2_days(days: int) -> pd.DataFrame:
 
 
 def online_policy(frame: pd.DataFrame, overrides: dict[str, Any], tmp_path: Path
-                  ) -> backtest.PolicyResult:
+                  ) -> policy_replay.PolicyResult:
     spec = config.PipelineSpec.model_validate({
         "name": "elec", "source": {"path": "x"}, "target": "class", "timestamp": "time",
         "trainer": {"function": "driftloop.train.models:hist_gradient_boosting"},
     })
     spec = backtest.policy_spec(spec, {"online": overrides})
     ends = backtest.batch_ends(frame, "time", timedelta(days=1), timedelta(days=30))
-    return backtest.replay_policy(frame, spec, "online", ends, tmp_path)
+    return policy_replay.replay_policy(frame, spec, "online", ends, tmp_path)
 
 
 def test_online_backtest_is_deterministic(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from driftloop.cli import calibrate
 from driftloop.cli import project_commands as scaffold
-from driftloop.controller import backtest
+from driftloop.controller import backtest, policy_replay
 from driftloop.core import config
 from driftloop.core.amount import Amount
 
@@ -62,7 +62,7 @@ def test_auto_window_stores_candidates_and_the_winner(tmp_path: Path) -> None:
         "triggers": [{"kind": "volume", "every": "19 batches"}],
         "gate": {"enabled": True, "require": "not_worse", "holdout": "1 batch"}})
     ends = backtest.batch_ends(frame, "time", timedelta(hours=1), timedelta(hours=1))
-    replay = backtest.Replay(frame, spec, "auto", ends, tmp_path)
+    replay = policy_replay.Replay(frame, spec, "auto", ends, tmp_path)
     for end in ends:
         replay.step(end)
     store = replay.store
@@ -90,7 +90,7 @@ def test_auto_window_goes_to_all_data_on_a_stable_stream(tmp_path: Path) -> None
     spec = backtest.policy_spec(_spec(window="auto"), {
         "triggers": [{"kind": "volume", "every": "39 batches"}]})
     ends = backtest.batch_ends(frame, "time", timedelta(hours=1), timedelta(hours=1))
-    replay = backtest.Replay(frame, spec, "auto", ends, tmp_path)
+    replay = policy_replay.Replay(frame, spec, "auto", ends, tmp_path)
     for end in ends:
         replay.step(end)
     _, run = replay.store.runs.list("w", status="succeeded")
@@ -100,9 +100,9 @@ def test_auto_window_goes_to_all_data_on_a_stable_stream(tmp_path: Path) -> None
 
 
 def _replayed(frame: pd.DataFrame, spec: config.PipelineSpec, tmp_path: Path,
-              warmup: int = 1) -> backtest.Replay:
+              warmup: int = 1) -> policy_replay.Replay:
     ends = backtest.batch_ends(frame, "time", timedelta(hours=1), timedelta(hours=warmup))
-    replay = backtest.Replay(frame, spec, "p", ends, tmp_path)
+    replay = policy_replay.Replay(frame, spec, "p", ends, tmp_path)
     for end in ends:
         replay.step(end)
     return replay

@@ -37,8 +37,7 @@ from driftloop.store import entities, metadata, skops_trust
 if TYPE_CHECKING:  # imported by open_project: they pull in pandas, which status does not need
     import pandas as pd
 
-    from driftloop.controller import backtest as backtests
-    from driftloop.controller import online_tick
+    from driftloop.controller import online_tick, policy_replay
     from driftloop.controller import tick as ticks
     from driftloop.data.sources import base as sources
     from driftloop.store import artifacts as artifact_store
@@ -190,7 +189,7 @@ class Project:
         every: timedelta | str = timedelta(days=1),
         warmup: timedelta | str = timedelta(days=30),
         workers: int = 1,
-    ) -> list[backtests.PolicyResult]:
+    ) -> list[policy_replay.PolicyResult]:
         """Replay `frame` through the tick on a simulated clock, for the baselines and each
         named policy (spec overrides, e.g. ``{"weekly": {"triggers": [...]}}``).
 
