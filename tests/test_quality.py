@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from driftloop.controller import ingest, tick
+from driftloop.controller import ingest, kept_rows, tick
 from driftloop.controller import project as projects
 from driftloop.core import clock as clocks
 from driftloop.core import config, errors
@@ -96,7 +96,7 @@ def test_quarantined_rows_are_kept_as_read_for_a_requeue(tmp_path: Path) -> None
     assert (first.status, bad.status) == ("accepted", "quarantined")
     assert bad.reasons == {"x": [
         "x: 1 value above the allowed maximum 1 (max seen 1, validation.bounds): row 80"]}
-    kept: Any = ingest.read_as_read(project, bad)
+    kept: Any = kept_rows.read_as_read(project, bad)
     rows, names = kept
     assert len(rows) == ROWS and rows["x"].iloc[-1] == 1.02 and rows.attrs == {}
     assert rows["note"].tolist()[:2] == ["a", "1"]  # a mixed column is kept as text

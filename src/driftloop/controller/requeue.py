@@ -1,7 +1,7 @@
 """`requeue`: validate quarantined batches again under the current spec.
 
 A batch quarantined because of a spec mistake (``target: Class`` where the data says
-``class``) is not lost: ingest keeps its rows as the source read them (`ingest.keep_as_read`).
+``class``) is not lost: ingest keeps its rows as the source read them (`kept_rows.keep_as_read`).
 Once the spec is fixed, `driftloop batches requeue` reads them back and judges them exactly as
 ingest judges a new batch. One that passes becomes a new accepted batch (a new, higher id, so
 the tick's `History` and the policy's "new batches" see it like any batch that just arrived;
@@ -18,7 +18,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from driftloop.controller import ingest
+from driftloop.controller import ingest, kept_rows
 from driftloop.controller import project as projects
 from driftloop.core import errors
 from driftloop.data.sources import base as sources
@@ -80,7 +80,7 @@ def requeue(
     refused: list[entities.Batch] = []
     skipped: dict[int, str] = {}
     for batch in sorted(batches, key=lambda b: b.id):
-        kept = ingest.read_as_read(project, batch)
+        kept = kept_rows.read_as_read(project, batch)
         if kept is None:
             why = "; ".join(r for reasons in batch.reasons.values() for r in reasons)
             skipped[batch.id] = f"its rows could not be read ({why}); nothing to validate"
