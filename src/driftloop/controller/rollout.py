@@ -33,22 +33,13 @@ between is repaired by the next tick (a test alias equal to the champion is clea
 
 from __future__ import annotations
 
-import math
 import uuid
-import warnings
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from driftloop.controller import live_scores, readiness
 from driftloop.controller import project as projects
-from driftloop.controller import readiness
 from driftloop.store import entities, serving
-
-if TYPE_CHECKING:  # numpy and scikit-learn are imported only while a rollout is judged
-    import numpy as np
-
-    from driftloop.gate import metrics
-
-    Array = np.ndarray[Any, Any]
 
 _SHADOW_NAMESPACE = uuid.UUID("5d3f0c1e-6a57-4b8e-9d0a-3c1f2e7b8a90")
 
@@ -314,10 +305,10 @@ def _live_metric(
         out["note"] = "no labelled predictions yet"
         return out
     try:
-        y_new = _labels(metric, tested_labels)
-        y_old = _labels(metric, [item.label for item in held])
-        new = _predictions(metric, tested_predictions)
-        old = _predictions(metric, [item.prediction for item in held])
+        y_new = live_scores.labels(metric, tested_labels)
+        y_old = live_scores.labels(metric, [item.label for item in held])
+        new = live_scores.predictions(metric, tested_predictions)
+        old = live_scores.predictions(metric, [item.prediction for item in held])
         new_score, old_score = metric.score(y_new, new), metric.score(y_old, old)
         resamples = spec.gate.bootstrap
         if out["paired"]:
@@ -325,8 +316,8 @@ def _live_metric(
         else:
             sign = 1.0 if metric.greater_is_better else -1.0
             diffs = sign * (
-                _bootstrap(metric, y_new, new, resamples, seed)
-                - _bootstrap(metric, y_old, old, resamples, seed + 1)
+                live_scores.bootstrap(metric, y_new, new, resamples, seed)
+                - live_scores.bootstrap(metric, y_old, old, resamples, seed + 1)
             )
     except (ValueError, TypeError, KeyError) as exc:  # e.g. probabilities missing
         out["note"] = f"cannot compute {metric.name}: {exc}"
@@ -340,59 +331,6 @@ def _live_metric(
     tail = (1.0 - project.spec.rollout.confidence) / 2.0
     low, high = (float(v) for v in np.nanquantile(diffs, [tail, 1.0 - tail]))
     out["ci_low"], out["ci_high"] = low, high
-    return out
-
-
-def _labels(metric: metrics.Metric, labels: list[Any]) -> Array:
-    """Labels as an array; as text for probability metrics (probability keys are text)."""
-    import numpy as np
-
-    return np.array([str(v) for v in labels] if metric.needs_proba else labels)
-
-
-def _predictions(metric: metrics.Metric, items: list[serving.Prediction]) -> metrics.Predictions:
-    import numpy as np
-
-    from driftloop.gate import metrics
-
-    if metric.needs_proba:
-        first = items[0].probabilities
-        if first is None:
-            raise ValueError("the model gives no probabilities")
-        classes = list(first)
-        values = np.array(
-            [[(p.probabilities or {})[c] for c in classes] for p in items], dtype=float
-        )
-        return metrics.Predictions(values, np.array(classes))
-    return metrics.Predictions(np.array([p.prediction for p in items]))
-
-
-def _bootstrap(
-    metric: metrics.Metric, y: Array, predictions: metrics.Predictions, resamples: int, seed: int
-) -> Array:
-    """The metric on `resamples` bootstrap resamples of one group's rows."""
-    import numpy as np
-    from sklearn.exceptions import UndefinedMetricWarning
-
-    from driftloop.gate import gate
-
-    out = np.empty(resamples)
-    done = 0
-    if metric.per_row:
-        rows = metric.rows(y, predictions)
-        for index in gate.resample_indices(len(y), resamples, seed):
-            out[done : done + len(index)] = metric.from_mean(rows[index].mean(axis=1))
-            done += len(index)
-        return out
-    for index in gate.resample_indices(len(y), resamples, seed):
-        for picked in index:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UndefinedMetricWarning)
-                try:
-                    out[done] = metric.score(y[picked], predictions.take(picked))
-                except ValueError:
-                    out[done] = math.nan
-            done += 1
     return out
 
 
