@@ -88,7 +88,7 @@ class Receiver:
 def open_project(folder: Path, url: str, clock: clocks.FakeClock) -> projects.Project:
     spec = config.parse_spec(SPEC.format(url=url))
     store = metadata.MetadataStore.open(f"sqlite:///{folder}/meta.db", clock=clock)
-    store.ensure_pipeline(spec.name, spec.model_dump(mode="json"))
+    store.pipelines.ensure(spec.name, spec.model_dump(mode="json"))
     return projects.Project(spec=spec, base_dir=folder, store=store,
                             artifacts=artifacts.ArtifactStore(str(folder / "artifacts")),
                             source=None, clock=clock)  # type: ignore[arg-type]
@@ -97,13 +97,13 @@ def open_project(folder: Path, url: str, clock: clocks.FakeClock) -> projects.Pr
 def record(store: metadata.MetadataStore, made: int) -> None:
     """One event: a quarantined batch, a new version, or a new version promoted."""
     if made % 3 == 0:
-        store.add_batch("bench", source_uri="b", fingerprint=f"f{made}", rows=1, start=None,
+        store.batches.add("bench", source_uri="b", fingerprint=f"f{made}", rows=1, start=None,
                         end=None, status="quarantined", reasons={"x": ["bad"]})
         return
-    version = store.add_model_version("bench", run_id=None, artifact_uri="m", sha256="0" * 64,
+    version = store.versions.add("bench", run_id=None, artifact_uri="m", sha256="0" * 64,
                                       metrics={})
     if made % 3 == 2:
-        store.set_alias("bench", "champion", version.version, actor="b", reason="bench")
+        store.aliases.set("bench", "champion", version.version, actor="b", reason="bench")
 
 
 def main() -> None:

@@ -83,7 +83,7 @@ def driftloop_repeat(
         })
         clock = clocks.SystemClock()
         store = metadata.MetadataStore.open(f"sqlite:///{Path(tmp) / 'meta.db'}", clock=clock)
-        store.ensure_pipeline("bench", spec.model_dump(mode="json"))
+        store.pipelines.ensure("bench", spec.model_dump(mode="json"))
         project = projects.Project(
             spec=spec, base_dir=Path(tmp), store=store,
             artifacts=artifacts.ArtifactStore(str(Path(tmp) / "artifacts")),
@@ -107,7 +107,7 @@ def driftloop_repeat(
             predictions.append(served)
             session.learn([online_session.Event(x, y, served)])
         seconds = time.perf_counter() - started
-        snapshots = len(store.list_model_versions("bench"))
+        snapshots = len(store.versions.list("bench"))
         store.close()
     return seconds, predictions, snapshots, snapshot_seconds[0]
 

@@ -36,7 +36,7 @@ from rich.console import Console
 from rich.table import Table
 
 from driftloop.cli import calibrate
-from driftloop.controller import backtest
+from driftloop.controller import backtest, policy_replay
 from driftloop.core import config
 
 DEFAULT = "driftloop default"
@@ -53,7 +53,7 @@ def default_spec(stream: policy_streams.Stream) -> config.PipelineSpec:
     return backtest.policy_spec(spec, {"trainer": trainer})
 
 
-def arf(stream: policy_streams.Stream, spec: config.PipelineSpec) -> backtest.PolicyResult:
+def arf(stream: policy_streams.Stream, spec: config.PipelineSpec) -> policy_replay.PolicyResult:
     """river's ARF (10 trees, seed 42) learning every row, each batch scored before it learns."""
     from river import forest
 
@@ -74,11 +74,11 @@ def arf(stream: policy_streams.Stream, spec: config.PipelineSpec) -> backtest.Po
         for i in range(begin, stop):
             model.learn_one(records[i], labels[i])
     cpu = time.process_time() - started
-    return backtest.PolicyResult(ARF, "accuracy", correct / rows, len(ends), 0, cpu,
+    return policy_replay.PolicyResult(ARF, "accuracy", correct / rows, len(ends), 0, cpu,
                                  time.perf_counter() - wall, ())
 
 
-def judge(results: list[backtest.PolicyResult]) -> dict[str, Any]:
+def judge(results: list[policy_replay.PolicyResult]) -> dict[str, Any]:
     """The default against the better every-batch row, the same-budget schedule and ARF."""
     found = {r.policy: r for r in results}
     every = max((r for r in results if r.policy.startswith("every-batch")), key=lambda r: r.score)
@@ -93,7 +93,7 @@ def judge(results: list[backtest.PolicyResult]) -> dict[str, Any]:
     }
 
 
-def run_stream(stream: policy_streams.Stream, workers: int) -> list[backtest.PolicyResult]:
+def run_stream(stream: policy_streams.Stream, workers: int) -> list[policy_replay.PolicyResult]:
     spec = default_spec(stream)
     base = Path(tempfile.mkdtemp(prefix=f"bench-policy-{stream.name}-"))
     scaffold = resources.files("driftloop.cli").joinpath("scaffold", "train.py")
@@ -107,7 +107,7 @@ def run_stream(stream: policy_streams.Stream, workers: int) -> list[backtest.Pol
     return [*results, arf(stream, spec)]
 
 
-def show(console: Console, stream: policy_streams.Stream, results: list[backtest.PolicyResult],
+def show(console: Console, stream: policy_streams.Stream, results: list[policy_replay.PolicyResult],
          verdict: dict[str, Any]) -> None:
     every = next(r for r in results if r.policy == verdict["reference"])
     table = Table(title=f"{stream.name}: {stream.note} ({len(stream.frame):,} rows)")

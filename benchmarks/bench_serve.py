@@ -325,8 +325,8 @@ def main(args: argparse.Namespace) -> None:
     project = projects.open_project(spec)
     controller = ticking.Controller(project)
     controller.tick()
-    project.store.release_lease(project.name, controller.holder)
-    version = project.store.get_model_version(project.name, 1)
+    project.store.leases.release(project.name, controller.holder)
+    version = project.store.versions.get(project.name, 1)
     model = project.artifacts.get_model(version.artifact_uri, version.sha256)
     secret = auth.create_token(serving.ServingStore(project.store), "bench", ["predict"],
                                actor="bench")[1]

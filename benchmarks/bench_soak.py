@@ -43,7 +43,7 @@ import pandas as pd
 import sqlalchemy as sa
 import uvicorn
 
-from driftloop.controller import backtest, tick
+from driftloop.controller import backtest, policy_replay, tick
 from driftloop.controller import project as projects
 from driftloop.core import clock as clocks
 from driftloop.core import config
@@ -124,7 +124,7 @@ def main(args: argparse.Namespace) -> None:
     clock = clocks.FakeClock(START)
     db = root / "soak.db"
     store = metadata.MetadataStore.open(f"sqlite:///{db}", clock=clock)
-    store.ensure_pipeline(spec.name, spec.model_dump(mode="json"))
+    store.pipelines.ensure(spec.name, spec.model_dump(mode="json"))
     project = projects.Project(spec=spec, base_dir=root, store=store,
                                artifacts=artifacts.ArtifactStore(str(root / "artifacts")),
                                source=replay.ReplaySource(data, "t", ends, clock), clock=clock)
@@ -241,7 +241,7 @@ def compare_backtest(project: projects.Project, sent: pd.DataFrame, root: Path) 
     ends = backtest.batch_ends(sent, "t", timedelta(hours=2), timedelta(hours=2))
     scores = []
     for name, frame in (("as sent", sent), ("from the archive", back)):
-        result = backtest.replay_policy(frame, spec, name, ends, root / name.replace(" ", "-"))
+        result = policy_replay.replay_policy(frame, spec, name, ends, root / name.replace(" ", "-"))
         scores.append(result.score)
         print(f"backtest on the first day {name}: {result.metric} {result.score:.6f}, "
               f"{result.trainings} trainings")

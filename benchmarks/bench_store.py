@@ -39,17 +39,17 @@ def driftloop_repeat(work: dict[str, int]) -> tuple[float, float]:
     with tempfile.TemporaryDirectory() as tmp:
         store = metadata.MetadataStore.open(f"sqlite:///{Path(tmp) / 'meta.db'}")
         try:
-            store.ensure_pipeline("bench", {"trainer": "sklearn"})
-            run = store.start_run("bench", trainer="sklearn", params={}, batch_ids=[])
+            store.pipelines.ensure("bench", {"trainer": "sklearn"})
+            run = store.runs.start("bench", trainer="sklearn", params={}, batch_ids=[])
             batches = peer_mlflow_store.build_batches(work)
             started = time.perf_counter()
             for batch in batches:
-                store.log_metrics(run.id, batch)
+                store.runs.log_metrics(run.id, batch)
             metric_seconds = time.perf_counter() - started
 
             started = time.perf_counter()
             for i in range(work["versions"]):
-                store.add_model_version(
+                store.versions.add(
                     "bench", run_id=run.id, artifact_uri=f"file://{tmp}/models/{i}",
                     sha256="0" * 64, metrics={"accuracy": 0.9})
             version_seconds = time.perf_counter() - started

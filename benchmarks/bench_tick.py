@@ -70,14 +70,14 @@ def build_project(folder: Path) -> None:
     driftloop_command("tick", cwd=folder)
     project = projects.open_project(spec)
     store, name = project.store, project.name
-    first = store.get_model_version(name, 1)
+    first = store.versions.get(name, 1)
     started = time.perf_counter()
     failed = {"passed": False, "reason": "challenger not better than the champion"}
     for _ in range(VERSIONS - 1):
-        newest = store.add_model_version(
+        newest = store.versions.add(
             name, run_id=first.run_id, artifact_uri=first.artifact_uri, sha256=first.sha256,
             metrics=first.metrics, profile_id=first.profile_id, gate_report=failed)
-    store.set_alias(name, "champion", newest.version, actor="bench", reason="bench history")
+    store.aliases.set(name, "champion", newest.version, actor="bench", reason="bench history")
     versions_s = time.perf_counter() - started
 
     started = time.perf_counter()

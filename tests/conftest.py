@@ -234,7 +234,7 @@ def stream_project(tmp_path: Any, source: Any, spec: str) -> Any:
         source=source,
         clock=clocks.SystemClock(),
     )
-    store.ensure_pipeline(project.name, project.spec.model_dump(mode="json"))
+    store.pipelines.ensure(project.name, project.spec.model_dump(mode="json"))
     return project
 
 
@@ -249,7 +249,7 @@ def replay_project(tmp_path: Any, spec: Any, data: Any, ends: Any) -> Any:
 
     clock = clocks.FakeClock(ends[0].to_pydatetime())
     store = metadata.MetadataStore.open("sqlite://", clock=clock)
-    store.ensure_pipeline(spec.name, spec.model_dump(mode="json"))
+    store.pipelines.ensure(spec.name, spec.model_dump(mode="json"))
     return projects.Project(spec=spec, base_dir=tmp_path, store=store,
                             artifacts=artifacts.ArtifactStore(str(tmp_path / "artifacts")),
                             source=replay.ReplaySource(data, "t", ends, clock), clock=clock)

@@ -40,12 +40,12 @@ def main() -> None:
     crash = os.environ.get("DRIFTLOOP_CRASH_AT")
     if crash:
         from driftloop.data.sources import nats_stream, redis_stream
-        from driftloop.store import metadata
+        from driftloop.store import _batches
 
         point, _, count = crash.partition(":")
         n = int(count)
         if point in ("record", "recorded"):
-            _die_on(metadata.MetadataStore, "add_batch", n, before=point == "record")
+            _die_on(_batches.Batches, "add", n, before=point == "record")
         elif point == "ack":
             for cls in (redis_stream.RedisSource, nats_stream.NatsSource):
                 _die_on(cls, "acknowledge", n, before=True)

@@ -24,7 +24,7 @@ import sqlite3, sys
 from driftloop.store import metadata
 url, path, version, hold = sys.argv[1:]
 store = metadata.MetadataStore(url)
-store.set_alias("p", "champion", int(version), actor="b", reason="moved by another process")
+store.aliases.set("p", "champion", int(version), actor="b", reason="moved by another process")
 store.close()
 if hold == "hold":  # then keep the write lock, as a writer that is always busy does
     lock = sqlite3.connect(path, isolation_level=None)
@@ -66,16 +66,16 @@ def store_file(tmp_path: Path) -> Iterator[tuple[Path, artifacts.ArtifactStore]]
     """A SQLite store with pipeline ``p``: v1 (champion) and v2, two different trees."""
     path = tmp_path / "store.db"
     store = MetadataStore.open(f"sqlite:///{path}")
-    store.ensure_pipeline("p", {})
+    store.pipelines.ensure("p", {})
     files = artifacts.ArtifactStore(str(tmp_path / "artifacts"))
     x = np.arange(40, dtype=float).reshape(-1, 1)
     for depth in (1, 2):
         tree = DecisionTreeClassifier(max_depth=depth, random_state=0).fit(x, x[:, 0] % 3 > 0)
         artifact = files.put_model(tree)
-        store.add_model_version(
+        store.versions.add(
             "p", run_id=None, artifact_uri=artifact.uri, sha256=artifact.sha256, metrics={}
         )
-    store.set_alias("p", "champion", 1, actor="a", reason="first")
+    store.aliases.set("p", "champion", 1, actor="a", reason="first")
     store.close()
     yield path, files
 

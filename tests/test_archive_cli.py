@@ -81,7 +81,7 @@ def test_gc_deletes_archives_past_their_retention(folder: Path) -> None:
     assert records and all(Path(r.uri.removeprefix("file://")).exists() for r in records)
     result = runner.invoke(app, ["gc"])
     assert "no archived file older than 400 days" in result.output
-    with project.store._write() as conn:  # as if they were written 500 days ago
+    with project.store.db.write() as conn:  # as if they were written 500 days ago
         conn.execute(sa.update(tables.archives).values(
             created_at=datetime.now(UTC) - timedelta(days=500)))
     result = runner.invoke(app, ["gc"])
@@ -92,6 +92,6 @@ def test_gc_deletes_archives_past_their_retention(folder: Path) -> None:
     assert not any(Path(r.uri.removeprefix("file://")).exists() for r in records)
     assert files.files_of(project.name) == []
     assert len(files.files_of(project.name, deleted=True)) == len(records)  # still recorded
-    (audit,) = project.store.list_audit(action="archives.gc")
+    (audit,) = project.store.audit.list(action="archives.gc")
     assert audit.actor == "ops" and len(audit.details["files"]) == len(records)
     project.close()

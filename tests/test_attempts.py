@@ -36,7 +36,7 @@ def test_a_fixed_trainer_trains_again_after_the_loop_gave_up(tmp_path: Path) -> 
     controller = tick.Controller(project)
     for _ in range(attempts.MAX_ATTEMPTS + 1):
         controller.tick()
-    runs = project.store.list_runs(project.name)
+    runs = project.store.runs.list(project.name)
     assert [run.status for run in runs] == ["failed"] * attempts.MAX_ATTEMPTS
     gave_up = attempts.latest_give_up(project.store, project.name, trainer_of(project))
     assert gave_up is not None and gave_up.failures == attempts.MAX_ATTEMPTS
@@ -48,8 +48,8 @@ def test_a_fixed_trainer_trains_again_after_the_loop_gave_up(tmp_path: Path) -> 
     assert attempts.latest_give_up(project.store, project.name, trainer_of(project)) is None
     result = controller.tick()
     assert result.outcome is not None and result.outcome.version is not None
-    assert project.store.get_alias(project.name, "champion") == 1
-    assert len(project.store.list_decisions(project.name, kind="retrain")) == 1
+    assert project.store.aliases.get(project.name, "champion") == 1
+    assert len(project.store.decisions.list(project.name, kind="retrain")) == 1
 
 
 def test_a_changed_trainer_section_is_a_new_trainer(tmp_path: Path) -> None:
@@ -80,7 +80,7 @@ def test_killed_trainings_are_not_failed_attempts(
         result.repaired
     )
     assert result.outcome is not None and result.outcome.version is not None
-    statuses = [run.status for run in project.store.list_runs(project.name)]
+    statuses = [run.status for run in project.store.runs.list(project.name)]
     assert statuses == ["interrupted"] * attempts.MAX_ATTEMPTS + ["succeeded"]
 
 

@@ -28,7 +28,7 @@ from test_regions import regional
 from test_server import RECORD, Server, bearer
 from uvicorn_thread import serving as serving_app
 
-from driftloop.controller import backtest, rollout
+from driftloop.controller import policy_replay, rollout
 from driftloop.controller import project as projects
 from driftloop.store import notes, serving
 from driftloop.ui import backtest_report, dashboard_app
@@ -87,9 +87,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, s
     spec = folder / "driftloop.yaml"
     spec.write_text(spec.read_text() + "\nrollout:\n  strategy: canary\n  share: 0.5\n")
     opened = projects.open_project(spec)
-    champion = opened.store.get_alias(opened.name, "champion")
+    champion = opened.store.aliases.get(opened.name, "champion")
     assert champion is not None
-    opened.store.set_alias(opened.name, "canary", 1, actor="test", reason="canary of v1",
+    opened.store.aliases.set(opened.name, "canary", 1, actor="test", reason="canary of v1",
                            action="rollout")
     opened.close()
     secret = view_token(folder, ("view", "predict"))
@@ -177,7 +177,7 @@ def test_a_thousand_column_drift_report_opens_fast(browser: Any, tmp_path: Path)
     page.close()
 
 
-def replayed(days: int = 300) -> list[backtest.PolicyResult]:
+def replayed(days: int = 300) -> list[policy_replay.PolicyResult]:
     """Seeded daily scores shaped like a backtest: never the worst, online the best, the
     fixed-window every-batch the reference."""
     chance = random.Random(7)
@@ -191,14 +191,14 @@ def replayed(days: int = 300) -> list[backtest.PolicyResult]:
     results = []
     for name, (loss, every, cpu) in policies.items():
         steps = tuple(
-            backtest.Step((start + timedelta(days=day)).isoformat(), 48,
+            policy_replay.Step((start + timedelta(days=day)).isoformat(), 48,
                           None if day == 0 else season[day] - loss * (1 + math.sin(day / 9))
                           + chance.gauss(0, 0.02),
                           day % every == 0, day % every == 0, 0.1, {"x": chance.random()})
             for day in range(days))
         scores = [s.metric for s in steps if s.metric is not None]
         trainings = sum(s.retrained for s in steps)
-        results.append(backtest.PolicyResult(name, "accuracy", sum(scores) / len(scores),
+        results.append(policy_replay.PolicyResult(name, "accuracy", sum(scores) / len(scores),
                                              trainings, trainings, trainings * cpu, 1.0, steps))
     return results
 

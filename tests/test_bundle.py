@@ -91,9 +91,9 @@ def test_bundle_holds_the_version_its_schema_lineage_and_pins(
     project: projects.Project, bundle: Path,
 ) -> None:
     opened = bundles.open_bundle(bundle)
-    version = project.store.get_model_version(project.name, 1)
+    version = project.store.versions.get(project.name, 1)
     assert opened.version.version == 1 and opened.version.sha256 == version.sha256
-    assert opened.schema == project.store.get_pipeline(project.name).schema
+    assert opened.schema == project.store.pipelines.get(project.name).schema
     assert "store" not in opened.spec and opened.spec["source"] == packaging.NO_SOURCE
     lineage = json.loads((bundle / "lineage.json").read_text())
     assert lineage["version"] == 1 and lineage["batches"]
@@ -261,7 +261,7 @@ def test_a_model_with_the_projects_own_types_carries_their_code(
     rows = pd.concat(pd.read_csv(path) for path in files)
     model = custom_steps.make_model().fit(rows[FEATURES], rows["class"])
     stored = project.artifacts.put_model(model)
-    project.store.add_model_version(project.name, run_id=None, artifact_uri=stored.uri,
+    project.store.versions.add(project.name, run_id=None, artifact_uri=stored.uri,
                                     sha256=stored.sha256, metrics={})
     out = tmp_path / "bundle"
     packaging.package(project, "2", out)

@@ -120,7 +120,7 @@ def test_training_scoring_and_serving_derive_the_same_columns(tmp_path: Path) ->
     model = controller.live_model(version)
     assert list(model.feature_names_in_) == ["x", "t_hour", "t_day_of_week"]
     # the controller scored the two batches after training with the calendar columns
-    scored = controller.project.store.list_evaluations(spec.name)
+    scored = controller.project.store.evaluations.list(spec.name)
     assert len(scored) == 2 and all(e.value is not None and e.value > 0.85 for e in scored)
 
     server = state.ServerState(controller.project, state.Settings())

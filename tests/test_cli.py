@@ -186,9 +186,9 @@ def test_a_target_typo_is_caught_by_check_data_and_requeue_recovers_the_batches(
     from driftloop.controller import project as projects
 
     opened = projects.open_project(spec)
-    (entry,) = opened.store.list_audit(action="batches.requeue")
+    (entry,) = opened.store.audit.list(action="batches.requeue")
     assert entry.actor == "alice" and entry.target == "electricity"
-    listed = opened.store.list_batches("electricity")
+    listed = opened.store.batches.list("electricity")
     (faulty,) = [b for b in listed if "meter-fault" in b.source_uri]
     assert faulty.status == "quarantined"
     assert any("non-numeric" in r for r in faulty.reasons["nswprice"])  # reasons of now
@@ -247,7 +247,7 @@ def test_a_quarantined_batch_on_the_timeline_names_each_column_once(project: Pat
 
     invoke("ingest")
     opened = projects.open_project(project / "driftloop.yaml")
-    (faulty,) = opened.store.list_batches("electricity", status="quarantined")
+    (faulty,) = opened.store.batches.list("electricity", status="quarantined")
     text = views._batch_event(faulty).text
     assert "nswprice: 4 non-numeric values" in text and "nswprice: nswprice" not in text
     opened.close()

@@ -69,9 +69,9 @@ def test_two_ticks_one_action(folder: Path) -> None:
     again = tick.Controller(open_project(folder)).tick()  # a new process: same answer
     assert not again.acted
     store = project.store
-    assert len(store.list_runs(project.name)) == 1
-    assert len(store.list_decisions(project.name, kind="retrain")) == 1
-    assert store.get_alias(project.name, "champion") == 1
+    assert len(store.runs.list(project.name)) == 1
+    assert len(store.decisions.list(project.name, kind="retrain")) == 1
+    assert store.aliases.get(project.name, "champion") == 1
 
 
 def test_new_data_is_scored_by_the_champion_before_training(folder: Path) -> None:
@@ -100,16 +100,16 @@ def test_crash_between_train_and_promote_is_repaired(
     monkeypatch.setattr(retrain, "promote", crash)
     with pytest.raises(KeyboardInterrupt):
         tick.Controller(project, holder="controller-a").tick()
-    assert project.store.get_alias(project.name, "champion") is None
-    assert len(project.store.list_model_versions(project.name)) == 1
+    assert project.store.aliases.get(project.name, "champion") is None
+    assert len(project.store.versions.list(project.name)) == 1
     monkeypatch.undo()
 
     fresh = open_project(folder)  # the same controller, restarted: it holds its own lease
     result = tick.Controller(fresh, holder="controller-a").tick()
     assert any("promoted" in line for line in result.repaired)
-    assert fresh.store.get_alias(fresh.name, "champion") == 1
-    assert len(fresh.store.list_runs(fresh.name)) == 1  # repaired, not retrained
-    moves = fresh.store.list_audit(action="promote")
+    assert fresh.store.aliases.get(fresh.name, "champion") == 1
+    assert len(fresh.store.runs.list(fresh.name)) == 1  # repaired, not retrained
+    moves = fresh.store.audit.list(action="promote")
     assert len(moves) == 1 and moves[0].target == f"{fresh.name}/champion"
 
 
@@ -133,7 +133,7 @@ def test_crash_during_training_is_retried_by_another_controller_after_the_lease(
     result = other.tick()
     assert any("interrupted" in line for line in result.repaired)
     assert result.outcome is not None and result.outcome.promoted
-    runs = project.store.list_runs(project.name)
+    runs = project.store.runs.list(project.name)
     assert [run.status for run in runs] == ["interrupted", "succeeded"]
 
 
@@ -141,7 +141,7 @@ def test_a_manual_request_retrains_once(folder: Path) -> None:
     project = open_project(folder)
     controller = tick.Controller(project)
     controller.tick()
-    project.store.add_decision(project.name, kind="request", fired=True, evidence={"actor": "ops"})
+    project.store.decisions.add(project.name, kind="request", fired=True, evidence={"actor": "ops"})
     result = controller.tick()
     assert result.decision is not None and result.decision.fired
     assert "manual" in result.decision.evidence["policy"]["reason"]
@@ -157,7 +157,7 @@ def test_a_failing_trainer_is_recorded_not_raised(folder: Path) -> None:
     result = tick.Controller(project).tick()
     assert result.outcome is not None and result.outcome.version is None
     assert "no GPU here" in result.outcome.reason
-    assert project.store.list_runs(project.name)[0].status == "failed"
+    assert project.store.runs.list(project.name)[0].status == "failed"
 
 
 def test_backtest_is_deterministic() -> None:
@@ -219,7 +219,7 @@ def test_late_labels_are_joined_scored_by_the_model_that_served_and_learned(fold
     assert "never ingested" in refused["1996-06-20-stranger.csv"].reasons["time"][0]
 
     # the late labels are training data: a retraining sees them
-    project.store.add_decision(project.name, kind="request", fired=True, evidence={})
+    project.store.decisions.add(project.name, kind="request", fired=True, evidence={})
     outcome = controller.tick().outcome
     assert outcome is not None and outcome.version is not None
     assert labelled.batches[0].id in outcome.version.batch_ids
@@ -232,31 +232,31 @@ def test_a_failing_trainer_is_retried_a_bounded_number_of_times(folder: Path) ->
     controller = tick.Controller(project)
     for _ in range(6):
         controller.tick()
-    assert len(project.store.list_decisions(project.name, kind="retrain")) == 1
-    assert len(project.store.list_runs(project.name)) == attempts.MAX_ATTEMPTS
+    assert len(project.store.decisions.list(project.name, kind="retrain")) == 1
+    assert len(project.store.runs.list(project.name)) == attempts.MAX_ATTEMPTS
 
 
 def test_crash_after_the_version_is_stored_does_not_train_again(
     folder: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     project = open_project(folder)
-    finish = project.store.finish_run
+    finish = project.store.runs.finish
 
     def crash_on_success(run_id: int, **kwargs: object) -> object:
         if kwargs.get("status") == "succeeded":
             raise KeyboardInterrupt("died after storing the version")
         return finish(run_id, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(project.store, "finish_run", crash_on_success)
+    monkeypatch.setattr(project.store.runs, "finish", crash_on_success)
     with pytest.raises(KeyboardInterrupt):
         tick.Controller(project, holder="a").tick()
     monkeypatch.undo()
     fresh = open_project(folder)
     result = tick.Controller(fresh, holder="a").tick()
     assert any("marked succeeded" in line for line in result.repaired)
-    assert [run.status for run in fresh.store.list_runs(fresh.name)] == ["succeeded"]
-    assert len(fresh.store.list_model_versions(fresh.name)) == 1
-    assert fresh.store.get_alias(fresh.name, "champion") == 1
+    assert [run.status for run in fresh.store.runs.list(fresh.name)] == ["succeeded"]
+    assert len(fresh.store.versions.list(fresh.name)) == 1
+    assert fresh.store.aliases.get(fresh.name, "champion") == 1
 
 
 def test_a_changed_spec_is_audited_with_who_changed_it(folder: Path) -> None:
@@ -264,8 +264,8 @@ def test_a_changed_spec_is_audited_with_who_changed_it(folder: Path) -> None:
     spec = folder / "driftloop.yaml"
     spec.write_text(spec.read_text().replace("cooldown: 1 batch", "cooldown: 2 batches"))
     project = projects.open_project(spec, actor="alice")
-    changes = project.store.list_audit(action="config.change")
+    changes = project.store.audit.list(action="config.change")
     assert len(changes) == 1 and changes[0].actor == "alice"
     assert "cooldown" in str(changes[0].details)
     projects.open_project(spec, actor="bob")  # unchanged: no new row
-    assert len(project.store.list_audit(action="config.change")) == 1
+    assert len(project.store.audit.list(action="config.change")) == 1

@@ -121,7 +121,7 @@ def test_four_controllers_race_and_every_action_happens_once(pg_url: str, tmp_pa
 
     def ingested() -> int:
         try:
-            return len(watcher.list_batches("race"))
+            return len(watcher.batches.list("race"))
         except (errors.NotFoundError, sa.exc.ProgrammingError):  # not created yet
             return 0
 
@@ -146,17 +146,17 @@ def test_four_controllers_race_and_every_action_happens_once(pg_url: str, tmp_pa
     project = projects.open_project(spec)
     try:
         store, name = project.store, project.name
-        raced = (len(store.list_batches(name)), len(store.list_runs(name)))
+        raced = (len(store.batches.list(name)), len(store.runs.list(name)))
         # On a loaded machine the controllers may use up their ticks before the feeder is done;
         # a last tick takes in the rest, so that "every file once" can be checked.
         tick.Controller(project).tick()
         check_exactly_once(project, root, days)
-        runs = store.list_runs(name)
+        runs = store.runs.list(name)
         print(
             f"\nrace: 4 controllers x 100 ticks in {elapsed:.1f}s; {raced[0]} batches and "
             f"{raced[1]} trainings by them ({days} and {len(runs)} after a last tick), "
-            f"{len(store.list_decisions(name, kind='retrain'))} decisions, "
-            f"{len(store.list_model_versions(name))} versions; ticks "
+            f"{len(store.decisions.list(name, kind='retrain'))} decisions, "
+            f"{len(store.versions.list(name))} versions; ticks "
             "skipped / idle / ingesting per controller: "
             + ", ".join(
                 f"{o.count('skipped:')}/{o.count('nothing new')}/{o.count('ingested')}"
@@ -173,35 +173,35 @@ def test_four_controllers_race_and_every_action_happens_once(pg_url: str, tmp_pa
 def check_exactly_once(project: projects.Project, root: Path, days: int) -> None:
     """The store's own account of what happened shows each action once."""
     store, name = project.store, project.name
-    batches = store.list_batches(name)
+    batches = store.batches.list(name)
     assert len(batches) == days  # every file, and each once
     assert all(b.status == "accepted" for b in batches)
     assert len({b.fingerprint for b in batches}) == len({b.source_uri for b in batches}) == days
     assert {Path(b.source_uri).name for b in batches} == {p.name for p in root.glob("data/*.csv")}
 
-    decisions = store.list_decisions(name, kind="retrain")
+    decisions = store.decisions.list(name, kind="retrain")
     seen = [int(d.evidence["last_batch_id"]) for d in decisions]
     assert seen == sorted(set(seen)), f"two decisions on the same evidence: {seen}"
 
-    scored = Counter((e.batch_id, e.version) for e in store.list_evaluations(name))
+    scored = Counter((e.batch_id, e.version) for e in store.evaluations.list(name))
     assert all(count == 1 for count in scored.values()), scored.most_common(3)
 
-    runs = store.list_runs(name)
+    runs = store.runs.list(name)
     fired = [d.id for d in decisions if d.fired]
     assert [r.status for r in runs] == ["succeeded"] * len(runs)
     assert sorted(r.decision_id for r in runs if r.decision_id is not None) == fired
-    versions = store.list_model_versions(name)
+    versions = store.versions.list(name)
     assert sorted(v.run_id for v in versions if v.run_id is not None) == [r.id for r in runs]
     assert [v.version for v in versions] == list(range(1, len(runs) + 1))
 
-    moves = store.alias_history(name, "champion")  # gate off, replace: every version goes live
+    moves = store.aliases.history(name, "champion")  # gate off, replace: every version goes live
     assert [m.version for m in moves] == [v.version for v in versions]
     assert [m.previous for m in moves] == [None] + [m.version for m in moves[:-1]]
-    audited = store.list_audit(action="promote", target_prefix=f"{name}/champion")
+    audited = store.audit.list(action="promote", target_prefix=f"{name}/champion")
     assert [(a.details["from"], a.details["to"]) for a in audited] == [
         (m.previous, m.version) for m in moves
     ]
-    assert store.get_alias(name, "champion") == len(versions)
+    assert store.aliases.get(name, "champion") == len(versions)
 
 
 def test_a_controller_killed_mid_training_is_replaced_after_the_lease_timeout(
@@ -231,8 +231,8 @@ def test_a_controller_killed_mid_training_is_replaced_after_the_lease_timeout(
     project = projects.open_project(spec)
     try:
         store, name = project.store, project.name
-        assert [r.status for r in store.list_runs(name)] == ["running"]
-        holder = store.get_lease(name)
+        assert [r.status for r in store.runs.list(name)] == ["running"]
+        holder = store.leases.get(name)
         assert holder is not None and f":{doomed.pid}:" in holder.holder
         assert rescuer.poll() is None
 
@@ -241,10 +241,10 @@ def test_a_controller_killed_mid_training_is_replaced_after_the_lease_timeout(
         killed_at = project.clock.now()
         deadline = time.monotonic() + 60
         taken_at = None
-        while store.get_alias(name, "champion") is None:
+        while store.aliases.get(name, "champion") is None:
             assert rescuer.poll() is None, lines
             assert time.monotonic() < deadline, "no controller took over"
-            now = store.get_lease(name)
+            now = store.leases.get(name)
             if taken_at is None and now is not None and now.token > holder.token:
                 taken_at = project.clock.now()
             time.sleep(0.05)
@@ -253,7 +253,7 @@ def test_a_controller_killed_mid_training_is_replaced_after_the_lease_timeout(
         reader.join()
         assert rescuer.returncode == 0, lines
 
-        runs = store.list_runs(name)
+        runs = store.runs.list(name)
         assert [r.status for r in runs] == ["interrupted", "succeeded"]
         assert "interrupted" in str(runs[0].error)  # repaired by the rescuer
         assert runs[0].decision_id == runs[1].decision_id  # the same decision, carried out once
@@ -263,11 +263,11 @@ def test_a_controller_killed_mid_training_is_replaced_after_the_lease_timeout(
         waited = taken_at - killed_at
         assert lease * 2 / 3 - timedelta(seconds=0.3) < waited < lease + timedelta(seconds=5)
         print(f"\nkill -9: lease {lease.total_seconds():g}s, taken over {waited} after the kill")
-        versions = store.list_model_versions(name)
+        versions = store.versions.list(name)
         assert [(v.version, v.run_id) for v in versions] == [(1, runs[1].id)]
-        assert store.get_alias(name, "champion") == 1
-        assert len(store.list_decisions(name, kind="retrain", fired=True)) == 1
-        assert len(store.alias_history(name, "champion")) == 1
+        assert store.aliases.get(name, "champion") == 1
+        assert len(store.decisions.list(name, kind="retrain", fired=True)) == 1
+        assert len(store.aliases.history(name, "champion")) == 1
     finally:
         project.close()
         for process in (doomed, rescuer):

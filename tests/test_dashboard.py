@@ -37,17 +37,17 @@ def lived_folder(factory: pytest.TempPathFactory, name: str) -> Path:
             part = frame.iloc[week * scaffold.WEEK : (week + 1) * scaffold.WEEK]
             part.to_csv(folder / "data" / f"{part['time'].iloc[0]:%Y-%m-%d}.csv", index=False)
             if week == 3 + EXTRA_WEEKS - 1:  # the cooldown (3 days of real time) blocks the rest
-                opened.store.add_decision(opened.name, kind="request", fired=True, evidence={
+                opened.store.decisions.add(opened.name, kind="request", fired=True, evidence={
                     "reason": "retrain on the newest weeks", "actor": "alice"})
             controller.tick()
         store, pipeline = opened.store, opened.name
-        newest = store.get_alias(pipeline, "champion")
+        newest = store.aliases.get(pipeline, "champion")
         assert newest is not None and newest > 1, "the extra weeks should have retrained"
-        store.rollback(pipeline, "champion", actor="alice", reason="rollback drill")
-        store.set_alias(pipeline, "champion", newest, actor="alice", reason="drill over",
+        store.aliases.rollback(pipeline, "champion", actor="alice", reason="rollback drill")
+        store.aliases.set(pipeline, "champion", newest, actor="alice", reason="drill over",
                         action="promote")
     finally:
-        opened.store.release_lease(opened.name, controller.holder)
+        opened.store.leases.release(opened.name, controller.holder)
         opened.close()
     return folder
 
@@ -140,7 +140,7 @@ def test_pages_show_the_history(
     client: httpx.Client, project: projects.Project, secret: str,
 ) -> None:
     header = {"Authorization": f"Bearer {secret}"}
-    champion = project.store.get_alias("electricity", "champion")
+    champion = project.store.aliases.get("electricity", "champion")
     timings = {}
     for path in ("/ui/", "/ui/pipelines/electricity", f"/ui/pipelines/electricity/versions/"
                  f"{champion}", "/ui/pipelines/electricity/serving"):

@@ -142,14 +142,14 @@ def project_at(tmp_path: Path, when: datetime, strategy: str = "replace") -> Any
     clock = clocks.FakeClock(when)
     spec = config.parse_spec(SPEC.replace("STRATEGY", strategy))
     store = metadata.MetadataStore.open("sqlite://", clock=clock)
-    store.ensure_pipeline(spec.name, spec.model_dump(mode="json"))
+    store.pipelines.ensure(spec.name, spec.model_dump(mode="json"))
     return projects.Project(spec=spec, base_dir=tmp_path, store=store,
                             artifacts=artifacts.ArtifactStore(str(tmp_path / "artifacts")),
                             source=None, clock=clock)  # type: ignore[arg-type]
 
 
 def add_version(project: Any) -> Any:
-    return project.store.add_model_version(
+    return project.store.versions.add(
         project.name, run_id=None, artifact_uri="m", sha256="0" * 64, metrics={},
         gate_report={"passed": True, "reason": "better"})
 
@@ -164,7 +164,7 @@ def test_a_promotion_outside_the_window_waits_and_happens_inside(
     assert retrain.promote(project, first, "ctl")  # the first version goes live at once
     second = add_version(project)
     assert not retrain.promote(project, second, "ctl")
-    (waiting,) = project.store.list_decisions("windows", kind="rollout")
+    (waiting,) = project.store.decisions.list("windows", kind="rollout")
     assert waiting.evidence["outcome"] == "waiting" and not waiting.fired
     assert waiting.evidence["reason"].startswith(
         "waiting for window until 2026-03-30 02:00 CEST (Europe/Berlin): v2")
@@ -172,10 +172,10 @@ def test_a_promotion_outside_the_window_waits_and_happens_inside(
     assert retrain.promote_pending(project, "ctl") is None  # another tick on Saturday
     project.clock.advance(timedelta(hours=20))  # Sunday 10:00: still closed
     assert retrain.promote_pending(project, "ctl") is None
-    assert len(project.store.list_decisions("windows", kind="rollout")) == 1  # recorded once
+    assert len(project.store.decisions.list("windows", kind="rollout")) == 1  # recorded once
     project.clock.set(local("Europe/Berlin", 2026, 3, 30, 2, 5))
     assert retrain.promote_pending(project, "ctl") == second
-    assert project.store.get_alias("windows", alias) == 2
+    assert project.store.aliases.get("windows", alias) == 2
     project.close()
 
 
@@ -183,7 +183,7 @@ def test_a_canary_verdict_outside_the_window_waits(tmp_path: Path) -> None:
     project = project_at(tmp_path, local("Europe/Berlin", 2026, 3, 31, 3), "canary")
     assert retrain.promote(project, add_version(project), "ctl")
     assert retrain.promote(project, add_version(project), "ctl")  # Tuesday 03:00: open
-    assert project.store.get_alias("windows", "canary") == 2
+    assert project.store.aliases.get("windows", "canary") == 2
     project.clock.set(local("Europe/Berlin", 2026, 3, 31, 9))
     assert readiness.must_wait(project, 2, "canary")
     project.clock.set(local("Europe/Berlin", 2026, 4, 1, 2))

@@ -147,7 +147,7 @@ def test_ingest_stops_on_a_full_disk_and_resumes(small_disk: Path, tmp_path: Pat
     controller = tick.Controller(project)
     controller.tick()
     controller.release()
-    before = len(project.store.list_batches(project.name))
+    before = len(project.store.batches.list(project.name))
     filler = fill(small_disk)
     for path in parked.iterdir():
         path.rename(folder / "data" / path.name)
@@ -157,7 +157,7 @@ def test_ingest_stops_on_a_full_disk_and_resumes(small_disk: Path, tmp_path: Pat
     filler.unlink()
     project.close()  # a new process, as `driftloop run` would be after a restart
     project = projects.open_project(spec)
-    assert len(project.store.list_batches(project.name)) == before  # nothing half-recorded
+    assert len(project.store.batches.list(project.name)) == before  # nothing half-recorded
     result = tick.Controller(project).tick()
     assert len(result.batches) == len(data) - 1
     project.close()

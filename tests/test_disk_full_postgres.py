@@ -111,7 +111,7 @@ def test_postgres_on_a_full_disk_keeps_predicting_and_resumes(
     controller = tick.Controller(project)
     controller.tick()  # v1 champion
     controller.release()
-    assert project.store.get_alias(project.name, "champion") == 1
+    assert project.store.aliases.get(project.name, "champion") == 1
     app = apps.create_app(project, anonymous_predict=True, max_queued=300, flush_interval=0.01)
     with serve_in_thread(app) as served, httpx.Client(base_url=served, timeout=30) as client:
         assert client.post("/v1/predict", json={"records": [RECORD] * 10}).status_code == 200
@@ -136,10 +136,10 @@ def test_postgres_on_a_full_disk_keeps_predicting_and_resumes(
     assert logged == 410 - unlogged
     # a batch that found room in the table's pages before the disk filled is recorded whole,
     # with its file; the next tick ingests the rest, each file once
-    for batch in project.store.list_batches(project.name):
+    for batch in project.store.batches.list(project.name):
         project.artifacts.get_frame(batch.data_uri, batch.data_sha256)  # type: ignore[arg-type]
     controller.tick()
-    batches = project.store.list_batches(project.name)
+    batches = project.store.batches.list(project.name)
     assert len(batches) == 1 + len(parked)
     assert len({b.source_uri for b in batches}) == len(batches)
     project.close()

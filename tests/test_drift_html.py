@@ -128,7 +128,7 @@ def test_report_command_writes_the_newest_batch_against_the_champion(ticked: Pat
     missing = runner.invoke(app, ["report", "--batch", "999"])
     assert missing.exit_code == 1 and "batch 999 does not exist" in missing.output
     opened = projects.open_project(ticked / "driftloop.yaml")
-    (bad,) = opened.store.list_batches(opened.name, status="quarantined")
+    (bad,) = opened.store.batches.list(opened.name, status="quarantined")
     opened.close()
     quarantined = runner.invoke(app, ["report", "--batch", str(bad.id)])
     assert quarantined.exit_code == 1 and "no stored rows" in quarantined.output

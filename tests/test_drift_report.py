@@ -13,8 +13,8 @@ import scipy.stats
 
 from driftloop.core import config, errors
 from driftloop.data import profile as profiles
+from driftloop.drift import ks_columns
 from driftloop.drift import report as reports
-from driftloop.drift import stats
 
 KINDS = {"a": "numeric", "b": "numeric", "c": "numeric", "k": "categorical"}
 
@@ -194,7 +194,7 @@ def test_large_batches_equal_scipy_slow_p_value_first_and_a_broken_worker_pool_i
     rows = cur.to_numpy().T.copy()
     edges = [profiles.bin_edges(profile, c)[1:-1] for c in "abcd"]
     below = [np.cumsum(profiles.bin_counts(profile, c))[:-1] / n for c in "abcd"]
-    assert stats.slow_first(edges, below, rows, np.full(4, n))[0] == 1  # b: n·D² ≈ 9
+    assert ks_columns.slow_first(edges, below, rows, np.full(4, n))[0] == 1  # b: n·D² ≈ 9
 
     def check() -> None:
         report = reports.detect_drift(profile, cur, config.DriftSpec())
@@ -204,7 +204,7 @@ def test_large_batches_equal_scipy_slow_p_value_first_and_a_broken_worker_pool_i
             assert column.p_value == pytest.approx(expected.pvalue, rel=1e-9, abs=0)
 
     check()
-    broken = stats._pvalue_pool().submit(os._exit, 1)
+    broken = ks_columns._pvalue_pool().submit(os._exit, 1)
     with pytest.raises(concurrent.futures.BrokenExecutor):
         broken.result(timeout=60)
     check()  # the pool is broken: computed in this process

@@ -201,9 +201,9 @@ def test_each_batch_gets_an_estimate_and_unlabelled_ones_reach_the_trigger(
         clock.set(end.to_pydatetime())
         results.append(ctl.tick())
     store, name = ctl.project.store, ctl.project.name
-    (version,) = store.list_model_versions(name)
+    (version,) = store.versions.list(name)
     assert version.calibration_uri is not None and version.metrics["calibration_rows"] == 400
-    evaluations = store.list_evaluations(name)
+    evaluations = store.evaluations.list(name)
     labelled = [e for e in evaluations if e.value is not None]
     assert labelled and all(e.estimated_rows == e.rows == 200 for e in labelled)
     mae = np.mean([abs(e.estimated_value - e.value) for e in labelled])  # type: ignore[operator]
@@ -226,7 +226,7 @@ def test_a_changed_calibrator_file_is_refused(tmp_path: Path) -> None:
     for end in ends[:2]:
         clock.set(end.to_pydatetime())
         ctl.tick()
-    version = ctl.project.store.list_model_versions(ctl.project.name)[0]
+    version = ctl.project.store.versions.list(ctl.project.name)[0]
     assert version.calibration_uri is not None
     path = Path(version.calibration_uri.removeprefix("file://"))
     path.write_text('{"method": "isotonic", "x": [0.0], "y": [1.0], "rows": 1}')
@@ -242,8 +242,8 @@ def test_regression_pipelines_get_no_estimate(tmp_path: Path) -> None:
         clock.set(end.to_pydatetime())
         ctl.tick()
     store, name = ctl.project.store, ctl.project.name
-    assert all(v.calibration_uri is None for v in store.list_model_versions(name))
-    evaluations = store.list_evaluations(name)
+    assert all(v.calibration_uri is None for v in store.versions.list(name))
+    evaluations = store.evaluations.list(name)
     assert evaluations and all(e.value is not None and e.estimated_value is None
                                for e in evaluations)
 
@@ -268,11 +268,11 @@ def test_dashboard_chart_shows_the_estimate_beside_the_realised_accuracy() -> No
 
     clock = clocks.FakeClock(NOW)
     store = metadata.MetadataStore.open("sqlite://", clock=clock)
-    store.ensure_pipeline("p", {})
-    store.add_evaluation("p", batch_id=None, version=1, metric="accuracy", value=0.8, rows=4,
+    store.pipelines.ensure("p", {})
+    store.evaluations.add("p", batch_id=None, version=1, metric="accuracy", value=0.8, rows=4,
                          errors=[0, 0, 1, 0], estimated_value=0.75, estimated_rows=4)
     clock.advance(timedelta(hours=1))
-    store.add_evaluation("p", batch_id=None, version=1, metric="accuracy", value=None, rows=0,
+    store.evaluations.add("p", batch_id=None, version=1, metric="accuracy", value=None, rows=0,
                          errors=[], estimated_value=0.6, estimated_rows=5)
     live = views.charts(store, "p")["live"]
     assert [s["label"] for s in live["series"]] == ["accuracy", "estimated accuracy"]

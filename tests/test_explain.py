@@ -114,13 +114,13 @@ def trained(root: Path, trainer: str, batches: int = 4) -> projects.Project:
 
 def test_every_version_is_explained_with_its_drift(tmp_path: Path) -> None:
     project = trained(tmp_path, "sklearn.linear_model:LogisticRegression")
-    versions = project.store.list_model_versions(project.name)
+    versions = project.store.versions.list(project.name)
     assert len(versions) >= 2
-    found = project.store.version_finding(project.name, responsible.EXPLANATION,
+    found = project.store.findings.for_version(project.name, responsible.EXPLANATION,
                                           versions[-1].version)
     assert found is not None and found.report["explainer"] == "linear"
     assert set(found.report["shap"]) == {"x1", "x2"}  # g is a fairness-only column
-    drift = project.store.version_finding(project.name, responsible.EXPLANATION_DRIFT,
+    drift = project.store.findings.for_version(project.name, responsible.EXPLANATION_DRIFT,
                                           versions[-1].version)
     promoted = [v.version for v in versions[:-1] if v.gate_report and v.gate_report["passed"]]
     assert drift is not None and drift.report["from_version"] == promoted[-1]  # the champion
@@ -142,11 +142,11 @@ def serve(project: projects.Project) -> Iterator[tuple[httpx.Client, dict[str, s
 
 def test_predict_explains_each_record_and_counts_it(tmp_path: Path) -> None:
     project = trained(tmp_path, "sklearn.linear_model:LogisticRegression", batches=3)
-    champion = project.store.get_alias(project.name, "champion")
+    champion = project.store.aliases.get(project.name, "champion")
     assert champion is not None
-    version = project.store.get_model_version(project.name, champion)
+    version = project.store.versions.get(project.name, champion)
     model = project.artifacts.get_model(version.artifact_uri, version.sha256)
-    stored = project.store.version_finding(project.name, responsible.EXPLANATION, champion)
+    stored = project.store.findings.for_version(project.name, responsible.EXPLANATION, champion)
     assert stored is not None
     records = [{"x1": 0.5, "x2": -1.0}, {"x1": -2.0, "x2": 0.3}]
     for client, headers in serve(project):
@@ -185,7 +185,7 @@ def test_the_gate_may_refuse_a_challenger_that_relies_on_other_features(tmp_path
     spec = project.spec.model_copy(update={"explain": project.spec.explain.model_copy(
         update={"gate": True, "shift": 0.2})})
     project = dataclasses.replace(project, spec=spec)
-    champion = project.store.get_alias(project.name, "champion")
+    champion = project.store.aliases.get(project.name, "champion")
     rows = fairness_data.biased_stream(batches=1, rows=400, seed=3)[0]
     other = LogisticRegression().fit(rows[["x1", "x2"]].assign(x1=0.0), rows["y"])  # x2 only
     explained = responsibles.explain_challenger(project, other, rows, rows, ["x1", "x2"],
@@ -213,6 +213,6 @@ def test_the_explanation_trigger_fires_when_the_champion_relies_on_other_feature
         result = controller.tick()
         if result.decision is not None and result.decision.fired and index > 0:
             fired.append(index)
-    live = project.store.list_findings(project.name, responsible.EXPLANATION_LIVE)
+    live = project.store.findings.list(project.name, responsible.EXPLANATION_LIVE)
     assert [f.report["shifted"] for f in live[:2]] == [False, False]
     assert fired and fired[0] == 3, fired

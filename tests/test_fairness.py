@@ -101,10 +101,10 @@ def test_a_fairness_only_column_never_reaches_the_trainer(tmp_path: Path) -> Non
     for index, frame in enumerate(fairness_data.biased_stream(batches=2, rows=300)):
         frame.to_csv(tmp_path / "data" / f"{index:03}.csv", index=False)
     tick.Controller(project).tick()
-    version = project.store.list_model_versions(project.name)[0]
+    version = project.store.versions.list(project.name)[0]
     model = project.artifacts.get_model(version.artifact_uri, version.sha256)
     assert list(model.feature_names_in_) == ["x1", "x2"]
-    stored = project.store.list_batches(project.name)[0]
+    stored = project.store.batches.list(project.name)[0]
     assert stored.data_uri is not None and stored.data_sha256 is not None
     kept = project.artifacts.get_frame(stored.data_uri, stored.data_sha256)
     assert "g" in kept.columns  # kept with the batch
@@ -131,7 +131,7 @@ def test_the_trigger_fires_within_two_batches_of_the_injected_bias_and_not_befor
         if result.decision is not None and result.decision.fired and index > 0:
             fired_at.append(index)
     assert fired_at and bias_at <= fired_at[0] <= bias_at + 1, fired_at
-    found = project.store.list_findings(project.name, responsible.FAIRNESS)
+    found = project.store.findings.list(project.name, responsible.FAIRNESS)
     assert len(found) == 9  # every labelled batch the champion scored
     before = [f.value for f in found[: bias_at - 1]]
     assert max(before) < 0.1 < min(f.value for f in found[bias_at - 1: bias_at + 1])
@@ -209,15 +209,15 @@ def test_retraining_on_the_biased_stream_promotes_only_a_fair_challenger(tmp_pat
         for index, frame in enumerate(fairness_data.biased_stream(batches=10, bias_at=5)):
             frame.to_csv(project.base_dir / "data" / f"{index:03}.csv", index=False)
             controller.tick()
-    refused = [v for v in blind.store.list_model_versions(blind.name)
+    refused = [v for v in blind.store.versions.list(blind.name)
                if v.gate_report and not v.gate_report["fairness"]["passed"]]
     assert refused and not refused[0].gate_report["passed"]
     assert "refused: fairness: g: demographic_parity_difference" in refused[0].gate_report[
         "reason"]
-    promoted = [v for v in sees.store.list_model_versions(sees.name)[1:]
+    promoted = [v for v in sees.store.versions.list(sees.name)[1:]
                 if v.gate_report and v.gate_report["passed"]]
     assert promoted and all(v.gate_report["fairness"]["passed"] for v in promoted)
-    last = sees.store.list_findings(sees.name, responsible.FAIRNESS)[-1]
+    last = sees.store.findings.list(sees.name, responsible.FAIRNESS)[-1]
     assert last.value is not None and last.value < 0.1
 
 
@@ -246,7 +246,7 @@ def test_labels_sent_back_for_served_predictions_are_judged_by_group(tmp_path: P
     store.add_feedback(project.name, [(f"p{i}", int(y)) for i, y in enumerate(served["y"])],
                        actor="test")
     controller.tick()
-    (found,) = [f for f in project.store.list_findings(project.name, responsible.FAIRNESS)
+    (found,) = [f for f in project.store.findings.list(project.name, responsible.FAIRNESS)
                 if f.report["source"] == "feedback"]
     expected = fm.demographic_parity_difference(
         served["y"], predicted, sensitive_features=served["g"])

@@ -87,7 +87,7 @@ def test_a_plain_tick_of_a_federated_pipeline_leaves_the_training_to_the_round(
     project = projects.open_project(spec, region="eu")
     result = tick.Controller(project).tick()
     assert result.decision is not None and result.decision.fired
-    assert result.outcome is None and project.store.list_runs("churn") == []
+    assert result.outcome is None and project.store.runs.list("churn") == []
     assert tick.Controller(project).tick().outcome is None  # it still waits, untried
     project.close()
 
@@ -126,13 +126,13 @@ def test_a_round_across_region_processes_serves_the_global_model_in_each_region(
     models = []
     for region in ("eu", "us"):
         project = projects.open_project(spec, region=region)
-        (version,) = project.store.list_model_versions("churn")
+        (version,) = project.store.versions.list("churn")
         assert done.regions[region].version == 1 and done.regions[region].promoted
-        assert project.store.get_alias("churn", "champion") == 1
+        assert project.store.aliases.get("churn", "champion") == 1
         assert version.metrics["federated_rounds"] == 4
         assert version.metrics["federated_rows.eu"] == 192
         assert version.metrics["federated_rows.us"] == 480
-        batches = project.store.list_batches("churn")
+        batches = project.store.batches.list("churn")
         assert [b.rows for b in batches] == [ROWS[region]]  # its own data only
         assert all(f"/{region}/in/" in b.source_uri for b in batches)
         models.append(project.artifacts.get_model(version.artifact_uri, version.sha256))

@@ -37,7 +37,7 @@ def crash_after_writing_the_model(folder: Path) -> None:
         raise KeyboardInterrupt("SIGKILL between put_model and add_model_version")
 
     with pytest.MonkeyPatch.context() as patch, pytest.raises(KeyboardInterrupt):
-        patch.setattr(project.store, "add_model_version", killed)
+        patch.setattr(project.store.versions, "add", killed)
         tick.Controller(project, holder="a").tick()
     project.close()
 
@@ -55,8 +55,8 @@ def files_of(folder: Path) -> set[Path]:
 def test_an_unrecorded_model_file_is_found_and_removed(folder: Path) -> None:
     crash_after_writing_the_model(folder)
     project = projects.open_project(folder / "driftloop.yaml")
-    assert project.store.list_model_versions(project.name) == []
-    batches = project.store.list_batches(project.name)  # quarantined ones keep their rows too
+    assert project.store.versions.list(project.name) == []
+    batches = project.store.batches.list(project.name)  # quarantined ones keep their rows too
     referenced = {Path(b.data_uri.removeprefix("file://")) for b in batches if b.data_uri}
     # the model file, and the calibrator written with it (`train.calibration`)
     orphans = files_of(folder) - referenced
@@ -82,7 +82,7 @@ def test_an_unrecorded_model_file_is_found_and_removed(folder: Path) -> None:
     done = runner.invoke(app, ["gc", "--yes", "--actor", "ops"])
     assert done.exit_code == 0 and "deleted 2 file(s)" in done.output, done.output
     assert files_of(folder) == referenced | {stray}
-    (entry,) = project.store.list_audit(action="artifacts.gc")
+    (entry,) = project.store.audit.list(action="artifacts.gc")
     assert entry.actor == "ops" and entry.details["bytes"] > 0
     assert sorted(Path(uri).name for uri in entry.details["files"]) == sorted(
         [orphan.name, calibrator.name])
@@ -93,7 +93,7 @@ def test_an_unrecorded_model_file_is_found_and_removed(folder: Path) -> None:
         assert len(project.artifacts.get_frame(batch.data_uri, batch.data_sha256)) == batch.rows
     again = runner.invoke(app, ["gc", "--yes", "--min-age", "0"])
     assert "no unreferenced files older than 0" in again.output
-    version = project.store.get_model_version(project.name, 1)
+    version = project.store.versions.get(project.name, 1)
     assert project.artifacts.get_model(version.artifact_uri, version.sha256) is not None
     assert version.calibration_uri is not None  # the live version's calibrator is kept
     assert project.artifacts.get_json(version.calibration_uri, version.calibration_sha256)
@@ -103,7 +103,7 @@ def test_an_unrecorded_model_file_is_found_and_removed(folder: Path) -> None:
 def test_a_half_written_file_is_garbage_even_with_a_known_hash(folder: Path) -> None:
     project = projects.open_project(folder / "driftloop.yaml")
     tick.Controller(project).tick()
-    version = project.store.get_model_version(project.name, 1)
+    version = project.store.versions.get(project.name, 1)
     path = Path(version.artifact_uri.removeprefix("file://"))
     partial = path.with_name(path.name + ".partial-" + "0" * 32)
     partial.write_bytes(b"half")

@@ -124,10 +124,10 @@ def test_a_batch_id_makes_a_post_idempotent(
         looked_up = http.get("/v1/batches/d1")
         assert looked_up.status_code == 200 and looked_up.json() == made
         assert http.get("/v1/batches/nope").status_code == 404
-    batches = project.store.list_batches(project.name)
+    batches = project.store.batches.list(project.name)
     assert [b.id for b in batches] == [made["batch_id"]]
     assert batches[0].source_uri == "upload:d1"
-    assert project.store.get_pipeline(project.name).schema is not None
+    assert project.store.pipelines.get(project.name).schema is not None
 
 
 def test_csv_parquet_and_json_bodies_are_batches_like_files(
@@ -181,7 +181,7 @@ def test_bad_bodies_are_refused_with_what_was_wrong(
         answer = http.post("/v1/batches", content=body, headers=headers)
     assert answer.status_code == status, answer.text
     assert says in answer.json()["detail"]
-    assert project.store.list_batches(project.name) == []
+    assert project.store.batches.list(project.name) == []
     assert uploads.UploadStore(project.store).pending(project.name) == []
 
 
@@ -211,7 +211,7 @@ def test_a_body_posted_while_a_controller_holds_the_lease_waits_for_its_tick(
     served: Served, project: projects.Project, tokens: dict[str, str], rows: pd.DataFrame
 ) -> None:
     controller = ticking.Controller(project)
-    held = project.store.acquire_lease(project.name, controller.holder, project.spec.lease_timeout)
+    held = project.store.leases.acquire(project.name, controller.holder, project.spec.lease_timeout)
     assert held is not None
     with client(served, tokens["ingest"]) as http:
         queued = http.post("/v1/batches?batch_id=late", content=csv_of(rows.iloc[:48]),
@@ -220,7 +220,7 @@ def test_a_body_posted_while_a_controller_holds_the_lease_waits_for_its_tick(
         assert queued.json() == {"key": "late", "batch_id": None, "status": "queued",
                                  "reasons": {}, "rows": None}
         assert queued.headers["Location"] == "/v1/batches/late"
-        assert project.store.list_batches(project.name) == []
+        assert project.store.batches.list(project.name) == []
         result = controller.tick()  # the holder records it
         assert [b.source_uri for b in result.batches] == ["upload:late"]
         controller.release()
@@ -231,4 +231,4 @@ def test_a_body_posted_while_a_controller_holds_the_lease_waits_for_its_tick(
         assert again.status_code == 200 and again.json() == done
     stored = uploads.UploadStore(project.store).get(project.name, "late")
     assert stored is not None and stored.data is None  # the batch's artifact holds the rows
-    assert project.store.get_lease(project.name).holder == ""  # released, not kept
+    assert project.store.leases.get(project.name).holder == ""  # released, not kept

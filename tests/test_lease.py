@@ -26,7 +26,7 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 def decide(store: MetadataStore) -> Any:
-    return store.add_decision("churn", kind="retrain", fired=True, evidence={})
+    return store.decisions.add("churn", kind="retrain", fired=True, evidence={})
 
 
 def test_a_write_under_a_lost_lease_is_refused(url: str) -> None:
@@ -34,22 +34,22 @@ def test_a_write_under_a_lost_lease_is_refused(url: str) -> None:
     ttl = timedelta(seconds=30)
     stalled, other = MetadataStore.open(url, clock=clock), MetadataStore(url, clock=clock)
     try:
-        stalled.ensure_pipeline("churn", {})
-        held = stalled.acquire_lease("churn", "a", ttl)
+        stalled.pipelines.ensure("churn", {})
+        held = stalled.leases.acquire("churn", "a", ttl)
         assert held is not None
-        with stalled.fenced(held):
+        with stalled.leases.fenced(held):
             decide(stalled)  # the lease is live: written
             clock.advance(ttl + timedelta(seconds=1))  # "a" stalls past its lease...
             decide(stalled)  # ...but nobody took over yet: still safe to write
-            taken = other.acquire_lease("churn", "b", ttl)
+            taken = other.leases.acquire("churn", "b", ttl)
             assert taken is not None and taken.token == held.token + 1
             with pytest.raises(errors.ConflictError, match="no longer holds the lease"):
                 decide(stalled)
-            assert stalled.acquire_lease("churn", "a", ttl) is None
-            with other.fenced(taken):
+            assert stalled.leases.acquire("churn", "a", ttl) is None
+            with other.leases.fenced(taken):
                 decide(other)  # fences are per store (and per thread): "b" writes
         decide(stalled)  # outside a fence the store writes as before (servers, the CLI)
-        assert len(other.list_decisions("churn")) == 4
+        assert len(other.decisions.list("churn")) == 4
     finally:
         stalled.close()
         other.close()
@@ -59,15 +59,15 @@ def test_the_heartbeat_keeps_a_short_lease_while_its_holder_works(url: str) -> N
     ttl = timedelta(seconds=0.6)
     mine, theirs = MetadataStore.open(url), MetadataStore(url)
     try:
-        mine.ensure_pipeline("churn", {})
+        mine.pipelines.ensure("churn", {})
         with leases.hold(mine, "churn", "a", ttl) as held:
             assert held is not None
             for _ in range(6):  # three lease lengths
                 time.sleep(0.3)
-                assert theirs.acquire_lease("churn", "b", ttl) is None
+                assert theirs.leases.acquire("churn", "b", ttl) is None
             decide(mine)
         time.sleep(ttl.total_seconds() + 0.2)  # no heartbeat after the block: it lapses
-        assert theirs.acquire_lease("churn", "b", ttl) is not None
+        assert theirs.leases.acquire("churn", "b", ttl) is not None
         with leases.hold(mine, "churn", "a", ttl) as again:
             assert again is None
     finally:

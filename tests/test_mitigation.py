@@ -194,10 +194,10 @@ def test_the_loop_trains_a_mitigated_challenger_that_never_sees_the_column(
         rows.iloc[index * 1500:(index + 1) * 1500].to_csv(
             tmp_path / "data" / f"{index:03}.csv", index=False)
         controller.tick()
-    newest = project.store.list_model_versions(project.name)[-1]
+    newest = project.store.versions.list(project.name)[-1]
     model = project.artifacts.get_model(newest.artifact_uri, newest.sha256)
     assert isinstance(model, mitigation.FairnessMitigated)
     assert "colour" not in model.estimator_.feature_names_in_
     assert newest.gate_report is not None and "fairness" in newest.gate_report
-    found = project.store.list_findings(project.name, "fairness")
+    found = project.store.findings.list(project.name, "fairness")
     assert found and found[-1].report["columns"]["colour"]["judged"]

@@ -55,7 +55,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[projects.Proje
 
 
 def model_of(project: projects.Project, number: int) -> Any:
-    found = project.store.get_model_version(project.name, number)
+    found = project.store.versions.get(project.name, number)
     return project.artifacts.get_model(found.artifact_uri, found.sha256)
 
 
@@ -109,7 +109,7 @@ def test_round_trip_with_mlflow_in_its_own_venv(project: projects.Project, tmp_p
     out = tmp_path / "exported"
     mlflow_format.export_mlflow(project, 1, out, actor="ann")
     rows = exports.newest_rows(project, 300)
-    batches = project.store.list_batches(project.name, status="accepted")
+    batches = project.store.batches.list(project.name, status="accepted")
     stored = pd.concat([project.artifacts.get_frame(b.data_uri, b.data_sha256)
                         for b in batches if b.data_uri and b.data_sha256]).tail(300)
     job = {"exported": str(out), "rows": rows[FEATURES].to_numpy().tolist(), "features": FEATURES,

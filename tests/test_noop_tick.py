@@ -84,9 +84,9 @@ def test_a_noop_tick_loads_neither_the_champion_nor_rows(
 
 def corrupt_champion(spec: Path) -> int:
     project = projects.open_project(spec)
-    number = project.store.get_alias(project.name, "champion")
+    number = project.store.aliases.get(project.name, "champion")
     assert number is not None
-    version = project.store.get_model_version(project.name, number)
+    version = project.store.versions.get(project.name, number)
     fs, path = fsspec.core.url_to_fs(version.artifact_uri)
     fs.pipe_file(path, b"not a model any more")
     project.close()
@@ -106,11 +106,11 @@ def test_a_corrupted_champion_is_reported_and_retrained_past(trained: Path) -> N
 
     project = projects.open_project(trained)
     try:
-        health = project.store.list_decisions(project.name, kind="health")
+        health = project.store.decisions.list(project.name, kind="health")
         assert [d.evidence["problem"] for d in health] == [ticking.UNUSABLE]
         assert health[0].evidence["version"] == corrupted
         assert "does not match its recorded hash" in health[0].evidence["error"]
-        assert project.store.get_alias(project.name, "champion") == result.outcome.version.version
+        assert project.store.aliases.get(project.name, "champion") == result.outcome.version.version
     finally:
         project.close()
     again = tick(trained)
@@ -126,7 +126,7 @@ def test_the_corrupted_champion_is_reported_once(trained: Path) -> None:
             champion = controller.champion()
             assert champion is not None
             controller.report_unusable(champion, ValueError("broken"))
-        assert len(project.store.list_decisions(project.name, kind="health")) == 1
+        assert len(project.store.decisions.list(project.name, kind="health")) == 1
     finally:
         project.close()
 
@@ -144,12 +144,12 @@ def test_the_server_keeps_the_last_good_model_when_the_new_one_is_corrupted(
         assert holder.refresh() == ["champion"]
         good = holder.get()
         assert good is not None
-        v1 = project.store.get_model_version(project.name, good.number)
+        v1 = project.store.versions.get(project.name, good.number)
         broken = project.artifacts.put_bytes(b"garbage", suffix=".skops")
-        v2 = project.store.add_model_version(
+        v2 = project.store.versions.add(
             project.name, run_id=v1.run_id, artifact_uri=broken.uri, sha256="0" * 64,
             metrics=v1.metrics)
-        project.store.set_alias(project.name, "champion", v2.version, actor="test", reason="t")
+        project.store.aliases.set(project.name, "champion", v2.version, actor="test", reason="t")
         assert holder.refresh() == []  # not swapped in
         assert holder.get() is good and errors == [v2.version]
     finally:
@@ -158,9 +158,9 @@ def test_the_server_keeps_the_last_good_model_when_the_new_one_is_corrupted(
 
 def test_models_list_and_batches_show_the_newest_and_count_the_rest(trained: Path) -> None:
     project = projects.open_project(trained)
-    v1 = project.store.get_model_version(project.name, 1)
+    v1 = project.store.versions.get(project.name, 1)
     for _ in range(4):
-        project.store.add_model_version(
+        project.store.versions.add(
             project.name, run_id=v1.run_id, artifact_uri=v1.artifact_uri, sha256=v1.sha256,
             metrics=v1.metrics)
     project.close()

@@ -62,14 +62,14 @@ def test_a_note_through_the_api_is_signed_by_the_token(
     blank = httpx.post(url + "/v1/notes", headers=bearer(secrets["mei@apac"]),
                        json={"target": "version", "id": 1, "text": "   "})
     assert blank.status_code == 400
-    assert [e.actor for e in project.store.list_audit(action="note.add")] == ["mei@apac"]
+    assert [e.actor for e in project.store.audit.list(action="note.add")] == ["mei@apac"]
 
 
 def test_the_cli_adds_notes_and_models_show_prints_them(folder: Path) -> None:
     spec = str(folder / "driftloop.yaml")
     opened = projects.open_project(spec)
-    decision = opened.store.get_run(
-        opened.store.get_model_version(opened.name, 1).run_id or 0).decision_id
+    decision = opened.store.runs.get(
+        opened.store.versions.get(opened.name, 1).run_id or 0).decision_id
     opened.close()
     added = runner.invoke(app, ["notes", "add", "decision", str(decision),
                                 "why retrain on a Sunday?", "--author", "ana@eu", "--spec", spec])

@@ -83,7 +83,7 @@ notify:
 def open_project(tmp_path: Path, url: str, clock: clocks.FakeClock, events: str = "") -> Any:
     spec = config.parse_spec(spec_text(url, events))
     store = metadata.MetadataStore.open(f"sqlite:///{tmp_path}/meta.db", clock=clock)
-    store.ensure_pipeline(spec.name, spec.model_dump(mode="json"))
+    store.pipelines.ensure(spec.name, spec.model_dump(mode="json"))
     return projects.Project(spec=spec, base_dir=tmp_path, store=store,
                             artifacts=artifacts.ArtifactStore(str(tmp_path / "artifacts")),
                             source=None, clock=clock)  # type: ignore[arg-type]
@@ -92,19 +92,20 @@ def open_project(tmp_path: Path, url: str, clock: clocks.FakeClock, events: str 
 def happen(store: metadata.MetadataStore) -> None:
     """Six events: v1 trained and promoted, a batch quarantined, drift seen, the fairness
     trigger fired, v1 rolled back (canary)."""
-    store.add_model_version("hooks", run_id=None, artifact_uri="m1", sha256="0" * 64,
+    store.versions.add("hooks", run_id=None, artifact_uri="m1", sha256="0" * 64,
                             metrics={"accuracy": 0.9}, gate_report={"passed": True, "reason": "ok"})
-    store.set_alias("hooks", "champion", 1, actor="ctl", reason="gate passed")
-    store.add_batch("hooks", source_uri="b.csv", fingerprint="f1", rows=10, start=None, end=None,
+    store.aliases.set("hooks", "champion", 1, actor="ctl", reason="gate passed")
+    store.batches.add("hooks", source_uri="b.csv", fingerprint="f1", rows=10, start=None, end=None,
                     status="quarantined", reasons={"x": ["x: 3 values are text"]})
-    store.add_decision("hooks", kind="retrain", fired=True, evidence={"policy": {"results": [
+    store.decisions.add("hooks", kind="retrain", fired=True, evidence={"policy": {"results": [
         {"kind": "drift", "fired": True, "reason": "2 of 4 columns drifted", "evidence": {}}]}})
-    store.add_decision("hooks", kind="retrain", fired=False, evidence={"policy": {"results": []}})
-    store.add_decision("hooks", kind="retrain", fired=True, evidence={"policy": {"results": [
+    store.decisions.add("hooks", kind="retrain", fired=False, evidence={"policy": {"results": []}})
+    store.decisions.add("hooks", kind="retrain", fired=True, evidence={"policy": {"results": [
         {"kind": "fairness", "fired": True, "reason": "selection rate ratio 0.61 < 0.8",
          "evidence": {}}]}})
-    store.set_alias("hooks", "canary", 1, actor="ctl", reason="canary", action="rollout")
-    store.set_alias("hooks", "canary", None, actor="alice", reason="bad answers", action="rollback")
+    store.aliases.set("hooks", "canary", 1, actor="ctl", reason="canary", action="rollout")
+    store.aliases.set("hooks", "canary", None, actor="alice", reason="bad answers",
+                      action="rollback")
 
 
 @pytest.fixture
@@ -209,7 +210,7 @@ def test_a_promotion_waiting_for_its_window_is_an_event(
     receiver.failures = 0
     project = open_project(tmp_path, receiver.url, clock, events="    events: [waiting]\n")
     notify.Notifier(project).run()
-    project.store.add_decision("hooks", kind="rollout", fired=False, evidence={
+    project.store.decisions.add("hooks", kind="rollout", fired=False, evidence={
         "outcome": "waiting", "version": 2, "until": "2026-03-30T00:00:00+00:00",
         "reason": "waiting for window until 2026-03-30 02:00 CEST (Europe/Berlin): v2"})
     assert notify.Notifier(project).run().sent == 1
@@ -222,7 +223,7 @@ def test_a_promotion_waiting_for_its_window_is_an_event(
 @pytest.mark.postgres
 def test_the_outbox_queues_once_on_postgresql(pg_url: str, clock: clocks.FakeClock) -> None:
     store = metadata.MetadataStore.open(pg_url, clock=clock)
-    store.ensure_pipeline("hooks", {})
+    store.pipelines.ensure("hooks", {})
     box = outbox.Outbox(store)
     box.enqueue("hooks", "h", [], box.facts("hooks", "h").upto)
     happen(store)

@@ -135,7 +135,7 @@ def test_a_tick_with_data_and_artifacts_on_s3(s3_bucket: str, tmp_path: Path) ->
         assert result.outcome is not None and result.outcome.promoted
         version = result.outcome.version
         assert version is not None and version.artifact_uri.startswith(f"s3://{s3_bucket}/")
-        assert project.store.get_alias(project.name, "champion") == version.version
+        assert project.store.aliases.get(project.name, "champion") == version.version
     finally:
         project.close()
 

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 from river import tree
 
-from driftloop.controller import backtest, online_session
+from driftloop.controller import backtest, online_session, policy_replay
 from driftloop.controller import project as projects
 from driftloop.core import clock as clocks
 from driftloop.core import config, errors
@@ -98,7 +98,7 @@ def project_for(tmp_path: Path, online_spec: dict[str, Any], clock: clocks.FakeC
         "target": "y", "online": online_spec,
     })
     store = metadata.MetadataStore.open("sqlite://", clock=clock)
-    store.ensure_pipeline("stream", spec.model_dump(mode="json"))
+    store.pipelines.ensure("stream", spec.model_dump(mode="json"))
     return projects.Project(spec=spec, base_dir=tmp_path, store=store,
                             artifacts=artifacts.ArtifactStore(str(tmp_path / "artifacts")),
                             source=sources.build_source(spec.source, tmp_path), clock=clock)
@@ -120,20 +120,20 @@ def test_snapshots_on_a_cadence_of_events_and_of_time(tmp_path: Path) -> None:
     events = concept(350, False, 0)
     for start in range(0, 350, 50):
         session.learn(events[start:start + 50])
-    versions = project.store.list_model_versions("stream")
+    versions = project.store.versions.list("stream")
     # The first snapshot as soon as there is something to serve, then every 100 events.
     assert [v.metrics["events_learned"] for v in versions] == [50, 150, 250, 350]
-    assert project.store.get_alias("stream", "champion") == 4
+    assert project.store.aliases.get("stream", "champion") == 4
     assert versions[-1].metrics["accuracy"] > 0.9 and versions[-1].metrics["live_rows"] == 50
     assert versions[-1].artifact_uri.endswith(".pickle")
     stored = project.artifacts.get_model(versions[-1].artifact_uri, versions[-1].sha256)
     assert stored.n_learned_ == 350 and stored.predict_many([{"x": 0.9}]) == [1]
 
     session.learn(concept(10, False, 1))  # 10 events: not due by count ...
-    assert len(project.store.list_model_versions("stream")) == 4
+    assert len(project.store.versions.list("stream")) == 4
     clock.advance(timedelta(minutes=11))  # ... but by time
     session.learn(concept(1, False, 2))
-    assert len(project.store.list_model_versions("stream")) == 5
+    assert len(project.store.versions.list("stream")) == 5
     project.close()
 
 
@@ -148,7 +148,7 @@ def test_a_worse_snapshot_is_rolled_back_then_a_changed_stream_is_accepted(
     session = online_session.OnlineSession(project, ["x"], "test")
     session.learn(concept(200, False, 0))  # v1: the first snapshot
     session.learn(concept(200, False, 1))  # v2: accurate
-    good = project.store.get_model_version("stream", 2)
+    good = project.store.versions.get("stream", 2)
     assert good.metrics["accuracy"] > 0.9
 
     report = session.learn(concept(200, True, 2))  # the concept flips: v3 is much worse
@@ -160,7 +160,7 @@ def test_a_worse_snapshot_is_rolled_back_then_a_changed_stream_is_accepted(
     assert rollback.evidence["action"] == "rollback"
     assert rollback.evidence["last_good"] == 2 and rollback.evidence["version"] == 3
     assert rollback.evidence["last_good_metric"] == good.metrics["accuracy"]
-    assert project.store.get_alias("stream", "champion") == 2
+    assert project.store.aliases.get("stream", "champion") == 2
     assert session.model_.n_learned_ == 400  # back to the state of v2
 
     # The restored snapshot does no better on the flipped stream: accept, do not loop.
@@ -168,8 +168,8 @@ def test_a_worse_snapshot_is_rolled_back_then_a_changed_stream_is_accepted(
     (checkpoint,) = report.checkpoints
     assert checkpoint.promoted and checkpoint.decision is not None
     assert checkpoint.decision.evidence["action"] == "accept"
-    assert project.store.get_alias("stream", "champion") == 4
-    kinds = [d.evidence["action"] for d in project.store.list_decisions("stream", kind="online")]
+    assert project.store.aliases.get("stream", "champion") == 4
+    kinds = [d.evidence["action"] for d in project.store.decisions.list("stream", kind="online")]
     assert sorted(kinds) == ["accept", "rollback"]
     project.close()
 
@@ -188,7 +188,7 @@ def test_adwin_on_the_error_stream_records_a_decision_and_acts(
     events = stable + flipped
     for start in range(0, len(events), 100):
         session.learn(events[start:start + 100])
-    decisions = project.store.list_decisions("stream", kind="online")
+    decisions = project.store.decisions.list("stream", kind="online")
     assert decisions, "ADWIN saw no change"
     first = decisions[-1] if decisions[0].id > decisions[-1].id else decisions[0]
     evidence = first.evidence
@@ -209,14 +209,14 @@ def elec2_days(days: int) -> pd.DataFrame:
 
 
 def online_policy(frame: pd.DataFrame, overrides: dict[str, Any], tmp_path: Path
-                  ) -> backtest.PolicyResult:
+                  ) -> policy_replay.PolicyResult:
     spec = config.PipelineSpec.model_validate({
         "name": "elec", "source": {"path": "x"}, "target": "class", "timestamp": "time",
         "trainer": {"function": "driftloop.train.models:hist_gradient_boosting"},
     })
     spec = backtest.policy_spec(spec, {"online": overrides})
     ends = backtest.batch_ends(frame, "time", timedelta(days=1), timedelta(days=30))
-    return backtest.replay_policy(frame, spec, "online", ends, tmp_path)
+    return policy_replay.replay_policy(frame, spec, "online", ends, tmp_path)
 
 
 def test_online_backtest_is_deterministic(tmp_path: Path) -> None:

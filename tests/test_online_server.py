@@ -41,7 +41,7 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     controller = tick.build_controller(opened)
     assert isinstance(controller, online_tick.OnlineController)
     controller.tick()
-    opened.store.release_lease(opened.name, controller.holder)
+    opened.store.leases.release(opened.name, controller.holder)
     opened.close()
     return folder
 
@@ -73,8 +73,8 @@ def fresh_rows(start_week: int, count: int) -> list[dict[str, float]]:
 
 def test_the_controller_learned_the_batches_and_snapshotted_them(project: projects.Project
                                                                  ) -> None:
-    versions = project.store.list_model_versions(project.name)
-    champion = project.store.get_alias(project.name, "champion")
+    versions = project.store.versions.list(project.name)
+    champion = project.store.aliases.get(project.name, "champion")
     # The cadence is checked after each learned batch: one snapshot per weekly file.
     assert champion == versions[-1].version and len(versions) == 3
     assert versions[-1].metrics["online"] and versions[-1].artifact_uri.endswith(".pickle")
@@ -85,9 +85,9 @@ def test_feedback_updates_the_learner_that_answers(
     server: Server, project: projects.Project, secret: str
 ) -> None:
     name = project.name
-    before = project.store.get_alias(name, "champion")
+    before = project.store.aliases.get(name, "champion")
     assert before is not None
-    version = project.store.get_model_version(name, before)
+    version = project.store.versions.get(name, before)
     reference = copy.deepcopy(project.artifacts.get_model(version.artifact_uri, version.sha256))
     rows = fresh_rows(3, 50)
     with httpx.Client(base_url=server.url, headers=bearer(secret), timeout=30) as client:
@@ -107,9 +107,9 @@ def test_feedback_updates_the_learner_that_answers(
         assert again["learned"] == 0 and again["stored"] == 0  # each label is learned once
 
         # 50 events: a snapshot, the champion moved to it, and the server answers with it.
-        after = project.store.get_alias(name, "champion")
+        after = project.store.aliases.get(name, "champion")
         assert after == before + 1
-        snapshot = project.store.get_model_version(name, after)
+        snapshot = project.store.versions.get(name, after)
         assert snapshot.metrics["events_learned"] == 3 * 336 + 50
         assert client.get("/readyz").json()["serving"]["champion"] == after
         # What the server learned is what the snapshot learned: the same 50 events.

@@ -69,7 +69,7 @@ def predict_and_label(client: httpx.Client, rows: list[dict[str, float]]) -> dic
 
 def learned_from(project: projects.Project, version: int, rows: list[dict[str, float]]) -> Any:
     """The stored snapshot `version` after learning `rows` (what a writer should hold)."""
-    found = project.store.get_model_version(project.name, version)
+    found = project.store.versions.get(project.name, version)
     model = project.artifacts.get_model(found.artifact_uri, found.sha256).snapshot()
     model.learn_many(learners.records_of(pd.DataFrame(rows), FEATURES),
                      [int(row["class"]) for row in rows])
@@ -88,35 +88,35 @@ def test_the_server_writes_nothing_while_a_controller_holds_the_lease(
 ) -> None:
     store, name = project.store, project.name
     controller = online_tick.OnlineController(project)
-    assert store.acquire_lease(name, controller.holder, project.spec.lease_timeout)
+    assert store.leases.acquire(name, controller.holder, project.spec.lease_timeout)
     session = controller.session()
     assert session is not None
     learned_before = session.model_.n_learned_
-    champion = store.get_alias(name, "champion")
+    champion = store.aliases.get(name, "champion")
     assert champion is not None
-    versions = len(store.list_model_versions(name))
-    moves = len(store.alias_history(name, "champion"))
-    cursor = store.get_cursor(name, online_session.FEEDBACK_CURSOR)
+    versions = len(store.versions.list(name))
+    moves = len(store.aliases.history(name, "champion"))
+    cursor = store.batches.get_cursor(name, online_session.FEEDBACK_CURSOR)
     rows = fresh_rows(3, 50)
     with httpx.Client(base_url=server.url, headers=bearer(secret), timeout=30) as client:
         answer = predict_and_label(client, rows)
         assert answer["stored"] == 50 and answer["learned"] == 0
         # Not the server's turn: no version, no alias move, the labels left for the holder.
-        assert len(store.list_model_versions(name)) == versions
-        assert len(store.alias_history(name, "champion")) == moves
-        assert store.get_cursor(name, online_session.FEEDBACK_CURSOR) == cursor
-        assert store.get_lease(name).holder == controller.holder  # type: ignore[union-attr]
+        assert len(store.versions.list(name)) == versions
+        assert len(store.aliases.history(name, "champion")) == moves
+        assert store.batches.get_cursor(name, online_session.FEEDBACK_CURSOR) == cursor
+        assert store.leases.get(name).holder == controller.holder  # type: ignore[union-attr]
 
         result = controller.tick()
         assert result.acted and result.skipped is None
         assert session.model_.n_learned_ == learned_before + 50  # each label once
         last_label = serving.ServingStore(store).labelled(name, alias="champion")[-1]
-        cursor = store.get_cursor(name, online_session.FEEDBACK_CURSOR)
+        cursor = store.batches.get_cursor(name, online_session.FEEDBACK_CURSOR)
         assert cursor == {"after": last_label.feedback_id}
         # 50 events: the controller's snapshot, moved to champion by the controller.
-        snapshot = store.get_model_version(name, champion + 1)
-        assert store.get_alias(name, "champion") == champion + 1
-        assert store.alias_history(name, "champion")[-1].actor == controller.holder
+        snapshot = store.versions.get(name, champion + 1)
+        assert store.aliases.get(name, "champion") == champion + 1
+        assert store.aliases.history(name, "champion")[-1].actor == controller.holder
         assert snapshot.metrics["feedback_upto"] == last_label.feedback_id
         assert snapshot.metrics["events_learned"] == learned_before + 50
         again = controller.tick()
@@ -134,8 +134,8 @@ def test_the_server_writes_nothing_while_a_controller_holds_the_lease(
         # The lease is free again: the server learns the next labels itself (and only those).
         more = fresh_rows(4, 10)
         assert predict_and_label(client, more)["learned"] == 10
-        assert len(store.list_model_versions(name)) == versions + 1  # below the cadence
-        lease = store.get_lease(name)
+        assert len(store.versions.list(name)) == versions + 1  # below the cadence
+        lease = store.leases.get(name)
         assert lease is not None and lease.holder == ""  # given back after the call
         expected.learn_many(learners.records_of(pd.DataFrame(more), FEATURES),
                             [int(row["class"]) for row in more])
@@ -147,21 +147,21 @@ def test_without_a_controller_the_server_learns_and_checkpoints(
     server: Server, project: projects.Project, secret: str
 ) -> None:
     store, name = project.store, project.name
-    champion = store.get_alias(name, "champion")
+    champion = store.aliases.get(name, "champion")
     assert champion is not None
-    before = store.get_model_version(name, champion)
+    before = store.versions.get(name, champion)
     rows = fresh_rows(7, 40)  # with the 10 the server learned before: the cadence of 50
     with httpx.Client(base_url=server.url, headers=bearer(secret), timeout=30) as client:
         assert predict_and_label(client, rows)["learned"] == 40
-    after = store.get_alias(name, "champion")
+    after = store.aliases.get(name, "champion")
     assert after == champion + 1
-    moved = store.alias_history(name, "champion")[-1]
+    moved = store.aliases.history(name, "champion")[-1]
     assert moved.actor == "server:online"
-    snapshot = store.get_model_version(name, after)
+    snapshot = store.versions.get(name, after)
     assert snapshot.metrics["events_learned"] == before.metrics["events_learned"] + 50
     last_label = serving.ServingStore(store).labelled(name, alias="champion")[-1]
     assert snapshot.metrics["feedback_upto"] == last_label.feedback_id
-    assert store.get_lease(name).holder == ""  # type: ignore[union-attr]
+    assert store.leases.get(name).holder == ""  # type: ignore[union-attr]
 
     # A controller that ticks now continues from the server's snapshot: nothing to relearn.
     controller = online_tick.OnlineController(project)
@@ -191,7 +191,7 @@ def test_a_controller_that_missed_the_servers_snapshot_continues_from_it(
     start = session.version.version
     with httpx.Client(base_url=server.url, headers=bearer(secret), timeout=30) as client:
         assert predict_and_label(client, fresh_rows(8, 50))["learned"] == 50
-        assert store.get_alias(name, "champion") == start + 1  # the server's snapshot
+        assert store.aliases.get(name, "champion") == start + 1  # the server's snapshot
         tail = fresh_rows(9, 7)
         assert predict_and_label(client, tail)["learned"] == 7  # after it, in the server only
     try:
@@ -199,7 +199,7 @@ def test_a_controller_that_missed_the_servers_snapshot_continues_from_it(
     finally:
         controller.release()
     assert result.acted
-    snapshot = store.get_model_version(name, start + 1)
+    snapshot = store.versions.get(name, start + 1)
     assert session.version.version == start + 1
     assert session.model_.n_learned_ == snapshot.metrics["events_learned"] + 7
     expected = learned_from(project, start + 1, tail)

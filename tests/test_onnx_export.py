@@ -51,12 +51,12 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[projects.Proje
 
 def register(project: projects.Project, model: Any) -> int:
     """Fit `model` on the project's stored rows and register it as the next version."""
-    batches = project.store.list_batches(project.name, status="accepted")
+    batches = project.store.batches.list(project.name, status="accepted")
     rows = pd.concat([project.artifacts.get_frame(b.data_uri, b.data_sha256) for b in batches
                       if b.data_uri and b.data_sha256])
     model.fit(calendar.model_input(project.spec, rows), rows[project.spec.target])
     artifact = project.artifacts.put_model(model)
-    return project.store.add_model_version(
+    return project.store.versions.add(
         project.name, run_id=None, artifact_uri=artifact.uri, sha256=artifact.sha256,
         metrics={}).version
 
@@ -120,13 +120,13 @@ def test_serving_runtime_onnx_scores_with_onnxruntime_and_falls_back_without_an_
     exported = register(project, RandomForestClassifier(n_estimators=10, random_state=0))
     exports.export_onnx(project, exported, tmp_path / "m.onnx", actor="ann", rows=500)
     plain = register(project, LogisticRegression())
-    project.store.set_alias(project.name, "champion", exported, actor="ann", reason="onnx")
+    project.store.aliases.set(project.name, "champion", exported, actor="ann", reason="onnx")
     secret = auth.create_token(serving.ServingStore(project.store), f"onnx-{exported}",
                                ["predict", "admin"], actor="test")[1]
     headers = {"Authorization": f"Bearer {secret}"}
     app = server_app.create_app(project, poll_interval=0.1, runtime="onnx")
     model = project.artifacts.get_model(
-        *(lambda v: (v.artifact_uri, v.sha256))(project.store.get_model_version(
+        *(lambda v: (v.artifact_uri, v.sha256))(project.store.versions.get(
             project.name, exported)))
     with serve_in_thread(app) as url, httpx.Client(base_url=url, headers=headers) as client:
         ready = client.get("/readyz").json()

@@ -87,9 +87,9 @@ def test_ingest_validates_like_a_file_and_records_the_same_rows_once(
 def test_close_gives_the_lease_back(tmp_path: Path, elec: pd.DataFrame) -> None:
     with driftloop.Project.open(SPEC, base_dir=tmp_path) as project:
         project.ingest(elec.iloc[:48])
-        assert project.store.get_lease("prices").holder.startswith("python@")
+        assert project.store.leases.get("prices").holder.startswith("python@")
     with driftloop.Project.open(SPEC, base_dir=tmp_path) as again:
-        assert again.store.get_lease("prices").holder == ""
+        assert again.store.leases.get("prices").holder == ""
         again.ingest(elec.iloc[48:96])  # another holder may ingest at once
         assert len(again.batches) == 2
 

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from driftloop.controller import ingest, tick
+from driftloop.controller import ingest, kept_rows, tick
 from driftloop.controller import project as projects
 from driftloop.core import clock as clocks
 from driftloop.core import config, errors
@@ -54,7 +54,7 @@ def project_on(tmp_path: Path, frame: pd.DataFrame, extra: str = "") -> projects
         artifacts=artifacts.ArtifactStore(str(tmp_path / "artifacts")),
         source=replay.ReplaySource(frame, "t", ends, clock), clock=clock,
     )
-    store.ensure_pipeline(project.name, project.spec.model_dump(mode="json"))
+    store.pipelines.ensure(project.name, project.spec.model_dump(mode="json"))
     return project
 
 
@@ -73,7 +73,7 @@ def test_a_slowly_growing_range_is_never_quarantined_but_signalled(tmp_path: Pat
     last = batches[-1]
     assert last.quality_rows == ROWS and list(last.quality) == ["x"]
     # the accepted rows are all kept: nothing was lost
-    stored = [project.store.get_batch(b.id) for b in batches]
+    stored = [project.store.batches.get(b.id) for b in batches]
     assert sum(b.rows for b in stored if b.status == "accepted") == BATCHES * ROWS
     assert stored[-1].quality == last.quality  # read back from the store as written
 
@@ -96,7 +96,7 @@ def test_quarantined_rows_are_kept_as_read_for_a_requeue(tmp_path: Path) -> None
     assert (first.status, bad.status) == ("accepted", "quarantined")
     assert bad.reasons == {"x": [
         "x: 1 value above the allowed maximum 1 (max seen 1, validation.bounds): row 80"]}
-    kept: Any = ingest.read_as_read(project, bad)
+    kept: Any = kept_rows.read_as_read(project, bad)
     rows, names = kept
     assert len(rows) == ROWS and rows["x"].iloc[-1] == 1.02 and rows.attrs == {}
     assert rows["note"].tolist()[:2] == ["a", "1"]  # a mixed column is kept as text
@@ -152,11 +152,11 @@ gate: {enabled: false}
 
 def test_the_timeline_shows_signals_and_requeues() -> None:
     store = metadata.MetadataStore.open("sqlite://")
-    store.ensure_pipeline("p", {})
+    store.pipelines.ensure("p", {})
     signal = "x: 3 values above the allowed maximum 1.5 (max seen 1, tolerance 50%): rows 1, 2, 3"
 
     def add(fingerprint: str, **values: Any) -> None:
-        store.add_batch("p", source_uri=f"file:///in/{fingerprint}.csv", fingerprint=fingerprint,
+        store.batches.add("p", source_uri=f"file:///in/{fingerprint}.csv", fingerprint=fingerprint,
                         rows=40, start=None, end=None, **{"status": "accepted", "reasons": {},
                                                           **values})
 

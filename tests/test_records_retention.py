@@ -65,7 +65,7 @@ def run(tmp_path: Path, history: str, url: str | None) -> tuple[Any, list[Any]]:
     if url is not None:
         project.store.close()
         project.store = MetadataStore.open(url, clock=project.clock)
-        project.store.ensure_pipeline(spec.name, spec.model_dump(mode="json"))
+        project.store.pipelines.ensure(spec.name, spec.model_dump(mode="json"))
     controller = tick.Controller(project)
     decided = []
     for end in ends:
@@ -95,13 +95,13 @@ def test_records_leave_for_the_archive_and_the_loop_decides_the_same(
     project, decided = run(tmp_path / "retired", "1 batch", url)
     store, name = project.store, project.name
     assert [policy(d) for d in decided] == [policy(d) for d in kept_decided]
-    assert [v.batch_ids for v in store.list_model_versions(name)] == [
-        v.batch_ids for v in kept.store.list_model_versions(name)
+    assert [v.batch_ids for v in store.versions.list(name)] == [
+        v.batch_ids for v in kept.store.versions.list(name)
     ]
     assert sum(d is not None and d.fired for d in decided) >= 4
 
-    everything = kept.store.list_evaluations(name)
-    left = store.list_evaluations(name)
+    everything = kept.store.evaluations.list(name)
+    left = store.evaluations.list(name)
     assert len(left) < len(everything) / 2
     files = archive.Archive(store, project.artifacts)
     gone = pd.concat([files.read(f) for f in files.files_of(name, "evaluations")])
@@ -110,18 +110,18 @@ def test_records_leave_for_the_archive_and_the_loop_decides_the_same(
     for row in gone.itertuples():  # archived as they were
         assert json.loads(row.errors) == list(by_id[row.id].errors)
         assert row.value == pytest.approx(by_id[row.id].value)
-    champion = store.get_model_version(name, store.get_alias(name, "champion") or 0)
+    champion = store.versions.get(name, store.aliases.get(name, "champion") or 0)
     mine = [e for e in left if e.version == champion.version]
     assert mine and mine[-1].id == max(e.id for e in everything if e.version == champion.version)
 
-    for version in store.list_model_versions(name):  # lineage: why each version exists
-        run_ = store.get_run(version.run_id)  # type: ignore[arg-type]
+    for version in store.versions.list(name):  # lineage: why each version exists
+        run_ = store.runs.get(version.run_id)  # type: ignore[arg-type]
         if run_.decision_id is not None:
-            assert store.get_decision(run_.decision_id).fired
-    assert champion.profile_id is not None and store.get_profile(champion.profile_id)
+            assert store.decisions.get(run_.decision_id).fired
+    assert champion.profile_id is not None and store.profiles.get(champion.profile_id)
     retired = files.files_of(name, "decisions") + files.files_of(name, "profiles")
     assert {f.kind for f in retired} == {"decisions", "profiles"}
-    assert len(store.list_decisions(name)) < len(kept.store.list_decisions(name))
+    assert len(store.decisions.list(name)) < len(kept.store.decisions.list(name))
     for record in files.files_of(name):  # every archived file matches its recorded sha256
         project.artifacts.get_bytes(record.uri, record.sha256)
     kept.close()
@@ -131,7 +131,7 @@ def test_records_leave_for_the_archive_and_the_loop_decides_the_same(
 def test_a_days_small_files_merge_into_one_with_the_same_rows(tmp_path: Path) -> None:
     start = datetime(2024, 3, 1, tzinfo=UTC)
     meta = MetadataStore.open("sqlite://", clock=FakeClock(start + timedelta(days=3)))
-    meta.ensure_pipeline("p", {})
+    meta.pipelines.ensure("p", {})
     files = archive.Archive(meta, artifacts.ArtifactStore(str(tmp_path / "artifacts")))
     sizes = [4, 2, 7, 3, 5]
     n = 0
@@ -144,7 +144,7 @@ def test_a_days_small_files_merge_into_one_with_the_same_rows(tmp_path: Path) ->
             }
         )
         n += count
-        with meta._write() as conn:
+        with meta.db.write() as conn:
             files.write(conn, "p", "predictions", frame)
     before = files.read_predictions("p")
     parts = files.files_of("p")
@@ -201,16 +201,16 @@ def test_an_online_pipeline_is_bounded_the_same_way(tmp_path: Path) -> None:
     store, name = project.store, project.name
     assert [
         (v.version, v.metrics["accuracy"], v.metrics["data_upto_batch"])
-        for v in store.list_model_versions(name)
+        for v in store.versions.list(name)
     ] == [
         (v.version, v.metrics["accuracy"], v.metrics["data_upto_batch"])
-        for v in kept.store.list_model_versions(name)
+        for v in kept.store.versions.list(name)
     ]  # learned exactly the same
-    assert len(store.list_evaluations(name)) <= 4 < len(kept.store.list_evaluations(name))
+    assert len(store.evaluations.list(name)) <= 4 < len(kept.store.evaluations.list(name))
     assert any(r.swept and r.swept.retired.evaluations for r in results)
-    champion = store.get_model_version(name, store.get_alias(name, "champion") or 0)
+    champion = store.versions.get(name, store.aliases.get(name, "champion") or 0)
     upto = champion.metrics["data_upto_batch"]
-    batches = store.list_batches(name, status="accepted")
+    batches = store.batches.list(name, status="accepted")
     archived = [b.id for b in batches if b.archived_at is not None]
     assert archived and max(archived) <= upto  # what the snapshot learned, never what follows
     assert all(b.archived_at is None for b in batches[-2:])

@@ -107,7 +107,7 @@ def test_a_process_works_for_one_region_and_records_it(
         assert project.spec.timezone == {"eu": "Europe/Berlin", "us": "America/Los_Angeles"}[region]
         result = tick.Controller(project).tick()
         assert result.outcome is not None and result.outcome.version is not None
-        (batch,) = project.store.list_batches("churn")
+        (batch,) = project.store.batches.list("churn")
         assert batch.region == region and f"/{region}/in/" in batch.source_uri
         assert result.outcome.run.region == region and result.outcome.version.region == region
         assert result.outcome.version.artifact_uri.startswith(f"file://{folder}/{region}/artifacts/")
@@ -168,25 +168,25 @@ def test_a_later_stage_promotes_only_after_the_earlier_regions_live_test_passed(
                                              "artifacts: us/artifacts, after: eu,"))
     eu = projects.open_project(spec, region="eu")
     us = projects.open_project(spec, region="us")
-    eu.store.set_alias("churn", "canary", 1, actor="t", reason="canary", action="rollout")
+    eu.store.aliases.set("churn", "canary", 1, actor="t", reason="canary", action="rollout")
     passed = {"passed": True, "reason": "better"}
-    version = us.store.add_model_version("churn", run_id=None, artifact_uri="m", sha256="0" * 64,
+    version = us.store.versions.add("churn", run_id=None, artifact_uri="m", sha256="0" * 64,
                                          metrics={}, gate_report=passed)
     assert not retrain.promote(us, version, "ctl")
-    (waiting,) = us.store.list_decisions("churn", kind="rollout")
+    (waiting,) = us.store.decisions.list("churn", kind="rollout")
     assert waiting.evidence["reason"] == (
         "waiting for region 'eu' is still testing v1 (canary): v2 (champion) is a later stage")
-    eu.store.set_alias("churn", "canary", None, actor="t", reason="worse live", action="rollback")
+    eu.store.aliases.set("churn", "canary", None, actor="t", reason="worse live", action="rollback")
     assert retrain.promote_pending(us, "ctl") is None
-    newest = us.store.list_decisions("churn", kind="rollout", limit=1)[0]
+    newest = us.store.decisions.list("churn", kind="rollout", limit=1)[0]
     assert "region 'eu' rolled back v1" in newest.evidence["reason"]
     assert retrain.promote_pending(us, "ctl") is None  # the same wait is recorded once
-    assert len(us.store.list_decisions("churn", kind="rollout")) == 2
-    eu_v2 = eu.store.add_model_version("churn", run_id=None, artifact_uri="m", sha256="0" * 64,
+    assert len(us.store.decisions.list("churn", kind="rollout")) == 2
+    eu_v2 = eu.store.versions.add("churn", run_id=None, artifact_uri="m", sha256="0" * 64,
                                        metrics={}, gate_report=passed)
-    eu.store.set_alias("churn", "champion", eu_v2.version, actor="t", reason="promoted")
+    eu.store.aliases.set("churn", "champion", eu_v2.version, actor="t", reason="promoted")
     assert retrain.promote_pending(us, "ctl") == version
-    assert us.store.get_alias("churn", "champion") == 2
+    assert us.store.aliases.get("churn", "champion") == 2
     eu.close()
     us.close()
 

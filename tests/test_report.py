@@ -14,7 +14,7 @@ import pytest
 
 from driftloop.cli import demo
 from driftloop.cli import project_commands as scaffold
-from driftloop.controller import backtest
+from driftloop.controller import backtest, policy_replay
 from driftloop.core import config
 from driftloop.data import elec2
 from driftloop.ui import backtest_report
@@ -23,7 +23,7 @@ DAYS = 45
 
 
 @pytest.fixture(scope="module")
-def replayed() -> tuple[config.PipelineSpec, list[backtest.PolicyResult]]:
+def replayed() -> tuple[config.PipelineSpec, list[policy_replay.PolicyResult]]:
     """45 days of Elec2: a 30-day warm-up, then 15 daily batches, the baselines and "mine"."""
     frame = elec2.load_elec2().iloc[: 48 * DAYS]
     text = (Path(scaffold.__file__).parent / "scaffold" / "driftloop.yaml").read_text()
@@ -122,10 +122,10 @@ def test_the_gap_chart_is_each_policys_rolling_difference_to_every_batch(replaye
 
 
 def result(name: str, score: float, cpu: float, metrics: list[float], metric: str = "accuracy",
-           ) -> backtest.PolicyResult:
-    steps = tuple(backtest.Step(f"2024-01-0{i + 1}T00:00:00", 10, m, i == 0, i == 0, None, {})
+           ) -> policy_replay.PolicyResult:
+    steps = tuple(policy_replay.Step(f"2024-01-0{i + 1}T00:00:00", 10, m, i == 0, i == 0, None, {})
                   for i, m in enumerate(metrics))
-    return backtest.PolicyResult(name, metric, score, 1, 1, cpu, 1.0, steps)
+    return policy_replay.PolicyResult(name, metric, score, 1, 1, cpu, 1.0, steps)
 
 
 def test_the_reference_is_the_better_every_batch_row_whatever_the_other_names() -> None:

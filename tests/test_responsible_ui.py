@@ -41,7 +41,7 @@ def url(project: projects.Project) -> Iterator[str]:
 def test_pages_show_fairness_and_explanations(project: projects.Project, url: str) -> None:
     timeline = httpx.get(f"{url}/ui/pipelines/explained").text
     assert 'id="fairness-chart"' in timeline and '"g=B"' in timeline
-    champion = project.store.get_alias(project.name, "champion")
+    champion = project.store.aliases.get(project.name, "champion")
     version = httpx.get(f"{url}/ui/pipelines/explained/versions/{champion}").text
     assert 'id="explanation"' in version and "<td>x1</td>" in version
     assert "<td>g</td>" not in version  # a fairness-only column is no model input
@@ -82,7 +82,7 @@ def test_the_fairness_chart_and_the_importance_bars_are_painted(
     page.goto(f"{url}/ui/pipelines/explained", wait_until="load")
     assert page.locator("#fairness-chart").evaluate(COLOURED_PIXELS) > 200
     page.screenshot(path=str(ARTIFACTS / "fairness-timeline.png"), full_page=True)
-    champion = project.store.get_alias(project.name, "champion")
+    champion = project.store.aliases.get(project.name, "champion")
     page.goto(f"{url}/ui/pipelines/explained/versions/{champion}", wait_until="load")
     widths = page.locator("#explanation td.bar span").evaluate_all(
         "(bars) => bars.map((bar) => bar.getBoundingClientRect().width)")

@@ -146,7 +146,7 @@ def open_project(folder: Path, url: str, *, page: str = "{param: page}", format:
 def recorded_ids(project: projects.Project) -> list[int]:
     """The ids of every stored row, in batch order (each accepted batch's artifact)."""
     ids: list[int] = []
-    for batch in project.store.list_batches(project.name):
+    for batch in project.store.batches.list(project.name):
         assert batch.status == "accepted", batch.reasons
         assert batch.data_uri is not None and batch.data_sha256 is not None
         ids += project.artifacts.get_frame(batch.data_uri, batch.data_sha256)["id"].tolist()
@@ -180,7 +180,7 @@ def test_pages_become_batches_and_a_restart_continues_where_it_stopped(
     assert sum(b.rows for b in new) == 3
     assert ingesting.ingest(project) == [] and ingesting.ingest(project) == []
     assert sorted(recorded_ids(project)) == sorted([*range(25), 3])
-    cursor = project.store.get_cursor(project.name, project.source.key)
+    cursor = project.store.batches.get_cursor(project.name, project.source.key)
     assert cursor["high"] == "2024-05-01T10:00:30Z"
     project.close()
 

@@ -36,7 +36,7 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture
 def meta(url: str) -> Iterator[MetadataStore]:
     store = MetadataStore.open(url, clock=FakeClock(START))
-    store.ensure_pipeline("p", {})
+    store.pipelines.ensure("p", {})
     yield store
     store.close()
 
@@ -157,28 +157,28 @@ def test_batch_files_a_version_or_the_window_needs_are_never_archived(
     if backend == "postgres":
         project.store.close()
         project.store = MetadataStore.open(request.getfixturevalue("pg_url"), clock=project.clock)
-        project.store.ensure_pipeline(spec.name, spec.model_dump(mode="json"))
+        project.store.pipelines.ensure(spec.name, spec.model_dump(mode="json"))
     controller = tick.Controller(project)
     store, name = project.store, project.name
     for i, end in enumerate(ends):
         project.clock.set(end.to_pydatetime())  # type: ignore[attr-defined]
         controller.tick()
         if i == 8:  # pin today's champion as a canary for a while: its batches must stay
-            number = store.get_alias(name, "champion")
+            number = store.aliases.get(name, "champion")
             assert number is not None
-            store.set_alias(name, "canary", number, actor="t", reason="test")
-            pinned = set(store.get_model_version(name, number).batch_ids)
+            store.aliases.set(name, "canary", number, actor="t", reason="test")
+            pinned = set(store.versions.get(name, number).batch_ids)
         if i == 14:
-            store.set_alias(name, "canary", None, actor="t", reason="test")
-        champion = store.get_alias(name, "champion")
+            store.aliases.set(name, "canary", None, actor="t", reason="test")
+        champion = store.aliases.get(name, "champion")
         target = retention.needed_batches(store, name, 1)
-        for batch in store.list_batches(name, status="accepted"):
+        for batch in store.batches.list(name, status="accepted"):
             live = champion is not None and batch.id in set(
-                store.get_model_version(name, champion).batch_ids)
+                store.versions.get(name, champion).batch_ids)
             if live or batch.id in target or (8 <= i < 14 and batch.id in pinned):
                 assert batch.archived_at is None, (i, batch.id)
                 project.artifacts.get_frame(batch.data_uri, batch.data_sha256)  # type: ignore[arg-type]
-    batches = store.list_batches(name, status="accepted")
+    batches = store.batches.list(name, status="accepted")
     archived = [b for b in batches if b.archived_at is not None]
     assert archived, "old batches nothing needs were archived"
     newest = batches[-3:]  # the next training's window
@@ -200,9 +200,9 @@ def test_a_pending_rollout_keeps_its_predictions(meta: MetadataStore, tmp_path: 
     rows = predictions(10, START, timedelta(hours=1))
     store.add_predictions(rows)
     meta.clock.set(START + timedelta(hours=3))  # type: ignore[attr-defined]
-    meta.add_model_version("p", run_id=None, artifact_uri="file:///m", sha256="ab" * 32,
+    meta.versions.add("p", run_id=None, artifact_uri="file:///m", sha256="ab" * 32,
                            metrics={})
-    meta.set_alias("p", "canary", 1, actor="t", reason="rollout")
+    meta.aliases.set("p", "canary", 1, actor="t", reason="rollout")
     started = retention.rollout_start(meta, "p")
     assert started == START + timedelta(hours=3)
     files = archive.Archive(meta, artifacts.ArtifactStore(str(tmp_path / "a")))
@@ -213,7 +213,7 @@ def test_a_pending_rollout_keeps_its_predictions(meta: MetadataStore, tmp_path: 
 
 def test_sqlite_gives_freed_pages_back(tmp_path: Path) -> None:
     meta = MetadataStore.open(f"sqlite:///{tmp_path / 's.db'}", clock=FakeClock(START))
-    meta.ensure_pipeline("p", {})
+    meta.pipelines.ensure("p", {})
     store = serving.ServingStore(meta)
     store.add_predictions(predictions(3000, START, timedelta(seconds=1)))
     size = (tmp_path / "s.db").stat().st_size + (tmp_path / "s.db-wal").stat().st_size

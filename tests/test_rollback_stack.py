@@ -32,10 +32,10 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture
 def store(url: str) -> Iterator[MetadataStore]:
     opened = MetadataStore.open(url, clock=FakeClock(T0))
-    opened.ensure_pipeline(PIPELINE, {"trainer": "sklearn"})
+    opened.pipelines.ensure(PIPELINE, {"trainer": "sklearn"})
     for _ in range(4):
-        run = opened.start_run(PIPELINE, trainer="sklearn", params={}, batch_ids=[])
-        opened.add_model_version(
+        run = opened.runs.start(PIPELINE, trainer="sklearn", params={}, batch_ids=[])
+        opened.versions.add(
             PIPELINE, run_id=run.id, artifact_uri=f"file:///m/{run.id}.skops", sha256="ab" * 32,
             metrics={"accuracy": 0.9},
         )
@@ -45,11 +45,11 @@ def store(url: str) -> Iterator[MetadataStore]:
 
 def promote(store: MetadataStore, *versions: int | None, alias: str = "champion") -> None:
     for version in versions:
-        store.set_alias(PIPELINE, alias, version, actor="gate", reason=f"to {version}")
+        store.aliases.set(PIPELINE, alias, version, actor="gate", reason=f"to {version}")
 
 
 def rollback(store: MetadataStore, alias: str = "champion") -> int | None:
-    return store.rollback(PIPELINE, alias, actor="ana", reason="bad model").version
+    return store.aliases.rollback(PIPELINE, alias, actor="ana", reason="bad model").version
 
 
 def test_successive_rollbacks_walk_back_through_the_promotions(store: MetadataStore) -> None:
@@ -58,12 +58,12 @@ def test_successive_rollbacks_walk_back_through_the_promotions(store: MetadataSt
     assert rollback(store) == 1
     with pytest.raises(errors.ConflictError, match="no earlier version to roll back to"):
         rollback(store)
-    assert store.get_alias(PIPELINE, "champion") == 1
-    history = store.alias_history(PIPELINE, "champion")
+    assert store.aliases.get(PIPELINE, "champion") == 1
+    history = store.aliases.history(PIPELINE, "champion")
     assert [(m.action, m.previous, m.version) for m in history] == [
         ("promote", None, 1), ("promote", 1, 2), ("promote", 2, 3),
         ("rollback", 3, 2), ("rollback", 2, 1)]
-    actions = [e.action for e in store.list_audit(target_prefix=f"{PIPELINE}/")]
+    actions = [e.action for e in store.audit.list(target_prefix=f"{PIPELINE}/")]
     assert actions == [m.action for m in history]
 
 
@@ -84,13 +84,13 @@ def test_rollbacks_skip_cleared_entries_and_other_aliases(store: MetadataStore) 
         rollback(store)  # the cleared entry v1 went over is gone with v2
     with pytest.raises(errors.ConflictError):
         rollback(store, "challenger")
-    store.set_alias(PIPELINE, "canary", 3, actor="ctl", reason="test", action="rollout")
-    store.set_alias(PIPELINE, "canary", None, actor="ctl", reason="failed", action="rollback")
+    store.aliases.set(PIPELINE, "canary", 3, actor="ctl", reason="test", action="rollout")
+    store.aliases.set(PIPELINE, "canary", None, actor="ctl", reason="failed", action="rollback")
     with pytest.raises(errors.ConflictError):
         rollback(store, "canary")
-    moved = store.set_alias(PIPELINE, "canary", 4, actor="ctl", reason="test", action="rollout")
+    moved = store.aliases.set(PIPELINE, "canary", 4, actor="ctl", reason="test", action="rollout")
     assert moved.action == "rollout"
-    assert [m.action for m in store.alias_history(PIPELINE, "canary")] == [
+    assert [m.action for m in store.aliases.history(PIPELINE, "canary")] == [
         "rollout", "rollback", "rollout"]
 
 
@@ -123,7 +123,7 @@ def test_migration_0006_on_an_existing_database_backfills_actions(
 
     reopened = MetadataStore.open(url, clock=FakeClock(T0))
     assert reopened.schema_revision() == migrations.head_revision()
-    assert [m.action for m in reopened.alias_history(PIPELINE)] == [
+    assert [m.action for m in reopened.aliases.history(PIPELINE)] == [
         "promote", "promote", "promote", "rollback", "promote"]
     assert rollback(reopened) == 1  # the rollback made before the upgrade counts as one
     reopened.close()
@@ -143,7 +143,7 @@ def test_moves_without_an_audit_row_read_as_promotions(
     with reopened.engine_.connect() as conn:
         stored = conn.execute(sa.select(tables.alias_moves.c.action)).scalars().all()
     assert stored == [None, None, None, None]
-    assert [m.action for m in reopened.alias_history(PIPELINE)] == ["promote"] * 4
+    assert [m.action for m in reopened.aliases.history(PIPELINE)] == ["promote"] * 4
     assert rollback(reopened) == 3  # without its action, the old rollback was a promotion
     reopened.close()
 
@@ -155,8 +155,8 @@ def _downgrade(store: MetadataStore, revision: str) -> None:
 
 def test_newest_runs_and_moves_only_when_asked(store: MetadataStore) -> None:
     promote(store, 1, 2, 3, 4)
-    runs = store.list_runs(PIPELINE)
-    assert [r.id for r in store.list_runs(PIPELINE, last=2)] == [r.id for r in runs[-2:]]
-    moves = store.alias_history(PIPELINE)
-    assert store.alias_history(PIPELINE, last=3) == moves[-3:]
-    assert store.alias_history(PIPELINE, "champion", last=10) == moves
+    runs = store.runs.list(PIPELINE)
+    assert [r.id for r in store.runs.list(PIPELINE, last=2)] == [r.id for r in runs[-2:]]
+    moves = store.aliases.history(PIPELINE)
+    assert store.aliases.history(PIPELINE, last=3) == moves[-3:]
+    assert store.aliases.history(PIPELINE, "champion", last=10) == moves

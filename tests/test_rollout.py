@@ -77,7 +77,7 @@ def register(project: projects.Project, data: pd.DataFrame, *, flip: bool) -> in
     y = 1 - data["class"].astype(int) if flip else data["class"].astype(int)
     tree = DecisionTreeClassifier(random_state=0).fit(data[FEATURES], y)
     artifact = project.artifacts.put_model(tree)
-    return project.store.add_model_version(
+    return project.store.versions.add(
         project.name, run_id=None, artifact_uri=artifact.uri, sha256=artifact.sha256,
         metrics={}).version
 
@@ -138,7 +138,7 @@ def test_shadow_never_changes_a_response_is_logged_and_a_bad_one_rolls_back(
     before = predict_all(server.url, secret, items)
     bad = register(project, data, flip=True)
     assert rollout.start_rollout(project, bad, "test") is not None
-    assert store.get_alias(name, "shadow") == bad and store.get_alias(name, "champion") == 1
+    assert store.aliases.get(name, "shadow") == bad and store.aliases.get(name, "champion") == 1
     assert rollout.start_rollout(project, bad, "test") is None  # already under test
     wait_serving(server.url, "shadow", bad)
     after = predict_all(server.url, secret, items)
@@ -166,8 +166,8 @@ def test_shadow_never_changes_a_response_is_logged_and_a_bad_one_rolls_back(
     assert evidence["metric"]["paired"] and evidence["metric"]["labels"] == len(after)
     assert evidence["requests"]["shadow"]["requests"] == len(after)
     assert evidence["metric"]["ci_high"] < -0.02
-    assert store.get_alias(name, "shadow") is None and store.get_alias(name, "champion") == 1
-    assert store.list_audit()[-1].action == "rollback"
+    assert store.aliases.get(name, "shadow") is None and store.aliases.get(name, "champion") == 1
+    assert store.audit.list()[-1].action == "rollback"
     assert rollout.start_rollout(project, bad, "test") is None  # a rolled-back version stays out
     assert rollout.evaluate_rollout(project, serving_store, "controller") is None
 
@@ -194,7 +194,7 @@ def test_canary_bad_rolls_back_good_is_sticky_near_its_share_and_promoted(
     decision = rollout.evaluate_rollout(project, serving_store, "controller")
     assert decision is not None and decision.evidence["outcome"] == "rollback"
     assert not decision.evidence["metric"]["paired"]
-    assert store.get_alias(name, "canary") is None
+    assert store.aliases.get(name, "canary") is None
 
     good = register(project, data, flip=False)
     rollout.start_rollout(project, good, "test")
@@ -222,9 +222,9 @@ def test_canary_bad_rolls_back_good_is_sticky_near_its_share_and_promoted(
         a["alias"] == "canary" for a in answers + again)
     assert evidence["requests"]["canary"]["errors"] == 0
     assert evidence["metric"]["ci_low"] > 0
-    assert store.get_alias(name, "champion") == good and store.get_alias(name, "canary") is None
+    assert store.aliases.get(name, "champion") == good and store.aliases.get(name, "canary") is None
     wait_serving(server.url, "champion", good)
-    store.set_alias(name, "champion", 1, actor="test", reason="restore for the next tests")
+    store.aliases.set(name, "champion", 1, actor="test", reason="restore for the next tests")
 
 
 @pytest.mark.parametrize("served", ["ab"], indirect=True)
@@ -235,7 +235,7 @@ def test_ab_splits_sticky_traffic_to_the_challenger_and_promotes_it(
     store, name = project.store, project.name
     good = register(project, data, flip=False)
     assert rollout.start_rollout(project, good, "test") is not None
-    assert store.get_alias(name, "challenger") == good
+    assert store.aliases.get(name, "challenger") == good
     wait_serving(server.url, "challenger", good)
     shown, truth = records(data, 2000, seed=5)
     answers = predict_all(server.url, secret, [(r, f"ab-{i}") for i, r in enumerate(shown)])
@@ -250,8 +250,9 @@ def test_ab_splits_sticky_traffic_to_the_challenger_and_promotes_it(
     assert decision is not None and decision.evidence["outcome"] == "promote", decision
     assert decision.evidence["requests"]["challenger"]["requests"] == sum(
         a["alias"] == "challenger" for a in answers + again)
-    assert store.get_alias(name, "champion") == good and store.get_alias(name, "challenger") is None
-    store.set_alias(name, "champion", 1, actor="test", reason="restore for the next tests")
+    assert store.aliases.get(name, "champion") == good
+    assert store.aliases.get(name, "challenger") is None
+    store.aliases.set(name, "champion", 1, actor="test", reason="restore for the next tests")
 
 
 @pytest.mark.parametrize(
@@ -280,8 +281,9 @@ def test_a_challenger_with_errors_or_slow_answers_is_rolled_back(
         assert evidence["outcome"] == "rollback" and evidence["reason"].startswith(reason)
         assert evidence["requests"]["canary"]["errors"] == errors
         assert evidence["metric"]["labels"] == 0  # decided without waiting for labels
-        assert store.get_alias(name, "canary") is None and store.get_alias(name, "champion") == 1
-        assert store.list_audit()[-1].action == "rollback"
+        assert store.aliases.get(name, "canary") is None
+        assert store.aliases.get(name, "champion") == 1
+        assert store.audit.list()[-1].action == "rollback"
     finally:
         project.close()
 
@@ -323,7 +325,7 @@ def test_hot_swap_at_concurrency_32_fails_no_request(
     def swap() -> None:
         for index in range(swaps):
             time.sleep(0.15)
-            store.set_alias(name, "champion", other if index % 2 == 0 else 1, actor="test",
+            store.aliases.set(name, "champion", other if index % 2 == 0 else 1, actor="test",
                             reason="hot swap under load")
         swapped.set()
 
@@ -337,7 +339,7 @@ def test_hot_swap_at_concurrency_32_fails_no_request(
         worker.join()
     swapper.join()
     took = time.monotonic() - started
-    moved = sum(m.reason == "hot swap under load" for m in store.alias_history(name, "champion"))
+    moved = sum(m.reason == "hot swap under load" for m in store.aliases.history(name, "champion"))
     p50, p99 = (float(np.quantile(latencies, q)) * 1000 for q in (0.5, 0.99))
     sent = len(latencies)
     print(f"\nhot swap: {sent} requests at concurrency {concurrency} in {took:.1f} s "
@@ -345,4 +347,4 @@ def test_hot_swap_at_concurrency_32_fails_no_request(
           f"{sorted(versions)}, client p50 {p50:.1f} ms p99 {p99:.1f} ms")
     assert failures == []
     assert moved == swaps and versions == {1, other}
-    store.set_alias(name, "champion", 1, actor="test", reason="restore")
+    store.aliases.set(name, "champion", 1, actor="test", reason="restore")

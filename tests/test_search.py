@@ -196,7 +196,7 @@ def test_a_retraining_stores_its_trials_and_deploys_the_best(tmp_path: Path) -> 
     assert project.spec.trainer.search is not None
     result = tick.Controller(project).tick()
     assert result.outcome is not None and result.outcome.version is not None
-    trials = project.store.list_trials(result.outcome.run.id)
+    trials = project.store.runs.trials(result.outcome.run.id)
     assert [t.number for t in trials] == [0, 1]
     assert {t.family for t in trials} == {"logistic", project.spec.trainer.function.split(":")[1]}
     assert all(t.score is not None and 0 < t.score <= 1 and t.cpu_seconds > 0 for t in trials)
@@ -215,17 +215,17 @@ def test_a_retraining_stores_its_trials_and_deploys_the_best(tmp_path: Path) -> 
 def test_trials_round_trip_in_the_store(backend: str, request: pytest.FixtureRequest) -> None:
     url = str(request.getfixturevalue("pg_url")) if backend == "postgres" else "sqlite://"
     store = MetadataStore.open(url, clock=FakeClock(datetime(2024, 1, 1, tzinfo=UTC)))
-    store.ensure_pipeline("p", {})
-    run = store.start_run("p", trainer="t:f", params={}, batch_ids=[])
-    store.add_trials(run.id, [
+    store.pipelines.ensure("p", {})
+    run = store.runs.start("p", trainer="t:f", params={}, batch_ids=[])
+    store.runs.add_trials(run.id, [
         entities.TrialRecord(1, "tree", {"max_depth": 4}, float("nan"), 0.5, 0.6, "diverged"),
         entities.TrialRecord(0, "linear", {"C": 0.1}, 0.75, 0.2, 0.3),
     ])
-    trials = store.list_trials(run.id)
+    trials = store.runs.trials(run.id)
     assert [(t.number, t.family, t.params, t.score, t.error) for t in trials] == [
         (0, "linear", {"C": 0.1}, 0.75, None), (1, "tree", {"max_depth": 4}, None, "diverged")]
     assert trials[0].run_id == run.id and trials[0].at == datetime(2024, 1, 1, tzinfo=UTC)
-    assert store.list_trials(run.id + 1) == []
+    assert store.runs.trials(run.id + 1) == []
     with pytest.raises(errors.NotFoundError, match="run 999"):
-        store.add_trials(999, [entities.TrialRecord(0, "x", {}, 1.0, 0.0, 0.0)])
+        store.runs.add_trials(999, [entities.TrialRecord(0, "x", {}, 1.0, 0.0, 0.0)])
     store.close()

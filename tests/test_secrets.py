@@ -70,7 +70,7 @@ def test_planted_secrets_stay_out_of_the_database_output_and_logs(
         assert secret not in shown, secret
     with driftloop.Project.open(project / "driftloop.yaml") as opened:
         assert opened.artifacts.url == str(project / "kept")  # ${ARTIFACTS_DIR}
-        spec = opened.store.get_pipeline("guarded").spec
+        spec = opened.store.pipelines.get("guarded").spec
     assert spec["source"]["headers"] == {"X-Literal-Token": "***",
                                          "Authorization": "Bearer ${API_TOKEN}"}
     assert spec["artifacts"]["url"] == "${ARTIFACTS_DIR}"
@@ -110,8 +110,8 @@ def test_a_store_url_with_a_password_is_refused_without_showing_it(url: str) -> 
 ])
 def test_store_urls_are_stored_redacted(written: str, stored: str) -> None:
     store = driftloop.MetadataStore.open("sqlite://")
-    store.ensure_pipeline("p", {"store": written, "source": {"password": "pw"}})
-    assert store.get_pipeline("p").spec == {"store": stored, "source": {"password": "***"}}
+    store.pipelines.ensure("p", {"store": written, "source": {"password": "pw"}})
+    assert store.pipelines.get("p").spec == {"store": stored, "source": {"password": "***"}}
 
 
 def test_a_token_secret_from_the_environment_is_stored_as_its_hash_only(

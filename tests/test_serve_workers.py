@@ -88,9 +88,9 @@ def test_two_workers_answer_swap_together_and_count_every_request(
         rows = pd.DataFrame([RECORD, {**RECORD, "nswprice": 0.9}])
         model = DecisionTreeClassifier().fit(rows[FEATURES], [0, 1])
         artifact = project.artifacts.put_model(model)
-        project.store.add_model_version(project.name, run_id=None, artifact_uri=artifact.uri,
+        project.store.versions.add(project.name, run_id=None, artifact_uri=artifact.uri,
                                         sha256=artifact.sha256, metrics={})
-        project.store.set_alias(project.name, "champion", 2, actor="test", reason="workers")
+        project.store.aliases.set(project.name, "champion", 2, actor="test", reason="workers")
         until(both_workers(url, lambda a: a["serving"] == {"champion": 2}),
               "the promotion to reach both workers")
 

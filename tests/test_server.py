@@ -95,8 +95,8 @@ def trained_folder(factory: pytest.TempPathFactory, name: str) -> Path:
     opened = projects.open_project(spec)
     controller = ticking.Controller(opened)
     controller.tick()
-    opened.store.release_lease(opened.name, controller.holder)
-    assert opened.store.get_alias(opened.name, "champion") == 1
+    opened.store.leases.release(opened.name, controller.holder)
+    assert opened.store.aliases.get(opened.name, "champion") == 1
     opened.close()
     return folder
 
@@ -134,7 +134,7 @@ def bearer(secret: str) -> dict[str, str]:
 
 
 def model_of(project: projects.Project, version: int) -> Any:
-    found = project.store.get_model_version(project.name, version)
+    found = project.store.versions.get(project.name, version)
     return project.artifacts.get_model(found.artifact_uri, found.sha256)
 
 
@@ -327,7 +327,7 @@ def second_version(project: projects.Project) -> int:
     )
     tree = DecisionTreeClassifier(max_depth=3, random_state=0).fit(frame[FEATURES], frame["class"])
     artifact = project.artifacts.put_model(tree)
-    return project.store.add_model_version(
+    return project.store.versions.add(
         project.name, run_id=None, artifact_uri=artifact.uri, sha256=artifact.sha256, metrics={}
     ).version
 
@@ -349,16 +349,16 @@ def test_admin_endpoints_move_aliases_and_audit_with_the_token_name(
         assert missing.status_code == 404 and "no such version" in missing.json()["detail"]
         asked = admin.post("/v1/admin/retrain", json={"reason": "labels look off"})
         assert asked.status_code == 200
-    assert store.get_alias(name, "champion") == 1
-    moves = [(m.actor, m.version) for m in store.alias_history(name, "champion")][-2:]
+    assert store.aliases.get(name, "champion") == 1
+    moves = [(m.actor, m.version) for m in store.aliases.history(name, "champion")][-2:]
     assert moves == [("operator", version), ("operator", 1)]
-    actions = [(e.actor, e.action) for e in store.list_audit() if e.actor == "operator"]
+    actions = [(e.actor, e.action) for e in store.audit.list() if e.actor == "operator"]
     assert actions == [
         ("operator", "promote"),
         ("operator", "rollback"),
         ("operator", "retrain.request"),
     ]
-    request = store.get_decision(asked.json()["decision"])
+    request = store.decisions.get(asked.json()["decision"])
     assert request.kind == "request" and request.fired
     assert request.evidence == {"reason": "labels look off", "actor": "operator"}
 
@@ -388,7 +388,7 @@ def test_hot_swap_under_load_fails_no_request(
         time.sleep(0.3)
         for target in (new, 1, new, 1):
             moved_at = time.monotonic()
-            store.set_alias(name, "champion", target, actor="test", reason="hot swap test")
+            store.aliases.set(name, "champion", target, actor="test", reason="hot swap test")
             written = time.monotonic() - moved_at  # waiting for the write lock counts too
             while not any(t > moved_at and v == target for t, _, v in seen[-8:]):
                 assert time.monotonic() - moved_at < POLL + 2.0, (
@@ -407,10 +407,10 @@ def test_hot_swap_under_load_fails_no_request(
     assert max(switch_times) < POLL + 1.0
     tree = model_of(project, new)
     with httpx.Client(base_url=server.url, headers=bearer(secrets["predictor"])) as client:
-        store.set_alias(name, "champion", new, actor="test", reason="check the tree answers")
+        store.aliases.set(name, "champion", new, actor="test", reason="check the tree answers")
         time.sleep(POLL * 4)
         answer = client.post("/v1/predict", json={"record": RECORD}).json()["predictions"][0]
-        store.set_alias(name, "champion", 1, actor="test", reason="back")
+        store.aliases.set(name, "champion", 1, actor="test", reason="back")
     expected = tree.predict_proba(pd.DataFrame([RECORD])[FEATURES])[0]
     assert answer["version"] == new
     assert np.allclose([answer["probabilities"]["0"], answer["probabilities"]["1"]], expected)
@@ -465,11 +465,11 @@ def test_labels_sent_to_the_server_change_the_live_metric(
     controller = ticking.Controller(project)
     before = controller.evaluations_.refresh()[-1:] if controller.evaluations_.refresh() else []
     result = controller.tick()
-    project.store.release_lease(project.name, controller.holder)
+    project.store.leases.release(project.name, controller.holder)
     late = [e for e in result.evaluations if e.batch_id is None]
     assert sum(e.rows for e in late) >= 40 and late[-1].version == 1
     assert late[-1].value is not None and late[-1].value < 0.2  # every label says it was wrong
     assert before != late
     again = ticking.Controller(project)
     assert not [e for e in again.tick().evaluations if e.batch_id is None]  # read once
-    project.store.release_lease(project.name, again.holder)
+    project.store.leases.release(project.name, again.holder)

@@ -34,7 +34,7 @@ def open_app(folder: Path, url: str) -> Iterator[tuple[httpx.Client, dict[str, s
         spec=spec, base_dir=folder, store=store,
         artifacts=artifacts.ArtifactStore(str(folder / "artifacts")),
         source=sources.build_source(spec.source, folder), clock=clocks.SystemClock())
-    store.ensure_pipeline(spec.name, spec.model_dump(mode="json"))
+    store.pipelines.ensure(spec.name, spec.model_dump(mode="json"))
     tokens = serving.ServingStore(store)
     secrets = {role: auth.create_token(tokens, role, [role], actor="test")[1]
                for role in ("admin", "feedback", "view", "predict")}

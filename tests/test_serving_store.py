@@ -29,7 +29,7 @@ START = datetime(2024, 3, 1, tzinfo=UTC)
 def meta(request: pytest.FixtureRequest) -> Iterator[MetadataStore]:
     url = "sqlite://" if request.param == "sqlite" else request.getfixturevalue("pg_url")
     store = MetadataStore.open(url, clock=FakeClock(START))
-    store.ensure_pipeline("p", {})
+    store.pipelines.ensure("p", {})
     yield store
     store.close()
 
@@ -114,7 +114,7 @@ def test_tokens_are_stored_hashed_revoked_and_audited(meta: MetadataStore) -> No
         cache.authenticate(secret)
     with pytest.raises(errors.AuthError, match="needs a token"):
         cache.authenticate(None)
-    assert [(e.actor, e.action, e.target) for e in meta.list_audit(target_prefix="token/")] == [
+    assert [(e.actor, e.action, e.target) for e in meta.audit.list(target_prefix="token/")] == [
         ("ops", "token.create", "token/ci"), ("ops", "token.revoke", "token/ci")]
 
 
@@ -136,7 +136,7 @@ class FlakyStore(serving.ServingStore):
 
 def test_prediction_log_writes_in_batches_and_survives_store_errors(tmp_path: Any) -> None:
     meta = MetadataStore.open(f"sqlite:///{tmp_path / 'm.db'}")
-    meta.ensure_pipeline("p", {})
+    meta.pipelines.ensure("p", {})
     store = FlakyStore(meta, failures=2)
     log = predictions.PredictionLog(store, flush_interval=0.02, batch_rows=100)
     log.start()
@@ -153,7 +153,7 @@ def test_prediction_log_writes_in_batches_and_survives_store_errors(tmp_path: An
 
 def test_prediction_log_counts_what_it_cannot_keep() -> None:
     meta = MetadataStore.open("sqlite://")
-    meta.ensure_pipeline("p", {})
+    meta.pipelines.ensure("p", {})
     log = predictions.PredictionLog(serving.ServingStore(meta), max_queued=10)  # not started
     assert log.submit(rows(8)) == 8
     assert log.submit(rows(5)) == 2  # never refuses: the rest is counted
@@ -177,7 +177,7 @@ class HeldStore(serving.ServingStore):
 
 def test_rows_being_written_count_against_what_the_log_keeps() -> None:
     meta = MetadataStore.open("sqlite://")
-    meta.ensure_pipeline("p", {})
+    meta.pipelines.ensure("p", {})
     store = HeldStore(meta)
     log = predictions.PredictionLog(store, flush_interval=0.01, batch_rows=5, max_queued=10)
     log.start()
@@ -239,7 +239,7 @@ def test_prediction_log_leaves_the_write_lock_free_as_long_as_it_held_it(tmp_pat
     after each transaction for as long as that transaction held the write lock, so a writer of
     another process (a promotion) finds the lock free at least half the time."""
     meta = MetadataStore.open(f"sqlite:///{tmp_path / 'm.db'}")
-    meta.ensure_pipeline("p", {})
+    meta.pipelines.ensure("p", {})
     log = predictions.PredictionLog(serving.ServingStore(meta), flush_interval=0.01,
                                     batch_rows=100)
     waiting = [rows(predictions.MAX_TRANSACTION_ROWS) for _ in range(12)]

@@ -156,7 +156,7 @@ def scripted(tmp_path: Path) -> Iterator[tuple[projects.Project, ScriptedStream]
 def stored_ids(project: projects.Project) -> list[int]:
     frames = [
         project.artifacts.get_frame(b.data_uri, b.data_sha256)
-        for b in project.store.list_batches(project.name, status="accepted")
+        for b in project.store.batches.list(project.name, status="accepted")
         if b.data_uri is not None and b.data_sha256 is not None
     ]
     return sorted(pd.concat(frames)["id"].tolist()) if frames else []
@@ -176,8 +176,8 @@ def test_a_crash_after_recording_before_the_ack_records_nothing_twice(
     assert stored_ids(project) == list(range(10))
     assert source.acked_ == {str(i) for i in range(10)}
     assert ingest.ingest(project) == []
-    first = project.store.list_batches(project.name)[0]
-    assert project.store.batch_messages(first.id) == [("scripted:events", m) for m in "0123"]
+    first = project.store.batches.list(project.name)[0]
+    assert project.store.batches.messages(first.id) == [("scripted:events", m) for m in "0123"]
 
 
 def test_an_unreadable_event_is_quarantined_once_with_its_reason(
@@ -188,7 +188,7 @@ def test_an_unreadable_event_is_quarantined_once_with_its_reason(
     batch = ingest.record_batch(project, raw)
     assert batch.status == "quarantined" and batch.rows == 1
     assert batch.reasons == {"*": ["event 7: not JSON"]}
-    assert project.store.recorded_messages(project.name, source.key, ["6", "7"]) == {"7"}
+    assert project.store.batches.recorded_messages(project.name, source.key, ["6", "7"]) == {"7"}
 
 
 # -- the live servers --------------------------------------------------------------------------

@@ -121,7 +121,7 @@ def assert_exactly_once(spec: Path) -> dict[str, int]:
     project = projects.open_project(spec)
     try:
         store, name = project.store, project.name
-        batches = store.list_batches(name)
+        batches = store.batches.list(name)
         accepted = [b for b in batches if b.status == "accepted"]
         frames = [
             project.artifacts.get_frame(b.data_uri, b.data_sha256)
@@ -136,7 +136,7 @@ def assert_exactly_once(spec: Path) -> dict[str, int]:
         reasons = sorted(r for b in quarantined for r in b.reasons["*"])
         assert "not valid JSON" in reasons[0] or "not valid JSON" in reasons[1]
         assert any("not a JSON object but an array" in r for r in reasons)
-        messages = [m for b in batches for m in store.batch_messages(b.id)]
+        messages = [m for b in batches for m in store.batches.messages(b.id)]
         assert len(messages) == len(set(messages)) == N + len(UNREADABLE)
         return {"batches": len(batches), "accepted": len(accepted)}
     finally:

@@ -59,11 +59,11 @@ def tick_by_tick(project: projects.Project, bound: int) -> list[list[int]]:
 
 def assert_each_event_once(project: projects.Project, ticks: list[list[int]]) -> None:
     assert stored_ids(project) == list(range(20))
-    batches = project.store.list_batches(project.name)
+    batches = project.store.batches.list(project.name)
     assert [b.status for b in batches].count("quarantined") == 1
     assert sum(b.rows for b in batches) == 21
     assert sum(map(sum, ticks)) == 21 and len(ticks) >= 3  # 5 batches, at most 2 a tick
-    messages = [m for b in batches for m in project.store.batch_messages(b.id)]
+    messages = [m for b in batches for m in project.store.batches.messages(b.id)]
     assert len(messages) == len(set(messages)) == 21
 
 
@@ -151,9 +151,9 @@ def test_nats_events_of_a_stream_created_again_are_not_taken_for_recorded_ones(
         again = ingest.ingest(project)
         assert [b.rows for b in again] == [3, 3]
         assert stored_ids(project) == [*range(6), *range(100, 106)]
-        first = project.store.list_batches(project.name)[0]
-        old = project.store.batch_messages(first.id)[0][1]
-        new = project.store.batch_messages(again[0].id)[0][1]
+        first = project.store.batches.list(project.name)[0]
+        old = project.store.batches.messages(first.id)[0][1]
+        new = project.store.batches.messages(again[0].id)[0][1]
         assert old.split("@")[0] == new.split("@")[0] == "1" and old != new
     finally:
         project.store.close()
@@ -175,7 +175,7 @@ def timed(
     url = str(request.getfixturevalue("pg_url")) if request.param == "postgres" else "sqlite://"
     clock = clocks.FakeClock(datetime(2026, 1, 1, tzinfo=UTC))
     store = metadata.MetadataStore.open(url, clock=clock)
-    store.ensure_pipeline("p", {})
+    store.pipelines.ensure("p", {})
     yield store, clock
     store.close()
 
@@ -183,7 +183,7 @@ def timed(
 def add(store: metadata.MetadataStore, first: int, count: int, pipeline: str = "p") -> None:
     """`count` batches of two messages each, named from `first` on."""
     for n in range(first, first + count):
-        store.add_batch(
+        store.batches.add(
             pipeline,
             source_uri=f"s#{n}",
             fingerprint=f"f{n}",
@@ -199,7 +199,7 @@ def add(store: metadata.MetadataStore, first: int, count: int, pipeline: str = "
 
 def known(store: metadata.MetadataStore, first: int, count: int) -> set[str]:
     ids = [f"{n}{part}" for n in range(first, first + count) for part in "ab"]
-    return store.recorded_messages("p", "k", ids)
+    return store.batches.recorded_messages("p", "k", ids)
 
 
 def test_ids_of_batches_old_enough_and_with_enough_newer_ones_are_pruned(
@@ -211,15 +211,15 @@ def test_ids_of_batches_old_enough_and_with_enough_newer_ones_are_pruned(
     add(store, 6, 4)
     clock.advance(timedelta(days=2))  # batches 0-5 are 8 days old, 6-9 two days
     week = timedelta(days=7)
-    assert store.prune_messages("p", horizon=week, keep=10) == 0  # too few newer batches
-    assert store.prune_messages("p", horizon=timedelta(days=9), keep=1) == 0  # too young
-    assert store.prune_messages("p", horizon=week, keep=5) == 10  # batches 0-4 (5 newer each)
+    assert store.batches.prune_messages("p", horizon=week, keep=10) == 0  # too few newer batches
+    assert store.batches.prune_messages("p", horizon=timedelta(days=9), keep=1) == 0  # too young
+    assert store.batches.prune_messages("p", horizon=week, keep=5) == 10  # batches 0-4
     assert known(store, 0, 5) == set() and len(known(store, 5, 5)) == 10
-    assert store.prune_messages("p", horizon=week, keep=1) == 2  # batch 5; 6-9 are too young
+    assert store.batches.prune_messages("p", horizon=week, keep=1) == 2  # batch 5 (6-9: too young)
     assert known(store, 0, 6) == set() and len(known(store, 6, 4)) == 8
-    assert len(store.list_batches("p")) == 10  # the batches themselves stay
-    assert store.batch_messages(store.list_batches("p")[0].id) == []
-    assert store.prune_messages("p", horizon=week, keep=1) == 0
+    assert len(store.batches.list("p")) == 10  # the batches themselves stay
+    assert store.batches.messages(store.batches.list("p")[0].id) == []
+    assert store.batches.prune_messages("p", horizon=week, keep=1) == 0
 
 
 def test_default_rule_keeps_a_week_and_a_thousand_batches(
@@ -228,9 +228,9 @@ def test_default_rule_keeps_a_week_and_a_thousand_batches(
     store, clock = timed
     add(store, 0, 3)
     clock.advance(timedelta(days=30))
-    assert store.prune_messages("p") == 0  # old, but not 1000 newer batches yet
+    assert store.batches.prune_messages("p") == 0  # old, but not 1000 newer batches yet
     add(store, 3, 1000)
-    assert store.prune_messages("p") == 6  # batches 0-2 go
+    assert store.batches.prune_messages("p") == 6  # batches 0-2 go
     assert known(store, 0, 3) == set() and len(known(store, 3, 1000)) == 2000
 
 
@@ -238,15 +238,15 @@ def test_pruning_one_pipeline_leaves_the_others_ids(
     timed: tuple[metadata.MetadataStore, clocks.FakeClock],
 ) -> None:
     store, clock = timed
-    store.ensure_pipeline("q", {})
+    store.pipelines.ensure("q", {})
     for n in range(0, 8, 2):  # p and q take turns: their batch ids interleave
         add(store, n, 1)
         add(store, n + 1, 1, pipeline="q")
     clock.advance(timedelta(days=8))
-    assert store.prune_messages("p", keep=1) == 6  # p's batches 0, 2, 4; not its newest, 6
+    assert store.batches.prune_messages("p", keep=1) == 6  # p's batches 0, 2, 4; not its newest, 6
     assert known(store, 0, 8) == {"6a", "6b"}
     q_ids = [f"{n}{part}" for n in range(1, 8, 2) for part in "ab"]
-    assert store.recorded_messages("q", "k", q_ids) == set(q_ids)
+    assert store.batches.recorded_messages("q", "k", q_ids) == set(q_ids)
 
 
 def test_ingest_prunes_once_per_call_that_recorded_a_batch(
@@ -255,7 +255,7 @@ def test_ingest_prunes_once_per_call_that_recorded_a_batch(
     source = redis_stream.RedisSource("redis://127.0.0.1:1/0", "unused")
     project = make_project(tmp_path, source)
     calls: list[str] = []
-    monkeypatch.setattr(project.store, "prune_messages", calls.append)
+    monkeypatch.setattr(project.store.batches, "prune_messages", calls.append)
     batcher = events.Batcher("k", "s://k", 2, 60)
     polls = [[batcher.unreadable("1", "x"), batcher.unreadable("2", "x")], []]
     monkeypatch.setattr(source, "poll", lambda cursor: iter(polls.pop(0)))

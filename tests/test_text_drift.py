@@ -148,6 +148,6 @@ def test_the_tick_reports_text_drift_and_the_drift_trigger_fires(tmp_path: Path)
     (review,) = changed.evidence["drift"]["text"]
     assert review["column"] == "review" and review["drifted"]
     assert [c["name"] for c in changed.evidence["drift"]["columns"]] == []  # not tabular
-    batches = project.store.list_batches("reviews")
+    batches = project.store.batches.list("reviews")
     assert "review" in batches[-1].quality and not batches[1].quality
     project.close()

@@ -38,7 +38,7 @@ def test_acted_then_idle_then_lease_held(tmp_path: Path) -> None:
     assert tick(spec, "--exit-zero")[0] == 0
 
     project = projects.open_project(spec)
-    assert project.store.acquire_lease(project.name, "elsewhere", timedelta(minutes=5))
+    assert project.store.leases.acquire(project.name, "elsewhere", timedelta(minutes=5))
     project.close()
     code, found = tick(spec)
     assert (code, found["status"]) == (75, "lease_held")

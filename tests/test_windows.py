@@ -12,7 +12,7 @@ import pytest
 
 from driftloop.cli import calibrate
 from driftloop.cli import project_commands as scaffold
-from driftloop.controller import backtest
+from driftloop.controller import backtest, policy_replay
 from driftloop.core import config
 from driftloop.core.amount import Amount
 
@@ -62,14 +62,14 @@ def test_auto_window_stores_candidates_and_the_winner(tmp_path: Path) -> None:
         "triggers": [{"kind": "volume", "every": "19 batches"}],
         "gate": {"enabled": True, "require": "not_worse", "holdout": "1 batch"}})
     ends = backtest.batch_ends(frame, "time", timedelta(hours=1), timedelta(hours=1))
-    replay = backtest.Replay(frame, spec, "auto", ends, tmp_path)
+    replay = policy_replay.Replay(frame, spec, "auto", ends, tmp_path)
     for end in ends:
         replay.step(end)
     store = replay.store
-    _, run = store.list_runs("w", status="succeeded")
-    version = store.list_model_versions("w")[-1]
+    _, run = store.runs.list("w", status="succeeded")
+    version = store.versions.list("w")[-1]
     assert version.run_id == run.id
-    trials = store.list_trials(run.id)
+    trials = store.runs.trials(run.id)
     sizes = [t.params["size"] for t in trials]
     # the holdout (batch 20) is past the switch at 18: the one- and two-batch windows know it,
     # the longer ones mix in the old concept, so the search stops after two of those
@@ -90,19 +90,19 @@ def test_auto_window_goes_to_all_data_on_a_stable_stream(tmp_path: Path) -> None
     spec = backtest.policy_spec(_spec(window="auto"), {
         "triggers": [{"kind": "volume", "every": "39 batches"}]})
     ends = backtest.batch_ends(frame, "time", timedelta(hours=1), timedelta(hours=1))
-    replay = backtest.Replay(frame, spec, "auto", ends, tmp_path)
+    replay = policy_replay.Replay(frame, spec, "auto", ends, tmp_path)
     for end in ends:
         replay.step(end)
-    _, run = replay.store.list_runs("w", status="succeeded")
-    sizes = [t.params["size"] for t in replay.store.list_trials(run.id)]
+    _, run = replay.store.runs.list("w", status="succeeded")
+    sizes = [t.params["size"] for t in replay.store.runs.trials(run.id)]
     assert sizes[-1] == "39 batches"  # no drift: longer windows keep helping, all are tried
     replay.finish()
 
 
 def _replayed(frame: pd.DataFrame, spec: config.PipelineSpec, tmp_path: Path,
-              warmup: int = 1) -> backtest.Replay:
+              warmup: int = 1) -> policy_replay.Replay:
     ends = backtest.batch_ends(frame, "time", timedelta(hours=1), timedelta(hours=warmup))
-    replay = backtest.Replay(frame, spec, "p", ends, tmp_path)
+    replay = policy_replay.Replay(frame, spec, "p", ends, tmp_path)
     for end in ends:
         replay.step(end)
     return replay
@@ -121,12 +121,12 @@ def test_a_routine_refresh_tries_no_window_longer_than_the_champions_grown(
         "triggers": [{"kind": "volume", "every": "5 batches"}], "cooldown": 0,
         "gate": {"enabled": True, "require": "not_worse", "holdout": "1 batch"}})
     replay = _replayed(frame, spec, tmp_path)
-    runs = sorted(replay.store.list_runs("w", status="succeeded"), key=lambda run: run.id)
+    runs = sorted(replay.store.runs.list("w", status="succeeded"), key=lambda run: run.id)
     assert len(runs) == 4
-    chosen = next(v for v in replay.store.list_model_versions("w") if v.run_id == runs[2].id)
+    chosen = next(v for v in replay.store.versions.list("w") if v.run_id == runs[2].id)
     start = chosen.metrics["window_from_batch"]
     assert chosen.metrics["window"] in {"1 batch", "2 batches"} and start in {9, 10}
-    longest = max(int(t.params["size"].split()[0]) for t in replay.store.list_trials(runs[3].id))
+    longest = max(int(t.params["size"].split()[0]) for t in replay.store.runs.trials(runs[3].id))
     grown = 16 - start  # batches from `start` up to 15 (16 is the holdout)
     if rechoose == "on_change":
         assert longest == grown
@@ -147,7 +147,7 @@ def test_a_model_poor_from_its_first_live_batch_is_judged_against_its_validation
         "gate": {"enabled": True, "require": "not_worse", "holdout": "1 batch"}})
     replay = _replayed(frame, spec, tmp_path, warmup=10)
     assert [step.retrained for step in replay.steps[:2]] == [True, True]
-    decision = replay.store.list_decisions("w")[1]
+    decision = replay.store.decisions.list("w")[1]
     result = next(r for r in decision.evidence["policy"]["results"] if r["kind"] == "performance")
     assert result["fired"] and result["evidence"]["reference_rows"] == 200  # the holdout
     replay.finish()
@@ -164,7 +164,7 @@ def test_after_a_change_a_share_of_the_window_counts_from_the_change(tmp_path: P
                      {"kind": "volume", "every": "150%"}], "cooldown": 0,
         "gate": {"enabled": True, "require": "not_worse", "holdout": "1 batch"}})
     replay = _replayed(frame, spec, tmp_path, warmup=10)
-    versions = replay.store.list_model_versions("w")
+    versions = replay.store.versions.list("w")
     changed = next(v for v in versions if "change_from_batch" in v.metrics)
     assert changed.metrics["change_from_batch"] == 12
     assert changed.metrics["rows_since_change"] == BATCH  # the holdout, refitted into it

@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     from driftloop.controller.project import Project, open_project
     from driftloop.controller.tick import Controller
     from driftloop.core.clock import FakeClock, SystemClock
-    from driftloop.core.config import DriftSpec, PipelineSpec, load_spec, parse_spec
+    from driftloop.core.config import PipelineSpec, load_spec, parse_spec
+    from driftloop.core.drift_spec import DriftSpec
     from driftloop.core.errors import DriftloopError
     from driftloop.data.elec2 import load_elec2
     from driftloop.data.profile import build_profile
@@ -39,7 +40,7 @@ _EXPORTS = {
     "Comparison": "driftloop.ui.comparison",
     "Controller": "driftloop.controller.tick",
     "DriftReport": "driftloop.drift.report",
-    "DriftSpec": "driftloop.core.config",
+    "DriftSpec": "driftloop.core.drift_spec",
     "DriftloopError": "driftloop.core.errors",
     "ErrorStreamDetector": "driftloop.drift.detectors",
     "FakeClock": "driftloop.core.clock",

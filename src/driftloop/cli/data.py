@@ -40,9 +40,9 @@ def ingest(spec: Path = SPEC) -> None:
         ):
             batches = None if held is None else console.guard(lambda: ingesting.ingest(project))
     finally:
-        project.store.release_lease(project.name, holder)
+        project.store.leases.release(project.name, holder)
     if batches is None:
-        lease = project.store.get_lease(project.name)
+        lease = project.store.leases.get(project.name)
         console.info(
             f"{lease.holder if lease else 'a controller'} holds the lease of {project.name!r} "
             "and ingests on its ticks; nothing to do here"
@@ -87,7 +87,7 @@ def batches(
 
     project = console.guard(lambda: projects.open_project(spec))
     status: types.BatchStatus | None = "quarantined" if quarantined else None
-    listed = project.store.list_batches(project.name, status=status, last=last or None)
+    listed = project.store.batches.list(project.name, status=status, last=last or None)
     if as_json:
         json_output.emit({"pipeline": project.name,
                           "batches": [json_output.batch(found) for found in listed]})
@@ -103,7 +103,7 @@ def batches(
             if point.batch_id is not None
         }
         show_batches(listed, signals=signals, scored=scored)
-        older = project.store.count_batches(project.name, status) - len(listed) if last else 0
+        older = project.store.batches.count(project.name, status) - len(listed) if last else 0
         if older > 0:
             console.info(f"{older} older batch(es) not shown (--last 0 shows all)")
     project.close()
@@ -132,7 +132,7 @@ def requeue(
     try:
         with leases.hold(project.store, project.name, holder, project.spec.lease_timeout) as held:
             if held is None:
-                lease = project.store.get_lease(project.name)
+                lease = project.store.leases.get(project.name)
                 console.fail(
                     f"{lease.holder if lease else 'a controller'} holds the lease of "
                     f"{project.name!r}; stop it or try again when its tick is done"
@@ -141,7 +141,7 @@ def requeue(
             who = actor or projects.whoami()
             done = console.guard(lambda: requeuing.requeue(project, chosen, who))
     finally:
-        project.store.release_lease(project.name, holder)
+        project.store.leases.release(project.name, holder)
     if not chosen:
         console.info("no quarantined batch to requeue")
         project.close()

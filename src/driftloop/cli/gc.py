@@ -70,7 +70,7 @@ def _orphans(project: Any, age: timedelta, min_age: str, yes: bool, actor: str) 
         return
     gone = orphans.remove(project.store, project.artifacts, found)
     freed = sum(orphan.size for orphan in gone)
-    project.store.audit(actor, "artifacts.gc", project.artifacts.url, {
+    project.store.audit.add(actor, "artifacts.gc", project.artifacts.url, {
         "files": [orphan.uri for orphan in gone], "bytes": freed, "min_age": min_age})
     console.ok(f"deleted {len(gone)} file(s), {freed:,} bytes")
 
@@ -99,7 +99,7 @@ def _archives(project: Any, yes: bool, actor: str) -> None:
                      "`driftloop gc --yes` deletes them")
         return
     gone = files.delete(found)
-    project.store.audit(actor, "archives.gc", project.artifacts.url, {
+    project.store.audit.add(actor, "archives.gc", project.artifacts.url, {
         "files": [record.uri for record in gone], "bytes": sum(r.bytes for r in gone),
         "older_than_days": keep.days})
     console.ok(f"deleted {len(gone)} archived file(s), {sum(r.bytes for r in gone):,} bytes")

@@ -216,10 +216,10 @@ def retrain(
 
     project = console.guard(lambda: projects.open_project(spec))
     who = actor or getpass.getuser()
-    request = project.store.add_decision(
+    request = project.store.decisions.add(
         project.name, kind="request", fired=True, evidence={"reason": reason, "actor": who}
     )
-    project.store.audit(
+    project.store.audit.add(
         who, "retrain.request", project.name, {"decision": request.id, "reason": reason}
     )
     console.ok(f"retraining requested (decision {request.id}); the next tick acts on it")

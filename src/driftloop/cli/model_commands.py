@@ -42,10 +42,10 @@ def list_versions(
     project = _open(spec)
     store, name = project.store, project.name
     aliases: dict[int, list[str]] = {}
-    for alias, number in store.aliases(name).items():
+    for alias, number in store.aliases.all(name).items():
         aliases.setdefault(number, []).append(alias)
     if as_json:
-        listed = store.list_model_versions(name, last=last or None)
+        listed = store.versions.list(name, last=last or None)
         json_output.emit({
             "pipeline": name,
             "metric": project.spec.gate.metric,
@@ -56,7 +56,7 @@ def list_versions(
     table = console.table(
         "version", "created", "aliases", project.spec.gate.metric, "gate", "train rows", "run"
     )
-    listed = store.list_model_versions(name, last=last or None)
+    listed = store.versions.list(name, last=last or None)
     for version in listed:
         gate = version.gate_report or {}
         score = version.metrics.get(project.spec.gate.metric)
@@ -89,7 +89,7 @@ def show(
     name = project.name
     traced = console.guard(lambda: lineage.of_version(project.store, name, version))
     if as_json:
-        json_output.emit(_lineage_json(name, traced, project.store.list_trials(traced.run.id)
+        json_output.emit(_lineage_json(name, traced, project.store.runs.trials(traced.run.id)
                                        if traced.run is not None else []))
         project.close()
         return
@@ -103,7 +103,7 @@ def show(
             f"run {run.id}: {run.trainer} {run.params}  {run.status}, "
             f"{run.compute_seconds or 0:.2f} CPU s"
         )
-        _show_trials(project.store.list_trials(run.id))
+        _show_trials(project.store.runs.trials(run.id))
     if traced.decision is not None:
         console.print(
             f"caused by decision {traced.decision.id} at {traced.decision.at:%Y-%m-%d %H:%M}: "
@@ -121,9 +121,9 @@ def show(
     )
     _show_notes(project, found.version, traced.decision)
     _show_fairness(gate.get("fairness"))
-    _show_explanation(project.store.version_finding(name, "explanation", version),
-                      project.store.version_finding(name, "explanation_drift", version),
-                      project.store.version_finding(name, "explanation_live", version))
+    _show_explanation(project.store.findings.for_version(name, "explanation", version),
+                      project.store.findings.for_version(name, "explanation_drift", version),
+                      project.store.findings.for_version(name, "explanation_live", version))
     history = console.table("at", "alias", "from", "to", "actor", "reason")
     for move in traced.moves:
         # most moves are promotions; the others name their action (no extra column: the
@@ -266,13 +266,13 @@ def promote(
 ) -> None:
     """Move an alias to a version (recorded in the audit log)."""
     project = _open(spec)
-    console.guard(lambda: project.store.get_model_version(project.name, version))
-    if project.store.get_alias(project.name, alias) == version:
+    console.guard(lambda: project.store.versions.get(project.name, version))
+    if project.store.aliases.get(project.name, alias) == version:
         console.ok(f"{alias} is already v{version}; nothing to do")
         project.close()
         return
     move = console.guard(
-        lambda: project.store.set_alias(
+        lambda: project.store.aliases.set(
             project.name,
             alias,
             version,
@@ -295,7 +295,7 @@ def rollback(
     """Move an alias back to the version it held before (recorded in the audit log)."""
     project = _open(spec)
     move = console.guard(
-        lambda: project.store.rollback(
+        lambda: project.store.aliases.rollback(
             project.name, alias, actor=actor or getpass.getuser(), reason=reason
         )
     )

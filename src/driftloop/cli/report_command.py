@@ -40,22 +40,22 @@ def report(
     project = console.guard(lambda: projects.open_project(spec))
     try:
         store, name = project.store, project.name
-        number = version or store.get_alias(name, "champion")
+        number = version or store.aliases.get(name, "champion")
         if number is None:
             console.fail("no champion yet, so no reference data: run `driftloop tick` first")
-        reference = console.guard(lambda: store.get_model_version(name, number))
+        reference = console.guard(lambda: store.versions.get(name, number))
         if reference.profile_id is None:
             console.fail(f"v{number} has no training profile to compare with; choose --version")
-        profile = store.get_profile(reference.profile_id).profile
+        profile = store.profiles.get(reference.profile_id).profile
         if served is not None:
             frame, current = console.guard(lambda: _served(project, served))
         elif batch is None:
-            newest = store.list_batches(name, status="accepted")
+            newest = store.batches.list(name, status="accepted")
             if not newest:
                 console.fail("no accepted batch yet: run `driftloop ingest` first")
             chosen = newest[-1]
         else:
-            chosen = console.guard(lambda: store.get_batch(batch))
+            chosen = console.guard(lambda: store.batches.get(batch))
         if served is None:
             frame, current = _batch_rows(project, chosen)
         found = console.guard(lambda: drift_reports.detect_drift(profile, frame,
@@ -65,7 +65,7 @@ def report(
             reference=f"v{number}'s training data ({reference.metrics.get('train_rows', '?')} "
                       "rows, profiled)",
             current=current)
-        fairness = store.list_findings(name, "fairness", last=1)
+        fairness = store.findings.list(name, "fairness", last=1)
         html = drift_report.render_drift(
             found, shapes, sides, title=f"driftloop drift: {name}",
             history=views.charts(store, name),

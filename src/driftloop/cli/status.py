@@ -38,7 +38,7 @@ def status(
     store = console.guard(lambda: metadata.MetadataStore.open(url))
     now = datetime.now(UTC)
     trainer = fingerprint.trainer_sha256(loaded.trainer, base_dir)
-    names = [pipeline.name for pipeline in store.list_pipelines()]
+    names = [pipeline.name for pipeline in store.pipelines.list()]
     found = [overview.pipeline_status(store, name, now,
                                       trainer if name == loaded.name else None)
              for name in sorted(names, key=lambda name: name != loaded.name)]

@@ -68,10 +68,10 @@ def latest_give_up(
     """The give-up on the pipeline's newest fired retrain decision, if the loop gave up on it
     (two reads: that decision and its runs). Without `trainer_sha256` (a reader that has no
     spec, such as the dashboard), the trainer is taken to be the one its newest run ran."""
-    fired = store.list_decisions(pipeline, kind="retrain", fired=True, limit=1)
+    fired = store.decisions.list(pipeline, kind="retrain", fired=True, limit=1)
     if not fired:
         return None
-    runs = store.list_runs(pipeline, decision_id=fired[-1].id)
+    runs = store.runs.list(pipeline, decision_id=fired[-1].id)
     if trainer_sha256 is None:
         trainer_sha256 = next((r.trainer_sha256 for r in reversed(runs) if r.trainer_sha256), "")
     return gave_up(runs, trainer_sha256)

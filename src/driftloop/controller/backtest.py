@@ -2,40 +2,30 @@
 
 `driftloop backtest` and `driftloop demo` call `backtest(...)`. The baselines (`baselines`) and a
 fixed schedule with the policy's own training budget (`same_budget`) are replayed beside the
-policies. Each policy gets its own
-in-memory store and artifact root, a `ReplaySource` that releases one batch per step as the
-clock reaches its end, and an in-process executor (its CPU seconds are what is compared).
-Every batch is scored by the live champion before anything learns from it (test-then-train),
-and its accuracy estimated from calibrated confidences before its labels are used (the error of
-that estimate against the realised accuracy is `PolicyResult.estimate_mae`);
-the first `warmup` of data is one batch that only trains the first model. Policies run in
-`workers` processes, several per process in lockstep (`replay_group`), or as Ray tasks when the
-spec's `trainer.executor` is ``ray``.
+policies. Each policy gets its own in-memory store and artifact root, a `ReplaySource` that
+releases one batch per step as the clock reaches its end, and an in-process executor (its CPU
+seconds are what is compared); every batch is scored by the live champion before anything
+learns from it (test-then-train; one policy's replay: `controller.policy_replay`). The first
+`warmup` of data is one batch that only trains the first model. Policies run in `workers`
+processes, several per process in lockstep (`policy_replay.replay_group`), or as Ray tasks when
+the spec's `trainer.executor` is ``ray``.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import itertools
 import multiprocessing
 import queue as queues
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import threadpoolctl
 
-from driftloop.controller import online_tick, tick
-from driftloop.controller import project as projects
-from driftloop.core import clock as clocks
+from driftloop.controller import policy_replay
 from driftloop.core import config, errors
-from driftloop.data.sources import replay
-from driftloop.store import artifacts, entities, metadata
 from driftloop.train import executor as executors
 from driftloop.train import ray_executor
 
@@ -61,45 +51,12 @@ def baselines(spec: config.PipelineSpec, warmup_rows: int) -> dict[str, dict[str
     return found
 
 
-def same_budget(result: PolicyResult, batches: int) -> tuple[str, dict[str, Any]]:
+def same_budget(result: policy_replay.PolicyResult, batches: int) -> tuple[str, dict[str, Any]]:
     """A fixed schedule with about `result`'s number of trainings over `batches` batches: the
     spec's own settings, retraining every k batches."""
     k = max(1, round((batches - 1) / max(result.trainings - 1, 1)))
     name = f"every {k} batches (same budget)" if k > 1 else "every batch (same budget)"
     return name, {"triggers": [{"kind": "volume", "every": f"{k} batches"}], "cooldown": 0}
-
-
-@dataclass(frozen=True)
-class Step:
-    """One replayed batch: its end, the live accuracy on it, what the policy did."""
-
-    end: str
-    rows: int
-    metric: float | None
-    retrained: bool
-    promoted: bool
-    drift_share: float | None
-    drift: dict[str, float]
-    estimate: float | None = None
-
-
-@dataclass(frozen=True)
-class PolicyResult:
-    """One policy's replay: the headline numbers and the timeline."""
-
-    policy: str
-    metric: str
-    score: float
-    trainings: int
-    promotions: int
-    cpu_seconds: float
-    wall_seconds: float
-    steps: tuple[Step, ...]
-    estimate_mae: float | None = None
-    """Mean absolute error, over the batches that had both, of the accuracy estimated from
-    calibrated confidences before the batch's labels were used against the accuracy realised
-    on it; None when nothing was estimated (no calibrator, or a metric other than accuracy)."""
-    estimated_batches: int = 0
 
 
 def batch_ends(
@@ -117,150 +74,6 @@ def batch_ends(
     while ends[-1] < last:
         ends.append(ends[-1] + every)
     return ends
-
-
-def replay_policy(
-    frame: pd.DataFrame,
-    spec: config.PipelineSpec,
-    name: str,
-    ends: Sequence[pd.Timestamp],
-    base_dir: Path,
-    on_step: Callable[[], None] | None = None,
-) -> PolicyResult:
-    """Run one policy over the whole frame through `Controller.tick`, on one CPU thread
-    (so that policies run side by side and CPU seconds compare)."""
-    steps = {name: on_step} if on_step is not None else {}
-    return replay_group(frame, {name: spec}, ends, base_dir, steps)[0]
-
-
-def replay_group(
-    frame: pd.DataFrame,
-    specs: dict[str, config.PipelineSpec],
-    ends: Sequence[pd.Timestamp],
-    base_dir: Path,
-    on_step: dict[str, Callable[[], None]] | None = None,
-) -> list[PolicyResult]:
-    """Replay several policies in lockstep, one batch of each in turn, on one CPU thread.
-    Lockstep makes their CPU seconds comparable on a machine whose speed drifts: every policy
-    trains throughout the replay, not in a window of its own."""
-    with contextlib.ExitStack() as limits:
-        limits.enter_context(threadpoolctl.threadpool_limits(1))
-        replays = [Replay(frame, spec, name, ends, base_dir) for name, spec in specs.items()]
-        for index, end in enumerate(ends):
-            for replay in replays:
-                replay.step(end)
-                if on_step and replay.name in on_step:
-                    on_step[replay.name]()
-            if index == 0:
-                # The first step trains, loading the trainer's thread pools (OpenMP, BLAS)
-                # after the first limit: two replays with two threads each on two cores spin
-                # in OpenMP's waits and run several times slower.
-                limits.enter_context(threadpoolctl.threadpool_limits(1))
-        return [replay.finish() for replay in replays]
-
-
-class Replay:
-    """One policy's replay: its own in-memory store, artifact root, clock and controller
-    (training with `executor`, default in this process)."""
-
-    def __init__(
-        self,
-        frame: pd.DataFrame,
-        spec: config.PipelineSpec,
-        name: str,
-        ends: Sequence[pd.Timestamp],
-        base_dir: Path,
-        executor: executors.Executor | None = None,
-    ) -> None:
-        timestamp = timestamp_of(spec)
-        self.name = name
-        self.spec = spec
-        self.clock = clocks.FakeClock(ends[0].to_pydatetime())
-        self.store = metadata.MetadataStore.open("sqlite://", clock=self.clock)
-        project = projects.Project(
-            spec=spec,
-            base_dir=base_dir,
-            store=self.store,
-            artifacts=artifacts.ReplayArtifactStore(),
-            source=replay.ReplaySource(frame, timestamp, ends, self.clock),
-            clock=self.clock,
-        )
-        self.store.ensure_pipeline(spec.name, spec.model_dump(mode="json"))
-        self.controller = tick.build_controller(  # no retention: this store is thrown away
-            project, holder=f"backtest:{name}", executor=executor or executors.InlineExecutor(),
-            retain=False)
-        self.steps: list[Step] = []
-        self.evaluations: list[entities.Evaluation] = []  # every tick's (retention moves
-        # older ones out of the store: `controller.records`)
-        self.seconds = 0.0
-
-    def step(self, end: pd.Timestamp) -> tick.TickResult:
-        """Tick once with the clock at `end`; what the tick did."""
-        started = time.perf_counter()
-        self.clock.set(end.to_pydatetime())
-        result = self.controller.tick()
-        self.steps.append(_step(end, result))
-        self.evaluations += result.evaluations
-        self.seconds += time.perf_counter() - started
-        return result
-
-    def finish(self) -> PolicyResult:
-        store, spec = self.store, self.spec
-        if isinstance(self.controller, online_tick.OnlineController):
-            self.controller.finish()  # the last snapshot: its learning CPU counts too
-        runs = store.list_runs(spec.name, status="succeeded")
-        evaluations = self.evaluations
-        scored = [(e.value, e.rows) for e in evaluations if e.value is not None]
-        rows = sum(n for _, n in scored)
-        misses = [
-            abs(e.estimated_value - e.value)
-            for e in evaluations
-            if e.value is not None and e.estimated_value is not None and e.metric == "accuracy"
-        ]
-        score = sum(value * n for value, n in scored) / rows if rows else float("nan")
-        promotions = len(store.alias_history(spec.name, "champion"))
-        store.close()
-        return PolicyResult(
-            policy=self.name,
-            metric=spec.gate.metric,
-            score=score,
-            trainings=len(runs),
-            promotions=promotions,
-            cpu_seconds=sum(run.compute_seconds or 0.0 for run in runs),
-            wall_seconds=self.seconds,
-            steps=tuple(self.steps),
-            estimate_mae=sum(misses) / len(misses) if misses else None,
-            estimated_batches=len(misses),
-        )
-
-
-def timestamp_of(spec: config.PipelineSpec) -> str:
-    """The column that orders rows in time; a `ConfigError` if the spec names none."""
-    if spec.timestamp is None:
-        raise errors.ConfigError(
-            "a backtest needs `timestamp`: the column that orders rows in time"
-        )
-    return spec.timestamp
-
-
-def _step(end: pd.Timestamp, result: tick.TickResult) -> Step:
-    evaluation = result.evaluations[-1] if result.evaluations else None
-    drift = (result.decision.evidence.get("drift") if result.decision else None) or {}
-    columns = {
-        c["name"]: float(c["effect"])
-        for c in drift.get("columns", [])
-        if c.get("effect") is not None
-    }
-    return Step(
-        end=end.isoformat(),
-        rows=evaluation.rows if evaluation else 0,
-        metric=evaluation.value if evaluation else None,
-        retrained=result.outcome is not None and result.outcome.version is not None,
-        promoted=bool(result.outcome and result.outcome.promoted),
-        drift_share=drift.get("drifted_share"),
-        drift=columns,
-        estimate=evaluation.estimated_value if evaluation else None,
-    )
 
 
 def policy_spec(base: config.PipelineSpec, overrides: dict[str, Any]) -> config.PipelineSpec:
@@ -289,7 +102,7 @@ def backtest(
     workers: int = 1,
     progress: Progress | None = None,
     budget: str | None = None,
-) -> list[PolicyResult]:
+) -> list[policy_replay.PolicyResult]:
     """Replay the baselines and each named policy (spec overrides); results in that order.
     With `budget` (a policy's name), a fixed schedule with that policy's number of trainings
     is replayed after them and comes last.
@@ -297,8 +110,8 @@ def backtest(
     With `workers` > 1 the policies run in that many processes, one CPU thread each; with
     `trainer.executor: ray` they run as Ray tasks (one CPU each) on the spec's cluster.
     """
-    ends = batch_ends(frame, timestamp_of(spec), every, warmup)
-    warmup_rows = int((frame[timestamp_of(spec)] <= ends[0]).sum())
+    ends = batch_ends(frame, policy_replay.timestamp_of(spec), every, warmup)
+    warmup_rows = int((frame[policy_replay.timestamp_of(spec)] <= ends[0]).sum())
     overrides = {**baselines(spec, warmup_rows), **policies}
     specs = {name: policy_spec(spec, changes) for name, changes in overrides.items()}
     results = replay_all(frame, specs, ends, base_dir, workers, progress)
@@ -317,7 +130,7 @@ def replay_all(
     base_dir: Path,
     workers: int,
     progress: Progress | None,
-) -> list[PolicyResult]:
+) -> list[policy_replay.PolicyResult]:
     """Replay each spec, in `workers` processes or on Ray; results in the order of `specs`."""
     first = next(iter(specs.values()))
     if first.trainer.executor == "ray":
@@ -325,7 +138,7 @@ def replay_all(
     if workers <= 1:
         reporters = {name: _reporter(progress, name) for name in specs}
         steps = {name: call for name, call in reporters.items() if call is not None}
-        return replay_group(frame, specs, ends, base_dir, steps)
+        return policy_replay.replay_group(frame, specs, ends, base_dir, steps)
     groups = _groups(list(specs), workers)
     with multiprocessing.Manager() as manager:
         queue = manager.Queue()
@@ -333,7 +146,8 @@ def replay_all(
         with concurrent.futures.ProcessPoolExecutor(len(groups), mp_context=context) as pool:
             futures = [
                 pool.submit(
-                    replay_group, frame, {name: specs[name] for name in group}, ends, base_dir,
+                    policy_replay.replay_group, frame, {name: specs[name] for name in group},
+                    ends, base_dir,
                     {name: _Enqueue(queue, name) for name in group},
                 )
                 for group in groups
@@ -371,7 +185,7 @@ def _on_ray(
     base_dir: Path,
     address: str | None,
     progress: Progress | None,
-) -> list[PolicyResult]:
+) -> list[policy_replay.PolicyResult]:
     """Each policy as a Ray task; the frame goes to the object store once."""
     cluster = executors.build_executor("ray", address=address)
     assert isinstance(cluster, ray_executor.RayExecutor)
@@ -381,7 +195,8 @@ def _on_ray(
         (shared, policy, name, ends, base_dir, _Enqueue(queue, name))
         for name, policy in specs.items()
     ]
-    results = cluster.map(replay_policy, calls, lambda: _drain(queue, progress, timeout=0))
+    results = cluster.map(
+        policy_replay.replay_policy, calls, lambda: _drain(queue, progress, timeout=0))
     _drain(queue, progress, timeout=0)
     return results
 

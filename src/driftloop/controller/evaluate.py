@@ -75,7 +75,7 @@ def evaluate_batch(
 
             responsible.explain_live(project, batch.id, version, model, features,
                                      labelled[spec.target])
-    return project.store.add_evaluation(
+    return project.store.evaluations.add(
         project.name,
         batch_id=batch.id,
         version=version,
@@ -98,7 +98,7 @@ class Evaluations:
     def refresh(self) -> list[entities.Evaluation]:
         """Read evaluations stored since the last call; returns all of them."""
         after = self.items_[-1].id if self.items_ else 0
-        self.items_ += self.project.store.list_evaluations(self.project.name, after_id=after)
+        self.items_ += self.project.store.evaluations.list(self.project.name, after_id=after)
         return self.items_
 
     def add(self, evaluation: entities.Evaluation) -> None:
@@ -171,7 +171,7 @@ def evaluate_feedback(
     that answered: they feed the live metric, the performance trigger and the concept-drift
     detector exactly like labelled batches do. Read incrementally from a stored cursor."""
     spec, name = project.spec, project.name
-    after = int((project.store.get_cursor(name, FEEDBACK_CURSOR) or {}).get("after", 0))
+    after = int((project.store.batches.get_cursor(name, FEEDBACK_CURSOR) or {}).get("after", 0))
     labelled = store.labelled(name, after_id=after, alias="champion")
     if not labelled:
         return []
@@ -192,7 +192,7 @@ def evaluate_feedback(
             _feedback_fairness(project, version, [item.prediction.features for item in mine],
                                y_true, y_pred)
         scored.append(
-            project.store.add_evaluation(
+            project.store.evaluations.add(
                 name,
                 batch_id=None,
                 version=version,
@@ -202,7 +202,7 @@ def evaluate_feedback(
                 errors=errors_of(spec.task, pd.Series(y_true), y_pred),
             )
         )
-    project.store.set_cursor(name, FEEDBACK_CURSOR, {"after": labelled[-1].feedback_id})
+    project.store.batches.set_cursor(name, FEEDBACK_CURSOR, {"after": labelled[-1].feedback_id})
     return scored
 
 

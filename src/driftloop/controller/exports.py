@@ -43,7 +43,7 @@ def newest_rows(project: projects.Project, rows: int) -> pd.DataFrame:
 
     frames: list[pd.DataFrame] = []
     found = 0
-    batches = project.store.list_batches(project.name, status="accepted")
+    batches = project.store.batches.list(project.name, status="accepted")
     for batch in reversed(batches):
         if batch.data_uri is None or batch.data_sha256 is None:
             continue
@@ -64,7 +64,7 @@ def export_onnx(
 ) -> Exported:
     """Convert version `number` to ONNX, check parity on the newest `rows` stored rows and
     write `out`; `FormatError` with the reason (recorded on the version) otherwise."""
-    version = project.store.get_model_version(project.name, number)
+    version = project.store.versions.get(project.name, number)
     model = project.artifacts.get_model(version.artifact_uri, version.sha256)
     frame = newest_rows(project, rows)
     columns = [str(c) for c in getattr(model, "feature_names_in_", frame.columns)]

@@ -1,6 +1,6 @@
 """Backtest of a federated pipeline against its alternatives, through the loop's own tick.
 
-Each region's history is replayed through its own controller (`backtest.Replay`: its own
+Each region's history is replayed through its own controller (`policy_replay.Replay`: its own
 in-memory store, artifacts, clock), the regions in lockstep: every step is one federated
 round (`federation.tick_regions`), so the global model is gated and promoted in each region
 like any version, and every batch is scored by the region's live champion before anything
@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 import threadpoolctl
 
-from driftloop.controller import backtest, federation, tick
+from driftloop.controller import backtest, federation, policy_replay, tick
 from driftloop.core import config, errors
 from driftloop.train import federated_executor
 
@@ -29,15 +29,15 @@ MODES = ("federated", "per-region", "pooled")
 def replay_federated(
     frames: Mapping[str, pd.DataFrame], spec: config.PipelineSpec,
     ends: Sequence[pd.Timestamp], base_dir: Path,
-) -> dict[str, backtest.PolicyResult]:
+) -> dict[str, policy_replay.PolicyResult]:
     """Every region's replay, the regions training together in one round per step."""
     rules = spec.trainer.federated
     if rules is None:
         raise errors.ConfigError("a federated backtest needs `trainer.federated` in the spec")
 
     def build(name: str) -> federation.RegionWorker:
-        def make(executor: federated_executor.FederatedExecutor) -> backtest.Replay:
-            return backtest.Replay(frames[name], spec, name, ends, base_dir, executor=executor)
+        def make(executor: federated_executor.FederatedExecutor) -> policy_replay.Replay:
+            return policy_replay.Replay(frames[name], spec, name, ends, base_dir, executor=executor)
         return federation.RegionWorker(name, make)
 
     workers = {name: build(name) for name in frames}
@@ -54,7 +54,7 @@ def replay_federated(
             worker.close()
 
 
-def _stepper(end: pd.Timestamp) -> Callable[[backtest.Replay], tick.TickResult]:
+def _stepper(end: pd.Timestamp) -> Callable[[policy_replay.Replay], tick.TickResult]:
     """A region's replay's step to `end`."""
     return lambda replay: replay.step(end)
 
@@ -62,21 +62,21 @@ def _stepper(end: pd.Timestamp) -> Callable[[backtest.Replay], tick.TickResult]:
 def compare(
     frames: Mapping[str, pd.DataFrame], spec: config.PipelineSpec,
     ends: Sequence[pd.Timestamp], base_dir: Path,
-) -> dict[str, dict[str, backtest.PolicyResult]]:
+) -> dict[str, dict[str, policy_replay.PolicyResult]]:
     """mode → region (or ``all`` for pooled) → its replay."""
     alone = backtest.policy_spec(spec, {"trainer": {"federated": None}})
     pooled = backtest.policy_spec(alone, {"regions": []})
-    every = pd.concat(list(frames.values())).sort_values(backtest.timestamp_of(spec),
+    every = pd.concat(list(frames.values())).sort_values(policy_replay.timestamp_of(spec),
                                                           kind="stable")
     return {
         "federated": replay_federated(frames, spec, ends, base_dir),
-        "per-region": {name: backtest.replay_policy(frame, alone, name, ends, base_dir)
+        "per-region": {name: policy_replay.replay_policy(frame, alone, name, ends, base_dir)
                        for name, frame in frames.items()},
-        "pooled": {"all": backtest.replay_policy(every, pooled, "pooled", ends, base_dir)},
+        "pooled": {"all": policy_replay.replay_policy(every, pooled, "pooled", ends, base_dir)},
     }
 
 
-def overall(results: Mapping[str, backtest.PolicyResult]) -> float:
+def overall(results: Mapping[str, policy_replay.PolicyResult]) -> float:
     """The metric over every scored row of `results` (each region weighted by its rows)."""
     scored = [(s.metric, s.rows) for r in results.values() for s in r.steps
               if s.metric is not None]

@@ -159,7 +159,7 @@ def _fairness(project: projects.Project,
     that reads them), oldest first."""
     if champion is None or not any(t.kind == "fairness" for t in project.spec.triggers):
         return ()
-    found = project.store.list_findings(project.name, "fairness", last=FAIRNESS_LOOKBACK)
+    found = project.store.findings.list(project.name, "fairness", last=FAIRNESS_LOOKBACK)
     return tuple(policy_signals.FairnessCheck(f.batch_id, bool(f.report.get("judged")),
                                               tuple(f.report.get("breaches", ())))
                  for f in found if f.version == champion.version)
@@ -170,7 +170,7 @@ def _explanation(project: projects.Project,
     """The champion's newest live explanation drift (when an `explanation` trigger reads it)."""
     if champion is None or not any(t.kind == "explanation" for t in project.spec.triggers):
         return None
-    found = project.store.version_finding(project.name, "explanation_live", champion.version)
+    found = project.store.findings.for_version(project.name, "explanation_live", champion.version)
     return None if found is None else {**found.report, "batch_id": found.batch_id}
 
 

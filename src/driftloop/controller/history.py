@@ -64,7 +64,7 @@ class History:
     def refresh(self) -> None:
         """Take in the records of the batches accepted since the last call (not their rows)."""
         after = self.ids_[-1] if self.ids_ else 0
-        for batch in self.project.store.list_batches(
+        for batch in self.project.store.batches.list(
             self.project.name, status="accepted", after_id=after
         ):
             self.batches_.append(batch)
@@ -86,7 +86,7 @@ class History:
 
     def _index(self, batch_id: int, part: pd.DataFrame) -> None:
         """Remember which batch brought each row key; a batch whose keys were all seen before
-        is one of late labels (see `ingest.join_labels`), and `late_` maps its rows back."""
+        is one of late labels (see `late_labels.join_labels`), and `late_` maps its rows back."""
         key = label_key(self.project.spec)
         if key is None or key not in part.columns or part.empty:
             return

@@ -19,8 +19,9 @@ One call is one poll, and a stream source ends its poll after `max_batches` batc
 100; see `data.sources.events`), so a tick under a steady stream of events still ends and
 hands on to evaluate, decide and train; the next tick takes what was left on the server. After
 a call that recorded a batch of stream messages, the ids of old batches that can no longer
-come again are pruned (`MetadataStore.prune_messages`; the rule is in `store._messages`): once
-per call, after the poll, so whatever was left pending before has been delivered again first.
+come again are pruned (`MetadataStore.batches.prune_messages`; the rule is in
+`store._messages`): once per call, after the poll, so whatever was left pending before has
+been delivered again first.
 
 Uploads (`POST /v1/batches`, `server.ingest_api`) wait in the store until the lease holder
 records them (`ingest_uploads`, after the source's poll; the server does it itself when it can
@@ -38,7 +39,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from driftloop.controller import history
+from driftloop.controller import history, kept_rows, late_labels
 from driftloop.controller import project as projects
 from driftloop.core import config
 from driftloop.data import row_names
@@ -70,20 +71,20 @@ def ingest(
     store, name, source = project.store, project.name, project.source
     recorded, with_messages = [], False
     schemas_ = Schemas(project, known)
-    cursor = store.get_cursor(name, source.key)
+    cursor = store.batches.get_cursor(name, source.key)
     for raw in source.poll(cursor):
-        fresh = raw.without(store.recorded_messages(name, source.key, raw.messages))
-        if fresh is not None and store.find_batch(name, fresh.fingerprint) is None:
+        fresh = raw.without(store.batches.recorded_messages(name, source.key, raw.messages))
+        if fresh is not None and store.batches.find(name, fresh.fingerprint) is None:
             recorded.append(record_batch(project, fresh, on_accepted, schemas_))
             with_messages = with_messages or bool(fresh.messages)
-        store.set_cursor(name, source.key, raw.cursor)
+        store.batches.set_cursor(name, source.key, raw.cursor)
         cursor = raw.cursor
         source.acknowledge(raw)
     settled = source.settled()
     if settled is not None and settled != cursor:
-        store.set_cursor(name, source.key, settled)
+        store.batches.set_cursor(name, source.key, settled)
     if with_messages:  # only stream sources record message ids
-        store.prune_messages(name)
+        store.batches.prune_messages(name)
     for _, batch, new in ingest_uploads(project, on_accepted, schemas_):
         if new:
             recorded.append(batch)
@@ -118,7 +119,7 @@ def record_upload(
     done; `frame` is its body already read, if the caller has it."""
     from driftloop.data import bodies
 
-    batch = project.store.find_batch(project.name, upload.sha256)
+    batch = project.store.batches.find(project.name, upload.sha256)
     new = batch is None
     if batch is None:
         data = upload.data or b""
@@ -160,7 +161,7 @@ class Schemas:
         if self.schema_ is None:
             from driftloop.validation import schema as schemas
 
-            stored = self.project.store.get_pipeline(self.project.name).schema
+            stored = self.project.store.pipelines.get(self.project.name).schema
             self.schema_ = None if stored is None else schemas.Schema.from_json(stored)
         return self.schema_
 
@@ -169,7 +170,7 @@ class Schemas:
         from driftloop.validation import schema as schemas
 
 
-        stored = self.project.store.set_schema(self.project.name, schema.to_json()).schema
+        stored = self.project.store.pipelines.set_schema(self.project.name, schema.to_json()).schema
         self.schema_ = schemas.Schema.from_json(stored or {})
         return self.schema_
 
@@ -209,8 +210,8 @@ def judge(project: projects.Project, raw: sources.RawBatch, schemas_: Schemas) -
     frame = raw.frame
     if frame is None:
         return Judged(None, None, checks.Findings({"*": [raw.error or "no data"]}))
-    if is_label_batch(project.spec, frame, schemas_.get()):
-        frame, reasons = join_labels(project.spec, frame, schemas_.history().rows())
+    if late_labels.is_label_batch(project.spec, frame, schemas_.get()):
+        frame, reasons = late_labels.join_labels(project.spec, frame, schemas_.history().rows())
         if frame is None:
             return Judged(None, None, checks.Findings(reasons))
     findings, schema = _validate(project, frame, schemas_, raw.row_names)
@@ -226,7 +227,7 @@ def store_batch(
 ) -> entities.Batch:
     """Record `raw` as `judged`: an accepted batch with its rows coerced to the schema, a
     quarantined one with its rows as read (for `requeue`). `requeued_from`: see
-    `MetadataStore.add_batch`."""
+    `MetadataStore.batches.add`."""
     from driftloop.data import frames
     from driftloop.validation import schema as schemas
 
@@ -238,8 +239,8 @@ def store_batch(
         frame = schemas.coerce(frame, schema)
         stored: artifacts.Artifact | None = project.artifacts.put_frame(frame)
     else:
-        stored = keep_as_read(project, raw)
-    batch, _ = project.store.add_batch(
+        stored = kept_rows.keep_as_read(project, raw)
+    batch, _ = project.store.batches.add(
         project.name,
         source_uri=raw.source_uri,
         fingerprint=raw.fingerprint,
@@ -268,48 +269,6 @@ def validation_key(spec: config.PipelineSpec) -> str:
     quarantined under a previous spec."""
     parts = spec.model_dump(mode="json", include={"target", "timestamp", "id", "validation"})
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
-
-
-def keep_as_read(project: projects.Project, raw: sources.RawBatch) -> artifacts.Artifact | None:
-    """Store a quarantined batch's rows as the source read them, with how its rows are named,
-    so `requeue` can validate them again; None if there are none (unreadable data). Columns
-    of mixed Python types (from JSON events) are kept as text, which validation reads the
-    same way."""
-    import pyarrow as pa
-
-    if raw.frame is None:
-        return None
-    frame = raw.frame.copy(deep=False)
-    frame.columns = [str(column) for column in frame.columns]
-    frame.attrs = {ROW_NAMES: dataclasses.asdict(raw.row_names)}
-    try:
-        return project.artifacts.put_frame(frame)
-    except (ValueError, TypeError, pa.ArrowException):
-        mixed = frame.select_dtypes(include="object").columns
-        text = frame.astype({c: "str" for c in mixed}).where(frame.notna(), None)
-        text.attrs = frame.attrs
-        return project.artifacts.put_frame(text)
-
-
-def read_as_read(
-    project: projects.Project, batch: entities.Batch
-) -> tuple[pd.DataFrame, row_names.RowNames] | None:
-    """The rows of a quarantined batch as they were read, with their names (None: not kept)."""
-    if batch.data_uri is None or batch.data_sha256 is None:
-        return None
-    read = project.artifacts.get_frame(batch.data_uri, batch.data_sha256)
-    stored = read.attrs.get(ROW_NAMES) or {}
-    frame = read.copy(deep=False)  # an in-memory artifact store hands out what it keeps
-    frame.attrs = {}
-    names = row_names.RowNames(
-        str(stored.get("noun", "row")), int(stored.get("first", 1)),
-        tuple(str(i) for i in stored.get("ids", ())),
-    )
-    return frame, names
-
-
-ROW_NAMES = "driftloop.row_names"
-"""Where a quarantined batch's stored frame keeps its `RowNames` (Parquet metadata)."""
 
 
 def _rows(frame: pd.DataFrame | None, raw: sources.RawBatch) -> int:
@@ -357,7 +316,6 @@ def _text_findings(
 ) -> checks.Findings:
     """`findings` with the text columns' signals added; the first batch's profiles are kept
     as the reference of the next ones."""
-    import dataclasses
 
     from driftloop.validation import text_checks
 
@@ -365,9 +323,9 @@ def _text_findings(
     assert spec is not None  # the caller checked
     columns = {c: frame[c].tolist() for c in spec.columns if c in frame.columns}
     store, name = project.store, project.name
-    reference = store.get_cursor(name, TEXT_REFERENCE)
+    reference = store.batches.get_cursor(name, TEXT_REFERENCE)
     if reference is None:
-        store.set_cursor(name, TEXT_REFERENCE, text_checks.profiles(columns, spec))
+        store.batches.set_cursor(name, TEXT_REFERENCE, text_checks.profiles(columns, spec))
     signals = text_checks.text_signals(columns, spec, reference)
     if not signals:
         return findings
@@ -388,67 +346,3 @@ def _missing_roles(spec: config.PipelineSpec, missing: list[str], frame: pd.Data
         guess = spec_data.columns_like(column, columns)
         named.append(f"{column} ({role}" + (f"; did you mean {guess!r}?)" if guess else ")"))
     return f"missing column(s) {', '.join(named)}; columns are {', '.join(columns)}"
-
-
-def is_label_batch(
-    spec: config.PipelineSpec, frame: pd.DataFrame, schema: schemas.Schema | None
-) -> bool:
-    """A batch of late labels: only the row key and the target, for a pipeline with features."""
-    key = history.label_key(spec)
-    columns = set(map(str, frame.columns))
-    return (
-        schema is not None
-        and key is not None
-        and columns == {key, spec.target}
-        and len(schema.features) > 0
-    )
-
-
-def join_labels(
-    spec: config.PipelineSpec, labels: pd.DataFrame, rows: pd.DataFrame
-) -> tuple[pd.DataFrame | None, dict[str, list[str]]]:
-    """The rows the labels belong to, now with their target — or why they cannot be joined.
-
-    The joined rows become a batch of their own (the earlier, unlabelled rows stay as they
-    were), so stored batches never change and training simply sees the labelled copies.
-    """
-    from driftloop.data import frames
-
-
-    key, target = history.label_key(spec), spec.target
-    assert key is not None
-    if rows.empty or key not in rows.columns:
-        return None, {key: [f"{key}: labels arrived before any row they could belong to"]}
-    wanted = labels[key]
-    if key == spec.timestamp:
-        wanted = frames.parse_times(wanted)
-    elif wanted.dtype != rows[key].dtype:
-        wanted = wanted.astype(rows[key].dtype, errors="ignore")
-    problems: dict[str, list[str]] = {}
-    if labels[target].isna().any():
-        problems[target] = [f"{target}: {int(labels[target].isna().sum())} labels are empty"]
-    if wanted.duplicated().any():
-        problems.setdefault(key, []).append(
-            f"{key}: {int(wanted.duplicated().sum())} rows labelled twice in this batch"
-        )
-    known = rows.drop_duplicates(subset=[key]).set_index(key)
-    unknown = ~wanted.isin(known.index)
-    if unknown.any():
-        examples = ", ".join(map(str, wanted[unknown].head(3)))
-        problems.setdefault(key, []).append(
-            f"{key}: {int(unknown.sum())} labels for rows never ingested (e.g. {examples})"
-        )
-    if problems:
-        return None, problems
-    already = wanted.isin(rows.loc[rows[target].notna(), key])
-    if already.any():
-        examples = ", ".join(map(str, wanted[already].head(3)))
-        return None, {
-            target: [
-                f"{target}: {int(already.sum())} rows already have a label "
-                f"(e.g. {examples}); a label is final"
-            ]
-        }
-    joined = known.loc[wanted.to_numpy()].reset_index()
-    joined[target] = labels[target].to_numpy()
-    return joined.drop(columns=[history.BATCH_COLUMN], errors="ignore"), {}

@@ -3,7 +3,7 @@
 Called by the tick and by `driftloop ingest`. `hold(store, pipeline, holder, ttl)` takes the
 lease (or yields None while another controller's is live), renews it from a background thread
 every third of `ttl` for as long as the block runs — so the lease can be short and still
-outlive a long training — and fences the store's writes with it (`MetadataStore.fenced`): if
+outlive a long training — and fences the store's writes with it (`MetadataStore.leases.fenced`): if
 this process stalls past its lease and another controller takes over, its writes are refused
 rather than repeated. A process killed mid-block stops renewing; its lease lapses after `ttl`
 and another controller takes over, repairing what the dead one left (see `tick.repair`).
@@ -63,7 +63,7 @@ class Heartbeat:
         interval = self.ttl.total_seconds() / 3
         while not self.stop_.wait(interval):
             try:
-                renewed = self.store.acquire_lease(self.pipeline, self.holder, self.ttl)
+                renewed = self.store.leases.acquire(self.pipeline, self.holder, self.ttl)
             except Exception:  # "database is locked", a dropped connection: try again next
                 continue  # time; if the lease lapses meanwhile, the fence refuses the next write
             if renewed is None:  # another controller holds it now
@@ -79,7 +79,7 @@ def hold(
 ) -> Iterator[entities.Lease | None]:
     """The lease on `pipeline` for the duration of the block (None if another holds it), kept
     alive and fencing the store's writes; it is not released at the end (the caller decides)."""
-    lease = store.acquire_lease(pipeline, holder, ttl)
+    lease = store.leases.acquire(pipeline, holder, ttl)
     if lease is None:
         yield None
         return
@@ -87,7 +87,7 @@ def hold(
     # single connection: the heartbeat is left out there.
     heartbeat = Heartbeat(store, pipeline, holder, ttl).start() if store.shared else None
     try:
-        with store.fenced(lease):
+        with store.leases.fenced(lease):
             yield lease
     finally:
         if heartbeat is not None:

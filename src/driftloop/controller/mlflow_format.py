@@ -54,7 +54,7 @@ class Transferred:
 def signature_inputs(project: projects.Project, model: Any) -> list[dict[str, Any]]:
     """MLflow column specs of the model's input columns, from the pipeline's schema (calendar
     columns derived from the timestamp are integers)."""
-    stored = project.store.get_pipeline(project.name).schema
+    stored = project.store.pipelines.get(project.name).schema
     if stored is None:
         raise errors.FormatError(
             f"pipeline {project.name!r} has no schema yet; ingest data first",
@@ -82,7 +82,7 @@ def export_mlflow(project: projects.Project, number: int, out: Path, *, actor: s
     if out.exists() and any(out.iterdir()):
         raise errors.FormatError(f"{out} exists and is not empty; choose a new folder",
                                      path=str(out))
-    version = project.store.get_model_version(project.name, number)
+    version = project.store.versions.get(project.name, number)
     if not version.artifact_uri.endswith(".skops"):
         raise errors.FormatError(
             f"v{number} is not a scikit-learn model stored with skops ({version.artifact_uri}); "
@@ -157,7 +157,7 @@ def import_mlflow(
     _check_columns(project, model)
     artifact = project.artifacts.put_model(model)
     project.artifacts.get_model(artifact.uri, artifact.sha256)  # the allow-list holds for it
-    version = project.store.add_model_version(
+    version = project.store.versions.add(
         project.name, run_id=None, artifact_uri=artifact.uri, sha256=artifact.sha256,
         metrics={})
     report = {"serialization_format": kind, "trusted_pickle": kind != "skops",
@@ -194,7 +194,7 @@ def _load(path: Path, kind: str, modules: tuple[str, ...], trust_pickle: bool) -
 
 
 def _check_columns(project: projects.Project, model: Any) -> None:
-    stored = project.store.get_pipeline(project.name).schema
+    stored = project.store.pipelines.get(project.name).schema
     names = getattr(model, "feature_names_in_", None)
     if stored is None or names is None:
         return

@@ -57,7 +57,7 @@ def learn(
     ]
     report = session.learn(events)
     if items:
-        project.store.set_cursor(project.name, online_session.FEEDBACK_CURSOR,
+        project.store.batches.set_cursor(project.name, online_session.FEEDBACK_CURSOR,
                                  {"after": items[-1].feedback_id})
     return report
 

@@ -228,7 +228,7 @@ class OnlineSession:
             "recent_accuracy": self.live_metric(),
             "window": len(self.window_),
         }
-        decision = self.project.store.add_decision(
+        decision = self.project.store.decisions.add(
             self.project.name, kind=DECISION_KIND, fired=action != "none", evidence=evidence,
             caused_by={"batches": sorted(batch_ids)},
         )
@@ -253,10 +253,10 @@ class OnlineSession:
             with model.lock_:  # stored as it is now: no update lands half-way
                 artifact = self.project.artifacts.put_model(model, model.artifact_format)
                 learned = model.n_learned_
-            run = store.start_run(name, trainer=self.spec.learner, params=dict(self.spec.params),
+            run = store.runs.start(name, trainer=self.spec.learner, params=dict(self.spec.params),
                                   batch_ids=sorted(self.batches_))
-            run = store.finish_run(run.id, status="succeeded", compute_seconds=self.cpu_)
-            version = store.add_model_version(
+            run = store.runs.finish(run.id, status="succeeded", compute_seconds=self.cpu_)
+            version = store.versions.add(
                 name, run_id=run.id, artifact_uri=artifact.uri, sha256=artifact.sha256,
                 metrics={"accuracy": metric, "live_rows": len(self.window_), "online": True,
                          "events_learned": learned, "cpu_seconds": self.cpu_,
@@ -285,7 +285,7 @@ class OnlineSession:
         }
         decision = None
         if worse and good is not None and not self.restored_:
-            decision = store.add_decision(name, kind=DECISION_KIND, fired=True, evidence={
+            decision = store.decisions.add(name, kind=DECISION_KIND, fired=True, evidence={
                 "action": "rollback", **evidence,
                 "reason": f"live accuracy {metric:.4f} is below the last good snapshot's "
                           f"{good[1]:.4f} by more than {tolerance}"})
@@ -295,13 +295,13 @@ class OnlineSession:
             self._replace(restored.snapshot())  # learn on a copy: the stored one stays
             return decision, False
         if worse and self.restored_:
-            decision = store.add_decision(name, kind=DECISION_KIND, fired=True, evidence={
+            decision = store.decisions.add(name, kind=DECISION_KIND, fired=True, evidence={
                 "action": "accept", **evidence,
                 "reason": "the restored snapshot did no better on the newest events: the "
                           "stream changed, not the learner"})
         self.restored_ = False
         shown = "n/a" if metric is None else f"{metric:.4f}"
-        store.set_alias(name, "champion", version.version, actor=self.actor,
+        store.aliases.set(name, "champion", version.version, actor=self.actor,
                         reason=f"online snapshot: live accuracy {shown} over "
                                f"{len(self.window_)} events")
         self.good_ = (version, metric)
@@ -316,7 +316,7 @@ class OnlineSession:
         stored before snapshots recorded it; 0 with neither)."""
         if version is not None and "feedback_upto" in version.metrics:
             return int(version.metrics["feedback_upto"])
-        stored = self.project.store.get_cursor(self.project.name, FEEDBACK_CURSOR) or {}
+        stored = self.project.store.batches.get_cursor(self.project.name, FEEDBACK_CURSOR) or {}
         return int(stored.get("after", 0))
 
     def _fresh(self) -> online.OnlineModel:

@@ -69,17 +69,17 @@ class OnlineController:
         store, name = self.project.store, self.project.name
         session = self.session_
         if session is not None:
-            number = store.get_alias(name, "champion")
+            number = store.aliases.get(name, "champion")
             mine = session.version.version if session.version is not None else None
             if number is not None and number != mine:  # another writer moved it
                 session.attach(*self._snapshot(number))
             return session
-        schema = store.get_pipeline(name).schema
+        schema = store.pipelines.get(name).schema
         if schema is None:
             return None
         columns = [column["name"] for column in schema.get("columns", [])]
         features = self.project.spec.feature_columns(columns)
-        number = store.get_alias(name, "champion")
+        number = store.aliases.get(name, "champion")
         version: entities.ModelVersion | None = None
         model: learners.OnlineModel | None = None
         if number is not None:
@@ -92,7 +92,7 @@ class OnlineController:
     def _snapshot(self, number: int) -> tuple[entities.ModelVersion, learners.OnlineModel]:
         """Version `number` and a copy of its learner to learn on (the snapshot stays as
         stored)."""
-        version = self.project.store.get_model_version(self.project.name, number)
+        version = self.project.store.versions.get(self.project.name, number)
         loaded = self.project.artifacts.get_model(version.artifact_uri, version.sha256)
         return version, loaded.snapshot()
 
@@ -108,7 +108,7 @@ class OnlineController:
 
     def release(self) -> None:
         """Give up the lease (if this controller holds it)."""
-        self.project.store.release_lease(self.project.name, self.holder)
+        self.project.store.leases.release(self.project.name, self.holder)
 
     def _reconcile(self) -> ticking.TickResult:
         batches = tuple(
@@ -131,7 +131,7 @@ class OnlineController:
             checkpoints += report.checkpoints
         labelled = online_feedback.pending(self.project, self.serving_, session)
         if labelled:
-            stored = self.project.store.get_pipeline(self.project.name).schema
+            stored = self.project.store.pipelines.get(self.project.name).schema
             assert stored is not None  # the session's features came from it
             report = online_feedback.learn(
                 self.project, session, labelled, schemas.Schema.from_json(stored))
@@ -167,7 +167,7 @@ class OnlineController:
             right = right.astype(bool)
             errors = (~right).astype(float).tolist()
             assert session.version is not None
-            evaluation = self.project.store.add_evaluation(
+            evaluation = self.project.store.evaluations.add(
                 self.project.name, batch_id=batch.id, version=session.version.version,
                 metric="accuracy", value=float(np.mean(right)), rows=len(records),
                 errors=errors,

@@ -85,14 +85,14 @@ def pipeline_status(
     """Where pipeline `name` stands at `now`. `trainer_sha256` is the current trainer
     (`train.fingerprint`), which tells whether a given-up retraining will be retried; without
     it, the trainer of the newest run is assumed."""
-    spec = store.get_pipeline(name).spec
+    spec = store.pipelines.get(name).spec
     metric = str((spec.get("gate") or {}).get("metric", "accuracy"))
     gave_up = attempts.latest_give_up(store, name, trainer_sha256)
     count, newest = summaries.quarantined_since(store, name, now - QUARANTINE_WINDOW)
     reason = None
     if newest is not None:
         reason = next((text for texts in newest.reasons.values() for text in texts), None)
-    lease = store.get_lease(name)
+    lease = store.leases.get(name)
     return PipelineStatus(
         name=name,
         champion=_champion(store, name, metric),
@@ -106,12 +106,12 @@ def pipeline_status(
 
 
 def _champion(store: metadata.MetadataStore, name: str, metric: str) -> Champion | None:
-    number = store.get_alias(name, "champion")
+    number = store.aliases.get(name, "champion")
     if number is None:
         return None
-    version = store.get_model_version(name, number)
-    moves = store.alias_history(name, "champion", last=1)
-    live = store.list_evaluations(name, version=number, last=1)
+    version = store.versions.get(name, number)
+    moves = store.aliases.history(name, "champion", last=1)
+    live = store.evaluations.list(name, version=number, last=1)
     validation = version.metrics.get(metric)
     return Champion(
         version=number,
@@ -124,13 +124,13 @@ def _champion(store: metadata.MetadataStore, name: str, metric: str) -> Champion
 
 def _last_activity(store: metadata.MetadataStore, name: str) -> Activity | None:
     found = []
-    decisions = store.list_decisions(name, kind="retrain", limit=1)  # requests are not ticks'
+    decisions = store.decisions.list(name, kind="retrain", limit=1)  # requests are not ticks'
     if decisions:
         d = decisions[-1]
         reason = (d.evidence.get("policy") or {}).get("reason", "")
         verdict = "retrain" if d.fired else "no retrain"
         found.append(Activity(d.at, "decision", f"decision {d.id}: {verdict} — {reason}"))
-    runs = store.list_runs(name, last=1)
+    runs = store.runs.list(name, last=1)
     if runs:
         r = runs[-1]
         error = f": {r.error}" if r.error and r.status != "succeeded" else ""
@@ -140,7 +140,7 @@ def _last_activity(store: metadata.MetadataStore, name: str) -> Activity | None:
     if batches:
         b = batches[0]
         found.append(Activity(b.created_at, "batch", f"batch {b.id} {b.status} ({b.rows} rows)"))
-    evaluations = store.list_evaluations(name, last=1)
+    evaluations = store.evaluations.list(name, last=1)
     if evaluations:
         e = evaluations[-1]
         score = "no labels" if e.value is None else f"{e.metric} {e.value:.4f}"
@@ -155,7 +155,7 @@ def _pending(
 ) -> tuple[Pending, ...]:
     """A manual request no retrain decision has answered yet, and a fired retrain decision
     still without a succeeded run (unless the loop gave up on it)."""
-    newest, fired, request = store.latest_decisions(
+    newest, fired, request = store.decisions.latest(
         name, (("retrain", None), ("retrain", True), ("request", None)))
     pending = []
     if request is not None and (newest is None or request.id > newest.id):
@@ -163,7 +163,7 @@ def _pending(
         pending.append(Pending(request.id, request.at,
                                f"retraining requested by {who}; the next tick acts on it"))
     if fired is not None and (gave_up is None or gave_up.decision_id != fired.id):
-        runs = store.list_runs(name, decision_id=fired.id)
+        runs = store.runs.list(name, decision_id=fired.id)
         if not any(run.status == "succeeded" for run in runs):
             trainer = trainer_sha256 or (runs[-1].trainer_sha256 if runs else None) or ""
             failed = len(attempts.failures(runs, trainer))

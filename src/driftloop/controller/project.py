@@ -37,8 +37,7 @@ from driftloop.store import entities, metadata, skops_trust
 if TYPE_CHECKING:  # imported by open_project: they pull in pandas, which status does not need
     import pandas as pd
 
-    from driftloop.controller import backtest as backtests
-    from driftloop.controller import online_tick
+    from driftloop.controller import online_tick, policy_replay
     from driftloop.controller import tick as ticks
     from driftloop.data.sources import base as sources
     from driftloop.store import artifacts as artifact_store
@@ -114,29 +113,29 @@ class Project:
     def close(self) -> None:
         """Give up the lease if this project took it, and close the store."""
         if self._holder is not None:
-            self.store.release_lease(self.name, self._holder)
+            self.store.leases.release(self.name, self._holder)
         self.store.close()
 
     @property
     def models(self) -> list[entities.ModelVersion]:
         """The pipeline's model versions, oldest first."""
-        return self.store.list_model_versions(self.name)
+        return self.store.versions.list(self.name)
 
     @property
     def batches(self) -> list[entities.Batch]:
         """The pipeline's batches (accepted and quarantined), in arrival order."""
-        return self.store.list_batches(self.name)
+        return self.store.batches.list(self.name)
 
     @property
     def champion(self) -> entities.ModelVersion | None:
         """The live model's version record, or None before the first model."""
-        number = self.store.get_alias(self.name, "champion")
-        return None if number is None else self.store.get_model_version(self.name, number)
+        number = self.store.aliases.get(self.name, "champion")
+        return None if number is None else self.store.versions.get(self.name, number)
 
     def load_model(self, version: int | None = None) -> Any:
         """The fitted estimator of `version` (default: the champion), checked against its
         sha256."""
-        record = self.champion if version is None else self.store.get_model_version(
+        record = self.champion if version is None else self.store.versions.get(
             self.name, version)
         if record is None:
             raise errors.NotFoundError(f"pipeline {self.name!r} has no champion yet: tick first",
@@ -169,7 +168,7 @@ class Project:
         from driftloop.data.sources import base as sources
 
         fingerprint = frame_fingerprint(frame)
-        found = self.store.find_batch(self.name, fingerprint)
+        found = self.store.batches.find(self.name, fingerprint)
         if found is not None:
             return found
         raw = sources.RawBatch(f"frame:{name or fingerprint[:12]}", fingerprint, frame, None, {},
@@ -190,7 +189,7 @@ class Project:
         every: timedelta | str = timedelta(days=1),
         warmup: timedelta | str = timedelta(days=30),
         workers: int = 1,
-    ) -> list[backtests.PolicyResult]:
+    ) -> list[policy_replay.PolicyResult]:
         """Replay `frame` through the tick on a simulated clock, for the baselines and each
         named policy (spec overrides, e.g. ``{"weekly": {"triggers": [...]}}``).
 
@@ -254,7 +253,7 @@ def _open(
         clock=clock,
     )
     # the spec as written: ${NAME} references, never their values (the store redacts the rest)
-    store.ensure_pipeline(spec.name, spec.model_dump(mode="json"), actor=actor or whoami())
+    store.pipelines.ensure(spec.name, spec.model_dump(mode="json"), actor=actor or whoami())
     return project
 
 

@@ -42,12 +42,12 @@ def must_wait(project: projects.Project, version: int, alias: str) -> bool:
                       f"decided {calendar.why_closed(now)}")
     if reason is None:
         return False
-    last = store.list_decisions(name, kind="rollout", limit=1)
+    last = store.decisions.list(name, kind="rollout", limit=1)
     seen = last[0].evidence if last else {}
     if seen.get("outcome") == "waiting" and (seen.get("version"), seen.get("reason")) == (
             version, reason):
         return True
-    store.add_decision(name, kind="rollout", fired=False, evidence={
+    store.decisions.add(name, kind="rollout", fired=False, evidence={
         "outcome": "waiting", "version": version, "alias": alias, "until": until,
         "reason": reason})
     return True
@@ -69,15 +69,15 @@ def blocked(project: projects.Project) -> str | None:
 
 
 def _blocking(store: metadata.MetadataStore, name: str, earlier: str) -> str | None:
-    if name not in {p.name for p in store.list_pipelines()}:
+    if name not in {p.name for p in store.pipelines.list()}:
         return f"region {earlier!r} has not run yet"
-    aliases = store.aliases(name)
+    aliases = store.aliases.all(name)
     testing = [f"v{aliases[a]} ({a})" for a in _TEST_ALIASES if aliases.get(a) is not None]
     if testing:
         return f"region {earlier!r} is still testing {', '.join(testing)}"
     if aliases.get("champion") is None:
         return f"region {earlier!r} has no champion yet"
-    moves = [m for m in store.alias_history(name) if m.alias in ("champion", *_TEST_ALIASES)]
+    moves = [m for m in store.aliases.history(name) if m.alias in ("champion", *_TEST_ALIASES)]
     newest = moves[-1] if moves else None
     if newest is not None and newest.action == "rollback":
         return (f"region {earlier!r} rolled back v{newest.previous} at "

@@ -150,7 +150,7 @@ class Records:
         items = self.evaluations.items_
         keep = {next((e.id for e in reversed(items) if e.batch_id is not None), 0)}
         windows = [t.window for t in self.project.spec.triggers if t.kind == "performance"]
-        for version in set(self.project.store.aliases(self.project.name).values()):
+        for version in set(self.project.store.aliases.all(self.project.name).values()):
             mine = [e for e in items if e.version == version]
             keep.update(e.id for e in _covering(mine[::-1], windows, now))
             errors = 0

@@ -72,22 +72,22 @@ def _status(
 ) -> RegionStatus:
     name, metric = spec.name, spec.gate.metric
     try:
-        store.get_pipeline(name)
+        store.pipelines.get(name)
     except errors.NotFoundError:
         return RegionStatus(region, zone, local, error="no data yet (no tick ran here)",
                             metric=metric)
-    champion = store.get_alias(name, "champion")
+    champion = store.aliases.get(name, "champion")
     score = None
     if champion is not None:
-        score = store.get_model_version(name, champion).metrics.get(metric)
+        score = store.versions.get(name, champion).metrics.get(metric)
     live = summaries.live_metric(store, name)
-    newest = store.list_decisions(name, limit=1)
-    retrain = store.list_decisions(name, kind="retrain", limit=1)
-    versions = store.list_model_versions(name, last=1)
+    newest = store.decisions.list(name, limit=1)
+    retrain = store.decisions.list(name, kind="retrain", limit=1)
+    versions = store.versions.list(name, last=1)
     return RegionStatus(
         region=region, timezone=zone, local_time=local,
-        accepted=store.count_batches(name, "accepted"),
-        quarantined=store.count_batches(name, "quarantined"),
+        accepted=store.batches.count(name, "accepted"),
+        quarantined=store.batches.count(name, "quarantined"),
         versions=versions[0].version if versions else 0,
         champion=champion, champion_score=score, metric=metric,
         live_metric=live[-1].value if live else None,

@@ -1,7 +1,7 @@
 """`requeue`: validate quarantined batches again under the current spec.
 
 A batch quarantined because of a spec mistake (``target: Class`` where the data says
-``class``) is not lost: ingest keeps its rows as the source read them (`ingest.keep_as_read`).
+``class``) is not lost: ingest keeps its rows as the source read them (`kept_rows.keep_as_read`).
 Once the spec is fixed, `driftloop batches requeue` reads them back and judges them exactly as
 ingest judges a new batch. One that passes becomes a new accepted batch (a new, higher id, so
 the tick's `History` and the policy's "new batches" see it like any batch that just arrived;
@@ -18,7 +18,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from driftloop.controller import ingest
+from driftloop.controller import ingest, kept_rows
 from driftloop.controller import project as projects
 from driftloop.core import errors
 from driftloop.data.sources import base as sources
@@ -44,13 +44,13 @@ def select(
     `NotFoundError` for an id that is not a batch of the pipeline, `ConflictError` for one
     that is not quarantined."""
     store, name = project.store, project.name
-    quarantined = store.list_batches(name, status="quarantined")
+    quarantined = store.batches.list(name, status="quarantined")
     chosen = quarantined
     if ids:
         by_id = {batch.id: batch for batch in quarantined}
         for batch_id in ids:
             if batch_id not in by_id:
-                batch = store.get_batch(batch_id)  # NotFoundError if there is none
+                batch = store.batches.get(batch_id)  # NotFoundError if there is none
                 if batch.pipeline != name:
                     raise errors.NotFoundError(
                         f"batch {batch_id} is not a batch of pipeline {name!r}", batch=batch_id
@@ -80,7 +80,7 @@ def requeue(
     refused: list[entities.Batch] = []
     skipped: dict[int, str] = {}
     for batch in sorted(batches, key=lambda b: b.id):
-        kept = ingest.read_as_read(project, batch)
+        kept = kept_rows.read_as_read(project, batch)
         if kept is None:
             why = "; ".join(r for reasons in batch.reasons.values() for r in reasons)
             skipped[batch.id] = f"its rows could not be read ({why}); nothing to validate"
@@ -98,8 +98,8 @@ def requeue(
         if judged.accepted:
             accepted[batch.id] = ingest.store_batch(project, raw, judged, requeued_from=batch.id)
         else:
-            refused.append(store.requarantine(batch.id, judged.findings.reasons, key))
-    store.audit(actor, "batches.requeue", project.name, {
+            refused.append(store.batches.requarantine(batch.id, judged.findings.reasons, key))
+    store.audit.add(actor, "batches.requeue", project.name, {
         "batches": [batch.id for batch in batches],
         "accepted": {str(old): new.id for old, new in accepted.items()},
         "quarantined": [batch.id for batch in refused],

@@ -43,7 +43,7 @@ def record_fairness(project: projects.Project, batch_id: int | None, version: in
     judged = spec.fairness.model_copy(update={"sensitive": present})
     report = fairness.assess(labelled[spec.target], y_pred, labelled, judged)
     report["source"] = source
-    return project.store.add_finding(project.name, FAIRNESS, report, batch_id=batch_id,
+    return project.store.findings.add(project.name, FAIRNESS, report, batch_id=batch_id,
                                      version=version, value=fairness.worst(report))
 
 
@@ -106,7 +106,7 @@ def explain_challenger(project: projects.Project, model: Any, holdout: pd.DataFr
             f"{type(exc).__name__}: {exc}; without the spec's `explain:` section it is not "
             "explained") from exc
     report["held_out"] = not holdout.empty
-    before = None if champion is None else project.store.version_finding(
+    before = None if champion is None else project.store.findings.for_version(
         project.name, EXPLANATION, champion)
     if before is None:
         return Explained(report, None)
@@ -137,10 +137,10 @@ def record_explanation(project: projects.Project, version: int,
     from driftloop.train import explain
 
     top = max(explain.shares(explained.report).values(), default=None)
-    found = project.store.add_finding(project.name, EXPLANATION, explained.report,
+    found = project.store.findings.add(project.name, EXPLANATION, explained.report,
                                       version=version, value=top)
     if explained.drift is not None:
-        project.store.add_finding(project.name, EXPLANATION_DRIFT,
+        project.store.findings.add(project.name, EXPLANATION_DRIFT,
                                   {**explained.drift, "to_version": version}, version=version,
                                   value=explained.drift["distance"])
     return found
@@ -156,21 +156,21 @@ def explain_live(project: projects.Project, batch_id: int, version: int, model: 
 
     spec, store = project.spec, project.store
     assert spec.explain is not None and spec.explain.live is not None  # callers checked
-    last = store.version_finding(project.name, EXPLANATION_LIVE, version)
+    last = store.findings.for_version(project.name, EXPLANATION_LIVE, version)
     if last is not None and project.clock.now() - last.at < spec.explain.live:
         return None
-    trained = store.version_finding(project.name, EXPLANATION, version)
+    trained = store.findings.for_version(project.name, EXPLANATION, version)
     if trained is None:
         return None
     rows = slice(max(0, len(X) - spec.explain.rows), len(X))
     try:
         now = _explain(project, model, X.iloc[rows], y.iloc[rows])
     except Exception as exc:  # the champion's own failure: recorded, the tick goes on
-        return store.add_finding(project.name, EXPLANATION_LIVE, {
+        return store.findings.add(project.name, EXPLANATION_LIVE, {
             "error": f"{type(exc).__name__}: {exc}", "shifted": False}, batch_id=batch_id,
             version=version)
     distance, moved = explain.shift(trained.report, now)
-    return store.add_finding(project.name, EXPLANATION_LIVE, {
+    return store.findings.add(project.name, EXPLANATION_LIVE, {
         "rows": now["rows"], "distance": distance, "threshold": spec.explain.shift,
         "shifted": distance > spec.explain.shift,
         "shares": {f: {"trained": a, "live": b} for f, (a, b) in moved.items()}},

@@ -88,7 +88,8 @@ class Retention:
         started = stored.rollout_start(store, name)
         if started is not None:
             before = min(before, started)
-        evaluated = int((store.get_cursor(name, evaluate.FEEDBACK_CURSOR) or {}).get("after", 0))
+        cursor = store.batches.get_cursor(name, evaluate.FEEDBACK_CURSOR) or {}
+        evaluated = int(cursor.get("after", 0))
         files = self.archive_ if spec.predictions == "archive" else None
         moved = stored.archive_predictions(
             store, files, name, before=before, evaluated=evaluated, limit=spec.slice_rows)
@@ -151,10 +152,10 @@ class Retention:
         if self.project.spec.online is None:
             return float("inf")
         store, name = self.project.store, self.project.name
-        number = store.get_alias(name, "champion")
+        number = store.aliases.get(name, "champion")
         if number is None:
             return 0.0
-        return float(store.get_model_version(name, number).metrics.get("data_upto_batch", 0))
+        return float(store.versions.get(name, number).metrics.get("data_upto_batch", 0))
 
     def gone(self, batch: entities.Batch) -> bool:
         """Whether the batch's file has left already (by this process or an earlier one)."""

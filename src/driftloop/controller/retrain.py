@@ -108,7 +108,7 @@ def retrain(
     features = calendar.model_columns(spec, rows.columns)
     window, trained = _with_sensitive(spec, window, features)
     part = challengers.split(project, window)
-    run = store.start_run(
+    run = store.runs.start(
         project.name,
         trainer=spec.trainer.function,
         params=dict(spec.trainer.params),
@@ -117,7 +117,7 @@ def retrain(
         trainer_sha256=fingerprint.trainer_sha256(spec.trainer, project.base_dir),
     )
     if part.train.empty:
-        failed = store.finish_run(
+        failed = store.runs.finish(
             run.id,
             status="failed",
             compute_seconds=None,
@@ -161,17 +161,17 @@ def retrain(
                 project, part, fitted, trained, executor
             )
     except errors.DriftloopError as exc:
-        failed = store.finish_run(run.id, status="failed", compute_seconds=None, error=str(exc))
+        failed = store.runs.finish(run.id, status="failed", compute_seconds=None, error=str(exc))
         return Outcome(failed, None, False, f"training failed: {exc}")
     if fitted.trials:
-        store.add_trials(run.id, list(fitted.trials))
+        store.runs.add_trials(run.id, list(fitted.trials))
     # calibrated on the holdout, by the model the gate judged there (not the refitted one)
     calibrator, calibration_cpu = _calibrate(
         project, executor, fitted.estimator, part.train, part.holdout, trained
     )
     cpu_seconds = fitted.cpu_seconds + refit_seconds + calibration_cpu
     artifact = project.artifacts.put_model(model)
-    profile = store.add_profile(project.name, _profile(project, trained_on, features))
+    profile = store.profiles.add(project.name, _profile(project, trained_on, features))
     metrics: dict[str, Any] = {
         spec.gate.metric: report.challenger_score,
         "train_rows": len(trained_on),
@@ -193,7 +193,7 @@ def retrain(
         stored = project.artifacts.put_json(calibrator.to_json())
         calibration_artifact = (stored.uri, stored.sha256)
     keep_lease()
-    version = store.add_model_version(
+    version = store.versions.add(
         project.name,
         run_id=run.id,
         artifact_uri=artifact.uri,
@@ -204,7 +204,7 @@ def retrain(
                                              if fairness_evidence is not None else {})},
         calibration=calibration_artifact,
     )
-    run = store.finish_run(run.id, status="succeeded", compute_seconds=cpu_seconds)
+    run = store.runs.finish(run.id, status="succeeded", compute_seconds=cpu_seconds)
     if explained is not None:
         from driftloop.controller import responsible
 
@@ -275,11 +275,11 @@ def promote(project: projects.Project, version: entities.ModelVersion, actor: st
 def promote_pending(project: projects.Project, actor: str) -> entities.ModelVersion | None:
     """Repair: a version newer than the champion that passed its gate but was never promoted."""
     store = project.store
-    versions = store.list_model_versions(project.name, last=1)
+    versions = store.versions.list(project.name, last=1)
     if not versions or not (versions[0].gate_report or {}).get("passed"):
         return None
     newest = versions[0]
-    champion = store.get_alias(project.name, "champion")
+    champion = store.aliases.get(project.name, "champion")
     if champion is None or (
         champion < newest.version and not _was_champion(project, newest.version)
     ):
@@ -290,7 +290,7 @@ def promote_pending(project: projects.Project, actor: str) -> entities.ModelVers
 def _was_champion(project: projects.Project, version: int) -> bool:
     """Whether the champion alias ever pointed at `version` (then a rollback moved it away)."""
     return any(
-        move.version == version for move in project.store.alias_history(project.name, "champion")
+        move.version == version for move in project.store.aliases.history(project.name, "champion")
     )
 
 
@@ -313,7 +313,7 @@ def _profile(project: projects.Project, frame: pd.DataFrame, features: list[str]
     from driftloop.data import profile as profiles
     from driftloop.validation import schema as schemas
 
-    schema = schemas.Schema.from_json(project.store.get_pipeline(project.name).schema or {})
+    schema = schemas.Schema.from_json(project.store.pipelines.get(project.name).schema or {})
     text = set(project.spec.text.columns) if project.spec.text is not None else set()
     kinds = {  # text columns have tests of their own (`drift.text`)
         c.name: ("numeric" if c.kind == "numeric" else "categorical")
@@ -327,7 +327,7 @@ def _profile(project: projects.Project, frame: pd.DataFrame, features: list[str]
 def _last_drift_at(project: projects.Project) -> Any:
     """When the policy last saw drift (data or concept), for the `since_drift` window."""
     for decision in reversed(
-        project.store.list_decisions(project.name, kind="retrain", fired=True, limit=50)
+        project.store.decisions.list(project.name, kind="retrain", fired=True, limit=50)
     ):
         fired = {
             r["kind"] for r in decision.evidence.get("policy", {}).get("results", []) if r["fired"]

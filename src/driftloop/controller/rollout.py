@@ -33,22 +33,13 @@ between is repaired by the next tick (a test alias equal to the champion is clea
 
 from __future__ import annotations
 
-import math
 import uuid
-import warnings
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from driftloop.controller import live_scores, readiness
 from driftloop.controller import project as projects
-from driftloop.controller import readiness
 from driftloop.store import entities, serving
-
-if TYPE_CHECKING:  # numpy and scikit-learn are imported only while a rollout is judged
-    import numpy as np
-
-    from driftloop.gate import metrics
-
-    Array = np.ndarray[Any, Any]
 
 _SHADOW_NAMESPACE = uuid.UUID("5d3f0c1e-6a57-4b8e-9d0a-3c1f2e7b8a90")
 
@@ -74,21 +65,21 @@ def start_rollout(
     do: `version` is the champion, or it is (or was) under test already, or it waits for a
     deployment window (`readiness.must_wait`)."""
     spec, store, name = project.spec.rollout, project.store, project.name
-    champion = store.get_alias(name, "champion")
+    champion = store.aliases.get(name, "champion")
     if champion == version:
         return None
     alias = spec.test_alias
     if alias is not None and champion is not None and any(
-        move.version == version for move in store.alias_history(name, alias)
+        move.version == version for move in store.aliases.history(name, alias)
     ):
         return None  # tested before (promoted or rolled back): a decision was made
     if champion is not None and readiness.must_wait(project, version, alias or "champion"):
         return None
     if alias is None or champion is None:
-        return store.set_alias(
+        return store.aliases.set(
             name, "champion", version, actor=actor, reason=reason or "promoted", action="promote"
         )
-    return store.set_alias(
+    return store.aliases.set(
         name,
         alias,
         version,
@@ -110,7 +101,7 @@ def evaluate_rollout(
     alias = spec.test_alias
     if alias is None:
         return None
-    aliases = store.aliases(name)
+    aliases = store.aliases.all(name)
     version, champion = aliases.get(alias), aliases.get("champion")
     if version is None:
         return None
@@ -189,15 +180,15 @@ def _conclude(
     actor: str,
 ) -> entities.Decision:
     store, name = project.store, project.name
-    decision = store.add_decision(
+    decision = store.decisions.add(
         name,
         kind="rollout",
         fired=outcome != "wait",
         evidence={**evidence, "outcome": outcome, "reason": why},
     )
     if outcome == "promote":
-        if store.get_alias(name, "champion") != version:
-            store.set_alias(
+        if store.aliases.get(name, "champion") != version:
+            store.aliases.set(
                 name,
                 "champion",
                 version,
@@ -205,7 +196,7 @@ def _conclude(
                 action="promote",
                 reason=f"{alias} v{version} passed its live test: {why}",
             )
-        store.set_alias(
+        store.aliases.set(
             name,
             alias,
             None,
@@ -214,7 +205,7 @@ def _conclude(
             reason=f"v{version} promoted to champion",
         )
     elif outcome == "rollback":
-        store.set_alias(
+        store.aliases.set(
             name,
             alias,
             None,
@@ -227,14 +218,14 @@ def _conclude(
 
 def _started(store: Any, name: str, alias: str, version: int) -> datetime:
     """When `alias` last moved to `version` (the start of its live test)."""
-    moves = [m for m in store.alias_history(name, alias) if m.version == version]
+    moves = [m for m in store.aliases.history(name, alias) if m.version == version]
     at: datetime = moves[-1].at if moves else store.clock.now()
     return at
 
 
 def _same_wait(store: Any, name: str, evidence: dict[str, Any]) -> bool:
     """True if the newest rollout decision is a wait on the same version with the same counts."""
-    last = store.list_decisions(name, kind="rollout", limit=1)
+    last = store.decisions.list(name, kind="rollout", limit=1)
     if not last or last[0].evidence.get("outcome") != "wait":
         return False
     before = last[0].evidence
@@ -314,10 +305,10 @@ def _live_metric(
         out["note"] = "no labelled predictions yet"
         return out
     try:
-        y_new = _labels(metric, tested_labels)
-        y_old = _labels(metric, [item.label for item in held])
-        new = _predictions(metric, tested_predictions)
-        old = _predictions(metric, [item.prediction for item in held])
+        y_new = live_scores.labels(metric, tested_labels)
+        y_old = live_scores.labels(metric, [item.label for item in held])
+        new = live_scores.predictions(metric, tested_predictions)
+        old = live_scores.predictions(metric, [item.prediction for item in held])
         new_score, old_score = metric.score(y_new, new), metric.score(y_old, old)
         resamples = spec.gate.bootstrap
         if out["paired"]:
@@ -325,8 +316,8 @@ def _live_metric(
         else:
             sign = 1.0 if metric.greater_is_better else -1.0
             diffs = sign * (
-                _bootstrap(metric, y_new, new, resamples, seed)
-                - _bootstrap(metric, y_old, old, resamples, seed + 1)
+                live_scores.bootstrap(metric, y_new, new, resamples, seed)
+                - live_scores.bootstrap(metric, y_old, old, resamples, seed + 1)
             )
     except (ValueError, TypeError, KeyError) as exc:  # e.g. probabilities missing
         out["note"] = f"cannot compute {metric.name}: {exc}"
@@ -340,59 +331,6 @@ def _live_metric(
     tail = (1.0 - project.spec.rollout.confidence) / 2.0
     low, high = (float(v) for v in np.nanquantile(diffs, [tail, 1.0 - tail]))
     out["ci_low"], out["ci_high"] = low, high
-    return out
-
-
-def _labels(metric: metrics.Metric, labels: list[Any]) -> Array:
-    """Labels as an array; as text for probability metrics (probability keys are text)."""
-    import numpy as np
-
-    return np.array([str(v) for v in labels] if metric.needs_proba else labels)
-
-
-def _predictions(metric: metrics.Metric, items: list[serving.Prediction]) -> metrics.Predictions:
-    import numpy as np
-
-    from driftloop.gate import metrics
-
-    if metric.needs_proba:
-        first = items[0].probabilities
-        if first is None:
-            raise ValueError("the model gives no probabilities")
-        classes = list(first)
-        values = np.array(
-            [[(p.probabilities or {})[c] for c in classes] for p in items], dtype=float
-        )
-        return metrics.Predictions(values, np.array(classes))
-    return metrics.Predictions(np.array([p.prediction for p in items]))
-
-
-def _bootstrap(
-    metric: metrics.Metric, y: Array, predictions: metrics.Predictions, resamples: int, seed: int
-) -> Array:
-    """The metric on `resamples` bootstrap resamples of one group's rows."""
-    import numpy as np
-    from sklearn.exceptions import UndefinedMetricWarning
-
-    from driftloop.gate import gate
-
-    out = np.empty(resamples)
-    done = 0
-    if metric.per_row:
-        rows = metric.rows(y, predictions)
-        for index in gate.resample_indices(len(y), resamples, seed):
-            out[done : done + len(index)] = metric.from_mean(rows[index].mean(axis=1))
-            done += len(index)
-        return out
-    for index in gate.resample_indices(len(y), resamples, seed):
-        for picked in index:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UndefinedMetricWarning)
-                try:
-                    out[done] = metric.score(y[picked], predictions.take(picked))
-                except ValueError:
-                    out[done] = math.nan
-            done += 1
     return out
 
 

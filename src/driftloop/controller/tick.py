@@ -159,7 +159,7 @@ class Controller:
 
     def release(self) -> None:
         """Give up the lease (if this controller holds it)."""
-        self.project.store.release_lease(self.project.name, self.holder)
+        self.project.store.leases.release(self.project.name, self.holder)
 
     def reconcile(self) -> TickResult:
         """The step itself; the caller holds the lease."""
@@ -187,11 +187,11 @@ class Controller:
     def champion(self) -> entities.ModelVersion | None:
         """The champion's version record (versions never change); its model is `live_model`'s."""
         store, name = self.project.store, self.project.name
-        number = store.get_alias(name, "champion")
+        number = store.aliases.get(name, "champion")
         if number is None:
             return None
         if self.champion_ is None or self.champion_.version != number:
-            self.champion_ = store.get_model_version(name, number)
+            self.champion_ = store.versions.get(name, number)
         return self.champion_
 
     def usable(self, version: entities.ModelVersion | None) -> entities.ModelVersion | None:
@@ -227,11 +227,11 @@ class Controller:
         cannot be loaded, as a ``health`` decision that `driftloop status` can show."""
         self.unusable_[version.version] = str(exc)
         store, name = self.project.store, self.project.name
-        last = store.list_decisions(name, kind="health", limit=1)
+        last = store.decisions.list(name, kind="health", limit=1)
         seen = last[0].evidence if last else {}
         if seen.get("problem") == UNUSABLE and seen.get("version") == version.version:
             return
-        store.add_decision(
+        store.decisions.add(
             name,
             kind="health",
             fired=True,
@@ -249,7 +249,7 @@ class Controller:
         only by the lease holder, so a fired one not known yet is newer than the newest known."""
         known = (self.latest_.decision, self.latest_.fired, self.latest_.request)
         seen = [d.id if d else 0 for d in known]
-        found = self.project.store.latest_decisions(
+        found = self.project.store.decisions.latest(
             self.project.name, _SLOTS, after=[seen[0], max(seen[0], seen[1]), seen[2]]
         )
         self.latest_ = Latest(*(new or old for new, old in zip(found, known, strict=True)))
@@ -258,7 +258,7 @@ class Controller:
     def profile(self, profile_id: int) -> JSON:
         """A stored profile (profiles never change: the champion's is read once)."""
         if profile_id not in self.profiles_:
-            self.profiles_ = {profile_id: self.project.store.get_profile(profile_id).profile}
+            self.profiles_ = {profile_id: self.project.store.profiles.get(profile_id).profile}
         return self.profiles_[profile_id]
 
     def evaluate(self, live: entities.ModelVersion | None) -> list[entities.Evaluation]:
@@ -326,7 +326,7 @@ class Controller:
         if self.live_model_ is not None and self.live_model_[0] == number:
             return self.live_model_[1]
         if number not in self.models_:
-            found = self.project.store.get_model_version(self.project.name, number)
+            found = self.project.store.versions.get(self.project.name, number)
             self.models_[number] = self.project.artifacts.get_model(
                 found.artifact_uri, found.sha256
             )
@@ -388,7 +388,7 @@ class Controller:
         }
         if unusable is not None:
             evidence[UNUSABLE] = unusable
-        return store.add_decision(
+        return store.decisions.add(
             name,
             kind="retrain",
             fired=verdict.fire,
@@ -422,7 +422,7 @@ class Controller:
         outcome = retrain.retrain(
             self.project, decision, rows, champion, self.executor, self.holder, self.renew_lease
         )
-        number = self.project.store.get_alias(self.project.name, "champion")
+        number = self.project.store.aliases.get(self.project.name, "champion")
         if outcome.version is not None and number == outcome.version.version:
             self.champion_ = outcome.version
             self.live_model_ = (number, outcome.model)  # the bytes just stored
@@ -433,7 +433,7 @@ class Controller:
         """Keep the lease before a write that must happen once (a training can be long);
         `ConflictError` if another controller took it meanwhile (this one then stops)."""
         store, name = self.project.store, self.project.name
-        if store.acquire_lease(name, self.holder, self.lease_ttl) is None:
+        if store.leases.acquire(name, self.holder, self.lease_ttl) is None:
             raise errors.ConflictError(
                 "the lease was lost during the tick; another controller carries on",
                 pipeline=name,
@@ -445,12 +445,12 @@ class Controller:
         A run left open by a stopped controller is "interrupted", which is no failed attempt."""
         store, name = self.project.store, self.project.name
         repaired = []
-        for run in store.list_runs(name, status="running"):
-            if store.model_version_for_run(run.id) is not None:  # stopped right after storing it
-                store.finish_run(run.id, status="succeeded", compute_seconds=None)
+        for run in store.runs.list(name, status="running"):
+            if store.versions.for_run(run.id) is not None:  # stopped right after storing it
+                store.runs.finish(run.id, status="succeeded", compute_seconds=None)
                 repaired.append(f"run {run.id} marked succeeded (its version was stored)")
                 continue
-            store.finish_run(
+            store.runs.finish(
                 run.id,
                 status="interrupted",
                 compute_seconds=None,
@@ -467,7 +467,7 @@ class Controller:
         `attempts.MAX_ATTEMPTS` failed runs of the current trainer (`controller.attempts`)."""
         if last_fired is None or last_fired.id in self.settled_ or not self.trains():
             return None
-        runs = self.project.store.list_runs(self.project.name, decision_id=last_fired.id)
+        runs = self.project.store.runs.list(self.project.name, decision_id=last_fired.id)
         if any(run.status == "succeeded" for run in runs):
             self.settled_.add(last_fired.id)  # for good: runs are only ever added or finished
             return None

@@ -49,11 +49,11 @@ def resolve(store: metadata.MetadataStore, pipeline: str, ref: str) -> int:
     """The version number `ref` names: a number, or an alias that points at one."""
     if ref.isdigit():
         return int(ref)
-    number = store.get_alias(pipeline, ref)
+    number = store.aliases.get(pipeline, ref)
     if number is None:
         raise errors.NotFoundError(
             f"{ref!r} is neither a version number nor an alias of {pipeline} that points at a "
-            f"version; aliases now: {', '.join(sorted(store.aliases(pipeline))) or 'none'}",
+            f"version; aliases now: {', '.join(sorted(store.aliases.all(pipeline))) or 'none'}",
             pipeline=pipeline)
     return number
 
@@ -65,7 +65,7 @@ def package(project: projects.Project, ref: str, out: Path, *, wheels: bool = Fa
     number = resolve(store, name, ref)
     traced = lineage.of_version(store, name, number)
     version = traced.version
-    schema = store.get_pipeline(name).schema
+    schema = store.pipelines.get(name).schema
     if schema is None:
         raise errors.NotFoundError(f"{name} has no input schema yet (no accepted data)",
                                    pipeline=name)

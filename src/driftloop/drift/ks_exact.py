@@ -1,6 +1,6 @@
 """The exact two-sided p-value of the two-sample KS test, as scipy computes it.
 
-`drift.stats.ks_2samp` asks it for samples of at most 10 000 values (scipy's method "auto").
+`drift.ks_columns.ks_2samp` asks it for samples of at most 10 000 values (scipy's method "auto").
 The p-value depends only on the sample sizes and the statistic D, so the public way to get it
 is ``scipy.stats.ks_2samp(method="exact")`` on the smallest data with that D (`public_pvalue`,
 `two_samples`). That costs a sort and scipy's checks on top of the computation (measured
@@ -94,7 +94,7 @@ def two_samples(n1: int, n2: int, d: float) -> tuple[FloatArray, FloatArray]:
 
 def grid_point(n1: int, n2: int, h: int) -> tuple[int, int]:
     """(i, j) with 0 <= i <= n1, 0 <= j <= n2 and i/n1 - j/n2 = h/lcm(n1, n2), for an h that
-    two samples of these sizes can reach (every statistic of `drift.stats.ks_2samp` is one).
+    two samples of these sizes can reach (every statistic of `drift.ks_columns.ks_2samp` is one).
 
     >>> grid_point(4, 6, 5)  # 3/4 - 2/6 = 5/12
     (3, 2)

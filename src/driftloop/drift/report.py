@@ -43,7 +43,7 @@ import scipy.stats
 
 from driftloop.core import config, errors, types
 from driftloop.data import profile as profiles
-from driftloop.drift import stats
+from driftloop.drift import column_measures, stats
 
 DEFAULT_THRESHOLDS: dict[str, float] = {
     "ks": 0.1,
@@ -161,19 +161,20 @@ def detect_drift(
     kinds = profiles.column_kinds(reference_profile)
     numeric = [name for name in plan if kinds[name] == "numeric"]
     categorical = [name for name in plan if kinds[name] == "categorical"]
-    results: dict[str, ColumnDrift] = {}
+    results: dict[str, column_measures.Measured] = {}
     if len(current) >= stats.PARALLEL_MIN_N and numeric and categorical:
         # large batches: count categories while the numeric tests sort and search
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
             counted = pool.submit(
-                _categorical_results, reference_profile, current, categorical, plan
+                column_measures.categorical, reference_profile, current, categorical, plan
             )
-            results.update(_numeric_results(reference_profile, current, numeric, plan))
+            results.update(column_measures.numeric(reference_profile, current, numeric, plan))
             results.update(counted.result())
     else:
-        results.update(_numeric_results(reference_profile, current, numeric, plan))
-        results.update(_categorical_results(reference_profile, current, categorical, plan))
-    ordered = [results[name] for name in plan]
+        results.update(column_measures.numeric(reference_profile, current, numeric, plan))
+        results.update(column_measures.categorical(reference_profile, current, categorical, plan))
+    ordered = [_column(reference_profile, name, kinds[name], plan[name], results[name])
+               for name in plan]
     adjusted = _adjust([c.p_value for c in ordered], spec.correction)
     final = tuple(_decide(c, p, spec.alpha) for c, p in zip(ordered, adjusted, strict=True))
     tested = [c for c in final if c.test_ran]
@@ -213,170 +214,15 @@ def _plan(reference_profile: types.JSON, spec: config.DriftSpec) -> dict[str, co
     return plan
 
 
-def _numeric_results(
-    reference_profile: types.JSON,
-    current: pd.DataFrame,
-    names: list[str],
-    plan: Mapping[str, config.ColumnDrift],
-) -> dict[str, ColumnDrift]:
-    if not names:
-        return {}
-    by_test: dict[str, list[int]] = {}
-    for j, name in enumerate(names):
-        by_test.setdefault(plan[name].test, []).append(j)
-    ks_idx = by_test.get("ks", [])
-    rest = [j for j in range(len(names)) if j not in ks_idx]
-    # the KS columns first, so that their rows are one view of the matrix, not a copy
-    layout = ks_idx + rest
-    rows = np.empty((len(names), len(current)), dtype=np.float64)
-    for i, j in enumerate(layout):
-        rows[i] = current[names[j]].to_numpy(dtype=np.float64, na_value=np.nan)
-    statistic = np.full(len(names), np.nan)
-    pvalue = np.full(len(names), np.nan)
-    effect = np.full(len(names), np.nan)
-    currents: list[stats.FloatArray] = [rows[i] for i in np.argsort(layout)]
-    if ks_idx:
-        ks_names = [names[j] for j in ks_idx]
-        ks_rows = rows[: len(ks_idx)]
-        n1 = np.array([profiles.sample_size(reference_profile, n) for n in ks_names])
-        edges = [profiles.bin_edges(reference_profile, n)[1:-1] for n in ks_names]
-        counts = [profiles.bin_counts(reference_profile, n) for n in ks_names]
-        below = [np.cumsum(c)[:-1] / max(int(c.sum()), 1) for c in counts]
-        ks, ks_sorted = stats.ks_rows(
-            lambda i: profiles.numeric_sample(reference_profile, ks_names[i]),
-            n1,
-            ks_rows,
-            stats.slow_first(edges, below, ks_rows, n1),
-        )
-        statistic[ks_idx], pvalue[ks_idx], effect[ks_idx] = ks.statistic, ks.pvalue, ks.statistic
-        for j, column in zip(ks_idx, ks_sorted, strict=True):
-            currents[j] = column
-    if rest:
-        for j, column in zip(rest, stats.sort_rows(rows[len(ks_idx) :]), strict=True):
-            currents[j] = column
-    if "wasserstein" in by_test:
-        idx = by_test["wasserstein"]
-        refs = [profiles.numeric_sample(reference_profile, names[j]) for j in idx]
-        raw = stats.wasserstein(refs, [currents[j] for j in idx])
-        scale = np.array([_scale(reference_profile, names[j]) for j in idx])
-        statistic[idx], effect[idx] = raw, raw / scale
-    for test in ("psi", "jensenshannon"):
-        if test not in by_test:
-            continue
-        idx = by_test[test]
-        ref_counts, cur_counts = _numeric_bins(
-            reference_profile, [names[j] for j in idx], [currents[j] for j in idx]
-        )
-        value = _binned_effect(test, ref_counts, cur_counts)
-        statistic[idx], effect[idx] = value, value
-    return {
-        name: _column(
-            reference_profile,
-            name,
-            "numeric",
-            plan[name],
-            statistic[j],
-            pvalue[j],
-            effect[j],
-            currents[j].size,
-        )
-        for j, name in enumerate(names)
-    }
-
-
-def _scale(reference_profile: types.JSON, name: str) -> float:
-    std = profiles.reference_std(reference_profile, name)
-    return std if math.isfinite(std) and std > 0 else 1.0
-
-
-def _numeric_bins(
-    reference_profile: types.JSON, names: list[str], currents: list[stats.FloatArray]
-) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
-    """(columns, bins) reference and current counts, zero-padded to a common width."""
-    width = max(profiles.bin_counts(reference_profile, name).size for name in names)
-    ref = np.zeros((len(names), width))
-    cur = np.zeros((len(names), width))
-    for j, (name, values) in enumerate(zip(names, currents, strict=True)):
-        counts = profiles.bin_counts(reference_profile, name)
-        ref[j, : counts.size] = counts
-        edges = profiles.bin_edges(reference_profile, name)
-        binned = profiles.binned_counts_sorted(values, edges)
-        cur[j, : binned.size] = binned
-    return ref, cur
-
-
-def _binned_effect(
-    test: str, ref: np.ndarray[Any, Any], cur: np.ndarray[Any, Any]
-) -> stats.FloatArray:
-    return stats.psi(ref, cur) if test == "psi" else stats.jensenshannon(ref, cur)
-
-
-def _categorical_results(
-    reference_profile: types.JSON,
-    current: pd.DataFrame,
-    names: list[str],
-    plan: Mapping[str, config.ColumnDrift],
-) -> dict[str, ColumnDrift]:
-    if not names:
-        return {}
-    ref_maps = [profiles.category_counts(reference_profile, name) for name in names]
-    cur_maps = [_category_counts(current[name]) for name in names]
-    width = max(len(set(r) | set(c)) for r, c in zip(ref_maps, cur_maps, strict=True))
-    ref = np.zeros((len(names), max(width, 1)))
-    cur = np.zeros((len(names), max(width, 1)))
-    for j, (r, c) in enumerate(zip(ref_maps, cur_maps, strict=True)):
-        categories = list(r) + [key for key in c if key not in r]
-        ref[j, : len(categories)] = [r.get(key, 0) for key in categories]
-        cur[j, : len(categories)] = [c.get(key, 0) for key in categories]
-    statistic = np.full(len(names), np.nan)
-    pvalue = np.full(len(names), np.nan)
-    effect = np.full(len(names), np.nan)
-    by_test: dict[str, list[int]] = {}
-    for j, name in enumerate(names):
-        by_test.setdefault(plan[name].test, []).append(j)
-    if "chi2" in by_test:
-        idx = by_test["chi2"]
-        chi2 = stats.chi2_counts(ref[idx], cur[idx])
-        statistic[idx], pvalue[idx], effect[idx] = chi2.statistic, chi2.pvalue, chi2.cramers_v
-    for test in ("psi", "jensenshannon"):
-        if test in by_test:
-            idx = by_test[test]
-            value = _binned_effect(test, ref[idx], cur[idx])
-            statistic[idx], effect[idx] = value, value
-    n_current = cur.sum(axis=1)
-    return {
-        name: _column(
-            reference_profile,
-            name,
-            "categorical",
-            plan[name],
-            statistic[j],
-            pvalue[j],
-            effect[j],
-            int(n_current[j]),
-        )
-        for j, name in enumerate(names)
-    }
-
-
-def _category_counts(series: pd.Series[Any]) -> dict[str, int]:
-    merged: dict[str, int] = {}
-    for value, count in series.value_counts(dropna=True, sort=False).items():
-        key = str(value)
-        merged[key] = merged.get(key, 0) + int(count)
-    return merged
-
-
 def _column(
     reference_profile: types.JSON,
     name: str,
     kind: str,
     chosen: config.ColumnDrift,
-    statistic: float,
-    pvalue: float,
-    effect: float,
-    n_current: int,
+    measured: column_measures.Measured,
 ) -> ColumnDrift:
+    statistic, pvalue, effect = measured.statistic, measured.pvalue, measured.effect
+    n_current = measured.n_current
     ran = n_current > 0 and math.isfinite(effect)
     has_p = chosen.test in ("ks", "chi2")
     return ColumnDrift(

@@ -222,7 +222,7 @@ def _add_admin_routes(app: FastAPI, server: state.ServerState) -> None:
         body: api_bodies.PromoteRequest, actor: str = access.require(server, "admin"),
     ) -> Any:
         """Point an alias (default champion) at a version; audited with the token's name."""
-        move = store.set_alias(name, body.alias, body.version, actor=actor, reason=body.reason)
+        move = store.aliases.set(name, body.alias, body.version, actor=actor, reason=body.reason)
         server.holder.refresh()
         return _move_json(move, server)
 
@@ -234,7 +234,7 @@ def _add_admin_routes(app: FastAPI, server: state.ServerState) -> None:
     ) -> Any:
         """Move an alias back to the version it held before; audited with the token's name."""
         body = body or api_bodies.RollbackRequest()
-        move = store.rollback(name, body.alias, actor=actor, reason=body.reason)
+        move = store.aliases.rollback(name, body.alias, actor=actor, reason=body.reason)
         server.holder.refresh()
         return _move_json(move, server)
 
@@ -245,9 +245,9 @@ def _add_admin_routes(app: FastAPI, server: state.ServerState) -> None:
     ) -> Any:
         """Ask for a retraining (as `driftloop retrain` does); the next tick acts on it."""
         body = body or api_bodies.RetrainRequest()
-        request = store.add_decision(
+        request = store.decisions.add(
             name, kind="request", fired=True, evidence={"reason": body.reason, "actor": actor})
-        store.audit(actor, "retrain.request", name, {"decision": request.id,
+        store.audit.add(actor, "retrain.request", name, {"decision": request.id,
                                                       "reason": body.reason})
         return {"decision": request.id, "kind": request.kind, "actor": actor}
 

@@ -47,9 +47,9 @@ def open_bundle_project(
     the pipeline already, and its spec is left as it is."""
     spec = config.PipelineSpec.model_validate(bundle.spec)
     store = metadata.MetadataStore.open(url, clock=clock or clocks.SystemClock())
-    known = {pipeline.name for pipeline in store.list_pipelines()}
+    known = {pipeline.name for pipeline in store.pipelines.list()}
     if bundle.pipeline not in known:
-        store.ensure_pipeline(bundle.pipeline, bundle.spec, actor=projects.whoami())
+        store.pipelines.ensure(bundle.pipeline, bundle.spec, actor=projects.whoami())
     return projects.Project(
         spec=spec, base_dir=bundle.path, store=store,
         artifacts=artifacts.ArtifactStore(str(bundle.path), trusted_modules=bundle.trusted_modules),

@@ -45,7 +45,7 @@ class Explainers:
         try:
             background = None
             if explain.explainer_kind(model) == "linear":
-                stored = self.project.store.version_finding(self.project.name, "explanation",
+                stored = self.project.store.findings.for_version(self.project.name, "explanation",
                                                             version)
                 background = stored.report.get("background") if stored is not None else None
             return explain.build_explainer(model, background)

@@ -129,7 +129,7 @@ def router(server: state.ServerState) -> APIRouter:
         key = key or "sha256:" + hashlib.sha256(data).hexdigest()
         upload, new = store.add(server.name, key, data, fmt, actor=actor)
         if upload.batch_id is not None:
-            return _answer(upload, server.project.store.get_batch(upload.batch_id), 200)
+            return _answer(upload, server.project.store.batches.get(upload.batch_id), 200)
         recorded = _record(upload, frame if new else None)
         if recorded is None:
             return _answer(upload, None, 202)
@@ -155,7 +155,7 @@ def router(server: state.ServerState) -> APIRouter:
             return None
         finally:
             if taken:
-                project.store.release_lease(project.name, lease_holder)
+                project.store.leases.release(project.name, lease_holder)
 
     @routes.get("/v1/batches/{key:path}", response_model=BatchOut,
                 responses=problems.responses(401, 403, 404, 422))
@@ -165,7 +165,7 @@ def router(server: state.ServerState) -> APIRouter:
         if upload is None:
             raise errors.NotFoundError(f"no batch was posted with id {key!r}", batch_id=key)
         batch = (None if upload.batch_id is None
-                 else server.project.store.get_batch(upload.batch_id))
+                 else server.project.store.batches.get(upload.batch_id))
         return _answer(upload, batch, 200)
 
     return routes

@@ -157,7 +157,7 @@ class ModelHolder:
     def refresh(self) -> list[str]:
         """Follow the aliases to their current versions; returns the aliases swapped."""
         with self.lock_:  # the poller and an admin request may refresh at the same time
-            wanted = self.store.aliases(self.pipeline)
+            wanted = self.store.aliases.all(self.pipeline)
             live = dict(self.live_)
             swapped: list[tuple[str, LiveModel | None, LiveModel | None]] = []
             for alias in self.aliases:
@@ -219,7 +219,7 @@ class ModelHolder:
             self.loaded_.move_to_end(number)
             return self.loaded_[number]
         try:
-            version = self.store.get_model_version(self.pipeline, number)
+            version = self.store.versions.get(self.pipeline, number)
             model = self.artifacts.get_model(version.artifact_uri, version.sha256)
             if self.prepare is not None:
                 model = self.prepare(version, model)

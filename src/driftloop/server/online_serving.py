@@ -119,17 +119,17 @@ class OnlineServing:
                 return 0
             finally:
                 if taken:  # after the heartbeat stopped: nothing renews it behind our back
-                    store.release_lease(name, self.lease_holder)
+                    store.leases.release(name, self.lease_holder)
 
     def release(self) -> None:
         """Give the lease up if a feedback call left it with this process."""
-        self.project.store.release_lease(self.project.name, self.lease_holder)
+        self.project.store.leases.release(self.project.name, self.lease_holder)
 
     def _current(self) -> online_session.OnlineSession | None:
         """The session, continuing from the champion as stored now (another writer may have
         moved it since the poller last looked); None if it cannot (the champion is not an
         online learner, or failed to load)."""
-        number = self.project.store.get_alias(self.project.name, "champion")
+        number = self.project.store.aliases.get(self.project.name, "champion")
         session = self.session_
         if session is not None and session.version is not None and (
             session.version.version == number

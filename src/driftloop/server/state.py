@@ -187,7 +187,7 @@ class ServerState:
 
     def _refresh_schema(self) -> None:
         stored = (self.bundle.schema if self.bundle is not None
-                  else self.project.store.get_pipeline(self.name).schema)
+                  else self.project.store.pipelines.get(self.name).schema)
         if stored is None or stored == self.schema_json_:
             return
         schema = schemas.Schema.from_json(stored)
@@ -213,7 +213,7 @@ class ServerState:
         champion = self.holder.get("champion")
         if champion is None:
             return
-        newest = self.project.store.list_evaluations(self.name, version=champion.number, last=1)
+        newest = self.project.store.evaluations.list(self.name, version=champion.number, last=1)
         if newest and newest[0].value is not None:
             self.metrics.live_metric.labels(pipeline=self.name, metric=newest[0].metric).set(
                 newest[0].value)
@@ -222,7 +222,7 @@ class ServerState:
         """The newest batch fairness report as gauges (only with a `fairness:` section)."""
         if self.project.spec.fairness is None:
             return
-        newest = self.project.store.list_findings(self.name, "fairness", last=1)
+        newest = self.project.store.findings.list(self.name, "fairness", last=1)
         if not newest:
             return
         for feature, column in newest[0].report.get("columns", {}).items():

@@ -1,6 +1,6 @@
 """Where a rollback goes: an alias's moves replayed as a stack of the versions it held.
 
-`_history.HistoryStore.rollback` reads the alias's (action, version) moves oldest first and
+`_aliases.Aliases.rollback` reads the alias's (action, version) moves oldest first and
 calls `rollback_target`. A "rollback" move pops the version it rolled back from; any other
 move pushes its version (None for a cleared alias). The target is the nearest version below
 the top that is not None, so successive rollbacks walk back through the promotions

@@ -1,9 +1,6 @@
 """Responsible-AI findings: the fairness report of each labelled batch, the explanation of each
-model version, and the explanation drift between versions (`entities.Finding`).
-
-`store.metadata.MetadataStore` inherits `FindingStore`; the controller writes findings, the
-policy's fairness trigger, the CLI, the dashboard and the metrics read them back by kind.
-"""
+model version, and the explanation drift between versions (`entities.Finding`), read back by
+kind."""
 
 from __future__ import annotations
 
@@ -14,12 +11,12 @@ import sqlalchemy as sa
 
 from driftloop.core import clock as clocks
 from driftloop.core.types import JSON
-from driftloop.store import _history, _rows, entities, tables
+from driftloop.store import _database, _rows, entities, tables
 
 T = tables
-_p = _history.param
+_p = _database.param
 _INSERT = sa.insert(T.findings).returning(T.findings.c.id)
-_OF_KIND = _history.with_pipeline(T.findings).where(
+_OF_KIND = _database.with_pipeline(T.findings).where(
     T.findings.c.pipeline_id == _p("pid"), T.findings.c.kind == _p("kind"),
     T.findings.c.id > _p("after"))
 _NEWEST = _OF_KIND.order_by(T.findings.c.id.desc()).limit(_p("limit"))
@@ -27,38 +24,41 @@ _OF_VERSION = _OF_KIND.where(T.findings.c.version == _p("version")).order_by(
     T.findings.c.id.desc()).limit(1)
 
 
-class FindingStore(_history.HistoryStore):
+class Findings:
     """Findings, newest last, read by kind."""
 
-    def add_finding(self, pipeline: str, kind: str, report: JSON, *,
-                    batch_id: int | None = None, version: int | None = None,
-                    value: float | None = None) -> entities.Finding:
+    def __init__(self, db: _database.Database) -> None:
+        self._db = db
+
+    def add(self, pipeline: str, kind: str, report: JSON, *,
+            batch_id: int | None = None, version: int | None = None,
+            value: float | None = None) -> entities.Finding:
         """Record one finding of `kind` with its evidence `report`."""
         number = None if value is None or not math.isfinite(value) else float(value)
         plain = _rows.plain(report)
-        with self._write() as conn:
-            at = self.clock.now()
+        with self._db.write() as conn:
+            at = self._db.clock.now()
             new_id = conn.scalar(_INSERT, {
-                "pipeline_id": self._pid(conn, pipeline), "kind": kind, "batch_id": batch_id,
+                "pipeline_id": self._db.pid(conn, pipeline), "kind": kind, "batch_id": batch_id,
                 "version": version, "value": number, "report": plain, "at": at})
         return entities.Finding(id=int(new_id), pipeline=pipeline, kind=kind, batch_id=batch_id,
                                 version=version, value=number, report=plain,
                                 at=clocks.as_utc(at))
 
-    def list_findings(self, pipeline: str, kind: str, after_id: int = 0,
-                      last: int = 1000) -> list[entities.Finding]:
-        """The newest `last` findings of `kind` with id > `after_id`, oldest first."""
-        with self._read() as conn:
-            rows = conn.execute(_NEWEST, {"pid": self._pid(conn, pipeline), "kind": kind,
-                                          "after": after_id, "limit": last}).all()
-        return [_finding(row) for row in reversed(rows)]
-
-    def version_finding(self, pipeline: str, kind: str, version: int) -> entities.Finding | None:
+    def for_version(self, pipeline: str, kind: str, version: int) -> entities.Finding | None:
         """The newest finding of `kind` about model `version`, or None."""
-        with self._read() as conn:
-            row = conn.execute(_OF_VERSION, {"pid": self._pid(conn, pipeline), "kind": kind,
+        with self._db.read() as conn:
+            row = conn.execute(_OF_VERSION, {"pid": self._db.pid(conn, pipeline), "kind": kind,
                                              "after": 0, "version": version}).first()
         return None if row is None else _finding(row)
+
+    def list(self, pipeline: str, kind: str, after_id: int = 0,
+             last: int = 1000) -> list[entities.Finding]:
+        """The newest `last` findings of `kind` with id > `after_id`, oldest first."""
+        with self._db.read() as conn:
+            rows = conn.execute(_NEWEST, {"pid": self._db.pid(conn, pipeline), "kind": kind,
+                                          "after": after_id, "limit": last}).all()
+        return [_finding(row) for row in reversed(rows)]
 
 
 def _finding(row: Any) -> entities.Finding:

@@ -6,18 +6,18 @@ batch are written in the transaction that writes the batch row, so "this message
 and "its batch is recorded" are one fact; an event delivered again after a crash is looked up
 here by id and skipped.
 
-Pruning (`prune`, through `MetadataStore.prune_messages`, called by `controller.ingest` at the
-end of an ingest that recorded a batch). An id is needed only while its message can be
+Pruning (`prune`, through `MetadataStore.batches.prune_messages`, called by `controller.ingest`
+at the end of an ingest that recorded a batch). An id is needed only while its message can be
 delivered again, that is until its acknowledgement has reached the server (Redis: XACK; NATS:
 the ack). Ingest acknowledges each batch right after its commit, so a recorded message comes
 again only when that ack was lost (a crash, a broken connection), and then soon: Redis hands a
-consumer its own pending entries first in every poll and another consumer's after
-`claim_idle`; NATS after `ack_wait`. The rule keeps a wide margin over that: the ids of a batch
-go once the batch is older than `HORIZON` (7 days, by the store's clock) **and** at least `KEEP`
-(1000) newer batches of the pipeline have been recorded. Both must hold: the age covers a
-pipeline that records a lot in a short time (1000 batches can come within minutes), the count
-one that was stopped for longer than the horizon (what it left unacknowledged comes again in
-the first polls after the restart, long before 1000 more batches are recorded).
+consumer its own pending entries first in every poll and another consumer's after `claim_idle`;
+NATS after `ack_wait`. The rule keeps a wide margin over that: the ids of a batch go once the
+batch is older than `HORIZON` (7 days, by the store's clock) **and** at least `KEEP` (1000)
+newer batches of the pipeline have been recorded. Both must hold: the age covers a pipeline
+that records a lot in a short time (1000 batches can come within minutes), the count one that
+was stopped for longer than the horizon (what it left unacknowledged comes again in the first
+polls after the restart, long before 1000 more batches are recorded).
 
 What pruning gives up: a consumer group (Redis) or durable consumer (NATS) deleted and created
 again reads its stream from the start; events older than the horizon still in the stream would

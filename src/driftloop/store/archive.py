@@ -19,10 +19,10 @@ the files `driftloop gc` may delete once `retention.archives` has passed.
     >>> from driftloop.store.artifacts import ArtifactStore
     >>> from driftloop.store.metadata import MetadataStore
     >>> meta = MetadataStore.open("sqlite://", clock=FakeClock(datetime(2024, 1, 2, tzinfo=UTC)))
-    >>> _ = meta.ensure_pipeline("p", {})
+    >>> _ = meta.pipelines.ensure("p", {})
     >>> archive = Archive(meta, ArtifactStore("memory://doctest-archive"))
     >>> frame = pd.DataFrame({"id": ["a"], "at": [datetime(2024, 1, 1, tzinfo=UTC)], "x": [1.0]})
-    >>> with meta._write() as conn:
+    >>> with meta.db.write() as conn:
     ...     record = archive.write(conn, "p", "predictions", frame)
     >>> record.day, record.rows, archive.read_predictions("p")["x"].tolist()
     ('2024-01-01', 1, [1.0])
@@ -103,7 +103,7 @@ class Archive:
                               f"{name}.parquet")
         self._put(path, data)
         values = {
-            "pipeline_id": self.store._pid(conn, pipeline), "kind": kind, "day": partition,
+            "pipeline_id": self.store.db.pid(conn, pipeline), "kind": kind, "day": partition,
             "uri": self.files.fs_.unstrip_protocol(path), "sha256": sha, "rows": len(frame),
             "bytes": len(data), "batch_id": batch_id, "first_at": first, "last_at": last,
             "created_at": created_at or self.store.clock.now(), "deleted_at": None,
@@ -128,8 +128,8 @@ class Archive:
         it. Returns the merged file, or None when there is nothing to merge."""
         import pandas as pd
 
-        with self.store._read() as conn:
-            pid = self.store._pid(conn, pipeline)
+        with self.store.db.read() as conn:
+            pid = self.store.db.pid(conn, pipeline)
             small = (A.c.pipeline_id == pid, A.c.deleted_at.is_(None), A.c.kind != "batch",
                      A.c.rows < rows, A.c.day < before_day)
             found = conn.execute(sa.select(A.c.kind, A.c.day).where(*small)
@@ -149,7 +149,7 @@ class Archive:
             total += int(row.rows)
         frame = pd.concat([self.read(part) for part in parts], ignore_index=True)
         frame = frame.sort_values(["at", "id"], kind="stable", ignore_index=True)
-        with self.store._write() as conn:
+        with self.store.db.write() as conn:
             merged = self.write(conn, pipeline, found.kind, frame,
                                 day=datetime.fromisoformat(found.day),
                                 created_at=min(part.created_at for part in parts))
@@ -165,8 +165,8 @@ class Archive:
     ) -> list[ArchiveFile]:
         """The pipeline's archived files in day and id order (those gc deleted only if
         `deleted`)."""
-        with self.store._read() as conn:
-            query = _with_pipeline().where(A.c.pipeline_id == self.store._pid(conn, pipeline))
+        with self.store.db.read() as conn:
+            query = _with_pipeline().where(A.c.pipeline_id == self.store.db.pid(conn, pipeline))
             if kind is not None:
                 query = query.where(A.c.kind == kind)
             if not deleted:
@@ -210,7 +210,7 @@ class Archive:
 
     def expired(self, before: datetime) -> list[ArchiveFile]:
         """Archived files of every pipeline written before `before` and not deleted yet."""
-        with self.store._read() as conn:
+        with self.store.db.read() as conn:
             rows = conn.execute(_with_pipeline().where(
                 A.c.deleted_at.is_(None), A.c.created_at < before).order_by(A.c.id)).all()
         return [_file(row) for row in rows]
@@ -223,7 +223,7 @@ class Archive:
                 self.files.fs_.rm_file(self.files._path(record.uri))
             done.append(record)
         if done:
-            with self.store._write() as conn:
+            with self.store.db.write() as conn:
                 conn.execute(sa.update(A).where(A.c.id.in_([r.id for r in done]))
                              .values(deleted_at=self.store.clock.now()))
         return done

@@ -9,10 +9,10 @@ it; both answer "why is this model live?" from the same reads.
     >>> from driftloop.core.clock import FakeClock
     >>> from driftloop.store.metadata import MetadataStore
     >>> store = MetadataStore.open("sqlite://", clock=FakeClock(datetime(2024, 1, 1, tzinfo=UTC)))
-    >>> _ = store.ensure_pipeline("p", {})
-    >>> v = store.add_model_version("p", run_id=None, artifact_uri="m", sha256="0" * 64,
+    >>> _ = store.pipelines.ensure("p", {})
+    >>> v = store.versions.add("p", run_id=None, artifact_uri="m", sha256="0" * 64,
     ...                             metrics={})
-    >>> _ = store.set_alias("p", "champion", 1, actor="ann", reason="first")
+    >>> _ = store.aliases.set("p", "champion", 1, actor="ann", reason="first")
     >>> found = of_version(store, "p", 1)
     >>> found.version.version, found.run, [move.actor for move in found.moves]
     (1, None, ['ann'])
@@ -54,16 +54,16 @@ class Lineage:
 
 def of_version(store: metadata.MetadataStore, pipeline: str, number: int) -> Lineage:
     """The lineage of version `number` of `pipeline`; `NotFoundError` if it does not exist."""
-    version = store.get_model_version(pipeline, number)
+    version = store.versions.get(pipeline, number)
     run = decision = None
     if version.run_id is not None:
-        run = store.get_run(version.run_id)
+        run = store.runs.get(version.run_id)
         if run.decision_id is not None:
-            decision = store.get_decision(run.decision_id)
+            decision = store.decisions.get(run.decision_id)
     wanted = set(version.batch_ids)
-    batches = [batch for batch in store.list_batches(pipeline) if batch.id in wanted]
+    batches = [batch for batch in store.batches.list(pipeline) if batch.id in wanted]
     moves = tuple(
-        move for move in store.alias_history(pipeline) if number in (move.version, move.previous)
+        move for move in store.aliases.history(pipeline) if number in (move.version, move.previous)
     )
-    aliases = tuple(sorted(a for a, v in store.aliases(pipeline).items() if v == number))
+    aliases = tuple(sorted(a for a, v in store.aliases.all(pipeline).items() if v == number))
     return Lineage(version, run, decision, tuple(batches), moves, aliases)

@@ -9,8 +9,8 @@ reader shows it in their own time zone). Adding a note is audited.
     >>> from driftloop.core.clock import FakeClock
     >>> from driftloop.store.metadata import MetadataStore
     >>> meta = MetadataStore.open("sqlite://", clock=FakeClock(datetime(2026, 1, 1, tzinfo=UTC)))
-    >>> _ = meta.ensure_pipeline("p", {})
-    >>> _ = meta.add_model_version("p", run_id=None, artifact_uri="m", sha256="0" * 64, metrics={})
+    >>> _ = meta.pipelines.ensure("p", {})
+    >>> _ = meta.versions.add("p", run_id=None, artifact_uri="m", sha256="0" * 64, metrics={})
     >>> notes = Notes(meta)
     >>> notes.add("p", "version", 1, author="mei@apac", text="looks good on Japanese reviews").id
     1
@@ -33,7 +33,7 @@ import sqlalchemy as sa
 
 from driftloop.core import clock as clocks
 from driftloop.core import errors
-from driftloop.store import _history, metadata, tables
+from driftloop.store import _database, metadata, tables
 
 T = tables
 Target = Literal["version", "decision", "batch"]
@@ -70,12 +70,12 @@ class Notes:
             raise errors.ConfigError(f"a note has 1 to {MAX_TEXT} characters; got {len(text)}")
         self._check(pipeline, target, target_id)
         at = self.store.clock.now()
-        with self.store._write() as conn:
-            pid = self.store._pid(conn, pipeline)
+        with self.store.db.write() as conn:
+            pid = self.store.db.pid(conn, pipeline)
             new_id = conn.scalar(sa.insert(T.notes).values(
                 pipeline_id=pid, target=target, target_id=int(target_id), author=author,
                 text=text, at=at).returning(T.notes.c.id))
-        self.store.audit(author, "note.add", f"{pipeline}/{target}/{target_id}",
+        self.store.audit.add(author, "note.add", f"{pipeline}/{target}/{target_id}",
                          {"note": int(new_id)})
         return Note(int(new_id), pipeline, target, int(target_id), author, text,
                     clocks.as_utc(at))
@@ -84,8 +84,8 @@ class Notes:
            last: int = 200) -> list[Note]:
         """Notes of `pipeline` (on one target), oldest first; the newest `last`."""
         n = T.notes
-        with self.store._read() as conn:
-            query = _history.with_pipeline(n).where(n.c.pipeline_id == self.store._pid(
+        with self.store.db.read() as conn:
+            query = _database.with_pipeline(n).where(n.c.pipeline_id == self.store.db.pid(
                 conn, pipeline))
             if target is not None:
                 query = query.where(n.c.target == target)
@@ -96,10 +96,10 @@ class Notes:
 
     def _check(self, pipeline: str, target: str, target_id: int) -> None:
         if target == "version":
-            self.store.get_model_version(pipeline, target_id)
+            self.store.versions.get(pipeline, target_id)
             return
-        found: Any = (self.store.get_batch(target_id) if target == "batch"
-                      else self.store.get_decision(target_id))
+        found: Any = (self.store.batches.get(target_id) if target == "batch"
+                      else self.store.decisions.get(target_id))
         if found.pipeline != pipeline:
             raise errors.NotFoundError(
                 f"{target} {target_id} does not exist in pipeline {pipeline!r}",

@@ -18,8 +18,8 @@ unreferenced here.
     >>> store = MetadataStore.open("sqlite://", clock=FakeClock(datetime(2024, 1, 1, tzinfo=UTC)))
     >>> files = ArtifactStore("memory://doctest-orphans")
     >>> kept, lost = files.put_bytes(b"kept", ".skops"), files.put_bytes(b"lost", ".skops")
-    >>> _ = store.ensure_pipeline("p", {})
-    >>> _ = store.add_model_version("p", run_id=None, artifact_uri=kept.uri, sha256=kept.sha256,
+    >>> _ = store.pipelines.ensure("p", {})
+    >>> _ = store.versions.add("p", run_id=None, artifact_uri=kept.uri, sha256=kept.sha256,
     ...                             metrics={})
     >>> [o.uri == lost.uri for o in find_orphans(store, files, min_age=timedelta(0))]
     [True]
@@ -64,7 +64,7 @@ def referenced(store: metadata.MetadataStore) -> set[str]:
     batches = sa.select(T.batches.c.data_sha256).where(T.batches.c.data_sha256.is_not(None))
     exported = sa.select(T.model_transfers.c.sha256).where(
         T.model_transfers.c.sha256.is_not(None))
-    with store._read() as conn:
+    with store.db.read() as conn:
         return set(conn.scalars(sa.union(versions, calibrators, batches, exported)))
 
 

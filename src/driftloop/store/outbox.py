@@ -15,12 +15,12 @@ on, not the pipeline's history.
     >>> from driftloop.core.clock import FakeClock
     >>> from driftloop.store.metadata import MetadataStore
     >>> meta = MetadataStore.open("sqlite://", clock=FakeClock(datetime(2024, 1, 1, tzinfo=UTC)))
-    >>> _ = meta.ensure_pipeline("p", {})
+    >>> _ = meta.pipelines.ensure("p", {})
     >>> box = Outbox(meta)
     >>> first = box.facts("p", "h1")  # a new hook: its cursors start at the newest records
     >>> box.enqueue("p", "h1", [], first.upto)
     0
-    >>> _ = meta.add_model_version("p", run_id=None, artifact_uri="m", sha256="0" * 64, metrics={})
+    >>> _ = meta.versions.add("p", run_id=None, artifact_uri="m", sha256="0" * 64, metrics={})
     >>> found = box.facts("p", "h1")
     >>> [v.version for v in found.versions]
     [1]
@@ -44,7 +44,7 @@ import sqlalchemy as sa
 
 from driftloop.core import clock as clocks
 from driftloop.core import errors, types
-from driftloop.store import _history, _rows, entities, metadata, tables
+from driftloop.store import _database, _rows, _runs, entities, metadata, tables
 
 T = tables
 SOURCES = ("version", "move", "batch", "decision")
@@ -97,8 +97,8 @@ class Outbox:
 
     def facts(self, pipeline: str, hook: str, limit: int = 500) -> Facts:
         """The records of `pipeline` past `hook`'s cursors (at most `limit` of each kind)."""
-        with self.store._read() as conn:
-            pid = self.store._pid(conn, pipeline)
+        with self.store.db.read() as conn:
+            pid = self.store.db.pid(conn, pipeline)
             cursors = self._cursors(conn, pid, hook)
             found: dict[str, list[Any]] = {}
             upto: dict[str, int] = {}
@@ -109,12 +109,12 @@ class Outbox:
                 if after is None:  # a new hook: from now on
                     found[source], upto[source] = [], newest
                     continue
-                query = (_history.with_pipeline(table)
+                query = (_database.with_pipeline(table)
                          .where(table.c.pipeline_id == pid, table.c.id > after)
                          .order_by(table.c.id).limit(limit))
                 found[source] = list(conn.execute(query))
                 upto[source] = found[source][-1].id if found[source] else after
-            lineage = self.store._batch_ids(
+            lineage = _runs.lineage(
                 conn, sorted({r.run_id for r in found["version"] if r.run_id is not None}))
         return Facts(
             versions=tuple(_rows.model_version(r, lineage.get(r.run_id, []))
@@ -133,10 +133,10 @@ class Outbox:
         in one transaction; returns how many were new (a repeated key is skipped)."""
         now = self.store.clock.now()
         added = 0
-        with self.store._write() as conn:
-            pid = self.store._pid(conn, pipeline)
+        with self.store.db.write() as conn:
+            pid = self.store.db.pid(conn, pipeline)
             for event, key, payload in items:
-                insert = self.store._insert(T.notifications).values(
+                insert = self.store.db.insert(T.notifications).values(
                     pipeline_id=pid, hook=hook, event=event, event_key=key,
                     payload=_rows.plain(payload), status="pending", attempts=0, next_at=now,
                     created_at=now,
@@ -144,7 +144,7 @@ class Outbox:
                 # RETURNING, not rowcount: psycopg reports -1 for an INSERT ... ON CONFLICT
                 added += conn.execute(insert.returning(T.notifications.c.id)).first() is not None
             for source, value in upto.items():
-                upsert = self.store._insert(T.cursors).values(
+                upsert = self.store.db.insert(T.cursors).values(
                     pipeline_id=pid, key=f"notify:{hook}:{source}", value=int(value),
                     updated_at=now)
                 conn.execute(upsert.on_conflict_do_update(
@@ -155,9 +155,9 @@ class Outbox:
     def due(self, pipeline: str, limit: int = 100) -> list[Notification]:
         """Pending notifications whose next attempt has come, oldest first."""
         n = T.notifications
-        with self.store._read() as conn:
-            query = (_history.with_pipeline(n).where(
-                n.c.pipeline_id == self.store._pid(conn, pipeline), n.c.status == "pending",
+        with self.store.db.read() as conn:
+            query = (_database.with_pipeline(n).where(
+                n.c.pipeline_id == self.store.db.pid(conn, pipeline), n.c.status == "pending",
                 n.c.next_at <= self.store.clock.now()).order_by(n.c.id).limit(limit))
             return [_notification(row) for row in conn.execute(query)]
 
@@ -166,9 +166,9 @@ class Outbox:
     ) -> list[Notification]:
         """The newest `last` notifications (of one `status`), oldest first."""
         n = T.notifications
-        with self.store._read() as conn:
-            query = _history.with_pipeline(n).where(
-                n.c.pipeline_id == self.store._pid(conn, pipeline))
+        with self.store.db.read() as conn:
+            query = _database.with_pipeline(n).where(
+                n.c.pipeline_id == self.store.db.pid(conn, pipeline))
             if status is not None:
                 query = query.where(n.c.status == status)
             rows = list(conn.execute(query.order_by(n.c.id.desc()).limit(last)))
@@ -177,9 +177,9 @@ class Outbox:
     def counts(self, pipeline: str) -> dict[str, int]:
         """How many notifications are in each status."""
         n = T.notifications
-        with self.store._read() as conn:
+        with self.store.db.read() as conn:
             rows = conn.execute(sa.select(n.c.status, sa.func.count()).where(
-                n.c.pipeline_id == self.store._pid(conn, pipeline)).group_by(n.c.status))
+                n.c.pipeline_id == self.store.db.pid(conn, pipeline)).group_by(n.c.status))
             return {status: int(count) for status, count in rows}
 
     def sent(self, notification_id: int, attempts: int) -> None:
@@ -201,15 +201,15 @@ class Outbox:
     def retry_dead(self, pipeline: str) -> int:
         """Put every ``dead`` notification back in the queue, due now; returns how many."""
         n = T.notifications
-        with self.store._write() as conn:
+        with self.store.db.write() as conn:
             done = conn.execute(sa.update(n).where(
-                n.c.pipeline_id == self.store._pid(conn, pipeline), n.c.status == "dead",
+                n.c.pipeline_id == self.store.db.pid(conn, pipeline), n.c.status == "dead",
             ).values(status="pending", attempts=0, next_at=self.store.clock.now()))
             return int(done.rowcount)
 
     def _update(self, notification_id: int, **values: Any) -> None:
         n = T.notifications
-        with self.store._write() as conn:
+        with self.store.db.write() as conn:
             done = conn.execute(sa.update(n).where(n.c.id == notification_id).values(**values))
             if done.rowcount == 0:
                 raise errors.NotFoundError(f"notification {notification_id} does not exist")

@@ -57,8 +57,8 @@ def archive_predictions(
     """Move at most `limit` of the oldest predictions stamped before `before` to the archive
     (`files`; None: delete them), stopping at the first whose label is not scored yet
     (feedback id > `evaluated`). One transaction; returns how many rows left the database."""
-    with store._write() as conn:
-        pid = store._pid(conn, pipeline)
+    with store.db.write() as conn:
+        pid = store.db.pid(conn, pipeline)
         rows = conn.execute(_DUE, {"pid": pid, "before": before, "limit": limit}).all()
         taken = []
         for row in rows:
@@ -107,8 +107,8 @@ def downsample_stats(
     """Merge at most `limit` per-minute serving-stats rows older than `before` into one row
     per hour, alias and version (process `HOURLY`); sums and latency histograms are kept
     exactly, so every total `ServingStats.read` gives stays the same. Returns rows merged."""
-    with store._write() as conn:
-        pid = store._pid(conn, pipeline)
+    with store.db.write() as conn:
+        pid = store.db.pid(conn, pipeline)
         cursor = _cursor(conn, pid)
         query = (sa.select(S).where(S.c.pipeline_id == pid, S.c.minute < before,
                                     S.c.process != HOURLY)
@@ -153,8 +153,8 @@ def drop_hourly_stats(
     store: metadata.MetadataStore, pipeline: str, *, before: datetime, limit: int,
 ) -> int:
     """Delete at most `limit` hourly serving-stats rows older than `before`."""
-    with store._write() as conn:
-        pid = store._pid(conn, pipeline)
+    with store.db.write() as conn:
+        pid = store.db.pid(conn, pipeline)
         old = conn.execute(sa.select(S.c.minute, S.c.alias, S.c.version).where(
             S.c.pipeline_id == pid, S.c.minute < before, S.c.process == HOURLY,
         ).order_by(S.c.minute).limit(limit)).all()
@@ -176,7 +176,7 @@ def _set_cursor(
     conn: sa.Connection, store: metadata.MetadataStore, pid: int, hour: datetime,
 ) -> None:
     c = tables.cursors
-    statement = _engine.insert(store._dialect, c)
+    statement = _engine.insert(store.db.dialect, c)
     conn.execute(statement.on_conflict_do_update(
         index_elements=["pipeline_id", "key"],
         set_={"value": statement.excluded.value, "updated_at": statement.excluded.updated_at},
@@ -192,7 +192,7 @@ def mark_archived(
     file) are archived and the batch's `data_uri` names the archived file; with `data` None,
     `data_uri` becomes NULL (the rows are gone). The content-addressed file is deleted
     afterwards unless another batch still points to it. Returns the archived file's URI."""
-    with store._write() as conn:
+    with store.db.write() as conn:
         row = conn.execute(sa.select(B).where(B.c.id == batch_id)).one()
         if row.archived_at is not None:
             return str(row.data_uri) if row.data_uri else None
@@ -215,7 +215,7 @@ def compact(store: metadata.MetadataStore, *, pages: int) -> str | None:
     """Give free pages of a SQLite file back (at most `pages` in incremental mode; a full
     ``VACUUM`` of a file without auto-vacuum once half of it is free). PostgreSQL: nothing
     (autovacuum). Returns what was done, or None."""
-    if store._dialect != "sqlite" or store.engine_.url.database in (None, "", ":memory:"):
+    if store.db.dialect != "sqlite" or store.engine_.url.database in (None, "", ":memory:"):
         return None
     with store.engine_.connect() as conn:
         driver: Any = conn.connection.driver_connection
@@ -239,9 +239,9 @@ def rollout_start(store: metadata.MetadataStore, pipeline: str) -> datetime | No
     """When the oldest alias other than the champion that holds a version (a canary, shadow or
     challenger under evaluation) last moved: its rollout compares predictions from then on."""
     a = tables.aliases
-    with store._read() as conn:
+    with store.db.read() as conn:
         found = conn.scalar(sa.select(sa.func.min(a.c.updated_at)).where(
-            a.c.pipeline_id == store._pid(conn, pipeline), a.c.alias != "champion",
+            a.c.pipeline_id == store.db.pid(conn, pipeline), a.c.alias != "champion",
             a.c.version.is_not(None)))
     return None if found is None else clocks.as_utc(found)
 
@@ -251,8 +251,8 @@ def needed_batches(store: metadata.MetadataStore, pipeline: str, newest: int) ->
     alias holds, of each alias's rollback target and of the newest `newest` versions."""
     versions = needed_versions(store, pipeline, newest)
     mv, rb = tables.model_versions, tables.run_batches
-    with store._read() as conn:
-        pid = store._pid(conn, pipeline)
+    with store.db.read() as conn:
+        pid = store.db.pid(conn, pipeline)
         return set(conn.scalars(
             sa.select(rb.c.batch_id).join(mv, mv.c.run_id == rb.c.run_id).where(
                 mv.c.pipeline_id == pid, mv.c.version.in_(sorted(versions)))))
@@ -263,17 +263,17 @@ def needed_versions(store: metadata.MetadataStore, pipeline: str, newest: int) -
     rollback target and the newest `newest` versions."""
     from driftloop.store import _alias_stack
 
-    versions = set(store.aliases(pipeline).values())
+    versions = set(store.aliases.all(pipeline).values())
     moves: dict[str, list[tuple[str, int | None]]] = {}
-    for move in store.alias_history(pipeline):
+    for move in store.aliases.history(pipeline):
         moves.setdefault(move.alias, []).append((move.action, move.version))
     for history in moves.values():
         target = _alias_stack.rollback_target(history)
         if target is not None:
             versions.add(target)
     mv = tables.model_versions
-    with store._read() as conn:
-        pid = store._pid(conn, pipeline)
+    with store.db.read() as conn:
+        pid = store.db.pid(conn, pipeline)
         versions.update(conn.scalars(sa.select(mv.c.version).where(mv.c.pipeline_id == pid)
                                      .order_by(mv.c.version.desc()).limit(newest)))
     return versions
@@ -285,11 +285,11 @@ def quarantined(
     """The first `limit` quarantined and requeued batches with id > `after_id` whose file is
     still in place, each with how many batches of the pipeline came after it (counted up to
     `count`; 0: not counted): `(batch, newer)` pairs."""
-    from driftloop.store import _history, _rows
+    from driftloop.store import _database, _rows
 
-    with store._read() as conn:
-        pid = store._pid(conn, pipeline)
-        rows = conn.execute(_history.with_pipeline(B).where(
+    with store.db.read() as conn:
+        pid = store.db.pid(conn, pipeline)
+        rows = conn.execute(_database.with_pipeline(B).where(
             B.c.pipeline_id == pid, B.c.status.in_(("quarantined", "requeued")),
             B.c.id > after_id, B.c.archived_at.is_(None), B.c.data_uri.is_not(None),
         ).order_by(B.c.id).limit(limit)).all()

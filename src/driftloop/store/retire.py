@@ -16,9 +16,9 @@ without a copy (`retention.then: delete`).
     >>> from driftloop.store import archive
     >>> clock = FakeClock(datetime(2024, 1, 1, tzinfo=UTC))
     >>> meta = MetadataStore.open("sqlite://", clock=clock)
-    >>> _ = meta.ensure_pipeline("p", {})
+    >>> _ = meta.pipelines.ensure("p", {})
     >>> for _ in range(3):
-    ...     _ = meta.add_decision("p", kind="retrain", fired=False, evidence={"n": 1})
+    ...     _ = meta.decisions.add("p", kind="retrain", fired=False, evidence={"n": 1})
     >>> _ = clock.advance(timedelta(days=2))
     >>> files = archive.Archive(meta, ArtifactStore("memory://doctest-retire"))
     >>> due, cursor = due_decisions(meta, "p", before=clock.now() - timedelta(days=1),
@@ -27,7 +27,7 @@ without a copy (`retention.then: delete`).
     ([1, 2], 2)
     >>> retire(meta, files, "p", "decisions", due)
     2
-    >>> [d.id for d in meta.list_decisions("p")], files.files_of("p")[0].rows
+    >>> [d.id for d in meta.decisions.list("p")], files.files_of("p")[0].rows
     ([3], 2)
     >>> meta.close()
 """
@@ -97,8 +97,8 @@ def retire(
     if not ids:
         return 0
     table, columns = _COLUMNS[kind]
-    with store._write() as conn:
-        pid = store._pid(conn, pipeline)
+    with store.db.write() as conn:
+        pid = store.db.pid(conn, pipeline)
         rows = []
         for start in range(0, len(ids), CHUNK):
             rows += conn.execute(
@@ -149,8 +149,8 @@ def due_decisions(
         newer.c.id > D.c.id,
         newer.c.fired == D.c.fired,
     )
-    with store._read() as conn:
-        pid = store._pid(conn, pipeline)
+    with store.db.read() as conn:
+        pid = store.db.pid(conn, pipeline)
         rows = conn.execute(
             sa.select(D.c.id, D.c.fired, has_newer.label("superseded"))
             .where(
@@ -195,8 +195,8 @@ def due_profiles(
     those that are not the profile of a version in `keep()` (called only if there are any),
     oldest first, and the id below which every profile is gone."""
     mv = tables.model_versions
-    with store._read() as conn:
-        pid = store._pid(conn, pipeline)
+    with store.db.read() as conn:
+        pid = store.db.pid(conn, pipeline)
         rows = conn.execute(
             sa.select(P.c.id, mv.c.version)
             .outerjoin(mv, mv.c.profile_id == P.c.id)

@@ -16,7 +16,7 @@ with nothing stored, so a client can drop them and resend.
     >>> from driftloop.core.clock import FakeClock
     >>> from driftloop.store.metadata import MetadataStore
     >>> meta = MetadataStore.open("sqlite://", clock=FakeClock(datetime(2024, 1, 1, tzinfo=UTC)))
-    >>> _ = meta.ensure_pipeline("p", {})
+    >>> _ = meta.pipelines.ensure("p", {})
     >>> serving = ServingStore(meta)
     >>> row = Prediction("7d1c4a7e-0000-4000-8000-000000000001", "p", "champion", 1, None,
     ...                  {"x": 1.0}, 1, {"0": 0.2, "1": 0.8}, meta.clock.now())
@@ -121,13 +121,13 @@ class ServingStore:
     # -- plumbing: the metadata store's own transactions and inserts --------------------------
 
     def _read(self) -> Any:
-        return self.store._read()
+        return self.store.db.read()
 
     def _write(self) -> Any:
-        return self.store._write()
+        return self.store.db.write()
 
     def _insert(self, table: sa.Table) -> Any:
-        return self.store._insert(table)
+        return self.store.db.insert(table)
 
     def _pid(self, conn: sa.Connection, pipeline: str) -> int:
         pid = self.pipeline_ids_.get(pipeline)

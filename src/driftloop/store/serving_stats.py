@@ -15,7 +15,7 @@ minute), so the p99 of many processes and minutes is the p99 of their merged his
     >>> from driftloop.store.metadata import MetadataStore
     >>> from driftloop.store.serving import ServingStore
     >>> meta = MetadataStore.open("sqlite://", clock=FakeClock(datetime(2024, 1, 1, tzinfo=UTC)))
-    >>> _ = meta.ensure_pipeline("p", {})
+    >>> _ = meta.pipelines.ensure("p", {})
     >>> stats = ServingStats(ServingStore(meta))
     >>> hist = {bucket(1.0): 99, bucket(40.0): 1}
     >>> stats.write("p", [StatRow(meta.clock.now(), "a:1", "canary", 2, 100, 1, hist)])

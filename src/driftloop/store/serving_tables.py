@@ -16,60 +16,61 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from driftloop.store import tables
+from driftloop.store import column_types, tables
 
 T = tables
+C = column_types
 
 predictions = sa.Table(
     "predictions", T.metadata,
     sa.Column("id", sa.String(36), primary_key=True),
     sa.Column(
-        "pipeline_id", T.Id, sa.ForeignKey("pipelines.id", ondelete="CASCADE"), nullable=False,
+        "pipeline_id", C.Id, sa.ForeignKey("pipelines.id", ondelete="CASCADE"), nullable=False,
     ),
     sa.Column("alias", sa.String(50), nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("key", sa.String(200), nullable=True),
-    sa.Column("features", T.Json, nullable=False),
-    sa.Column("prediction", T.Json, nullable=True),
-    sa.Column("probabilities", T.Json, nullable=True),
-    sa.Column("at", T.UTCDateTime, nullable=False),
+    sa.Column("features", C.Json, nullable=False),
+    sa.Column("prediction", C.Json, nullable=True),
+    sa.Column("probabilities", C.Json, nullable=True),
+    sa.Column("at", C.UTCDateTime, nullable=False),
     sa.Index(None, "pipeline_id", "at"),
     sa.Index(None, "pipeline_id", "version", "at"),
 )
 
 feedback = sa.Table(
     "feedback", T.metadata,
-    sa.Column("id", T.Id, primary_key=True, autoincrement=True),
+    sa.Column("id", C.Id, primary_key=True, autoincrement=True),
     sa.Column(
         "prediction_id", sa.String(36), sa.ForeignKey("predictions.id", ondelete="CASCADE"),
         nullable=False, unique=True,
     ),
-    sa.Column("label", T.Json, nullable=True),
+    sa.Column("label", C.Json, nullable=True),
     sa.Column("actor", sa.String(200), nullable=False),
-    sa.Column("at", T.UTCDateTime, nullable=False),
+    sa.Column("at", C.UTCDateTime, nullable=False),
 )
 
 tokens = sa.Table(
     "tokens", T.metadata,
     sa.Column("name", sa.String(200), primary_key=True),
     sa.Column("sha256", sa.String(64), nullable=False, unique=True),
-    sa.Column("roles", T.Json, nullable=False),
-    sa.Column("created_at", T.UTCDateTime, nullable=False),
-    sa.Column("revoked_at", T.UTCDateTime, nullable=True),
+    sa.Column("roles", C.Json, nullable=False),
+    sa.Column("created_at", C.UTCDateTime, nullable=False),
+    sa.Column("revoked_at", C.UTCDateTime, nullable=True),
 )
 
 serving_stats = sa.Table(
     "serving_stats", T.metadata,
     sa.Column(
-        "pipeline_id", T.Id, sa.ForeignKey("pipelines.id", ondelete="CASCADE"), nullable=False,
+        "pipeline_id", C.Id, sa.ForeignKey("pipelines.id", ondelete="CASCADE"), nullable=False,
     ),
-    sa.Column("minute", T.UTCDateTime, nullable=False),
+    sa.Column("minute", C.UTCDateTime, nullable=False),
     sa.Column("process", sa.String(100), nullable=False),
     sa.Column("alias", sa.String(50), nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("requests", sa.Integer, nullable=False),
     sa.Column("errors", sa.Integer, nullable=False),
-    sa.Column("latency", T.Json, nullable=False),
+    sa.Column("latency", C.Json, nullable=False),
     sa.PrimaryKeyConstraint("pipeline_id", "minute", "process", "alias", "version"),
 )
 """Per minute, server process, alias and version: requests, model errors and a latency histogram

@@ -8,8 +8,8 @@ Called by `ui.views` on every page view and by `controller.overview`; each is on
     >>> from driftloop.core.clock import FakeClock
     >>> from driftloop.store.metadata import MetadataStore
     >>> store = MetadataStore.open("sqlite://", clock=FakeClock(datetime(2024, 1, 1, tzinfo=UTC)))
-    >>> _ = store.ensure_pipeline("p", {})
-    >>> _ = store.add_evaluation("p", batch_id=None, version=1, metric="accuracy", value=0.75,
+    >>> _ = store.pipelines.ensure("p", {})
+    >>> _ = store.evaluations.add("p", batch_id=None, version=1, metric="accuracy", value=0.75,
     ...                          rows=4, errors=[0, 0, 1, 0])
     >>> [(point.version, point.value) for point in live_metric(store, "p")]
     [(1, 0.75)]
@@ -25,7 +25,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from driftloop.store import _history, _rows, entities, metadata
+from driftloop.store import _database, _rows, entities, metadata
 from driftloop.store import tables as T
 
 
@@ -48,8 +48,8 @@ def newest_batches(
 ) -> list[entities.Batch]:
     """The newest `limit` batches of `pipeline` (any status), newest first."""
     b = T.batches
-    with store._read() as conn:
-        query = _history.with_pipeline(b).where(b.c.pipeline_id == store._pid(conn, pipeline))
+    with store.db.read() as conn:
+        query = _database.with_pipeline(b).where(b.c.pipeline_id == store.db.pid(conn, pipeline))
         rows = conn.execute(query.order_by(b.c.id.desc()).limit(limit)).all()
     return [_rows.batch(row) for row in rows]
 
@@ -61,8 +61,8 @@ def live_metric(store: metadata.MetadataStore, pipeline: str) -> list[LivePoint]
         e.c.at, e.c.version, e.c.metric, e.c.value, e.c.rows, e.c.estimated_value, e.c.batch_id,
         b.c.end,
     ).select_from(e.outerjoin(b, e.c.batch_id == b.c.id))
-    with store._read() as conn:
-        rows = conn.execute(query.where(e.c.pipeline_id == store._pid(conn, pipeline))
+    with store.db.read() as conn:
+        rows = conn.execute(query.where(e.c.pipeline_id == store.db.pid(conn, pipeline))
                             .order_by(e.c.id)).all()
     return [LivePoint(row.end or row.at, int(row.version), row.metric,
                       None if row.value is None else float(row.value), int(row.rows),
@@ -76,10 +76,10 @@ def quarantined_since(
 ) -> tuple[int, entities.Batch | None]:
     """How many batches of `pipeline` were quarantined at or after `since`, and the newest."""
     b = T.batches
-    with store._read() as conn:
-        recent = (b.c.pipeline_id == store._pid(conn, pipeline), b.c.status == "quarantined",
+    with store.db.read() as conn:
+        recent = (b.c.pipeline_id == store.db.pid(conn, pipeline), b.c.status == "quarantined",
                   b.c.created_at >= since)
         count = conn.scalar(sa.select(sa.func.count()).select_from(b).where(*recent))
         row = conn.execute(
-            _history.with_pipeline(b).where(*recent).order_by(b.c.id.desc()).limit(1)).first()
+            _database.with_pipeline(b).where(*recent).order_by(b.c.id.desc()).limit(1)).first()
     return int(count or 0), None if row is None else _rows.batch(row)

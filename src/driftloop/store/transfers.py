@@ -10,7 +10,7 @@ the ONNX file of a version it serves with ``serving.runtime: onnx``.
     >>> from driftloop.core.clock import FakeClock
     >>> from driftloop.store.metadata import MetadataStore
     >>> meta = MetadataStore.open("sqlite://", clock=FakeClock(datetime(2024, 1, 1, tzinfo=UTC)))
-    >>> _ = meta.ensure_pipeline("p", {})
+    >>> _ = meta.pipelines.ensure("p", {})
     >>> transfers = TransferStore(meta)
     >>> _ = transfers.add("p", 1, direction="export", format="onnx", location="m.onnx",
     ...                   artifact=("file:///a/m.onnx", "0" * 64), passed=True,
@@ -56,15 +56,15 @@ class TransferStore:
         row = {"version": version, "direction": direction, "format": format,
                "location": location, "artifact_uri": uri, "sha256": sha256, "passed": passed,
                "report": _rows.plain(report), "actor": actor, "at": self.store.clock.now()}
-        with self.store._write() as conn:
-            row["pipeline_id"] = self.store._pid(conn, pipeline)
+        with self.store.db.write() as conn:
+            row["pipeline_id"] = self.store.db.pid(conn, pipeline)
             new_id = conn.execute(sa.insert(_T).returning(_T.c.id), row).scalar_one()
         return _transfer({**row, "id": new_id, "pipeline": pipeline})
 
     def list(self, pipeline: str, version: int | None = None) -> list[entities.Transfer]:
         """The transfers of `pipeline` (of one `version` if given), oldest first."""
         query = _LIST if version is None else _LIST.where(_T.c.version == version)
-        with self.store._read() as conn:
+        with self.store.db.read() as conn:
             rows = conn.execute(query, {"pipeline": pipeline}).mappings().all()
         return [_transfer(dict(row)) for row in rows]
 

@@ -11,7 +11,7 @@ batch id or else the body's sha256, unique per pipeline: the same key twice is o
     >>> from driftloop.core.clock import FakeClock
     >>> from driftloop.store.metadata import MetadataStore
     >>> meta = MetadataStore.open("sqlite://", clock=FakeClock(datetime(2024, 1, 1, tzinfo=UTC)))
-    >>> _ = meta.ensure_pipeline("p", {})
+    >>> _ = meta.pipelines.ensure("p", {})
     >>> uploads = UploadStore(meta)
     >>> first, new = uploads.add("p", "day-1", b"x\\n1\\n", "csv", actor="loader")
     >>> again, new_again = uploads.add("p", "day-1", b"x\\n1\\n", "csv", actor="loader")
@@ -76,10 +76,10 @@ class UploadStore:
         values: dict[str, Any] = {"key": key, "sha256": sha, "format": format, "data": data,
                                   "actor": actor, "received_at": at, "batch_id": None}
         try:
-            with self.store._write() as conn:
+            with self.store.db.write() as conn:
                 found = self._get(conn, pipeline, key)
                 if found is None:
-                    pid = self.store._pid(conn, pipeline)
+                    pid = self.store.db.pid(conn, pipeline)
                     new_id = conn.scalar(sa.insert(U).values(pipeline_id=pid, **values)
                                          .returning(U.c.id))
         except sa.exc.IntegrityError:  # another request added the key between read and insert
@@ -97,13 +97,13 @@ class UploadStore:
                       None), True
 
     def get(self, pipeline: str, key: str) -> Upload | None:
-        with self.store._read() as conn:
+        with self.store.db.read() as conn:
             return self._get(conn, pipeline, key)
 
     def pending(self, pipeline: str, limit: int = 100) -> list[Upload]:
         """Uploads not recorded yet, oldest first (at most `limit`)."""
-        with self.store._read() as conn:
-            pid = self.store._pid(conn, pipeline)
+        with self.store.db.read() as conn:
+            pid = self.store.db.pid(conn, pipeline)
             rows = conn.execute(
                 sa.select(U).where(U.c.pipeline_id == pid, U.c.batch_id.is_(None))
                 .order_by(U.c.id).limit(limit)
@@ -112,14 +112,14 @@ class UploadStore:
 
     def done(self, upload: Upload, batch_id: int) -> Upload:
         """Mark `upload` recorded as batch `batch_id` and drop its bytes."""
-        with self.store._write() as conn:
+        with self.store.db.write() as conn:
             conn.execute(sa.update(U).where(U.c.id == upload.id)
                          .values(batch_id=batch_id, data=None))
         return Upload(upload.id, upload.pipeline, upload.key, upload.sha256, upload.format, None,
                       upload.actor, upload.received_at, batch_id)
 
     def _get(self, conn: sa.Connection, pipeline: str, key: str) -> Upload | None:
-        pid = self.store._pid(conn, pipeline)
+        pid = self.store.db.pid(conn, pipeline)
         row = conn.execute(sa.select(U).where(U.c.pipeline_id == pid, U.c.key == key)).first()
         return None if row is None else _upload(row, pipeline)
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import jinja2
 
-from driftloop.controller import backtest
+from driftloop.controller import policy_replay
 from driftloop.gate import metrics
 
 SMOOTHING = 7
@@ -35,7 +35,7 @@ REFERENCE_PREFIX = "every-batch"
 NEVER = "never"
 
 
-def reference(results: Sequence[backtest.PolicyResult]) -> backtest.PolicyResult | None:
+def reference(results: Sequence[policy_replay.PolicyResult]) -> policy_replay.PolicyResult | None:
     """The every-batch row everything is compared with: the best-scoring one if there are
     several (``every-batch``, ``every-batch (fixed window)``, ...), None if there is none."""
     rows = [r for r in results if r.policy.startswith(REFERENCE_PREFIX) and r.score == r.score]
@@ -45,7 +45,7 @@ def reference(results: Sequence[backtest.PolicyResult]) -> backtest.PolicyResult
     return max(rows, key=lambda r: better * r.score)
 
 
-def summary_rows(results: Sequence[backtest.PolicyResult]) -> list[dict[str, Any]]:
+def summary_rows(results: Sequence[policy_replay.PolicyResult]) -> list[dict[str, Any]]:
     """One row per policy, with score and CPU relative to the reference (`reference`)."""
     ref = reference(results)
     rows = []
@@ -120,12 +120,12 @@ def smoothing(batches: int) -> int:
 
 
 def gap_series(
-    result: backtest.PolicyResult, ref: backtest.PolicyResult, width: int
+    result: policy_replay.PolicyResult, ref: policy_replay.PolicyResult, width: int
 ) -> list[float | None]:
     """Per batch, the trailing mean over the last `width` batches scored by both of
     (`result` − `ref`), signed so that below zero is worse than the reference.
 
-    >>> from driftloop.controller.backtest import PolicyResult, Step
+    >>> from driftloop.controller.policy_replay import PolicyResult, Step
     >>> def run(name, values):
     ...     steps = tuple(Step("", 1, v, False, False, None, {}) for v in values)
     ...     return PolicyResult(name, "accuracy", 0.0, 0, 0, 0.0, 0.0, steps)
@@ -143,7 +143,7 @@ def gap_series(
 
 
 def render_backtest(
-    results: Sequence[backtest.PolicyResult],
+    results: Sequence[policy_replay.PolicyResult],
     *,
     title: str,
     description: str,
@@ -194,9 +194,9 @@ def render_backtest(
 
 
 def _pareto(
-    results: Sequence[backtest.PolicyResult],
+    results: Sequence[policy_replay.PolicyResult],
     rows: list[dict[str, Any]],
-    ref: backtest.PolicyResult | None,
+    ref: policy_replay.PolicyResult | None,
 ) -> list[dict[str, Any]]:
     """Every scored policy as a point: CPU, score, both relative to the reference, its role
     (``reference``, ``baseline`` for never and the other every-batch rows, else ``policy``)
@@ -231,9 +231,9 @@ def _pareto(
 
 
 def _gaps(
-    results: Sequence[backtest.PolicyResult],
-    ref: backtest.PolicyResult | None,
-    chosen: backtest.PolicyResult,
+    results: Sequence[policy_replay.PolicyResult],
+    ref: policy_replay.PolicyResult | None,
+    chosen: policy_replay.PolicyResult,
     width: int,
 ) -> list[dict[str, Any]]:
     """One gap series per policy other than the reference (the focus first), with the batches
@@ -252,13 +252,13 @@ def _gaps(
     ]
 
 
-def _retrains(result: backtest.PolicyResult, width: int) -> list[float | None]:
+def _retrains(result: policy_replay.PolicyResult, width: int) -> list[float | None]:
     """The focus policy's smoothed score on the batches it retrained, None elsewhere."""
     smoothed = _rolling(_metric(result), width)
     return [v if s.retrained else None for s, v in zip(result.steps, smoothed, strict=True)]
 
 
-def _drift(result: backtest.PolicyResult, width: int) -> dict[str, list[float | None]]:
+def _drift(result: policy_replay.PolicyResult, width: int) -> dict[str, list[float | None]]:
     """The smoothed drift effect of the features that drifted most (wide data keeps the file
     small and the chart readable)."""
     effects: dict[str, float] = {}
@@ -278,7 +278,7 @@ def _direction(metric: str) -> float:
     return 1.0 if known is None or known.greater_is_better else -1.0
 
 
-def _metric(result: backtest.PolicyResult) -> list[float | None]:
+def _metric(result: policy_replay.PolicyResult) -> list[float | None]:
     return [step.metric for step in result.steps]
 
 

@@ -133,7 +133,8 @@ def router(
         return page(request, lambda user: render(
             "timeline.html.j2", user=user, public=public, name=name, limit=limit,
             events=views.timeline(store, name, limit), charts=views.charts(store, name),
-            fairness=responsible_views.fairness_chart(store, name), aliases=store.aliases(name)))
+            fairness=responsible_views.fairness_chart(store, name),
+            aliases=store.aliases.all(name)))
 
     @api.get("/pipelines/{name}/versions/{number}")
     def version(

@@ -21,14 +21,14 @@ def fairness_chart(store: metadata.MetadataStore, name: str,
                    metric: str = "selection_rate") -> dict[str, Any] | None:
     """`metric` of every group of the first sensitive column per labelled batch, against the
     batch's end time, and the demographic parity difference; None without reports."""
-    found = store.list_findings(name, "fairness", last=FAIRNESS_BATCHES)
+    found = store.findings.list(name, "fairness", last=FAIRNESS_BATCHES)
     if not found:
         return None
     column = next(iter(found[-1].report.get("columns", {})), None)
     if column is None:
         return None
     ends = {b.id: b.end or b.created_at
-            for b in store.list_batches(name, status="accepted",
+            for b in store.batches.list(name, status="accepted",
                                         after_id=min(f.batch_id or 0 for f in found) - 1)}
     points: dict[float, dict[str, Any]] = {}
     for finding in found:
@@ -62,14 +62,14 @@ def explanation(store: metadata.MetadataStore, name: str,
     """The version's explanation as bars (largest share first) and its drift finding."""
     from driftloop.train import explain
 
-    found = store.version_finding(name, "explanation", version)
+    found = store.findings.for_version(name, "explanation", version)
     if found is None:
         return [], None
     shares = explain.shares(found.report)
     shap = found.report.get("shap") or {}
     bars = [Bar(feature, shares.get(feature, 0.0), value["mean"], shap.get(feature))
             for feature, value in found.report["permutation"].items()]
-    drift = store.version_finding(name, "explanation_drift", version)
+    drift = store.findings.for_version(name, "explanation_drift", version)
     return sorted(bars, key=lambda bar: -bar.share), (drift.report if drift else None)
 
 
@@ -78,5 +78,5 @@ def importance_shares(store: metadata.MetadataStore, name: str,
     """Each feature's share of the version's importance, or None if it was not explained."""
     from driftloop.train import explain
 
-    found = store.version_finding(name, "explanation", version)
+    found = store.findings.for_version(name, "explanation", version)
     return explain.shares(found.report) if found is not None else None

@@ -40,12 +40,12 @@ class Event:
 def overview(store: metadata.MetadataStore) -> list[dict[str, Any]]:
     """One row per pipeline: champion, last batch, last decision and a health word."""
     rows = []
-    for pipeline in store.list_pipelines():
+    for pipeline in store.pipelines.list():
         name = pipeline.name
-        aliases = store.aliases(name)
+        aliases = store.aliases.all(name)
         batches = summaries.newest_batches(store, name, 1)
-        decisions = store.list_decisions(name, limit=1)
-        evaluations = store.list_evaluations(name, last=1)
+        decisions = store.decisions.list(name, limit=1)
+        evaluations = store.evaluations.list(name, last=1)
         champion = aliases.get("champion")
         last_batch = batches[0] if batches else None
         health, why = _health(champion, last_batch, decisions[-1] if decisions else None)
@@ -79,21 +79,21 @@ def timeline(store: metadata.MetadataStore, name: str, limit: int = 200) -> list
     events: list[Event] = []
     for batch in summaries.newest_batches(store, name, limit):
         events.append(_batch_event(batch))
-    for decision in store.list_decisions(name, limit=limit):
+    for decision in store.decisions.list(name, limit=limit):
         events.extend(_decision_events(decision))
-    for run in store.list_runs(name, last=limit):
+    for run in store.runs.list(name, last=limit):
         events.append(Event(run.started_at, "training",
                             f"training run {run.id} ({run.trainer}) on {len(run.batch_ids)} "
                             f"batches: {run.status}" + (f", {run.error}" if run.error else ""),
                             tone="bad" if run.status == "failed" else ""))
-    for version in store.list_model_versions(name, last=limit):
+    for version in store.versions.list(name, last=limit):
         gate = version.gate_report or {}
         passed = bool(gate.get("passed"))
         events.append(Event(version.created_at, "gate",
                             f"v{version.version} registered; gate "
                             f"{'passed' if passed else 'failed'}: {gate.get('reason', '')}",
                             version=version.version, tone="good" if passed else "bad"))
-    for move in store.alias_history(name, last=limit):
+    for move in store.aliases.history(name, last=limit):
         events.append(_move_event(move))
     events.sort(key=lambda event: event.at, reverse=True)
     return events[:limit]
@@ -179,10 +179,10 @@ def charts(store: metadata.MetadataStore, name: str) -> dict[str, Any]:
     series = {metric_name or "metric": [_mean(live.get(t)) for t in times]}
     if estimated:  # a second series: accuracy estimated before the labels came (CBPE)
         series["estimated accuracy"] = [_mean(estimated.get(t)) for t in times]
-    decisions = store.list_decisions(name, kind="retrain", limit=DRIFT_DECISIONS)
+    decisions = store.decisions.list(name, kind="retrain", limit=DRIFT_DECISIONS)
     first = min((int(d.evidence.get("last_batch_id") or 0) for d in decisions), default=0)
     ends = {b.id: b.end or b.created_at
-            for b in store.list_batches(name, status="accepted", after_id=first - 1)}
+            for b in store.batches.list(name, status="accepted", after_id=first - 1)}
     effects: dict[float, dict[str, float]] = {}
     for decision in decisions:
         drift = decision.evidence.get("drift") or {}
@@ -232,9 +232,9 @@ def serving_view(
         totals[key] = _merge(totals.get(key), stats)
     xs = sorted({t for per_alias in series.values() for t in per_alias})
     aliases = sorted(series)
-    rollouts = store.list_decisions(name, kind="rollout", limit=1)
+    rollouts = store.decisions.list(name, kind="rollout", limit=1)
     return {
-        "aliases": store.aliases(name),
+        "aliases": store.aliases.all(name),
         "traffic": chart(xs, {a: [_at(series[a], t, lambda s: s.requests) for t in xs]
                               for a in aliases}, "requests per minute"),
         "latency": chart(xs, {a: [_at(series[a], t, lambda s: _round(s.p99_ms)) for t in xs]
