@@ -14,15 +14,9 @@ import math
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Annotated, Any
-
-import typer
+from typing import Any
 
 from driftloop.store import entities
-
-Flag = Annotated[bool, typer.Option(
-    "--json", help="Print one JSON document (stable keys), no tables.")]
-"""The `--json` option of a command (``as_json: json_output.Flag = False``)."""
 
 
 def emit(document: Mapping[str, Any]) -> None:
