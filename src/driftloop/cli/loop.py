@@ -211,15 +211,10 @@ def retrain(
     Then the loop gives up and says so in `driftloop status` and `tick`; this command is how
     to try again."""
     from driftloop.controller import project as projects
+    from driftloop.controller import retrain as retraining
 
     project = console.guard(lambda: projects.open_project(spec))
-    who = actor or getpass.getuser()
-    request = project.store.add_decision(
-        project.name, kind="request", fired=True, evidence={"reason": reason, "actor": who}
-    )
-    project.store.audit(
-        who, "retrain.request", project.name, {"decision": request.id, "reason": reason}
-    )
+    request = retraining.request(project.store, project.name, reason, actor or getpass.getuser())
     console.ok(f"retraining requested (decision {request.id}); the next tick acts on it")
     project.close()
 

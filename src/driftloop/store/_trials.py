@@ -6,12 +6,11 @@ trials of each search with `add_trials`, and `list_trials` reads them back in tr
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import sqlalchemy as sa
 
-from driftloop.core import errors
+from driftloop.core import errors, finite
 from driftloop.store import _history, _rows, entities, tables
 
 T = tables
@@ -30,7 +29,7 @@ class TrialStore(_history.HistoryStore):
         at = self.clock.now()
         rows = [{
             "run_id": run_id, "number": int(t.number), "family": t.family,
-            "params": _rows.plain(t.params), "score": _finite(t.score),
+            "params": _rows.plain(t.params), "score": finite.or_none(t.score),
             "cpu_seconds": float(t.cpu_seconds), "wall_seconds": float(t.wall_seconds),
             "error": t.error, "at": at,
         } for t in trials]
@@ -47,8 +46,3 @@ class TrialStore(_history.HistoryStore):
             run_id=row.run_id, number=row.number, family=row.family, params=row.params,
             score=row.score, cpu_seconds=row.cpu_seconds, wall_seconds=row.wall_seconds,
             error=row.error, at=row.at) for row in rows]
-
-
-def _finite(value: float | None) -> float | None:
-    """NaN and infinities are stored as NULL (SQLite cannot keep NaN)."""
-    return None if value is None or not math.isfinite(value) else float(value)
