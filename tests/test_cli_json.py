@@ -56,7 +56,7 @@ def test_check_as_json_valid_and_not(cli_project: Path) -> None:
 
 def test_backtest_as_json(cli_project: Path) -> None:
     found = document("backtest", "--every", "7d", "--warmup", "7d", "--workers", "1",
-                     "--out", "bt.html")  # --report, spelt as `driftloop report` spells it
+                     "--out", "bt.html")
     assert found["report"] == "bt.html" and (cli_project / "bt.html").stat().st_size > 1000
     policies = {p["policy"]: p for p in found["policies"]}
     assert {"never", "every-batch"} <= set(policies)

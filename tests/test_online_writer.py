@@ -169,7 +169,7 @@ def test_without_a_controller_the_server_learns_and_checkpoints(
         result = controller.tick()
     finally:
         controller.release()
-    session = controller.session_
+    session = controller.session()
     assert session is not None and session.version is not None
     assert session.version.version == after and not result.acted
     assert session.model_.n_learned_ == snapshot.metrics["events_learned"]
@@ -186,7 +186,7 @@ def test_a_controller_that_missed_the_servers_snapshot_continues_from_it(
         controller.tick()
     finally:
         controller.release()
-    session = controller.session_
+    session = controller.session()
     assert session is not None and session.version is not None
     start = session.version.version
     with httpx.Client(base_url=server.url, headers=bearer(secret), timeout=30) as client:

@@ -16,16 +16,15 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from driftloop.cli import console, durations, json_output
+from driftloop.cli import console, durations, json_output, options
 
 if TYPE_CHECKING:
     from driftloop.core import config
 
-SPEC = typer.Option(Path("driftloop.yaml"), "--spec", "-s", help="The pipeline spec.")
 
 
 def backtest(
-    spec: Path = SPEC,
+    spec: Path = options.SPEC,
     data: Path | None = typer.Option(
         None, help="CSV or Parquet file to replay; default: the spec's source from the start."
     ),
@@ -33,14 +32,14 @@ def backtest(
     warmup: str = typer.Option(
         "30d", help=f"History used to train the first model: {durations.HELP}."),
     report: Path | None = typer.Option(
-        None, "--report", "--out", "-o", help="Also write an HTML report here."),
+        None, "--out", "-o", help="Also write an HTML report here."),
     workers: int = typer.Option(
         min(2, os.cpu_count() or 1), min=1, help="Policies replayed in parallel."
     ),
     archive: bool = typer.Option(
         False, "--archive", help="Replay the labelled predictions the server logged, from the "
         "pipeline's archive (retention moves them there after the label horizon)."),
-    as_json: json_output.Flag = False,
+    as_json: options.Json = False,
 ) -> None:
     """Backtest the spec's retraining policy against the baselines on history."""
     from driftloop.cli import demo

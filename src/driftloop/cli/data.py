@@ -10,17 +10,16 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from driftloop.cli import console, json_output
+from driftloop.cli import console, json_output, options
 from driftloop.core import types
 from driftloop.store import entities
 
 if TYPE_CHECKING:
     from driftloop.store import summaries
 
-SPEC = typer.Option(Path("driftloop.yaml"), "--spec", "-s", help="The pipeline spec.")
 
 
-def ingest(spec: Path = SPEC) -> None:
+def ingest(spec: Path = options.SPEC) -> None:
     """Read new data from the source, validate it, and record accepted / quarantined batches
     (from a stream, at most `source.max_batches` batches: run it again for more).
 
@@ -61,15 +60,12 @@ def ingest(spec: Path = SPEC) -> None:
 batches_app = typer.Typer(
     help="The pipeline's batches: status, quarantine reasons, data-quality signals; requeue."
 )
-ACTOR = typer.Option(
-    None, "--actor", help="Who does this (for the audit log); default: the OS user."
-)
 
 
 @batches_app.callback(invoke_without_command=True)
 def batches(
     ctx: typer.Context,
-    spec: Path = SPEC,
+    spec: Path = options.SPEC,
     quarantined: bool = typer.Option(
         False, "--quarantined", "-q", help="Only quarantined batches."
     ),
@@ -77,7 +73,7 @@ def batches(
         False, "--signals", help="Also print each accepted batch's data-quality signals."
     ),
     last: int = typer.Option(50, "--last", "-n", min=0, help="The newest N batches (0: all)."),
-    as_json: json_output.Flag = False,
+    as_json: options.Json = False,
 ) -> None:
     """List the pipeline's batches with their status and, for quarantined ones, the reasons;
     the `signals` column counts the columns (and rows) beyond what the first data showed."""
@@ -111,7 +107,7 @@ def batches(
 
 @batches_app.command("requeue")
 def requeue(
-    spec: Path = SPEC,
+    spec: Path = options.SPEC,
     ids: list[int] = typer.Option(
         [], "--id", help="A quarantined batch to requeue (repeat for more); default: all."
     ),
@@ -119,7 +115,7 @@ def requeue(
         False, "--previous-spec",
         help="Only batches quarantined under other validation settings than the spec's now.",
     ),
-    actor: str | None = ACTOR,
+    actor: str | None = options.ACTOR,
 ) -> None:
     """Validate quarantined batches again under the current spec (after fixing it): those that
     pass join the history as new batches, which the next tick sees; audited."""

@@ -50,7 +50,7 @@ TRAINER = {
 
 def demo(
     report: Path = typer.Option(
-        Path("driftloop-demo.html"), "--report", "--out", "-o",
+        Path("driftloop-demo.html"), "--out", "-o",
         help="Where to write the HTML report."
     ),
     workers: int = typer.Option(

@@ -8,9 +8,7 @@ from pathlib import Path
 
 import typer
 
-from driftloop.cli import console
-
-SPEC = typer.Option(Path("driftloop.yaml"), "--spec", "-s", help="The pipeline spec.")
+from driftloop.cli import console, options
 
 app = typer.Typer(help="Deployment files for a pipeline.", no_args_is_help=True)
 
@@ -19,7 +17,7 @@ app = typer.Typer(help="Deployment files for a pipeline.", no_args_is_help=True)
 def package(
     ref: str = typer.Argument(..., help="A version number or an alias (champion, ...)."),
     out: Path = typer.Option(..., "--out", "-o", help="The bundle folder (new or empty)."),
-    spec: Path = SPEC,
+    spec: Path = options.SPEC,
     wheels: bool = typer.Option(
         False, "--wheels", help="Add a wheel of every requirement, so the image builds with no "
         "package index (fetched with pip's own configuration)."),
@@ -45,7 +43,7 @@ def package(
 @app.command()
 def k8s(
     out: Path = typer.Option(..., "--out", "-o", help="The folder for the manifests."),
-    spec: Path = SPEC,
+    spec: Path = options.SPEC,
     image: str = typer.Option(
         ..., "--image", help="An image with driftloop and the trainer's packages (e.g. one "
         "built from a bundle's Dockerfile)."),

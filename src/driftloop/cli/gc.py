@@ -15,18 +15,16 @@ from typing import Any
 
 import typer
 
-from driftloop.cli import console
-
-SPEC = typer.Option(Path("driftloop.yaml"), "--spec", "-s", help="The pipeline spec.")
+from driftloop.cli import console, options
 
 
 def gc(
-    spec: Path = SPEC,
+    spec: Path = options.SPEC,
     yes: bool = typer.Option(False, "--yes", help="Delete them (default: only list them)."),
     min_age: str = typer.Option(
         "1h", "--min-age", help="Spare files younger than this (a tick may be about to record "
         "one): 90s, 15m, 1h, 2d."),
-    actor: str | None = typer.Option(None, help="Who deletes (audit log); default: the OS user."),
+    actor: str | None = options.ACTOR,
 ) -> None:
     """List artifact files no model version or batch references, and archived files past
     `retention.archives`; `--yes` deletes them (audited). The artifact folder must belong to

@@ -10,24 +10,18 @@ text with exit code 1, and nothing else is written to stdout, so
 from __future__ import annotations
 
 import json
-import math
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
-import typer
-
+from driftloop.core import finite
 from driftloop.store import entities
-
-Flag = Annotated[bool, typer.Option(
-    "--json", help="Print one JSON document (stable keys), no tables.")]
-"""The `--json` option of a command (``as_json: json_output.Flag = False``)."""
 
 
 def emit(document: Mapping[str, Any]) -> None:
     """Write `document` to stdout, NaN and infinities as null."""
-    sys.stdout.write(json.dumps(_finite(document), indent=2, allow_nan=False) + "\n")
+    sys.stdout.write(json.dumps(finite.or_none(document), indent=2, allow_nan=False) + "\n")
     sys.stdout.flush()
 
 
@@ -66,18 +60,3 @@ def batch(found: entities.Batch) -> dict[str, Any]:
         "requeued_from": found.requeued_from,
         "created_at": when(found.created_at),
     }
-
-
-def _finite(value: Any) -> Any:
-    """`value` with non-finite floats as None, in nested dicts and lists.
-
-    >>> _finite({"a": [1.0, float("nan")], "b": {"c": float("inf")}})
-    {'a': [1.0, None], 'b': {'c': None}}
-    """
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, Mapping):
-        return {str(key): _finite(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(item) for item in value]
-    return value

@@ -14,13 +14,11 @@ from typing import Annotated, Any
 
 import typer
 
-from driftloop.cli import console, durations
-
-SPEC = typer.Option(Path("driftloop.yaml"), "--spec", "-s", help="The pipeline spec.")
+from driftloop.cli import console, durations, options
 
 
 def tick(
-    spec: Path = SPEC,
+    spec: Path = options.SPEC,
     as_json: Annotated[bool, typer.Option(
         "--json", help="Print one JSON object and exit with the status's code: 0 acted, "
         "1 failed, 75 lease held elsewhere, 99 nothing to do (`cli.tick_json`).")] = False,
@@ -89,7 +87,7 @@ def tick_as_json(spec: Path, exit_zero: bool) -> None:
 
 
 def run(
-    spec: Path = SPEC,
+    spec: Path = options.SPEC,
     every: str = typer.Option("1m", "--every", help=f"Time between ticks: {durations.HELP}."),
     ticks: int = typer.Option(0, "--ticks", help="Stop after this many ticks (0: never)."),
     metrics_port: int | None = typer.Option(
@@ -201,9 +199,9 @@ def wait_for_next_tick(stopping: threading.Event, seconds: float) -> None:
 
 
 def retrain(
-    spec: Path = SPEC,
+    spec: Path = options.SPEC,
     reason: str = typer.Option("manual request", help="Why (kept with the decision)."),
-    actor: str | None = typer.Option(None, help="Who asks; default: the OS user."),
+    actor: str | None = options.ACTOR,
 ) -> None:
     """Ask for a retraining now; the next tick trains, gates and (if better) promotes.
 
@@ -213,15 +211,10 @@ def retrain(
     Then the loop gives up and says so in `driftloop status` and `tick`; this command is how
     to try again."""
     from driftloop.controller import project as projects
+    from driftloop.controller import retrain as retraining
 
     project = console.guard(lambda: projects.open_project(spec))
-    who = actor or getpass.getuser()
-    request = project.store.decisions.add(
-        project.name, kind="request", fired=True, evidence={"reason": reason, "actor": who}
-    )
-    project.store.audit.add(
-        who, "retrain.request", project.name, {"decision": request.id, "reason": reason}
-    )
+    request = retraining.request(project.store, project.name, reason, actor or getpass.getuser())
     console.ok(f"retraining requested (decision {request.id}); the next tick acts on it")
     project.close()
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from driftloop.cli import console, json_output, model_formats
+from driftloop.cli import console, json_output, model_formats, options
 
 if TYPE_CHECKING:
     from driftloop.controller import project as projects
@@ -19,10 +19,6 @@ if TYPE_CHECKING:
 
 app = typer.Typer(
     help="The model registry: versions, lineage, promotion and rollback.", no_args_is_help=True
-)
-SPEC = typer.Option(Path("driftloop.yaml"), "--spec", "-s", help="The pipeline spec.")
-ACTOR = typer.Option(
-    None, "--actor", help="Who does this (for the audit log); default: the OS user."
 )
 
 
@@ -34,9 +30,9 @@ def _open(spec: Path) -> projects.Project:
 
 @app.command("list")
 def list_versions(
-    spec: Path = SPEC,
+    spec: Path = options.SPEC,
     last: int = typer.Option(20, "--last", "-n", min=0, help="The newest N versions (0: all)."),
-    as_json: json_output.Flag = False,
+    as_json: options.Json = False,
 ) -> None:
     """The newest versions with their metrics, gate result and aliases."""
     project = _open(spec)
@@ -79,8 +75,8 @@ def list_versions(
 @app.command()
 def show(
     version: int = typer.Argument(..., help="Version number."),
-    spec: Path = SPEC,
-    as_json: json_output.Flag = False,
+    spec: Path = options.SPEC,
+    as_json: options.Json = False,
 ) -> None:
     """One version and its lineage: batches → run → gate report → alias history → decision."""
     from driftloop.store import lineage, transfers
@@ -261,8 +257,8 @@ def promote(
     version: int = typer.Argument(..., help="Version to make champion."),
     alias: str = typer.Option("champion", help="Alias to move."),
     reason: str = typer.Option("manual promotion", help="Why (kept in the audit log)."),
-    actor: str | None = ACTOR,
-    spec: Path = SPEC,
+    actor: str | None = options.ACTOR,
+    spec: Path = options.SPEC,
 ) -> None:
     """Move an alias to a version (recorded in the audit log)."""
     project = _open(spec)
@@ -289,8 +285,8 @@ def promote(
 def rollback(
     alias: str = typer.Option("champion", help="Alias to move back."),
     reason: str = typer.Option("manual rollback", help="Why (kept in the audit log)."),
-    actor: str | None = ACTOR,
-    spec: Path = SPEC,
+    actor: str | None = options.ACTOR,
+    spec: Path = options.SPEC,
 ) -> None:
     """Move an alias back to the version it held before (recorded in the audit log)."""
     project = _open(spec)

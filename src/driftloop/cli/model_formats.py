@@ -12,11 +12,7 @@ from pathlib import Path
 
 import typer
 
-from driftloop.cli import console
-
-SPEC = typer.Option(Path("driftloop.yaml"), "--spec", "-s", help="The pipeline spec.")
-ACTOR = typer.Option(None, "--actor", help="Who does this (kept on the version); default: the "
-                     "OS user.")
+from driftloop.cli import console, options
 
 
 class Format(StrEnum):
@@ -31,8 +27,8 @@ def export(
     out: Path = typer.Option(..., "--out", "-o", help="The file (onnx) or folder (mlflow)."),
     rows: int = typer.Option(2000, min=1, help="ONNX: how many of the newest stored rows the "
                              "parity check scores."),
-    actor: str | None = ACTOR,
-    spec: Path = SPEC,
+    actor: str | None = options.ACTOR,
+    spec: Path = options.SPEC,
 ) -> None:
     """Export a version: ONNX only if it answers like the model on the newest stored rows
     (the same class on >= 99.9% of them, probabilities within 1e-5)."""
@@ -62,8 +58,8 @@ def import_model(
         False, "--trust-pickle",
         help="Load a pickled model (runs any code it names): only for a folder whose origin you "
              "know."),
-    actor: str | None = ACTOR,
-    spec: Path = SPEC,
+    actor: str | None = options.ACTOR,
+    spec: Path = options.SPEC,
 ) -> None:
     """Register an MLflow model directory's scikit-learn model as the next version."""
     from driftloop.controller import mlflow_format

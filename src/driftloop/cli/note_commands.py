@@ -7,10 +7,9 @@ from pathlib import Path
 
 import typer
 
-from driftloop.cli import console
+from driftloop.cli import console, options
 
 app = typer.Typer(help="Notes on versions, decisions and batches.", no_args_is_help=True)
-SPEC = typer.Option(Path("driftloop.yaml"), "--spec", "-s", help="The pipeline spec.")
 
 
 @app.command("add")
@@ -19,7 +18,7 @@ def add(
     number: int = typer.Argument(..., help="Its number (version) or id (decision, batch)."),
     text: str = typer.Argument(..., help="The note."),
     author: str | None = typer.Option(None, help="Who writes it; default: the OS user."),
-    spec: Path = SPEC,
+    spec: Path = options.SPEC,
 ) -> None:
     """Leave a note (shown by `driftloop models show` and on the dashboard's lineage page)."""
     from driftloop.controller import project as projects
@@ -36,7 +35,7 @@ def add(
 def show(
     target: str | None = typer.Option(None, help="Only notes on version, decision or batch."),
     number: int | None = typer.Option(None, "--id", help="Only notes on this one."),
-    spec: Path = SPEC,
+    spec: Path = options.SPEC,
 ) -> None:
     """The pipeline's notes, oldest first, with times in this machine's time zone."""
     from driftloop.controller import project as projects

@@ -6,13 +6,11 @@ from pathlib import Path
 
 import typer
 
-from driftloop.cli import console
-
-SPEC = typer.Option(Path("driftloop.yaml"), "--spec", "-s", help="The pipeline spec.")
+from driftloop.cli import console, options
 
 
 def notifications(
-    spec: Path = SPEC,
+    spec: Path = options.SPEC,
     status: str | None = typer.Option(None, help="Only this status: pending, sent or dead."),
     last: int = typer.Option(20, help="How many of the newest to show."),
     retry: bool = typer.Option(False, "--retry", help="Queue the given-up (dead) ones again."),

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from driftloop.cli import console, json_output
+from driftloop.cli import console, json_output, options
 
 if TYPE_CHECKING:
     from driftloop.core import config
@@ -126,12 +126,12 @@ def _write_faulty_file(week: object, data: Path) -> None:
 
 
 def check(
-    spec: Path = typer.Option(Path("driftloop.yaml"), "--spec", "-s", help="The pipeline spec."),
+    spec: Path = options.SPEC,
     data: bool = typer.Option(
         False, "--data", help="Also read the source's first batch and check the spec's columns "
         "against it (target, timestamp, id, features, validation settings).",
     ),
-    as_json: json_output.Flag = False,
+    as_json: options.Json = False,
 ) -> None:
     """Validate a spec, find its trainer and check that it takes `trainer.params`; errors
     name the file, the line and the field. With --data, also check that the columns it names

@@ -7,14 +7,13 @@ from pathlib import Path
 
 import typer
 
-from driftloop.cli import console
+from driftloop.cli import console, options
 
 app = typer.Typer(help="Regions of a pipeline (`regions:` in the spec).", no_args_is_help=True)
-SPEC = typer.Option(Path("driftloop.yaml"), "--spec", "-s", help="The pipeline spec.")
 
 
 @app.command("status")
-def status(spec: Path = SPEC) -> None:
+def status(spec: Path = options.SPEC) -> None:
     """Each region's batches, versions, champion, live metric, newest decision and drift, read
     from its metadata store only (no data, no artifacts, no prediction log), with its local
     time."""
@@ -44,7 +43,7 @@ def status(spec: Path = SPEC) -> None:
 
 
 @app.command("federate")
-def federate(spec: Path = SPEC) -> None:
+def federate(spec: Path = options.SPEC) -> None:
     """One federated round: every region ticks in a process of its own on its own data; those
     that train (a fired or waiting decision) send only parameters, which this process averages
     (FedAvg, weighted by rows) into one model; each region gates, stores and rolls it out.

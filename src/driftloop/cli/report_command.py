@@ -3,7 +3,7 @@ archived batch is read from the archive), or of the inputs served on a day (`--s
 the prediction archive), against
 a model version's training profile (the champion's by default) as one self-contained HTML file,
 with the pipeline's live metric and drift over time. Registered by `cli.main`; the backtest's
-report is `driftloop backtest --report`.
+report is `driftloop backtest --out`.
 """
 
 from __future__ import annotations
@@ -14,13 +14,11 @@ from typing import Any
 
 import typer
 
-from driftloop.cli import console
-
-SPEC = typer.Option(Path("driftloop.yaml"), "--spec", "-s", help="The pipeline spec.")
+from driftloop.cli import console, options
 
 
 def report(
-    spec: Path = SPEC,
+    spec: Path = options.SPEC,
     out: Path = typer.Option(Path("driftloop-report.html"), "--out", "-o", help="HTML file."),
     batch: int | None = typer.Option(None, help="Batch id; default: the newest accepted one."),
     version: int | None = typer.Option(

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from driftloop.cli import console, durations, logs
+from driftloop.cli import console, durations, logs, options
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -29,7 +29,6 @@ if TYPE_CHECKING:
     from driftloop.store.bundles import Bundle
     from driftloop.store.serving import ServingStore
 
-SPEC = typer.Option(Path("driftloop.yaml"), "--spec", "-s", help="The pipeline spec.")
 WORKER_SPEC = "DRIFTLOOP_SERVE_SPEC"
 WORKER_POLL = "DRIFTLOOP_SERVE_POLL_INTERVAL"
 WORKER_BUNDLE = "DRIFTLOOP_SERVE_BUNDLE"
@@ -42,7 +41,7 @@ tokens = typer.Typer(help="API tokens of the prediction server.", no_args_is_hel
 
 
 def serve(
-    spec: Path = SPEC,
+    spec: Path = options.SPEC,
     host: str = typer.Option("127.0.0.1", help="Address to bind (0.0.0.0 exposes the server)."),
     port: int = typer.Option(8000, min=0, max=65535, help="Port to listen on."),
     poll_interval: str | None = typer.Option(
@@ -153,7 +152,7 @@ def _bundle_app(path: Path, opened: Bundle | None = None) -> FastAPI:
 
 
 def ui(
-    spec: Path = SPEC,
+    spec: Path = options.SPEC,
     host: str = typer.Option("127.0.0.1", help="Address to bind (0.0.0.0 exposes it)."),
     port: int = typer.Option(8001, min=0, max=65535, help="Port to listen on."),
     log_level: str = typer.Option("info", help="uvicorn log level."),
@@ -182,8 +181,8 @@ def create(
         ..., "--role", "-r",
         help="predict, feedback, admin, view (dashboard) or ingest (POST /v1/batches); repeat.",
     ),
-    spec: Path = SPEC,
-    actor: str | None = typer.Option(None, help="Who creates it; default: the OS user."),
+    spec: Path = options.SPEC,
+    actor: str | None = options.ACTOR,
     bundle: BundleTokens = None,
     secret_env: Annotated[str | None, typer.Option(
         "--secret-env", help="Take the secret from this environment variable (made by a secret "
@@ -212,7 +211,7 @@ def create(
 
 
 @tokens.command("list")
-def list_tokens(spec: Path = SPEC, bundle: BundleTokens = None) -> None:
+def list_tokens(spec: Path = options.SPEC, bundle: BundleTokens = None) -> None:
     """Tokens with their roles and state (secrets are never shown again)."""
     serving_store, project = _serving_store(spec, bundle)
     found = serving_store.list_tokens()
@@ -231,8 +230,8 @@ def list_tokens(spec: Path = SPEC, bundle: BundleTokens = None) -> None:
 @tokens.command("revoke")
 def revoke(
     name: str = typer.Argument(..., help="The token to revoke."),
-    spec: Path = SPEC,
-    actor: str | None = typer.Option(None, help="Who revokes it; default: the OS user."),
+    spec: Path = options.SPEC,
+    actor: str | None = options.ACTOR,
     bundle: BundleTokens = None,
 ) -> None:
     """Revoke a token; running servers refuse it within one poll interval."""

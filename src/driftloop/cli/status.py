@@ -13,14 +13,12 @@ from typing import Any
 
 import typer
 
-from driftloop.cli import console
-
-SPEC = typer.Option(Path("driftloop.yaml"), "--spec", "-s", help="The pipeline spec.")
+from driftloop.cli import console, options
 
 
 def status(
-    spec: Path = SPEC,
-    as_json: bool = typer.Option(False, "--json", help="One JSON document instead of tables."),
+    spec: Path = options.SPEC,
+    as_json: options.Json = False,
 ) -> None:
     """Where each pipeline stands: champion, last tick, pending decisions, given-up
     retrainings, quarantines in the last day, and who holds the lease."""

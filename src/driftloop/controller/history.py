@@ -122,6 +122,11 @@ class History:
             self.tail_ = []
         return self.frame_ if self.frame_ is not None else pd.DataFrame()
 
+    @property
+    def accepted(self) -> list[entities.Batch]:
+        """Every accepted batch, oldest first: the list itself, not a copy (do not change it)."""
+        return self.batches_
+
     def batches(self, after_id: int = 0) -> list[entities.Batch]:
         """The accepted batches with id > `after_id`, oldest first."""
         return self.batches_[bisect.bisect_right(self.ids_, after_id) :]

@@ -126,7 +126,7 @@ class OnlineSession:
         self.recent_: collections.deque[tuple[online.Record, Any]] = collections.deque(
             maxlen=spec.drift.window
         )
-        self.detector_ = self._detector()
+        self.detector_ = self._new_detector()
         self.since_events_ = 0
         self.since_at_: datetime = project.clock.now()
         self.batches_: set[int] = set()
@@ -203,7 +203,7 @@ class OnlineSession:
 
     # -- stream drift -------------------------------------------------------------------------
 
-    def _detector(self) -> detectors.ErrorStreamDetector | None:
+    def _new_detector(self) -> detectors.ErrorStreamDetector | None:
         drift = self.spec.drift
         if drift.detector == "none":
             return None
@@ -250,7 +250,7 @@ class OnlineSession:
             store, name = self.project.store, self.project.name
             metric = self.live_metric()
             model = self.model_
-            with model.lock_:  # stored as it is now: no update lands half-way
+            with model.lock:  # stored as it is now: no update lands half-way
                 artifact = self.project.artifacts.put_model(model, model.artifact_format)
                 learned = model.n_learned_
             run = store.runs.start(name, trainer=self.spec.learner, params=dict(self.spec.params),

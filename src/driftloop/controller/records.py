@@ -74,11 +74,11 @@ class Records:
         """Whether a step may find something: records come with batches, so only after a new
         batch (or when the last step left some behind): a tick that ingests nothing costs
         nothing here."""
-        return self.full_ or len(self.history.batches_) != self.seen_batches_
+        return self.full_ or len(self.history.accepted) != self.seen_batches_
 
     def step(self, now: datetime) -> Retired:
         """Retire at most a slice of each kind of record."""
-        self.seen_batches_ = len(self.history.batches_)
+        self.seen_batches_ = len(self.history.accepted)
         spec = self.project.spec.retention
         before = self.cutoff(spec.history, now)
         horizon = now - spec.label_horizon.duration
@@ -109,7 +109,7 @@ class Records:
         """Records made before this time have `amount` after them (None: none has yet)."""
         if amount.unit == "seconds":
             return now - amount.duration
-        batches, sizes = self.history.batches_, self.history.sizes_
+        batches, sizes = self.history.accepted, self.history.sizes_
         if amount.unit == "batches":
             count = int(amount.value)
             if count == 0:

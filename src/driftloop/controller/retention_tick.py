@@ -75,7 +75,7 @@ class Retention:
         self.history = history
         self.archive_ = archive.Archive(project.store, project.artifacts)
         self.records_ = records.Records(project, history, evaluations, self.archive_)
-        self.position_ = 0  # index in `history.batches_` where the next scan starts
+        self.position_ = 0  # index in `history.accepted` where the next scan starts
         self.floor_ = 0  # every batch below this index is archived: scans start here
         self.quarantine_after_ = 0  # quarantined batches up to this id are archived
         self.archived_: set[int] = set()
@@ -113,7 +113,7 @@ class Retention:
         """Archive (or delete) the files of accepted batches nothing needs any more."""
         spec = self.project.spec
         reach = window_reach(spec)
-        found = self.history.batches_
+        found = self.history.accepted
         if reach is None or not found:
             return []
         needed: set[int] | None = None
@@ -166,7 +166,7 @@ class Retention:
         spec = self.project.spec.retention
         sizes = self.history.sizes_
         newer_rows = sizes[-1] - sizes[i + 1]
-        newer_batches = len(self.history.batches_) - 1 - i
+        newer_batches = len(self.history.accepted) - 1 - i
         last = batch.end or batch.created_at
         if clocks.as_utc(batch.created_at) > now - spec.label_horizon.duration:
             return False

@@ -22,6 +22,7 @@ from driftloop.train import fingerprint
 if TYPE_CHECKING:  # pandas, scikit-learn, scipy: imported when a retraining happens
     import pandas as pd
 
+    from driftloop.store import metadata
     from driftloop.train import calibration
     from driftloop.train import executor as executors
 
@@ -42,6 +43,17 @@ ROUTINE = frozenset({"volume", "schedule"})
 
 CHANGE = frozenset({"performance", "drift"})
 """Triggers that say the data or the concept changed, in the newest labelled batches."""
+
+
+def request(
+    store: metadata.MetadataStore, pipeline: str, reason: str, actor: str
+) -> entities.Decision:
+    """Ask for a retraining now (`driftloop retrain`, ``POST /v1/admin/retrain``): a fired
+    ``request`` decision that the next tick acts on, audited as ``retrain.request``."""
+    asked = store.decisions.add(
+        pipeline, kind="request", fired=True, evidence={"reason": reason, "actor": actor})
+    store.audit.add(actor, "retrain.request", pipeline, {"decision": asked.id, "reason": reason})
+    return asked
 
 
 def _fired(decision: entities.Decision) -> set[str]:

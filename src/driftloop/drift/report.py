@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 import scipy.stats
 
-from driftloop.core import config, errors, types
+from driftloop.core import config, errors, finite, types
 from driftloop.data import profile as profiles
 from driftloop.drift import column_measures, stats
 
@@ -120,7 +120,7 @@ class DriftReport:
         """A JSON-safe dict (NaN and infinities become null)."""
         return {
             "columns": [
-                {name: _finite(getattr(column, name)) for name in _COLUMN_FIELDS}
+                {name: finite.or_none(getattr(column, name)) for name in _COLUMN_FIELDS}
                 for column in self.columns
             ],
             "drifted_share": self.drifted_share,
@@ -139,12 +139,6 @@ class DriftReport:
 
 
 _COLUMN_FIELDS = tuple(field.name for field in dataclasses.fields(ColumnDrift))
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def detect_drift(

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from sklearn.exceptions import UndefinedMetricWarning
 
-from driftloop.core import config
+from driftloop.core import config, finite
 from driftloop.core.types import JSON, Task
 from driftloop.gate import metrics
 
@@ -55,7 +55,7 @@ class GateReport:
 
     def to_json(self) -> JSON:
         """The report as JSON-safe values (NaN becomes None)."""
-        return {key: _finite(value) for key, value in asdict(self).items()}
+        return {key: finite.or_none(value) for key, value in asdict(self).items()}
 
 
 def evaluate_gate(
@@ -205,9 +205,3 @@ def _score_or_nan(metric: metrics.Metric, y: Array, predictions: metrics.Predict
             return metric.score(y, predictions)
         except ValueError:
             return math.nan
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value

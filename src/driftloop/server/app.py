@@ -42,6 +42,7 @@ from fastapi import APIRouter, FastAPI, HTTPException, Query
 from fastapi.responses import JSONResponse, Response
 
 from driftloop.controller import project as projects
+from driftloop.controller import retrain as retraining
 from driftloop.core import errors
 from driftloop.server import (
     access,
@@ -245,10 +246,7 @@ def _add_admin_routes(app: FastAPI, server: state.ServerState) -> None:
     ) -> Any:
         """Ask for a retraining (as `driftloop retrain` does); the next tick acts on it."""
         body = body or api_bodies.RetrainRequest()
-        request = store.decisions.add(
-            name, kind="request", fired=True, evidence={"reason": body.reason, "actor": actor})
-        store.audit.add(actor, "retrain.request", name, {"decision": request.id,
-                                                      "reason": body.reason})
+        request = retraining.request(store, name, body.reason, actor)
         return {"decision": request.id, "kind": request.kind, "actor": actor}
 
 

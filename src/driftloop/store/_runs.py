@@ -4,14 +4,13 @@ of its hyperparameter search (`trainer.search`)."""
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
 
 from driftloop.core import clock as clocks
-from driftloop.core import errors, types
+from driftloop.core import errors, finite, types
 from driftloop.store import _batches, _database, _engine, _rows, entities, tables
 
 T = tables
@@ -137,7 +136,7 @@ class Runs:
         at = self._db.clock.now()
         rows = [{
             "run_id": run_id, "number": int(t.number), "family": t.family,
-            "params": _rows.plain(t.params), "score": _finite(t.score),
+            "params": _rows.plain(t.params), "score": finite.or_none(t.score),
             "cpu_seconds": float(t.cpu_seconds), "wall_seconds": float(t.wall_seconds),
             "error": t.error, "at": at,
         } for t in trials]
@@ -178,8 +177,3 @@ def _get(conn: sa.Connection, run_id: int) -> entities.TrainingRun:
     if row is None:
         raise errors.NotFoundError(f"training run {run_id} does not exist", run=run_id)
     return _rows.run(row, lineage(conn, [run_id]).get(run_id, []))
-
-
-def _finite(value: float | None) -> float | None:
-    """NaN and infinities are stored as NULL (SQLite cannot keep NaN)."""
-    return None if value is None or not math.isfinite(value) else float(value)

@@ -89,6 +89,11 @@ class OnlineModel:
         self.__dict__.update(state)
         self.lock_ = threading.RLock()
 
+    @property
+    def lock(self) -> threading.RLock:
+        """The lock every access takes: hold it to read the model as it is now."""
+        return self.lock_
+
     def __repr__(self) -> str:
         return f"OnlineModel({self.learner_!r}, n_learned_={self.n_learned_})"
 
