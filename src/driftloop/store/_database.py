@@ -60,30 +60,30 @@ class Database:
     def __init__(self, url: str, clock: clocks.Clock) -> None:
         self.url = url
         self.clock = clock
-        self.engine_ = _engine.create_engine(url)
+        self.engine = _engine.create_engine(url)
         self.region: str | None = None
         """The region (`regions:`) recorded with every batch, run and version written."""
         self._pipeline_ids: dict[str, int] = {}
 
     @property
     def dialect(self) -> str:
-        return str(self.engine_.dialect.name)
+        return str(self.engine.dialect.name)
 
     def read(self) -> Any:
         """A read transaction."""
-        return _engine.transaction(self.engine_, write=False)
+        return _engine.transaction(self.engine, write=False)
 
     def write(self) -> Any:
         """A write transaction, fenced if this thread is inside `Leases.fenced` for this
         database."""
         fence = FENCE.get()
         if fence is None or fence[0] is not self:
-            return _engine.transaction(self.engine_, write=True)
+            return _engine.transaction(self.engine, write=True)
         return self._fenced_write(fence[1])
 
     @contextlib.contextmanager
     def _fenced_write(self, lease: entities.Lease) -> Iterator[sa.Connection]:
-        with _engine.transaction(self.engine_, write=True) as conn:
+        with _engine.transaction(self.engine, write=True) as conn:
             token = conn.scalar(_CHECK_FENCE, {"pipeline": lease.pipeline, "holder": lease.holder})
             if token != lease.token:
                 raise errors.ConflictError(

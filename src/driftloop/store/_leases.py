@@ -75,7 +75,7 @@ class Leases:
             raise errors.ConfigError(f"lease ttl must be positive; got {ttl}", pipeline=pipeline)
         now = self._db.clock.now()
         expires = now + ttl
-        with _engine.transaction(self._db.engine_, write=True) as conn:
+        with _engine.transaction(self._db.engine, write=True) as conn:
             taken = conn.execute(_take_lease(self._db.dialect), {
                 "pipeline": pipeline, "holder": holder, "token": 1, "expires_at": expires,
             }).first()
@@ -90,7 +90,7 @@ class Leases:
     def release(self, pipeline: str, holder: str) -> bool:
         """Give the lease up if `holder` has it; the next taker gets a new token."""
         lease = T.leases
-        with _engine.transaction(self._db.engine_, write=True) as conn:
+        with _engine.transaction(self._db.engine, write=True) as conn:
             done = conn.execute(sa.update(lease).where(
                 lease.c.pipeline == pipeline, lease.c.holder == holder,
             ).values(holder="", expires_at=self._db.clock.now()))

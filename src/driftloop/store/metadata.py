@@ -74,16 +74,16 @@ class MetadataStore:
     def open(cls, url: str, clock: clocks.Clock | None = None) -> Self:
         """A store on `url` with its schema migrated to the newest revision (Alembic)."""
         store = cls(url, clock)
-        migrations.upgrade(store.engine_)
+        migrations.upgrade(store.engine)
         return store
 
     def close(self) -> None:
         """Close every pooled connection."""
-        self.engine_.dispose()
+        self.engine.dispose()
 
     def schema_revision(self) -> str | None:
         """The Alembic revision the database is at."""
-        return migrations.current_revision(self.engine_)
+        return migrations.current_revision(self.engine)
 
     @property
     def url(self) -> str:
@@ -94,8 +94,8 @@ class MetadataStore:
         return self.db.clock
 
     @property
-    def engine_(self) -> sa.Engine:
-        return self.db.engine_
+    def engine(self) -> sa.Engine:
+        return self.db.engine
 
     @property
     def region(self) -> str | None:
@@ -110,7 +110,7 @@ class MetadataStore:
     def shared(self) -> bool:
         """Whether other processes can open this store (False for in-memory SQLite, where no
         second controller can exist and the lease is a formality)."""
-        url = self.engine_.url
+        url = self.engine.url
         return not (url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"))
 
     def __repr__(self) -> str:
