@@ -5,7 +5,7 @@ Workload: the Elec2 stream (45 312 events, in time order) through a Hoeffding Ad
 (river, seed 42). Each event is predicted, then learned (test-then-train, one event at a time):
 
 - river: ``model.predict_one(x); model.learn_one(x, y)``;
-- driftloop: ``session.model_.predict_one(x)`` (the locked predict a server request makes) then
+- driftloop: ``session.model.predict_one(x)`` (the locked predict a server request makes) then
   ``session.learn([Event(x, y, prediction)])`` with all of its bookkeeping: the model lock, the
   prequential window, ADWIN on the error stream, the snapshot cadence, and a snapshot every
   `--every` events (the spec's default 5 000, and 1 000) stored for real (pickled, sha256,
@@ -103,7 +103,7 @@ def driftloop_repeat(
         predictions = []
         started = time.perf_counter()
         for x, y in zip(records, labels, strict=True):
-            served = session.model_.predict_one(x)
+            served = session.model.predict_one(x)
             predictions.append(served)
             session.learn([online_session.Event(x, y, served)])
         seconds = time.perf_counter() - started

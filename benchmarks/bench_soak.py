@@ -132,7 +132,7 @@ def main(args: argparse.Namespace) -> None:
                                actor="bench")[1]
     controller = tick.Controller(project, holder="soak")
     sweep_ms: list[float] = []
-    sweep = controller.retention_.step
+    sweep = controller.retention.step
 
     def timed_sweep() -> Any:  # the retention slice's share of each tick
         began = time.perf_counter()
@@ -141,7 +141,7 @@ def main(args: argparse.Namespace) -> None:
         finally:
             sweep_ms.append((time.perf_counter() - began) * 1000)
 
-    controller.retention_.step = timed_sweep  # type: ignore[method-assign]
+    controller.retention.step = timed_sweep  # type: ignore[method-assign]
     clock.set(ends[0].to_pydatetime())
     controller.tick()  # the first batch: the schema and v1
     app = apps.create_app(project, anonymous_predict=True, poll_interval=0.2)
@@ -208,7 +208,7 @@ def main(args: argparse.Namespace) -> None:
 
 def report(day: int, db: Path, store: metadata.MetadataStore, predict_ms: list[float],
            tick_ms: list[float], sweep_ms: list[float]) -> None:
-    with store.engine_.connect() as conn:
+    with store.engine.connect() as conn:
         rows = conn.execute(sa.text("SELECT count(*) FROM predictions")).scalar()
         files = conn.execute(sa.text("SELECT count(*) FROM archives")).scalar()
     with contextlib.closing(sqlite3.connect(db)) as own:  # outside SQLAlchemy's transaction

@@ -105,7 +105,7 @@ def test_a_read_transaction_held_open_in_the_process_does_not_hide_a_move(
     assert holder.versions() == {"champion": 1}
     a = tables.aliases
     champion = sa.select(a.c.version).where(a.c.alias == "champion")
-    with store.engine_.connect() as held, held.begin():  # e.g. a long dashboard query
+    with store.engine.connect() as held, held.begin():  # e.g. a long dashboard query
         assert held.scalar(champion) == 1  # its snapshot starts here
         Mover(path, 2, hold=False).close()
         assert holder.refresh() == ["champion"]  # the next poll

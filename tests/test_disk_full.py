@@ -123,7 +123,7 @@ def test_predict_answers_on_a_full_disk_and_logging_resumes(
         assert app.state.driftloop.log.flush(timeout=30)
         assert not client.get("/readyz").json()["degraded"]
         assert "driftloop_store_writable 1.0" in client.get("/metrics").text
-    logged = project.store.engine_.connect().execute(
+    logged = project.store.engine.connect().execute(
         sa.text("SELECT count(*) FROM predictions")).scalar()
     assert logged == 410 - unlogged
     project.close()

@@ -131,7 +131,7 @@ def test_postgres_on_a_full_disk_keeps_predicting_and_resumes(
         assert app.state.driftloop.log.flush(timeout=30)
         assert not client.get("/readyz").json()["degraded"]
         assert "driftloop_store_writable 1.0" in client.get("/metrics").text
-    with project.store.engine_.connect() as conn:
+    with project.store.engine.connect() as conn:
         logged = conn.execute(sa.text("SELECT count(*) FROM predictions")).scalar()
     assert logged == 410 - unlogged
     # a batch that found room in the table's pages before the disk filled is recorded whole,

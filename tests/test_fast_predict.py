@@ -102,7 +102,7 @@ def test_valid_bodies_get_the_same_predictions_from_the_fast_path(
     served: tuple[str, fast_predict.FastPredict], secrets: dict[str, str],
 ) -> None:
     url, fast = served
-    answered, handed_on = fast.answered_, fast.handed_on_
+    answered, handed_on = fast.answered, fast.handed_on
     with httpx.Client(base_url=url, headers=auth_header(secrets["predictor"])) as client:
         for body in GOOD:
             quick, route = both(client, json=body)
@@ -116,15 +116,15 @@ def test_valid_bodies_get_the_same_predictions_from_the_fast_path(
         assert "content-length" not in quick.request.headers
         assert quick.status_code == 200 and without_ids(quick) == without_ids(
             client.post("/v1/predict", json=GOOD[0], params={"explain": "false"}))
-    assert fast.answered_ - answered == len(GOOD) + 1
-    assert fast.handed_on_ - handed_on == len(GOOD) + 1
+    assert fast.answered - answered == len(GOOD) + 1
+    assert fast.handed_on - handed_on == len(GOOD) + 1
 
 
 def test_bad_bodies_get_the_routes_4xx_and_message(
     served: tuple[str, fast_predict.FastPredict], secrets: dict[str, str],
 ) -> None:
     url, fast = served
-    answered = fast.answered_
+    answered = fast.answered
     json_type = {"content-type": "application/json"}
     with httpx.Client(base_url=url, headers=auth_header(secrets["predictor"])) as client:
         for body in BAD:
@@ -145,14 +145,14 @@ def test_bad_bodies_get_the_routes_4xx_and_message(
                                         else past) for params in ({}, {"explain": "false"}))
             assert quick.status_code == route.status_code == 413, quick.text
             assert quick.json() == route.json() and str(LIMIT) in quick.json()["detail"]
-    assert fast.answered_ == answered
+    assert fast.answered == answered
 
 
 def test_tokens_are_checked_as_on_the_route(
     served: tuple[str, fast_predict.FastPredict], secrets: dict[str, str],
 ) -> None:
     url, fast = served
-    answered = fast.answered_
+    answered = fast.answered
     with httpx.Client(base_url=url) as client:
         for headers in ({}, auth_header("dl_not-a-real-secret"),
                         {"Authorization": "Basic dXNlcjpwdw=="}, {"Authorization": "Bearer"},
@@ -164,7 +164,7 @@ def test_tokens_are_checked_as_on_the_route(
         lower = client.post("/v1/predict", json=GOOD[0],
                             headers={"authorization": f"bearer {secrets['predictor']}"})
         assert lower.status_code == 200
-    assert fast.answered_ == answered + 1
+    assert fast.answered == answered + 1
 
 
 def test_fast_answers_are_logged_and_counted(
@@ -173,9 +173,9 @@ def test_fast_answers_are_logged_and_counted(
 ) -> None:
     url, fast = served
     with httpx.Client(base_url=url, headers=auth_header(secrets["predictor"])) as client:
-        before = fast.answered_
+        before = fast.answered
         answer = client.post("/v1/predict", json={"records": [RECORD, RECORD], "key": "k-1"})
-        assert fast.answered_ == before + 1
+        assert fast.answered == before + 1
         ids = [item["id"] for item in answer.json()["predictions"]]
         labelled = client.post("/v1/feedback", json={"labels": [  # flushes the log first
             {"prediction_id": ids[0], "label": 1}]}, headers=auth_header(secrets["labeller"]))

@@ -151,8 +151,8 @@ def test_csv_parquet_and_json_bodies_are_batches_like_files(
     assert quarantined.status_code == 201 and out["status"] == "quarantined"
     assert "line 5" in out["reasons"]["nswprice"][0], out["reasons"]
     history = ticking.Controller(project)
-    history.history_.refresh()
-    assert len(history.history_) == 144  # what the next tick trains on
+    history.history.refresh()
+    assert len(history.history) == 144  # what the next tick trains on
 
 
 @pytest.mark.parametrize(

@@ -84,7 +84,7 @@ def test_concurrent_migrations_of_a_new_database_serialise(pg_url: str) -> None:
     def migrate(store: MetadataStore) -> None:
         barrier.wait()
         try:
-            migrations.upgrade(store.engine_)
+            migrations.upgrade(store.engine)
         except BaseException as exc:
             failures.append(exc)
 

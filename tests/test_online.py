@@ -161,7 +161,7 @@ def test_a_worse_snapshot_is_rolled_back_then_a_changed_stream_is_accepted(
     assert rollback.evidence["last_good"] == 2 and rollback.evidence["version"] == 3
     assert rollback.evidence["last_good_metric"] == good.metrics["accuracy"]
     assert project.store.get_alias("stream", "champion") == 2
-    assert session.model_.n_learned_ == 400  # back to the state of v2
+    assert session.model.n_learned_ == 400  # back to the state of v2
 
     # The restored snapshot does no better on the flipped stream: accept, do not loop.
     report = session.learn(concept(200, True, 3))
@@ -198,9 +198,9 @@ def test_adwin_on_the_error_stream_records_a_decision_and_acts(
     change = len(stable) - 100
     assert change < evidence["positions"][0] < change + 300
     # After the action the learner follows the new concept.
-    assert session.model_.predict_many([{"x": 0.9}, {"x": 0.1}]) == [0, 1]
+    assert session.model.predict_many([{"x": 0.9}, {"x": 0.1}]) == [0, 1]
     if action == "reset":
-        assert session.model_.n_learned_ < len(flipped)
+        assert session.model.n_learned_ < len(flipped)
     project.close()
 
 
@@ -263,7 +263,7 @@ def test_partial_fit_learner_in_mini_batches_stored_with_skops(tmp_path: Path) -
     model = learners.build_model(spec, ["x"], tmp_path)
     events = concept(1000, False, 0)
     model.learn_many([e.features for e in events], [e.label for e in events])
-    assert model.n_learned_ == 992 and len(model.pending_) == 8  # whole mini-batches only
+    assert model.n_learned_ == 992 and len(model.pending) == 8  # whole mini-batches only
     frame = pd.DataFrame({"x": [0.05, 0.95]})
     values, proba, classes = model.predict_and_proba(frame)
     assert values == [0, 1] and classes == [0, 1] and proba is not None

@@ -91,7 +91,7 @@ def test_the_server_writes_nothing_while_a_controller_holds_the_lease(
     assert store.acquire_lease(name, controller.holder, project.spec.lease_timeout)
     session = controller.session()
     assert session is not None
-    learned_before = session.model_.n_learned_
+    learned_before = session.model.n_learned_
     champion = store.get_alias(name, "champion")
     assert champion is not None
     versions = len(store.list_model_versions(name))
@@ -109,7 +109,7 @@ def test_the_server_writes_nothing_while_a_controller_holds_the_lease(
 
         result = controller.tick()
         assert result.acted and result.skipped is None
-        assert session.model_.n_learned_ == learned_before + 50  # each label once
+        assert session.model.n_learned_ == learned_before + 50  # each label once
         last_label = serving.ServingStore(store).labelled(name, alias="champion")[-1]
         cursor = store.get_cursor(name, online_session.FEEDBACK_CURSOR)
         assert cursor == {"after": last_label.feedback_id}
@@ -120,7 +120,7 @@ def test_the_server_writes_nothing_while_a_controller_holds_the_lease(
         assert snapshot.metrics["feedback_upto"] == last_label.feedback_id
         assert snapshot.metrics["events_learned"] == learned_before + 50
         again = controller.tick()
-        assert session.model_.n_learned_ == learned_before + 50 and not again.acted
+        assert session.model.n_learned_ == learned_before + 50 and not again.acted
         controller.release()
 
         # The server follows the controller's snapshot; what it learned is those 50 labels,
@@ -172,7 +172,7 @@ def test_without_a_controller_the_server_learns_and_checkpoints(
     session = controller.session()
     assert session is not None and session.version is not None
     assert session.version.version == after and not result.acted
-    assert session.model_.n_learned_ == snapshot.metrics["events_learned"]
+    assert session.model.n_learned_ == snapshot.metrics["events_learned"]
 
 
 def test_a_controller_that_missed_the_servers_snapshot_continues_from_it(
@@ -201,7 +201,7 @@ def test_a_controller_that_missed_the_servers_snapshot_continues_from_it(
     assert result.acted
     snapshot = store.get_model_version(name, start + 1)
     assert session.version.version == start + 1
-    assert session.model_.n_learned_ == snapshot.metrics["events_learned"] + 7
+    assert session.model.n_learned_ == snapshot.metrics["events_learned"] + 7
     expected = learned_from(project, start + 1, tail)
     probe = records(fresh_rows(10, 30))
-    assert session.model_.predict_many(probe) == expected.predict_many(probe)
+    assert session.model.predict_many(probe) == expected.predict_many(probe)

@@ -188,10 +188,10 @@ def test_batch_files_a_version_or_the_window_needs_are_never_archived(
         assert len(project.artifacts.get_frame(batch.data_uri, batch.data_sha256)) == 50  # type: ignore[arg-type]
     # a new process trains on the same window as the old one
     fresh = tick.Controller(project)
-    fresh.history_.refresh()
-    assert len(fresh.history_.rows()) < len(controller.history_.rows())  # archived: not read
-    assert fresh.history_.rows()["t"].iloc[-150:].tolist() == (
-        controller.history_.rows()["t"].iloc[-150:].tolist())
+    fresh.history.refresh()
+    assert len(fresh.history.rows()) < len(controller.history.rows())  # archived: not read
+    assert fresh.history.rows()["t"].iloc[-150:].tolist() == (
+        controller.history.rows()["t"].iloc[-150:].tolist())
     store.close()
 
 
@@ -219,11 +219,11 @@ def test_sqlite_gives_freed_pages_back(tmp_path: Path) -> None:
     size = (tmp_path / "s.db").stat().st_size + (tmp_path / "s.db-wal").stat().st_size
     retention.archive_predictions(meta, None, "p", before=START + timedelta(days=1),
                                   evaluated=0, limit=5000)
-    with meta.engine_.connect() as conn:
+    with meta.engine.connect() as conn:
         free = conn.execute(sa.text("PRAGMA freelist_count")).scalar()
     assert free and free > 100
     assert retention.compact(meta, pages=10_000) is not None
-    with meta.engine_.connect() as conn:
+    with meta.engine.connect() as conn:
         conn.execute(sa.text("PRAGMA wal_checkpoint(TRUNCATE)"))
         assert conn.execute(sa.text("PRAGMA freelist_count")).scalar() == 0
     assert (tmp_path / "s.db").stat().st_size < size / 2

@@ -116,7 +116,7 @@ def test_migration_0006_on_an_existing_database_backfills_actions(
     rollback(store)  # v2
     promote(store, 4, alias="challenger")
     _downgrade(store, "0005")
-    with store.engine_.connect() as conn:
+    with store.engine.connect() as conn:
         columns = {c["name"] for c in sa.inspect(conn).get_columns("alias_moves")}
     assert "action" not in columns and store.schema_revision() == "0005"
     store.close()
@@ -135,12 +135,12 @@ def test_moves_without_an_audit_row_read_as_promotions(
     promote(store, 1, 2, 3)
     rollback(store)  # v2
     _downgrade(store, "0005")
-    with store.engine_.begin() as conn:
+    with store.engine.begin() as conn:
         conn.execute(sa.delete(tables.audit_log))
     store.close()
 
     reopened = MetadataStore.open(url, clock=FakeClock(T0))
-    with reopened.engine_.connect() as conn:
+    with reopened.engine.connect() as conn:
         stored = conn.execute(sa.select(tables.alias_moves.c.action)).scalars().all()
     assert stored == [None, None, None, None]
     assert [m.action for m in reopened.alias_history(PIPELINE)] == ["promote"] * 4
@@ -149,7 +149,7 @@ def test_moves_without_an_audit_row_read_as_promotions(
 
 
 def _downgrade(store: MetadataStore, revision: str) -> None:
-    with store.engine_.begin() as conn:
+    with store.engine.begin() as conn:
         command.downgrade(migrations.alembic_config(conn), revision)  # type: ignore[arg-type]
 
 

@@ -463,7 +463,7 @@ def test_labels_sent_to_the_server_change_the_live_metric(
         wrong = [{"prediction_id": a["id"], "label": 1 - int(a["prediction"])} for a in answers]
         assert client.post("/v1/feedback", json={"labels": wrong}).status_code == 200
     controller = ticking.Controller(project)
-    before = controller.evaluations_.refresh()[-1:] if controller.evaluations_.refresh() else []
+    before = controller.evaluations.refresh()[-1:] if controller.evaluations.refresh() else []
     result = controller.tick()
     project.store.release_lease(project.name, controller.holder)
     late = [e for e in result.evaluations if e.batch_id is None]

@@ -48,7 +48,7 @@ def test_migration_creates_the_serving_tables(meta: MetadataStore) -> None:
     assert meta.schema_revision() == migrations.head_revision()
     assert {"predictions", "feedback", "tokens"} <= set(tables.metadata.tables)
     assert serving_tables.predictions.metadata is tables.metadata
-    with meta.engine_.connect() as conn:
+    with meta.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), tables.metadata)
     assert diff == [], "the migrations and the table definitions disagree"
 
@@ -97,7 +97,7 @@ def test_tokens_are_stored_hashed_revoked_and_audited(meta: MetadataStore) -> No
     store = serving.ServingStore(meta)
     token, secret = auth.create_token(store, "ci", ["predict", "feedback"], actor="ops")
     assert token.roles == ("predict", "feedback") and token.active
-    with meta.engine_.connect() as conn:
+    with meta.engine.connect() as conn:
         stored = conn.execute(sa.select(serving_tables.tokens)).one()
     assert stored.sha256 == auth.hash_secret(secret) and secret not in str(tuple(stored))
     cache = auth.TokenCache(store)
@@ -143,7 +143,7 @@ def test_prediction_log_writes_in_batches_and_survives_store_errors(tmp_path: An
     for chunk in range(10):
         log.submit(rows(50, at=START + timedelta(minutes=chunk)))
     assert log.flush(timeout=10)
-    assert store.count_predictions("p") == 500 and log.failures_ == 2
+    assert store.count_predictions("p") == 500 and log.failures == 2
     assert max(store.batches) > 1, "rows are written in batches, not one by one"
     log.submit(rows(7))
     log.close()
@@ -157,7 +157,7 @@ def test_prediction_log_counts_what_it_cannot_keep() -> None:
     log = predictions.PredictionLog(serving.ServingStore(meta), max_queued=10)  # not started
     assert log.submit(rows(8)) == 8
     assert log.submit(rows(5)) == 2  # never refuses: the rest is counted
-    assert (log.queued, log.unlogged_) == (10, 3)
+    assert (log.queued, log.unlogged) == (10, 3)
     meta.close()
 
 
@@ -184,7 +184,7 @@ def test_rows_being_written_count_against_what_the_log_keeps() -> None:
     log.submit(rows(8))
     assert store.writing.wait(10)  # the writer thread holds the 8 rows
     assert log.submit(rows(8)) == 2  # 10 in memory at most, wherever they are
-    assert log.unlogged_ == 6
+    assert log.unlogged == 6
     store.release.set()
     log.close(timeout=1)
     meta.close()
@@ -202,7 +202,7 @@ def test_fast_input_frame_equals_the_training_coercion() -> None:
         {"a": rng.random(50), "b": rng.normal(size=50), "y": rng.integers(0, 2, 50)})
     data.loc[3, "b"] = np.nan
     inputs = scoring.InputSchema(schemas.infer_schema(data, target="y"), ["b", "a"])
-    assert inputs.plain_numbers_  # the fast path is taken
+    assert inputs.plain_numbers  # the fast path is taken
     records = [{"a": 0.5, "b": -1.0}, {"a": 1, "b": None}, {"a": 2.5e10, "b": 3}]
     fast = inputs.frame(inputs.check(records))
     slow = schemas.coerce(pd.DataFrame(records), inputs.schema)[["b", "a"]]
@@ -245,12 +245,12 @@ def test_prediction_log_leaves_the_write_lock_free_as_long_as_it_held_it(tmp_pat
     waiting = [rows(predictions.MAX_TRANSACTION_ROWS) for _ in range(12)]
     held: list[tuple[float, float]] = []  # (BEGIN IMMEDIATE, COMMIT) of each log transaction
 
-    @sa.event.listens_for(meta.engine_, "begin")
+    @sa.event.listens_for(meta.engine, "begin")
     def _began(conn: sa.Connection) -> None:
         if conn.get_execution_options().get("driftloop_write"):
             held.append((time.monotonic(), float("nan")))
 
-    @sa.event.listens_for(meta.engine_, "commit")
+    @sa.event.listens_for(meta.engine, "commit")
     def _committing(conn: sa.Connection) -> None:
         if conn.get_execution_options().get("driftloop_write"):
             held[-1] = (held[-1][0], time.monotonic())

@@ -79,7 +79,7 @@ HEAD = max((p for p in (Path(migrations.__file__).parent / "versions").glob("0*.
 def test_migrations_run_up_from_empty_to_head(store: MetadataStore) -> None:
     assert migrations.head_revision() == HEAD
     assert store.schema_revision() == migrations.head_revision()
-    with store.engine_.connect() as conn:
+    with store.engine.connect() as conn:
         names = set(sa.inspect(conn).get_table_names())
         diff = compare_metadata(MigrationContext.configure(conn), tables.metadata)
     assert set(tables.metadata.tables) <= names
@@ -91,7 +91,7 @@ def test_open_twice_is_a_no_op(tmp_path: Path) -> None:
     MetadataStore.open(url).close()
     again = MetadataStore.open(url)
     assert again.schema_revision() == HEAD
-    with again.engine_.connect() as conn:
+    with again.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
@@ -533,11 +533,11 @@ def test_migration_0008_down_and_up_keeps_the_batches(
     from alembic import command
 
     kept = add_batch(store, "a")
-    with store.engine_.begin() as conn:
+    with store.engine.begin() as conn:
         command.downgrade(migrations.alembic_config(conn), "0007")  # type: ignore[arg-type]
         columns = {c["name"] for c in sa.inspect(conn).get_columns("batches")}
     assert not {"quality", "spec_sha256", "requeued_from"} & columns
-    with store.engine_.begin() as conn:
+    with store.engine.begin() as conn:
         command.upgrade(migrations.alembic_config(conn), "head")  # type: ignore[arg-type]
     assert store.schema_revision() == HEAD
     again = store.get_batch(kept.id)
@@ -551,8 +551,8 @@ def test_the_shipped_head_is_read_without_alembic_and_a_current_store_opens_with
     url = f"sqlite:///{tmp_path / 'state.db'}"
     MetadataStore.open(url).close()
     opened = MetadataStore(url)
-    assert migrations.is_current(opened.engine_)
-    with opened.engine_.begin() as conn:
+    assert migrations.is_current(opened.engine)
+    with opened.engine.begin() as conn:
         conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0005'")
-    assert not migrations.is_current(opened.engine_)
+    assert not migrations.is_current(opened.engine)
     opened.close()

@@ -116,8 +116,8 @@ class ScriptedStream(base.Source):
     def __init__(self, records: list[dict[str, object]], rows: int = 4) -> None:
         self.records = records
         self.rows = rows
-        self.acked_: set[str] = set()
-        self.fail_ack_ = 0  # the next this many acknowledgements die (a crash before the ack)
+        self.acked: set[str] = set()
+        self.fail_ack = 0  # the next this many acknowledgements die (a crash before the ack)
 
     @property
     def key(self) -> str:
@@ -130,7 +130,7 @@ class ScriptedStream(base.Source):
     def poll(self, cursor: JSON | None) -> Iterator[base.RawBatch]:
         batcher = events.Batcher(self.key, "scripted://events", self.rows, 60.0)
         for i, record in enumerate(self.records):
-            if str(i) not in self.acked_:
+            if str(i) not in self.acked:
                 batcher.add(str(i), record)
                 if batcher.room() == 0:
                     yield batcher.cut()
@@ -138,10 +138,10 @@ class ScriptedStream(base.Source):
             yield batcher.cut()
 
     def acknowledge(self, batch: base.RawBatch) -> None:
-        if self.fail_ack_:
-            self.fail_ack_ -= 1
+        if self.fail_ack:
+            self.fail_ack -= 1
             raise KeyboardInterrupt("died before the ack")
-        self.acked_.update(batch.messages)
+        self.acked.update(batch.messages)
 
 
 @pytest.fixture
@@ -166,15 +166,15 @@ def test_a_crash_after_recording_before_the_ack_records_nothing_twice(
     scripted: tuple[projects.Project, ScriptedStream],
 ) -> None:
     project, source = scripted
-    source.fail_ack_ = 1
+    source.fail_ack = 1
     with pytest.raises(KeyboardInterrupt):
         ingest.ingest(project)  # batch 0..3 recorded, then the process "dies"
-    assert stored_ids(project) == [0, 1, 2, 3] and not source.acked_
+    assert stored_ids(project) == [0, 1, 2, 3] and not source.acked
     source.rows = 3  # delivered again in other batches: 0-2, 3-5, 6-8, 9
     again = ingest.ingest(project)
     assert [b.rows for b in again] == [2, 3, 1]  # 3 of "3-5" and all of "0-2" were known
     assert stored_ids(project) == list(range(10))
-    assert source.acked_ == {str(i) for i in range(10)}
+    assert source.acked == {str(i) for i in range(10)}
     assert ingest.ingest(project) == []
     first = project.store.list_batches(project.name)[0]
     assert project.store.batch_messages(first.id) == [("scripted:events", m) for m in "0123"]

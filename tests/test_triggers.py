@@ -21,7 +21,7 @@ def _signals(**changes: typing.Any) -> signals.Signals:
 def test_every_spec_kind_has_a_registered_trigger() -> None:
     union = typing.get_args(typing.get_args(config.TriggerSpec)[0])
     kinds = {typing.get_args(model.model_fields["kind"].annotation)[0] for model in union}
-    assert kinds == set(triggers.Trigger.registry_)
+    assert kinds == set(triggers.Trigger.registry)
     assert isinstance(triggers.build_trigger(config.DriftTrigger()), triggers.DriftTrigger)
     built = triggers.build_trigger(config.ScheduleTrigger(cron="0 3 * * *", timezone="Asia/Tokyo"))
     assert isinstance(built, triggers.ScheduleTrigger)
@@ -43,7 +43,7 @@ def test_subclass_registers_itself() -> None:
         spec = type("Spec", (), {"kind": "test-nightly"})()
         assert isinstance(triggers.build_trigger(spec), Nightly)
     finally:
-        del triggers.Trigger.registry_["test-nightly"]
+        del triggers.Trigger.registry["test-nightly"]
     with pytest.raises(errors.ConfigError, match="unknown kind 'test-nightly'"):
         triggers.build_trigger(spec)
 

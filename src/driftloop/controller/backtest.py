@@ -399,12 +399,12 @@ class _Enqueue:
     def __init__(self, queue: Any, name: str) -> None:
         self.queue = queue
         self.name = name
-        self.done_ = 0
+        self._done = 0
 
     def __call__(self) -> None:
-        self.done_ += 1
-        if self.done_ % 10 == 0:
-            self.queue.put((self.name, self.done_))
+        self._done += 1
+        if self._done % 10 == 0:
+            self.queue.put((self.name, self._done))
 
 
 def _drain(queue: Any, progress: Progress | None, timeout: float) -> None:

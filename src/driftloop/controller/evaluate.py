@@ -93,33 +93,33 @@ class Evaluations:
 
     def __init__(self, project: projects.Project) -> None:
         self.project = project
-        self.items_: list[entities.Evaluation] = []
+        self.items: list[entities.Evaluation] = []
 
     def refresh(self) -> list[entities.Evaluation]:
         """Read evaluations stored since the last call; returns all of them."""
-        after = self.items_[-1].id if self.items_ else 0
-        self.items_ += self.project.store.list_evaluations(self.project.name, after_id=after)
-        return self.items_
+        after = self.items[-1].id if self.items else 0
+        self.items += self.project.store.list_evaluations(self.project.name, after_id=after)
+        return self.items
 
     def add(self, evaluation: entities.Evaluation) -> None:
         """Keep an evaluation this process just stored (the newest one: saves reading it back)."""
-        self.items_.append(evaluation)
+        self.items.append(evaluation)
 
     def forget(self, ids: set[int]) -> None:
         """Drop evaluations retention moved out of the store (`controller.records`)."""
         if ids:
-            self.items_ = [e for e in self.items_ if e.id not in ids]
+            self.items = [e for e in self.items if e.id not in ids]
 
     def last(self) -> entities.Evaluation | None:
-        return self.items_[-1] if self.items_ else None
+        return self.items[-1] if self.items else None
 
     def last_batch_id(self) -> int:
         """The newest batch scored (evaluations of served predictions have no batch)."""
-        return next((e.batch_id for e in reversed(self.items_) if e.batch_id is not None), 0)
+        return next((e.batch_id for e in reversed(self.items) if e.batch_id is not None), 0)
 
     def newest(self, version: int, after_id: int = 0) -> Iterator[entities.Evaluation]:
         """Evaluations of one model version with id > `after_id`, newest first."""
-        for evaluation in reversed(self.items_):
+        for evaluation in reversed(self.items):
             if evaluation.id <= after_id:
                 return
             if evaluation.version == version:
@@ -140,24 +140,24 @@ class ConceptMonitor:
     def __init__(self, project: projects.Project, evaluations: Evaluations) -> None:
         self.project = project
         self.evaluations = evaluations
-        self.version_: int | None = None
-        self.detector_: detectors.ErrorStreamDetector | None = None
-        self.last_evaluation_: int = 0
-        self.detections_: list[int] = []
+        self._version: int | None = None
+        self._detector: detectors.ErrorStreamDetector | None = None
+        self._last_evaluation: int = 0
+        self._detections: list[int] = []
 
     def update(self, version: int) -> list[int]:
         """Feed new evaluations of `version`; returns the ids of those where drift was detected."""
         concept = self.project.spec.drift.concept
         if concept.detector == "none":
             return []
-        if version != self.version_ or self.detector_ is None:
-            self.version_, self.last_evaluation_, self.detections_ = version, 0, []
-            self.detector_ = detectors.ErrorStreamDetector(concept.detector, **concept.params)
-        for evaluation in self.evaluations.of(version, after_id=self.last_evaluation_):
-            if any([self.detector_.update(error) for error in evaluation.errors]):
-                self.detections_.append(evaluation.id)
-            self.last_evaluation_ = evaluation.id
-        return self.detections_
+        if version != self._version or self._detector is None:
+            self._version, self._last_evaluation, self._detections = version, 0, []
+            self._detector = detectors.ErrorStreamDetector(concept.detector, **concept.params)
+        for evaluation in self.evaluations.of(version, after_id=self._last_evaluation):
+            if any([self._detector.update(error) for error in evaluation.errors]):
+                self._detections.append(evaluation.id)
+            self._last_evaluation = evaluation.id
+        return self._detections
 
 
 FEEDBACK_CURSOR = "feedback"

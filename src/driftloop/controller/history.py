@@ -8,7 +8,7 @@ stays the truth: a fresh `History` rebuilds the same rows from it.
 `refresh()` reads only the batch records: a tick that finds nothing new reads no rows at all
 (and imports no pandas); the rows are read the first time a reader needs them (`load`). A tick
 mostly needs only the newest batch (to score it and test it for drift) and a few counts, so
-new batches wait in `tail_` and join the one big frame only when all rows are asked for
+new batches wait in `_tail` and join the one big frame only when all rows are asked for
 (`rows()`, for training): a tick that does not train copies no old rows.
 """
 
@@ -45,125 +45,125 @@ class History:
 
     def __init__(self, project: projects.Project) -> None:
         self.project = project
-        self.batches_: list[entities.Batch] = []  # accepted batches, oldest first
-        self.ids_: list[int] = []  # their ids
-        self.sizes_: list[int] = [0]  # rows before each batch as recorded, then the total
-        self.loaded_ = 0  # how many of `batches_` have their rows read
-        self.starts_: list[int] = [0]  # row offset of each batch read, then the total
-        self.labelled_: list[int] = [0]  # labelled rows before each batch, then the total
-        self.frame_: pd.DataFrame | None = None  # rows of all batches but the tail
-        self.tail_: list[pd.DataFrame] = []  # rows of the newest batches, one frame each
-        self.pending_: dict[int, pd.DataFrame] = {}
-        self.origin_: dict[Any, int] = {}  # row key → the batch that brought the row
-        self.late_: dict[int, npt.NDArray[np.int64]] = {}  # label batch → origin batch per row
+        self._batches: list[entities.Batch] = []  # accepted batches, oldest first
+        self._ids: list[int] = []  # their ids
+        self.sizes: list[int] = [0]  # rows before each batch as recorded, then the total
+        self._loaded = 0  # how many of `_batches` have their rows read
+        self._starts: list[int] = [0]  # row offset of each batch read, then the total
+        self._labelled: list[int] = [0]  # labelled rows before each batch, then the total
+        self._frame: pd.DataFrame | None = None  # rows of all batches but the tail
+        self._tail: list[pd.DataFrame] = []  # rows of the newest batches, one frame each
+        self.pending: dict[int, pd.DataFrame] = {}
+        self._origin: dict[Any, int] = {}  # row key → the batch that brought the row
+        self._late: dict[int, npt.NDArray[np.int64]] = {}  # label batch → origin batch per row
 
     def add(self, batch: entities.Batch, rows: pd.DataFrame) -> None:
         """Hand over the rows of a batch just accepted (saves reading them back)."""
-        self.pending_[batch.id] = rows
+        self.pending[batch.id] = rows
 
     def refresh(self) -> None:
         """Take in the records of the batches accepted since the last call (not their rows)."""
-        after = self.ids_[-1] if self.ids_ else 0
+        after = self._ids[-1] if self._ids else 0
         for batch in self.project.store.list_batches(
             self.project.name, status="accepted", after_id=after
         ):
-            self.batches_.append(batch)
-            self.ids_.append(batch.id)
-            self.sizes_.append(self.sizes_[-1] + batch.rows)
+            self._batches.append(batch)
+            self._ids.append(batch.id)
+            self.sizes.append(self.sizes[-1] + batch.rows)
 
     def load(self) -> None:
         """Read the rows of the batches taken in but not read yet."""
         target = self.project.spec.target
-        for batch in self.batches_[self.loaded_ :]:
+        for batch in self._batches[self._loaded :]:
             part = self.batch_rows(batch)
             labelled = int(part[target].notna().sum()) if target in part.columns else 0
-            self.starts_.append(self.starts_[-1] + len(part))
-            self.labelled_.append(self.labelled_[-1] + labelled)
-            self.tail_.append(part)
+            self._starts.append(self._starts[-1] + len(part))
+            self._labelled.append(self._labelled[-1] + labelled)
+            self._tail.append(part)
             self._index(batch.id, part)
-        self.loaded_ = len(self.batches_)
-        self.pending_.clear()
+        self._loaded = len(self._batches)
+        self.pending.clear()
 
     def _index(self, batch_id: int, part: pd.DataFrame) -> None:
         """Remember which batch brought each row key; a batch whose keys were all seen before
-        is one of late labels (see `ingest.join_labels`), and `late_` maps its rows back."""
+        is one of late labels (see `ingest.join_labels`), and `_late` maps its rows back."""
         key = label_key(self.project.spec)
         if key is None or key not in part.columns or part.empty:
             return
         # Dict look-ups per key: `Series.map(dict)` would copy the whole (growing) dict into
         # a Series on every batch, which made this quadratic over a long replay.
         keys = part[key].tolist()
-        origins = [self.origin_.get(k) for k in keys]
+        origins = [self._origin.get(k) for k in keys]
         if all(origin is not None for origin in origins):
             import numpy as np
 
-            self.late_[batch_id] = np.asarray(origins, dtype=np.int64)
+            self._late[batch_id] = np.asarray(origins, dtype=np.int64)
         else:
             fresh = [k for k, origin in zip(keys, origins, strict=True) if origin is None]
-            self.origin_.update(dict.fromkeys(fresh, batch_id))
+            self._origin.update(dict.fromkeys(fresh, batch_id))
 
     def origins(self, batch_id: int) -> npt.NDArray[np.int64] | None:
         """For a batch of late labels, the batch each of its rows first arrived in."""
         self.load()
-        return self.late_.get(batch_id)
+        return self._late.get(batch_id)
 
     def __len__(self) -> int:
         """How many rows there are (as the batch records say)."""
-        return self.sizes_[-1]
+        return self.sizes[-1]
 
     def rows(self) -> pd.DataFrame:
         """Every accepted row so far, oldest first."""
         import pandas as pd
 
         self.load()
-        if self.tail_:
-            parts = [] if self.frame_ is None else [self.frame_]
-            self.frame_ = pd.concat(parts + self.tail_, ignore_index=True)
-            self.tail_ = []
-        return self.frame_ if self.frame_ is not None else pd.DataFrame()
+        if self._tail:
+            parts = [] if self._frame is None else [self._frame]
+            self._frame = pd.concat(parts + self._tail, ignore_index=True)
+            self._tail = []
+        return self._frame if self._frame is not None else pd.DataFrame()
 
     @property
     def accepted(self) -> list[entities.Batch]:
         """Every accepted batch, oldest first: the list itself, not a copy (do not change it)."""
-        return self.batches_
+        return self._batches
 
     def batches(self, after_id: int = 0) -> list[entities.Batch]:
         """The accepted batches with id > `after_id`, oldest first."""
-        return self.batches_[bisect.bisect_right(self.ids_, after_id) :]
+        return self._batches[bisect.bisect_right(self._ids, after_id) :]
 
     def batch_ids(self, after_id: int = 0) -> list[int]:
         """Ids of the batches with id > `after_id` that have rows, oldest first."""
-        first = bisect.bisect_right(self.ids_, after_id)
-        sizes = self.sizes_
-        return [self.ids_[i] for i in range(first, len(self.ids_)) if sizes[i + 1] > sizes[i]]
+        first = bisect.bisect_right(self._ids, after_id)
+        sizes = self.sizes
+        return [self._ids[i] for i in range(first, len(self._ids)) if sizes[i + 1] > sizes[i]]
 
     def labelled_after(self, after_id: int) -> int:
         """How many rows of the batches with id > `after_id` have a target value."""
         self.load()
-        return self.labelled_[-1] - self.labelled_[bisect.bisect_right(self.ids_, after_id)]
+        return self._labelled[-1] - self._labelled[bisect.bisect_right(self._ids, after_id)]
 
     def of(self, batch_id: int) -> pd.DataFrame:
         """The rows of one accepted batch (tagged)."""
         self.load()
-        i = bisect.bisect_left(self.ids_, batch_id)
-        first_in_tail = len(self.ids_) - len(self.tail_)
+        i = bisect.bisect_left(self._ids, batch_id)
+        first_in_tail = len(self._ids) - len(self._tail)
         if i >= first_in_tail:
-            return self.tail_[i - first_in_tail]
-        return self.rows().iloc[self.starts_[i] : self.starts_[i + 1]]
+            return self._tail[i - first_in_tail]
+        return self.rows().iloc[self._starts[i] : self._starts[i + 1]]
 
     def since(self, after_id: int) -> pd.DataFrame:
         """The rows of the batches with id > `after_id`."""
         self.load()
-        first = bisect.bisect_right(self.ids_, after_id)
-        if first == len(self.ids_) - 1 and self.tail_:
-            return self.tail_[-1]
-        return self.rows().iloc[self.starts_[first] :]
+        first = bisect.bisect_right(self._ids, after_id)
+        if first == len(self._ids) - 1 and self._tail:
+            return self._tail[-1]
+        return self.rows().iloc[self._starts[first] :]
 
     def batch_rows(self, batch: entities.Batch) -> pd.DataFrame:
         """The rows of one accepted batch, tagged with its id; none for a batch whose file
         retention archived (no training window reaches it any more: `controller.retention_tick`)."""
-        if batch.id in self.pending_:
-            frame = self.pending_[batch.id]
+        if batch.id in self.pending:
+            frame = self.pending[batch.id]
         elif batch.archived_at is not None or batch.data_uri is None or not batch.data_sha256:
             import pandas as pd
 

@@ -144,7 +144,7 @@ class Schemas:
 
     def __init__(self, project: projects.Project, known: history.History | None = None) -> None:
         self.project = project
-        self.schema_: schemas.Schema | None = None
+        self._schema: schemas.Schema | None = None
         self.known = known
 
     def history(self) -> history.History:
@@ -157,12 +157,12 @@ class Schemas:
     def get(self) -> schemas.Schema | None:
         from driftloop.validation import schema as schemas
 
-        if self.schema_ is None:
+        if self._schema is None:
             from driftloop.validation import schema as schemas
 
             stored = self.project.store.get_pipeline(self.project.name).schema
-            self.schema_ = None if stored is None else schemas.Schema.from_json(stored)
-        return self.schema_
+            self._schema = None if stored is None else schemas.Schema.from_json(stored)
+        return self._schema
 
     def set(self, schema: schemas.Schema) -> schemas.Schema:
         """Store `schema`; returns it as read back."""
@@ -170,8 +170,8 @@ class Schemas:
 
 
         stored = self.project.store.set_schema(self.project.name, schema.to_json()).schema
-        self.schema_ = schemas.Schema.from_json(stored or {})
-        return self.schema_
+        self._schema = schemas.Schema.from_json(stored or {})
+        return self._schema
 
 
 @dataclass(frozen=True)

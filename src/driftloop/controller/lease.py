@@ -33,7 +33,7 @@ def holder_name(role: str) -> str:
 class Heartbeat:
     """Renews `holder`'s lease every `ttl / 3` on a daemon thread until `stop()`.
 
-    A lost lease (another controller holds it) is remembered in `lost_`, not raised: the fence
+    A lost lease (another controller holds it) is remembered in `_lost`, not raised: the fence
     refuses the holder's next write, which is where it matters. An error while renewing (the
     database locked or unreachable for a moment) is retried at the next beat.
     """
@@ -45,23 +45,23 @@ class Heartbeat:
         self.pipeline = pipeline
         self.holder = holder
         self.ttl = ttl
-        self.lost_ = False
-        self.stop_ = threading.Event()
-        self.thread_ = threading.Thread(
+        self._lost = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
             target=self._run, name=f"driftloop-lease-{pipeline}", daemon=True
         )
 
     def start(self) -> Heartbeat:
-        self.thread_.start()
+        self._thread.start()
         return self
 
     def stop(self) -> None:
-        self.stop_.set()
-        self.thread_.join()
+        self._stop.set()
+        self._thread.join()
 
     def _run(self) -> None:
         interval = self.ttl.total_seconds() / 3
-        while not self.stop_.wait(interval):
+        while not self._stop.wait(interval):
             try:
                 renewed = self.store.acquire_lease(self.pipeline, self.holder, self.ttl)
             except Exception:  # "database is locked", a dropped connection: try again next
@@ -69,7 +69,7 @@ class Heartbeat:
             if renewed is None:  # another controller holds it now
                 log.warning("%s lost the lease on %s to another holder", self.holder,
                             self.pipeline)
-                self.lost_ = True
+                self._lost = True
                 return
 
 

@@ -87,14 +87,14 @@ class Notifier:
     ) -> None:
         self.project = project
         self.transport = transport
-        self.outbox_ = outbox.Outbox(project.store)
+        self._outbox = outbox.Outbox(project.store)
 
     def run(self) -> Delivered:
         """Queue what is new, then deliver what is due."""
         queued = sum(self.collect(hook) for hook in self.project.spec.notify)
         sent = failed = dead = 0
         hooks = {hook.key: hook for hook in self.project.spec.notify}
-        due = self.outbox_.due(self.project.name) if hooks else []
+        due = self._outbox.due(self.project.name) if hooks else []
         if not due:
             return Delivered(queued, 0, 0, 0)
         import httpx
@@ -112,10 +112,10 @@ class Notifier:
 
     def collect(self, hook: notify_spec.HookSpec) -> int:
         """Queue the events `hook` wants among the records it was not told about."""
-        facts = self.outbox_.facts(self.project.name, hook.key)
+        facts = self._outbox.facts(self.project.name, hook.key)
         wanted = set(hook.events)
         items = [item for item in events(self.project.name, facts) if item[0] in wanted]
-        return self.outbox_.enqueue(self.project.name, hook.key, items, facts.upto)
+        return self._outbox.enqueue(self.project.name, hook.key, items, facts.upto)
 
     def deliver(
         self, client: httpx.Client, hook: notify_spec.HookSpec, item: outbox.Notification,
@@ -137,12 +137,12 @@ class Notifier:
         except (httpx.HTTPError, errors.ConfigError) as exc:
             error = f"{type(exc).__name__}: {exc}"
         if error is None:
-            self.outbox_.sent(item.id, attempt)
+            self._outbox.sent(item.id, attempt)
             return "sent"
         if attempt >= hook.attempts:
-            self.outbox_.failed(item.id, attempt, error, None)
+            self._outbox.failed(item.id, attempt, error, None)
             return "dead"
-        self.outbox_.failed(item.id, attempt, error, self.project.clock.now() + hook.delay(attempt))
+        self._outbox.failed(item.id, attempt, error, self.project.clock.now() + hook.delay(attempt))
         return "failed"
 
 

@@ -4,7 +4,7 @@ order with the prediction that was served as each event's test.
 
 Called by whichever process holds the pipeline's lease: the server (`server.online_serving`, on a
 feedback call) and the online controller (`controller.online_tick`, every tick). The labels
-learned are those after the session's `feedback_upto_` (the champion snapshot's
+learned are those after the session's `feedback_upto` (the champion snapshot's
 ``feedback_upto`` plus what the session learned since), so each label is learned once in a
 lineage, whoever learns it; the ``online-feedback`` cursor records the progress.
 """
@@ -31,7 +31,7 @@ def pending(
     project: projects.Project, store: serving.ServingStore, session: online_session.OnlineSession
 ) -> list[serving.Labelled]:
     """The champion's predictions labelled after the session's position, in label order."""
-    return store.labelled(project.name, after_id=session.feedback_upto_, alias="champion")
+    return store.labelled(project.name, after_id=session.feedback_upto, alias="champion")
 
 
 def learn(

@@ -118,50 +118,50 @@ class OnlineSession:
         self.actor = actor
         self.spec: online_spec.OnlineSpec = spec
         self.on_model = on_model
-        self.model_ = model if model is not None else self._fresh()
-        self.good_: tuple[entities.ModelVersion, float | None] | None = None
+        self.model = model if model is not None else self._fresh()
+        self._good: tuple[entities.ModelVersion, float | None] | None = None
         if version is not None:
-            self.good_ = (version, _metric(version))
-        self.window_: collections.deque[float] = collections.deque(maxlen=spec.checkpoint.window)
-        self.recent_: collections.deque[tuple[online.Record, Any]] = collections.deque(
+            self._good = (version, _metric(version))
+        self._window: collections.deque[float] = collections.deque(maxlen=spec.checkpoint.window)
+        self._recent: collections.deque[tuple[online.Record, Any]] = collections.deque(
             maxlen=spec.drift.window
         )
-        self.detector_ = self._new_detector()
-        self.since_events_ = 0
-        self.since_at_: datetime = project.clock.now()
-        self.batches_: set[int] = set()
-        self.upto_batch_ = int(version.metrics.get("data_upto_batch", 0)) if version else 0
-        self.feedback_upto_ = self._feedback_upto(version)
-        self.cpu_ = 0.0
-        self.restored_ = False
-        self.lock_ = threading.RLock()
+        self._detector = self._new_detector()
+        self.since_events = 0
+        self._since_at: datetime = project.clock.now()
+        self._batches: set[int] = set()
+        self.upto_batch = int(version.metrics.get("data_upto_batch", 0)) if version else 0
+        self.feedback_upto = self._feedback_upto(version)
+        self._cpu = 0.0
+        self._restored = False
+        self._lock = threading.RLock()
 
     @property
     def version(self) -> entities.ModelVersion | None:
         """The last good snapshot (the champion this session serves as)."""
-        return self.good_[0] if self.good_ else None
+        return self._good[0] if self._good else None
 
     def live_metric(self) -> float | None:
         """Prequential accuracy over the last `checkpoint.window` scored events."""
-        return sum(self.window_) / len(self.window_) if self.window_ else None
+        return sum(self._window) / len(self._window) if self._window else None
 
     def attach(self, version: entities.ModelVersion, model: online.OnlineModel) -> None:
         """Continue from another snapshot (the champion moved elsewhere): what this session
         learned since its own last snapshot is dropped, and it learns again what came after
         `version` (its recorded batch and feedback positions)."""
-        with self.lock_:
-            self.model_, self.good_ = model, (version, _metric(version))
-            self.upto_batch_ = int(version.metrics.get("data_upto_batch", 0))
-            self.feedback_upto_ = self._feedback_upto(version)
-            self.since_events_, self.since_at_ = 0, self.project.clock.now()
-            self.batches_, self.cpu_, self.restored_ = set(), 0.0, False
+        with self._lock:
+            self.model, self._good = model, (version, _metric(version))
+            self.upto_batch = int(version.metrics.get("data_upto_batch", 0))
+            self.feedback_upto = self._feedback_upto(version)
+            self.since_events, self._since_at = 0, self.project.clock.now()
+            self._batches, self._cpu, self._restored = set(), 0.0, False
 
     # -- learning -----------------------------------------------------------------------------
 
     def learn(self, events: Sequence[Event]) -> LearnReport:
         """Score (where no prediction came with them), learn, watch and checkpoint `events`."""
-        with self.lock_:
-            model = self.model_
+        with self._lock:
+            model = self.model
             records = [e.features for e in events]
             labels = [e.label for e in events]
             errors = _errors(model, events, records, labels)
@@ -170,17 +170,17 @@ class OnlineSession:
             clock = time.thread_time if len(events) >= 16 else time.perf_counter
             started = clock()
             model.learn_many(records, labels)
-            self.cpu_ += clock() - started
-            self.window_.extend([1.0 - error for error in errors])
-            self.recent_.extend(zip(records, labels, strict=True))
-            self.since_events_ += len(events)
+            self._cpu += clock() - started
+            self._window.extend([1.0 - error for error in errors])
+            self._recent.extend(zip(records, labels, strict=True))
+            self.since_events += len(events)
             ids = {e.batch_id for e in events if e.batch_id is not None}
             if ids:
-                self.batches_ |= ids
-                self.upto_batch_ = max(self.upto_batch_, *ids)
+                self._batches |= ids
+                self.upto_batch = max(self.upto_batch, *ids)
             labels_seen = [e.feedback_id for e in events if e.feedback_id is not None]
             if labels_seen:
-                self.feedback_upto_ = max(self.feedback_upto_, *labels_seen)
+                self.feedback_upto = max(self.feedback_upto, *labels_seen)
             drift = self._watch(errors, ids)
             decisions: tuple[entities.Decision, ...] = () if drift is None else (drift,)
             checkpoints: tuple[Checkpoint, ...] = ()
@@ -193,13 +193,13 @@ class OnlineSession:
 
     def _due(self) -> bool:
         every = self.spec.checkpoint
-        if self.good_ is None and self.model_.n_learned_ > 0:
+        if self._good is None and self.model.n_learned_ > 0:
             return True  # the first snapshot: something to serve
-        if every.every_events is not None and self.since_events_ >= every.every_events:
+        if every.every_events is not None and self.since_events >= every.every_events:
             return True
-        if every.every is None or self.since_events_ == 0:
+        if every.every is None or self.since_events == 0:
             return False
-        return self.project.clock.now() - self.since_at_ >= every.every
+        return self.project.clock.now() - self._since_at >= every.every
 
     # -- stream drift -------------------------------------------------------------------------
 
@@ -210,9 +210,9 @@ class OnlineSession:
         return detectors.ErrorStreamDetector(drift.detector, **drift.params)
 
     def _watch(self, errors: Sequence[float], batch_ids: set[int]) -> entities.Decision | None:
-        if self.detector_ is None or not errors:
+        if self._detector is None or not errors:
             return None
-        detector = self.detector_
+        detector = self._detector
         start = detector.n_seen_
         update = detector.update
         found = [i for i, error in enumerate(errors) if update(error)]
@@ -222,11 +222,11 @@ class OnlineSession:
         evidence = {
             "action": "drift",
             "then": action,
-            "detector": self.detector_.get_params(),
+            "detector": self._detector.get_params(),
             "positions": [start + i for i in found],
-            "events_learned": self.model_.n_learned_,
+            "events_learned": self.model.n_learned_,
             "recent_accuracy": self.live_metric(),
-            "window": len(self.window_),
+            "window": len(self._window),
         }
         decision = self.project.store.add_decision(
             self.project.name, kind=DECISION_KIND, fired=action != "none", evidence=evidence,
@@ -234,11 +234,11 @@ class OnlineSession:
         )
         if action != "none":
             fresh = self._fresh()
-            if action == "retrain" and self.recent_:
+            if action == "retrain" and self._recent:
                 started = time.thread_time()
-                records, labels = zip(*self.recent_, strict=True)
+                records, labels = zip(*self._recent, strict=True)
                 fresh.learn_many(list(records), list(labels))
-                self.cpu_ += time.thread_time() - started
+                self._cpu += time.thread_time() - started
             self._replace(fresh)
         return decision
 
@@ -246,67 +246,67 @@ class OnlineSession:
 
     def checkpoint(self) -> Checkpoint:
         """Store a snapshot with its live metric; promote it, or roll back to the last good."""
-        with self.lock_:
+        with self._lock:
             store, name = self.project.store, self.project.name
             metric = self.live_metric()
-            model = self.model_
+            model = self.model
             with model.lock:  # stored as it is now: no update lands half-way
                 artifact = self.project.artifacts.put_model(model, model.artifact_format)
                 learned = model.n_learned_
             run = store.start_run(name, trainer=self.spec.learner, params=dict(self.spec.params),
-                                  batch_ids=sorted(self.batches_))
-            run = store.finish_run(run.id, status="succeeded", compute_seconds=self.cpu_)
+                                  batch_ids=sorted(self._batches))
+            run = store.finish_run(run.id, status="succeeded", compute_seconds=self._cpu)
             version = store.add_model_version(
                 name, run_id=run.id, artifact_uri=artifact.uri, sha256=artifact.sha256,
-                metrics={"accuracy": metric, "live_rows": len(self.window_), "online": True,
-                         "events_learned": learned, "cpu_seconds": self.cpu_,
-                         "data_upto_batch": self.upto_batch_,
-                         "feedback_upto": self.feedback_upto_},
+                metrics={"accuracy": metric, "live_rows": len(self._window), "online": True,
+                         "events_learned": learned, "cpu_seconds": self._cpu,
+                         "data_upto_batch": self.upto_batch,
+                         "feedback_upto": self.feedback_upto},
             )
             decision, promoted = self._judge(version, metric)
-            self.since_events_, self.since_at_ = 0, self.project.clock.now()
-            self.batches_, self.cpu_ = set(), 0.0
+            self.since_events, self._since_at = 0, self.project.clock.now()
+            self._batches, self._cpu = set(), 0.0
             return Checkpoint(run, version, metric, promoted, decision)
 
     def _judge(
         self, version: entities.ModelVersion, metric: float | None
     ) -> tuple[entities.Decision | None, bool]:
         store, name = self.project.store, self.project.name
-        good = self.good_
+        good = self._good
         tolerance = self.spec.checkpoint.tolerance
         worse = (
             good is not None and metric is not None and good[1] is not None
             and metric < good[1] - tolerance
         )
         evidence = {
-            "version": version.version, "metric": metric, "window": len(self.window_),
+            "version": version.version, "metric": metric, "window": len(self._window),
             "last_good": good[0].version if good else None,
             "last_good_metric": good[1] if good else None, "tolerance": tolerance,
         }
         decision = None
-        if worse and good is not None and not self.restored_:
+        if worse and good is not None and not self._restored:
             decision = store.add_decision(name, kind=DECISION_KIND, fired=True, evidence={
                 "action": "rollback", **evidence,
                 "reason": f"live accuracy {metric:.4f} is below the last good snapshot's "
                           f"{good[1]:.4f} by more than {tolerance}"})
             restored = self.project.artifacts.get_model(good[0].artifact_uri, good[0].sha256)
-            self.restored_ = True
-            self.window_.clear()
+            self._restored = True
+            self._window.clear()
             self._replace(restored.snapshot())  # learn on a copy: the stored one stays
             return decision, False
-        if worse and self.restored_:
+        if worse and self._restored:
             decision = store.add_decision(name, kind=DECISION_KIND, fired=True, evidence={
                 "action": "accept", **evidence,
                 "reason": "the restored snapshot did no better on the newest events: the "
                           "stream changed, not the learner"})
-        self.restored_ = False
+        self._restored = False
         shown = "n/a" if metric is None else f"{metric:.4f}"
         store.set_alias(name, "champion", version.version, actor=self.actor,
                         reason=f"online snapshot: live accuracy {shown} over "
-                               f"{len(self.window_)} events")
-        self.good_ = (version, metric)
+                               f"{len(self._window)} events")
+        self._good = (version, metric)
         if self.on_model is not None:
-            self.on_model(version, self.model_)
+            self.on_model(version, self.model)
         return decision, True
 
     # -- helpers ------------------------------------------------------------------------------
@@ -323,7 +323,7 @@ class OnlineSession:
         return online.build_model(self.spec, self.features, self.project.base_dir)
 
     def _replace(self, model: online.OnlineModel) -> None:
-        self.model_ = model
+        self.model = model
         if self.on_model is not None:
             self.on_model(self.version, model)
 

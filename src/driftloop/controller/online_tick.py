@@ -56,18 +56,18 @@ class OnlineController:
         self.project = project
         self.holder = holder or leases.holder_name("controller")
         self.lease_ttl = lease_ttl or project.spec.lease_timeout
-        self.history_ = history.History(project)
-        self.evaluations_ = evaluate.Evaluations(project)
-        self.retention_ = (retention_tick.Retention(project, self.history_, self.evaluations_)
+        self.history = history.History(project)
+        self.evaluations = evaluate.Evaluations(project)
+        self.retention = (retention_tick.Retention(project, self.history, self.evaluations)
                            if retain else None)  # as in `tick.Controller`
-        self.serving_ = serving.ServingStore(project.store)
-        self.session_: online_session.OnlineSession | None = None
+        self._serving = serving.ServingStore(project.store)
+        self._session: online_session.OnlineSession | None = None
 
     def session(self) -> online_session.OnlineSession | None:
         """The live learner's session, continuing from the champion snapshot as stored now
         (None: no schema yet, so no feature columns)."""
         store, name = self.project.store, self.project.name
-        session = self.session_
+        session = self._session
         if session is not None:
             number = store.get_alias(name, "champion")
             mine = session.version.version if session.version is not None else None
@@ -84,10 +84,10 @@ class OnlineController:
         model: learners.OnlineModel | None = None
         if number is not None:
             version, model = self._snapshot(number)
-        self.session_ = online_session.OnlineSession(
+        self._session = online_session.OnlineSession(
             self.project, features, self.holder, model=model, version=version
         )
-        return self.session_
+        return self._session
 
     def _snapshot(self, number: int) -> tuple[entities.ModelVersion, learners.OnlineModel]:
         """Version `number` and a copy of its learner to learn on (the snapshot stays as
@@ -112,24 +112,24 @@ class OnlineController:
 
     def _reconcile(self) -> ticking.TickResult:
         batches = tuple(
-            ingesting.ingest(self.project, on_accepted=self.history_.add, known=self.history_)
+            ingesting.ingest(self.project, on_accepted=self.history.add, known=self.history)
         )
-        self.history_.refresh()
-        self.evaluations_.refresh()
+        self.history.refresh()
+        self.evaluations.refresh()
         session = self.session()
         if session is None:
-            swept = self.retention_.step() if self.retention_ is not None else None
+            swept = self.retention.step() if self.retention is not None else None
             return ticking.TickResult(acted=bool(batches), batches=batches, swept=swept)
         evaluations: list[entities.Evaluation] = []
         decisions: list[entities.Decision] = []
         checkpoints: list[online_session.Checkpoint] = []
-        for batch in self.history_.batches(after_id=session.upto_batch_):
+        for batch in self.history.batches(after_id=session.upto_batch):
             evaluation, report = self.learn_batch(session, batch)
             if evaluation is not None:
                 evaluations.append(evaluation)
             decisions += report.decisions
             checkpoints += report.checkpoints
-        labelled = online_feedback.pending(self.project, self.serving_, session)
+        labelled = online_feedback.pending(self.project, self._serving, session)
         if labelled:
             stored = self.project.store.get_pipeline(self.project.name).schema
             assert stored is not None  # the session's features came from it
@@ -142,7 +142,7 @@ class OnlineController:
             last = checkpoints[-1]
             reason = "online snapshot" if last.promoted else "online snapshot rolled back"
             outcome = retrain.Outcome(last.run, last.version, last.promoted, reason)
-        swept = self.retention_.step() if self.retention_ is not None else None
+        swept = self.retention.step() if self.retention is not None else None
         acted = bool(batches or evaluations or decisions or checkpoints or labelled)
         return ticking.TickResult(
             acted, None, batches, tuple(evaluations), decisions[-1] if decisions else None,
@@ -154,15 +154,15 @@ class OnlineController:
     ) -> tuple[entities.Evaluation | None, online_session.LearnReport]:
         """Score the batch's labelled rows with the learner as it is, then learn them."""
         spec = self.project.spec
-        rows = self.history_.of(batch.id)
+        rows = self.history.of(batch.id)
         labelled = rows[rows[spec.target].notna()]
         records = learners.records_of(labelled, session.features)
         labels = labelled[spec.target].tolist()
         evaluation = None
         predictions: list[object] = [None] * len(records)
-        scoring = session.model_.n_learned_ > 0 and session.version is not None
-        if scoring and records and batch.id > self.evaluations_.last_batch_id():
-            predictions = session.model_.predict_many(records)
+        scoring = session.model.n_learned_ > 0 and session.version is not None
+        if scoring and records and batch.id > self.evaluations.last_batch_id():
+            predictions = session.model.predict_many(records)
             right = np.asarray(predictions, dtype=object) == np.asarray(labels, dtype=object)
             right = right.astype(bool)
             errors = (~right).astype(float).tolist()
@@ -172,20 +172,20 @@ class OnlineController:
                 metric="accuracy", value=float(np.mean(right)), rows=len(records),
                 errors=errors,
             )
-            self.evaluations_.add(evaluation)
+            self.evaluations.add(evaluation)
         events = [
             online_session.Event(record, label, prediction, batch.id)
             for record, label, prediction in zip(records, labels, predictions, strict=True)
         ]
         if not events:  # nothing labelled: the batch is still done
-            session.upto_batch_ = max(session.upto_batch_, batch.id)
+            session.upto_batch = max(session.upto_batch, batch.id)
         report = session.learn(events)
         return evaluation, report
 
     def finish(self) -> online_session.Checkpoint | None:
         """Checkpoint what was learned since the last snapshot (the backtest's last step)."""
-        session = self.session_
-        if session is None or session.since_events_ == 0:
+        session = self._session
+        if session is None or session.since_events == 0:
             return None
         return session.checkpoint()
 

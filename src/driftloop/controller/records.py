@@ -64,52 +64,52 @@ class Records:
         self.history = history
         self.evaluations = evaluations
         self.files = files
-        self.decisions_after_ = 0  # every decision up to this id is retired or kept for good
-        self.profiles_after_ = 0  # every profile up to this id is retired
-        self.seen_batches_ = -1  # accepted batches when the last step ran
-        self.full_ = False  # the last step moved a whole slice: more may be waiting
-        self.before_: datetime | None = None  # records before this time were due last step
+        self._decisions_after = 0  # every decision up to this id is retired or kept for good
+        self._profiles_after = 0  # every profile up to this id is retired
+        self._seen_batches = -1  # accepted batches when the last step ran
+        self._full = False  # the last step moved a whole slice: more may be waiting
+        self.before: datetime | None = None  # records before this time were due last step
 
     def due(self) -> bool:
         """Whether a step may find something: records come with batches, so only after a new
         batch (or when the last step left some behind): a tick that ingests nothing costs
         nothing here."""
-        return self.full_ or len(self.history.accepted) != self.seen_batches_
+        return self._full or len(self.history.accepted) != self._seen_batches
 
     def step(self, now: datetime) -> Retired:
         """Retire at most a slice of each kind of record."""
-        self.seen_batches_ = len(self.history.accepted)
+        self._seen_batches = len(self.history.accepted)
         spec = self.project.spec.retention
         before = self.cutoff(spec.history, now)
         horizon = now - spec.label_horizon.duration
         if before is None:
-            self.full_ = False
+            self._full = False
             return Retired()
-        before = self.before_ = min(before, horizon)
+        before = self.before = min(before, horizon)
         files = self.files if spec.then == "archive" else None
         store, name, limit = self.project.store, self.project.name, spec.slice_rows
         evaluations = self.retire_evaluations(files, before, now)
-        due, self.decisions_after_ = retire.due_decisions(
-            store, name, before=before, after_id=self.decisions_after_, limit=limit
+        due, self._decisions_after = retire.due_decisions(
+            store, name, before=before, after_id=self._decisions_after, limit=limit
         )
         decisions = retire.retire(store, files, name, "decisions", due)
-        waiting, self.profiles_after_ = retire.due_profiles(
+        waiting, self._profiles_after = retire.due_profiles(
             store,
             name,
             before=before,
-            after_id=self.profiles_after_,
+            after_id=self._profiles_after,
             limit=PROFILES,
             keep=lambda: stored.needed_versions(store, name, spec.versions),
         )
         profiles = retire.retire(store, files, name, "profiles", waiting)
-        self.full_ = decisions >= limit or evaluations >= limit
+        self._full = decisions >= limit or evaluations >= limit
         return Retired(evaluations, decisions, profiles)
 
     def cutoff(self, amount: Amount, now: datetime) -> datetime | None:
         """Records made before this time have `amount` after them (None: none has yet)."""
         if amount.unit == "seconds":
             return now - amount.duration
-        batches, sizes = self.history.accepted, self.history.sizes_
+        batches, sizes = self.history.accepted, self.history.sizes
         if amount.unit == "batches":
             count = int(amount.value)
             if count == 0:
@@ -129,7 +129,7 @@ class Records:
         `slice_rows` of their rows."""
         if self.evaluations is None:
             return 0
-        items = self.evaluations.items_
+        items = self.evaluations.items
         if not items or items[0].at >= before:
             return 0
         keep = self.kept_evaluations(now)
@@ -147,7 +147,7 @@ class Records:
     def kept_evaluations(self, now: datetime) -> set[int]:
         """Ids of the evaluations kept whatever their age (see the module's docstring)."""
         assert self.evaluations is not None  # the caller checked
-        items = self.evaluations.items_
+        items = self.evaluations.items
         keep = {next((e.id for e in reversed(items) if e.batch_id is not None), 0)}
         windows = [t.window for t in self.project.spec.triggers if t.kind == "performance"]
         for version in set(self.project.store.aliases(self.project.name).values()):

@@ -73,12 +73,12 @@ class Retention:
                  evaluations: evaluate.Evaluations | None = None) -> None:
         self.project = project
         self.history = history
-        self.archive_ = archive.Archive(project.store, project.artifacts)
-        self.records_ = records.Records(project, history, evaluations, self.archive_)
-        self.position_ = 0  # index in `history.accepted` where the next scan starts
-        self.floor_ = 0  # every batch below this index is archived: scans start here
-        self.quarantine_after_ = 0  # quarantined batches up to this id are archived
-        self.archived_: set[int] = set()
+        self._archive = archive.Archive(project.store, project.artifacts)
+        self._records = records.Records(project, history, evaluations, self._archive)
+        self._position = 0  # index in `history.accepted` where the next scan starts
+        self._floor = 0  # every batch below this index is archived: scans start here
+        self._quarantine_after = 0  # quarantined batches up to this id are archived
+        self._archived: set[int] = set()
 
     def step(self) -> Swept:
         """One slice of every kind of clean-up."""
@@ -89,7 +89,7 @@ class Retention:
         if started is not None:
             before = min(before, started)
         evaluated = int((store.get_cursor(name, evaluate.FEEDBACK_CURSOR) or {}).get("after", 0))
-        files = self.archive_ if spec.predictions == "archive" else None
+        files = self._archive if spec.predictions == "archive" else None
         moved = stored.archive_predictions(
             store, files, name, before=before, evaluated=evaluated, limit=spec.slice_rows)
         merged = stored.downsample_stats(
@@ -99,11 +99,11 @@ class Retention:
             dropped = stored.drop_hourly_stats(
                 store, name, before=now - spec.hourly_stats, limit=spec.slice_rows)
         batches = tuple(self.quarantined(now)) + tuple(self.accepted(now))
-        retired = self.records_.step(now) if self.records_.due() else records.Retired()
+        retired = self._records.step(now) if self._records.due() else records.Retired()
         joined = None
         if moved or retired:  # a day's archive is complete once retention moved past it
-            oldest = min(before, self.records_.before_ or before)
-            joined = self.archive_.merge(name, before_day=f"{oldest:%Y-%m-%d}",
+            oldest = min(before, self._records.before or before)
+            joined = self._archive.merge(name, before_day=f"{oldest:%Y-%m-%d}",
                                          rows=spec.merge_rows)
         compacted = stored.compact(store, pages=VACUUM_PAGES)
         return Swept(moved, merged, dropped, batches, compacted, retired, joined)
@@ -118,14 +118,14 @@ class Retention:
         needed: set[int] | None = None
         learned = 0.0
         done: list[int] = []
-        while self.floor_ < len(found) and self.gone(found[self.floor_]):
-            self.floor_ += 1
-        self.position_ = max(self.position_, self.floor_)
-        end = min(len(found), self.position_ + SCAN)
-        for i in range(self.position_, end):
+        while self._floor < len(found) and self.gone(found[self._floor]):
+            self._floor += 1
+        self._position = max(self._position, self._floor)
+        end = min(len(found), self._position + SCAN)
+        for i in range(self._position, end):
             batch = found[i]
             if not self.due(i, batch, now, reach):
-                self.position_ = self.floor_  # newer ones are not due either: start over
+                self._position = self._floor  # newer ones are not due either: start over
                 return done
             if not self.gone(batch):
                 if needed is None:
@@ -133,15 +133,15 @@ class Retention:
                         self.project.store, self.project.name, spec.retention.versions)
                     learned = self.learned_upto()
                 if batch.id > learned:  # an online learner learns it again after a restart
-                    self.position_ = self.floor_
+                    self._position = self._floor
                     return done
                 if batch.id not in needed:
                     if len(done) == BATCH_FILES:
-                        self.position_ = i
+                        self._position = i
                         return done
                     self.archive_batch(batch)
                     done.append(batch.id)
-        self.position_ = self.floor_ if end == len(found) else end
+        self._position = self._floor if end == len(found) else end
         return done
 
     def learned_upto(self) -> float:
@@ -158,12 +158,12 @@ class Retention:
 
     def gone(self, batch: entities.Batch) -> bool:
         """Whether the batch's file has left already (by this process or an earlier one)."""
-        return batch.archived_at is not None or batch.id in self.archived_
+        return batch.archived_at is not None or batch.id in self._archived
 
     def due(self, i: int, batch: entities.Batch, now: datetime, reach: list[Amount]) -> bool:
         """Whether accepted batch `i` of the history is past every amount that keeps it."""
         spec = self.project.spec.retention
-        sizes = self.history.sizes_
+        sizes = self.history.sizes
         newer_rows = sizes[-1] - sizes[i + 1]
         newer_batches = len(self.history.accepted) - 1 - i
         last = batch.end or batch.created_at
@@ -180,7 +180,7 @@ class Retention:
         done: list[int] = []
         count = int(keep.value) + 1 if keep.unit == "batches" else 0
         waiting = stored.quarantined(self.project.store, self.project.name,
-                                     after_id=self.quarantine_after_, limit=BATCH_FILES,
+                                     after_id=self._quarantine_after, limit=BATCH_FILES,
                                      count=count)
         for batch, newer in waiting:
             if not keep.reached(
@@ -188,7 +188,7 @@ class Retention:
                 break
             self.archive_batch(batch)
             done.append(batch.id)
-            self.quarantine_after_ = batch.id
+            self._quarantine_after = batch.id
         return done
 
     def archive_batch(self, batch: entities.Batch) -> None:
@@ -202,8 +202,8 @@ class Retention:
                 data = self.project.artifacts.get_frame(batch.data_uri, batch.data_sha256)
             except errors.NotFoundError:
                 data = None
-        stored.mark_archived(self.project.store, self.archive_, self.project.name, batch.id, data)
-        self.archived_.add(batch.id)
+        stored.mark_archived(self.project.store, self._archive, self.project.name, batch.id, data)
+        self._archived.add(batch.id)
 
 
 def window_reach(spec: config.PipelineSpec) -> list[Amount] | None:

@@ -100,22 +100,22 @@ class Controller:
         self.lease_ttl = lease_ttl or project.spec.lease_timeout
         self._executor = executor
         self.policy = policies.Policy.from_spec(project.spec)
-        self.history_ = history.History(project)
-        self.models_: dict[int, Any] = {}  # earlier versions, for late labels
-        self.calibrators_: dict[int, calibration.Calibrator] = {}  # the champion's
-        self.evaluations_ = evaluate.Evaluations(project)
+        self.history = history.History(project)
+        self._models: dict[int, Any] = {}  # earlier versions, for late labels
+        self._calibrators: dict[int, calibration.Calibrator] = {}  # the champion's
+        self.evaluations = evaluate.Evaluations(project)
         # `retain=False`: no retention step (a backtest's store is in memory and thrown away)
-        self.retention_ = (retention_tick.Retention(project, self.history_, self.evaluations_)
+        self.retention = (retention_tick.Retention(project, self.history, self.evaluations)
                            if retain else None)
-        self.serving_ = serving.ServingStore(project.store)
-        self.monitor_ = evaluate.ConceptMonitor(project, self.evaluations_)
-        self.champion_: entities.ModelVersion | None = None
-        self.live_model_: tuple[int, Any] | None = None  # the champion's model, once loaded
-        self.unusable_: dict[int, str] = {}  # versions whose model cannot be loaded: why
-        self.checked_: set[int] = set()  # versions whose file matched its sha256
-        self.profiles_: dict[int, JSON] = {}
-        self.settled_: set[int] = set()  # fired decisions with a succeeded run
-        self.latest_ = Latest(None, None, None)
+        self._serving = serving.ServingStore(project.store)
+        self._monitor = evaluate.ConceptMonitor(project, self.evaluations)
+        self._champion: entities.ModelVersion | None = None
+        self._live_model: tuple[int, Any] | None = None  # the champion's model, once loaded
+        self._unusable: dict[int, str] = {}  # versions whose model cannot be loaded: why
+        self._checked: set[int] = set()  # versions whose file matched its sha256
+        self._profiles: dict[int, JSON] = {}
+        self._settled: set[int] = set()  # fired decisions with a succeeded run
+        self._latest = Latest(None, None, None)
 
     @property
     def executor(self) -> executors.Executor:
@@ -165,8 +165,8 @@ class Controller:
         """The step itself; the caller holds the lease."""
         batches = tuple(self.ingest())
         repaired = tuple(self.repair())
-        rolled = rollout.evaluate_rollout(self.project, self.serving_, self.holder)
-        self.history_.refresh()
+        rolled = rollout.evaluate_rollout(self.project, self._serving, self.holder)
+        self.history.refresh()
         live = self.usable(self.champion())
         evaluations = tuple(self.evaluate(live)) + tuple(self.evaluate_feedback())
         latest = self.latest()
@@ -176,13 +176,13 @@ class Controller:
             outcome = self.act(decision) if self.trains() else None
         else:
             outcome = self.retry_unfinished(latest.fired)
-        swept = self.retention_.step() if self.retention_ is not None else None
+        swept = self.retention.step() if self.retention is not None else None
         acted = bool(batches or repaired or evaluations or decision or outcome or rolled)
         return TickResult(
             acted, None, batches, evaluations, decision, outcome, repaired, rolled, swept)
 
     def ingest(self) -> list[entities.Batch]:
-        return ingesting.ingest(self.project, on_accepted=self.history_.add, known=self.history_)
+        return ingesting.ingest(self.project, on_accepted=self.history.add, known=self.history)
 
     def champion(self) -> entities.ModelVersion | None:
         """The champion's version record (versions never change); its model is `live_model`'s."""
@@ -190,9 +190,9 @@ class Controller:
         number = store.get_alias(name, "champion")
         if number is None:
             return None
-        if self.champion_ is None or self.champion_.version != number:
-            self.champion_ = store.get_model_version(name, number)
-        return self.champion_
+        if self._champion is None or self._champion.version != number:
+            self._champion = store.get_model_version(name, number)
+        return self._champion
 
     def usable(self, version: entities.ModelVersion | None) -> entities.ModelVersion | None:
         """`version` unless its model file is missing or changed (checked against its sha256
@@ -200,32 +200,32 @@ class Controller:
         recorded (`report_unusable`)."""
         if version is None:
             return None
-        if version.version not in self.checked_ and version.version not in self.unusable_:
+        if version.version not in self._checked and version.version not in self._unusable:
             try:
                 self.project.artifacts.get_bytes(version.artifact_uri, version.sha256)
-                self.checked_.add(version.version)
+                self._checked.add(version.version)
             except errors.DriftloopError as exc:
                 self.report_unusable(version, exc)
-        return None if version.version in self.unusable_ else version
+        return None if version.version in self._unusable else version
 
     def live_model(self, version: entities.ModelVersion) -> Any | None:
         """The champion's model, loaded on first need (hash-verified); None if it cannot be
         loaded (recorded as a health problem)."""
-        if self.live_model_ is None or self.live_model_[0] != version.version:
-            if version.version in self.unusable_:
+        if self._live_model is None or self._live_model[0] != version.version:
+            if version.version in self._unusable:
                 return None
             try:
                 model = self.project.artifacts.get_model(version.artifact_uri, version.sha256)
             except errors.DriftloopError as exc:
                 self.report_unusable(version, exc)
                 return None
-            self.live_model_ = (version.version, model)
-        return self.live_model_[1]
+            self._live_model = (version.version, model)
+        return self._live_model[1]
 
     def report_unusable(self, version: entities.ModelVersion, exc: Exception) -> None:
         """Record once (per champion version, across processes) that the champion's model
         cannot be loaded, as a ``health`` decision that `driftloop status` can show."""
-        self.unusable_[version.version] = str(exc)
+        self._unusable[version.version] = str(exc)
         store, name = self.project.store, self.project.name
         last = store.list_decisions(name, kind="health", limit=1)
         seen = last[0].evidence if last else {}
@@ -247,36 +247,36 @@ class Controller:
         """The newest retrain decision, fired retrain decision and manual request: one read of
         the decisions newer than those known. Decisions are only ever added, and retrain ones
         only by the lease holder, so a fired one not known yet is newer than the newest known."""
-        known = (self.latest_.decision, self.latest_.fired, self.latest_.request)
+        known = (self._latest.decision, self._latest.fired, self._latest.request)
         seen = [d.id if d else 0 for d in known]
         found = self.project.store.latest_decisions(
             self.project.name, _SLOTS, after=[seen[0], max(seen[0], seen[1]), seen[2]]
         )
-        self.latest_ = Latest(*(new or old for new, old in zip(found, known, strict=True)))
-        return self.latest_
+        self._latest = Latest(*(new or old for new, old in zip(found, known, strict=True)))
+        return self._latest
 
     def profile(self, profile_id: int) -> JSON:
         """A stored profile (profiles never change: the champion's is read once)."""
-        if profile_id not in self.profiles_:
-            self.profiles_ = {profile_id: self.project.store.get_profile(profile_id).profile}
-        return self.profiles_[profile_id]
+        if profile_id not in self._profiles:
+            self._profiles = {profile_id: self.project.store.get_profile(profile_id).profile}
+        return self._profiles[profile_id]
 
     def evaluate(self, live: entities.ModelVersion | None) -> list[entities.Evaluation]:
         """Score the champion on every accepted batch newer than its training data and not
         scored yet (the champion's model is loaded only if there is such a batch)."""
-        self.evaluations_.refresh()
-        if live is None or not len(self.history_):
+        self.evaluations.refresh()
+        if live is None or not len(self.history):
             return []
-        done_upto = self.evaluations_.last_batch_id()
+        done_upto = self.evaluations.last_batch_id()
         trained_upto = int(live.metrics.get("data_upto_batch", max(live.batch_ids, default=0)))
-        pending = self.history_.batches(after_id=max(done_upto, trained_upto))
+        pending = self.history.batches(after_id=max(done_upto, trained_upto))
         model = self.live_model(live) if pending else None
         if model is None:
             return []
         scored = []
         for batch in pending:
-            rows = self.history_.of(batch.id)
-            origins = self.history_.origins(batch.id)
+            rows = self.history.of(batch.id)
+            origins = self.history.origins(batch.id)
             calibrator = None
             if origins is None:
                 pairs = [(live.version, model, rows)]
@@ -288,33 +288,33 @@ class Controller:
                     self.project, scorer, number, batch, part, calibrator
                 )
                 scored.append(evaluation)
-                self.evaluations_.add(evaluation)
+                self.evaluations.add(evaluation)
         return scored
 
     def calibrator(self, version: entities.ModelVersion) -> calibration.Calibrator | None:
         """The version's confidence calibrator, read once (hash-verified); None if it has none."""
         if version.calibration_uri is None or version.calibration_sha256 is None:
             return None
-        if version.version not in self.calibrators_:
+        if version.version not in self._calibrators:
             document = self.project.artifacts.get_json(
                 version.calibration_uri, version.calibration_sha256
             )
             from driftloop.train import calibration
 
-            self.calibrators_ = {version.version: calibration.Calibrator.from_json(document)}
-        return self.calibrators_[version.version]
+            self._calibrators = {version.version: calibration.Calibrator.from_json(document)}
+        return self._calibrators[version.version]
 
     def evaluate_feedback(self) -> list[entities.Evaluation]:
         """Labels that came back through the server become evaluations too."""
-        scored = evaluate.evaluate_feedback(self.project, self.serving_)
+        scored = evaluate.evaluate_feedback(self.project, self._serving)
         for evaluation in scored:
-            self.evaluations_.add(evaluation)
+            self.evaluations.add(evaluation)
         return scored
 
     def late_pairs(self, rows: Any, origins: Any) -> list[tuple[int, Any, Any]]:
         """Late labels are scored by the model that was live when their rows arrived (the one
         that evaluated those rows then); rows from before any champion are not scored."""
-        served = {e.batch_id: e.version for e in self.evaluations_.items_ if e.batch_id is not None}
+        served = {e.batch_id: e.version for e in self.evaluations.items if e.batch_id is not None}
         pairs = []
         for number in sorted({served[o] for o in set(origins.tolist()) if o in served}):
             mask = [served.get(o) == number for o in origins.tolist()]
@@ -323,14 +323,14 @@ class Controller:
 
     def model_of(self, number: int) -> Any:
         """Any version's model, loaded once (hash-verified)."""
-        if self.live_model_ is not None and self.live_model_[0] == number:
-            return self.live_model_[1]
-        if number not in self.models_:
+        if self._live_model is not None and self._live_model[0] == number:
+            return self._live_model[1]
+        if number not in self._models:
             found = self.project.store.get_model_version(self.project.name, number)
-            self.models_[number] = self.project.artifacts.get_model(
+            self._models[number] = self.project.artifacts.get_model(
                 found.artifact_uri, found.sha256
             )
-        return self.models_[number]
+        return self._models[number]
 
     def decide(
         self, live: entities.ModelVersion | None, latest: Latest
@@ -346,7 +346,7 @@ class Controller:
         unusable = self.unusable_champion(live)
         is_new = (
             last is None
-            or bool(self.history_.batch_ids(after_id=seen))
+            or bool(self.history.batch_ids(after_id=seen))
             or (unusable is not None and last.evidence.get(UNUSABLE) != unusable)
         )
         if not is_new and not self.policy.fires_without_new_data(
@@ -359,14 +359,14 @@ class Controller:
             )
         ):
             return None
-        if last is None and not len(self.history_):
+        if last is None and not len(self.history):
             return None  # nothing to decide on yet
         gathered = gathering.gather(
             self.project,
-            self.history_,
+            self.history,
             live,
             self.profile,
-            self.monitor_,
+            self._monitor,
             last,
             latest.fired,
             latest.request,
@@ -378,7 +378,7 @@ class Controller:
             verdict.fire and set(verdict.fired_kinds) & set(policies.WITHOUT_NEW_DATA)
         ):
             return None
-        last_eval = self.evaluations_.last()
+        last_eval = self.evaluations.last()
         evidence = {
             "policy": verdict.to_json(),
             "last_batch_id": gathered.last_batch_id,
@@ -398,8 +398,8 @@ class Controller:
 
     def unusable_champion(self, live: entities.ModelVersion | None) -> int | None:
         """The champion's version number if the champion exists but cannot be used."""
-        champion = self.champion_
-        if live is None and champion is not None and champion.version in self.unusable_:
+        champion = self._champion
+        if live is None and champion is not None and champion.version in self._unusable:
             return champion.version
         return None
 
@@ -415,7 +415,7 @@ class Controller:
 
     def act(self, decision: entities.Decision) -> retrain.Outcome:
         """Retrain for `decision`; the gate compares with the champion if it can be loaded."""
-        rows = self.history_.rows()
+        rows = self.history.rows()
         live = self.usable(self.champion())
         model = self.live_model(live) if live is not None else None
         champion = (live, model) if live is not None and model is not None else None
@@ -424,9 +424,9 @@ class Controller:
         )
         number = self.project.store.get_alias(self.project.name, "champion")
         if outcome.version is not None and number == outcome.version.version:
-            self.champion_ = outcome.version
-            self.live_model_ = (number, outcome.model)  # the bytes just stored
-            self.checked_.add(number)
+            self._champion = outcome.version
+            self._live_model = (number, outcome.model)  # the bytes just stored
+            self._checked.add(number)
         return outcome
 
     def renew_lease(self) -> None:
@@ -465,11 +465,11 @@ class Controller:
     def retry_unfinished(self, last_fired: entities.Decision | None) -> retrain.Outcome | None:
         """A fired decision without a succeeded run is retried until it has
         `attempts.MAX_ATTEMPTS` failed runs of the current trainer (`controller.attempts`)."""
-        if last_fired is None or last_fired.id in self.settled_ or not self.trains():
+        if last_fired is None or last_fired.id in self._settled or not self.trains():
             return None
         runs = self.project.store.list_runs(self.project.name, decision_id=last_fired.id)
         if any(run.status == "succeeded" for run in runs):
-            self.settled_.add(last_fired.id)  # for good: runs are only ever added or finished
+            self._settled.add(last_fired.id)  # for good: runs are only ever added or finished
             return None
         trainer = fingerprint.trainer_sha256(self.project.spec.trainer, self.project.base_dir)
         if attempts.gave_up(runs, trainer) is not None:

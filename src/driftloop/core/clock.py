@@ -37,18 +37,18 @@ class FakeClock:
 
     def __init__(self, start: datetime) -> None:
         self.start = start
-        self.now_ = as_utc(start)
+        self._now = as_utc(start)
 
     def now(self) -> datetime:
-        return self.now_
+        return self._now
 
     def set(self, when: datetime) -> datetime:
-        self.now_ = as_utc(when)
-        return self.now_
+        self._now = as_utc(when)
+        return self._now
 
     def advance(self, delta: timedelta) -> datetime:
-        self.now_ = self.now_ + delta
-        return self.now_
+        self._now = self._now + delta
+        return self._now
 
 
 def as_utc(when: datetime) -> datetime:

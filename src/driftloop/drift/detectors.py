@@ -50,7 +50,7 @@ class ErrorStreamDetector:
         self.kind = kind
         self.params = dict(params)
         try:
-            self.detector_ = _river(kind)(**self.params)
+            self._detector = _river(kind)(**self.params)
         except (TypeError, ValueError) as exc:
             raise errors.ConfigError(f"bad parameters for the {kind} detector: {exc}") from exc
         self.drift_points_: list[int] = []
@@ -58,8 +58,8 @@ class ErrorStreamDetector:
 
     def update(self, error: float) -> bool:
         """Feed one error; True when drift is detected at this element."""
-        self.detector_.update(error)
-        detected = bool(self.detector_.drift_detected)
+        self._detector.update(error)
+        detected = bool(self._detector.drift_detected)
         if detected:
             self.drift_points_.append(self.n_seen_)
         self.n_seen_ += 1
@@ -74,7 +74,7 @@ class ErrorStreamDetector:
 
     def reset(self) -> None:
         """Forget everything seen; parameters stay."""
-        self.detector_ = _river(self.kind)(**self.params)
+        self._detector = _river(self.kind)(**self.params)
         self.drift_points_ = []
         self.n_seen_ = 0
 

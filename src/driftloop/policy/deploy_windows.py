@@ -37,8 +37,8 @@ class DeployCalendar:
     def __init__(self, windows: Sequence[DeployWindowSpec], freezes: Sequence[FreezeSpec]) -> None:
         self.windows = list(windows)
         self.freezes = list(freezes)
-        self.openings_ = [_openings(w) for w in self.windows]
-        self.frozen_ = [f.bounds() for f in self.freezes]
+        self._openings = [_openings(w) for w in self.windows]
+        self._frozen = [f.bounds() for f in self.freezes]
 
     def __repr__(self) -> str:
         return f"DeployCalendar(windows={self.windows!r}, freezes={self.freezes!r})"
@@ -54,7 +54,7 @@ class DeployCalendar:
 
     def freeze_at(self, when: datetime) -> FreezeSpec | None:
         """The freeze `when` falls in, if any."""
-        for spec, (start, end) in zip(self.freezes, self.frozen_, strict=True):
+        for spec, (start, end) in zip(self.freezes, self._frozen, strict=True):
             if start <= when < end:
                 return spec
         return None
@@ -69,7 +69,7 @@ class DeployCalendar:
                 continue
             if self.in_window(when):
                 return when
-            after = min(o.next_after(when) for o in self.openings_)
+            after = min(o.next_after(when) for o in self._openings)
             # a clock change before it may open a window in the middle (spring-forward lands
             # inside its hours), and a fall-back repeats an opening the cron runs only once
             when = min([after, *(_change(w.timezone, when, after) for w in self.windows),

@@ -43,7 +43,7 @@ class CronSchedule:
         self.cron = cron
         self.timezone = timezone
         try:
-            self.zone_ = ZoneInfo(timezone)
+            self.zone = ZoneInfo(timezone)
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise errors.ConfigError(
                 f"schedule trigger: time zone {timezone!r} (for cron {cron!r}) is not an IANA "
@@ -57,7 +57,7 @@ class CronSchedule:
                 "'minute hour day-of-month month day-of-week', e.g. '0 2 * * *'"
             ) from exc
         hours = expanded[1]
-        self.every_hour_ = hours == ["*"] or set(hours) == set(range(24))
+        self._every_hour = hours == ["*"] or set(hours) == set(range(24))
 
     def __repr__(self) -> str:
         return f"CronSchedule(cron={self.cron!r}, timezone={self.timezone!r})"
@@ -65,7 +65,7 @@ class CronSchedule:
     def next_after(self, after: datetime) -> datetime:
         """The first occurrence strictly after `after` (aware), as an aware UTC datetime."""
         after = after.astimezone(UTC)
-        local = after.astimezone(self.zone_).replace(tzinfo=None)
+        local = after.astimezone(self.zone).replace(tzinfo=None)
         quick = self._quick_next(after, local)
         if quick is not None:
             return quick
@@ -74,7 +74,7 @@ class CronSchedule:
             best: datetime | None = None
             for _ in range(_MAX_CANDIDATES):
                 naive: datetime = candidates.get_next(datetime)
-                if best is not None and naive > best.astimezone(self.zone_).replace(
+                if best is not None and naive > best.astimezone(self.zone).replace(
                         tzinfo=None) + _MAX_SHIFT:
                     return best
                 for instant in self._instants(naive):
@@ -99,7 +99,7 @@ class CronSchedule:
 
     def _quick_next(self, after: datetime, local: datetime) -> datetime | None:
         """The common case: no offset change within `_MAX_SHIFT` of `after` or of the answer."""
-        offsets = {(after + step).astimezone(self.zone_).utcoffset()
+        offsets = {(after + step).astimezone(self.zone).utcoffset()
                    for step in (-_MAX_SHIFT, timedelta(0), _MAX_SHIFT)}
         if len(offsets) != 1:
             return None
@@ -107,19 +107,19 @@ class CronSchedule:
             naive: datetime = croniter(self.cron, local).get_next(datetime)
         except CroniterError:
             return None  # the general path reports it
-        instant = naive.replace(tzinfo=self.zone_).astimezone(UTC)
+        instant = naive.replace(tzinfo=self.zone).astimezone(UTC)
         if instant > after + _MAX_SHIFT:
             # Beyond the checked span: only trust it if no offset change lies between.
-            if instant.astimezone(self.zone_).utcoffset() not in offsets:
+            if instant.astimezone(self.zone).utcoffset() not in offsets:
                 return None
-            if (instant - _MAX_SHIFT).astimezone(self.zone_).utcoffset() not in offsets:
+            if (instant - _MAX_SHIFT).astimezone(self.zone).utcoffset() not in offsets:
                 return None
         return instant
 
     def _instants(self, naive: datetime) -> list[datetime]:
         """The instants a local wall-clock time stands for (0 or 1 extra in a DST change)."""
-        first = naive.replace(tzinfo=self.zone_, fold=0).astimezone(UTC)
-        second = naive.replace(tzinfo=self.zone_, fold=1).astimezone(UTC)
-        if second > first and self.every_hour_:
+        first = naive.replace(tzinfo=self.zone, fold=0).astimezone(UTC)
+        second = naive.replace(tzinfo=self.zone, fold=1).astimezone(UTC)
+        if second > first and self._every_hour:
             return [first, second]  # a repeated hour of an hourly job: run in both
         return [first]

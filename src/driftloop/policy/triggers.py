@@ -26,13 +26,13 @@ class Trigger(abc.ABC):
 
     kind: ClassVar[str]
     bypasses_cooldown: ClassVar[bool] = False
-    registry_: ClassVar[dict[str, type[Trigger]]] = {}
+    registry: ClassVar[dict[str, type[Trigger]]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         kind = cls.__dict__.get("kind")
         if kind is not None:
-            Trigger.registry_[kind] = cls
+            Trigger.registry[kind] = cls
 
     @classmethod
     @abc.abstractmethod
@@ -58,9 +58,9 @@ def build_trigger(spec: Any) -> Trigger:
     >>> build_trigger(config.VolumeTrigger(every="10 batches"))
     VolumeTrigger(every=Amount(10 batches))
     """
-    cls = Trigger.registry_.get(spec.kind)
+    cls = Trigger.registry.get(spec.kind)
     if cls is None:
-        known = ", ".join(sorted(Trigger.registry_))
+        known = ", ".join(sorted(Trigger.registry))
         raise errors.ConfigError(f"triggers: unknown kind {spec.kind!r}; known kinds: {known}")
     return cls.from_spec(spec)
 
@@ -81,7 +81,7 @@ class ScheduleTrigger(Trigger):
         self.timezone = timezone
         from driftloop.policy import schedule  # croniter: only a schedule trigger needs it
 
-        self.schedule_ = schedule.CronSchedule(cron, timezone)
+        self._schedule = schedule.CronSchedule(cron, timezone)
 
     @classmethod
     def from_spec(cls, spec: config.ScheduleTrigger) -> ScheduleTrigger:
@@ -93,9 +93,9 @@ class ScheduleTrigger(Trigger):
             return self.result(False, f"schedule {self.cron!r} ({self.timezone}) has no anchor "
                                "yet: no training and no earlier decision", cron=self.cron,
                                timezone=self.timezone, anchor=None, occurrence=None)
-        due = self.schedule_.next_after(anchor)
+        due = self._schedule.next_after(anchor)
         fired = due <= signals.now
-        local = due.astimezone(self.schedule_.zone_).isoformat()
+        local = due.astimezone(self._schedule.zone).isoformat()
         verb = "was due" if fired else "is next due"
         reason = f"schedule {self.cron!r} {verb} at {local} ({self.timezone})"
         return self.result(fired, reason, cron=self.cron, timezone=self.timezone,

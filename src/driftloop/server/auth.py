@@ -78,14 +78,14 @@ class TokenCache:
 
     def __init__(self, store: serving.ServingStore) -> None:
         self.store = store
-        self.tokens_: dict[str, serving.Token] = {}
-        self.lock_ = threading.Lock()
+        self._tokens: dict[str, serving.Token] = {}
+        self._lock = threading.Lock()
 
     def refresh(self) -> None:
         """Re-read the active tokens (revoked ones drop out)."""
         fresh = self.store.token_hashes()
-        with self.lock_:
-            self.tokens_ = fresh
+        with self._lock:
+            self._tokens = fresh
 
     def authenticate(self, secret: str | None) -> serving.Token:
         """The active token with this secret; `AuthError` (401) if missing, unknown or revoked."""
@@ -94,12 +94,12 @@ class TokenCache:
                 "this endpoint needs a token: send `Authorization: Bearer <secret>` "
                 "(create one with `driftloop tokens create NAME --role ...`)")
         digest = hash_secret(secret)
-        token = self.tokens_.get(digest)
+        token = self._tokens.get(digest)
         if token is None:
             found = self.store.find_token(digest)
             if found is not None and found.active:
-                with self.lock_:
-                    self.tokens_ = {**self.tokens_, digest: found}
+                with self._lock:
+                    self._tokens = {**self._tokens, digest: found}
                 token = found
         if token is None:
             raise errors.AuthError("the bearer token is unknown or revoked")
@@ -108,7 +108,7 @@ class TokenCache:
     def cached(self, secret: str) -> serving.Token | None:
         """The active token with this secret if the cache holds it; never asks the store
         (the fast path of predict, `server.fast_predict`, leaves the rest to `authenticate`)."""
-        return self.tokens_.get(hash_secret(secret))
+        return self._tokens.get(hash_secret(secret))
 
     @staticmethod
     def allowed(token: serving.Token, role: str) -> bool:

@@ -58,8 +58,8 @@ class FastPredict:
 
     def __init__(self, server: state.ServerState) -> None:
         self.server = server
-        self.answered_ = 0  # requests answered here
-        self.handed_on_ = 0  # requests the route answered
+        self.answered = 0  # requests answered here
+        self.handed_on = 0  # requests the route answered
 
     def answer(
         self, body: bytes, content_type: bytes | None, authorization: bytes | None,
@@ -86,7 +86,7 @@ class FastPredict:
             return None
         content = answering.answer(server, champion, inputs, records, rows, parsed.get("key"),
                                    started)
-        self.answered_ += 1
+        self.answered += 1
         return json.dumps(content, ensure_ascii=False, allow_nan=False, indent=None,
                           separators=(",", ":")).encode("utf-8")
 
@@ -127,11 +127,11 @@ class App(FastAPI):
     def __init__(self, fast: FastPredict, **options: Any) -> None:
         super().__init__(**options)
         self.state.fast_predict = fast
-        self.fast_path_ = Middleware(functools.partial(FastAPI.__call__, self), fast)
+        self._fast_path = Middleware(functools.partial(FastAPI.__call__, self), fast)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] == PATH:
-            await self.fast_path_(scope, receive, send)
+            await self._fast_path(scope, receive, send)
         else:
             await super().__call__(scope, receive, send)
 
@@ -143,8 +143,8 @@ class Middleware:
     def __init__(self, app: ASGIApp, fast: FastPredict) -> None:
         self.app = app
         self.fast = fast
-        self.ok_: Any = None  # the metrics' children of a 200 (made at the first one)
-        self.latency_: Any = None
+        self._ok: Any = None  # the metrics' children of a 200 (made at the first one)
+        self._latency: Any = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST":
@@ -190,18 +190,18 @@ class Middleware:
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-length", str(len(payload)).encode()), *_HEADERS]})
         await send({"type": "http.response.body", "body": payload})
-        if self.ok_ is None:
-            self.ok_ = metrics.requests.labels(endpoint=PATH, method="POST", status="200")
-            self.latency_ = metrics.latency.labels(endpoint=PATH)
-        self.ok_.inc()
-        self.latency_.observe(time.perf_counter() - started)
+        if self._ok is None:
+            self._ok = metrics.requests.labels(endpoint=PATH, method="POST", status="200")
+            self._latency = metrics.latency.labels(endpoint=PATH)
+        self._ok.inc()
+        self._latency.observe(time.perf_counter() - started)
 
     async def _hand_on(
         self, scope: Scope, messages: list[MutableMapping[str, Any]], receive: Receive,
         send: Send,
     ) -> None:
         """The FastAPI app answers, reading `messages` first, then the rest of the body."""
-        self.fast.handed_on_ += 1
+        self.fast.handed_on += 1
         pending = collections.deque(messages)
 
         async def replay() -> MutableMapping[str, Any]:

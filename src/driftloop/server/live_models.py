@@ -136,29 +136,29 @@ class ModelHolder:
         self.on_swap = on_swap
         self.on_load_error = on_load_error
         self.prepare = prepare
-        self.live_: dict[str, LiveModel] = {}
-        self.loaded_: collections.OrderedDict[int, tuple[entities.ModelVersion, Any]] = (
+        self._live: dict[str, LiveModel] = {}
+        self._loaded: collections.OrderedDict[int, tuple[entities.ModelVersion, Any]] = (
             collections.OrderedDict())
-        self.failed_: dict[int, str] = {}
-        self.lock_ = threading.Lock()
+        self._failed: dict[int, str] = {}
+        self._lock = threading.Lock()
 
     def get(self, alias: str = "champion") -> LiveModel | None:
         """The model serving `alias` now, or None (read once per request)."""
-        return self.live_.get(alias)
+        return self._live.get(alias)
 
     def versions(self) -> dict[str, int]:
         """The version each watched alias serves."""
-        return {alias: live.number for alias, live in self.live_.items()}
+        return {alias: live.number for alias, live in self._live.items()}
 
     def runtimes(self) -> dict[str, str]:
         """What scores for each watched alias (`LiveModel.runtime`)."""
-        return {alias: live.runtime for alias, live in self.live_.items()}
+        return {alias: live.runtime for alias, live in self._live.items()}
 
     def refresh(self) -> list[str]:
         """Follow the aliases to their current versions; returns the aliases swapped."""
-        with self.lock_:  # the poller and an admin request may refresh at the same time
+        with self._lock:  # the poller and an admin request may refresh at the same time
             wanted = self.store.aliases(self.pipeline)
-            live = dict(self.live_)
+            live = dict(self._live)
             swapped: list[tuple[str, LiveModel | None, LiveModel | None]] = []
             for alias in self.aliases:
                 number, old = wanted.get(alias), live.get(alias)
@@ -174,7 +174,7 @@ class ModelHolder:
                     continue
                 live[alias] = LiveModel(alias, loaded[0], loaded[1], self.clock.now())
                 swapped.append((alias, old, live[alias]))
-            self.live_ = live  # one reference assignment: requests see old or new, never half
+            self._live = live  # one reference assignment: requests see old or new, never half
         for alias, old, new in swapped:
             log.info("%s: %s now serves %s (was %s)", self.pipeline, alias,
                      new and f"v{new.number}", old and f"v{old.number}")
@@ -185,9 +185,9 @@ class ModelHolder:
     def reload(self, number: int) -> list[str]:
         """Load version `number` again (its `prepare` step may now give something else, such
         as an ONNX export made since) and swap it in wherever it serves; returns those aliases."""
-        with self.lock_:
-            self.loaded_.pop(number, None)
-            live = dict(self.live_)
+        with self._lock:
+            self._loaded.pop(number, None)
+            live = dict(self._live)
             swapped = []
             for alias, old in live.items():
                 if old.number != number:
@@ -196,7 +196,7 @@ class ModelHolder:
                 if loaded is not None:
                     live[alias] = LiveModel(alias, loaded[0], loaded[1], self.clock.now())
                     swapped.append((alias, old, live[alias]))
-            self.live_ = live
+            self._live = live
         for alias, old, new in swapped:
             if self.on_swap is not None:
                 self.on_swap(alias, old, new)
@@ -206,36 +206,36 @@ class ModelHolder:
         """Serve `model` as `alias` at `version` from now on: an online learner that keeps
         learning in this process. The cache of loaded versions keeps the stored snapshot, so
         a later move of the alias loads what the registry holds."""
-        with self.lock_:
-            live = dict(self.live_)
+        with self._lock:
+            live = dict(self._live)
             old = live.get(alias)
             live[alias] = LiveModel(alias, version, model, self.clock.now())
-            self.live_ = live
+            self._live = live
         if self.on_swap is not None and (old is None or old.number != version.version):
             self.on_swap(alias, old, live[alias])
 
     def _load(self, alias: str, number: int) -> tuple[entities.ModelVersion, Any] | None:
-        if number in self.loaded_:
-            self.loaded_.move_to_end(number)
-            return self.loaded_[number]
+        if number in self._loaded:
+            self._loaded.move_to_end(number)
+            return self._loaded[number]
         try:
             version = self.store.get_model_version(self.pipeline, number)
             model = self.artifacts.get_model(version.artifact_uri, version.sha256)
             if self.prepare is not None:
                 model = self.prepare(version, model)
         except Exception as exc:  # keep serving the old model; retry on the next poll
-            if self.failed_.get(number) != str(exc):
+            if self._failed.get(number) != str(exc):
                 log.error("%s: cannot load v%d for %s: %s", self.pipeline, number, alias, exc)
-            self.failed_[number] = str(exc)
+            self._failed[number] = str(exc)
             if self.on_load_error is not None:
                 self.on_load_error(alias, number, exc)
             return None
-        self.failed_.pop(number, None)
-        self.loaded_[number] = (version, model)
-        in_use = {live.number for live in self.live_.values()} | {number}
-        for old in list(self.loaded_):
-            if len(self.loaded_) <= self.keep:
+        self._failed.pop(number, None)
+        self._loaded[number] = (version, model)
+        in_use = {live.number for live in self._live.values()} | {number}
+        for old in list(self._loaded):
+            if len(self._loaded) <= self.keep:
                 break
             if old not in in_use:
-                del self.loaded_[old]
+                del self._loaded[old]
         return version, model

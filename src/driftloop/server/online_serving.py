@@ -54,24 +54,24 @@ class OnlineServing:
         self.store = store
         self.holder = holder
         self.lease_holder = leases.holder_name(ACTOR)
-        self.session_: online_session.OnlineSession | None = None
-        self.lock_ = threading.Lock()
+        self._session: online_session.OnlineSession | None = None
+        self._lock = threading.Lock()
 
     @property
     def session(self) -> online_session.OnlineSession | None:
-        return self.session_
+        return self._session
 
     def swapped(self, alias: str, new: live_models.LiveModel | None) -> None:
         """The holder moved `alias`: follow the champion unless it is already our learner."""
         if alias != "champion" or new is None:
             return
-        session = self.session_
-        if session is not None and new.model is session.model_:
+        session = self._session
+        if session is not None and new.model is session.model:
             return
         if session is not None and session.version is not None and (
             new.number == session.version.version
         ):  # our own checkpoint, loaded back by the poller: keep serving the learning object
-            self.holder.adopt("champion", session.version, session.model_)
+            self.holder.adopt("champion", session.version, session.model)
             return
         if not isinstance(new.model, learners.OnlineModel):
             log.error("%s: champion v%d is not an online learner; feedback will not train it",
@@ -79,7 +79,7 @@ class OnlineServing:
             return
         model = new.model.snapshot()  # the cached snapshot stays as stored
         if session is None:
-            self.session_ = online_session.OnlineSession(
+            self._session = online_session.OnlineSession(
                 self.project, model.features, ACTOR, model=model, version=new.version,
                 on_model=self._serve,
             )
@@ -94,10 +94,10 @@ class OnlineServing:
     def learn_feedback(self, inputs: scoring.InputSchema | None) -> int:
         """Learn the champion's predictions labelled since the session's position, under the
         lease; how many were learned (0 while another process holds the lease)."""
-        if self.session_ is None or inputs is None:
+        if self._session is None or inputs is None:
             return 0
         store, name = self.project.store, self.project.name
-        with self.lock_:  # one learner of the labels at a time in this process
+        with self._lock:  # one learner of the labels at a time in this process
             taken = False
             try:
                 with leases.hold(store, name, self.lease_holder,
@@ -130,13 +130,13 @@ class OnlineServing:
         moved it since the poller last looked); None if it cannot (the champion is not an
         online learner, or failed to load)."""
         number = self.project.store.get_alias(self.project.name, "champion")
-        session = self.session_
+        session = self._session
         if session is not None and session.version is not None and (
             session.version.version == number
         ):
             return session
         self.holder.refresh()  # the swap attaches the session to the new champion
-        session = self.session_
+        session = self._session
         if session is None or session.version is None or session.version.version != number:
             return None
         return session

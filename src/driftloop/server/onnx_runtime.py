@@ -30,13 +30,13 @@ class OnnxPreparer:
         self.store = store
         self.artifacts = artifacts
         self.pipeline = pipeline
-        self.transfers_ = transfers.TransferStore(store)
-        self.reasons_: dict[int, str] = {}
+        self._transfers = transfers.TransferStore(store)
+        self._reasons: dict[int, str] = {}
 
     def __call__(self, version: entities.ModelVersion, model: Any) -> Any:
         """The `OnnxModel` of `version`, or `model` itself (the reason logged)."""
         number = version.version
-        export = self.transfers_.passing_export(self.pipeline, number, "onnx")
+        export = self._transfers.passing_export(self.pipeline, number, "onnx")
         if export is None or export.artifact_uri is None or export.sha256 is None:
             return self._fallback(number, model, "it has no ONNX export that passed parity "
                                   f"(driftloop models export {number} --format onnx)")
@@ -48,7 +48,7 @@ class OnnxPreparer:
                 data, list(export.report["columns"]), getattr(model, "classes_", None))
         except Exception as exc:  # onnxruntime missing, file gone or refused: sklearn serves
             return self._fallback(number, model, f"its ONNX export cannot be loaded: {exc}")
-        self.reasons_.pop(number, None)
+        self._reasons.pop(number, None)
         log.info("%s: v%d scores with onnxruntime (export %d, same class on %s of %s rows)",
                  self.pipeline, number, export.id, export.report.get("same_class"),
                  export.report.get("rows"))
@@ -57,12 +57,12 @@ class OnnxPreparer:
     def exported_since(self, live: Iterable[int]) -> list[int]:
         """Of the `live` versions, those served with scikit-learn for want of a passing export
         that have one now (the server's poller then reloads them, `ModelHolder.reload`)."""
-        return [number for number in set(live) if number in self.reasons_
-                and self.transfers_.passing_export(self.pipeline, number, "onnx") is not None]
+        return [number for number in set(live) if number in self._reasons
+                and self._transfers.passing_export(self.pipeline, number, "onnx") is not None]
 
     def _fallback(self, number: int, model: Any, reason: str) -> Any:
-        if self.reasons_.get(number) != reason:
+        if self._reasons.get(number) != reason:
             log.warning("%s: v%d scores with scikit-learn, not onnxruntime: %s",
                         self.pipeline, number, reason)
-        self.reasons_[number] = reason
+        self._reasons[number] = reason
         return model

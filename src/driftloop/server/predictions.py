@@ -18,7 +18,7 @@ processes' writes waited for seconds, up to the busy timeout.
 
 When the store refuses writes (its disk is full, the database is down), rows wait in memory
 and writes are retried with backoff; predict keeps answering. Past `max_queued` waiting rows,
-new rows are not kept: `submit` counts them in `unlogged_`, and `problem` says so, which the
+new rows are not kept: `submit` counts them in `unlogged`, and `problem` says so, which the
 server reports on /readyz and in its metrics (never silently). Writing resumes by itself once
 the store takes writes again. What a crash can lose: predictions answered in the last
 `flush_interval` (50 ms by default) before a kill -9 or a power cut, plus whatever waits in
@@ -59,94 +59,94 @@ class PredictionLog:
         self.max_queued = max_queued
         self.on_written = on_written
         self.on_error = on_error
-        self.queue_: list[serving.Prediction] = []
-        self.submitted_ = 0
-        self.written_ = 0
-        self.failures_ = 0
-        self.unlogged_ = 0
-        self.last_error_: str | None = None  # of the newest failed write; None once one succeeds
-        self.urgent_ = False
-        self.stopping_ = False
-        self.in_flight_ = 0  # rows the writer thread took from the queue and is writing
-        self.cond_ = threading.Condition()
-        self.thread_: threading.Thread | None = None
+        self._queue: list[serving.Prediction] = []
+        self._submitted = 0
+        self._written = 0
+        self.failures = 0
+        self.unlogged = 0
+        self.last_error: str | None = None  # of the newest failed write; None once one succeeds
+        self._urgent = False
+        self._stopping = False
+        self._in_flight = 0  # rows the writer thread took from the queue and is writing
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
 
     @property
     def queued(self) -> int:
-        return len(self.queue_)
+        return len(self._queue)
 
     def start(self) -> None:
-        if self.thread_ is None:
-            self.thread_ = threading.Thread(
+        if self._thread is None:
+            self._thread = threading.Thread(
                 target=self._run, name="driftloop-prediction-log", daemon=True)
-            self.thread_.start()
+            self._thread.start()
 
     @property
     def problem(self) -> str | None:
         """Why predictions are not being logged now, or None while writes succeed (the count
-        of those never logged stays in `unlogged_`)."""
-        if self.last_error_ is None:
+        of those never logged stays in `unlogged`)."""
+        if self.last_error is None:
             return None
-        return (f"predictions are not being logged ({self.last_error_}):"
-                f" {len(self.queue_)} wait in memory, {self.unlogged_} were dropped since the "
+        return (f"predictions are not being logged ({self.last_error}):"
+                f" {len(self._queue)} wait in memory, {self.unlogged} were dropped since the "
                 "server started; predict keeps answering, logging resumes when the store takes "
                 "writes again")
 
     def submit(self, rows: Sequence[serving.Prediction]) -> int:
         """Queue rows for writing; returns how many were kept. Past `max_queued` waiting rows
-        (the store has refused writes for a while) the rest are counted in `unlogged_`."""
-        with self.cond_:
-            room = max(0, self.max_queued - len(self.queue_) - self.in_flight_)
+        (the store has refused writes for a while) the rest are counted in `unlogged`."""
+        with self._cond:
+            room = max(0, self.max_queued - len(self._queue) - self._in_flight)
             if room < len(rows):
-                if not self.unlogged_:
+                if not self.unlogged:
                     log.error("the prediction log is full (%d rows wait): predictions are no "
-                              "longer logged until the store takes writes", len(self.queue_))
-                self.unlogged_ += len(rows) - room
+                              "longer logged until the store takes writes", len(self._queue))
+                self.unlogged += len(rows) - room
                 rows = rows[:room]
-            self.queue_.extend(rows)
-            self.submitted_ += len(rows)
-            if len(self.queue_) >= self.batch_rows:
-                self.cond_.notify_all()
+            self._queue.extend(rows)
+            self._submitted += len(rows)
+            if len(self._queue) >= self.batch_rows:
+                self._cond.notify_all()
         return len(rows)
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until every row submitted before this call is written; False on timeout."""
-        with self.cond_:
-            target = self.submitted_
-            self.urgent_ = True
-            self.cond_.notify_all()
-            return self.cond_.wait_for(lambda: self.written_ >= target, timeout=timeout)
+        with self._cond:
+            target = self._submitted
+            self._urgent = True
+            self._cond.notify_all()
+            return self._cond.wait_for(lambda: self._written >= target, timeout=timeout)
 
     def close(self, timeout: float = 30.0) -> None:
         """Write what is queued and stop the thread (a clean shutdown loses nothing)."""
-        with self.cond_:
-            self.stopping_ = True
-            self.cond_.notify_all()
-        if self.thread_ is not None:
-            self.thread_.join(timeout)
-            self.thread_ = None
-        if self.queue_:
-            log.error("prediction log closed with %d rows unwritten", len(self.queue_))
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        if self._queue:
+            log.error("prediction log closed with %d rows unwritten", len(self._queue))
 
     # -- the writer thread ---------------------------------------------------------------------
 
     def _run(self) -> None:
         backoff, failed_at_stop = 0.0, 0
         while True:
-            with self.cond_:
-                self.cond_.wait_for(
-                    lambda: self.stopping_ or self.urgent_ or len(self.queue_) >= self.batch_rows,
+            with self._cond:
+                self._cond.wait_for(
+                    lambda: self._stopping or self._urgent or len(self._queue) >= self.batch_rows,
                     timeout=self.flush_interval)
-                taken = self.queue_[:MAX_TRANSACTION_ROWS]
-                self.queue_ = self.queue_[MAX_TRANSACTION_ROWS:]
-                self.urgent_ = self.urgent_ and bool(self.queue_)  # a flush waits for the rest
-                self.in_flight_ = len(taken)  # still in memory: they count against max_queued
-                stopping = self.stopping_
+                taken = self._queue[:MAX_TRANSACTION_ROWS]
+                self._queue = self._queue[MAX_TRANSACTION_ROWS:]
+                self._urgent = self._urgent and bool(self._queue)  # a flush waits for the rest
+                self._in_flight = len(taken)  # still in memory: they count against max_queued
+                stopping = self._stopping
             started = time.monotonic()
             if taken and not self._write(taken):
-                with self.cond_:  # put the unwritten rows back in front, in order
-                    self.queue_ = taken + self.queue_
-                    self.in_flight_ = 0
+                with self._cond:  # put the unwritten rows back in front, in order
+                    self._queue = taken + self._queue
+                    self._in_flight = 0
                 failed_at_stop += stopping
                 if failed_at_stop > 3:
                     return  # the store stays down at shutdown: give up (close logs the loss)
@@ -154,11 +154,11 @@ class PredictionLog:
                 time.sleep(backoff)
                 continue
             backoff = 0.0
-            with self.cond_:
-                self.in_flight_ = 0
-                self.written_ += len(taken)
-                self.cond_.notify_all()
-                if stopping and not self.queue_:
+            with self._cond:
+                self._in_flight = 0
+                self._written += len(taken)
+                self._cond.notify_all()
+                if stopping and not self._queue:
                     return
             if taken:
                 self._yield_lock(time.monotonic() - started)
@@ -168,13 +168,13 @@ class PredictionLog:
         try:
             self.store.add_predictions(rows)
         except Exception as exc:  # the store is down or refused: keep the rows, retry
-            self.failures_ += 1
-            self.last_error_ = faults.storage_fault(exc) or type(exc).__name__
+            self.failures += 1
+            self.last_error = faults.storage_fault(exc) or type(exc).__name__
             log.warning("writing %d predictions failed (will retry): %s", len(rows), exc)
             if self.on_error is not None:
                 self.on_error(exc)
             return False
-        self.last_error_ = None
+        self.last_error = None
         if self.on_written is not None:
             self.on_written(len(rows))
         return True
@@ -182,5 +182,5 @@ class PredictionLog:
     def _yield_lock(self, held: float) -> None:
         """Leave the store's write lock to other writers for `held` seconds, as long as the
         transaction that held it took (cut short only by `close`)."""
-        with self.cond_:
-            self.cond_.wait_for(lambda: self.stopping_, timeout=held)
+        with self._cond:
+            self._cond.wait_for(lambda: self._stopping, timeout=held)

@@ -115,8 +115,8 @@ class ServerMetrics:
     def observe_log(self, log: Any) -> None:
         """Copy the prediction log's state (a `server.predictions.PredictionLog`) to gauges."""
         self.log_queued.set(log.queued)
-        self.log_unlogged.set(log.unlogged_)
-        self.store_writable.set(0 if log.last_error_ is not None else 1)
+        self.log_unlogged.set(log.unlogged)
+        self.store_writable.set(0 if log.last_error is not None else 1)
 
     def render(self) -> tuple[bytes, str]:
         """The exposition text and its content type (summed over the workers, if several)."""

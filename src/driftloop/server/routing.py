@@ -39,8 +39,8 @@ class Router:
 
     def __init__(self, rollout: config.RolloutSpec) -> None:
         self.rollout = rollout
-        self.split_ = rollout.strategy in {"canary", "ab"}
-        self.alias_ = rollout.test_alias
+        self._split = rollout.strategy in {"canary", "ab"}
+        self._alias = rollout.test_alias
 
     def route(
         self, holder: live_models.ModelHolder, champion: live_models.LiveModel,
@@ -48,7 +48,7 @@ class Router:
     ) -> list[tuple[live_models.LiveModel, list[int]]]:
         """(live model, record indices) groups covering every record, champion first."""
         every = list(range(len(records)))
-        test = holder.get(self.alias_) if self.split_ and self.alias_ else None
+        test = holder.get(self._alias) if self._split and self._alias else None
         if test is None:
             return [(champion, every)]
         salt, share, field = f"v{test.number}", self.rollout.share, self.rollout.key

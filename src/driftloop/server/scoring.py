@@ -59,11 +59,11 @@ class InputSchema:
         self.features = features
         self.allow_new_categories = allow_new_categories
         self.derive = derive  # the model's input from the checked columns (`data.calendar`)
-        self.columns_ = [schema.column(name) for name in features]
+        self._columns = [schema.column(name) for name in features]
         # every feature a float64 column: the single-record fast path (`frame`, `score`)
-        self.plain_numbers_ = derive is None and all(
-            c.kind == "numeric" and c.dtype == "float64" for c in self.columns_)
-        self.index_ = pd.Index(features)  # built once: a text Index costs more than a row
+        self.plain_numbers = derive is None and all(
+            c.kind == "numeric" and c.dtype == "float64" for c in self._columns)
+        self.index = pd.Index(features)  # built once: a text Index costs more than a row
 
     def check(self, records: list[Any]) -> list[types.JSON]:
         """The records cut to the feature columns, as plain JSON values; `ValidationError`
@@ -76,7 +76,7 @@ class InputSchema:
                                  "msg": f"a record must be an object, got {_kind(record)}"})
                 continue
             row: types.JSON = {}
-            for column in self.columns_:
+            for column in self._columns:
                 if column.name not in record:
                     problems.append({"record": index, "field": column.name, "msg": "missing"})
                     continue
@@ -139,24 +139,24 @@ class InputSchema:
 
     def frame(self, rows: list[types.JSON]) -> pd.DataFrame:
         """Checked rows as the model's input frame (schema dtypes, feature order)."""
-        if self.plain_numbers_:
+        if self.plain_numbers:
             # Every feature is a float64 column: one float matrix (null -> NaN) is what
             # `coerce` gives, at a fraction of its cost (the single-record hot path).
-            return pd.DataFrame(self.matrix(rows), columns=self.index_, copy=False)
+            return pd.DataFrame(self.matrix(rows), columns=self.index, copy=False)
         raw = pd.DataFrame(rows, columns=self.features)
         checked = schemas.coerce(raw, self.schema)[self.features]
         return checked if self.derive is None else self.derive(checked)
 
     def matrix(self, rows: list[types.JSON]) -> np.ndarray[Any, Any]:
         """Checked rows as a float64 matrix in feature order (null -> NaN); for schemas whose
-        features are all float64 columns (`plain_numbers_`)."""
+        features are all float64 columns (`plain_numbers`)."""
         names = self.features
         matrix = np.array([[row[name] for name in names] for row in rows], dtype=np.float64)
         return matrix.reshape(len(rows), len(names))
 
 
 class ModelInput:
-    """Checked rows as a model reads them: with `InputSchema.plain_numbers_` a float64
+    """Checked rows as a model reads them: with `InputSchema.plain_numbers` a float64
     `matrix` in feature order, which an ONNX graph or a plain estimator fit on these columns
     reads as it is (`score_input`); the frame is built only when a model needs it, then kept.
 
@@ -176,20 +176,20 @@ class ModelInput:
         self.inputs = inputs
         self.rows = rows
         self.matrix = matrix
-        self.frame_: pd.DataFrame | None = None
+        self._frame: pd.DataFrame | None = None
 
     @classmethod
     def of(cls, inputs: InputSchema, rows: list[types.JSON]) -> ModelInput:
         """`rows` (checked by `inputs.check`), with their matrix where the schema allows one."""
-        return cls(inputs, rows, inputs.matrix(rows) if inputs.plain_numbers_ else None)
+        return cls(inputs, rows, inputs.matrix(rows) if inputs.plain_numbers else None)
 
     @property
     def frame(self) -> pd.DataFrame:
         """The model's input frame (`InputSchema.frame`), built on first use."""
-        if self.frame_ is None:
-            self.frame_ = (self.inputs.frame(self.rows) if self.matrix is None else
-                           pd.DataFrame(self.matrix, columns=self.inputs.index_, copy=False))
-        return self.frame_
+        if self._frame is None:
+            self._frame = (self.inputs.frame(self.rows) if self.matrix is None else
+                           pd.DataFrame(self.matrix, columns=self.inputs.index, copy=False))
+        return self._frame
 
     def take(self, indices: list[int]) -> ModelInput:
         """The rows at `indices`, in that order; without a matrix, their part of the whole
@@ -197,7 +197,7 @@ class ModelInput:
         part = ModelInput(self.inputs, [self.rows[i] for i in indices],
                           None if self.matrix is None else self.matrix[indices])
         if self.matrix is None:
-            part.frame_ = self.frame.iloc[indices].reset_index(drop=True)
+            part._frame = self.frame.iloc[indices].reset_index(drop=True)
         return part
 
 
@@ -222,7 +222,7 @@ def score(
 ) -> list[Scored]:
     """Predictions (and class probabilities when the model has `predict_proba`) per row. An
     online learner answers both from one state (`predict_and_proba`) while it learns.
-    `floats`: every column of `frame` is float64 (`InputSchema.plain_numbers_`), so a plain
+    `floats`: every column of `frame` is float64 (`InputSchema.plain_numbers`), so a plain
     estimator fit on these columns in this order reads them as an array
     (`LiveModel.array_features`)."""
     if callable(getattr(live.model, "predict_and_proba", None)):

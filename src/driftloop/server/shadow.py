@@ -49,15 +49,15 @@ class ShadowScorer:
     ) -> None:
         self.pipeline = pipeline
         self.holder = holder
-        self.log_ = log
+        self._log = log
         self.tally = tally
         self.max_queued = max_queued
         self.on_dropped = on_dropped
-        self.queue_: collections.deque[Job] = collections.deque()
-        self.cond_ = threading.Condition()
-        self.stopping_ = False
-        self.busy_ = False
-        self.thread_: threading.Thread | None = None
+        self._queue: collections.deque[Job] = collections.deque()
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._busy = False
+        self._thread: threading.Thread | None = None
 
     @property
     def active(self) -> bool:
@@ -65,53 +65,53 @@ class ShadowScorer:
         return self.holder.get("shadow") is not None
 
     def start(self) -> None:
-        if self.thread_ is None:
-            self.thread_ = threading.Thread(target=self._run, name="driftloop-shadow",
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="driftloop-shadow",
                                             daemon=True)
-            self.thread_.start()
+            self._thread.start()
 
     def submit(self, job: Job) -> None:
         """Queue an answered request for the shadow; dropped (and counted) when full."""
-        with self.cond_:
-            if len(self.queue_) >= self.max_queued:
+        with self._cond:
+            if len(self._queue) >= self.max_queued:
                 if self.on_dropped is not None:
                     self.on_dropped(len(job.ids))
                 return
-            self.queue_.append(job)
-            self.cond_.notify()
+            self._queue.append(job)
+            self._cond.notify()
 
     def drain(self, timeout: float = 5.0) -> bool:
         """Wait until everything queued so far is scored and handed to the log."""
         deadline = time.monotonic() + timeout
-        with self.cond_:
-            return self.cond_.wait_for(lambda: not self.queue_ and not self.busy_,
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._queue and not self._busy,
                                        timeout=max(0.0, deadline - time.monotonic()))
 
     def close(self) -> None:
         """Score what is queued, then stop the thread."""
-        with self.cond_:
-            self.stopping_ = True
-            self.cond_.notify_all()
-        if self.thread_ is not None:
-            self.thread_.join(30)
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(30)
 
     def _run(self) -> None:
         scoring.prepare_scoring_thread()
         while True:
-            with self.cond_:
-                self.cond_.wait_for(lambda: self.stopping_ or bool(self.queue_))
-                if not self.queue_:
+            with self._cond:
+                self._cond.wait_for(lambda: self._stopping or bool(self._queue))
+                if not self._queue:
                     return
-                job = self.queue_.popleft()
-                self.busy_ = True
+                job = self._queue.popleft()
+                self._busy = True
             try:
                 self._score(job)
             except Exception as exc:  # never let one job stop the thread
                 log.warning("shadow scoring failed: %s", exc)
             finally:
-                with self.cond_:
-                    self.busy_ = False
-                    self.cond_.notify_all()
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
 
     def _score(self, job: Job) -> None:
         live = self.holder.get("shadow")
@@ -127,7 +127,7 @@ class ShadowScorer:
             return
         self.tally.observe(job.at, live.alias, live.number,
                            (time.perf_counter() - started) * 1000, error=False)
-        self.log_.submit([
+        self._log.submit([
             serving.Prediction(rollout.shadow_id(champion_id), self.pipeline, live.alias,
                                live.number, job.key, row, out.prediction, out.probabilities,
                                job.at)

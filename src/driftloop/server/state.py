@@ -111,11 +111,11 @@ class ServerState:
             online_serving.OnlineServing(project, self.serving, self.holder)
             if project.spec.online is not None and bundle is None else None
         )
-        self.inputs_: scoring.InputSchema | None = None
-        self.schema_json_: Any = None
-        self.stop_ = threading.Event()
-        self.thread_: threading.Thread | None = None
-        self.tallies_: threading.Thread | None = None
+        self._inputs: scoring.InputSchema | None = None
+        self._schema_json: Any = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._tallies: threading.Thread | None = None
         for alias in settings.aliases:
             self.metrics.model_version.labels(pipeline=name, alias=alias).set(0)
         if bundle is not None:  # loaded (and verified) before the server accepts a request
@@ -128,7 +128,7 @@ class ServerState:
     @property
     def inputs(self) -> scoring.InputSchema | None:
         """The input schema, or None while the pipeline has none (no data accepted yet)."""
-        return self.inputs_
+        return self._inputs
 
     def start(self) -> None:
         """Load what is live now, then start the log writer and the poller."""
@@ -137,16 +137,16 @@ class ServerState:
         self.log.start()
         if "shadow" in self.settings.aliases:
             self.shadow.start()
-        self.thread_ = threading.Thread(target=self._poll, name="driftloop-poller", daemon=True)
-        self.thread_.start()
-        self.tallies_ = threading.Thread(target=self._write_tallies, name="driftloop-tallies",
+        self._thread = threading.Thread(target=self._poll, name="driftloop-poller", daemon=True)
+        self._thread.start()
+        self._tallies = threading.Thread(target=self._write_tallies, name="driftloop-tallies",
                                          daemon=True)
-        self.tallies_.start()
+        self._tallies.start()
 
     def stop(self) -> None:
         """Stop polling, write every queued prediction, give up the online learner's lease."""
-        self.stop_.set()
-        for thread in (self.thread_, self.tallies_):
+        self._stop.set()
+        for thread in (self._thread, self._tallies):
             if thread is not None:
                 thread.join(10)
         self.shadow.close()
@@ -175,11 +175,11 @@ class ServerState:
         self.metrics.observe_log(self.log)
 
     def _poll(self) -> None:
-        while not self.stop_.wait(self.settings.poll_interval):
+        while not self._stop.wait(self.settings.poll_interval):
             self.poll_once()
 
     def _write_tallies(self) -> None:
-        while not self.stop_.wait(self.settings.poll_interval):
+        while not self._stop.wait(self.settings.poll_interval):
             try:
                 self._flush_stats()
             except Exception as exc:  # kept in memory; the next round writes them
@@ -188,16 +188,16 @@ class ServerState:
     def _refresh_schema(self) -> None:
         stored = (self.bundle.schema if self.bundle is not None
                   else self.project.store.get_pipeline(self.name).schema)
-        if stored is None or stored == self.schema_json_:
+        if stored is None or stored == self._schema_json:
             return
         schema = schemas.Schema.from_json(stored)
         spec = self.project.spec
         features = calendar.input_columns(spec, list(schema.names))
         derive = None if spec.calendar is None else functools.partial(calendar.model_input, spec)
-        self.inputs_ = scoring.InputSchema(
+        self._inputs = scoring.InputSchema(
             schema, features, allow_new_categories=spec.validation.allow_new_categories,
             derive=derive)
-        self.schema_json_ = stored
+        self._schema_json = stored
 
     def _refresh_onnx(self) -> None:
         """``serving.runtime: onnx``: swap in the ONNX exports made since a version loaded."""

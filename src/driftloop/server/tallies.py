@@ -44,48 +44,48 @@ class Tally:
 
     def __init__(self, process: str) -> None:
         self.process = process
-        self.counts_: dict[Key, tuple[int, int, dict[int, int]]] = {}
-        self.dirty_ = False
-        self.lock_ = threading.Lock()
+        self._counts: dict[Key, tuple[int, int, dict[int, int]]] = {}
+        self._dirty = False
+        self._lock = threading.Lock()
 
     def observe(self, at: datetime, alias: str, version: int, ms: float, *, error: bool) -> None:
         """Count one request answered (or failed) by `alias` serving `version`."""
         key = (serving_stats.minute_of(at), alias, version)
         index = serving_stats.bucket(ms)
-        with self.lock_:
-            requests, errors, latency = self.counts_.get(key, (0, 0, {}))
+        with self._lock:
+            requests, errors, latency = self._counts.get(key, (0, 0, {}))
             latency[index] = latency.get(index, 0) + 1
-            self.counts_[key] = (requests + 1, errors + int(error), latency)
-            self.dirty_ = True
+            self._counts[key] = (requests + 1, errors + int(error), latency)
+            self._dirty = True
 
     def rows(self) -> list[serving_stats.StatRow]:
         """A snapshot of every minute held, as rows to write."""
-        with self.lock_:
+        with self._lock:
             return [
                 serving_stats.StatRow(minute, self.process, alias, version, requests, errors,
                                       dict(latency))
-                for (minute, alias, version), (requests, errors, latency) in self.counts_.items()
+                for (minute, alias, version), (requests, errors, latency) in self._counts.items()
             ]
 
     def flush(self, stats: serving_stats.ServingStats, pipeline: str, now: datetime) -> int:
         """Write what changed since the last flush; drop minutes before `now`'s once written.
         Returns the number of rows written."""
-        with self.lock_:
-            if not self.dirty_:
+        with self._lock:
+            if not self._dirty:
                 return 0
-            self.dirty_ = False
+            self._dirty = False
         rows = self.rows()
         try:
             stats.write(pipeline, rows)
         except Exception:
-            with self.lock_:
-                self.dirty_ = True  # keep everything; the next poll tries again
+            with self._lock:
+                self._dirty = True  # keep everything; the next poll tries again
             raise
         current = serving_stats.minute_of(now)
-        with self.lock_:
-            for key in [k for k in self.counts_ if k[0] < current]:
+        with self._lock:
+            for key in [k for k in self._counts if k[0] < current]:
                 # A request may have landed in an old minute after the snapshot: keep it then.
                 if any(r.minute == key[0] and r.alias == key[1] and r.version == key[2]
-                       and r.requests == self.counts_[key][0] for r in rows):
-                    del self.counts_[key]
+                       and r.requests == self._counts[key][0] for r in rows):
+                    del self._counts[key]
         return len(rows)

@@ -107,8 +107,8 @@ class HistoryStore(_leases.LeaseStore):
     def __init__(self, url: str, clock: clocks.Clock | None = None) -> None:
         self.url = url
         self.clock = clock if clock is not None else clocks.SystemClock()
-        self.engine_ = _engine.create_engine(url)
-        self.pipeline_ids_: dict[str, int] = {}
+        self.engine = _engine.create_engine(url)
+        self._pipeline_ids: dict[str, int] = {}
         self.region: str | None = None
         """The region (`regions:`) recorded with every batch, run and version written."""
 
@@ -116,16 +116,16 @@ class HistoryStore(_leases.LeaseStore):
     def open(cls, url: str, clock: clocks.Clock | None = None) -> Self:
         """A store on `url` with its schema migrated to the newest revision (Alembic)."""
         store = cls(url, clock)
-        migrations.upgrade(store.engine_)
+        migrations.upgrade(store.engine)
         return store
 
     def close(self) -> None:
         """Close every pooled connection."""
-        self.engine_.dispose()
+        self.engine.dispose()
 
     def schema_revision(self) -> str | None:
         """The Alembic revision the database is at."""
-        return migrations.current_revision(self.engine_)
+        return migrations.current_revision(self.engine)
 
     def __repr__(self) -> str:
         shown = sa.engine.make_url(self.url).render_as_string(hide_password=True)
@@ -134,19 +134,19 @@ class HistoryStore(_leases.LeaseStore):
     # -- plumbing ------------------------------------------------------------------------------
 
     def _read(self) -> Any:
-        return _engine.transaction(self.engine_, write=False)
+        return _engine.transaction(self.engine, write=False)
 
     def _insert(self, table: sa.Table) -> Any:
         """An INSERT that knows ON CONFLICT on this backend."""
-        return _engine.insert(self.engine_.dialect.name, table)
+        return _engine.insert(self.engine.dialect.name, table)
 
     @property
     def _dialect(self) -> str:
-        return str(self.engine_.dialect.name)
+        return str(self.engine.dialect.name)
 
     def _pid(self, conn: sa.Connection, pipeline: str) -> int:
         """The id of `pipeline` (cached: pipelines are never deleted); NotFoundError if absent."""
-        pid = self.pipeline_ids_.get(pipeline)
+        pid = self._pipeline_ids.get(pipeline)
         if pid is None:
             pid = conn.scalar(sa.select(T.pipelines.c.id).where(T.pipelines.c.name == pipeline))
             if pid is None:
@@ -155,7 +155,7 @@ class HistoryStore(_leases.LeaseStore):
                     "(driftloop run does, from driftloop.yaml)",
                     pipeline=pipeline,
                 )
-            self.pipeline_ids_[pipeline] = pid
+            self._pipeline_ids[pipeline] = pid
         return pid
 
     def _audit(

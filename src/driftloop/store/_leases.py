@@ -61,19 +61,19 @@ def _take_lease(dialect: str) -> Any:
 class LeaseStore:
     """Leases and fenced writes; the rest of the store writes through `_write`."""
 
-    engine_: sa.Engine
+    engine: sa.Engine
     clock: clocks.Clock
 
     def _write(self) -> Any:
         """A write transaction, fenced if this thread is inside `fenced(...)` for this store."""
         fence = _FENCE.get()
         if fence is None or fence[0] is not self:
-            return _engine.transaction(self.engine_, write=True)
+            return _engine.transaction(self.engine, write=True)
         return self._fenced_write(fence[1])
 
     @contextlib.contextmanager
     def _fenced_write(self, lease: entities.Lease) -> Iterator[sa.Connection]:
-        with _engine.transaction(self.engine_, write=True) as conn:
+        with _engine.transaction(self.engine, write=True) as conn:
             token = conn.scalar(_CHECK_FENCE, {"pipeline": lease.pipeline, "holder": lease.holder})
             if token != lease.token:
                 raise errors.ConflictError(
@@ -97,7 +97,7 @@ class LeaseStore:
     def shared(self) -> bool:
         """Whether other processes can open this store (False for in-memory SQLite, where no
         second controller can exist and the lease is a formality)."""
-        url = self.engine_.url
+        url = self.engine.url
         return not (url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"))
 
     def acquire_lease(self, pipeline: str, holder: str, ttl: timedelta) -> entities.Lease | None:
@@ -113,8 +113,8 @@ class LeaseStore:
             raise errors.ConfigError(f"lease ttl must be positive; got {ttl}", pipeline=pipeline)
         now = self.clock.now()
         expires = now + ttl
-        with _engine.transaction(self.engine_, write=True) as conn:
-            taken = conn.execute(_take_lease(self.engine_.dialect.name), {
+        with _engine.transaction(self.engine, write=True) as conn:
+            taken = conn.execute(_take_lease(self.engine.dialect.name), {
                 "pipeline": pipeline, "holder": holder, "token": 1, "expires_at": expires,
             }).first()
             if taken is None:
@@ -128,7 +128,7 @@ class LeaseStore:
     def release_lease(self, pipeline: str, holder: str) -> bool:
         """Give the lease up if `holder` has it; the next taker gets a new token."""
         lease = T.leases
-        with _engine.transaction(self.engine_, write=True) as conn:
+        with _engine.transaction(self.engine, write=True) as conn:
             done = conn.execute(sa.update(lease).where(
                 lease.c.pipeline == pipeline, lease.c.holder == holder,
             ).values(holder="", expires_at=self.clock.now()))
@@ -136,6 +136,6 @@ class LeaseStore:
 
     def get_lease(self, pipeline: str) -> entities.Lease | None:
         """The lease row of `pipeline` as stored (perhaps expired or released), or None."""
-        with _engine.transaction(self.engine_, write=False) as conn:
+        with _engine.transaction(self.engine, write=False) as conn:
             row = conn.execute(_GET_LEASE, {"pipeline": pipeline}).first()
         return None if row is None else _rows.lease(row)

@@ -99,12 +99,12 @@ class Archive:
         name = (f"batch-{batch_id}-{sha[:12]}" if kind == "batch"
                 else f"{frame['id'].iloc[0]}-{sha[:12]}")
         folder = "batches" if kind == "batch" else kind
-        path = posixpath.join(self.files.root_, "archive", pipeline, folder, f"day={partition}",
+        path = posixpath.join(self.files.root, "archive", pipeline, folder, f"day={partition}",
                               f"{name}.parquet")
         self._put(path, data)
         values = {
             "pipeline_id": self.store._pid(conn, pipeline), "kind": kind, "day": partition,
-            "uri": self.files.fs_.unstrip_protocol(path), "sha256": sha, "rows": len(frame),
+            "uri": self.files.fs.unstrip_protocol(path), "sha256": sha, "rows": len(frame),
             "bytes": len(data), "batch_id": batch_id, "first_at": first, "last_at": last,
             "created_at": created_at or self.store.clock.now(), "deleted_at": None,
         }
@@ -113,7 +113,7 @@ class Archive:
         return ArchiveFile(id=int(new_id), pipeline=pipeline, **values)
 
     def _put(self, path: str, data: bytes) -> None:
-        fs = self.files.fs_
+        fs = self.files.fs
         fs.makedirs(posixpath.dirname(path), exist_ok=True)
         partial = f"{path}.partial"
         fs.pipe_file(partial, data)
@@ -157,7 +157,7 @@ class Archive:
         for part in parts:
             if part.uri != merged.uri:
                 with contextlib.suppress(FileNotFoundError):
-                    self.files.fs_.rm_file(self.files._path(part.uri))
+                    self.files.fs.rm_file(self.files._path(part.uri))
         return merged
 
     def files_of(
@@ -220,7 +220,7 @@ class Archive:
         done = []
         for record in records:
             with contextlib.suppress(FileNotFoundError):  # already gone counts as deleted
-                self.files.fs_.rm_file(self.files._path(record.uri))
+                self.files.fs.rm_file(self.files._path(record.uri))
             done.append(record)
         if done:
             with self.store._write() as conn:

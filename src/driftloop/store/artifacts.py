@@ -57,8 +57,8 @@ class ArtifactStore:
         self.url = url
         self.trusted_modules = tuple(trusted_modules)
         self.storage_options = storage_options
-        self.fs_, root = fsspec.core.url_to_fs(url, **storage_options)
-        self.root_: str = root.rstrip("/") or "/"
+        self.fs, root = fsspec.core.url_to_fs(url, **storage_options)
+        self.root: str = root.rstrip("/") or "/"
 
     def __repr__(self) -> str:
         return f"ArtifactStore({self.url!r})"
@@ -72,13 +72,13 @@ class ArtifactStore:
         leaves a partial file under a content address.
         """
         sha = hashlib.sha256(data).hexdigest()
-        path = posixpath.join(self.root_, sha[:2], sha + suffix)
-        if not (self.fs_.exists(path) and self.fs_.size(path) == len(data)):
-            self.fs_.makedirs(posixpath.dirname(path), exist_ok=True)
+        path = posixpath.join(self.root, sha[:2], sha + suffix)
+        if not (self.fs.exists(path) and self.fs.size(path) == len(data)):
+            self.fs.makedirs(posixpath.dirname(path), exist_ok=True)
             partial = f"{path}.partial-{uuid.uuid4().hex}"
-            self.fs_.pipe_file(partial, data)
-            self.fs_.mv(partial, path)
-        return Artifact(uri=self.fs_.unstrip_protocol(path), sha256=sha, size=len(data))
+            self.fs.pipe_file(partial, data)
+            self.fs.mv(partial, path)
+        return Artifact(uri=self.fs.unstrip_protocol(path), sha256=sha, size=len(data))
 
     def get_bytes(self, uri: str, sha256: str) -> bytes:
         """The bytes at `uri`, only if their sha256 is `sha256`.
@@ -88,7 +88,7 @@ class ArtifactStore:
         """
         path = self._path(uri)
         try:
-            data: bytes = self.fs_.cat_file(path)
+            data: bytes = self.fs.cat_file(path)
         except (FileNotFoundError, IsADirectoryError) as exc:
             raise errors.NotFoundError(
                 f"artifact {uri} does not exist in the store {self.url}; it was deleted or the "
@@ -177,8 +177,8 @@ class ArtifactStore:
     def _path(self, uri: str) -> str:
         """The filesystem path of a URI this store handed out (or a key relative to its root)."""
         if "://" in uri or uri.startswith("/"):
-            return str(self.fs_._strip_protocol(uri))
-        return posixpath.join(self.root_, uri)
+            return str(self.fs._strip_protocol(uri))
+        return posixpath.join(self.root, uri)
 
 
 class ReplayArtifactStore(ArtifactStore):
@@ -196,20 +196,20 @@ class ReplayArtifactStore(ArtifactStore):
 
     def __init__(self) -> None:
         super().__init__("memory://replay")
-        self.objects_: dict[str, Any] = {}
+        self._objects: dict[str, Any] = {}
 
     def __repr__(self) -> str:
         return "ReplayArtifactStore()"
 
     def _keep(self, value: Any) -> Artifact:
         key = hashlib.sha256(uuid.uuid4().bytes).hexdigest()
-        self.objects_[key] = value
+        self._objects[key] = value
         return Artifact(uri=f"replay:///{key}", sha256=key, size=0)
 
     def _take(self, uri: str, sha256: str) -> Any:
-        if sha256 not in self.objects_ or not uri.endswith(sha256):
+        if sha256 not in self._objects or not uri.endswith(sha256):
             raise errors.NotFoundError(f"no replayed artifact {uri}", uri=uri)
-        return self.objects_[sha256]
+        return self._objects[sha256]
 
     def put_frame(self, frame: pd.DataFrame) -> Artifact:
         return self._keep(frame)

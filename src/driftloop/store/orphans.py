@@ -77,7 +77,7 @@ def find_orphans(
     now = now or datetime.now(UTC)
     known = referenced(store)
     found = []
-    for path, info in sorted(files.fs_.find(files.root_, detail=True).items()):
+    for path, info in sorted(files.fs.find(files.root, detail=True).items()):
         match = _NAME.fullmatch(posixpath.basename(path))
         if match is None or (match["sha"] in known and not match["partial"]):
             continue
@@ -85,7 +85,7 @@ def find_orphans(
         if modified is not None and now - modified < min_age:
             continue
         found.append(Orphan(
-            files.fs_.unstrip_protocol(path), posixpath.relpath(path, files.root_),
+            files.fs.unstrip_protocol(path), posixpath.relpath(path, files.root),
             int(info.get("size") or 0), modified, match["partial"] is not None))
     return found
 
@@ -102,7 +102,7 @@ def remove(
         if match is None or (match["sha"] in known and not orphan.partial):
             continue
         try:
-            files.fs_.rm_file(files.fs_._strip_protocol(orphan.uri))
+            files.fs.rm_file(files.fs._strip_protocol(orphan.uri))
         except FileNotFoundError:
             continue  # removed by someone else meanwhile
         gone.append(orphan)

@@ -207,7 +207,7 @@ def mark_archived(
             B.c.data_sha256 == row.data_sha256, B.c.id != batch_id))
     if row.data_uri and not shared:
         with contextlib.suppress(FileNotFoundError):
-            files.files.fs_.rm_file(files.files._path(row.data_uri))
+            files.files.fs.rm_file(files.files._path(row.data_uri))
     return uri
 
 
@@ -215,9 +215,9 @@ def compact(store: metadata.MetadataStore, *, pages: int) -> str | None:
     """Give free pages of a SQLite file back (at most `pages` in incremental mode; a full
     ``VACUUM`` of a file without auto-vacuum once half of it is free). PostgreSQL: nothing
     (autovacuum). Returns what was done, or None."""
-    if store._dialect != "sqlite" or store.engine_.url.database in (None, "", ":memory:"):
+    if store._dialect != "sqlite" or store.engine.url.database in (None, "", ":memory:"):
         return None
-    with store.engine_.connect() as conn:
+    with store.engine.connect() as conn:
         driver: Any = conn.connection.driver_connection
         mode = driver.execute("PRAGMA auto_vacuum").fetchone()[0]
         free = driver.execute("PRAGMA freelist_count").fetchone()[0]

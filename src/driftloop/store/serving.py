@@ -109,9 +109,9 @@ class ServingStore:
 
     def __init__(self, store: metadata.MetadataStore) -> None:
         self.store = store
-        self.engine_: sa.Engine = store.engine_
+        self.engine: sa.Engine = store.engine
         self.clock: clocks.Clock = store.clock
-        self.pipeline_ids_: dict[str, int] = {}
+        self._pipeline_ids: dict[str, int] = {}
 
     def __repr__(self) -> str:
         return f"ServingStore({self.store!r})"
@@ -128,7 +128,7 @@ class ServingStore:
         return self.store._insert(table)
 
     def _pid(self, conn: sa.Connection, pipeline: str) -> int:
-        pid = self.pipeline_ids_.get(pipeline)
+        pid = self._pipeline_ids.get(pipeline)
         if pid is None:
             p = tables.pipelines
             pid = conn.scalar(sa.select(p.c.id).where(p.c.name == pipeline))
@@ -136,7 +136,7 @@ class ServingStore:
                 raise errors.NotFoundError(
                     f"pipeline {pipeline!r} does not exist; create it first "
                     "(driftloop run does, from driftloop.yaml)", pipeline=pipeline)
-            self.pipeline_ids_[pipeline] = int(pid)
+            self._pipeline_ids[pipeline] = int(pid)
         return int(pid)
 
     def _audit(
@@ -161,13 +161,13 @@ class ServingStore:
         (so a retried batch is harmless). Returns how many rows were given."""
         if not rows:
             return 0
-        names = {row.pipeline for row in rows} - self.pipeline_ids_.keys()
+        names = {row.pipeline for row in rows} - self._pipeline_ids.keys()
         if names:
             with self._read() as conn:
                 for name in names:
                     self._pid(conn, name)
         # built before the transaction: it holds the write lock for the insert alone
-        values = [_prediction_values(row, self.pipeline_ids_[row.pipeline]) for row in rows]
+        values = [_prediction_values(row, self._pipeline_ids[row.pipeline]) for row in rows]
         statement = self._insert(S.predictions).on_conflict_do_nothing(index_elements=["id"])
         with self._write() as conn:
             conn.execute(statement, values)

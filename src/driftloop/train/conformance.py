@@ -178,8 +178,8 @@ def _round_trip(model: Any, X: pd.DataFrame, spelled: str | None,
     except Exception as exc:
         return [f"{kind} cannot be stored in the skops format: {type(exc).__name__}: {exc}"]
     finally:
-        if store.fs_.exists(store.root_):
-            store.fs_.rm(store.root_, recursive=True)
+        if store.fs.exists(store.root):
+            store.fs.rm(store.root, recursive=True)
     if not np.array_equal(np.asarray(loaded.predict(X)), np.asarray(model.predict(X))):
         return [f"{kind} predicts differently after it was stored and loaded back"]
     return []

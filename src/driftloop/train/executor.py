@@ -59,13 +59,13 @@ class Executor(abc.ABC):
     """Runs a trainer. Subclasses set `name` and register themselves."""
 
     name: ClassVar[str]
-    registry_: ClassVar[dict[str, type[Executor]]] = {}
+    registry: ClassVar[dict[str, type[Executor]]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         name = cls.__dict__.get("name")
         if name is not None:
-            Executor.registry_[name] = cls
+            Executor.registry[name] = cls
 
     def train(self, spec: config.TrainerSpec, X: Any, y: Any, base_dir: Path,
               scorer: search.Scorer | None = None) -> TrainResult:
@@ -108,7 +108,7 @@ def build_executor(name: str, **params: Any) -> Executor:
     >>> build_executor("local", timeout=60)
     LocalExecutor(timeout=60)
     """
-    if name not in Executor.registry_ and name.isidentifier():
+    if name not in Executor.registry and name.isidentifier():
         try:
             importlib.import_module(f"driftloop.train.{name}_executor")
         except ModuleNotFoundError as exc:
@@ -116,11 +116,11 @@ def build_executor(name: str, **params: Any) -> Executor:
                 raise errors.ConfigError(
                     f"trainer.executor {name!r} needs {exc.name!r}: pip install "
                     f"'driftloop[{name}]'") from exc
-    cls = Executor.registry_.get(name)
+    cls = Executor.registry.get(name)
     if cls is None:
         raise errors.ConfigError(
             f"trainer.executor: unknown executor {name!r}; known: "
-            f"{', '.join(sorted(Executor.registry_))}")
+            f"{', '.join(sorted(Executor.registry))}")
     return cls(**params)
 
 

@@ -48,7 +48,7 @@ def records_of(frame: pd.DataFrame, features: Sequence[str]) -> list[Record]:
 class OnlineModel:
     """A learner that learns from every labelled event, with a lock around every access.
 
-    `learner_` is the river model (has `learn_one`) or the scikit-learn estimator (has
+    `learner` is the river model (has `learn_one`) or the scikit-learn estimator (has
     `partial_fit`; learns when `batch_size` events are pending). `classes` are the classes a
     `partial_fit` classifier must know from its first call (default: those of that call).
     Pickled / copied without its lock (a fresh one is made on load).
@@ -65,44 +65,44 @@ class OnlineModel:
         self.features = list(features)
         self.batch_size = batch_size
         self.classes = None if classes is None else list(classes)
-        self.learner_ = learner
-        self.river_ = callable(getattr(learner, "learn_one", None))
-        if not self.river_ and not callable(getattr(learner, "partial_fit", None)):
+        self.learner = learner
+        self._river = callable(getattr(learner, "learn_one", None))
+        if not self._river and not callable(getattr(learner, "partial_fit", None)):
             raise errors.ConfigError(
                 f"online.learner gave {type(learner).__name__}, which has neither `learn_one` "
                 "(river) nor `partial_fit` (scikit-learn); return an online learner"
             )
         self.classes_: list[Any] = sorted(self.classes) if self.classes else []
         self.n_learned_ = 0
-        self.fitted_ = False
-        self.pending_: list[tuple[Record, Any]] = []
-        self.lock_ = threading.RLock()
+        self._fitted = False
+        self.pending: list[tuple[Record, Any]] = []
+        self._lock = threading.RLock()
 
     # -- copies and files ---------------------------------------------------------------------
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        del state["lock_"]
+        del state["_lock"]
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self.lock_ = threading.RLock()
+        self._lock = threading.RLock()
 
     @property
     def lock(self) -> threading.RLock:
         """The lock every access takes: hold it to read the model as it is now."""
-        return self.lock_
+        return self._lock
 
     def __repr__(self) -> str:
-        return f"OnlineModel({self.learner_!r}, n_learned_={self.n_learned_})"
+        return f"OnlineModel({self.learner!r}, n_learned_={self.n_learned_})"
 
     def snapshot(self) -> OnlineModel:
         """A deep copy of the model as it is now (taken under the lock: never half-updated).
         River models are copied through pickle, several times faster than `copy.deepcopy` on
         their trees (the bytes never leave this process)."""
-        with self.lock_:
-            if self.river_:
+        with self._lock:
+            if self._river:
                 copied: OnlineModel = pickle.loads(pickle.dumps(self, protocol=5))
                 return copied
             return copy.deepcopy(self)
@@ -111,19 +111,19 @@ class OnlineModel:
     def artifact_format(self) -> str:
         """How the artifact store keeps it: ``skops`` for scikit-learn, ``pickle`` for river
         (skops cannot represent river's compiled detectors; see `store.artifacts`)."""
-        return "pickle" if self.river_ else "skops"
+        return "pickle" if self._river else "skops"
 
     # -- predicting ---------------------------------------------------------------------------
 
     def predict_many(self, records: Sequence[Record]) -> list[Any]:
         """One prediction per record (None before anything was learned)."""
-        with self.lock_:
+        with self._lock:
             return self._predict(records)
 
     def predict_one(self, record: Record) -> Any:
-        with self.lock_:
-            if self.river_:
-                return self.learner_.predict_one(record)
+        with self._lock:
+            if self._river:
+                return self.learner.predict_one(record)
             return self._predict([record])[0]
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray[Any, Any]:
@@ -134,7 +134,7 @@ class OnlineModel:
         """Probabilities per row, one column per class of `classes_`."""
         _, proba, _ = self.predict_and_proba(frame)
         if proba is None:
-            raise AttributeError(f"{type(self.learner_).__name__} gives no probabilities")
+            raise AttributeError(f"{type(self.learner).__name__} gives no probabilities")
         return proba
 
     def predict_and_proba(
@@ -143,32 +143,32 @@ class OnlineModel:
         """Predictions, probabilities (None if the learner has none) and the classes they are
         for, all from one state of the model."""
         records = records_of(frame, self.features)
-        with self.lock_:
+        with self._lock:
             predicted = self._predict(records)
             return predicted, self._proba(records), list(self.classes_)
 
     def _predict(self, records: Sequence[Record]) -> list[Any]:
-        if self.river_:
-            predict_one = self.learner_.predict_one
+        if self._river:
+            predict_one = self.learner.predict_one
             return [predict_one(record) for record in records]
-        if not self.fitted_:
+        if not self._fitted:
             return [None] * len(records)
-        found: list[Any] = self.learner_.predict(self._matrix(records)).tolist()
+        found: list[Any] = self.learner.predict(self._matrix(records)).tolist()
         return found
 
     def _proba(self, records: Sequence[Record]) -> np.ndarray[Any, Any] | None:
-        if self.river_:
-            if not callable(getattr(self.learner_, "predict_proba_one", None)):
+        if self._river:
+            if not callable(getattr(self.learner, "predict_proba_one", None)):
                 return None
-            one = self.learner_.predict_proba_one
+            one = self.learner.predict_proba_one
             rows = [one(record) for record in records]
             return np.asarray(
                 [[float(row.get(c, 0.0)) for c in self.classes_] for row in rows], dtype=float
             ).reshape(len(records), len(self.classes_))
-        if not self.fitted_ or not hasattr(self.learner_, "predict_proba"):
+        if not self._fitted or not hasattr(self.learner, "predict_proba"):
             return None
         try:
-            proba: np.ndarray[Any, Any] = self.learner_.predict_proba(self._matrix(records))
+            proba: np.ndarray[Any, Any] = self.learner.predict_proba(self._matrix(records))
         except AttributeError:  # e.g. SGDClassifier with a loss that has no probabilities
             return None
         return proba
@@ -180,8 +180,8 @@ class OnlineModel:
 
     def learn_many(self, records: Sequence[Record], labels: Sequence[Any]) -> None:
         """Learn events in order; each event (river) or mini-batch (partial_fit) is one update."""
-        if self.river_:
-            learn_one, lock = self.learner_.learn_one, self.lock_
+        if self._river:
+            learn_one, lock = self.learner.learn_one, self._lock
             for record, label in zip(records, labels, strict=True):
                 with lock:
                     learn_one(record, label)
@@ -190,12 +190,12 @@ class OnlineModel:
                         self.classes_ = _sorted({*self.classes_, label})
             return
         for record, label in zip(records, labels, strict=True):
-            self.pending_.append((record, label))
-            if len(self.pending_) >= self.batch_size:
+            self.pending.append((record, label))
+            if len(self.pending) >= self.batch_size:
                 self._partial_fit()
 
     def _partial_fit(self) -> None:
-        taken, self.pending_ = self.pending_, []
+        taken, self.pending = self.pending, []
         X = self._matrix([record for record, _ in taken])
         y = np.asarray([label for _, label in taken])
         classes = self.classes_ or _sorted(set(y.tolist()))
@@ -206,15 +206,15 @@ class OnlineModel:
                 f"{classes} the partial_fit learner started with; list every class in "
                 "online.classes"
             )
-        with self.lock_:
+        with self._lock:
             try:
-                if self.fitted_:
-                    self.learner_.partial_fit(X, y)
+                if self._fitted:
+                    self.learner.partial_fit(X, y)
                 else:
-                    self.learner_.partial_fit(X, y, classes=np.asarray(classes))
+                    self.learner.partial_fit(X, y, classes=np.asarray(classes))
             except ValueError as exc:
                 raise errors.TrainingError(f"partial_fit failed: {exc}") from exc
-            self.fitted_ = True
+            self._fitted = True
             self.classes_ = list(classes)
             self.n_learned_ += len(taken)
 
@@ -230,7 +230,7 @@ def build_model(spec: OnlineSpec, features: Sequence[str], base_dir: Path) -> On
     """A fresh `OnlineModel` from the spec's ``online.learner`` (module:function) and params.
 
     >>> spec = OnlineSpec(learner="river.tree:HoeffdingTreeClassifier", params={"delta": 1e-5})
-    >>> build_model(spec, ["x"], Path(".")).learner_.delta
+    >>> build_model(spec, ["x"], Path(".")).learner.delta
     1e-05
     """
     try:

@@ -95,30 +95,30 @@ class OnnxModel:
         options.inter_op_num_threads = 1
         options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
         options.log_severity_level = 3
-        self.session_ = onnxruntime.InferenceSession(
+        self._session = onnxruntime.InferenceSession(
             data, sess_options=options, providers=["CPUExecutionProvider"])
-        self.input_ = self.session_.get_inputs()[0].name
-        outputs = [output.name for output in self.session_.get_outputs()]
+        self._input = self._session.get_inputs()[0].name
+        outputs = [output.name for output in self._session.get_outputs()]
         # classifiers give (label, probabilities), regressors (variable,)
-        self.output_ = [outputs[-1]] if self.classes_ is not None else [outputs[0]]
-        self.matched_: Any = None  # the last column Index found in the graph's order
+        self._output = [outputs[-1]] if self.classes_ is not None else [outputs[0]]
+        self._matched: Any = None  # the last column Index found in the graph's order
 
     def __repr__(self) -> str:
         return f"OnnxModel(columns={self.columns!r})"
 
     def run(self, frame: pd.DataFrame) -> np.ndarray[Any, Any]:
         """The graph's output for `frame`: probabilities per class, or predictions."""
-        if frame.columns is not self.matched_:  # the server passes the same Index each time
+        if frame.columns is not self._matched:  # the server passes the same Index each time
             if list(frame.columns) != self.columns:  # (text Index: 14 us to compare)
                 frame = frame[self.columns]
             else:
-                self.matched_ = frame.columns
+                self._matched = frame.columns
         return self.run_array(frame.to_numpy(dtype=np.float32, na_value=np.nan))
 
     def run_array(self, matrix: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
         """The graph's output for a matrix of the `columns` in order (cast to float32)."""
-        found: np.ndarray[Any, Any] = self.session_.run(
-            self.output_, {self.input_: matrix.astype(np.float32, copy=False)})[0]
+        found: np.ndarray[Any, Any] = self._session.run(
+            self._output, {self._input: matrix.astype(np.float32, copy=False)})[0]
         return found
 
     def predict_and_proba(self, frame: pd.DataFrame) -> tuple[list[Any], Any, Any]:

@@ -152,14 +152,14 @@ class _TrialRunner:
         self.deadline = deadline
         self.function = function
         self.seconds = seconds
-        self.shared_: Any = None
+        self._shared: Any = None
 
     def __call__(self, evaluate: search.Evaluate, shared: search.Split,
                  tasks: Sequence[search.TrialTask]) -> list[search.TrialOutcome]:
-        if self.shared_ is None:
-            self.shared_ = self.ray.put(shared)
+        if self._shared is None:
+            self._shared = self.ray.put(shared)
         remote = _remote(self.ray, evaluate)
-        refs = [remote.remote(self.shared_, task) for task in tasks]
+        refs = [remote.remote(self._shared, task) for task in tasks]
         return _get(self.ray, refs, self.deadline, self.function, self.seconds)
 
 

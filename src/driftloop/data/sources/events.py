@@ -180,43 +180,43 @@ class Batcher:
         self.rows = rows
         self.seconds = seconds
         self.clock = clock
-        self.messages_: list[str] = []
-        self.records_: list[Record] = []
-        self.opened_: float | None = None
+        self._messages: list[str] = []
+        self._records: list[Record] = []
+        self._opened: float | None = None
 
     def __len__(self) -> int:
-        return len(self.messages_)
+        return len(self._messages)
 
     def add(self, message: str, record: Record) -> None:
         """Put one readable event into the open batch (opening it if needed)."""
-        if self.opened_ is None:
-            self.opened_ = self.clock()
-        self.messages_.append(message)
-        self.records_.append(record)
+        if self._opened is None:
+            self._opened = self.clock()
+        self._messages.append(message)
+        self._records.append(record)
 
     def room(self) -> int:
         """How many more events the open batch takes."""
-        return self.rows - len(self.messages_)
+        return self.rows - len(self._messages)
 
     def wait(self) -> float | None:
         """Seconds until the open batch is due by time (None: no batch is open)."""
-        if self.opened_ is None:
+        if self._opened is None:
             return None
-        return max(0.0, self.opened_ + self.seconds - self.clock())
+        return max(0.0, self._opened + self.seconds - self.clock())
 
     def due(self) -> bool:
         """The open batch is full, or has been open `seconds`."""
-        if not self.messages_:
+        if not self._messages:
             return False
         return self.room() <= 0 or self.wait() == 0.0
 
     def cut(self) -> base.RawBatch:
         """Close the open batch and return it."""
-        messages = tuple(self.messages_)
+        messages = tuple(self._messages)
         import pandas as pd
 
-        frame = pd.DataFrame.from_records(self.records_)
-        self.messages_, self.records_, self.opened_ = [], [], None
+        frame = pd.DataFrame.from_records(self._records)
+        self._messages, self._records, self._opened = [], [], None
         return base.RawBatch(
             source_uri=f"{self.uri}#{messages[0]}..{messages[-1]}",
             fingerprint=message_fingerprint(self.source_key, messages),

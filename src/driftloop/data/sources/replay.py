@@ -44,7 +44,7 @@ class ReplaySource(base.Source):
         self.clock = clock
         times = frame[timestamp].to_numpy()
         ends_ = np.asarray(pd.DatetimeIndex(ends).to_numpy())
-        self.cuts_ = np.searchsorted(times, ends_, side="right")
+        self._cuts = np.searchsorted(times, ends_, side="right")
 
     @property
     def key(self) -> str:
@@ -53,11 +53,11 @@ class ReplaySource(base.Source):
     def poll(self, cursor: JSON | None) -> Iterator[base.RawBatch]:
         done = int((cursor or {}).get("batches", 0))
         now = pd.Timestamp(self.clock.now())
-        for index in range(done, len(self.cuts_)):
+        for index in range(done, len(self._cuts)):
             if pd.Timestamp(self.ends[index]) > now:
                 return
-            start = 0 if index == 0 else int(self.cuts_[index - 1])
-            part = self.frame.iloc[start : int(self.cuts_[index])].reset_index(drop=True)
+            start = 0 if index == 0 else int(self._cuts[index - 1])
+            part = self.frame.iloc[start : int(self._cuts[index])].reset_index(drop=True)
             yield base.RawBatch(
                 source_uri=f"replay://{self.timestamp}/{index}",
                 fingerprint=frames.fingerprint(part),
