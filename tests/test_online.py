@@ -276,6 +276,24 @@ def test_partial_fit_learner_in_mini_batches_stored_with_skops(tmp_path: Path) -
         model.learn_many([{"x": 0.5}] * 32, [2] * 32)
 
 
+def test_a_model_stored_with_the_old_attribute_names_loads(tmp_path: Path) -> None:
+    """Files stored when `learner`, `pending` and the internal flags ended in `_` still load."""
+    spec = config.OnlineSpec(learner="sklearn.linear_model:SGDClassifier",
+                             params={"loss": "log_loss", "random_state": 0}, batch_size=32)
+    model = learners.build_model(spec, ["x"], tmp_path)
+    events = concept(1000, False, 0)
+    model.learn_many([e.features for e in events], [e.label for e in events])
+    old = model.snapshot()
+    for name in ("learner", "pending", "_river", "_fitted"):
+        old.__dict__[name.lstrip("_") + "_"] = old.__dict__.pop(name)
+    store = artifacts.ArtifactStore(str(tmp_path / "a"))
+    stored = store.put_model(old, "skops")
+    loaded = store.get_model(stored.uri, stored.sha256)
+    frame = pd.DataFrame({"x": [0.05, 0.95]})
+    assert list(loaded.predict(frame)) == list(model.predict(frame)) == [0, 1]
+    assert len(loaded.pending) == 8 and loaded.n_learned_ == 992
+
+
 def test_river_models_are_stored_as_allow_listed_verified_pickle(tmp_path: Path) -> None:
     model = learners.OnlineModel(tree.HoeffdingAdaptiveTreeClassifier(seed=1), FEATURES)
     frame = elec2_days(10)
