@@ -257,12 +257,18 @@ def test_online_policy_matches_a_bare_river_loop(tmp_path: Path) -> None:
     assert result.score == pytest.approx(float(np.mean(daily)), abs=1e-12)
 
 
-def test_partial_fit_learner_in_mini_batches_stored_with_skops(tmp_path: Path) -> None:
+def sgd_learned(tmp_path: Path) -> learners.OnlineModel:
+    """A partial_fit learner in mini-batches of 32, after 1000 events (992 learned)."""
     spec = config.OnlineSpec(learner="sklearn.linear_model:SGDClassifier",
                              params={"loss": "log_loss", "random_state": 0}, batch_size=32)
     model = learners.build_model(spec, ["x"], tmp_path)
     events = concept(1000, False, 0)
     model.learn_many([e.features for e in events], [e.label for e in events])
+    return model
+
+
+def test_partial_fit_learner_in_mini_batches_stored_with_skops(tmp_path: Path) -> None:
+    model = sgd_learned(tmp_path)
     assert model.n_learned_ == 992 and len(model.pending) == 8  # whole mini-batches only
     frame = pd.DataFrame({"x": [0.05, 0.95]})
     values, proba, classes = model.predict_and_proba(frame)
@@ -274,6 +280,20 @@ def test_partial_fit_learner_in_mini_batches_stored_with_skops(tmp_path: Path) -
     assert list(loaded.predict(frame)) == [0, 1]
     with pytest.raises(errors.TrainingError, match=r"online\.classes"):
         model.learn_many([{"x": 0.5}] * 32, [2] * 32)
+
+
+def test_a_model_stored_with_the_old_attribute_names_loads(tmp_path: Path) -> None:
+    """Files stored when `learner`, `pending` and the internal flags ended in `_` still load."""
+    model = sgd_learned(tmp_path)
+    old = model.snapshot()
+    for name in ("learner", "pending", "_river", "_fitted"):
+        old.__dict__[name.lstrip("_") + "_"] = old.__dict__.pop(name)
+    store = artifacts.ArtifactStore(str(tmp_path / "a"))
+    stored = store.put_model(old, "skops")
+    loaded = store.get_model(stored.uri, stored.sha256)
+    frame = pd.DataFrame({"x": [0.05, 0.95]})
+    assert list(loaded.predict(frame)) == list(model.predict(frame)) == [0, 1]
+    assert len(loaded.pending) == 8 and loaded.n_learned_ == 992
 
 
 def test_river_models_are_stored_as_allow_listed_verified_pickle(tmp_path: Path) -> None:

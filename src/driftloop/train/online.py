@@ -45,6 +45,11 @@ def records_of(frame: pd.DataFrame, features: Sequence[str]) -> list[Record]:
     return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
 
 
+_RENAMED = {"learner": "learner", "river": "_river", "fitted": "_fitted", "pending": "pending"}
+"""Attributes stored with a trailing underscore before that was kept for fitted ones: name
+without it -> name now."""
+
+
 class OnlineModel:
     """A learner that learns from every labelled event, with a lock around every access.
 
@@ -86,6 +91,9 @@ class OnlineModel:
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        for name, now in _RENAMED.items():  # a file stored before the rename
+            if name + "_" in state:
+                state[now] = state.pop(name + "_")
         self.__dict__.update(state)
         self._lock = threading.RLock()
 
