@@ -6,8 +6,10 @@ code, test-then-train, one batch at a time after a warm-up) with the spec `drift
 writes for it, unchanged but for its target and timestamp, and the scaffold's trainer. Per stream
 it prints: never retraining; retraining on every batch twice (with the default's window rule,
 and with a fixed window as long as the warm-up); the default policy; a fixed schedule with the
-default's number of trainings; and river's Adaptive Random Forest learning every row under the
-same protocol (each batch scored before anything learns from it).
+default's number of trainings; the fixed-window every-batch baseline thinned to every 7th batch
+(about 15 % of its training CPU: where even this misses 98 % of every-batch, no schedule of this
+trainer meets both goals on the stream); and river's Adaptive Random Forest learning every row
+under the same protocol (each batch scored before anything learns from it).
 
 "every-batch" in the goals is the better of the two every-batch rows. Goals per stream: the
 default keeps >= 98 % of every-batch's accuracy at <= 15 % of its training CPU, and beats the
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import statistics
@@ -41,6 +44,8 @@ from driftloop.core import config
 
 DEFAULT = "driftloop default"
 ARF = "river ARF"
+ACCURACY_GOAL, CPU_GOAL = 0.98, 0.15
+THINNED = f"every {math.ceil(1 / CPU_GOAL)} batches (fixed window)"
 
 
 def default_spec(stream: policy_streams.Stream) -> config.PipelineSpec:
@@ -51,6 +56,15 @@ def default_spec(stream: policy_streams.Stream) -> config.PipelineSpec:
     spec = config.parse_spec(text, f"{stream.name}.yaml")
     trainer = {**spec.trainer.model_dump(mode="json"), "executor": "inline"}
     return backtest.policy_spec(spec, {"trainer": trainer})
+
+
+def thinned(stream: policy_streams.Stream) -> dict[str, Any]:
+    """The fixed-window every-batch baseline retraining every `1 / CPU_GOAL` batches only."""
+    ends = backtest.batch_ends(stream.frame, "time", stream.every, stream.warmup)
+    warmup_rows = int((stream.frame["time"] <= ends[0]).sum())
+    return {"trainer": {"window": {"kind": "last", "size": f"{warmup_rows} rows"}},
+            "triggers": [{"kind": "volume", "every": f"{math.ceil(1 / CPU_GOAL)} batches"}],
+            "cooldown": 0, "gate": {"enabled": False}}
 
 
 def arf(stream: policy_streams.Stream, spec: config.PipelineSpec) -> policy_replay.PolicyResult:
@@ -90,6 +104,7 @@ def judge(results: list[policy_replay.PolicyResult]) -> dict[str, Any]:
         "cpu_share": default.cpu_seconds / every.cpu_seconds if every.cpu_seconds else None,
         "beats_schedule": default.score > schedule.score,
         "vs_arf": default.score - found[ARF].score if ARF in found else None,
+        "thinned_share": found[THINNED].score / every.score,
     }
 
 
@@ -100,8 +115,8 @@ def run_stream(stream: policy_streams.Stream, workers: int) -> list[policy_repla
     (base / "train.py").write_text(scaffold.read_text())
     try:
         results = backtest.backtest(
-            stream.frame, spec, {DEFAULT: {}}, base_dir=base, every=stream.every,
-            warmup=stream.warmup, workers=workers, budget=DEFAULT)
+            stream.frame, spec, {DEFAULT: {}, THINNED: thinned(stream)}, base_dir=base,
+            every=stream.every, warmup=stream.warmup, workers=workers, budget=DEFAULT)
     finally:
         shutil.rmtree(base, ignore_errors=True)
     return [*results, arf(stream, spec)]
@@ -123,14 +138,17 @@ def show(console: Console, stream: policy_streams.Stream, results: list[policy_r
 
 def summary(console: Console, verdicts: dict[str, dict[str, Any]]) -> None:
     table = Table(title="driftloop default vs every-batch (the better row) per stream")
-    for column in ("stream", "% accuracy", "% CPU", "beats same budget", "vs ARF", "goals"):
+    for column in ("stream", "% accuracy", "% CPU", "beats same budget", "vs ARF", "goals",
+                   f"{THINNED}: % accuracy"):
         table.add_column(column, justify="left" if column == "stream" else "right")
     for name, v in verdicts.items():
-        met = v["accuracy_share"] >= 0.98 and (v["cpu_share"] or 0) <= 0.15 and v["beats_schedule"]
+        met = (v["accuracy_share"] >= ACCURACY_GOAL and (v["cpu_share"] or 0) <= CPU_GOAL
+               and v["beats_schedule"])
         table.add_row(name, f"{v['accuracy_share']:.1%}", f"{v['cpu_share']:.1%}",
                       "yes" if v["beats_schedule"] else "no",
                       f"{v['vs_arf']:+.4f}" if v["vs_arf"] is not None else "",
-                      "[green]met[/green]" if met else "[red]missed[/red]")
+                      "[green]met[/green]" if met else "[red]missed[/red]",
+                      f"{v['thinned_share']:.1%}")
     console.print(table)
     shares = [v["accuracy_share"] for v in verdicts.values()]
     console.print(f"median accuracy share {statistics.median(shares):.1%}; load {load()}")

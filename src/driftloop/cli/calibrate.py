@@ -108,7 +108,7 @@ target: {target}
 
 trainer:
   function: {function}
-  window: auto                  # at each training: the best of 1, 2, 4, ... batches and all
+  window: auto                  # at each training: the best of 1, 4, 16, ... batches and all
                                 # data on the newest labelled batch, refitted on all of it
   executor: local
   timeout: 30m

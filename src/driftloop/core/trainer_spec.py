@@ -18,7 +18,7 @@ class WindowSpec(Spec):
     """Which labelled rows a training uses.
 
     `last` keeps the newest `size` (batches, rows or a duration); `auto` chooses among
-    `candidates` (default: 1, 2, 4, ... batches and all data) by their score on the newest
+    `candidates` (default: 1, 4, 16, ... batches and all data) by their score on the newest
     labelled rows, which none of them was trained on, then refits the winner on everything up
     to now. With `rechoose: on_change` it chooses when a change caused the retraining (any
     trigger but volume and schedule, or no chosen window yet) among all candidates; a routine
@@ -32,7 +32,7 @@ class WindowSpec(Spec):
     duration: Duration | None = None
     candidates: list[AmountField] | None = Field(
         default=None,
-        description="Windows `auto` tries; default: 1, 2, 4, ... batches up to all the data",
+        description="Windows `auto` tries; default: 1, 4, 16, ... batches up to all the data",
     )
     rechoose: Literal["on_change", "always"] = "on_change"
 
