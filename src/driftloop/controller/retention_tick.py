@@ -4,7 +4,8 @@ in the spec, `core.retention_spec`).
 Each `step` moves at most `slice_rows` predictions to the archive, merges at most as many
 per-minute serving-stats rows into hours (and deletes as many hourly rows past their time),
 archives at most `BATCH_FILES` batch files after looking at at most `SCAN` batch records,
-retires at most a slice of evaluations, decisions and profiles (`controller.records`), merges
+retires at most a slice of evaluations, decisions, profiles and online snapshots
+(`controller.records`), merges
 the small archived files of at most one finished day into one (`Archive.merge`, up to
 `retention.merge_rows` rows), and returns at most `VACUUM_PAGES` free SQLite pages: a tick's
 cost does not depend on the backlog, which shrinks by a slice per tick.
@@ -80,8 +81,9 @@ class Retention:
         self.quarantine_after_ = 0  # quarantined batches up to this id are archived
         self.archived_: set[int] = set()
 
-    def step(self) -> Swept:
-        """One slice of every kind of clean-up."""
+    def step(self, versions: bool = False) -> Swept:
+        """One slice of every kind of clean-up; `versions`: new versions were stored since the
+        last step (an online learner's snapshots), old ones may be due even without a batch."""
         spec, store, name = self.project.spec.retention, self.project.store, self.project.name
         now = self.project.clock.now()
         before = now - spec.label_horizon.duration
@@ -99,7 +101,7 @@ class Retention:
             dropped = stored.drop_hourly_stats(
                 store, name, before=now - spec.hourly_stats, limit=spec.slice_rows)
         batches = tuple(self.quarantined(now)) + tuple(self.accepted(now))
-        retired = self.records_.step(now) if self.records_.due() else records.Retired()
+        retired = self.records_.step(now) if self.records_.due(versions) else records.Retired()
         joined = None
         if moved or retired:  # a day's archive is complete once retention moved past it
             oldest = min(before, self.records_.before_ or before)
