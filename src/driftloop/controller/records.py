@@ -19,8 +19,9 @@ than the label horizon. Whatever its age, never retired:
   person noted or exported (`store.snapshots`); an older one goes with its model file.
 
 A version's other evaluations, the profile of an old version nothing holds, and an old
-snapshot's version, run and model bytes are in the archive afterwards (`driftloop gc` deletes them with the other archived files); a process that
-starts later rebuilds its concept-drift detector from the evaluations kept.
+snapshot's version, run and model bytes are in the archive afterwards (`driftloop gc` deletes
+them with the other archived files); a process that starts later rebuilds its concept-drift
+detector from the evaluations kept.
 """
 
 from __future__ import annotations
