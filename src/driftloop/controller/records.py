@@ -66,14 +66,16 @@ class Records:
         history: histories.History,
         evaluations: evaluate.Evaluations | None,
         files: archive.Archive,
+        rollbacks: stored.Rollbacks | None = None,
     ) -> None:
         self.project = project
         self.history = history
         self.evaluations = evaluations
         self.files = files
+        self.rollbacks = rollbacks or stored.Rollbacks(project.store, project.name)
         self.decisions_after_ = 0  # every decision up to this id is retired or kept for good
         self.profiles_after_ = 0  # every profile up to this id is retired
-        self.snapshots_after_ = 0  # every version up to this id is retired or kept for good
+        self.snapshots_after_ = 0  # every version up to this number is retired or kept for good
         self.seen_batches_ = -1  # accepted batches when the last step ran
         self.full_ = False  # the last step moved a whole slice: more may be waiting
         self.before_: datetime | None = None  # records before this time were due last step
@@ -107,7 +109,7 @@ class Records:
             before=before,
             after_id=self.profiles_after_,
             limit=PROFILES,
-            keep=lambda: stored.needed_versions(store, name, spec.versions),
+            keep=lambda: stored.needed_versions(store, name, spec.versions, self.rollbacks),
         )
         profiles = retire.retire(store, files, name, "profiles", waiting)
         retired = self.retire_snapshots(files, before)
@@ -121,8 +123,9 @@ class Records:
             return 0
         store, name = self.project.store, self.project.name
         due, self.snapshots_after_ = snapshots.due_snapshots(
-            store, name, before=before, after_id=self.snapshots_after_, limit=SNAPSHOTS,
-            keep=lambda: stored.needed_versions(store, name, self.project.spec.retention.versions),
+            store, name, before=before, after=self.snapshots_after_, limit=SNAPSHOTS,
+            keep=lambda: stored.needed_versions(
+                store, name, self.project.spec.retention.versions, self.rollbacks),
         )
         return snapshots.retire_snapshots(store, self.project.artifacts, files, name, due)
 

@@ -75,11 +75,14 @@ class Retention:
         self.project = project
         self.history = history
         self.archive_ = archive.Archive(project.store, project.artifacts)
-        self.records_ = records.Records(project, history, evaluations, self.archive_)
+        self.rollbacks_ = stored.Rollbacks(project.store, project.name)
+        self.records_ = records.Records(project, history, evaluations, self.archive_,
+                                        self.rollbacks_)
         self.position_ = 0  # index in `history.batches_` where the next scan starts
         self.floor_ = 0  # every batch below this index is archived: scans start here
         self.quarantine_after_ = 0  # quarantined batches up to this id are archived
         self.archived_: set[int] = set()
+        self.merged_upto_ = ""  # archived days before this one are merged (`Archive.merge`)
 
     def step(self, versions: bool = False) -> Swept:
         """One slice of every kind of clean-up; `versions`: new versions were stored since the
@@ -105,8 +108,11 @@ class Retention:
         joined = None
         if moved or retired:  # a day's archive is complete once retention moved past it
             oldest = min(before, self.records_.before_ or before)
-            joined = self.archive_.merge(name, before_day=f"{oldest:%Y-%m-%d}",
-                                         rows=spec.merge_rows)
+            day = f"{oldest:%Y-%m-%d}"
+            joined = self.archive_.merge(name, before_day=day, rows=spec.merge_rows,
+                                         from_day=self.merged_upto_)
+            if joined is None:  # every day before `day` is merged: later calls start there
+                self.merged_upto_ = max(self.merged_upto_, day)
         compacted = stored.compact(store, pages=VACUUM_PAGES)
         return Swept(moved, merged, dropped, batches, compacted, retired, joined)
 
@@ -132,7 +138,8 @@ class Retention:
             if not self.gone(batch):
                 if needed is None:
                     needed = stored.needed_batches(
-                        self.project.store, self.project.name, spec.retention.versions)
+                        self.project.store, self.project.name, spec.retention.versions,
+                        self.rollbacks_)
                     learned = self.learned_upto()
                 if batch.id > learned:  # an online learner learns it again after a restart
                     self.position_ = self.floor_

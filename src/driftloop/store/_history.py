@@ -249,13 +249,17 @@ class HistoryStore(_leases.LeaseStore):
 
     def alias_history(
         self, pipeline: str, alias: str | None = None, last: int | None = None,
+        after_id: int = 0,
     ) -> list[entities.AliasMove]:
-        """Every move of `alias` (or of all aliases), oldest first; the newest `last` if given."""
+        """Every move of `alias` (or of all aliases), oldest first; the newest `last` if given;
+        only those after move `after_id`."""
         m = T.alias_moves
         with self._read() as conn:
             query = with_pipeline(m).where(m.c.pipeline_id == self._pid(conn, pipeline))
             if alias is not None:
                 query = query.where(m.c.alias == alias)
+            if after_id:
+                query = query.where(m.c.id > after_id)
             if last is None:
                 rows = conn.execute(query.order_by(m.c.id)).all()
             else:

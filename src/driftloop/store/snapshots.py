@@ -2,13 +2,13 @@
 ``online``) with its run and its model file, stored at every checkpoint, so without this the
 store grows with every checkpoint for ever.
 
-`due_snapshots` finds the candidates through the primary key from a cursor, a bounded slice
-per call; `retire_snapshots` archives (or, with `files` None, deletes) them in one transaction:
-the version and its run's record, with the model file's bytes, become one Parquet row each
-(kind ``snapshots``, partitioned by the day the snapshot was stored), the rows leave, and the
-model file is removed afterwards unless another version or an export shares it (files are
-content-addressed). A crash between the two leaves a file nothing refers to: `driftloop gc`
-lists it.
+`due_snapshots` finds the candidates from a cursor on the version number (an index range), a
+bounded slice per call; `retire_snapshots` archives (or, with `files` None, deletes) them in
+one transaction: the version and its run's record, with the model file's bytes, become one
+Parquet row each (kind ``snapshots``, partitioned by the day the snapshot was stored), the
+rows leave, and the model file is removed afterwards unless another version or an export
+shares it (files are content-addressed). A crash between the two leaves a file nothing refers
+to: `driftloop gc` lists it.
 
 Which versions the caller keeps (the aliased ones, rollback targets, the newest
 `retention.versions`: `controller.records`) it passes as `keep`; kept here for good, whatever
@@ -27,7 +27,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from driftloop.core import errors
-from driftloop.store import archive, artifacts, metadata, retention, tables
+from driftloop.store import archive, artifacts, metadata, retention, retire, tables
 
 MV, R, RB = tables.model_versions, tables.runs, tables.run_batches
 
@@ -38,12 +38,13 @@ def due_snapshots(
     *,
     before: datetime,
     keep: Callable[[], set[int]],
-    after_id: int,
+    after: int,
     limit: int,
 ) -> tuple[list[int], int]:
-    """Among the first `limit` versions with id > `after_id` stored before `before`, the
-    numbers of the online snapshots nothing keeps (`keep()`, called only if there are any),
-    oldest first, and the id below which every version is gone or kept for good."""
+    """Among the first `limit` versions numbered above `after`, up to the first stored at or
+    after `before`, the numbers of the online snapshots nothing keeps (`keep()`, called only if
+    there are any), oldest first, and the number up to which every version is gone or kept for
+    good."""
     notes, transfers = tables.notes, tables.model_transfers
     noted = sa.exists().where(notes.c.pipeline_id == MV.c.pipeline_id,
                               notes.c.target == "version", notes.c.target_id == MV.c.version)
@@ -51,15 +52,14 @@ def due_snapshots(
                                  transfers.c.version == MV.c.version)
     with store._read() as conn:
         pid = store._pid(conn, pipeline)
-        rows = conn.execute(
-            sa.select(MV.c.id, MV.c.version, MV.c.metrics, (noted | exported).label("wanted"))
-            .where(MV.c.pipeline_id == pid, MV.c.id > after_id, MV.c.created_at < before)
-            .order_by(MV.c.id).limit(limit)
-        ).all()
-    if not rows:
-        return [], after_id
+        rows = retire.made_before(conn.execute(
+            sa.select(MV.c.version, MV.c.metrics, MV.c.created_at.label("at"),
+                      (noted | exported).label("wanted"))
+            .where(MV.c.pipeline_id == pid, MV.c.version > after)
+            .order_by(MV.c.version).limit(limit)
+        ), before)
     kept: set[int] | None = None
-    due, cursor, held = [], after_id, False
+    due, cursor, held = [], after, False
     for row in rows:
         if (row.metrics or {}).get("online") and not row.wanted:
             kept = keep() if kept is None else kept
@@ -68,7 +68,7 @@ def due_snapshots(
             else:
                 due.append(int(row.version))
         if not held:
-            cursor = int(row.id)
+            cursor = int(row.version)
     return due, cursor
 
 
