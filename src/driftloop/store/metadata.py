@@ -37,7 +37,7 @@ from driftloop.store import (
 
 T = tables
 BATCH_STATUSES = ("accepted", "quarantined")
-FINISHED_STATUSES = ("succeeded", "failed", "interrupted")
+FINISHED_STATUSES = ("succeeded", "failed", "interrupted", "postponed")
 
 # Statements of the hot path, built once (building one costs as much as running it on SQLite).
 _BUMP_VERSION = (
