@@ -5,10 +5,11 @@ Each `step` moves at most `slice_rows` predictions to the archive, merges at mos
 per-minute serving-stats rows into hours (and deletes as many hourly rows past their time),
 archives at most `BATCH_FILES` batch files after looking at at most `SCAN` batch records,
 retires at most a slice of evaluations, decisions, profiles and online snapshots
-(`controller.records`), merges
-the small archived files of at most one finished day into one (`Archive.merge`, up to
-`retention.merge_rows` rows), and returns at most `VACUUM_PAGES` free SQLite pages: a tick's
-cost does not depend on the backlog, which shrinks by a slice per tick.
+(`controller.records`), merges the small archived files of at most one finished day into one
+(`Archive.merge`, up to `retention.merge_rows` rows; it looks from the last day it found
+merged on, so a file retired later into an older day stays as it is), and returns at most
+`VACUUM_PAGES` free SQLite pages: a tick's cost does not depend on the backlog, which shrinks
+by a slice per tick, nor on what the store has kept.
 
 Never removed (the tests hold retention to this):
 

@@ -45,11 +45,11 @@ from driftloop.store import _rows, metadata, serving_tables, tables
 
 S = serving_tables
 ROLES = ("predict", "feedback", "admin", "view", "ingest")
+"""Token roles; ``view`` opens the dashboard (`driftloop.ui`), ``ingest`` posts batches."""
 LABEL_PAGE = 5000
 """Feedback labels `ServingStore.labelled` reads at a time."""
 CHUNK = 500
 """Keys in one ``IN`` list (SQLite allows a few thousand bound parameters at most)."""
-"""Token roles; ``view`` opens the dashboard (`driftloop.ui`), ``ingest`` posts batches."""
 
 
 def hash_secret(secret: str) -> str:
