@@ -100,7 +100,8 @@ def test_old_snapshots_leave_for_the_archive_and_the_learner_learns_the_same(
     assert champion == kept.store.get_alias(name, "champion")
     numbers = [v.version for v in left]
     assert champion in numbers and 3 in numbers  # live, and noted
-    assert store.rollback(name, "champion", actor="t", reason="t").version in numbers
+    for _ in range(2):  # rollbacks go to the versions left, past the retired ones
+        assert store.rollback(name, "champion", actor="t", reason="t").version in numbers
     assert numbers[-2:] == [v.version for v in everything][-2:]  # the newest `versions`
 
     files = archive.Archive(store, project.artifacts)

@@ -1,10 +1,12 @@
 """Where a rollback goes: an alias's moves replayed as a stack of the versions it held.
 
 `_history.HistoryStore.rollback` reads the alias's (action, version) moves oldest first and
-calls `rollback_target`. A "rollback" move pops the version it rolled back from; any other
-move pushes its version (None for a cleared alias). The target is the nearest version below
-the top that is not None, so successive rollbacks walk back through the promotions
-(v1 → v2 → v3, rollback → v2, rollback → v1) instead of bouncing between the last two.
+replays them (`replay`); `retention.Rollbacks` keeps each alias's stack up to date move by move
+(`push`). A "rollback" move pops the version it rolled back from; any other move pushes its
+version (None for a cleared alias). The target (`rollback_target`) is the nearest version below
+the top that is not None (the store also passes over versions retention retired), so
+successive rollbacks walk back through the promotions (v1 → v2 → v3, rollback → v2,
+rollback → v1) instead of bouncing between the last two.
 
 A rollback move also pops whatever it skipped on the way to its version (the cleared entries
 a rollback jumps over, or everything above an explicitly chosen older version), so the top of

@@ -185,12 +185,15 @@ class HistoryStore(_leases.LeaseStore):
     def rollback(self, pipeline: str, alias: str, *, actor: str, reason: str) -> entities.AliasMove:
         """Move `alias` back to the version it held before its current one. Rollbacks stack:
         each goes one promotion further back (v1 → v2 → v3, rollback → v2, rollback → v1),
-        skipping cleared entries (`_alias_stack`)."""
+        skipping cleared entries (`_alias_stack`) and versions retention retired (an online
+        pipeline's old snapshots: `store.snapshots`)."""
         with self._write() as conn:
             pid = self._lock_pipeline(conn, pipeline)
             rows = conn.execute(_ALIAS_MOVES, {"pid": pid, "alias": alias})
-            target = _alias_stack.rollback_target(
-                (row.action or "promote", row.version) for row in rows)
+            stack = _alias_stack.replay((row.action or "promote", row.version) for row in rows)
+            target = next((version for version in reversed(stack[:-1]) if version is not None
+                           and conn.scalar(_VERSION_ID, {"pid": pid, "version": version})
+                           is not None), None)
             if target is None:
                 raise errors.ConflictError(
                     f"alias {alias!r} of pipeline {pipeline!r} has no earlier version to roll "
