@@ -233,3 +233,36 @@ def test_a_regressor_trains_federated_too(tmp_path: Path) -> None:
             worker.start(lambda controller, _executor: controller.project.close())
             worker.result()
             worker.close()
+
+
+def test_a_round_that_did_not_run_is_no_failed_attempt_of_the_waiting_region(
+    tmp_path: Path,
+) -> None:
+    from driftloop.controller import attempts
+
+    spec = project_folder(tmp_path, regions=("eu",))  # us has no data for a while
+    workers = workers_for(spec)
+    rules = config.load_spec(spec).trainer.federated
+    assert rules is not None
+    try:
+        for _ in range(attempts.MAX_ATTEMPTS + 1):  # more rounds than a trainer may fail
+            summary, results = federation.tick_regions(workers, rules, 60, lambda c: c.tick())
+            assert summary.aborted is not None and set(summary.joined) == {"eu"}
+            eu = results["eu"]
+            assert eu is not None and eu.outcome is not None and eu.outcome.version is None
+            assert "postponed" in eu.outcome.reason and "min_regions is 2" in eu.outcome.reason
+        store = metadata.MetadataStore.open(f"sqlite:///{tmp_path / 'eu' / 'meta.db'}")
+        runs = store.runs.list("churn")
+        assert [run.status for run in runs] == ["postponed"] * (attempts.MAX_ATTEMPTS + 1)
+        assert attempts.latest_give_up(store, "churn") is None
+        store.close()
+        write_day(tmp_path, "us", 1, ROWS["us"])
+        summary, results = federation.tick_regions(workers, rules, 60, lambda c: c.tick())
+        assert summary.aborted is None and set(summary.joined) == {"eu", "us"}
+        outcome = results["eu"].outcome  # type: ignore[union-attr]
+        assert outcome is not None and outcome.version is not None  # eu's decision trained
+    finally:
+        for worker in workers.values():
+            worker.start(lambda controller, _executor: controller.project.close())
+            worker.result()
+            worker.close()

@@ -33,8 +33,9 @@ def status_of(result: Any) -> str:
     """The status of a `controller.tick.TickResult`."""
     if result.skipped is not None:
         return "lease_held"
-    if result.outcome is not None and result.outcome.version is None:
-        return "failed"
+    outcome = result.outcome
+    if outcome is not None and outcome.version is None and outcome.run.status != "postponed":
+        return "failed"  # (a postponed training failed nothing: it is tried again)
     return "acted" if result.acted else "idle"
 
 

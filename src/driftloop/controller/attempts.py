@@ -2,9 +2,10 @@
 
 A fired decision whose runs all failed is retried by the next ticks until `MAX_ATTEMPTS` of
 its runs failed with the current trainer. Runs that do not count: those a stopped controller
-left "interrupted" (a kill is not the trainer's fault), and failures of another trainer (a
-run records `train.fingerprint.trainer_sha256`; fixing ``train.py`` or the spec's
-``trainer:`` starts the count again). After that the loop waits for a new decision:
+left "interrupted" (a kill is not the trainer's fault), those "postponed" because the work did
+not happen (a federated round too few regions joined: `errors.Postponed`), and failures of
+another trainer (a run records `train.fingerprint.trainer_sha256`; fixing ``train.py`` or the
+spec's ``trainer:`` starts the count again). After that the loop waits for a new decision:
 `driftloop retrain` asks for one; `driftloop status` and the dashboard show the give-up.
 """
 

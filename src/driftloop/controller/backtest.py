@@ -14,18 +14,23 @@ the spec's `trainer.executor` is ``ray``.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import itertools
 import multiprocessing
+import os
 import queue as queues
-from collections.abc import Callable, Sequence
+import signal
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from datetime import timedelta
+from multiprocessing import managers
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from driftloop.controller import policy_replay
-from driftloop.core import config, errors
+from driftloop.core import config, errors, parent_death
 from driftloop.train import executor as executors
 from driftloop.train import ray_executor
 
@@ -140,23 +145,57 @@ def replay_all(
         steps = {name: call for name, call in reporters.items() if call is not None}
         return policy_replay.replay_group(frame, specs, ends, base_dir, steps)
     groups = _groups(list(specs), workers)
-    with multiprocessing.Manager() as manager:
-        queue = manager.Queue()
-        context = multiprocessing.get_context("spawn")
-        with concurrent.futures.ProcessPoolExecutor(len(groups), mp_context=context) as pool:
-            futures = [
-                pool.submit(
-                    policy_replay.replay_group, frame, {name: specs[name] for name in group},
-                    ends, base_dir,
-                    {name: _Enqueue(queue, name) for name in group},
-                )
-                for group in groups
-            ]
-            while not all(future.done() for future in futures):
-                _drain(queue, progress, timeout=0.2)
-            _drain(queue, progress, timeout=0)
+    context = multiprocessing.get_context("spawn")
+    tie = parent_death.die_with_parent, (os.getpid(),)  # what this starts ends with it
+    manager = managers.SyncManager(ctx=context)
+    with _terminated_as_exit():
+        manager.start(*tie)
+        with manager, concurrent.futures.ProcessPoolExecutor(
+                len(groups), mp_context=context, initializer=tie[0], initargs=tie[1]) as pool:
+            queue = manager.Queue()
+            try:
+                futures = [
+                    pool.submit(
+                        policy_replay.replay_group, frame, {name: specs[name] for name in group},
+                        ends, base_dir, {name: _Enqueue(queue, name) for name in group},
+                    )
+                    for group in groups
+                ]
+                while not all(future.done() for future in futures):
+                    _drain(queue, progress, timeout=0.2)
+                _drain(queue, progress, timeout=0)
+            except BaseException:  # SIGTERM (`_terminated_as_exit`), Ctrl-C: stop them now
+                _stop(pool)
+                raise
             found = {result.policy: result for future in futures for result in future.result()}
             return [found[name] for name in specs]
+
+
+@contextlib.contextmanager
+def _terminated_as_exit() -> Iterator[None]:
+    """While inside, SIGTERM raises `SystemExit` (exit status 143, as if killed by it), so the
+    caller stops its workers on the way out; from the main thread only (where signals go)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def exit_(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, exit_)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _stop(pool: concurrent.futures.ProcessPoolExecutor) -> None:
+    """Cancel what has not started and terminate the workers (a replay in progress has
+    nothing worth waiting for)."""
+    workers = list((pool._processes or {}).values())  # Python 3.14: pool.terminate_workers()
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in workers:
+        process.terminate()
 
 
 def _groups(names: list[str], workers: int) -> list[list[str]]:

@@ -142,7 +142,8 @@ class OnlineController:
             last = checkpoints[-1]
             reason = "online snapshot" if last.promoted else "online snapshot rolled back"
             outcome = retrain.Outcome(last.run, last.version, last.promoted, reason)
-        swept = self.retention.step() if self.retention is not None else None
+        swept = (self.retention.step(versions=bool(checkpoints))
+                 if self.retention is not None else None)
         acted = bool(batches or evaluations or decisions or checkpoints or labelled)
         return ticking.TickResult(
             acted, None, batches, tuple(evaluations), decisions[-1] if decisions else None,

@@ -13,11 +13,15 @@ than the label horizon. Whatever its age, never retired:
 - a decision that caused a run (the lineage of a version), or the newest of its kind, fired
   or not;
 - the profile (drift reference) of a version whose training batches retention keeps: held by
-  an alias, a rollback target, or one of the newest `retention.versions`.
+  an alias, a rollback target, or one of the newest `retention.versions`;
+- an online snapshot (a model version stored at a checkpoint, with its run and model file)
+  held by an alias, a rollback target, or one of the newest `retention.versions`, and one a
+  person noted or exported (`store.snapshots`); an older one goes with its model file.
 
-A version's other evaluations, and the profile of an old version nothing holds, are in the
-archive afterwards (`driftloop gc` deletes them with the other archived files); a process that
-starts later rebuilds its concept-drift detector from the evaluations kept.
+A version's other evaluations, the profile of an old version nothing holds, and an old
+snapshot's version, run and model bytes are in the archive afterwards (`driftloop gc` deletes
+them with the other archived files); a process that starts later rebuilds its concept-drift
+detector from the evaluations kept.
 """
 
 from __future__ import annotations
@@ -31,11 +35,13 @@ from driftloop.controller import history as histories
 from driftloop.controller import project as projects
 from driftloop.core import clock as clocks
 from driftloop.core.amount import Amount
-from driftloop.store import archive, entities, retire
+from driftloop.store import archive, entities, retire, snapshots
 from driftloop.store import retention as stored
 
 PROFILES = 10
 """Profiles one step looks at at most (one is made per training; each is large)."""
+SNAPSHOTS = 10
+"""Online snapshots one step looks at at most (each moves its model file)."""
 
 
 @dataclass(frozen=True)
@@ -45,9 +51,10 @@ class Retired:
     evaluations: int = 0
     decisions: int = 0
     profiles: int = 0
+    snapshots: int = 0
 
     def __bool__(self) -> bool:
-        return bool(self.evaluations or self.decisions or self.profiles)
+        return bool(self.evaluations or self.decisions or self.profiles or self.snapshots)
 
 
 class Records:
@@ -59,22 +66,25 @@ class Records:
         history: histories.History,
         evaluations: evaluate.Evaluations | None,
         files: archive.Archive,
+        rollbacks: stored.Rollbacks | None = None,
     ) -> None:
         self.project = project
         self.history = history
         self.evaluations = evaluations
         self.files = files
+        self.rollbacks = rollbacks or stored.Rollbacks(project.store, project.name)
         self._decisions_after = 0  # every decision up to this id is retired or kept for good
         self._profiles_after = 0  # every profile up to this id is retired
+        self._snapshots_after = 0  # every version up to this number is retired or kept for good
         self._seen_batches = -1  # accepted batches when the last step ran
         self._full = False  # the last step moved a whole slice: more may be waiting
         self.before: datetime | None = None  # records before this time were due last step
 
-    def due(self) -> bool:
-        """Whether a step may find something: records come with batches, so only after a new
-        batch (or when the last step left some behind): a tick that ingests nothing costs
-        nothing here."""
-        return self._full or len(self.history.accepted) != self._seen_batches
+    def due(self, versions: bool = False) -> bool:
+        """Whether a step may find something: records come with batches (and with `versions`,
+        new online snapshots), so only after a new batch or snapshot (or when the last step
+        left some behind): a tick that ingests nothing costs nothing here."""
+        return versions or self._full or len(self.history.accepted) != self._seen_batches
 
     def step(self, now: datetime) -> Retired:
         """Retire at most a slice of each kind of record."""
@@ -99,11 +109,25 @@ class Records:
             before=before,
             after_id=self._profiles_after,
             limit=PROFILES,
-            keep=lambda: stored.needed_versions(store, name, spec.versions),
+            keep=lambda: stored.needed_versions(store, name, spec.versions, self.rollbacks),
         )
         profiles = retire.retire(store, files, name, "profiles", waiting)
-        self._full = decisions >= limit or evaluations >= limit
-        return Retired(evaluations, decisions, profiles)
+        retired = self.retire_snapshots(files, before)
+        self._full = decisions >= limit or evaluations >= limit or retired >= SNAPSHOTS
+        return Retired(evaluations, decisions, profiles, retired)
+
+    def retire_snapshots(self, files: archive.Archive | None, before: datetime) -> int:
+        """Retire the online snapshots stored before `before` that nothing keeps, at most
+        `SNAPSHOTS`."""
+        if self.project.spec.online is None:
+            return 0
+        store, name = self.project.store, self.project.name
+        due, self._snapshots_after = snapshots.due_snapshots(
+            store, name, before=before, after=self._snapshots_after, limit=SNAPSHOTS,
+            keep=lambda: stored.needed_versions(
+                store, name, self.project.spec.retention.versions, self.rollbacks),
+        )
+        return snapshots.retire_snapshots(store, self.project.artifacts, files, name, due)
 
     def cutoff(self, amount: Amount, now: datetime) -> datetime | None:
         """Records made before this time have `amount` after them (None: none has yet)."""

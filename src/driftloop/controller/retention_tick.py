@@ -4,10 +4,12 @@ in the spec, `core.retention_spec`).
 Each `step` moves at most `slice_rows` predictions to the archive, merges at most as many
 per-minute serving-stats rows into hours (and deletes as many hourly rows past their time),
 archives at most `BATCH_FILES` batch files after looking at at most `SCAN` batch records,
-retires at most a slice of evaluations, decisions and profiles (`controller.records`), merges
-the small archived files of at most one finished day into one (`Archive.merge`, up to
-`retention.merge_rows` rows), and returns at most `VACUUM_PAGES` free SQLite pages: a tick's
-cost does not depend on the backlog, which shrinks by a slice per tick.
+retires at most a slice of evaluations, decisions, profiles and online snapshots
+(`controller.records`), merges the small archived files of at most one finished day into one
+(`Archive.merge`, up to `retention.merge_rows` rows; it looks from the last day it found
+merged on, so a file retired later into an older day stays as it is), and returns at most
+`VACUUM_PAGES` free SQLite pages: a tick's cost does not depend on the backlog, which shrinks
+by a slice per tick, nor on what the store has kept.
 
 Never removed (the tests hold retention to this):
 
@@ -74,14 +76,18 @@ class Retention:
         self.project = project
         self.history = history
         self._archive = archive.Archive(project.store, project.artifacts)
-        self._records = records.Records(project, history, evaluations, self._archive)
+        self._rollbacks = stored.Rollbacks(project.store, project.name)
+        self._records = records.Records(project, history, evaluations, self._archive,
+                                        self._rollbacks)
         self._position = 0  # index in `history.accepted` where the next scan starts
         self._floor = 0  # every batch below this index is archived: scans start here
         self._quarantine_after = 0  # quarantined batches up to this id are archived
         self._archived: set[int] = set()
+        self._merged_upto = ""  # archived days before this one are merged (`Archive.merge`)
 
-    def step(self) -> Swept:
-        """One slice of every kind of clean-up."""
+    def step(self, versions: bool = False) -> Swept:
+        """One slice of every kind of clean-up; `versions`: new versions were stored since the
+        last step (an online learner's snapshots), old ones may be due even without a batch."""
         spec, store, name = self.project.spec.retention, self.project.store, self.project.name
         now = self.project.clock.now()
         before = now - spec.label_horizon.duration
@@ -100,12 +106,15 @@ class Retention:
             dropped = stored.drop_hourly_stats(
                 store, name, before=now - spec.hourly_stats, limit=spec.slice_rows)
         batches = tuple(self.quarantined(now)) + tuple(self.accepted(now))
-        retired = self._records.step(now) if self._records.due() else records.Retired()
+        retired = self._records.step(now) if self._records.due(versions) else records.Retired()
         joined = None
         if moved or retired:  # a day's archive is complete once retention moved past it
             oldest = min(before, self._records.before or before)
-            joined = self._archive.merge(name, before_day=f"{oldest:%Y-%m-%d}",
-                                         rows=spec.merge_rows)
+            day = f"{oldest:%Y-%m-%d}"
+            joined = self._archive.merge(name, before_day=day, rows=spec.merge_rows,
+                                         from_day=self._merged_upto)
+            if joined is None:  # every day before `day` is merged: later calls start there
+                self._merged_upto = max(self._merged_upto, day)
         compacted = stored.compact(store, pages=VACUUM_PAGES)
         return Swept(moved, merged, dropped, batches, compacted, retired, joined)
 
@@ -131,7 +140,8 @@ class Retention:
             if not self.gone(batch):
                 if needed is None:
                     needed = stored.needed_batches(
-                        self.project.store, self.project.name, spec.retention.versions)
+                        self.project.store, self.project.name, spec.retention.versions,
+                        self._rollbacks)
                     learned = self.learned_upto()
                 if batch.id > learned:  # an online learner learns it again after a restart
                     self._position = self._floor

@@ -172,6 +172,9 @@ def retrain(
             model, refit_seconds, trained_on = challengers.refit(
                 project, part, fitted, trained, executor
             )
+    except errors.Postponed as exc:  # nothing failed: the decision is retried next tick
+        waits = store.runs.finish(run.id, status="postponed", compute_seconds=None, error=str(exc))
+        return Outcome(waits, None, False, f"training postponed: {exc}")
     except errors.DriftloopError as exc:
         failed = store.runs.finish(run.id, status="failed", compute_seconds=None, error=str(exc))
         return Outcome(failed, None, False, f"training failed: {exc}")

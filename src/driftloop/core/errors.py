@@ -15,6 +15,7 @@ the kind to an HTTP status through `HTTP_STATUS`. Errors carry the context they 
     ├── FormatError              a model cannot be exported to or imported from another format
     └── ControllerError          raised inside a tick; tells the controller whether to retry
         ├── TemporaryError       retry after `delay` seconds
+        │   └── Postponed        the work did not happen this time, by nobody's fault
         └── PermanentError       do not retry; record and move on
 """
 
@@ -85,6 +86,12 @@ class TemporaryError(ControllerError):
     def __init__(self, message: str, delay: float = 1.0, **context: Any) -> None:
         super().__init__(message, **context)
         self.delay = delay
+
+
+class Postponed(TemporaryError):
+    """The work did not happen this time, and nothing failed: a federated round that too few
+    regions joined. The next tick tries again; a training postponed is no failed attempt
+    (`controller.attempts`)."""
 
 
 class PermanentError(ControllerError):

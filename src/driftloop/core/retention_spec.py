@@ -12,10 +12,10 @@ time has passed. The defaults keep a laptop's store small without ever being tou
       batches: 30 batches      # accepted batch files no version needs: kept this much longer
       quarantine: 30d          # quarantined batch files, for inspection and requeue
       then: archive            # batch files, records leaving: archive (Parquet by day) or delete
-      history: 30d             # evaluations, decisions, old versions' profiles, then archived
+      history: 30d             # evaluations, decisions, old profiles and snapshots: then archived
       archives: 400d           # archived files, then `driftloop gc --yes` deletes them
       merge_rows: 250000       # a day's small archived files are merged up to this many rows
-      versions: 3              # the newest versions whose training batches are always kept
+      versions: 3              # the newest versions: their training batches (or snapshots) stay
       slice_rows: 5000         # rows one tick moves at most (a tick's cost is bounded)
 
 Amounts are in the data's units (`core.amount`): a batch's files may be kept for ``30
@@ -87,7 +87,8 @@ class RetentionSpec(_Spec):
         description="Archived files of one day and kind are merged into files of up to this "
         "many rows")
     versions: int = Field(
-        default=3, ge=1, description="The newest versions whose training batches are kept")
+        default=3, ge=1, description="The newest versions whose training batches (an online "
+        "pipeline: whose snapshots) are kept")
     slice_rows: int = Field(
         default=5000, ge=1, description="Rows (or batches) one tick moves at most")
 

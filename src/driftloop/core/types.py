@@ -9,7 +9,7 @@ JSON: TypeAlias = dict[str, Any]
 
 BatchStatus: TypeAlias = Literal["accepted", "quarantined", "requeued"]
 """``requeued``: quarantined, then accepted by `driftloop batches requeue` as a new batch."""
-RunStatus: TypeAlias = Literal["running", "succeeded", "failed", "interrupted"]
+RunStatus: TypeAlias = Literal["running", "succeeded", "failed", "interrupted", "postponed"]
 AliasName: TypeAlias = Literal["champion", "challenger", "shadow", "canary"]
 Task: TypeAlias = Literal["classification", "regression"]
 

@@ -1,10 +1,12 @@
 """Where a rollback goes: an alias's moves replayed as a stack of the versions it held.
 
 `_aliases.Aliases.rollback` reads the alias's (action, version) moves oldest first and
-calls `rollback_target`. A "rollback" move pops the version it rolled back from; any other
-move pushes its version (None for a cleared alias). The target is the nearest version below
-the top that is not None, so successive rollbacks walk back through the promotions
-(v1 → v2 → v3, rollback → v2, rollback → v1) instead of bouncing between the last two.
+replays them (`replay`); `retention.Rollbacks` keeps each alias's stack up to date move by move
+(`push`). A "rollback" move pops the version it rolled back from; any other move pushes its
+version (None for a cleared alias). The target (`rollback_target`) is the nearest version below
+the top that is not None (the store also passes over versions retention retired), so
+successive rollbacks walk back through the promotions (v1 → v2 → v3, rollback → v2,
+rollback → v1) instead of bouncing between the last two.
 
 A rollback move also pops whatever it skipped on the way to its version (the cleared entries
 a rollback jumps over, or everything above an explicitly chosen older version), so the top of
@@ -29,18 +31,27 @@ def replay(moves: Iterable[tuple[str, int | None]]) -> list[int | None]:
     """The versions the alias holds and can go back to, oldest first; the last is current."""
     stack: list[int | None] = []
     for action, version in moves:
-        if action != ROLLBACK or not stack:
-            stack.append(version)
-            continue
-        stack.pop()
-        if version in stack:  # drop what the rollback skipped: the entries above its version
-            del stack[len(stack) - stack[::-1].index(version):]
-        else:  # a rollback to somewhere the stack never held: that is where the alias is now
-            stack.append(version)
+        push(stack, action, version)
     return stack
+
+
+def push(stack: list[int | None], action: str | None, version: int | None) -> None:
+    """Replay one more move onto `stack` (what `replay` does per move)."""
+    if action != ROLLBACK or not stack:
+        stack.append(version)
+        return
+    stack.pop()
+    if version in stack:  # drop what the rollback skipped: the entries above its version
+        del stack[len(stack) - stack[::-1].index(version):]
+    else:  # a rollback to somewhere the stack never held: that is where the alias is now
+        stack.append(version)
+
+
+def target(stack: list[int | None]) -> int | None:
+    """The version a rollback from `stack` goes to; None if there is no earlier version."""
+    return next((version for version in reversed(stack[:-1]) if version is not None), None)
 
 
 def rollback_target(moves: Iterable[tuple[str, int | None]]) -> int | None:
     """The version a rollback after `moves` goes to; None if there is no earlier version."""
-    below = replay(moves)[:-1]
-    return next((version for version in reversed(below) if version is not None), None)
+    return target(replay(moves))

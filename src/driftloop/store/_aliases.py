@@ -54,12 +54,15 @@ class Aliases:
     def rollback(self, pipeline: str, alias: str, *, actor: str, reason: str) -> entities.AliasMove:
         """Move `alias` back to the version it held before its current one. Rollbacks stack:
         each goes one promotion further back (v1 → v2 → v3, rollback → v2, rollback → v1),
-        skipping cleared entries (`_alias_stack`)."""
+        skipping cleared entries (`_alias_stack`) and versions retention retired (an online
+        pipeline's old snapshots: `store.snapshots`)."""
         with self._db.write() as conn:
             pid = self._lock_pipeline(conn, pipeline)
             rows = conn.execute(_MOVES, {"pid": pid, "alias": alias})
-            target = _alias_stack.rollback_target(
-                (row.action or "promote", row.version) for row in rows)
+            stack = _alias_stack.replay((row.action or "promote", row.version) for row in rows)
+            target = next((version for version in reversed(stack[:-1]) if version is not None
+                           and conn.scalar(_VERSION_ID, {"pid": pid, "version": version})
+                           is not None), None)
             if target is None:
                 raise errors.ConflictError(
                     f"alias {alias!r} of pipeline {pipeline!r} has no earlier version to roll "
@@ -118,14 +121,18 @@ class Aliases:
 
     def history(
         self, pipeline: str, alias: str | None = None, last: int | None = None,
+        after_id: int = 0,
     ) -> list[entities.AliasMove]:
-        """Every move of `alias` (or of all aliases), oldest first; the newest `last` if given."""
+        """Every move of `alias` (or of all aliases), oldest first; the newest `last` if given;
+        only those after move `after_id`."""
         m = T.alias_moves
         with self._db.read() as conn:
             pid = self._db.pid(conn, pipeline)
             query = _database.with_pipeline(m).where(m.c.pipeline_id == pid)
             if alias is not None:
                 query = query.where(m.c.alias == alias)
+            if after_id:
+                query = query.where(m.c.id > after_id)
             if last is None:
                 rows = conn.execute(query.order_by(m.c.id)).all()
             else:

@@ -14,7 +14,7 @@ from driftloop.core import errors, finite, types
 from driftloop.store import _batches, _database, _engine, _rows, entities, tables
 
 T = tables
-FINISHED_STATUSES = ("succeeded", "failed", "interrupted")
+FINISHED_STATUSES = ("succeeded", "failed", "interrupted", "postponed")
 _param = _database.param
 _LINEAGE = (
     sa.select(T.run_batches.c.run_id, T.run_batches.c.batch_id)

@@ -48,6 +48,9 @@ if TYPE_CHECKING:
     import pandas as pd
 
 A = tables.archives
+RECORDS = ("decisions", "evaluations", "predictions", "profiles", "snapshots")
+"""The kinds of archived files that hold rows of records, merged by day (`Archive.merge`);
+the other kind, ``batch``, is one file per batch."""
 
 
 @dataclass(frozen=True)
@@ -119,10 +122,14 @@ class Archive:
         fs.pipe_file(partial, data)
         fs.mv(partial, path)
 
-    def merge(self, pipeline: str, *, before_day: str, rows: int) -> ArchiveFile | None:
-        """Merge the small files of one partition: the oldest (kind, day) before `before_day`
-        with at least two files of fewer than `rows` rows each (batch files, one per batch,
-        stay as they are). Its smallest files, up to `rows` rows in all, become one file with
+    def merge(
+        self, pipeline: str, *, before_day: str, rows: int, from_day: str = "",
+    ) -> ArchiveFile | None:
+        """Merge the small files of one partition: the oldest (kind, day) from `from_day` and
+        before `before_day` with at least two files of fewer than `rows` rows each (batch
+        files, one per batch, stay as they are; a caller that found nothing to merge up to a
+        day passes it as `from_day` next time, so a call reads the newest days' records, not
+        every day's). Its smallest files, up to `rows` rows in all, become one file with
         the same rows in ``at`` order, recorded with its sha256 and the oldest part's time (gc
         sees the same age); the parts' records go in the same transaction, their files after
         it. Returns the merged file, or None when there is nothing to merge."""
@@ -130,8 +137,8 @@ class Archive:
 
         with self.store.db.read() as conn:
             pid = self.store.db.pid(conn, pipeline)
-            small = (A.c.pipeline_id == pid, A.c.deleted_at.is_(None), A.c.kind != "batch",
-                     A.c.rows < rows, A.c.day < before_day)
+            small = (A.c.pipeline_id == pid, A.c.kind.in_(RECORDS), A.c.day >= from_day,
+                     A.c.day < before_day, A.c.deleted_at.is_(None), A.c.rows < rows)
             found = conn.execute(sa.select(A.c.kind, A.c.day).where(*small)
                                  .group_by(A.c.kind, A.c.day).having(sa.func.count() > 1)
                                  .order_by(A.c.day).limit(1)).first()

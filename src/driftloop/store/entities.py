@@ -68,8 +68,9 @@ class Profile:
 @dataclass(frozen=True)
 class TrainingRun:
     """One training. A run a stopped controller left unfinished is "interrupted" (not
-    "failed"); `trainer_sha256` identifies the trainer's code and settings
-    (`train.fingerprint`), None on runs recorded before the store kept it."""
+    "failed"), one whose federated round did not run "postponed"; `trainer_sha256` identifies
+    the trainer's code and settings (`train.fingerprint`), None on runs recorded before the
+    store kept it."""
 
     id: int
     pipeline: str

@@ -246,10 +246,13 @@ def rollout_start(store: metadata.MetadataStore, pipeline: str) -> datetime | No
     return None if found is None else clocks.as_utc(found)
 
 
-def needed_batches(store: metadata.MetadataStore, pipeline: str, newest: int) -> set[int]:
+def needed_batches(
+    store: metadata.MetadataStore, pipeline: str, newest: int,
+    rollbacks: Rollbacks | None = None,
+) -> set[int]:
     """Ids of the batches some version still needs: the training lineage of every version an
     alias holds, of each alias's rollback target and of the newest `newest` versions."""
-    versions = needed_versions(store, pipeline, newest)
+    versions = needed_versions(store, pipeline, newest, rollbacks)
     mv, rb = tables.model_versions, tables.run_batches
     with store.db.read() as conn:
         pid = store.db.pid(conn, pipeline)
@@ -258,25 +261,42 @@ def needed_batches(store: metadata.MetadataStore, pipeline: str, newest: int) ->
                 mv.c.pipeline_id == pid, mv.c.version.in_(sorted(versions)))))
 
 
-def needed_versions(store: metadata.MetadataStore, pipeline: str, newest: int) -> set[int]:
+def needed_versions(
+    store: metadata.MetadataStore, pipeline: str, newest: int,
+    rollbacks: Rollbacks | None = None,
+) -> set[int]:
     """The versions whose lineage retention keeps: every version an alias holds, each alias's
-    rollback target and the newest `newest` versions."""
-    from driftloop.store import _alias_stack
-
+    rollback target (from `rollbacks`, which a caller keeps between calls; default: read from
+    the whole history) and the newest `newest` versions."""
     versions = set(store.aliases.all(pipeline).values())
-    moves: dict[str, list[tuple[str, int | None]]] = {}
-    for move in store.aliases.history(pipeline):
-        moves.setdefault(move.alias, []).append((move.action, move.version))
-    for history in moves.values():
-        target = _alias_stack.rollback_target(history)
-        if target is not None:
-            versions.add(target)
+    versions |= (rollbacks or Rollbacks(store, pipeline)).targets()
     mv = tables.model_versions
     with store.db.read() as conn:
         pid = store.db.pid(conn, pipeline)
         versions.update(conn.scalars(sa.select(mv.c.version).where(mv.c.pipeline_id == pid)
                                      .order_by(mv.c.version.desc()).limit(newest)))
     return versions
+
+
+class Rollbacks:
+    """Where a rollback of each alias of `pipeline` would go (`_alias_stack`), kept up to date
+    from the moves stored since the last call: a call reads the new moves, not the history."""
+
+    def __init__(self, store: metadata.MetadataStore, pipeline: str) -> None:
+        self.store = store
+        self.pipeline = pipeline
+        self._stacks: dict[str, list[int | None]] = {}
+        self._after_id = 0  # the newest move replayed
+
+    def targets(self) -> set[int]:
+        """Each alias's rollback target (aliases with none left out)."""
+        from driftloop.store import _alias_stack
+
+        for move in self.store.aliases.history(self.pipeline, after_id=self._after_id):
+            _alias_stack.push(self._stacks.setdefault(move.alias, []), move.action, move.version)
+            self._after_id = move.id
+        found = (_alias_stack.target(stack) for stack in self._stacks.values())
+        return {version for version in found if version is not None}
 
 
 def quarantined(

@@ -34,12 +34,13 @@ without a copy (`retention.then: delete`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
+from driftloop.core import clock as clocks
 from driftloop.store import archive, metadata, retention, tables
 
 E, D, P = tables.evaluations, tables.decisions, tables.profiles
@@ -138,7 +139,8 @@ def due_decisions(
     after_id: int,
     limit: int,
 ) -> tuple[list[int], int]:
-    """Among the first `limit` decisions with id > `after_id` made before `before`, the ids of
+    """Among the first `limit` decisions with id > `after_id`, up to the first made at or after
+    `before` (`made_before`), the ids of
     those nothing needs (oldest first), and the id below which every decision is gone or needed
     for good. Needed: the newest decision of its kind, fired or not (what the tick reads back),
     for now; the cause of a run (a version's lineage: "why is this model live?") for good."""
@@ -151,16 +153,12 @@ def due_decisions(
     )
     with store.db.read() as conn:
         pid = store.db.pid(conn, pipeline)
-        rows = conn.execute(
-            sa.select(D.c.id, D.c.fired, has_newer.label("superseded"))
-            .where(
-                D.c.pipeline_id == pid,
-                D.c.id > after_id,
-                D.c.at < before,
-            )
+        rows = made_before(conn.execute(
+            sa.select(D.c.id, D.c.fired, D.c.at, has_newer.label("superseded"))
+            .where(D.c.pipeline_id == pid, D.c.id > after_id)
             .order_by(D.c.id)
             .limit(limit)
-        ).all()
+        ), before)
         fired = [row.id for row in rows if row.fired]
         caused = (
             set(
@@ -191,23 +189,20 @@ def due_profiles(
     after_id: int,
     limit: int,
 ) -> tuple[list[int], int]:
-    """Among the first `limit` profiles with id > `after_id` made before `before`, the ids of
+    """Among the first `limit` profiles with id > `after_id`, up to the first made at or after
+    `before` (`made_before`), the ids of
     those that are not the profile of a version in `keep()` (called only if there are any),
     oldest first, and the id below which every profile is gone."""
     mv = tables.model_versions
     with store.db.read() as conn:
         pid = store.db.pid(conn, pipeline)
-        rows = conn.execute(
-            sa.select(P.c.id, mv.c.version)
+        rows = made_before(conn.execute(
+            sa.select(P.c.id, mv.c.version, P.c.created_at.label("at"))
             .outerjoin(mv, mv.c.profile_id == P.c.id)
-            .where(
-                P.c.pipeline_id == pid,
-                P.c.id > after_id,
-                P.c.created_at < before,
-            )
+            .where(P.c.pipeline_id == pid, P.c.id > after_id)
             .order_by(P.c.id)
             .limit(limit)
-        ).all()
+        ), before)
     if not rows:
         return [], after_id
     kept = keep()
@@ -223,3 +218,16 @@ def due_profiles(
         if not held:
             cursor = profile
     return due, cursor
+
+
+def made_before(rows: Iterable[Any], before: datetime) -> list[Any]:
+    """The leading `rows` (in id order) made before `before`: records are made in clock order,
+    so the first younger one ends what is due. A cursor's slice is read by id alone (an index
+    range) and cut here, reading no further (a condition on the time in the query would read
+    every younger row)."""
+    taken = []
+    for row in rows:
+        if clocks.as_utc(row.at) >= before:
+            break
+        taken.append(row)
+    return taken

@@ -48,6 +48,10 @@ _PREDICTION_COLUMNS = ("id", "pipeline_id", "alias", "version", "key", "features
                        "probabilities", "at")
 ROLES = ("predict", "feedback", "admin", "view", "ingest")
 """Token roles; ``view`` opens the dashboard (`driftloop.ui`), ``ingest`` posts batches."""
+LABEL_PAGE = 5000
+"""Feedback labels `ServingStore.labelled` reads at a time."""
+CHUNK = 500
+"""Keys in one ``IN`` list (SQLite allows a few thousand bound parameters at most)."""
 
 
 def hash_secret(secret: str) -> str:
@@ -234,8 +238,9 @@ class ServingStore:
         ids = list(first)
         with self._write() as conn:
             pid = self._pid(conn, pipeline)
-            known = set(conn.scalars(sa.select(p.c.id).where(
-                p.c.pipeline_id == pid, p.c.id.in_(ids))))
+            known = {row.id for row in conn.execute(  # by key: not the pipeline's every row
+                sa.select(p.c.id, p.c.pipeline_id).where(p.c.id.in_(ids)))
+                if row.pipeline_id == pid}
             missing = [i for i in ids if i not in known]
             if missing:
                 shown = ", ".join(missing[:20]) + (" ..." if len(missing) > 20 else "")
@@ -263,30 +268,49 @@ class ServingStore:
         """Labelled predictions of `pipeline` in label arrival order, those after feedback
         `after_id` only (read incrementally); optionally of one model `version` / `alias`."""
         p, f = S.predictions, S.feedback
-        query = (
-            sa.select(p, tables.pipelines.c.name.label("pipeline"), f.c.id.label("feedback_id"),
-                      f.c.label, f.c.actor, f.c.at.label("labelled_at"))
-            .select_from(p.join(f, f.c.prediction_id == p.c.id)
-                         .join(tables.pipelines, tables.pipelines.c.id == p.c.pipeline_id))
-            .where(f.c.id > after_id).order_by(f.c.id)
-        )
-        if version is not None:
-            query = query.where(p.c.version == version)
-        if alias is not None:
-            query = query.where(p.c.alias == alias)
-        if limit is not None:
-            query = query.limit(limit)
+        if version is not None:  # one version's labels: found from its predictions (an index)
+            query = (
+                sa.select(p, tables.pipelines.c.name.label("pipeline"),
+                          f.c.id.label("feedback_id"), f.c.label, f.c.actor,
+                          f.c.at.label("labelled_at"))
+                .select_from(p.join(f, f.c.prediction_id == p.c.id)
+                             .join(tables.pipelines, tables.pipelines.c.id == p.c.pipeline_id))
+                .where(f.c.id > after_id, p.c.version == version).order_by(f.c.id)
+            )
+            if alias is not None:
+                query = query.where(p.c.alias == alias)
+            with self._read() as conn:
+                rows = conn.execute(query.where(p.c.pipeline_id == self._pid(conn, pipeline))
+                                    .limit(limit)).all()
+            return [Labelled(int(row.feedback_id), _prediction(row), row.label, row.actor,
+                             clocks.as_utc(row.labelled_at)) for row in rows]
+        # The labels after `after_id`, read forward from the feedback key a page at a time,
+        # their predictions by key: the work is the new labels', however many predictions
+        # the store holds (a join would start from the pipeline's predictions on SQLite).
+        found: list[Labelled] = []
         with self._read() as conn:
-            # Nothing labelled since `after_id` (a tick's usual case) is told by the feedback
-            # key alone: the join below starts from the pipeline's predictions on SQLite.
-            if conn.scalar(sa.select(f.c.id).where(f.c.id > after_id).limit(1)) is None:
-                return []
-            rows = conn.execute(query.where(p.c.pipeline_id == self._pid(conn, pipeline))).all()
-        return [
-            Labelled(int(row.feedback_id), _prediction(row), row.label, row.actor,
-                     clocks.as_utc(row.labelled_at))
-            for row in rows
-        ]
+            pid = self._pid(conn, pipeline)
+            while limit is None or len(found) < limit:
+                page = conn.execute(
+                    sa.select(f.c.id, f.c.prediction_id, f.c.label, f.c.actor, f.c.at)
+                    .where(f.c.id > after_id).order_by(f.c.id).limit(LABEL_PAGE)).all()
+                if not page:
+                    break
+                asked = [row.prediction_id for row in page]
+                served: dict[str, Any] = {}
+                for start in range(0, len(asked), CHUNK):
+                    served.update((row.id, row) for row in conn.execute(sa.select(p).where(
+                        p.c.id.in_(asked[start:start + CHUNK]))))
+                for label in page:
+                    row = served.get(label.prediction_id)
+                    if row is None or row.pipeline_id != pid or (
+                            alias is not None and row.alias != alias):
+                        continue
+                    found.append(Labelled(
+                        int(label.id), _prediction(row, pipeline), label.label, label.actor,
+                        clocks.as_utc(label.at)))
+                after_id = page[-1].id
+        return found[:limit]
 
     # -- tokens --------------------------------------------------------------------------------
 
@@ -351,10 +375,19 @@ def _with_pipeline() -> sa.Select[Any]:
         tables.pipelines, tables.pipelines.c.id == p.c.pipeline_id)
 
 
-def _prediction(row: Any) -> Prediction:
+def _prediction_values(row: Prediction, pid: int) -> dict[str, Any]:
+    return {
+        "id": row.id, "pipeline_id": pid, "alias": row.alias, "version": int(row.version),
+        "key": row.key, "features": row.features, "prediction": row.prediction,
+        "probabilities": row.probabilities, "at": row.at,
+    }
+
+
+def _prediction(row: Any, pipeline: str | None = None) -> Prediction:
     return Prediction(
-        id=row.id, pipeline=row.pipeline, alias=row.alias, version=int(row.version), key=row.key,
-        features=row.features, prediction=row.prediction, probabilities=row.probabilities,
+        id=row.id, pipeline=pipeline or row.pipeline, alias=row.alias, version=int(row.version),
+        key=row.key, features=row.features, prediction=row.prediction,
+        probabilities=row.probabilities,
         at=clocks.as_utc(row.at),
     )
 

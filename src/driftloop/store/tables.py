@@ -76,6 +76,7 @@ batches = sa.Table(
     sa.Column("region", sa.String(100), nullable=True),  # `regions:`; NULL without (0011)
     sa.UniqueConstraint("pipeline_id", "fingerprint"),
     sa.Index(None, "pipeline_id", "status", "id"),
+    sa.Index(None, "data_sha256"),  # the batches that share a file (0015)
 )
 
 batch_messages = sa.Table(
@@ -125,6 +126,7 @@ decisions = sa.Table(
     sa.Column("caused_by", C.Json, nullable=True),
     sa.Column("at", C.UTCDateTime, nullable=False),
     sa.Index(None, "pipeline_id", "kind", "id"),
+    sa.Index(None, "pipeline_id", "id"),  # records after a cursor (0015)
 )
 
 runs = sa.Table(
@@ -146,6 +148,7 @@ runs = sa.Table(
     sa.Column("trainer_sha256", sa.String(64), nullable=True),
     sa.Column("region", sa.String(100), nullable=True),
     sa.Index(None, "pipeline_id", "status"),
+    sa.Index(None, "decision_id"),  # the runs a decision caused (0015)
 )
 
 run_batches = sa.Table(
@@ -204,6 +207,7 @@ model_versions = sa.Table(
     sa.Column("region", sa.String(100), nullable=True),
     sa.UniqueConstraint("pipeline_id", "version"),
     sa.Index(None, "run_id"),
+    sa.Index(None, "profile_id"),  # 0015
 )
 
 aliases = sa.Table(
@@ -227,6 +231,7 @@ alias_moves = sa.Table(
     # "promote", "rollback", "rollout", ...; NULL on moves older than revision 0006 ("promote")
     sa.Column("action", sa.String(100), nullable=True),
     sa.Index(None, "pipeline_id", "alias", "id"),
+    sa.Index(None, "pipeline_id", "id"),  # moves after a cursor (0015)
 )
 
 evaluations = sa.Table(
@@ -244,6 +249,7 @@ evaluations = sa.Table(
     sa.Column("estimated_value", sa.Double, nullable=True),
     sa.Column("estimated_rows", sa.BigInteger, nullable=True),
     sa.Index(None, "pipeline_id", "version", "id"),
+    sa.Index(None, "pipeline_id", "id"),  # evaluations after a cursor (0015)
 )
 
 findings = sa.Table(

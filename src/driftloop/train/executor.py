@@ -22,23 +22,20 @@ from __future__ import annotations
 
 import abc
 import contextlib
-import ctypes
 import importlib
 import multiprocessing
 import os
 import signal
-import sys
 import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from multiprocessing import forkserver
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, ClassVar
 
-from driftloop.core import config, errors
+from driftloop.core import config, errors, parent_death
 from driftloop.train import search, trainer
 
 
@@ -239,22 +236,12 @@ def _kill_group(child: Any) -> None:
 
 def _die_with(controller: Connection) -> None:
     """In the child: lead a process group of its own, have the kernel SIGKILL it when its
-    parent dies (Linux), and kill the group when `controller` (a pipe only the controller
-    holds the other end of) reaches end of file.
-
-    Under "forkserver" the parent is the fork server, which exits when no process holds its
-    "alive" pipe any more; every child inherits that pipe, so the child lets go of it here
-    (else the server, and so the child, would outlive a killed controller)."""
+    parent (the fork server, which exits with the controller) dies (`core.parent_death`), and
+    kill the group when `controller` (a pipe only the controller holds the other end of)
+    reaches end of file."""
     if hasattr(os, "setpgid"):
         os.setpgid(0, 0)
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    server = getattr(forkserver, "_forkserver", None)
-    alive = getattr(server, "_forkserver_alive_fd", None)
-    if alive is not None:
-        os.close(alive)
-        server._forkserver_alive_fd = None  # type: ignore[union-attr]
+    parent_death.die_with_parent()
     threading.Thread(target=_watch, args=(controller,), name="driftloop-watch",
                      daemon=True).start()
 
@@ -267,9 +254,6 @@ def _watch(controller: Connection) -> None:
     if hasattr(os, "killpg"):
         os.killpg(0, signal.SIGKILL)
     os._exit(1)
-
-
-_PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
 
 
 def _train_in_child(send: Connection, controller: Connection, spec: config.TrainerSpec, X: Any,

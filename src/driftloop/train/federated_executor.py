@@ -57,7 +57,9 @@ class FederatedExecutor(executors.Executor):
         classes = tuple(np.unique(target).tolist()) if base.is_classifier(model) else ()
         self.channel.send(rounds.Join(federated.scaler_update(x), classes))
         timeout = spec.timeout.total_seconds()
-        scaler = self._receive(timeout, rounds.Scaler)
+        scaler = self._receive(timeout, rounds.Scaler, rounds.Postpone)
+        if isinstance(scaler, rounds.Postpone):
+            raise errors.Postponed(f"the federated round did not run: {scaler.reason}")
         scaled = (x - scaler.mean) / np.where(scaler.var > 0, np.sqrt(scaler.var), 1.0)
         labels = np.array(scaler.classes) if scaler.classes else None
         while True:

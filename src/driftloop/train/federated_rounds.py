@@ -9,7 +9,8 @@ cross, and the coordinator accepts nothing else (`ProtocolError` otherwise):
   (row count and parameter arrays) per round; `Abort` if its training failed;
 * coordinator → region: `Scaler` (the global standardisation), then the global parameters at
   the start of every round (`Start`), and `Final` (the global model's parameters and the
-  lineage: rounds, regions and their row counts); or `Abort`.
+  lineage: rounds, regions and their row counts); or `Abort` (the training failed), or
+  `Postpone` (it did not run: fewer than `min_regions` joined; no region's trainer failed).
 
 `coordinate` runs one training over the regions that joined (at least `min_regions`). The
 arithmetic is `train.federated`'s: FedAvg weighted by rows, after a standardisation computed
@@ -55,6 +56,14 @@ class Decline:
 @dataclass(frozen=True)
 class Abort:
     """The training stops (a region failed, too few joined, a region did not answer)."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Postpone:
+    """The training does not run this round (too few regions joined): nothing failed, a region
+    that joined takes part again in a later round."""
 
     reason: str
 
@@ -147,7 +156,7 @@ def coordinate(
     if len(joined) < min_regions:
         why = (f"{len(joined)} region(s) trained this round ({', '.join(joined) or 'none'}); "
                f"min_regions is {min_regions}")
-        _tell(channels, joined, Abort(why))
+        _tell(channels, joined, Postpone(why))
         return Summary({n: j.stats.rows for n, j in joined.items()}, declined, aborted=why)
     rows = {n: j.stats.rows for n, j in joined.items()}
     seen: list[federated.Update] = []
