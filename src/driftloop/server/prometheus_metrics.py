@@ -111,14 +111,14 @@ class ServerMetrics:
         self.shadow_dropped = prom.Counter(
             "driftloop_shadow_dropped", "Records not shadowed because the shadow fell behind.",
             ["pipeline"], registry=r)
-        self.predicted_: dict[tuple[str, str], Any] = {}
+        self._predicted: dict[tuple[str, str], Any] = {}
 
     def predicted(self, pipeline: str, alias: str) -> Any:
         """The `predictions` counter of `alias` (its child kept: finding it by label values
         cost as much as a prediction's other metrics together)."""
-        child = self.predicted_.get((pipeline, alias))
+        child = self._predicted.get((pipeline, alias))
         if child is None:
-            child = self.predicted_[pipeline, alias] = self.predictions.labels(
+            child = self._predicted[pipeline, alias] = self.predictions.labels(
                 pipeline=pipeline, alias=alias)
         return child
 

@@ -47,14 +47,14 @@ class Tally:
         self._counts: dict[Key, tuple[int, int, dict[int, int]]] = {}
         self._dirty = False
         self._lock = threading.Lock()
-        self.minute_: tuple[datetime, datetime] | None = None  # the newest seen: start, end
+        self._minute: tuple[datetime, datetime] | None = None  # the newest seen: start, end
 
     def observe(self, at: datetime, alias: str, version: int, ms: float, *, error: bool) -> None:
         """Count one request answered (or failed) by `alias` serving `version`."""
-        span = self.minute_
+        span = self._minute
         if span is None or not span[0] <= at < span[1]:  # a tenth of `minute_of`'s cost
             start = serving_stats.minute_of(at)
-            span = self.minute_ = (start, start + timedelta(minutes=1))
+            span = self._minute = (start, start + timedelta(minutes=1))
         key = (span[0], alias, version)
         index = serving_stats.bucket(ms)
         with self._lock:
