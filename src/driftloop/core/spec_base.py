@@ -34,4 +34,4 @@ Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 class Spec(BaseModel):
     """Base of every spec model: unknown fields are errors, values are immutable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
