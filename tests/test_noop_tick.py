@@ -22,6 +22,11 @@ from driftloop.store import artifacts as artifact_store
 
 runner = CliRunner()
 HEAVY = ("pandas", "numpy", "scipy", "sklearn", "skops", "river", "pyarrow", "alembic")
+UNUSED = (  # modules a no-op tick of a file pipeline has no use for
+    "driftloop.data.sources.sql", "driftloop.data.sources.redis_stream",
+    "driftloop.data.sources.nats_stream", "driftloop.data.sources.rest",
+    "driftloop.data.sources.events", "rich.table",
+)
 
 
 @pytest.fixture
@@ -52,19 +57,35 @@ def tick(spec: Path) -> ticking.TickResult:
         project.close()
 
 
-def test_a_noop_tick_imports_nothing_heavy(trained: Path) -> None:
+def imported(folder: Path, command: list[str], modules: tuple[str, ...]) -> tuple[str, str]:
+    """The output of `driftloop command` run in a new process, and which of `modules` it
+    imported (space-separated)."""
     code = (
         "import sys\nfrom driftloop.cli.main import app\n"
-        "try:\n    app(['tick'])\nexcept SystemExit as exc:\n    assert not exc.code, exc\n"
-        f"print('heavy:', ' '.join(m for m in {HEAVY!r} if m in sys.modules))"
+        f"try:\n    app({command!r})\nexcept SystemExit as exc:\n    assert not exc.code, exc\n"
+        f"print('imported:', ' '.join(m for m in {modules!r} if m in sys.modules))"
     )
     env = {**os.environ, "PYTHONPATH": str(Path(ticking.__file__).parents[2])}
     done = subprocess.run(
-        [sys.executable, "-c", code], cwd=trained.parent, capture_output=True, text=True,
-        check=True, env=env,
+        [sys.executable, "-c", code], cwd=folder, capture_output=True, text=True, check=True,
+        env=env,
     )
-    assert "nothing new" in done.stdout
-    assert done.stdout.strip().splitlines()[-1] == "heavy:", done.stdout
+    *output, last = done.stdout.strip().splitlines()
+    return "\n".join(output), last.removeprefix("imported:").strip()
+
+
+def test_a_noop_tick_imports_nothing_heavy(trained: Path) -> None:
+    output, found = imported(trained.parent, ["tick"], HEAVY + UNUSED)
+    assert "nothing new" in output
+    assert found == "", output
+
+
+@pytest.mark.parametrize("command", [["models", "list"], ["batches"], ["status"]])
+def test_reading_records_imports_neither_fsspec_nor_anything_heavy(
+    trained: Path, command: list[str]
+) -> None:
+    output, found = imported(trained.parent, command, (*HEAVY, "fsspec"))
+    assert found == "", output
 
 
 def test_a_noop_tick_loads_neither_the_champion_nor_rows(

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from driftloop.core import config, errors
+from driftloop.core import config, errors, source_specs
 from driftloop.core.types import JSON
 from driftloop.data import frames, sources
 from driftloop.data.sources import base, files, sql
@@ -200,6 +200,12 @@ def test_build_source_from_specs(tmp_path: Path) -> None:
     built = sources.build_source(sql_spec, tmp_path)
     assert isinstance(built, sql.SqlSource) and built.batch_rows == 7
     assert set(base.registered()) == {"files", "sql", "redis", "nats", "http"}
+
+
+def test_every_source_kind_of_the_spec_has_its_module_named() -> None:
+    assert set(base.BUILT_IN) == set(source_specs.SOURCE_KINDS)
+    for kind, module in base.BUILT_IN.items():
+        assert base.registered()[kind].__module__ == f"driftloop.data.sources.{module}"
 
 
 # -- SQL -----------------------------------------------------------------------------------

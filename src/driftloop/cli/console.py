@@ -10,14 +10,16 @@ import contextlib
 import os
 import sys
 from collections.abc import Callable
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from driftloop.core import errors, secrecy
+
+if TYPE_CHECKING:  # imported by `table`: a command that prints no table does not load it
+    from rich.table import Table
 
 T = TypeVar("T")
 # Piped output (a log file, CI) would be squeezed to 80 columns, truncating tables' numbers.
@@ -69,6 +71,8 @@ def busy(message: str) -> contextlib.AbstractContextManager[Any]:
 
 
 def table(*columns: str, title: str | None = None) -> Table:
+    from rich.table import Table
+
     grid = Table(title=title, header_style="bold")
     for column in columns:
         grid.add_column(column)

@@ -11,6 +11,7 @@ or any fsspec URL (``memory://``, ``file://``, ``s3://``...). The same bytes are
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -19,8 +20,6 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-
-import fsspec
 
 from driftloop.core import errors
 
@@ -57,11 +56,28 @@ class ArtifactStore:
         self.url = url
         self.trusted_modules = tuple(trusted_modules)
         self.storage_options = storage_options
-        self.fs, root = fsspec.core.url_to_fs(url, **storage_options)
-        self.root: str = root.rstrip("/") or "/"
 
     def __repr__(self) -> str:
         return f"ArtifactStore({self.url!r})"
+
+    @functools.cached_property
+    def _location(self) -> tuple[Any, str]:
+        """The filesystem and root path of `url`, found on first use: a command that reads
+        only records (`driftloop models list`) never imports fsspec."""
+        import fsspec
+
+        fs, root = fsspec.core.url_to_fs(self.url, **self.storage_options)
+        return fs, root.rstrip("/") or "/"
+
+    @property
+    def fs(self) -> Any:
+        """The fsspec filesystem the artifacts are on."""
+        return self._location[0]
+
+    @property
+    def root(self) -> str:
+        """The root folder of the artifacts on `fs`."""
+        return self._location[1]
 
     # -- bytes -----------------------------------------------------------------------------
 

@@ -1,23 +1,13 @@
 """Data sources: where new batches come from (files, SQL, Redis Streams, NATS JetStream, a
 REST endpoint).
 
-The controller calls `build_source(spec, base_dir)` and then `source.poll(cursor)`. Importing
-this package imports every built-in source module, so each class is registered under its kind.
+The controller calls `build_source(spec, base_dir)` and then `source.poll(cursor)`.
+`build_source` imports the module of the spec's kind only (`base.BUILT_IN`), so a pipeline on
+files never imports the stream or HTTP sources.
 """
 
 from __future__ import annotations
 
-from driftloop.data.sources import base, files, nats_stream, redis_stream, rest, sql
 from driftloop.data.sources.base import RawBatch, Source, build_source
 
-__all__ = [
-    "RawBatch",
-    "Source",
-    "base",
-    "build_source",
-    "files",
-    "nats_stream",
-    "redis_stream",
-    "rest",
-    "sql",
-]
+__all__ = ["RawBatch", "Source", "build_source"]

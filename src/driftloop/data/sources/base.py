@@ -6,7 +6,8 @@ cursor it stored last time, records each batch (accepted or quarantined), and on
 tick; the metadata store dedupes on `fingerprint` and on stream message ids, so that is harmless.
 
 Each source class registers itself under its `kind` (the `kind` of its spec in
-`core.source_specs`) just by being defined; `build_source` looks the kind up there.
+`core.source_specs`) just by being defined; `build_source` looks the kind up there, after
+importing the module of a built-in kind not registered yet (`BUILT_IN`).
 
 Streams (Redis Streams, NATS JetStream): the same interface
 -----------------------------------------------------------
@@ -40,6 +41,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import hashlib
+import importlib
 import inspect
 import logging
 from collections.abc import Collection, Iterator
@@ -105,6 +107,16 @@ class RawBatch:
 
 _REGISTRY: dict[str, type[Source]] = {}
 
+BUILT_IN = {
+    "files": "files",
+    "sql": "sql",
+    "redis": "redis_stream",
+    "nats": "nats_stream",
+    "http": "rest",
+}
+"""The module in `driftloop.data.sources` of each built-in kind. Named here, not found by
+importing every module, so that a pipeline imports its own source's module only."""
+
 
 class Source(abc.ABC):
     """A place new data comes from. Subclasses set `kind` and are registered on definition."""
@@ -158,12 +170,20 @@ class Source(abc.ABC):
 
 
 def registered() -> dict[str, type[Source]]:
-    """The source classes by kind (a copy).
+    """The source classes by kind (a copy), the built-in ones imported first.
 
     >>> sorted(registered())
     ['files', 'http', 'nats', 'redis', 'sql']
     """
+    for kind in BUILT_IN:
+        _load(kind)
     return dict(_REGISTRY)
+
+
+def _load(kind: str) -> None:
+    """Import the module of built-in `kind`, which registers its class, if not done yet."""
+    if kind not in _REGISTRY and kind in BUILT_IN:
+        importlib.import_module(f"driftloop.data.sources.{BUILT_IN[kind]}")
 
 
 def build_source(
@@ -180,12 +200,13 @@ def build_source(
     >>> build_source(spec, Path("/srv/pipe")).location
     '/srv/pipe/incoming/*.csv'
     """
+    _load(spec.kind)
     try:
         cls = _REGISTRY[spec.kind]
     except KeyError:
         raise errors.ConfigError(
             f"source.kind: unknown source kind {spec.kind!r}; known kinds: "
-            f"{', '.join(sorted(_REGISTRY))}"
+            f"{', '.join(sorted(registered()))}"
         ) from None
     source = cls.from_spec(spec, Path(base_dir))
     log.debug("source %s", source.key)

@@ -26,8 +26,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-import fsspec
-
 from driftloop.core import config, errors
 from driftloop.core.types import JSON
 from driftloop.data import row_names as row_names_
@@ -129,6 +127,8 @@ class FileSource(base.Source):
             )
 
     def _list(self) -> tuple[Any, list[tuple[str, dict[str, Any]]]]:
+        import fsspec  # here, not at import: a command that only reads records never polls
+
         fs, pattern = fsspec.core.url_to_fs(self.location, **self.options)
         # Object stores (s3fs, gcsfs, ...) cache listings per process: a long-running
         # controller would never see a file that arrived after its first poll.
