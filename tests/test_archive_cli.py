@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import specs
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
@@ -32,7 +33,7 @@ def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     root = tmp_path / "pipeline"
     scaffold.init(root, weeks=3)
     spec = root / "driftloop.yaml"
-    spec.write_text(spec.read_text().replace("executor: local", "executor: inline"))
+    specs.override(spec, replace={"trainer": {"executor": "inline"}})
     monkeypatch.chdir(root)
     project = projects.open_project(spec)
     tick.Controller(project, holder="a").tick()

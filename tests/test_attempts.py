@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import specs
 
 from driftloop.cli import project_commands as scaffold
 from driftloop.controller import attempts, tick
@@ -19,7 +20,7 @@ def scaffolded(tmp_path: Path, executor: str) -> Path:
     root = tmp_path / "pipeline"
     scaffold.init(root, weeks=4)
     spec = root / "driftloop.yaml"
-    spec.write_text(spec.read_text().replace("executor: local", f"executor: {executor}"))
+    specs.override(spec, replace={"trainer": {"executor": executor}})
     return root
 
 
@@ -90,7 +91,7 @@ def test_the_dashboard_says_the_loop_gave_up(tmp_path: Path) -> None:
     folder = scaffolded(tmp_path, "inline")
     (folder / "failing_train.py").write_text(FAILING)
     spec = folder / "driftloop.yaml"
-    spec.write_text(spec.read_text().replace("train:make_model", "failing_train:make_model"))
+    specs.override(spec, replace={"trainer": {"function": "failing_train:make_model"}})
     project = projects.open_project(spec)
     controller = tick.Controller(project)
     for _ in range(attempts.MAX_ATTEMPTS):

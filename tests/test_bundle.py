@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pandas as pd
 import pytest
+import specs
 from conftest import require_service
 from test_server import trained_folder
 from typer.testing import CliRunner
@@ -287,8 +288,7 @@ def trained_folder_with(tmp_path: Path, trainer_lines: str) -> Path:
     spec = folder / "driftloop.yaml"
     text = spec.read_text()
     anchor = "trainer:\n"
-    assert anchor in text
-    spec.write_text(text.replace(anchor, anchor + trainer_lines))
+    spec.write_text(specs.edited(text, {anchor: anchor + trainer_lines}))
     project = projects.open_project(spec)
     ticking.Controller(project).tick()
     project.close()

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import specs
 from conftest import replay_project
 
 from driftloop.controller import backtest, tick
@@ -52,7 +53,8 @@ def test_features_calendar_true_and_the_calendar_section_are_the_same() -> None:
 
 def test_calendar_needs_a_timestamp_and_a_known_time_zone() -> None:
     with pytest.raises(errors.ConfigError, match="come from `timestamp:`"):
-        config.parse_spec(BASE.replace("timestamp: t\n", "") + "calendar: true\n")
+        config.parse_spec(specs.overridden(BASE, replace={"timestamp": specs.DELETE},
+                                             add={"calendar": True}))
     with pytest.raises(errors.ConfigError, match=r"driftloop.yaml:\d+: timezone: .*unknown time"):
         spec_of("timezone: Mars/Olympus\ncalendar: true\n")
 

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import specs
 from typer.testing import CliRunner
 
 from driftloop.cli.main import app
@@ -21,7 +22,7 @@ def project(tmp_path: Path) -> Iterator[Path]:
     result = runner.invoke(app, ["init", str(folder)])
     assert result.exit_code == 0, result.output
     spec = folder / "driftloop.yaml"
-    spec.write_text(spec.read_text().replace("executor: local", "executor: inline"))
+    specs.override(spec, replace={"trainer": {"executor": "inline"}})
     old = Path.cwd()
     os.chdir(folder)
     yield folder
@@ -76,7 +77,7 @@ def test_errors_are_messages_not_tracebacks(project: Path) -> None:
 
 def test_a_failed_training_fails_the_command_and_check_finds_the_trainer(project: Path) -> None:
     spec = project / "driftloop.yaml"
-    spec.write_text(spec.read_text().replace("train:make_model", "train:make_modle"))
+    specs.override(spec, replace={"trainer": {"function": "train:make_modle"}})
     result = runner.invoke(app, ["check"])
     assert result.exit_code == 1 and "make_modle" in result.output
     failed = runner.invoke(app, ["tick"])
@@ -88,7 +89,7 @@ def test_check_refuses_params_the_trainer_does_not_take(project: Path) -> None:
     spec = project / "driftloop.yaml"
     lines = spec.read_text().splitlines()
     line = lines.index("    max_iter: 50") + 1
-    spec.write_text(spec.read_text().replace("    max_iter: 50", "    max_iters: 50"))
+    spec.write_text(specs.edited(spec.read_text(), {"    max_iter: 50": "    max_iters: 50"}))
     result = runner.invoke(app, ["check"])
     assert result.exit_code == 1
     message = " ".join(result.output.split())
@@ -98,8 +99,8 @@ def test_check_refuses_params_the_trainer_does_not_take(project: Path) -> None:
     )
     (project / "deep.py").write_text("def make_model(depth, max_iter=1, learning_rate=0.1):\n"
                                      "    pass\n")
-    spec.write_text(spec.read_text().replace("    max_iters: 50", "    max_iter: 50")
-                    .replace("train:make_model", "deep:make_model"))
+    specs.override(spec, replace={"trainer": {"function": "deep:make_model", "params": {
+        "max_iters": specs.DELETE}}}, add={"trainer": {"params": {"max_iter": 50}}})
     missing = runner.invoke(app, ["check"])
     assert missing.exit_code == 1 and "trainer.params: make_model(depth" in missing.output
     assert "missing a required argument: 'depth'" in " ".join(missing.output.split())
@@ -145,7 +146,7 @@ def test_status_shows_champion_give_up_quarantines_and_lease(project: Path) -> N
     (project / "broken.py").write_text(
         "def make_model(max_iter=1, learning_rate=0.1):\n    raise ValueError('oops')\n")
     spec = project / "driftloop.yaml"
-    spec.write_text(spec.read_text().replace("train:make_model", "broken:make_model"))
+    specs.override(spec, replace={"trainer": {"function": "broken:make_model"}})
     invoke("retrain")
     assert "retraining requested by" in invoke("status")
     for _ in range(3):
@@ -164,7 +165,7 @@ def test_a_target_typo_is_caught_by_check_data_and_requeue_recovers_the_batches(
 ) -> None:
     spec = project / "driftloop.yaml"
     right = spec.read_text()
-    spec.write_text(right.replace("target: class ", "target: Class "))
+    specs.override(spec, replace={"target": "Class"})
     assert "is valid" in invoke("check")  # the spec alone is fine ...
     caught = runner.invoke(app, ["check", "--data"])  # ... but it does not fit the data
     assert caught.exit_code == 1

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import specs
 from typer.testing import CliRunner
 
 import driftloop
@@ -48,7 +49,7 @@ def test_check_as_json_valid_and_not(cli_project: Path) -> None:
     assert valid == {"spec": "driftloop.yaml", "valid": True, "problems": [],
                      "pipeline": "electricity"}
     spec = cli_project / "driftloop.yaml"
-    spec.write_text(spec.read_text().replace("target: class", "targte: class"))
+    specs.override(spec, replace={"target": specs.DELETE}, add={"targte": "class"})
     broken = document("check", code=1)
     assert broken["valid"] is False and broken["pipeline"] is None
     assert any("targte" in problem for problem in broken["problems"])

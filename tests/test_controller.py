@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import specs
 
 from driftloop.cli import project_commands as scaffold
 from driftloop.controller import attempts, backtest, ingest, retrain, tick
@@ -23,7 +24,7 @@ def folder(tmp_path: Path) -> Path:
     root = tmp_path / "pipeline"
     scaffold.init(root, weeks=6)
     spec = root / "driftloop.yaml"
-    spec.write_text(spec.read_text().replace("executor: local", "executor: inline"))
+    specs.override(spec, replace={"trainer": {"executor": "inline"}})
     return root
 
 
@@ -189,7 +190,7 @@ def test_backtest_is_deterministic() -> None:
 
 def test_late_labels_are_joined_scored_by_the_model_that_served_and_learned(folder: Path) -> None:
     spec = folder / "driftloop.yaml"  # no gate: the retraining below trains on every label
-    spec.write_text(spec.read_text().replace("  enabled: true\n", "  enabled: false\n"))
+    specs.override(spec, replace={"gate": {"enabled": False}})
     project = open_project(folder)
     controller = tick.Controller(project)
     controller.tick()  # v1 from the sample weeks
@@ -262,7 +263,7 @@ def test_crash_after_the_version_is_stored_does_not_train_again(
 def test_a_changed_spec_is_audited_with_who_changed_it(folder: Path) -> None:
     open_project(folder).close()
     spec = folder / "driftloop.yaml"
-    spec.write_text(spec.read_text().replace("cooldown: 1 batch", "cooldown: 2 batches"))
+    specs.override(spec, replace={"cooldown": "2 batches"})
     project = projects.open_project(spec, actor="alice")
     changes = project.store.audit.list(action="config.change")
     assert len(changes) == 1 and changes[0].actor == "alice"

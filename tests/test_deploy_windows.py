@@ -10,6 +10,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+import specs
 
 from driftloop.controller import project as projects
 from driftloop.controller import readiness, retrain
@@ -140,7 +141,7 @@ rollout:
 
 def project_at(tmp_path: Path, when: datetime, strategy: str = "replace") -> Any:
     clock = clocks.FakeClock(when)
-    spec = config.parse_spec(SPEC.replace("STRATEGY", strategy))
+    spec = config.parse_spec(specs.edited(SPEC, {"STRATEGY": strategy}))
     store = metadata.MetadataStore.open("sqlite://", clock=clock)
     store.pipelines.ensure(spec.name, spec.model_dump(mode="json"))
     return projects.Project(spec=spec, base_dir=tmp_path, store=store,

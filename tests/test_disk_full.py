@@ -21,6 +21,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import specs
 import sqlalchemy as sa
 from test_server import trained_folder
 from uvicorn_thread import serving as serve_in_thread
@@ -99,9 +100,7 @@ def move_store(folder: Path, disk: Path) -> Path:
     spec = folder / "driftloop.yaml"
     db = disk / "driftloop.db"
     shutil.copy(folder / "driftloop.db", db)
-    text = spec.read_text()
-    spec.write_text(text.replace("store: sqlite:///driftloop.db", f"store: sqlite:///{db}"))
-    assert f"sqlite:///{db}" in spec.read_text()
+    specs.override(spec, replace={"store": f"sqlite:///{db}"})
     return db
 
 
@@ -134,10 +133,9 @@ def test_ingest_stops_on_a_full_disk_and_resumes(small_disk: Path, tmp_path: Pat
     folder = tmp_path / "p"
     scaffold.init(folder, weeks=3)
     spec = folder / "driftloop.yaml"
-    spec.write_text(spec.read_text().replace("executor: local", "executor: inline")
-                    .replace("artifacts: ./artifacts", f"artifacts: {small_disk / 'artifacts'}")
-                    .replace("store: sqlite:///driftloop.db",
-                             f"store: sqlite:///{small_disk / 'driftloop.db'}"))
+    specs.override(spec, replace={"trainer": {"executor": "inline"},
+                                  "artifacts": str(small_disk / "artifacts"),
+                                  "store": f"sqlite:///{small_disk / 'driftloop.db'}"})
     project = projects.open_project(spec)
     data = sorted((folder / "data").glob("*.csv"))
     parked = tmp_path / "parked"

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import specs
 import sqlalchemy as sa
 from conftest import PG_ADMIN_URL, require_service
 from test_disk_full import predict_onto_a_full_disk
@@ -89,9 +90,8 @@ def project_on(folder: Path, url: str) -> tuple[Path, list[Path]]:
     others parked; returns its spec and the parked files."""
     scaffold.init(folder, weeks=3)
     spec = folder / "driftloop.yaml"
-    spec.write_text(spec.read_text().replace("executor: local", "executor: inline")
-                    .replace("max_iter: 50", "max_iter: 10")
-                    .replace("store: sqlite:///driftloop.db", f"store: {url}"))
+    specs.override(spec, replace={"store": url, "trainer": {
+        "executor": "inline", "params": {"max_iter": 10}}})
     assert f"store: {url}" in spec.read_text()
     parked = folder.parent / "parked"
     parked.mkdir()

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import specs
 from typer.testing import CliRunner
 
 from driftloop.cli.main import app
@@ -105,8 +106,7 @@ def ticked(tmp_path: Path) -> Iterator[Path]:
     folder = tmp_path / "project"
     assert runner.invoke(app, ["init", str(folder), "--weeks", "3"]).exit_code == 0
     spec = folder / "driftloop.yaml"
-    spec.write_text(spec.read_text().replace("executor: local", "executor: inline")
-                    .replace("max_iter: 50", "max_iter: 10"))
+    specs.override(spec, replace={"trainer": {"executor": "inline", "params": {"max_iter": 10}}})
     old = Path.cwd()
     os.chdir(folder)
     try:

@@ -15,6 +15,7 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
+import specs
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.inspection import permutation_importance
 from sklearn.linear_model import LogisticRegression
@@ -101,7 +102,7 @@ def make_model():
 
 def trained(root: Path, trainer: str, batches: int = 4) -> projects.Project:
     (root / "data").mkdir(parents=True)
-    (root / "driftloop.yaml").write_text(SPEC.replace("TRAINER", trainer))
+    (root / "driftloop.yaml").write_text(specs.edited(SPEC, {"TRAINER": trainer}))
     (root / "train.py").write_text(PIPELINE)
     project = projects.open_project(root / "driftloop.yaml")
     controller = tick.Controller(project)
@@ -200,9 +201,10 @@ def test_the_explanation_trigger_fires_when_the_champion_relies_on_other_feature
         tmp_path: Path) -> None:
     (tmp_path / "data").mkdir()
     (tmp_path / "driftloop.yaml").write_text(
-        SPEC.replace("TRAINER", "sklearn.linear_model:LogisticRegression")
-        .replace("triggers: [{kind: volume, every: 1 batch}]", "triggers: [{kind: explanation}]")
-        .replace("explain: {rows: 500, repeats: 3}", "explain: {rows: 500, live: 0s}"))
+        specs.overridden(specs.edited(SPEC, {"TRAINER": "sklearn.linear_model:LogisticRegression"}),
+                         replace={"triggers": [{"kind": "explanation"}],
+                                  "explain": {"repeats": specs.DELETE}},
+                         add={"explain": {"live": "0s"}}))
     project = projects.open_project(tmp_path / "driftloop.yaml")
     controller = tick.Controller(project)
     fired = []

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import specs
 
 from driftloop.controller import project as projects
 from driftloop.controller import responsible, tick
@@ -116,7 +117,7 @@ def test_listing_a_sensitive_column_as_a_feature_is_refused() -> None:
     text = SPEC + "features: [x1, g]\n"
     with pytest.raises(errors.ConfigError, match="model_inputs"):
         config.parse_spec(text)
-    assert config.parse_spec(text.replace("sensitive: [g]", "sensitive: [g]\n  model_inputs: [g]"))
+    assert config.parse_spec(specs.overridden(text, add={"fairness": {"model_inputs": ["g"]}}))
 
 
 def test_the_trigger_fires_within_two_batches_of_the_injected_bias_and_not_before(
@@ -196,13 +197,14 @@ def make_model():
 
 
 def test_retraining_on_the_biased_stream_promotes_only_a_fair_challenger(tmp_path: Path) -> None:
-    spec = SPEC.replace("gate: {enabled: false}",
-                        "gate: {require: not_worse, holdout: 1 batch, bootstrap: 200}").replace(
-        "executor: inline}", "executor: inline, window: {kind: last, size: 2 batches}}")
+    spec = specs.overridden(
+        SPEC, replace={"gate": {"enabled": specs.DELETE}},
+        add={"gate": {"require": "not_worse", "holdout": "1 batch", "bootstrap": 200},
+             "trainer": {"window": {"kind": "last", "size": "2 batches"}}})
     blind = write_project(tmp_path / "blind", spec)
-    sees = write_project(tmp_path / "sees", spec.replace(
-        "sensitive: [g]", "sensitive: [g]\n  model_inputs: [g]").replace(
-        "sklearn.linear_model:LogisticRegression", "train:make_model"))
+    sees = write_project(tmp_path / "sees", specs.overridden(
+        spec, replace={"trainer": {"function": "train:make_model"}},
+        add={"fairness": {"model_inputs": ["g"]}}))
     (sees.base_dir / "train.py").write_text(TRAIN_PY)
     for project in (blind, sees):
         controller = tick.Controller(project)
@@ -226,8 +228,8 @@ def test_labels_sent_back_for_served_predictions_are_judged_by_group(tmp_path: P
 
     from driftloop.store import serving
 
-    text = SPEC.replace("sensitive: [g]", "sensitive: [g]\n  model_inputs: [g]").replace(
-        "sklearn.linear_model:LogisticRegression", "train:make_model")
+    text = specs.overridden(SPEC, replace={"trainer": {"function": "train:make_model"}},
+                            add={"fairness": {"model_inputs": ["g"]}})
     project = write_project(tmp_path, text)
     (tmp_path / "train.py").write_text(TRAIN_PY)
     frames = fairness_data.biased_stream(batches=2, rows=400, bias_at=1)

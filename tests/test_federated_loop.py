@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+import specs
 
 from driftloop.controller import federated_backtest, federation, tick
 from driftloop.controller import project as projects
@@ -70,8 +71,8 @@ def project_folder(folder: Path, regions: tuple[str, ...] = ("eu", "us"),
 def test_a_spec_that_cannot_train_federated_is_refused_at_its_line(
     tmp_path: Path, trainer: str, regions: bool, problem: str,
 ) -> None:
-    text = SPEC.format(min_regions=2).replace(
-        'executor: inline\n  federated: {rounds: 4, min_regions: 2}', trainer)
+    text = specs.edited(SPEC.format(min_regions=2),
+                        {"executor: inline\n  federated: {rounds: 4, min_regions: 2}": trainer})
     if not regions:
         text = text[: text.index("regions:")]
     (tmp_path / "driftloop.yaml").write_text(text)
@@ -200,7 +201,7 @@ def test_the_backtest_replays_the_regions_three_ways(tmp_path: Path) -> None:
         x = rng.normal(shift, 1, size=(len(times), 2))
         frames[region] = pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "time": times,
                                        "y": (x.sum(axis=1) > 2 * shift).astype(int)})
-    text = SPEC.format(min_regions=2).replace("target: y", "target: y\ntimestamp: time")
+    text = specs.overridden(SPEC.format(min_regions=2), add={"timestamp": "time"})
     spec = config.parse_spec(text)
     ends = list(pd.date_range("2024-01-03", periods=6, freq="D", tz="UTC"))
     results = federated_backtest.compare(frames, spec, ends, tmp_path)
@@ -214,10 +215,9 @@ def test_the_backtest_replays_the_regions_three_ways(tmp_path: Path) -> None:
 
 def test_a_regressor_trains_federated_too(tmp_path: Path) -> None:
     spec = project_folder(tmp_path)
-    text = spec.read_text().replace("target: y", "target: y\ntask: regression").replace(
-        "sklearn.linear_model:SGDClassifier", "sklearn.linear_model:SGDRegressor").replace(
-        "{loss: log_loss, random_state: 0}", "{random_state: 0}")
-    spec.write_text(text)
+    specs.override(spec, replace={"trainer": {"function": "sklearn.linear_model:SGDRegressor",
+                                              "params": {"loss": specs.DELETE}}},
+                   add={"task": "regression"})
     workers = workers_for(spec)
     rules = config.load_spec(spec).trainer.federated
     assert rules is not None

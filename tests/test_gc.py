@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import specs
 from typer.testing import CliRunner
 
 from driftloop.cli import project_commands as scaffold
@@ -24,7 +25,7 @@ def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     root = tmp_path / "pipeline"
     scaffold.init(root, weeks=4)
     spec = root / "driftloop.yaml"
-    spec.write_text(spec.read_text().replace("executor: local", "executor: inline"))
+    specs.override(spec, replace={"trainer": {"executor": "inline"}})
     monkeypatch.chdir(root)
     yield root
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pandas as pd
 import pytest
+import specs
 import uvicorn
 
 from driftloop.cli import project_commands as scaffold
@@ -41,7 +42,7 @@ def project(tmp_path: Path) -> Iterator[projects.Project]:
     for file in (folder / "data").glob("*.csv"):
         file.unlink()
     spec = folder / "driftloop.yaml"
-    spec.write_text(spec.read_text().replace("executor: local", "executor: inline"))
+    specs.override(spec, replace={"trainer": {"executor": "inline"}})
     opened = projects.open_project(spec)
     yield opened
     opened.close()

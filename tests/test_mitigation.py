@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+import specs
 from sklearn.compose import make_column_transformer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
@@ -146,7 +147,7 @@ fairness: {sensitive: [g]}
 """
     with pytest.raises(errors.ConfigError, match="model_inputs"):
         config.parse_spec(text)
-    assert config.parse_spec(text.replace("sensitive: [g]", "sensitive: [g], model_inputs: [g]"))
+    assert config.parse_spec(specs.overridden(text, add={"fairness": {"model_inputs": ["g"]}}))
 
 
 ARRESTS_SPEC = """

@@ -12,6 +12,7 @@ from typing import Any
 
 import fsspec
 import pytest
+import specs
 from typer.testing import CliRunner
 
 from driftloop.cli.main import app
@@ -30,8 +31,7 @@ def trained(tmp_path: Path) -> Iterator[Path]:
     folder = tmp_path / "project"
     assert runner.invoke(app, ["init", str(folder)]).exit_code == 0
     spec = folder / "driftloop.yaml"
-    text = spec.read_text().replace("executor: local", "executor: inline")
-    spec.write_text(text.replace("  enabled: false", "  enabled: true"))
+    specs.override(spec, replace={"trainer": {"executor": "inline"}, "gate": {"enabled": True}})
     old = Path.cwd()
     os.chdir(folder)
     try:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import specs
 
 from driftloop.controller import notify
 from driftloop.controller import project as projects
@@ -158,7 +159,8 @@ def test_the_secret_is_never_stored(
     stored = b"".join(path.read_bytes() for path in tmp_path.glob("meta.db*"))
     assert b"DL_TEST_HOOK_SECRET" in stored and SECRET.encode() not in stored
     with pytest.raises(errors.ConfigError, match="reference to an environment variable"):
-        config.parse_spec(spec_text(receiver.url).replace("${DL_TEST_HOOK_SECRET}", "plain"))
+        plain = specs.edited(spec_text(receiver.url), {"${DL_TEST_HOOK_SECRET}": "plain"})
+        config.parse_spec(plain)
 
 
 def test_a_receiver_that_is_down_gets_it_later_and_an_exhausted_one_is_kept(

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+import specs
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
@@ -85,8 +86,8 @@ def test_check_refuses_a_region_that_reads_another_regions_data(
 
 
 def test_a_shared_store_is_refused_too(folder: Path) -> None:
-    text = SPEC.format(eu_source="eu/in/*.csv").replace("sqlite:///us/meta.db",
-                                                        "sqlite:///eu/meta.db")
+    text = specs.edited(SPEC.format(eu_source="eu/in/*.csv"),
+                        {"sqlite:///us/meta.db": "sqlite:///eu/meta.db"})
     with pytest.raises(errors.ConfigError, match=r"keeps its metadata at sqlite:///eu/meta\.db"):
         config.parse_spec(text)
 
@@ -164,8 +165,8 @@ def test_a_later_stage_promotes_only_after_the_earlier_regions_live_test_passed(
     tmp_path: Path,
 ) -> None:
     spec = regional(tmp_path, ticked=True) / "driftloop.yaml"  # v1 is champion in both
-    spec.write_text(spec.read_text().replace("artifacts: us/artifacts,",
-                                             "artifacts: us/artifacts, after: eu,"))
+    spec.write_text(specs.edited(spec.read_text(), {"artifacts: us/artifacts,":
+                                                    "artifacts: us/artifacts, after: eu,"}))
     eu = projects.open_project(spec, region="eu")
     us = projects.open_project(spec, region="us")
     eu.store.aliases.set("churn", "canary", 1, actor="t", reason="canary", action="rollout")
@@ -192,8 +193,8 @@ def test_a_later_stage_promotes_only_after_the_earlier_regions_live_test_passed(
 
 
 def test_a_stage_after_an_unknown_region_is_refused() -> None:
-    text = SPEC.format(eu_source="eu/in/*.csv").replace("artifacts: us/artifacts,",
-                                                        "artifacts: us/artifacts, after: apac,")
+    text = specs.edited(SPEC.format(eu_source="eu/in/*.csv"),
+                        {"artifacts: us/artifacts,": "artifacts: us/artifacts, after: apac,"})
     with pytest.raises(errors.ConfigError, match="`after: apac` names no region"):
         config.parse_spec(text)
 

@@ -16,6 +16,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pandas as pd
 import pytest
+import specs
 
 from driftloop.controller import ingest as ingesting
 from driftloop.controller import project as projects
@@ -243,9 +244,7 @@ def test_next_links_in_the_header_or_the_body_and_csv_pages(
     folder = tmp_path / "p"
     project = open_project(folder, url, page=page, format=format)
     if mode == "body":
-        text = (folder / "driftloop.yaml").read_text()
-        text = text.replace("  id: id\n", "  id: id\n  records: data\n")
-        (folder / "driftloop.yaml").write_text(text)
+        specs.override(folder / "driftloop.yaml", add={"source": {"records": "data"}})
         project.close()
         project = projects.open_project(folder / "driftloop.yaml")
     assert [b.rows for b in ingesting.ingest(project)] == [5, 5, 5, 5, 3]
@@ -263,7 +262,7 @@ def test_errors_name_the_spec_line_or_the_request(api: tuple[Api, str], tmp_path
     with pytest.raises(errors.ConfigError, match=r"<spec>:8: source.page: .* exactly one of"):
         config.parse_spec(spec)
     with pytest.raises(errors.ConfigError, match=r"<spec>:5: source.url: String should match"):
-        config.parse_spec(spec.replace(url, "127.0.0.1/rows"))
+        config.parse_spec(specs.edited(spec, {url: "127.0.0.1/rows"}))
     project = open_project(tmp_path / "p", url.replace("/rows", "/nowhere"), retries=0)
     with pytest.raises(errors.PermanentError, match=r"/nowhere\?page=1 answered HTTP 404"):
         ingesting.ingest(project)

@@ -3,13 +3,14 @@ built for it, the budget holds, trials are stored under the run, bad specs name 
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import specs
+import yaml
 from typer.testing import CliRunner
 
 from driftloop.cli import main
@@ -173,9 +174,8 @@ def test_failed_trials_are_kept_and_every_failure_is_an_error() -> None:
 )
 def test_search_spec_errors_name_the_line(search_yaml: str, message: str) -> None:
     text = (Path(scaffold.__file__).parent / "scaffold" / "driftloop.yaml").read_text()
-    text = re.sub(r"  window: auto.*\n", "  window: all\n", text)
-    text = re.sub(r"  executor: local.*\n", f"  executor: local\n  search: {search_yaml}\n", text)
-    assert "search:" in text
+    text = specs.overridden(text, replace={"trainer": {"window": "all"}},
+                            add={"trainer": {"search": yaml.safe_load(search_yaml)}})
     with pytest.raises(errors.ConfigError, match=message):
         config.parse_spec(text, "driftloop.yaml")
 
@@ -184,14 +184,10 @@ def test_a_retraining_stores_its_trials_and_deploys_the_best(tmp_path: Path) -> 
     root = tmp_path / "pipeline"
     scaffold.init(root, weeks=6)
     path = root / "driftloop.yaml"
-    text = re.sub(r"  executor: local.*\n", "  executor: inline\n", path.read_text())
-    text = re.sub(r"  window: auto.*\n", "  window: all\n", text)
-    search_yaml = (
-        "  search:\n    trials: 2\n    candidates:\n      logistic:\n"
-        "        function: sklearn.linear_model:LogisticRegression\n"
-        "        params: {max_iter: 200}\n"
-    )
-    path.write_text(text.replace("  executor: inline\n", "  executor: inline\n" + search_yaml))
+    search = {"trials": 2, "candidates": {"logistic": {
+        "function": "sklearn.linear_model:LogisticRegression", "params": {"max_iter": 200}}}}
+    specs.override(path, replace={"trainer": {"executor": "inline", "window": "all"}},
+                   add={"trainer": {"search": search}})
     project = projects.open_project(path)
     assert project.spec.trainer.search is not None
     result = tick.Controller(project).tick()

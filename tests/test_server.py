@@ -21,6 +21,7 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
+import specs
 from sklearn.tree import DecisionTreeClassifier
 
 from driftloop.cli import project_commands as scaffold
@@ -90,8 +91,7 @@ def trained_folder(factory: pytest.TempPathFactory, name: str) -> Path:
     folder = factory.mktemp(name) / "elec"
     scaffold.init(folder, weeks=3)
     spec = folder / "driftloop.yaml"
-    text = spec.read_text().replace("executor: local", "executor: inline")
-    spec.write_text(text.replace("max_iter: 50", "max_iter: 10"))
+    specs.override(spec, replace={"trainer": {"executor": "inline", "params": {"max_iter": 10}}})
     opened = projects.open_project(spec)
     controller = ticking.Controller(opened)
     controller.tick()

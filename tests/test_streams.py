@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import specs
 from conftest import NatsStream, RedisStream, stream_project
 
 from driftloop.controller import ingest
@@ -44,9 +45,8 @@ def test_stream_specs_parse_and_build_their_sources() -> None:
         60,
     )
     nats = config.parse_spec(
-        SPEC.replace(
-            "kind: redis\n  stream: events", "kind: nats\n  stream: EV\n  subject: ev.>"
-        ).replace("seconds: 2}", "seconds: 2}\n  ack_wait: 90s")
+        specs.overridden(SPEC, replace={"source": {"kind": "nats", "stream": "EV"}},
+                         add={"source": {"subject": "ev.>", "ack_wait": "90s"}})
     )
     built = base.build_source(nats.source)
     assert isinstance(built, nats_stream.NatsSource)
@@ -69,10 +69,10 @@ def test_stream_specs_parse_and_build_their_sources() -> None:
 )
 def test_stream_spec_errors_name_the_line_and_field(change: str, message: str) -> None:
     broken = {
-        "kind: redis\n  stream: events": SPEC.replace("  stream: events\n", ""),
-        "kind: kafka": SPEC.replace("kind: redis", "kind: kafka"),
-        "rows: 4": SPEC.replace("rows: 4", "rows: 0"),
-        "url: redis://": SPEC.replace("  stream: events\n", "  stream: events\n  url: http://x\n"),
+        "kind: redis\n  stream: events": specs.edited(SPEC, {"  stream: events\n": ""}),
+        "kind: kafka": specs.edited(SPEC, {"kind: redis": "kind: kafka"}),
+        "rows: 4": specs.edited(SPEC, {"rows: 4": "rows: 0"}),
+        "url: redis://": specs.edited(SPEC, {"  stream: events\n": "  stream: events\n  url: http://x\n"}),
     }[change]
     with pytest.raises(errors.ConfigError) as caught:
         config.parse_spec(broken, "driftloop.yaml")

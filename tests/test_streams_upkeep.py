@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import specs
 from conftest import NatsStream, RedisStream, stream_project
 from test_streams import stored_ids
 
@@ -112,11 +113,11 @@ def test_nats_a_tick_takes_at_most_max_batches_and_the_next_ticks_the_rest(
 
 
 def test_max_batches_comes_from_the_spec_and_must_be_positive() -> None:
-    spec = config.parse_spec(SPEC.replace("stream: events}", "stream: events, max_batches: 7}"))
+    spec = config.parse_spec(specs.overridden(SPEC, add={"source": {"max_batches": 7}}))
     assert base.build_source(spec.source).max_batches == 7  # type: ignore[attr-defined]
     assert config.parse_spec(SPEC).source.max_batches == 100  # type: ignore[union-attr]
     with pytest.raises(errors.ConfigError, match=r"source\.max_batches: Input should be greater"):
-        config.parse_spec(SPEC.replace("stream: events}", "stream: events, max_batches: 0}"))
+        config.parse_spec(specs.overridden(SPEC, add={"source": {"max_batches": 0}}))
     with pytest.raises(errors.ConfigError, match="`max_batches` of NatsSource must be > 0"):
         nats_stream.NatsSource(max_batches=0)
 
