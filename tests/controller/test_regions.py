@@ -154,7 +154,7 @@ def test_the_global_view_reads_metadata_only(
 
 
 def test_the_readme_example_spec_is_valid() -> None:
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     example = readme.split("## Running in several regions")[1].split("```yaml\n")[1]
     spec = config.parse_spec(example.split("```")[0], "README.md")
     assert [r.name for r in spec.regions] == ["eu", "us", "apac"]

@@ -1,8 +1,8 @@
 """The dashboard's pages over a real project history (weeks of Elec2 ticked one at a time: a
 quarantined batch, evaluations, drift decisions, retrains, a manual rollback), served by
 `driftloop ui` (the dashboard alone) on 127.0.0.1: login, roles, 404s and bad input, page
-contents, the lineage the CLI shares. tests/test_browser.py drives the same history in a real
-browser."""
+contents, the lineage the CLI shares. tests/integration/test_browser.py drives the same history
+in a real browser."""
 
 from __future__ import annotations
 

@@ -30,7 +30,7 @@ from driftloop.controller import project as projects
 N = 10_000
 ROWS = 250  # 40 batches: the crashes below stop the work well before its end
 UNREADABLE = {2_500: b"{not json", 7_777: b"[1, 2]"}  # after event i, an event that is not one
-CRASH_SCRIPT = Path(__file__).with_name("crash_ingest.py")
+CRASH_SCRIPT = Path(__file__).parents[1] / "crash_ingest.py"
 
 pytestmark = pytest.mark.slow
 

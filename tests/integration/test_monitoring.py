@@ -28,7 +28,7 @@ from driftloop.server import auth
 from driftloop.server import prometheus_metrics as server_metrics
 from driftloop.store import entities, serving
 
-DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 METRIC = re.compile(r"\bdriftloop_[a-z_]+\b")
 GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$pipeline": ".*"}
 

@@ -29,7 +29,7 @@ from driftloop.controller import project as projects
 from driftloop.core import errors
 from driftloop.store import transfers
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
 PEER = """
 import json, sys

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import driftloop
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_layers_contract_holds() -> None:

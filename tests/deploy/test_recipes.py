@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-RECIPES = Path(__file__).resolve().parents[1] / "deploy" / "recipes"
+RECIPES = Path(__file__).resolve().parents[2] / "deploy" / "recipes"
 EXPECTED = {"airflow_dag.py", "kubeflow_component.py", "sagemaker_job.py", "azureml_job.yaml",
             "vertex_job.yaml", "argo_cronworkflow.yaml", "cronjob.yaml"}
 

@@ -1,6 +1,6 @@
 """The drift report (`driftloop report`): self-contained, small for a thousand columns
 (aggregates only), every column's test and histogram present; and the command on a scaffolded
-project. tests/test_browser.py opens the wide report in Chromium and times it."""
+project. tests/integration/test_browser.py opens the wide report in Chromium and times it."""
 
 from __future__ import annotations
 

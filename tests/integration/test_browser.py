@@ -1,6 +1,6 @@
 """The dashboard in a real browser: Debian's /usr/bin/chromium, headless, driven by Playwright,
 against a real `driftloop serve` (canary rollout, live traffic) over the history of
-tests/test_dashboard.py. Every page renders without console errors, the charts draw, clicking
+tests/ui/test_dashboard.py. Every page renders without console errors, the charts draw, clicking
 a model version on the timeline opens its lineage; the backtest report's charts are painted;
 screenshots go to test-artifacts/.
 
@@ -36,7 +36,7 @@ from driftloop.ui import backtest_report, dashboard_app
 pytestmark = pytest.mark.browser
 
 CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 PAGES = {  # screenshot name -> path (the version is filled in)
     "overview": "/ui/",
     "timeline": "/ui/pipelines/electricity",

@@ -2,7 +2,7 @@
 but are logged; canary traffic share and stickiness; a bad challenger is rolled back and a good
 one promoted by `controller.rollout.evaluate_rollout` after feedback; hot swap under load.
 
-The server helpers come from tests/test_server.py. Each strategy gets its own server: the
+The server helpers come from tests/server/test_server.py. Each strategy gets its own server: the
 server reads the rollout strategy from the spec when it starts."""
 
 from __future__ import annotations

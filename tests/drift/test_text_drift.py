@@ -120,7 +120,7 @@ gate: {enabled: false}
 
 
 def test_the_tick_reports_text_drift_and_the_drift_trigger_fires(tmp_path: Path) -> None:
-    scaffold = Path(__file__).resolve().parents[1] / "src/driftloop/cli/scaffold/train.py"
+    scaffold = Path(__file__).resolve().parents[2] / "src/driftloop/cli/scaffold/train.py"
     shutil.copy(scaffold, tmp_path / "train.py")
     days = [texts(STABLE, 300, 1), texts(STABLE, 300, 2), texts(CHANGED, 300, 3)]
     rows = [(locale, sentence) for day in days for locale, sentence in day]
