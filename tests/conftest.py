@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+import specs
 import sqlalchemy as sa
 
 PG_ADMIN_URL = os.environ.get("DRIFTLOOP_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -266,7 +267,7 @@ def cli_project(tmp_path: Any) -> Iterator[Any]:
     folder = tmp_path / "project"
     assert CliRunner().invoke(app, ["init", str(folder)]).exit_code == 0
     spec = folder / "driftloop.yaml"
-    spec.write_text(spec.read_text().replace("executor: local", "executor: inline"))
+    specs.override(spec, replace={"trainer": {"executor": "inline"}})
     old = os.getcwd()
     os.chdir(folder)
     yield folder

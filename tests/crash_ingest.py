@@ -1,6 +1,6 @@
 """`driftloop ingest --spec SPEC`, killed with SIGKILL at a chosen point of the N-th batch.
 
-Run by `test_streams_exactly_once.py` as a real process (``python tests/crash_ingest.py``). The
+Run by `data/test_streams_exactly_once.py` as a real process (``python tests/crash_ingest.py``). The
 point comes from DRIFTLOOP_CRASH_AT as ``point:n``:
 
 - ``record:n``   before the n-th batch row is written (its artifact is already stored);
