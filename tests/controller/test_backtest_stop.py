@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+import specs
 from test_train_child import alive, gone_within, linux_only
 
 from driftloop.cli import project_commands as scaffold
@@ -57,7 +58,7 @@ def test_a_stopped_backtest_leaves_no_worker_behind(
     folder = tmp_path / "pipeline"
     scaffold.init(folder, weeks=3)
     spec = folder / "driftloop.yaml"
-    spec.write_text(spec.read_text().replace("executor: local", "executor: inline"))
+    specs.override(spec, replace={"trainer": {"executor": "inline"}})
     (folder / "train.py").write_text(SLEEPER)  # each worker trains for 5 minutes
     parent = subprocess.Popen(
         [sys.executable, "-c", "from driftloop.cli.main import app; app()", "backtest",
