@@ -205,7 +205,8 @@ def test_late_labels_are_joined_scored_by_the_model_that_served_and_learned(fold
     assert [b.status for b in labelled.batches] == ["accepted"]
     late = labelled.evaluations
     assert len(late) == 1 and late[0].version == 1 and late[0].rows == 336
-    expected = (controller.model_of(1).predict(week[list(elec2.FEATURES)]) == week["class"]).mean()
+    predicted = controller.models.model_of(1).predict(week[list(elec2.FEATURES)])
+    expected = (predicted == week["class"]).mean()
     assert late[0].value == pytest.approx(expected)
     assert len(late[0].errors) == 336
 

@@ -16,6 +16,7 @@ import specs
 from typer.testing import CliRunner
 
 from driftloop.cli.main import app
+from driftloop.controller import champion_models
 from driftloop.controller import project as projects
 from driftloop.controller import tick as ticking
 from driftloop.server import live_models
@@ -118,7 +119,7 @@ def test_a_corrupted_champion_is_reported_and_retrained_past(trained: Path) -> N
     corrupted = corrupt_champion(trained)
     result = tick(trained)  # nothing new but the broken champion
     assert result.decision is not None and result.decision.fired
-    assert result.decision.evidence[ticking.UNUSABLE] == corrupted
+    assert result.decision.evidence[champion_models.UNUSABLE] == corrupted
     assert result.decision.evidence["policy"]["reason"] == "no champion"
     assert result.outcome is not None and result.outcome.version is not None
     assert result.outcome.promoted  # the gate had no usable champion to compare with
@@ -128,7 +129,7 @@ def test_a_corrupted_champion_is_reported_and_retrained_past(trained: Path) -> N
     project = projects.open_project(trained)
     try:
         health = project.store.decisions.list(project.name, kind="health")
-        assert [d.evidence["problem"] for d in health] == [ticking.UNUSABLE]
+        assert [d.evidence["problem"] for d in health] == [champion_models.UNUSABLE]
         assert health[0].evidence["version"] == corrupted
         assert "does not match its recorded hash" in health[0].evidence["error"]
         assert project.store.aliases.get(project.name, "champion") == result.outcome.version.version
@@ -144,9 +145,9 @@ def test_the_corrupted_champion_is_reported_once(trained: Path) -> None:
     try:
         for _ in range(2):
             controller = ticking.Controller(project)  # a new process each time
-            champion = controller.champion()
+            champion = controller.models.champion()
             assert champion is not None
-            controller.report_unusable(champion, ValueError("broken"))
+            controller.models.report_unusable(champion, ValueError("broken"))
         assert len(project.store.decisions.list(project.name, kind="health")) == 1
     finally:
         project.close()

@@ -117,9 +117,9 @@ def trained(tmp_path: Path, spec: config.PipelineSpec) -> tick.Controller:
 def test_training_scoring_and_serving_derive_the_same_columns(tmp_path: Path) -> None:
     spec = spec_of("calendar: {features: [hour, day_of_week]}\n")
     controller = trained(tmp_path, spec)
-    version = controller.champion()
+    version = controller.models.champion()
     assert version is not None
-    model = controller.live_model(version)
+    model = controller.models.live_model(version)
     assert list(model.feature_names_in_) == ["x", "t_hour", "t_day_of_week"]
     # the controller scored the two batches after training with the calendar columns
     scored = controller.project.store.evaluations.list(spec.name)

@@ -236,7 +236,7 @@ def test_labels_sent_back_for_served_predictions_are_judged_by_group(tmp_path: P
     frames[0].to_csv(tmp_path / "data" / "000.csv", index=False)
     controller = tick.Controller(project)
     controller.tick()
-    model = controller.model_of(1)
+    model = controller.models.model_of(1)
     served = frames[1]
     predicted = model.predict(served[["x1", "x2", "g"]])
     store = serving.ServingStore(project.store)

@@ -142,7 +142,7 @@ def test_a_tick_with_data_and_artifacts_on_s3(s3_bucket: str, tmp_path: Path) ->
     fresh = projects.open_project(spec)  # a new process reads everything back from S3
     try:
         controller = tick.Controller(fresh)
-        assert controller.champion() is not None
+        assert controller.models.champion() is not None
         assert not controller.tick().acted
     finally:
         fresh.close()

@@ -232,7 +232,7 @@ def test_a_changed_calibrator_file_is_refused(tmp_path: Path) -> None:
     path.write_text('{"method": "isotonic", "x": [0.0], "y": [1.0], "rows": 1}')
     fresh = tick.Controller(ctl.project)
     with pytest.raises(errors.IntegrityError, match="does not match its recorded hash"):
-        fresh.calibrator(version)
+        fresh.models.calibrator(version)
 
 
 def test_regression_pipelines_get_no_estimate(tmp_path: Path) -> None:

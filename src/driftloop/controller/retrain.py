@@ -350,3 +350,26 @@ def _last_drift_at(project: projects.Project) -> Any:
         if "drift" in fired:
             return decision.at
     return None
+
+
+def repair(project: projects.Project, holder: str) -> list[str]:
+    """Finish what a crashed tick left: close orphaned runs, promote a passed version.
+    A run left open by a stopped controller is "interrupted", which is no failed attempt."""
+    store, name = project.store, project.name
+    repaired = []
+    for run in store.runs.list(name, status="running"):
+        if store.versions.for_run(run.id) is not None:  # stopped right after storing it
+            store.runs.finish(run.id, status="succeeded", compute_seconds=None)
+            repaired.append(f"run {run.id} marked succeeded (its version was stored)")
+            continue
+        store.runs.finish(
+            run.id,
+            status="interrupted",
+            compute_seconds=None,
+            error="interrupted: the controller stopped during training",
+        )
+        repaired.append(f"run {run.id} marked interrupted (the controller stopped)")
+    promoted = promote_pending(project, holder)
+    if promoted is not None:
+        repaired.append(f"version {promoted.version} promoted (interrupted before promotion)")
+    return repaired

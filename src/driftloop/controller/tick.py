@@ -29,7 +29,15 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from driftloop.controller import attempts, evaluate, history, retention_tick, retrain, rollout
+from driftloop.controller import (
+    attempts,
+    champion_models,
+    evaluate,
+    history,
+    retention_tick,
+    retrain,
+    rollout,
+)
 from driftloop.controller import gather as gathering
 from driftloop.controller import ingest as ingesting
 from driftloop.controller import lease as leases
@@ -43,7 +51,6 @@ from driftloop.train import fingerprint
 
 if TYPE_CHECKING:
     from driftloop.controller import online_tick
-    from driftloop.train import calibration
     from driftloop.train import executor as executors
 
 log = logging.getLogger(__name__)
@@ -52,9 +59,6 @@ _SLOTS = (("retrain", None), ("retrain", True), ("request", None))
 
 STORE_RETRY_SECONDS = 30.0
 """How long `driftloop run` waits before the next tick when the store refused writes."""
-
-UNUSABLE = "champion_unusable"
-"""The `problem` of a ``health`` decision: the champion's model file cannot be loaded."""
 
 
 @dataclass(frozen=True)
@@ -101,18 +105,13 @@ class Controller:
         self._executor = executor
         self.policy = policies.Policy.from_spec(project.spec)
         self.history = history.History(project)
-        self._models: dict[int, Any] = {}  # earlier versions, for late labels
-        self._calibrators: dict[int, calibration.Calibrator] = {}  # the champion's
+        self.models = champion_models.Models(project)
         self.evaluations = evaluate.Evaluations(project)
         # `retain=False`: no retention step (a backtest's store is in memory and thrown away)
         self.retention = (retention_tick.Retention(project, self.history, self.evaluations)
                            if retain else None)
         self._serving = serving.ServingStore(project.store)
         self._monitor = evaluate.ConceptMonitor(project, self.evaluations)
-        self._champion: entities.ModelVersion | None = None
-        self._live_model: tuple[int, Any] | None = None  # the champion's model, once loaded
-        self._unusable: dict[int, str] = {}  # versions whose model cannot be loaded: why
-        self._checked: set[int] = set()  # versions whose file matched its sha256
         self._profiles: dict[int, JSON] = {}
         self._settled: set[int] = set()  # fired decisions with a succeeded run
         self._latest = Latest(None, None, None)
@@ -164,10 +163,10 @@ class Controller:
     def reconcile(self) -> TickResult:
         """The step itself; the caller holds the lease."""
         batches = tuple(self.ingest())
-        repaired = tuple(self.repair())
+        repaired = tuple(retrain.repair(self.project, self.holder))
         rolled = rollout.evaluate_rollout(self.project, self._serving, self.holder)
         self.history.refresh()
-        live = self.usable(self.champion())
+        live = self.models.usable(self.models.champion())
         evaluations = tuple(self.evaluate(live)) + tuple(self.evaluate_feedback())
         latest = self.latest()
         decision = self.decide(live, latest)
@@ -183,65 +182,6 @@ class Controller:
 
     def ingest(self) -> list[entities.Batch]:
         return ingesting.ingest(self.project, on_accepted=self.history.add, known=self.history)
-
-    def champion(self) -> entities.ModelVersion | None:
-        """The champion's version record (versions never change); its model is `live_model`'s."""
-        store, name = self.project.store, self.project.name
-        number = store.aliases.get(name, "champion")
-        if number is None:
-            return None
-        if self._champion is None or self._champion.version != number:
-            self._champion = store.versions.get(name, number)
-        return self._champion
-
-    def usable(self, version: entities.ModelVersion | None) -> entities.ModelVersion | None:
-        """`version` unless its model file is missing or changed (checked against its sha256
-        once per process, without loading it) or failed to load: then None, and the problem is
-        recorded (`report_unusable`)."""
-        if version is None:
-            return None
-        if version.version not in self._checked and version.version not in self._unusable:
-            try:
-                self.project.artifacts.get_bytes(version.artifact_uri, version.sha256)
-                self._checked.add(version.version)
-            except errors.DriftloopError as exc:
-                self.report_unusable(version, exc)
-        return None if version.version in self._unusable else version
-
-    def live_model(self, version: entities.ModelVersion) -> Any | None:
-        """The champion's model, loaded on first need (hash-verified); None if it cannot be
-        loaded (recorded as a health problem)."""
-        if self._live_model is None or self._live_model[0] != version.version:
-            if version.version in self._unusable:
-                return None
-            try:
-                model = self.project.artifacts.get_model(version.artifact_uri, version.sha256)
-            except errors.DriftloopError as exc:
-                self.report_unusable(version, exc)
-                return None
-            self._live_model = (version.version, model)
-        return self._live_model[1]
-
-    def report_unusable(self, version: entities.ModelVersion, exc: Exception) -> None:
-        """Record once (per champion version, across processes) that the champion's model
-        cannot be loaded, as a ``health`` decision that `driftloop status` can show."""
-        self._unusable[version.version] = str(exc)
-        store, name = self.project.store, self.project.name
-        last = store.decisions.list(name, kind="health", limit=1)
-        seen = last[0].evidence if last else {}
-        if seen.get("problem") == UNUSABLE and seen.get("version") == version.version:
-            return
-        store.decisions.add(
-            name,
-            kind="health",
-            fired=True,
-            evidence={
-                "problem": UNUSABLE,
-                "version": version.version,
-                "error": str(exc),
-                "action": "retraining as if there were no champion",
-            },
-        )
 
     def latest(self) -> Latest:
         """The newest retrain decision, fired retrain decision and manual request: one read of
@@ -270,7 +210,7 @@ class Controller:
         done_upto = self.evaluations.last_batch_id()
         trained_upto = int(live.metrics.get("data_upto_batch", max(live.batch_ids, default=0)))
         pending = self.history.batches(after_id=max(done_upto, trained_upto))
-        model = self.live_model(live) if pending else None
+        model = self.models.live_model(live) if pending else None
         if model is None:
             return []
         scored = []
@@ -280,7 +220,7 @@ class Controller:
             calibrator = None
             if origins is None:
                 pairs = [(live.version, model, rows)]
-                calibrator = self.calibrator(live)
+                calibrator = self.models.calibrator(live)
             else:  # late labels: their rows were estimated when they arrived
                 pairs = self.late_pairs(rows, origins)
             for number, scorer, part in pairs:
@@ -290,19 +230,6 @@ class Controller:
                 scored.append(evaluation)
                 self.evaluations.add(evaluation)
         return scored
-
-    def calibrator(self, version: entities.ModelVersion) -> calibration.Calibrator | None:
-        """The version's confidence calibrator, read once (hash-verified); None if it has none."""
-        if version.calibration_uri is None or version.calibration_sha256 is None:
-            return None
-        if version.version not in self._calibrators:
-            document = self.project.artifacts.get_json(
-                version.calibration_uri, version.calibration_sha256
-            )
-            from driftloop.train import calibration
-
-            self._calibrators = {version.version: calibration.Calibrator.from_json(document)}
-        return self._calibrators[version.version]
 
     def evaluate_feedback(self) -> list[entities.Evaluation]:
         """Labels that came back through the server become evaluations too."""
@@ -318,19 +245,8 @@ class Controller:
         pairs = []
         for number in sorted({served[o] for o in set(origins.tolist()) if o in served}):
             mask = [served.get(o) == number for o in origins.tolist()]
-            pairs.append((number, self.model_of(number), rows[mask]))
+            pairs.append((number, self.models.model_of(number), rows[mask]))
         return pairs
-
-    def model_of(self, number: int) -> Any:
-        """Any version's model, loaded once (hash-verified)."""
-        if self._live_model is not None and self._live_model[0] == number:
-            return self._live_model[1]
-        if number not in self._models:
-            found = self.project.store.versions.get(self.project.name, number)
-            self._models[number] = self.project.artifacts.get_model(
-                found.artifact_uri, found.sha256
-            )
-        return self._models[number]
 
     def decide(
         self, live: entities.ModelVersion | None, latest: Latest
@@ -343,11 +259,11 @@ class Controller:
         store, name = self.project.store, self.project.name
         last = latest.decision
         seen = int(last.evidence.get("last_batch_id", 0)) if last else 0
-        unusable = self.unusable_champion(live)
+        unusable = self.models.unusable_champion(live)
         is_new = (
             last is None
             or bool(self.history.batch_ids(after_id=seen))
-            or (unusable is not None and last.evidence.get(UNUSABLE) != unusable)
+            or (unusable is not None and last.evidence.get(champion_models.UNUSABLE) != unusable)
         )
         if not is_new and not self.policy.fires_without_new_data(
             policy_signals.Signals(
@@ -383,11 +299,11 @@ class Controller:
             "policy": verdict.to_json(),
             "last_batch_id": gathered.last_batch_id,
             "last_evaluation_id": last_eval.id if last_eval else 0,
-            "signals": _signals_json(gathered.signals),
+            "signals": gathered.signals.to_json(),
             "drift": gathered.signals.drift,
         }
         if unusable is not None:
-            evidence[UNUSABLE] = unusable
+            evidence[champion_models.UNUSABLE] = unusable
         return store.decisions.add(
             name,
             kind="retrain",
@@ -395,13 +311,6 @@ class Controller:
             evidence=evidence,
             caused_by=gathered.caused_by,
         )
-
-    def unusable_champion(self, live: entities.ModelVersion | None) -> int | None:
-        """The champion's version number if the champion exists but cannot be used."""
-        champion = self._champion
-        if live is None and champion is not None and champion.version in self._unusable:
-            return champion.version
-        return None
 
     def trains(self) -> bool:
         """Whether this controller trains: a federated pipeline's (`trainer.federated`) trains
@@ -416,17 +325,15 @@ class Controller:
     def act(self, decision: entities.Decision) -> retrain.Outcome:
         """Retrain for `decision`; the gate compares with the champion if it can be loaded."""
         rows = self.history.rows()
-        live = self.usable(self.champion())
-        model = self.live_model(live) if live is not None else None
+        live = self.models.usable(self.models.champion())
+        model = self.models.live_model(live) if live is not None else None
         champion = (live, model) if live is not None and model is not None else None
         outcome = retrain.retrain(
             self.project, decision, rows, champion, self.executor, self.holder, self.renew_lease
         )
         number = self.project.store.aliases.get(self.project.name, "champion")
         if outcome.version is not None and number == outcome.version.version:
-            self._champion = outcome.version
-            self._live_model = (number, outcome.model)  # the bytes just stored
-            self._checked.add(number)
+            self.models.installed(outcome.version, outcome.model)
         return outcome
 
     def renew_lease(self) -> None:
@@ -439,28 +346,6 @@ class Controller:
                 pipeline=name,
                 holder=self.holder,
             )
-
-    def repair(self) -> list[str]:
-        """Finish what a crashed tick left: close orphaned runs, promote a passed version.
-        A run left open by a stopped controller is "interrupted", which is no failed attempt."""
-        store, name = self.project.store, self.project.name
-        repaired = []
-        for run in store.runs.list(name, status="running"):
-            if store.versions.for_run(run.id) is not None:  # stopped right after storing it
-                store.runs.finish(run.id, status="succeeded", compute_seconds=None)
-                repaired.append(f"run {run.id} marked succeeded (its version was stored)")
-                continue
-            store.runs.finish(
-                run.id,
-                status="interrupted",
-                compute_seconds=None,
-                error="interrupted: the controller stopped during training",
-            )
-            repaired.append(f"run {run.id} marked interrupted (the controller stopped)")
-        promoted = retrain.promote_pending(self.project, self.holder)
-        if promoted is not None:
-            repaired.append(f"version {promoted.version} promoted (interrupted before promotion)")
-        return repaired
 
     def retry_unfinished(self, last_fired: entities.Decision | None) -> retrain.Outcome | None:
         """A fired decision without a succeeded run is retried until it has
@@ -503,18 +388,3 @@ def _outcome(outcome: retrain.Outcome | None) -> str:
     made = "no version" if outcome.version is None else f"v{outcome.version.version}"
     return (f"training {outcome.run.status}: {made}, "
             f"{'promoted' if outcome.promoted else 'not promoted'} ({outcome.reason})")
-
-
-def _signals_json(signals: Any) -> dict[str, Any]:
-    return {
-        "now": signals.now.isoformat(),
-        "has_champion": signals.has_champion,
-        "live_metric": signals.live_metric,
-        "live_rows": signals.live_rows,
-        "estimated_metric": signals.estimated_metric,
-        "estimated_rows": signals.estimated_rows,
-        "champion_metric": signals.champion_metric,
-        "new_labelled_rows": signals.new_labelled_rows,
-        "concept_drift": signals.concept_drift,
-        "manual": signals.manual,
-    }

@@ -89,6 +89,21 @@ class Signals:
     fairness: tuple[FairnessCheck, ...] = ()
     explanation: JSON | None = None
 
+    def to_json(self) -> dict[str, Any]:
+        """What a decision records of these signals (its evidence's ``signals``)."""
+        return {
+            "now": self.now.isoformat(),
+            "has_champion": self.has_champion,
+            "live_metric": self.live_metric,
+            "live_rows": self.live_rows,
+            "estimated_metric": self.estimated_metric,
+            "estimated_rows": self.estimated_rows,
+            "champion_metric": self.champion_metric,
+            "new_labelled_rows": self.new_labelled_rows,
+            "concept_drift": self.concept_drift,
+            "manual": self.manual,
+        }
+
     def since_training(self, amount: Amount) -> bool:
         """Whether the data (or time) since the last training reaches `amount`."""
         last = self.last_training_at
