@@ -16,6 +16,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -239,17 +240,18 @@ def stream_project(tmp_path: Any, source: Any, spec: str) -> Any:
     return project
 
 
-def replay_project(tmp_path: Any, spec: Any, data: Any, ends: Any) -> Any:
+def replay_project(tmp_path: Any, spec: Any, data: Any, ends: Any,
+                   url: str | None = None) -> Any:
     """A project that replays `data` (stamped in column ``t``) in batches ending at `ends`, on
-    a fake clock set to the first end, with an in-memory store and artifacts under
-    `tmp_path`."""
+    a fake clock set to the first end, with its store at `url` (default: in memory) and
+    artifacts under `tmp_path`."""
     from driftloop.controller import project as projects
     from driftloop.core import clock as clocks
     from driftloop.data.sources import replay
     from driftloop.store import artifacts, metadata
 
     clock = clocks.FakeClock(ends[0].to_pydatetime())
-    store = metadata.MetadataStore.open("sqlite://", clock=clock)
+    store = metadata.MetadataStore.open(url or "sqlite://", clock=clock)
     store.pipelines.ensure(spec.name, spec.model_dump(mode="json"))
     return projects.Project(spec=spec, base_dir=tmp_path, store=store,
                             artifacts=artifacts.ArtifactStore(str(tmp_path / "artifacts")),
@@ -272,3 +274,17 @@ def cli_project(tmp_path: Any) -> Iterator[Any]:
     os.chdir(folder)
     yield folder
     os.chdir(old)
+
+
+def two_feature_days(days: int) -> Any:
+    """50 rows a day from 2024-01-01 (column ``t``): ``y`` is whether ``x0 + x1 > 0``."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(days * 50, 2))
+    return pd.DataFrame({
+        "x0": x[:, 0], "x1": x[:, 1], "y": (x[:, 0] + x[:, 1] > 0).astype(int),
+        "t": pd.date_range("2024-01-01", periods=days * 50, freq=timedelta(days=1) / 50,
+                           tz="UTC"),
+    })

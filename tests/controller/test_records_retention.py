@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from conftest import replay_project
+from conftest import replay_project, two_feature_days
 
 from driftloop.controller import backtest, gather, tick
 from driftloop.core import config
@@ -59,13 +59,9 @@ def stream(days: int) -> pd.DataFrame:
 def run(tmp_path: Path, history: str, url: str | None) -> tuple[Any, list[Any]]:
     """Replay 30 days, a batch a day; returns the project and each tick's decision."""
     spec = config.parse_spec(SPEC % history)
-    data = stream(30)
+    data = two_feature_days(30)
     ends = backtest.batch_ends(data, "t", timedelta(days=1), timedelta(days=1))
-    project = replay_project(tmp_path, spec, data, ends)
-    if url is not None:
-        project.store.close()
-        project.store = MetadataStore.open(url, clock=project.clock)
-        project.store.pipelines.ensure(spec.name, spec.model_dump(mode="json"))
+    project = replay_project(tmp_path, spec, data, ends, url)
     controller = tick.Controller(project)
     decided = []
     for end in ends:
@@ -184,7 +180,7 @@ def run_online(tmp_path: Path, history: str) -> tuple[Any, list[Any]]:
     from driftloop.controller import online_tick
 
     spec = config.parse_spec(ONLINE % history)
-    data = stream(30)
+    data = two_feature_days(30)
     ends = backtest.batch_ends(data, "t", timedelta(days=1), timedelta(days=1))
     project = replay_project(tmp_path, spec, data, ends)
     controller = online_tick.OnlineController(project)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from conftest import replay_project
+from conftest import replay_project, two_feature_days
 
 from driftloop.controller import tick
 from driftloop.core import config
@@ -132,17 +132,6 @@ retention: {label_horizon: 1d, batches: 2 batches, quarantine: 2d, versions: 1}
 """
 
 
-def stream(days: int) -> pd.DataFrame:
-    import numpy as np
-
-    rng = np.random.default_rng(3)
-    x = rng.normal(size=(days * 50, 2))
-    return pd.DataFrame({
-        "x0": x[:, 0], "x1": x[:, 1], "y": (x[:, 0] + x[:, 1] > 0).astype(int),
-        "t": pd.date_range("2024-01-01", periods=days * 50, freq=timedelta(days=1) / 50,
-                           tz="UTC"),
-    })
-
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_batch_files_a_version_or_the_window_needs_are_never_archived(
@@ -151,7 +140,7 @@ def test_batch_files_a_version_or_the_window_needs_are_never_archived(
     from driftloop.controller import backtest
 
     spec = config.parse_spec(SPEC)
-    data = stream(20)
+    data = two_feature_days(20)
     ends = backtest.batch_ends(data, "t", timedelta(days=1), timedelta(days=1))
     project = replay_project(tmp_path, spec, data, ends)
     if backend == "postgres":

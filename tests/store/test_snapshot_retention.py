@@ -14,12 +14,11 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from conftest import replay_project
+from conftest import replay_project, two_feature_days
 
 from driftloop.controller import backtest, online_tick
 from driftloop.core import config
 from driftloop.store import archive, notes
-from driftloop.store.metadata import MetadataStore
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 SPEC = """
@@ -35,29 +34,14 @@ retention: {label_horizon: 1d, batches: 2 batches, history: %s, versions: 2, the
 """
 
 
-def stream(days: int) -> pd.DataFrame:
-    import numpy as np
-
-    rng = np.random.default_rng(3)
-    x = rng.normal(size=(days * 50, 2))
-    return pd.DataFrame({
-        "x0": x[:, 0], "x1": x[:, 1], "y": (x[:, 0] + x[:, 1] > 0).astype(int),
-        "t": pd.date_range("2024-01-01", periods=days * 50, freq=timedelta(days=1) / 50,
-                           tz="UTC"),
-    })
-
 
 def run(tmp_path: Path, history: str, then: str, url: str | None, days: int = 20,
         noted: int | None = None) -> tuple[Any, list[Any]]:
     """Feed an online pipeline a batch a day; the project and each tick's result."""
     spec = config.parse_spec(SPEC % (history, then))
-    data = stream(days)
+    data = two_feature_days(days)
     ends = backtest.batch_ends(data, "t", timedelta(days=1), timedelta(days=1))
-    project = replay_project(tmp_path, spec, data, ends)
-    if url is not None:
-        project.store.close()
-        project.store = MetadataStore.open(url, clock=project.clock)
-        project.store.pipelines.ensure(spec.name, spec.model_dump(mode="json"))
+    project = replay_project(tmp_path, spec, data, ends, url)
     controller = online_tick.OnlineController(project)
     results = []
     for end in ends:
