@@ -94,6 +94,18 @@ def test_rollbacks_skip_cleared_entries_and_other_aliases(store: MetadataStore) 
         "rollout", "rollback", "rollout"]
 
 
+def test_retention_protects_the_version_a_rollback_really_goes_to(store: MetadataStore) -> None:
+    """With v3 retired, a rollback from v4 goes to v2, so v2 is what retention must keep."""
+    from driftloop.store import retention
+
+    promote(store, 1, 2, 3, 4)
+    with store.db.write() as conn:
+        conn.execute(sa.delete(tables.model_versions).where(tables.model_versions.c.version == 3))
+    assert retention.Rollbacks(store, PIPELINE).targets() == {2}
+    assert retention.needed_versions(store, PIPELINE, 0) >= {2, 4}
+    assert rollback(store) == 2
+
+
 @pytest.mark.parametrize(("moves", "target"), [
     ([], None),
     ([("promote", 1)], None),

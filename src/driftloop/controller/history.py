@@ -53,13 +53,13 @@ class History:
         self._labelled: list[int] = [0]  # labelled rows before each batch, then the total
         self._frame: pd.DataFrame | None = None  # rows of all batches but the tail
         self._tail: list[pd.DataFrame] = []  # rows of the newest batches, one frame each
-        self.pending: dict[int, pd.DataFrame] = {}
+        self._pending: dict[int, pd.DataFrame] = {}
         self._origin: dict[Any, int] = {}  # row key → the batch that brought the row
         self._late: dict[int, npt.NDArray[np.int64]] = {}  # label batch → origin batch per row
 
     def add(self, batch: entities.Batch, rows: pd.DataFrame) -> None:
         """Hand over the rows of a batch just accepted (saves reading them back)."""
-        self.pending[batch.id] = rows
+        self._pending[batch.id] = rows
 
     def refresh(self) -> None:
         """Take in the records of the batches accepted since the last call (not their rows)."""
@@ -82,7 +82,7 @@ class History:
             self._tail.append(part)
             self._index(batch.id, part)
         self._loaded = len(self._batches)
-        self.pending.clear()
+        self._pending.clear()
 
     def _index(self, batch_id: int, part: pd.DataFrame) -> None:
         """Remember which batch brought each row key; a batch whose keys were all seen before
@@ -162,8 +162,8 @@ class History:
     def batch_rows(self, batch: entities.Batch) -> pd.DataFrame:
         """The rows of one accepted batch, tagged with its id; none for a batch whose file
         retention archived (no training window reaches it any more: `controller.retention_tick`)."""
-        if batch.id in self.pending:
-            frame = self.pending[batch.id]
+        if batch.id in self._pending:
+            frame = self._pending[batch.id]
         elif batch.archived_at is not None or batch.data_uri is None or not batch.data_sha256:
             import pandas as pd
 

@@ -33,8 +33,8 @@ def holder_name(role: str) -> str:
 class Heartbeat:
     """Renews `holder`'s lease every `ttl / 3` on a daemon thread until `stop()`.
 
-    A lost lease (another controller holds it) is remembered in `_lost`, not raised: the fence
-    refuses the holder's next write, which is where it matters. An error while renewing (the
+    A lost lease (another controller holds it) is logged and ends the beats, not raised: the
+    fence refuses the holder's next write, which is where it matters. An error while renewing (the
     database locked or unreachable for a moment) is retried at the next beat.
     """
 
@@ -45,7 +45,6 @@ class Heartbeat:
         self.pipeline = pipeline
         self.holder = holder
         self.ttl = ttl
-        self._lost = False
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=self._run, name=f"driftloop-lease-{pipeline}", daemon=True
@@ -65,11 +64,12 @@ class Heartbeat:
             try:
                 renewed = self.store.leases.acquire(self.pipeline, self.holder, self.ttl)
             except Exception:  # "database is locked", a dropped connection: try again next
-                continue  # time; if the lease lapses meanwhile, the fence refuses the next write
+                log.debug("renewing the lease on %s failed; trying again", self.pipeline,
+                          exc_info=True)  # if it lapses meanwhile, the fence refuses the next write
+                continue
             if renewed is None:  # another controller holds it now
                 log.warning("%s lost the lease on %s to another holder", self.holder,
                             self.pipeline)
-                self._lost = True
                 return
 
 

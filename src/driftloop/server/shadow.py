@@ -43,13 +43,14 @@ class ShadowScorer:
     """A queue of answered requests and the thread that scores them with the shadow alias."""
 
     def __init__(
-        self, pipeline: str, holder: live_models.ModelHolder, log: predictions.PredictionLog,
+        self, pipeline: str, holder: live_models.ModelHolder,
+        prediction_log: predictions.PredictionLog,
         tally: tallies.Tally, *, max_queued: int = 10_000,
         on_dropped: Callable[[int], None] | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.holder = holder
-        self._log = log
+        self._log = prediction_log
         self.tally = tally
         self.max_queued = max_queued
         self.on_dropped = on_dropped

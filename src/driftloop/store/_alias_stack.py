@@ -22,7 +22,7 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 ROLLBACK = "rollback"
 
@@ -47,9 +47,15 @@ def push(stack: list[int | None], action: str | None, version: int | None) -> No
         stack.append(version)
 
 
-def target(stack: list[int | None]) -> int | None:
-    """The version a rollback from `stack` goes to; None if there is no earlier version."""
-    return next((version for version in reversed(stack[:-1]) if version is not None), None)
+def target(stack: list[int | None], exists: Callable[[int], bool] = lambda _: True) -> int | None:
+    """The version a rollback from `stack` goes to, passing over versions that no longer
+    `exists` (retention retired them); None if there is no earlier version.
+
+    >>> target([1, 2, 3], exists=lambda version: version != 2)
+    1
+    """
+    return next((version for version in reversed(stack[:-1])
+                 if version is not None and exists(version)), None)
 
 
 def rollback_target(moves: Iterable[tuple[str, int | None]]) -> int | None:

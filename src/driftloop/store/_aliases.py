@@ -59,10 +59,9 @@ class Aliases:
         with self._db.write() as conn:
             pid = self._lock_pipeline(conn, pipeline)
             rows = conn.execute(_MOVES, {"pid": pid, "alias": alias})
-            stack = _alias_stack.replay((row.action or "promote", row.version) for row in rows)
-            target = next((version for version in reversed(stack[:-1]) if version is not None
-                           and conn.scalar(_VERSION_ID, {"pid": pid, "version": version})
-                           is not None), None)
+            target = _alias_stack.target(
+                _alias_stack.replay((row.action or "promote", row.version) for row in rows),
+                exists=lambda v: conn.scalar(_VERSION_ID, {"pid": pid, "version": v}) is not None)
             if target is None:
                 raise errors.ConflictError(
                     f"alias {alias!r} of pipeline {pipeline!r} has no earlier version to roll "

@@ -4,12 +4,12 @@ kind."""
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import sqlalchemy as sa
 
 from driftloop.core import clock as clocks
+from driftloop.core import finite
 from driftloop.core.types import JSON
 from driftloop.store import _database, _rows, entities, tables
 
@@ -34,7 +34,7 @@ class Findings:
             batch_id: int | None = None, version: int | None = None,
             value: float | None = None) -> entities.Finding:
         """Record one finding of `kind` with its evidence `report`."""
-        number = None if value is None or not math.isfinite(value) else float(value)
+        number = finite.or_none(value)
         plain = _rows.plain(report)
         with self._db.write() as conn:
             at = self._db.clock.now()

@@ -27,7 +27,16 @@ from typing import Any
 import sqlalchemy as sa
 
 from driftloop.core import clock as clocks
-from driftloop.store import _engine, archive, metadata, serving_tables, tables
+from driftloop.store import (
+    _alias_stack,
+    _database,
+    _engine,
+    _rows,
+    archive,
+    metadata,
+    serving_tables,
+    tables,
+)
 
 P, F, S = serving_tables.predictions, serving_tables.feedback, serving_tables.serving_stats
 B = tables.batches
@@ -289,13 +298,18 @@ class Rollbacks:
         self._after_id = 0  # the newest move replayed
 
     def targets(self) -> set[int]:
-        """Each alias's rollback target (aliases with none left out)."""
-        from driftloop.store import _alias_stack
-
+        """Each alias's rollback target (aliases with none left out), passing over versions
+        retention already retired, as `Aliases.rollback` does."""
         for move in self.store.aliases.history(self.pipeline, after_id=self._after_id):
             _alias_stack.push(self._stacks.setdefault(move.alias, []), move.action, move.version)
             self._after_id = move.id
-        found = (_alias_stack.target(stack) for stack in self._stacks.values())
+        held = {v for stack in self._stacks.values() for v in stack if v is not None}
+        mv = tables.model_versions
+        with self.store.db.read() as conn:
+            pid = self.store.db.pid(conn, self.pipeline)
+            stored = set(conn.scalars(sa.select(mv.c.version).where(
+                mv.c.pipeline_id == pid, mv.c.version.in_(held)))) if held else set()
+        found = (_alias_stack.target(stack, stored.__contains__) for stack in self._stacks.values())
         return {version for version in found if version is not None}
 
 
@@ -305,8 +319,6 @@ def quarantined(
     """The first `limit` quarantined and requeued batches with id > `after_id` whose file is
     still in place, each with how many batches of the pipeline came after it (counted up to
     `count`; 0: not counted): `(batch, newer)` pairs."""
-    from driftloop.store import _database, _rows
-
     with store.db.read() as conn:
         pid = store.db.pid(conn, pipeline)
         rows = conn.execute(_database.with_pipeline(B).where(

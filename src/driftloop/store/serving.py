@@ -375,13 +375,6 @@ def _with_pipeline() -> sa.Select[Any]:
         tables.pipelines, tables.pipelines.c.id == p.c.pipeline_id)
 
 
-def _prediction_values(row: Prediction, pid: int) -> dict[str, Any]:
-    return {
-        "id": row.id, "pipeline_id": pid, "alias": row.alias, "version": int(row.version),
-        "key": row.key, "features": row.features, "prediction": row.prediction,
-        "probabilities": row.probabilities, "at": row.at,
-    }
-
 
 def _prediction(row: Any, pipeline: str | None = None) -> Prediction:
     return Prediction(
