@@ -31,7 +31,6 @@ the files `driftloop gc` may delete once `retention.archives` has passed.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import posixpath
@@ -163,8 +162,7 @@ class Archive:
             conn.execute(sa.delete(A).where(A.c.id.in_([part.id for part in parts])))
         for part in parts:
             if part.uri != merged.uri:
-                with contextlib.suppress(FileNotFoundError):
-                    self.files.fs.rm_file(self.files._path(part.uri))
+                self.files.delete(part.uri)
         return merged
 
     def files_of(
@@ -226,8 +224,7 @@ class Archive:
         """Delete these files and mark their records deleted; returns the records marked."""
         done = []
         for record in records:
-            with contextlib.suppress(FileNotFoundError):  # already gone counts as deleted
-                self.files.fs.rm_file(self.files._path(record.uri))
+            self.files.delete(record.uri)  # already gone counts as deleted
             done.append(record)
         if done:
             with self.store.db.write() as conn:

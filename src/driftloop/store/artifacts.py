@@ -190,6 +190,14 @@ class ArtifactStore:
 
     # -- paths -----------------------------------------------------------------------------
 
+    def delete(self, uri: str) -> bool:
+        """Remove the file at `uri`; False if it was already gone (someone else removed it)."""
+        try:
+            self.fs.rm_file(self._path(uri))
+        except FileNotFoundError:
+            return False
+        return True
+
     def _path(self, uri: str) -> str:
         """The filesystem path of a URI this store handed out (or a key relative to its root)."""
         if "://" in uri or uri.startswith("/"):

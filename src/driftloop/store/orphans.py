@@ -101,11 +101,8 @@ def remove(
         match = _NAME.fullmatch(posixpath.basename(orphan.uri))
         if match is None or (match["sha"] in known and not orphan.partial):
             continue
-        try:
-            files.fs.rm_file(files.fs._strip_protocol(orphan.uri))
-        except FileNotFoundError:
-            continue  # removed by someone else meanwhile
-        gone.append(orphan)
+        if files.delete(orphan.uri):  # else removed by someone else meanwhile
+            gone.append(orphan)
     return gone
 
 

@@ -19,7 +19,6 @@ switches it to incremental mode for good.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -215,8 +214,7 @@ def mark_archived(
         shared = conn.scalar(sa.select(sa.func.count()).where(
             B.c.data_sha256 == row.data_sha256, B.c.id != batch_id))
     if row.data_uri and not shared:
-        with contextlib.suppress(FileNotFoundError):
-            files.files.fs.rm_file(files.files._path(row.data_uri))
+        files.files.delete(row.data_uri)
     return uri
 
 

@@ -18,7 +18,6 @@ one a person left a note on or exported.
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -111,8 +110,7 @@ def retire_snapshots(
         shared |= set(conn.scalars(sa.select(tables.model_transfers.c.artifact_uri).where(
             tables.model_transfers.c.artifact_uri.in_(uris))))
     for uri in uris - shared:
-        with contextlib.suppress(FileNotFoundError):
-            models.fs.rm_file(models._path(uri))
+        models.delete(uri)
     return len(rows)
 
 
