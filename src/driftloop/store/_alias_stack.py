@@ -3,8 +3,8 @@
 `_aliases.Aliases.rollback` reads the alias's (action, version) moves oldest first and
 replays them (`replay`); `retention.Rollbacks` keeps each alias's stack up to date move by move
 (`push`). A "rollback" move pops the version it rolled back from; any other move pushes its
-version (None for a cleared alias). The target (`rollback_target`) is the nearest version below
-the top that is not None (the store also passes over versions retention retired), so
+version (None for a cleared alias). The target (`target`) is the nearest version below the
+top that is not None and still stored (retention may have retired some), so
 successive rollbacks walk back through the promotions (v1 → v2 → v3, rollback → v2,
 rollback → v1) instead of bouncing between the last two.
 

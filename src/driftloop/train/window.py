@@ -82,10 +82,9 @@ def newest(frame: pd.DataFrame, size: Amount, *, timestamp: str | None,
 
 
 RATIO = 4
-"""Each default `auto` candidate is this many times the one before. Measured on the seven
-streams of `benchmarks/bench_policy.py` against 1, 2, 4, ...: a sixth to a third fewer fits;
-accuracy 0.15-0.34 points better on five streams, equal on one, 0.1 lower on one (the finer
-ladder's extra candidates mostly added chances to pick a window on the holdout's noise)."""
+"""Each default `auto` candidate is this many times the one before: a coarser ladder fits
+fewer windows, and the finer one's extra candidates mostly added chances to pick a window on
+the holdout's noise (the comparison on the policy streams: docs/performance.md)."""
 
 
 def auto_candidates(frame: pd.DataFrame, spec: config.WindowSpec) -> list[Amount]:
